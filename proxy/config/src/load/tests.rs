@@ -1,0 +1,141 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+apiVersion: tollgate.dev/v1alpha1
+kind: ProxyConfig
+providers:
+  - name: openai
+    type: openai
+    credentials: {env: OPENAI_API_KEY}
+    models: [gpt-4o-mini, "gpt-4.1*"]
+  - name: anthropic
+    type: anthropic
+    credentials: {file: /var/run/secrets/anthropic/key}
+    models: [claude-sonnet-4-5]
+"#;
+
+fn errors(text: &str) -> Vec<String> {
+    match from_yaml_str(text) {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.field_errors().into_iter().map(|f| f.to_string()).collect(),
+    }
+}
+
+#[test]
+fn minimal_gets_defaults() {
+    let c = from_yaml_str(MINIMAL).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9901");
+    assert_eq!(c.server.max_request_body, 16 << 20);
+    assert_eq!(c.server.max_concurrent_requests, 1024);
+    assert_eq!(c.providers[0].base_url.as_string(), "https://api.openai.com/v1");
+    assert_eq!(c.providers[1].base_url.as_string(), "https://api.anthropic.com");
+    assert_eq!(c.providers[1].anthropic_version, "2023-06-01");
+    assert!(c.providers[0].serves("gpt-4.1-mini"));
+    assert!(!c.providers[0].serves("gpt-4o"));
+    assert_eq!(c.providers[0].listed_models().collect::<Vec<_>>(), ["gpt-4o-mini"]);
+    assert_eq!(c.hash.len(), 64);
+}
+
+#[test]
+fn hash_ignores_formatting_but_not_content() {
+    let a = from_yaml_str(MINIMAL).unwrap();
+    let reformatted = MINIMAL.replace("{env: OPENAI_API_KEY}", "\n      env: OPENAI_API_KEY");
+    let b = from_yaml_str(&reformatted).unwrap();
+    assert_eq!(a.hash, b.hash);
+    let changed = from_yaml_str(&MINIMAL.replace("gpt-4o-mini", "gpt-4o")).unwrap();
+    assert_ne!(a.hash, changed.hash);
+}
+
+#[test]
+fn unknown_field_names_its_path() {
+    let e = errors(&MINIMAL.replace("    passthrough_typo", "").replace(
+        "    type: anthropic",
+        "    type: anthropic\n    baseURL: https://x",
+    ));
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("providers[1]"), "{e:?}");
+    assert!(e[0].contains("unknown field `baseURL`"), "{e:?}");
+}
+
+#[test]
+fn wrong_type_names_its_path() {
+    let e = errors(&format!("{MINIMAL}server:\n  maxConcurrentRequests: lots\n"));
+    assert!(e[0].starts_with("server.maxConcurrentRequests"), "{e:?}");
+}
+
+#[test]
+fn every_invalid_value_is_reported_at_once() {
+    let text = r#"
+apiVersion: tollgate.dev/v1
+kind: Proxy
+server: {listen: "localhost", maxRequestBody: 16MB, headerReadTimeout: "0s", maxConcurrentRequests: 0}
+upstream: {connectTimeout: soon}
+defaultProvider: nope
+providers:
+  - name: Bad_Name
+    type: openai-compatible
+    models: []
+  - name: dup
+    type: openai
+    baseUrl: "ftp://x"
+    credentials: {env: A, file: /b}
+    models: ["a*b"]
+    anthropicVersion: "2023-06-01"
+  - name: dup
+    type: azure-openai
+    baseUrl: "https://user:pw@x.openai.azure.com"
+    credentials: {env: "NOT-VALID"}
+    models: [gpt-4o]
+    headers: {Authorization: x}
+"#;
+    let e = errors(text);
+    let has = |p: &str, m: &str| e.iter().any(|x| x.starts_with(p) && x.contains(m));
+    assert!(has("apiVersion", "tollgate.dev/v1alpha1"), "{e:#?}");
+    assert!(has("kind", "ProxyConfig"));
+    assert!(has("server.listen", "not an IP:port"));
+    assert!(has("server.maxRequestBody", "suffix `MB`"));
+    assert!(has("server.headerReadTimeout", "greater than zero"));
+    assert!(has("server.maxConcurrentRequests", "at least 1"));
+    assert!(has("upstream.connectTimeout", "not a duration"));
+    assert!(has("defaultProvider", "no provider is named `nope`"));
+    assert!(has("providers[0].name", "DNS label"));
+    assert!(has("providers[0].baseUrl", "required for type `openai-compatible`"));
+    assert!(has("providers[0].credentials", "required unless"));
+    assert!(has("providers[0].models", "at least one model"));
+    assert!(has("providers[1].baseUrl", "http or https"));
+    assert!(has("providers[1].credentials", "not both"));
+    assert!(has("providers[1].models[0]", "only allowed at the end"));
+    assert!(has("providers[1].anthropicVersion", "only applies"));
+    assert!(has("providers[2].name", "already the name of providers[1]"));
+    assert!(has("providers[2].baseUrl", "must not carry credentials"));
+    assert!(has("providers[2].credentials.env", "not an environment variable"));
+    assert!(has("providers[2].apiVersion", "required for type `azure-openai`"));
+    assert!(has("providers[2].headers.Authorization", "managed by the proxy"));
+}
+
+#[test]
+fn same_model_on_two_providers_of_one_api_is_ambiguous() {
+    let text = MINIMAL.replace("models: [claude-sonnet-4-5]", "models: [claude-sonnet-4-5]\n  - name: other\n    type: openai-compatible\n    baseUrl: http://127.0.0.1:1/v1\n    passthrough: true\n    models: [gpt-4o-mini]");
+    let e = errors(&text);
+    assert!(e.iter().any(|x| x.starts_with("providers[2].models") && x.contains("already served by provider `openai`")), "{e:?}");
+}
+
+#[test]
+fn base_url_parsing() {
+    let u = parse_base_url("http://127.0.0.1:8000/openai/v1/").unwrap();
+    assert_eq!((u.scheme.as_str(), u.authority.as_str(), u.path.as_str()), ("http", "127.0.0.1:8000", "/openai/v1"));
+    assert!(parse_base_url("http://[::1]:80").is_ok());
+    assert!(parse_base_url("http://h:notaport").is_err());
+    assert!(parse_base_url("https://h/v1?x=1").is_err());
+    assert!(parse_base_url("api.openai.com").is_err());
+}
+
+#[test]
+fn schema_describes_the_file() {
+    let s = crate::json_schema();
+    let text = s.to_string();
+    assert!(text.contains("\"providers\""));
+    assert!(text.contains("openai-compatible"));
+    assert!(text.contains("additionalProperties"));
+}

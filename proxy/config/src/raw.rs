@@ -1,0 +1,271 @@
+//! The config file as written: serde types that mirror the YAML one to one.
+//!
+//! Field names are camelCase (Kubernetes API conventions), durations are
+//! strings such as `30s` or `1m30s`, sizes are integers (bytes) or quantities
+//! such as `4Mi`. Unknown fields are an error so typos never pass silently.
+//! Nothing here is validated beyond its shape; see [`crate::load`].
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A whole `ProxyConfig` file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "ProxyConfig")]
+pub struct RawConfig {
+    /// Must be `tollgate.dev/v1alpha1`.
+    pub api_version: String,
+    /// Must be `ProxyConfig`.
+    pub kind: String,
+    /// Optional identification, shown in logs and `/config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<RawMetadata>,
+    /// The data-path listener the apps call.
+    #[serde(default)]
+    pub server: RawServer,
+    /// The admin listener: metrics, health, active config.
+    #[serde(default)]
+    pub admin: RawAdmin,
+    /// How the proxy talks to providers.
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    /// LLM providers the proxy may call. At least one.
+    pub providers: Vec<RawProvider>,
+    /// Provider that receives `/v1/*` paths the proxy does not handle itself
+    /// (files, batches, ...), and requests whose API has no model to route on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_provider: Option<String>,
+    /// What to do with `/v1/*` paths the proxy does not handle itself.
+    #[serde(default)]
+    pub unknown_paths: UnknownPaths,
+    /// Log format and level.
+    #[serde(default)]
+    pub logging: RawLogging,
+    /// Model aliases and routes (filled by the routing feature).
+    #[serde(default, skip_serializing_if = "RawRouting::is_empty")]
+    pub routing: RawRouting,
+    /// Response cache (filled by the cache feature).
+    #[serde(default, skip_serializing_if = "RawCache::is_empty")]
+    pub cache: RawCache,
+    /// PII filtering and prompt guard (filled by the PII feature).
+    #[serde(default, skip_serializing_if = "RawPii::is_empty")]
+    pub pii: RawPii,
+    /// Budgets and rate limits (filled by the budget feature).
+    #[serde(default, skip_serializing_if = "RawBudgets::is_empty")]
+    pub budgets: RawBudgets,
+}
+
+/// Free-form identification of a config.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Data-path listener and its limits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawServer {
+    /// Address to listen on. Default `127.0.0.1:8080`. Changing it needs a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Largest request body accepted (bytes or a quantity like `16Mi`). Default `16Mi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_body: Option<Quantity>,
+    /// Time allowed for a client to send the request headers. Default `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout: Option<String>,
+    /// Requests handled at once; beyond it the proxy answers 503 with
+    /// `Retry-After`. Default 1024.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_requests: Option<u32>,
+    /// After SIGTERM, keep accepting for this long (the app in the same pod
+    /// may still be finishing). Default `5s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_delay: Option<String>,
+    /// After the delay, wait this long for in-flight requests and streams.
+    /// Default `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_timeout: Option<String>,
+}
+
+/// Admin listener.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Address to listen on. Default `127.0.0.1:9901`. Changing it needs a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+/// Upstream HTTP client settings shared by every provider.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawUpstream {
+    /// TCP + TLS connect timeout. Default `5s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<String>,
+    /// Close pooled connections idle this long. Default `90s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_idle_timeout: Option<String>,
+    /// Idle connections kept per upstream host. Default 64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_max_idle_per_host: Option<u32>,
+    /// Time allowed for the upstream to send response headers. Default `600s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_header_timeout: Option<String>,
+    /// PEM bundle of extra CA certificates trusted besides the webpki roots
+    /// (a private gateway, a corporate TLS proxy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_ca_file: Option<String>,
+    /// How often credential files are re-read in addition to file-change
+    /// notifications. Default `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_refresh_interval: Option<String>,
+}
+
+/// The API family a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderType {
+    /// api.openai.com.
+    Openai,
+    /// api.anthropic.com.
+    Anthropic,
+    /// Anything that speaks the OpenAI API: vLLM, Ollama, LocalAI, gateways.
+    OpenaiCompatible,
+    /// Azure OpenAI: deployment paths and `api-version`.
+    AzureOpenai,
+}
+
+/// One LLM provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawProvider {
+    /// Unique name, a DNS label (`[a-z0-9-]`, at most 63 characters).
+    pub name: String,
+    /// API family.
+    #[serde(rename = "type")]
+    pub kind: ProviderType,
+    /// Base URL as the provider's SDK takes it: OpenAI-style ones include
+    /// the version prefix (`https://api.openai.com/v1`), Anthropic's does not
+    /// (`https://api.anthropic.com`), Azure's is the resource endpoint
+    /// (`https://NAME.openai.azure.com`). Defaults exist for `openai` and
+    /// `anthropic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Where the provider key comes from. Omit only with `passthrough`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<RawCredentials>,
+    /// Forward the key the app sent instead of injecting one. Off by default:
+    /// apps never hold real keys.
+    #[serde(default)]
+    pub passthrough: bool,
+    /// Models this provider serves. Exact names, or a prefix ending in `*`.
+    /// Exact names are what `GET /v1/models` lists.
+    pub models: Vec<String>,
+    /// `anthropic-version` header sent when the app did not send one.
+    /// Default `2023-06-01`. Anthropic only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anthropic_version: Option<String>,
+    /// Azure OpenAI `api-version` query parameter. Required for `azure-openai`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Extra headers sent upstream on every request (values are redacted in
+    /// `/config`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A provider key's source: exactly one of `env` or `file`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawCredentials {
+    /// Environment variable holding the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// File holding the key (a mounted Secret); re-read when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+/// What to do with `/v1/*` paths the proxy does not handle itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnknownPaths {
+    /// Forward to `defaultProvider` (refused if none is set).
+    #[default]
+    Forward,
+    /// Refuse with 404.
+    Reject,
+}
+
+/// Log settings. Changing them needs a restart.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawLogging {
+    /// `text` (default) or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `tollgate_proxy=debug`. Default `info`;
+    /// `RUST_LOG` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// An integer number of bytes or a quantity string (`512Ki`, `16Mi`, `1G`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Quantity {
+    Bytes(u64),
+    Text(String),
+}
+
+macro_rules! reserved_section {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct $name {}
+
+        impl $name {
+            /// True when nothing is configured.
+            pub fn is_empty(&self) -> bool {
+                *self == Self::default()
+            }
+        }
+    };
+}
+
+reserved_section!(
+    /// Model aliases, weighted targets, retries and fallbacks. Reserved.
+    RawRouting
+);
+reserved_section!(
+    /// Exact and semantic response cache. Reserved.
+    RawCache
+);
+reserved_section!(
+    /// PII recognizers and actions, prompt guard. Reserved.
+    RawPii
+);
+reserved_section!(
+    /// Token and USD budgets, rate limits. Reserved.
+    RawBudgets
+);
