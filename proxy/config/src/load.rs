@@ -77,11 +77,7 @@ pub fn from_yaml_str(text: &str) -> Result<Config, LoadError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         LoadError::Parse {
-            path: if path == "." {
-                "(root)".into()
-            } else {
-                path
-            },
+            path: if path == "." { "(root)".into() } else { path },
             message: inner.to_string(),
         }
     })?;
@@ -106,8 +102,16 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
     let s = &raw.server;
     let server = ServerConfig {
         listen: v.addr("server.listen", s.listen.as_deref(), "127.0.0.1:8080"),
-        max_request_body: v.bytes("server.maxRequestBody", s.max_request_body.as_ref(), 16 << 20),
-        header_read_timeout: v.duration("server.headerReadTimeout", s.header_read_timeout.as_deref(), 10),
+        max_request_body: v.bytes(
+            "server.maxRequestBody",
+            s.max_request_body.as_ref(),
+            16 << 20,
+        ),
+        header_read_timeout: v.duration(
+            "server.headerReadTimeout",
+            s.header_read_timeout.as_deref(),
+            10,
+        ),
         max_concurrent_requests: s.max_concurrent_requests.unwrap_or(1024) as usize,
         drain_delay: v.duration_allow_zero("server.drainDelay", s.drain_delay.as_deref(), 5),
         drain_timeout: v.duration("server.drainTimeout", s.drain_timeout.as_deref(), 30),
@@ -119,16 +123,27 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
         v.err("server.maxRequestBody", "must be at least 1 byte".into());
     }
     let admin = AdminConfig {
-        listen: v.addr("admin.listen", raw.admin.listen.as_deref(), "127.0.0.1:9901"),
+        listen: v.addr(
+            "admin.listen",
+            raw.admin.listen.as_deref(),
+            "127.0.0.1:9901",
+        ),
     };
     if admin.listen == server.listen && admin.listen.port() != 0 {
-        v.err("admin.listen", format!("must differ from server.listen ({})", server.listen));
+        v.err(
+            "admin.listen",
+            format!("must differ from server.listen ({})", server.listen),
+        );
     }
 
     let u = &raw.upstream;
     let upstream = UpstreamConfig {
         connect_timeout: v.duration("upstream.connectTimeout", u.connect_timeout.as_deref(), 5),
-        pool_idle_timeout: v.duration("upstream.poolIdleTimeout", u.pool_idle_timeout.as_deref(), 90),
+        pool_idle_timeout: v.duration(
+            "upstream.poolIdleTimeout",
+            u.pool_idle_timeout.as_deref(),
+            90,
+        ),
         pool_max_idle_per_host: u.pool_max_idle_per_host.unwrap_or(64) as usize,
         response_header_timeout: v.duration(
             "upstream.responseHeaderTimeout",
@@ -186,7 +201,10 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
             None => {
                 v.err(
                     "defaultProvider",
-                    format!("no provider is named `{name}` (known: {})", known(&raw.providers)),
+                    format!(
+                        "no provider is named `{name}` (known: {})",
+                        known(&raw.providers)
+                    ),
                 );
                 None
             }
@@ -277,7 +295,12 @@ impl Validator {
         d
     }
 
-    fn duration_allow_zero(&mut self, path: &str, value: Option<&str>, default_secs: u64) -> Duration {
+    fn duration_allow_zero(
+        &mut self,
+        path: &str,
+        value: Option<&str>,
+        default_secs: u64,
+    ) -> Duration {
         match value {
             None => Duration::from_secs(default_secs),
             Some(t) => parse_duration(t).unwrap_or_else(|e| {
@@ -334,15 +357,24 @@ impl Validator {
         for (j, m) in p.models.iter().enumerate() {
             let m = m.trim();
             if m.is_empty() || m == "*" && p.models.len() > 1 {
-                self.err(&format!("{at}.models[{j}]"), "must be a model name or `prefix*`".into());
+                self.err(
+                    &format!("{at}.models[{j}]"),
+                    "must be a model name or `prefix*`".into(),
+                );
             }
             if let Some(prefix) = m.strip_suffix('*') {
                 if prefix.contains('*') {
-                    self.err(&format!("{at}.models[{j}]"), "`*` is only allowed at the end".into());
+                    self.err(
+                        &format!("{at}.models[{j}]"),
+                        "`*` is only allowed at the end".into(),
+                    );
                 }
                 models.push(ModelPattern::Prefix(prefix.to_string()));
             } else if m.contains('*') {
-                self.err(&format!("{at}.models[{j}]"), "`*` is only allowed at the end".into());
+                self.err(
+                    &format!("{at}.models[{j}]"),
+                    "`*` is only allowed at the end".into(),
+                );
             } else {
                 models.push(ModelPattern::Exact(m.to_string()));
             }
@@ -368,10 +400,19 @@ impl Validator {
         for (name, value) in &p.headers {
             let lower = name.to_ascii_lowercase();
             if !is_token(name) {
-                self.err(&format!("{at}.headers.{name}"), "is not a valid header name".into());
+                self.err(
+                    &format!("{at}.headers.{name}"),
+                    "is not a valid header name".into(),
+                );
             } else if matches!(
                 lower.as_str(),
-                "host" | "content-length" | "transfer-encoding" | "connection" | "authorization" | "x-api-key" | "api-key"
+                "host"
+                    | "content-length"
+                    | "transfer-encoding"
+                    | "connection"
+                    | "authorization"
+                    | "x-api-key"
+                    | "api-key"
             ) {
                 self.err(
                     &format!("{at}.headers.{name}"),
@@ -379,7 +420,10 @@ impl Validator {
                 );
             }
             if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                self.err(&format!("{at}.headers.{name}"), "value must not contain CR, LF or NUL".into());
+                self.err(
+                    &format!("{at}.headers.{name}"),
+                    "value must not contain CR, LF or NUL".into(),
+                );
             }
             headers.push((lower, value.clone()));
         }
@@ -402,8 +446,15 @@ impl Validator {
     fn credentials(&mut self, at: &str, c: &RawCredentials) -> Option<CredentialSource> {
         match (&c.env, &c.file) {
             (Some(env), None) => {
-                if env.is_empty() || !env.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
-                    self.err(&format!("{at}.env"), format!("`{env}` is not an environment variable name"));
+                if env.is_empty()
+                    || !env
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+                {
+                    self.err(
+                        &format!("{at}.env"),
+                        format!("`{env}` is not an environment variable name"),
+                    );
                 }
                 Some(CredentialSource::Env(env.clone()))
             }
@@ -454,11 +505,14 @@ pub fn parse_base_url(url: &str) -> Result<BaseUrl, String> {
         return Err(format!("`{url}` has no host"));
     }
     if authority.contains('@') {
-        return Err(format!(
-            "the base URL must not carry credentials; use `credentials` instead"
-        ));
+        return Err(
+            "the base URL must not carry credentials; use `credentials` instead".to_string(),
+        );
     }
-    if authority.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+    if authority
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         return Err(format!("`{url}` has an invalid host"));
     }
     if let Some((_, port)) = authority.rsplit_once(':') {
@@ -476,16 +530,16 @@ pub fn parse_base_url(url: &str) -> Result<BaseUrl, String> {
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
 
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::raw::{LogFormat, ProviderType, UnknownPaths};
 use crate::raw::RawConfig;
+pub use crate::raw::{LogFormat, ProviderType, UnknownPaths};
 
 /// The whole validated config.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,7 +11,9 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         .unwrap_or(text.len());
     let (digits, suffix) = text.split_at(split);
     if digits.is_empty() {
-        return Err(format!("`{text}` is not a size (expected e.g. 4096, 512Ki, 16Mi)"));
+        return Err(format!(
+            "`{text}` is not a size (expected e.g. 4096, 512Ki, 16Mi)"
+        ));
     }
     let n: u64 = digits
         .parse()

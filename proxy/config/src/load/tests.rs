@@ -17,7 +17,11 @@ providers:
 fn errors(text: &str) -> Vec<String> {
     match from_yaml_str(text) {
         Ok(_) => panic!("expected an error"),
-        Err(e) => e.field_errors().into_iter().map(|f| f.to_string()).collect(),
+        Err(e) => e
+            .field_errors()
+            .into_iter()
+            .map(|f| f.to_string())
+            .collect(),
     }
 }
 
@@ -28,12 +32,21 @@ fn minimal_gets_defaults() {
     assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9901");
     assert_eq!(c.server.max_request_body, 16 << 20);
     assert_eq!(c.server.max_concurrent_requests, 1024);
-    assert_eq!(c.providers[0].base_url.as_string(), "https://api.openai.com/v1");
-    assert_eq!(c.providers[1].base_url.as_string(), "https://api.anthropic.com");
+    assert_eq!(
+        c.providers[0].base_url.as_string(),
+        "https://api.openai.com/v1"
+    );
+    assert_eq!(
+        c.providers[1].base_url.as_string(),
+        "https://api.anthropic.com"
+    );
     assert_eq!(c.providers[1].anthropic_version, "2023-06-01");
     assert!(c.providers[0].serves("gpt-4.1-mini"));
     assert!(!c.providers[0].serves("gpt-4o"));
-    assert_eq!(c.providers[0].listed_models().collect::<Vec<_>>(), ["gpt-4o-mini"]);
+    assert_eq!(
+        c.providers[0].listed_models().collect::<Vec<_>>(),
+        ["gpt-4o-mini"]
+    );
     assert_eq!(c.hash.len(), 64);
 }
 
@@ -60,7 +73,9 @@ fn unknown_field_names_its_path() {
 
 #[test]
 fn wrong_type_names_its_path() {
-    let e = errors(&format!("{MINIMAL}server:\n  maxConcurrentRequests: lots\n"));
+    let e = errors(&format!(
+        "{MINIMAL}server:\n  maxConcurrentRequests: lots\n"
+    ));
     assert!(e[0].starts_with("server.maxConcurrentRequests"), "{e:?}");
 }
 
@@ -100,7 +115,10 @@ providers:
     assert!(has("upstream.connectTimeout", "not a duration"));
     assert!(has("defaultProvider", "no provider is named `nope`"));
     assert!(has("providers[0].name", "DNS label"));
-    assert!(has("providers[0].baseUrl", "required for type `openai-compatible`"));
+    assert!(has(
+        "providers[0].baseUrl",
+        "required for type `openai-compatible`"
+    ));
     assert!(has("providers[0].credentials", "required unless"));
     assert!(has("providers[0].models", "at least one model"));
     assert!(has("providers[1].baseUrl", "http or https"));
@@ -109,22 +127,38 @@ providers:
     assert!(has("providers[1].anthropicVersion", "only applies"));
     assert!(has("providers[2].name", "already the name of providers[1]"));
     assert!(has("providers[2].baseUrl", "must not carry credentials"));
-    assert!(has("providers[2].credentials.env", "not an environment variable"));
-    assert!(has("providers[2].apiVersion", "required for type `azure-openai`"));
-    assert!(has("providers[2].headers.Authorization", "managed by the proxy"));
+    assert!(has(
+        "providers[2].credentials.env",
+        "not an environment variable"
+    ));
+    assert!(has(
+        "providers[2].apiVersion",
+        "required for type `azure-openai`"
+    ));
+    assert!(has(
+        "providers[2].headers.Authorization",
+        "managed by the proxy"
+    ));
 }
 
 #[test]
 fn same_model_on_two_providers_of_one_api_is_ambiguous() {
     let text = MINIMAL.replace("models: [claude-sonnet-4-5]", "models: [claude-sonnet-4-5]\n  - name: other\n    type: openai-compatible\n    baseUrl: http://127.0.0.1:1/v1\n    passthrough: true\n    models: [gpt-4o-mini]");
     let e = errors(&text);
-    assert!(e.iter().any(|x| x.starts_with("providers[2].models") && x.contains("already served by provider `openai`")), "{e:?}");
+    assert!(
+        e.iter().any(|x| x.starts_with("providers[2].models")
+            && x.contains("already served by provider `openai`")),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn base_url_parsing() {
     let u = parse_base_url("http://127.0.0.1:8000/openai/v1/").unwrap();
-    assert_eq!((u.scheme.as_str(), u.authority.as_str(), u.path.as_str()), ("http", "127.0.0.1:8000", "/openai/v1"));
+    assert_eq!(
+        (u.scheme.as_str(), u.authority.as_str(), u.path.as_str()),
+        ("http", "127.0.0.1:8000", "/openai/v1")
+    );
     assert!(parse_base_url("http://[::1]:80").is_ok());
     assert!(parse_base_url("http://h:notaport").is_err());
     assert!(parse_base_url("https://h/v1?x=1").is_err());

@@ -1,0 +1,91 @@
+//! The request fields the pipeline reads before forwarding.
+//!
+//! Only `model` and `stream` are extracted; every other field is skipped
+//! (but still syntax-checked), and the original bytes are forwarded
+//! unchanged, so the proxy never drops a field it does not know.
+
+use serde::Deserialize;
+
+use crate::error::ProxyError;
+
+/// What the pipeline needs from a JSON request body.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RequestHead {
+    pub model: Option<String>,
+    pub stream: bool,
+}
+
+#[derive(Deserialize)]
+struct Head {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    stream: Option<bool>,
+}
+
+/// Parses the head of a JSON body, naming the field on type errors.
+pub fn parse_head(body: &[u8]) -> Result<RequestHead, ProxyError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ProxyError::MalformedJson(
+            "the body is empty; expected a JSON object".into(),
+        ));
+    }
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ProxyError::MalformedJson("expected a JSON object".into()));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let head: Head = match serde_path_to_error::deserialize(&mut de) {
+        Ok(h) => h,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            return Err(if inner.is_data() {
+                ProxyError::InvalidField(format!("`{path}`: {inner}"))
+            } else {
+                ProxyError::MalformedJson(inner.to_string())
+            });
+        }
+    };
+    de.end().map_err(|e| {
+        ProxyError::MalformedJson(format!("trailing characters after the JSON object ({e})"))
+    })?;
+    Ok(RequestHead {
+        model: head.model,
+        stream: head.stream.unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extracts_model_and_stream() {
+        let h = parse_head(br#"{"messages":[{"role":"user","content":"hi"}],"model":"m","stream":true,"x":{"y":[1,2]}}"#).unwrap();
+        assert_eq!(
+            h,
+            RequestHead {
+                model: Some("m".into()),
+                stream: true
+            }
+        );
+        assert!(!parse_head(br#"{"model":"m"}"#).unwrap().stream);
+    }
+
+    #[test]
+    fn names_the_problem() {
+        let msg = |b: &[u8]| parse_head(b).unwrap_err().to_string();
+        assert!(msg(b"").contains("empty"));
+        assert!(
+            msg(br#"{"model":"m","#).contains("not valid JSON"),
+            "{}",
+            msg(br#"{"model":"m","#)
+        );
+        assert!(msg(br#"{"model":"m"} x"#).contains("trailing"));
+        assert!(msg(br#"{"model":"m","stream":"yes"}"#).contains("`stream`"));
+        assert!(msg(br#"{"model":7}"#).contains("`model`"));
+        assert!(msg(br#"[1,2]"#).contains("expected a JSON object"));
+        // Syntax errors inside fields the proxy does not read are still caught.
+        assert!(msg(br#"{"model":"m","messages":[{]}"#).contains("not valid JSON"));
+    }
+}

@@ -1,0 +1,260 @@
+//! Server-sent events framing.
+//!
+//! [`EventSplitter`] re-frames an upstream byte stream so that every frame
+//! the proxy forwards ends on an event boundary: complete events go out as
+//! soon as their last byte arrives, and at most one partial event is held.
+//! [`events`] iterates the events inside such a frame.
+
+use bytes::{Bytes, BytesMut};
+
+/// Holds back the unfinished tail of an event stream.
+#[derive(Debug, Default)]
+pub struct EventSplitter {
+    buf: BytesMut,
+    /// Bytes of `buf` already scanned for a boundary.
+    scanned: usize,
+}
+
+impl EventSplitter {
+    /// Adds upstream bytes; returns the complete events now available (as
+    /// one frame), or `None` if the data ends mid-event.
+    pub fn push(&mut self, chunk: Bytes) -> Option<Bytes> {
+        // Fast path: nothing held and the chunk is whole events.
+        if self.buf.is_empty() {
+            if let Some(end) = last_boundary(&chunk, 0) {
+                if end == chunk.len() {
+                    return Some(chunk);
+                }
+                let mut chunk = chunk;
+                let head = chunk.split_to(end);
+                self.buf.extend_from_slice(&chunk);
+                self.scanned = 0;
+                return Some(head);
+            }
+            self.buf.extend_from_slice(&chunk);
+            self.scanned = self.buf.len().saturating_sub(3);
+            return None;
+        }
+        self.buf.extend_from_slice(&chunk);
+        match last_boundary(&self.buf, self.scanned) {
+            Some(end) => {
+                let head = self.buf.split_to(end).freeze();
+                self.scanned = 0;
+                Some(head)
+            }
+            None => {
+                self.scanned = self.buf.len().saturating_sub(3);
+                None
+            }
+        }
+    }
+
+    /// Whatever is left when the upstream ends (an unterminated event).
+    pub fn finish(&mut self) -> Option<Bytes> {
+        (!self.buf.is_empty()).then(|| self.buf.split().freeze())
+    }
+
+    /// Bytes currently held back.
+    pub fn held(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+/// End offset (exclusive) of the last event boundary at or after `from`.
+fn last_boundary(buf: &[u8], from: usize) -> Option<usize> {
+    let mut found = None;
+    let mut i = from;
+    while i < buf.len() {
+        match buf[i] {
+            b'\n' if buf.get(i + 1) == Some(&b'\n') => {
+                found = Some(i + 2);
+                i += 2;
+                continue;
+            }
+            b'\r'
+                if buf.get(i + 1) == Some(&b'\n')
+                    && buf.get(i + 2) == Some(&b'\r')
+                    && buf.get(i + 3) == Some(&b'\n') =>
+            {
+                found = Some(i + 4);
+                i += 4;
+                continue;
+            }
+            b'\r' if buf.get(i + 1) == Some(&b'\r') => {
+                found = Some(i + 2);
+                i += 2;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    found
+}
+
+/// One parsed event: its `event:` name and its `data:` lines joined by `\n`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Event<'a> {
+    pub name: Option<&'a str>,
+    pub data: std::borrow::Cow<'a, [u8]>,
+}
+
+/// Iterates the complete events in a frame produced by [`EventSplitter`].
+pub fn events(frame: &[u8]) -> impl Iterator<Item = Event<'_>> {
+    let mut rest = frame;
+    std::iter::from_fn(move || loop {
+        if rest.is_empty() {
+            return None;
+        }
+        let (block, tail) = match last_boundary_first(rest) {
+            Some((end, next)) => (&rest[..end], &rest[next..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = tail;
+        if let Some(ev) = parse_block(block) {
+            return Some(ev);
+        }
+    })
+}
+
+/// First boundary: (end of block, start of next block).
+fn last_boundary_first(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while i < buf.len() {
+        if buf[i] == b'\n' && buf.get(i + 1) == Some(&b'\n') {
+            return Some((i, i + 2));
+        }
+        if buf[i] == b'\r'
+            && buf.get(i + 1) == Some(&b'\n')
+            && buf.get(i + 2) == Some(&b'\r')
+            && buf.get(i + 3) == Some(&b'\n')
+        {
+            return Some((i, i + 4));
+        }
+        if buf[i] == b'\r' && buf.get(i + 1) == Some(&b'\r') {
+            return Some((i, i + 2));
+        }
+        i += 1;
+    }
+    None
+}
+
+fn parse_block(block: &[u8]) -> Option<Event<'_>> {
+    let mut name = None;
+    let mut data: Option<std::borrow::Cow<'_, [u8]>> = None;
+    for line in block.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() || line[0] == b':' {
+            continue;
+        }
+        let (field, value) = match line.iter().position(|&b| b == b':') {
+            Some(p) => {
+                let v = &line[p + 1..];
+                (&line[..p], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &line[line.len()..]),
+        };
+        match field {
+            b"event" => name = std::str::from_utf8(value).ok(),
+            b"data" => {
+                data = Some(match data {
+                    None => std::borrow::Cow::Borrowed(value),
+                    Some(prev) => {
+                        let mut v = prev.into_owned();
+                        v.push(b'\n');
+                        v.extend_from_slice(value);
+                        std::borrow::Cow::Owned(v)
+                    }
+                })
+            }
+            _ => {}
+        }
+    }
+    if name.is_none() && data.is_none() {
+        return None;
+    }
+    Some(Event {
+        name,
+        data: data.unwrap_or(std::borrow::Cow::Borrowed(&[])),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &[u8] = b"event: message_start\ndata: {\"a\":1}\n\n: keep-alive\n\ndata: {\"b\":\ndata: 2}\n\ndata: [DONE]\n\n";
+
+    fn split_all(chunks: &[&[u8]]) -> Vec<Bytes> {
+        let mut s = EventSplitter::default();
+        let mut out: Vec<Bytes> = chunks
+            .iter()
+            .filter_map(|c| s.push(Bytes::copy_from_slice(c)))
+            .collect();
+        out.extend(s.finish());
+        out
+    }
+
+    #[test]
+    fn every_split_point_yields_whole_events() {
+        for cut in 0..=STREAM.len() {
+            let frames = split_all(&[&STREAM[..cut], &STREAM[cut..]]);
+            let joined: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
+            assert_eq!(joined, STREAM, "cut at {cut}");
+            for f in &frames {
+                assert!(
+                    f.ends_with(b"\n\n"),
+                    "frame not on a boundary at cut {cut}: {f:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn byte_by_byte() {
+        let chunks: Vec<&[u8]> = STREAM.chunks(1).collect();
+        let frames = split_all(&chunks);
+        assert_eq!(
+            frames.len(),
+            4,
+            "one frame per event, including the comment"
+        );
+    }
+
+    #[test]
+    fn holds_only_the_partial_tail() {
+        let mut s = EventSplitter::default();
+        let out = s.push(Bytes::from_static(b"data: 1\n\ndata: 2")).unwrap();
+        assert_eq!(&out[..], b"data: 1\n\n");
+        assert_eq!(s.held(), 7);
+        assert_eq!(
+            &s.push(Bytes::from_static(b"\n\n")).unwrap()[..],
+            b"data: 2\n\n"
+        );
+        assert_eq!(s.finish(), None);
+    }
+
+    #[test]
+    fn crlf_boundaries() {
+        let mut s = EventSplitter::default();
+        assert_eq!(
+            &s.push(Bytes::from_static(b"data: x\r\n\r\ndata: y\r\n"))
+                .unwrap()[..],
+            b"data: x\r\n\r\n"
+        );
+        assert_eq!(
+            &s.push(Bytes::from_static(b"\r\n")).unwrap()[..],
+            b"data: y\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn parses_events() {
+        let evs: Vec<_> = events(STREAM).collect();
+        assert_eq!(evs.len(), 3);
+        assert_eq!(evs[0].name, Some("message_start"));
+        assert_eq!(&evs[0].data[..], b"{\"a\":1}");
+        assert_eq!(&evs[1].data[..], b"{\"b\":\n2}");
+        assert_eq!(&evs[2].data[..], b"[DONE]");
+    }
+}

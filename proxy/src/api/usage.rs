@@ -1,0 +1,264 @@
+//! Token usage as providers report it, normalized.
+//!
+//! `input` counts every prompt token, cached or not (OpenAI's
+//! `prompt_tokens`; Anthropic's `input_tokens + cache_read_input_tokens +
+//! cache_creation_input_tokens`). `cached_input` and `cache_creation` are the
+//! parts of `input` read from or written to the provider's prompt cache;
+//! `reasoning` is the part of `output` spent on reasoning.
+
+use serde::Deserialize;
+
+use super::Family;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+    pub cached_input: u64,
+    pub cache_creation: u64,
+    pub reasoning: u64,
+}
+
+#[derive(Deserialize, Default)]
+struct OpenAiUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<OpenAiPromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<OpenAiCompletionDetails>,
+}
+
+#[derive(Deserialize, Default)]
+struct OpenAiPromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+struct OpenAiCompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+struct AnthropicUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct WithUsage<U> {
+    #[serde(default = "none")]
+    usage: Option<U>,
+}
+
+fn none<U>() -> Option<U> {
+    None
+}
+
+#[derive(Deserialize)]
+struct AnthropicMessageStart {
+    message: WithUsage<AnthropicUsage>,
+}
+
+impl From<OpenAiUsage> for Usage {
+    fn from(u: OpenAiUsage) -> Self {
+        Usage {
+            input: u.prompt_tokens,
+            output: u.completion_tokens,
+            cached_input: u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            cache_creation: 0,
+            reasoning: u
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
+        }
+    }
+}
+
+impl Usage {
+    fn merge_anthropic(&mut self, u: &AnthropicUsage) {
+        // message_start carries input and cache counts; message_delta carries
+        // the cumulative output (and, on newer API versions, input again).
+        let read = u.cache_read_input_tokens;
+        let write = u.cache_creation_input_tokens;
+        if let Some(i) = u.input_tokens {
+            self.input =
+                i + read.unwrap_or(self.cached_input) + write.unwrap_or(self.cache_creation);
+        }
+        if let Some(r) = read {
+            self.cached_input = r;
+        }
+        if let Some(w) = write {
+            self.cache_creation = w;
+        }
+        if let Some(o) = u.output_tokens {
+            self.output = o;
+        }
+    }
+
+    /// Usage from a complete (non-streamed) JSON response body.
+    pub fn from_response_body(family: Family, body: &[u8]) -> Option<Usage> {
+        match family {
+            Family::OpenAi => serde_json::from_slice::<WithUsage<OpenAiUsage>>(body)
+                .ok()?
+                .usage
+                .map(Usage::from),
+            Family::Anthropic => {
+                let u = serde_json::from_slice::<WithUsage<AnthropicUsage>>(body)
+                    .ok()?
+                    .usage?;
+                let mut usage = Usage::default();
+                usage.merge_anthropic(&u);
+                Some(usage)
+            }
+        }
+    }
+}
+
+/// Collects usage from the events of a streamed response.
+#[derive(Debug, Default)]
+pub struct StreamUsage {
+    usage: Option<Usage>,
+}
+
+impl StreamUsage {
+    /// Feeds one SSE event. Cheap for events without usage: the JSON is
+    /// parsed only when the data mentions `usage`.
+    pub fn observe(&mut self, family: Family, event: Option<&str>, data: &[u8]) {
+        if !contains(data, b"\"usage\"") {
+            return;
+        }
+        match family {
+            Family::OpenAi => {
+                if let Ok(WithUsage { usage: Some(u) }) =
+                    serde_json::from_slice::<WithUsage<OpenAiUsage>>(data)
+                {
+                    self.usage = Some(Usage::from(u));
+                }
+            }
+            Family::Anthropic => {
+                let u = match event {
+                    Some("message_start") => serde_json::from_slice::<AnthropicMessageStart>(data)
+                        .ok()
+                        .and_then(|m| m.message.usage),
+                    Some("message_delta") => {
+                        serde_json::from_slice::<WithUsage<AnthropicUsage>>(data)
+                            .ok()
+                            .and_then(|m| m.usage)
+                    }
+                    _ => None,
+                };
+                if let Some(u) = u {
+                    self.usage
+                        .get_or_insert_with(Usage::default)
+                        .merge_anthropic(&u);
+                }
+            }
+        }
+    }
+
+    pub fn get(&self) -> Option<Usage> {
+        self.usage
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openai_body() {
+        let b = br#"{"id":"x","usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}}"#;
+        let u = Usage::from_response_body(Family::OpenAi, b).unwrap();
+        assert_eq!(
+            u,
+            Usage {
+                input: 12,
+                output: 5,
+                cached_input: 4,
+                cache_creation: 0,
+                reasoning: 2
+            }
+        );
+        assert_eq!(
+            Usage::from_response_body(Family::OpenAi, br#"{"id":"x"}"#),
+            None
+        );
+        assert_eq!(
+            Usage::from_response_body(Family::OpenAi, br#"{"usage":null}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn anthropic_body_counts_cache_into_input() {
+        let b = br#"{"usage":{"input_tokens":10,"output_tokens":3,"cache_creation_input_tokens":5,"cache_read_input_tokens":20}}"#;
+        let u = Usage::from_response_body(Family::Anthropic, b).unwrap();
+        assert_eq!(
+            u,
+            Usage {
+                input: 35,
+                output: 3,
+                cached_input: 20,
+                cache_creation: 5,
+                reasoning: 0
+            }
+        );
+    }
+
+    #[test]
+    fn anthropic_stream() {
+        let mut s = StreamUsage::default();
+        s.observe(Family::Anthropic, Some("message_start"), br#"{"type":"message_start","message":{"id":"m","usage":{"input_tokens":9,"output_tokens":1,"cache_read_input_tokens":3}}}"#);
+        s.observe(
+            Family::Anthropic,
+            Some("content_block_delta"),
+            br#"{"type":"content_block_delta","delta":{"text":"usage"}}"#,
+        );
+        s.observe(Family::Anthropic, Some("message_delta"), br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":7}}"#);
+        assert_eq!(
+            s.get(),
+            Some(Usage {
+                input: 12,
+                output: 7,
+                cached_input: 3,
+                cache_creation: 0,
+                reasoning: 0
+            })
+        );
+    }
+
+    #[test]
+    fn openai_stream_takes_the_usage_chunk_only() {
+        let mut s = StreamUsage::default();
+        s.observe(
+            Family::OpenAi,
+            None,
+            br#"{"choices":[{"delta":{"content":"hi"}}],"usage":null}"#,
+        );
+        assert_eq!(s.get(), None);
+        s.observe(
+            Family::OpenAi,
+            None,
+            br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#,
+        );
+        assert_eq!(s.get().unwrap().output, 2);
+    }
+}

@@ -1,0 +1,141 @@
+//! Starting and stopping a proxy: config, listeners, watcher, drain.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tollgate_config::{Config, LoadError};
+
+use crate::metrics::Metrics;
+use crate::reload::{watch, Reloader};
+use crate::server::{bind, serve, with_state};
+use crate::state::{Runtime, Shared};
+use crate::upstream::ClientError;
+use crate::{admin, pipeline};
+
+/// Why a proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] LoadError),
+    #[error("{0}")]
+    Client(#[from] ClientError),
+    #[error("{0}")]
+    Bind(#[from] std::io::Error),
+}
+
+/// A running proxy.
+pub struct Proxy {
+    shared: Arc<Shared>,
+    data_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    stop_data: CancellationToken,
+    stop_rest: CancellationToken,
+    data_task: JoinHandle<bool>,
+    admin_task: JoinHandle<bool>,
+}
+
+/// Reads and validates a config file, keeping its text for reload checks.
+pub fn read_config(path: &Path) -> Result<(Config, String), LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let config = tollgate_config::from_yaml_str(&text)?;
+    Ok((config, text))
+}
+
+impl Proxy {
+    /// Loads `path`, binds the listeners and starts serving.
+    pub async fn start(path: PathBuf) -> Result<Proxy, StartError> {
+        let (config, text) = read_config(&path)?;
+        let runtime = Runtime::build(config, None)?;
+        let (data_listen, admin_listen) =
+            (runtime.config.server.listen, runtime.config.admin.listen);
+        let poll = runtime.config.upstream.credential_refresh_interval;
+        let shared = Shared::new(runtime, Arc::new(Metrics::new()));
+        let data = bind(data_listen, "server.listen").await?;
+        let admin = bind(admin_listen, "admin.listen").await?;
+        let data_addr = data.local_addr()?;
+        let admin_addr = admin.local_addr()?;
+
+        let stop_data = CancellationToken::new();
+        let stop_rest = CancellationToken::new();
+        let header_timeout = {
+            let s = shared.clone();
+            move || s.runtime.load().config.server.header_read_timeout
+        };
+        let drain_timeout = shared.runtime.load().config.server.drain_timeout;
+        let data_task = tokio::spawn(serve(
+            data,
+            with_state(shared.clone(), pipeline::handle),
+            header_timeout.clone(),
+            stop_data.clone(),
+            drain_timeout,
+        ));
+        let admin_task = tokio::spawn(serve(
+            admin,
+            with_state(shared.clone(), admin::handle),
+            header_timeout,
+            stop_rest.clone(),
+            std::time::Duration::from_secs(1),
+        ));
+        tokio::spawn(watch(
+            Reloader::new(path, shared.clone(), &text),
+            poll,
+            stop_rest.clone(),
+        ));
+        Ok(Proxy {
+            shared,
+            data_addr,
+            admin_addr,
+            stop_data,
+            stop_rest,
+            data_task,
+            admin_task,
+        })
+    }
+
+    pub fn data_addr(&self) -> SocketAddr {
+        self.data_addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The SIGTERM sequence: report not-ready, keep serving for
+    /// `server.drainDelay` (the app beside us may still be finishing), stop
+    /// accepting, wait up to `server.drainTimeout` for in-flight requests and
+    /// streams. Returns true if everything finished in time.
+    pub async fn drain(self) -> bool {
+        self.shared.draining.store(true, Ordering::Relaxed);
+        let (delay, in_flight) = {
+            let rt = self.shared.runtime.load();
+            (
+                rt.config.server.drain_delay,
+                self.shared.in_flight.load(Ordering::Relaxed),
+            )
+        };
+        tracing::info!(delay_ms = delay.as_millis() as u64, in_flight, "draining");
+        tokio::time::sleep(delay).await;
+        self.stop_data.cancel();
+        let drained = self.data_task.await.unwrap_or(false);
+        if !drained {
+            tracing::warn!(
+                in_flight = self.shared.in_flight.load(Ordering::Relaxed),
+                "drain deadline reached with requests still open; closing them"
+            );
+        }
+        self.stop_rest.cancel();
+        let _ = self.admin_task.await;
+        drained
+    }
+}

@@ -1,0 +1,218 @@
+//! Errors the proxy itself answers with, and their rendering.
+//!
+//! This is the one place where an error becomes a response: the status code,
+//! a provider-shaped body (OpenAI `{"error":{...}}` or Anthropic
+//! `{"type":"error","error":{...}}`, chosen by the API the app called), and
+//! headers such as `Retry-After`. Messages never contain request content,
+//! credentials or PII.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use serde_json::json;
+
+use crate::api::Family;
+use crate::body::ResponseBody;
+
+/// A request the proxy refuses or cannot complete.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("request body exceeds the {limit}-byte limit")]
+    BodyTooLarge { limit: u64 },
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("invalid request: {0}")]
+    InvalidField(String),
+    #[error("you must provide a model parameter")]
+    MissingModel,
+    #[error("{message}")]
+    UnknownModel { model: String, message: String },
+    #[error("the proxy is at its limit of {limit} concurrent requests; retry shortly")]
+    Overloaded { limit: usize },
+    #[error("no route for {method} {path}")]
+    NotFound { method: String, path: String },
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("{path} is not handled by this proxy and forwarding of other /v1 paths is {why}")]
+    PathRejected { path: String, why: &'static str },
+    #[error("credentials for provider `{provider}` are not available ({reason})")]
+    CredentialsUnavailable { provider: String, reason: String },
+    #[error("could not reach provider `{provider}`: {reason}")]
+    UpstreamConnect { provider: String, reason: String },
+    #[error("provider `{provider}` did not respond within {}s", timeout.as_secs_f64())]
+    UpstreamTimeout { provider: String, timeout: Duration },
+    #[error("provider `{provider}` sent an invalid response: {reason}")]
+    UpstreamProtocol { provider: String, reason: String },
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        use ProxyError::*;
+        match self {
+            BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyRead(_) | MalformedJson(_) | InvalidField(_) | MissingModel => {
+                StatusCode::BAD_REQUEST
+            }
+            UnknownModel { .. } | NotFound { .. } | PathRejected { .. } => StatusCode::NOT_FOUND,
+            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Overloaded { .. } | CredentialsUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            UpstreamConnect { .. } | UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
+            UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// Low-cardinality label for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        use ProxyError::*;
+        match self {
+            BodyTooLarge { .. } => "body_too_large",
+            BodyRead(_) => "body_read",
+            MalformedJson(_) => "malformed_json",
+            InvalidField(_) => "invalid_field",
+            MissingModel => "missing_model",
+            UnknownModel { .. } => "unknown_model",
+            Overloaded { .. } => "overloaded",
+            NotFound { .. } => "not_found",
+            MethodNotAllowed { .. } => "method_not_allowed",
+            PathRejected { .. } => "path_rejected",
+            CredentialsUnavailable { .. } => "credentials_unavailable",
+            UpstreamConnect { .. } => "upstream_connect",
+            UpstreamTimeout { .. } => "upstream_timeout",
+            UpstreamProtocol { .. } => "upstream_protocol",
+        }
+    }
+
+    /// OpenAI `error.code`.
+    fn openai_code(&self) -> Option<&'static str> {
+        use ProxyError::*;
+        Some(match self {
+            BodyTooLarge { .. } => "request_too_large",
+            MalformedJson(_) => "invalid_json",
+            MissingModel => "missing_model",
+            UnknownModel { .. } => "model_not_found",
+            Overloaded { .. } => "overloaded",
+            NotFound { .. } | PathRejected { .. } => "unknown_url",
+            CredentialsUnavailable { .. } => "credentials_unavailable",
+            UpstreamConnect { .. } => "upstream_unreachable",
+            UpstreamTimeout { .. } => "upstream_timeout",
+            UpstreamProtocol { .. } => "upstream_invalid_response",
+            BodyRead(_) | InvalidField(_) | MethodNotAllowed { .. } => return None,
+        })
+    }
+
+    /// OpenAI `error.type`.
+    fn openai_type(&self) -> &'static str {
+        match self.status().as_u16() {
+            400 | 404 | 405 | 413 => "invalid_request_error",
+            503 => "server_error",
+            _ => "api_error",
+        }
+    }
+
+    /// Anthropic `error.type`.
+    fn anthropic_type(&self) -> &'static str {
+        match self.status().as_u16() {
+            400 | 405 => "invalid_request_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            503 => "overloaded_error",
+            _ => "api_error",
+        }
+    }
+
+    fn param(&self) -> Option<&'static str> {
+        match self {
+            ProxyError::MissingModel | ProxyError::UnknownModel { .. } => Some("model"),
+            _ => None,
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ProxyError::Overloaded { .. } => Some(1),
+            ProxyError::CredentialsUnavailable { .. } => Some(5),
+            _ => None,
+        }
+    }
+
+    /// Renders the error in the shape of the API the app called.
+    pub fn into_response(&self, family: Family, request_id: &str) -> Response<ResponseBody> {
+        let message = self.to_string();
+        let body = match family {
+            Family::OpenAi => json!({
+                "error": {
+                    "message": message,
+                    "type": self.openai_type(),
+                    "param": self.param(),
+                    "code": self.openai_code(),
+                }
+            }),
+            Family::Anthropic => json!({
+                "type": "error",
+                "error": { "type": self.anthropic_type(), "message": message },
+                "request_id": request_id,
+            }),
+        };
+        let mut resp = Response::new(ResponseBody::full(Bytes::from(body.to_string())));
+        *resp.status_mut() = self.status();
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            h.insert("x-request-id", v);
+        }
+        h.insert(
+            "x-tollgate-error",
+            HeaderValue::from_static(self.metric_label()),
+        );
+        if let Some(secs) = self.retry_after() {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_json(resp: Response<ResponseBody>) -> serde_json::Value {
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn openai_shape() {
+        let e = ProxyError::UnknownModel {
+            model: "gpt-9".into(),
+            message: "The model `gpt-9` does not exist".into(),
+        };
+        let resp = e.into_response(Family::OpenAi, "req-1");
+        assert_eq!(resp.status(), 404);
+        assert_eq!(resp.headers()["x-request-id"], "req-1");
+        let v = body_json(resp).await;
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["param"], "model");
+    }
+
+    #[tokio::test]
+    async fn anthropic_shape_and_retry_after() {
+        let resp = ProxyError::Overloaded { limit: 4 }.into_response(Family::Anthropic, "r");
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        let v = body_json(resp).await;
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "overloaded_error");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("4 concurrent"));
+    }
+}

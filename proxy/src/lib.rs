@@ -1,0 +1,22 @@
+//! Tollgate proxy: an LLM gateway sidecar.
+//!
+//! Apps in a pod call it instead of their LLM provider; it routes, limits and
+//! observes every request, and injects the real provider keys. Start at
+//! [`pipeline`] for the path a request takes, and [`app`] for lifecycle.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod api;
+pub mod app;
+pub mod body;
+pub mod credentials;
+pub mod error;
+pub mod metrics;
+pub mod pipeline;
+pub mod reload;
+pub mod routing;
+pub mod server;
+pub mod state;
+pub mod upstream;
+
+pub use app::{Proxy, StartError};

@@ -1,0 +1,120 @@
+//! `tollgate-proxy`: run, check a config, print the config schema.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tollgate_config::LogFormat;
+use tollgate_proxy::Proxy;
+
+#[derive(Parser)]
+#[command(
+    name = "tollgate-proxy",
+    version,
+    about = "LLM gateway sidecar: routing, limits and observability for a pod's LLM traffic"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Run {
+        /// Config file (a ProxyConfig YAML).
+        #[arg(long, short, env = "TOLLGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate a config file and exit non-zero with every error found.
+    Check {
+        #[arg(long, short, env = "TOLLGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Print the JSON Schema of the config file.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&tollgate_config::json_schema())
+                    .expect("schema serializes")
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Check { config } => match tollgate_config::load_file(&config) {
+            Ok(c) => {
+                println!("{}: valid (hash {})", config.display(), c.hash);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: invalid", config.display());
+                for fe in e.field_errors() {
+                    eprintln!("  {fe}");
+                }
+                ExitCode::from(1)
+            }
+        },
+        Command::Run { config } => match run(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tollgate-proxy: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}
+
+fn run(path: PathBuf) -> anyhow::Result<()> {
+    let (config, _) = tollgate_proxy::app::read_config(&path)
+        .with_context(|| format!("config {}", path.display()))?;
+    init_logging(config.logging.format, &config.logging.level);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tollgate")
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async move {
+        let proxy = Proxy::start(path).await?;
+        println!(
+            "tollgate-proxy listening data=http://{} admin=http://{}",
+            proxy.data_addr(),
+            proxy.admin_addr()
+        );
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        tracing::info!(data = %proxy.data_addr(), admin = %proxy.admin_addr(), "started");
+        shutdown_signal().await;
+        let drained = proxy.drain().await;
+        tracing::info!(drained, "stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,234 @@
+//! The proxy's one metrics registry.
+//!
+//! OpenTelemetry GenAI names where the conventions define them
+//! (`gen_ai_client_operation_duration_seconds`, `gen_ai_client_token_usage`,
+//! `gen_ai_client_operation_time_to_first_chunk_seconds`), `tollgate_*` for
+//! the rest. Every label is bounded: models and providers come from the
+//! config (a model the config does not know is labelled `unknown`), status
+//! classes and error reasons are fixed sets. No request content, no ids.
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// OTel GenAI duration buckets (seconds), extended below 10 ms because a
+/// sidecar's own answers are faster than that.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12,
+    10.24, 20.48, 40.96, 81.92,
+];
+/// OTel GenAI token-usage buckets.
+const TOKEN_BUCKETS: &[f64] = &[
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+
+/// Every metric the proxy exports.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub operation_duration: HistogramVec,
+    pub upstream_duration: HistogramVec,
+    pub time_to_first_chunk: HistogramVec,
+    pub token_usage: HistogramVec,
+    pub tokens: IntCounterVec,
+    pub in_flight: IntGauge,
+    pub errors: IntCounterVec,
+    pub stream_disconnects: IntCounterVec,
+    pub config_reloads: IntCounterVec,
+    pub config_info: IntGaugeVec,
+    pub config_last_reload_success: IntGauge,
+    pub config_last_reload_timestamp: GaugeVec,
+    pub credentials_ready: IntGaugeVec,
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn histogram(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+        labels,
+    )
+    .expect("valid metric");
+    r.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let op_labels = [
+            "gen_ai_operation_name",
+            "gen_ai_provider_name",
+            "gen_ai_request_model",
+            "error_type",
+        ];
+        let m = Metrics {
+            requests: counter(
+                &r,
+                "tollgate_requests_total",
+                "Requests answered, by route, model, provider and HTTP status class.",
+                &["route", "model", "provider", "status_class"],
+            ),
+            operation_duration: histogram(
+                &r,
+                "gen_ai_client_operation_duration_seconds",
+                "Time from receiving a request to sending the last byte of its response.",
+                &op_labels,
+                DURATION_BUCKETS,
+            ),
+            upstream_duration: histogram(
+                &r,
+                "tollgate_upstream_duration_seconds",
+                "Time from sending a request upstream to receiving its response headers.",
+                &["provider", "status_class"],
+                DURATION_BUCKETS,
+            ),
+            time_to_first_chunk: histogram(
+                &r,
+                "gen_ai_client_operation_time_to_first_chunk_seconds",
+                "Streams: time from receiving the request to forwarding the first event.",
+                &["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"],
+                DURATION_BUCKETS,
+            ),
+            token_usage: histogram(
+                &r,
+                "gen_ai_client_token_usage",
+                "Tokens per request as reported by the provider, by token type (input, output).",
+                &["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_token_type"],
+                TOKEN_BUCKETS,
+            ),
+            tokens: counter(
+                &r,
+                "tollgate_tokens_total",
+                "Tokens reported by providers, by type: input, output, cached_input, cache_creation, reasoning.",
+                &["provider", "model", "type"],
+            ),
+            in_flight: gauge(&r, "tollgate_requests_in_flight", "Requests being handled, streams included."),
+            errors: counter(
+                &r,
+                "tollgate_proxy_errors_total",
+                "Requests the proxy answered with its own error, by reason.",
+                &["reason"],
+            ),
+            stream_disconnects: counter(
+                &r,
+                "tollgate_stream_client_disconnects_total",
+                "Streams the app abandoned before the end; the upstream request was cancelled.",
+                &["provider"],
+            ),
+            config_reloads: counter(
+                &r,
+                "tollgate_config_reloads_total",
+                "Config reload attempts by result (success, failure).",
+                &["result"],
+            ),
+            config_info: gauge_vec(&r, "tollgate_config_info", "The active config: value 1, its hash as a label.", &["hash", "name"]),
+            config_last_reload_success: gauge(
+                &r,
+                "tollgate_config_last_reload_successful",
+                "1 if the last reload attempt succeeded (or none was needed), 0 if it failed.",
+            ),
+            config_last_reload_timestamp: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        "tollgate_config_last_reload_timestamp_seconds",
+                        "Unix time of the last reload attempt, by result.",
+                    ),
+                    &["result"],
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            credentials_ready: gauge_vec(
+                &r,
+                "tollgate_provider_credentials_ready",
+                "1 if the provider's credentials are readable, 0 if not.",
+                &["provider"],
+            ),
+            registry: r,
+        };
+        m.config_last_reload_success.set(1);
+        m
+    }
+
+    /// Marks `hash` as the active config.
+    pub fn set_active_config(&self, hash: &str, name: &str) {
+        self.config_info.reset();
+        self.config_info.with_label_values(&[hash, name]).set(1);
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// `2xx`, `4xx`, ... for a status code.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_the_documented_names() {
+        let m = Metrics::new();
+        m.requests.with_label_values(&["r", "m", "p", "2xx"]).inc();
+        m.set_active_config("abc", "local");
+        m.set_active_config("def", "local");
+        let text = String::from_utf8(m.encode()).unwrap();
+        assert!(text.contains("tollgate_requests_total{model=\"m\",provider=\"p\",route=\"r\",status_class=\"2xx\"} 1"));
+        assert!(text.contains("tollgate_config_info{hash=\"def\",name=\"local\"} 1"));
+        assert!(!text.contains("hash=\"abc\""), "old hash must be gone");
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(status_class(204), "2xx");
+        assert_eq!(status_class(429), "4xx");
+        assert_eq!(status_class(529), "5xx");
+    }
+}

@@ -1,0 +1,228 @@
+//! The one path every request takes, top to bottom.
+//!
+//! 1. **Classify**: which API and operation (`api::endpoint`), the request id.
+//! 2. **Admit**: the concurrency limit (503 with `Retry-After` beyond it).
+//! 3. **Read**: the body, within `server.maxRequestBody`.
+//! 4. **Parse**: `model` and `stream` (`api::request`); bad JSON is a 400.
+//! 5. **Route**: the provider for the model (`routing`).
+//!    *(PII filters, budget admission and the cache lookup slot in here.)*
+//! 6. **Send**: the upstream request with the provider's credentials
+//!    (`upstream`), within the response-header timeout.
+//! 7. **Respond**: stream events through as they arrive, or buffer a JSON
+//!    body, reading usage on the way (`body`).
+//! 8. **Settle**: when the last byte is out or the app left, record metrics
+//!    and the access log (`settle`).
+//!
+//! Errors at any step become a provider-shaped response in `error`.
+
+pub mod local;
+pub mod settle;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use crate::api::endpoint::Unmatched;
+use crate::api::request::parse_head;
+use crate::api::usage::Usage;
+use crate::api::{Endpoint, Family, Operation};
+use crate::body::ResponseBody;
+use crate::error::ProxyError;
+use crate::state::{Runtime, Shared};
+use crate::upstream::{build_request, strip_hop_by_hop, Outgoing};
+use settle::Settle;
+
+/// JSON responses up to this size are buffered to read their usage; larger
+/// ones (big embedding batches) stream through uninspected.
+const MAX_INSPECTED_RESPONSE: u64 = 32 << 20;
+
+/// Handles one request from an app.
+pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ResponseBody> {
+    let started = Instant::now();
+    let request_id = request_id(&req);
+    let anthropic_hint =
+        req.headers().contains_key("anthropic-version") || req.headers().contains_key("x-api-key");
+    let path = req.uri().path().to_string();
+    let mut settle = Settle::begin(
+        &shared,
+        started,
+        request_id.clone(),
+        req.method().clone(),
+        path,
+    );
+
+    // 1. Classify.
+    let endpoint = match Endpoint::classify(req.method(), req.uri().path(), anthropic_hint) {
+        Ok(e) => e,
+        Err(unmatched) => {
+            let family = if anthropic_hint {
+                Family::Anthropic
+            } else {
+                Family::OpenAi
+            };
+            let (method, path) = (req.method().to_string(), req.uri().path().to_string());
+            let err = match unmatched {
+                Unmatched::NotFound => ProxyError::NotFound { method, path },
+                Unmatched::MethodNotAllowed => ProxyError::MethodNotAllowed { method, path },
+            };
+            return settle.fail(family, err);
+        }
+    };
+    settle.set_endpoint(endpoint);
+
+    // 2. Admit. The runtime is pinned here for the rest of the request.
+    let rt = shared.runtime.load_full();
+    let limit = rt.config.server.max_concurrent_requests;
+    if !settle.admit(limit) {
+        return settle.fail(endpoint.family, ProxyError::Overloaded { limit });
+    }
+
+    match forward(&rt, endpoint, req, &request_id, &mut settle).await {
+        Ok(resp) => {
+            settle.responded(resp.status().as_u16());
+            resp.map(|b| b.with_settle(settle))
+        }
+        Err(e) => settle.fail(endpoint.family, e),
+    }
+}
+
+async fn forward(
+    rt: &Runtime,
+    endpoint: Endpoint,
+    req: Request<Incoming>,
+    request_id: &HeaderValue,
+    settle: &mut Settle,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    if matches!(
+        endpoint.operation,
+        Operation::ListModels | Operation::GetModel
+    ) {
+        return local::models(rt, endpoint.family, req.uri().path(), request_id);
+    }
+
+    // 3. Read.
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(&parts.headers, body, rt.config.server.max_request_body).await?;
+
+    // 4. Parse and 5. Route.
+    let (provider_idx, model, stream) = if endpoint.operation.routes_on_model() {
+        let head = parse_head(&bytes)?;
+        let model = head.model.ok_or(ProxyError::MissingModel)?;
+        let idx = rt.routes.resolve(&rt.config, endpoint.family, &model)?;
+        (idx, Some(model), head.stream)
+    } else {
+        let why = match rt.config.unknown_paths {
+            tollgate_config::UnknownPaths::Reject => "disabled by config (unknownPaths: reject)",
+            tollgate_config::UnknownPaths::Forward => "not configured (no defaultProvider)",
+        };
+        let idx = match (rt.config.unknown_paths, rt.config.default_provider) {
+            (tollgate_config::UnknownPaths::Forward, Some(i)) => i,
+            _ => {
+                return Err(ProxyError::PathRejected {
+                    path: parts.uri.path().to_string(),
+                    why,
+                })
+            }
+        };
+        (idx, None, false)
+    };
+    let provider = &rt.config.providers[provider_idx];
+    settle.set_target(provider, model.as_deref(), stream);
+
+    // 6. Send.
+    let upstream_req = build_request(
+        Outgoing {
+            provider,
+            credential: rt.credentials[provider_idx].as_deref(),
+            operation: endpoint.operation,
+            method: parts.method,
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            model: model.as_deref(),
+            request_id,
+            body: bytes,
+        },
+        parts.headers,
+    )?;
+    let sent = Instant::now();
+    let resp = rt.client.send(&provider.name, upstream_req).await?;
+    settle.upstream_answered(sent.elapsed(), resp.status().as_u16());
+
+    // 7. Respond.
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if let Some(theirs) = parts.headers.insert("x-request-id", request_id.clone()) {
+        if theirs != request_id {
+            parts.headers.insert("x-upstream-request-id", theirs);
+        }
+    }
+    let is_sse = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+    let provider_family = provider.kind.family();
+    let body = if is_sse {
+        ResponseBody::upstream(body, Some(provider_family))
+    } else if parts.status.is_success()
+        && http_body::Body::size_hint(&body)
+            .upper()
+            .is_some_and(|n| n <= MAX_INSPECTED_RESPONSE)
+    {
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|e| ProxyError::UpstreamProtocol {
+                provider: provider.name.clone(),
+                reason: format!("response body: {e}"),
+            })?
+            .to_bytes();
+        settle.set_usage(Usage::from_response_body(provider_family, &bytes));
+        ResponseBody::full(bytes)
+    } else {
+        ResponseBody::upstream(body, None)
+    };
+    Ok(Response::from_parts(parts, body))
+}
+
+/// Reads the request body within `limit` bytes.
+async fn read_body(
+    headers: &http::HeaderMap,
+    body: Incoming,
+    limit: u64,
+) -> Result<Bytes, ProxyError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ProxyError::BodyTooLarge { limit });
+    }
+    match Limited::new(body, limit as usize).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ProxyError::BodyTooLarge { limit })
+        }
+        Err(e) => Err(ProxyError::BodyRead(e.to_string())),
+    }
+}
+
+/// The app's `x-request-id` if usable, else a new UUID.
+fn request_id(req: &Request<Incoming>) -> HeaderValue {
+    if let Some(v) = req.headers().get("x-request-id") {
+        let ok =
+            !v.is_empty() && v.len() <= 200 && v.as_bytes().iter().all(|b| b.is_ascii_graphic());
+        if ok {
+            return v.clone();
+        }
+    }
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_str(id).expect("a UUID is a valid header value")
+}

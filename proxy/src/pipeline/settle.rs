@@ -1,0 +1,245 @@
+//! The last phase: what a request cost and how it ended, recorded once.
+//!
+//! A [`Settle`] is created when a request arrives and travels with its
+//! response body; it records metrics and writes the access log line when it
+//! is dropped, i.e. when the last byte has gone out or the app went away.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, Method, Response};
+use tollgate_config::Provider;
+
+use crate::api::usage::Usage;
+use crate::api::{Endpoint, Family};
+use crate::body::ResponseBody;
+use crate::error::ProxyError;
+use crate::metrics::{status_class, Metrics};
+use crate::state::Shared;
+
+/// How a request ended, for logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Still in progress (becomes `ClientGone` if dropped like this).
+    Open,
+    Completed,
+    ClientGone,
+    UpstreamFailed,
+}
+
+/// The settle record of one request.
+pub struct Settle {
+    metrics: Arc<Metrics>,
+    in_flight: Arc<AtomicUsize>,
+    admitted: bool,
+    started: Instant,
+    request_id: HeaderValue,
+    method: Method,
+    path: String,
+    endpoint: Option<Endpoint>,
+    provider: Option<String>,
+    model: Option<String>,
+    stream: bool,
+    status: u16,
+    error: Option<&'static str>,
+    upstream_status: Option<u16>,
+    first_chunk: Option<Duration>,
+    usage: Option<Usage>,
+    outcome: Outcome,
+}
+
+impl Settle {
+    pub fn begin(
+        shared: &Shared,
+        started: Instant,
+        request_id: HeaderValue,
+        method: Method,
+        path: String,
+    ) -> Settle {
+        Settle {
+            metrics: shared.metrics.clone(),
+            in_flight: shared.in_flight.clone(),
+            admitted: false,
+            started,
+            request_id,
+            method,
+            path,
+            endpoint: None,
+            provider: None,
+            model: None,
+            stream: false,
+            status: 0,
+            error: None,
+            upstream_status: None,
+            first_chunk: None,
+            usage: None,
+            outcome: Outcome::Open,
+        }
+    }
+
+    /// Takes a concurrency slot if one is free under `limit`.
+    pub fn admit(&mut self, limit: usize) -> bool {
+        let prev = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if prev >= limit {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        self.admitted = true;
+        self.metrics.in_flight.inc();
+        true
+    }
+
+    pub fn set_endpoint(&mut self, e: Endpoint) {
+        self.endpoint = Some(e);
+    }
+
+    pub fn set_target(&mut self, p: &Provider, model: Option<&str>, stream: bool) {
+        self.provider = Some(p.name.clone());
+        self.model = model.map(str::to_string);
+        self.stream = stream;
+    }
+
+    pub fn upstream_answered(&mut self, took: Duration, status: u16) {
+        self.upstream_status = Some(status);
+        self.status = status;
+        let provider = self.provider.as_deref().unwrap_or("");
+        self.metrics
+            .upstream_duration
+            .with_label_values(&[provider, status_class(status)])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records the status sent to the app (if the upstream's was not already).
+    pub fn responded(&mut self, status: u16) {
+        if self.status == 0 {
+            self.status = status;
+        }
+    }
+
+    pub fn set_usage(&mut self, usage: Option<Usage>) {
+        if usage.is_some() {
+            self.usage = usage;
+        }
+    }
+
+    pub fn first_chunk(&mut self) {
+        if self.first_chunk.is_none() {
+            self.first_chunk = Some(self.started.elapsed());
+        }
+    }
+
+    pub fn completed(&mut self) {
+        if self.outcome == Outcome::Open {
+            self.outcome = Outcome::Completed;
+        }
+    }
+
+    pub fn upstream_failed(&mut self) {
+        self.outcome = Outcome::UpstreamFailed;
+        self.error = Some("upstream_stream");
+    }
+
+    /// Answers with the proxy's own error and settles.
+    pub fn fail(mut self, family: Family, err: ProxyError) -> Response<ResponseBody> {
+        self.status = err.status().as_u16();
+        self.error = Some(err.metric_label());
+        self.metrics
+            .errors
+            .with_label_values(&[err.metric_label()])
+            .inc();
+        let resp = err.into_response(family, self.request_id.to_str().unwrap_or(""));
+        if err.status().is_server_error() {
+            tracing::warn!(request_id = self.request_id.to_str().unwrap_or(""), reason = err.metric_label(), error = %err, "request failed");
+        }
+        resp.map(|b| b.with_settle(self))
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        if self.admitted {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.metrics.in_flight.dec();
+        }
+        if self.outcome == Outcome::Open {
+            self.outcome = Outcome::ClientGone;
+        }
+        let elapsed = self.started.elapsed();
+        let m = &self.metrics;
+        let provider = self.provider.as_deref().unwrap_or("");
+        // Only models the config resolved reach here; anything else is "unknown".
+        let model = match (&self.model, &self.provider) {
+            (Some(m), Some(_)) => m.as_str(),
+            _ => "unknown",
+        };
+        let route = model;
+        let class = if self.status == 0 {
+            "5xx"
+        } else {
+            status_class(self.status)
+        };
+        m.requests
+            .with_label_values(&[route, model, provider, class])
+            .inc();
+        let op = self
+            .endpoint
+            .map(|e| e.operation.otel_name())
+            .unwrap_or("other");
+        let error_type = match (self.error, self.status) {
+            (Some(e), _) => e,
+            (None, s) if s >= 400 => status_class(s),
+            _ => "",
+        };
+        m.operation_duration
+            .with_label_values(&[op, provider, model, error_type])
+            .observe(elapsed.as_secs_f64());
+        if let Some(ttfc) = self.first_chunk.filter(|_| self.stream) {
+            m.time_to_first_chunk
+                .with_label_values(&[op, provider, model])
+                .observe(ttfc.as_secs_f64());
+        }
+        if let Some(u) = self.usage {
+            m.token_usage
+                .with_label_values(&[op, provider, model, "input"])
+                .observe(u.input as f64);
+            m.token_usage
+                .with_label_values(&[op, provider, model, "output"])
+                .observe(u.output as f64);
+            for (kind, n) in [
+                ("input", u.input),
+                ("output", u.output),
+                ("cached_input", u.cached_input),
+                ("cache_creation", u.cache_creation),
+                ("reasoning", u.reasoning),
+            ] {
+                if n > 0 {
+                    m.tokens
+                        .with_label_values(&[provider, model, kind])
+                        .inc_by(n);
+                }
+            }
+        }
+        if self.stream && self.outcome == Outcome::ClientGone {
+            m.stream_disconnects.with_label_values(&[provider]).inc();
+        }
+        tracing::info!(
+            target: "tollgate::access",
+            request_id = self.request_id.to_str().unwrap_or(""),
+            method = %self.method,
+            path = %self.path,
+            provider,
+            model,
+            stream = self.stream,
+            status = self.status,
+            upstream_status = self.upstream_status,
+            error = self.error,
+            outcome = ?self.outcome,
+            duration_ms = elapsed.as_secs_f64() * 1e3,
+            ttfc_ms = self.first_chunk.map(|d| d.as_secs_f64() * 1e3),
+            input_tokens = self.usage.map(|u| u.input),
+            output_tokens = self.usage.map(|u| u.output),
+            "request"
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! Hot reload of the config file and of credential files.
+//!
+//! Watches the directories that hold them, the way Kubernetes updates a
+//! mounted ConfigMap or Secret (an atomic swap of the `..data` symlink), and
+//! in-place writes too; polls as a backstop. A valid new config is swapped
+//! in atomically; an invalid one is refused, logged and counted, and the last
+//! good config keeps serving.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::state::{Runtime, Shared};
+
+/// The result of one reload check.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reload {
+    Unchanged,
+    Applied { hash: String },
+    Failed { reason: String },
+}
+
+/// Reloads one config file into a [`Shared`].
+pub struct Reloader {
+    path: PathBuf,
+    shared: Arc<Shared>,
+    digest: [u8; 32],
+}
+
+impl Reloader {
+    /// `text` is the config text the proxy started with.
+    pub fn new(path: PathBuf, shared: Arc<Shared>, text: &str) -> Reloader {
+        Reloader {
+            path,
+            shared,
+            digest: Sha256::digest(text.as_bytes()).into(),
+        }
+    }
+
+    /// Reads the file and applies it if its content changed.
+    pub fn check(&mut self) -> Reload {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) => return self.failed(format!("cannot read {}: {e}", self.path.display())),
+        };
+        let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        if digest == self.digest {
+            return Reload::Unchanged;
+        }
+        // Remember the text even if invalid, so one bad edit is counted once.
+        self.digest = digest;
+        let config = match tollgate_config::from_yaml_str(&text) {
+            Ok(c) => c,
+            Err(e) => return self.failed(e.to_string()),
+        };
+        let current = self.shared.runtime.load_full();
+        if config.hash == current.config.hash {
+            return Reload::Unchanged;
+        }
+        let old = &current.config;
+        if config.server.listen != old.server.listen || config.admin.listen != old.admin.listen {
+            tracing::warn!("listen addresses changed in config; they take effect after a restart");
+        }
+        if config.logging != old.logging {
+            tracing::warn!("logging settings changed in config; they take effect after a restart");
+        }
+        let runtime = match Runtime::build(config, Some(&current)) {
+            Ok(r) => r,
+            Err(e) => return self.failed(e.to_string()),
+        };
+        let hash = runtime.config.hash.clone();
+        let name = runtime.config.name.clone().unwrap_or_default();
+        self.shared.runtime.store(Arc::new(runtime));
+        let m = &self.shared.metrics;
+        m.set_active_config(&hash, &name);
+        m.config_reloads.with_label_values(&["success"]).inc();
+        m.config_last_reload_success.set(1);
+        m.config_last_reload_timestamp
+            .with_label_values(&["success"])
+            .set(unix_now());
+        self.shared.publish_credential_state();
+        tracing::info!(hash = %hash, "config reloaded");
+        Reload::Applied { hash }
+    }
+
+    fn failed(&self, reason: String) -> Reload {
+        let m = &self.shared.metrics;
+        m.config_reloads.with_label_values(&["failure"]).inc();
+        m.config_last_reload_success.set(0);
+        m.config_last_reload_timestamp
+            .with_label_values(&["failure"])
+            .set(unix_now());
+        tracing::error!(path = %self.path.display(), error = %reason, "config reload refused; the last good config keeps serving");
+        Reload::Failed { reason }
+    }
+
+    /// Directories to watch: the config's and every credential file's.
+    fn watched_dirs(&self) -> BTreeSet<PathBuf> {
+        let mut dirs = BTreeSet::new();
+        dirs.insert(parent(&self.path));
+        for f in self.shared.runtime.load().credential_files() {
+            dirs.insert(parent(&f));
+        }
+        dirs
+    }
+}
+
+fn parent(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Runs the watch loop until `stop` is cancelled.
+pub async fn watch(mut reloader: Reloader, poll: Duration, stop: CancellationToken) {
+    let (tx, mut rx) = mpsc::channel::<()>(1);
+    let mut watcher =
+        match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if res.is_ok() {
+                let _ = tx.try_send(());
+            }
+        }) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "file watching unavailable; polling only");
+                None
+            }
+        };
+    let mut watching = BTreeSet::new();
+    let mut ticker = tokio::time::interval(poll);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if let Some(w) = watcher.as_mut() {
+            let want = reloader.watched_dirs();
+            for d in want.difference(&watching) {
+                if let Err(e) = w.watch(d, RecursiveMode::NonRecursive) {
+                    tracing::warn!(dir = %d.display(), error = %e, "cannot watch directory; polling it");
+                }
+            }
+            for d in watching.difference(&want) {
+                let _ = w.unwatch(d);
+            }
+            watching = want;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            Some(()) = rx.recv() => {
+                // Let a burst of events (a symlink swap is several) settle.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                while rx.try_recv().is_ok() {}
+            }
+            _ = ticker.tick() => {}
+        }
+        reloader.check();
+        if reloader.shared.runtime.load().refresh_credentials() {
+            tracing::info!("provider credentials changed on disk; reloaded");
+            reloader.shared.publish_credential_state();
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The runtime built from one validated config, and the shared handle that
+//! swaps it atomically on reload.
+//!
+//! A request loads the current [`Runtime`] once, at its start, and keeps that
+//! `Arc` to the end: requests in flight finish on the config they started
+//! with while new ones see the new config.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tollgate_config::{Config, CredentialSource};
+
+use crate::credentials::Credential;
+use crate::metrics::Metrics;
+use crate::routing::Table;
+use crate::upstream::{Client, ClientError};
+
+/// Everything derived from one config.
+pub struct Runtime {
+    pub config: Arc<Config>,
+    /// Same order as `config.providers`; `None` for passthrough-only providers.
+    pub credentials: Vec<Option<Arc<Credential>>>,
+    pub routes: Table,
+    pub client: Client,
+    pub loaded_at: std::time::SystemTime,
+}
+
+impl Runtime {
+    /// Builds a runtime, reusing the previous one's client (and its warm
+    /// connection pool) and credential readers where their settings are
+    /// unchanged.
+    pub fn build(config: Config, previous: Option<&Runtime>) -> Result<Runtime, ClientError> {
+        let client = match previous {
+            Some(prev) if prev.client.settings() == &config.upstream => prev.client.clone(),
+            _ => Client::new(&config.upstream)?,
+        };
+        let credentials = config
+            .providers
+            .iter()
+            .map(|p| {
+                let source = p.credentials.as_ref()?;
+                let reused = previous.and_then(|prev| {
+                    prev.credentials
+                        .iter()
+                        .flatten()
+                        .find(|c| c.source() == source)
+                        .cloned()
+                });
+                Some(match reused {
+                    Some(c) => {
+                        c.refresh();
+                        c
+                    }
+                    None => Arc::new(Credential::load(source.clone())),
+                })
+            })
+            .collect();
+        Ok(Runtime {
+            routes: Table::new(&config),
+            config: Arc::new(config),
+            credentials,
+            client,
+            loaded_at: std::time::SystemTime::now(),
+        })
+    }
+
+    /// Why the proxy is not ready, if it is not: providers whose
+    /// credentials cannot be read.
+    pub fn unready_reasons(&self) -> Vec<String> {
+        self.config
+            .providers
+            .iter()
+            .zip(&self.credentials)
+            .filter_map(|(p, c)| {
+                let c = c.as_ref()?;
+                match c.get().as_ref() {
+                    Ok(_) => None,
+                    Err(reason) => Some(format!("provider `{}`: {reason}", p.name)),
+                }
+            })
+            .collect()
+    }
+
+    /// Credential files to watch for changes.
+    pub fn credential_files(&self) -> Vec<std::path::PathBuf> {
+        self.credentials
+            .iter()
+            .flatten()
+            .filter_map(|c| match c.source() {
+                CredentialSource::File(p) => Some(p.clone()),
+                CredentialSource::Env(_) => None,
+            })
+            .collect()
+    }
+
+    /// Re-reads every credential; returns true if any changed.
+    pub fn refresh_credentials(&self) -> bool {
+        let mut changed = false;
+        for c in self.credentials.iter().flatten() {
+            changed |= c.refresh();
+        }
+        changed
+    }
+}
+
+/// State shared by every connection.
+pub struct Shared {
+    pub runtime: ArcSwap<Runtime>,
+    pub metrics: Arc<Metrics>,
+    /// Requests currently admitted (streams until their last byte).
+    pub in_flight: Arc<AtomicUsize>,
+    /// Set once SIGTERM has been received.
+    pub draining: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(runtime: Runtime, metrics: Arc<Metrics>) -> Arc<Shared> {
+        metrics.set_active_config(
+            &runtime.config.hash,
+            runtime.config.name.as_deref().unwrap_or(""),
+        );
+        let shared = Arc::new(Shared {
+            runtime: ArcSwap::from_pointee(runtime),
+            metrics,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            draining: AtomicBool::new(false),
+        });
+        shared.publish_credential_state();
+        shared
+    }
+
+    /// Updates the credentials-ready gauge from the active runtime.
+    pub fn publish_credential_state(&self) {
+        let rt = self.runtime.load();
+        self.metrics.credentials_ready.reset();
+        for (p, c) in rt.config.providers.iter().zip(&rt.credentials) {
+            if let Some(c) = c {
+                let ok = c.get().is_ok();
+                self.metrics
+                    .credentials_ready
+                    .with_label_values(&[&p.name])
+                    .set(ok as i64);
+            }
+        }
+    }
+}
