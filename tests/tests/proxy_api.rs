@@ -1,0 +1,295 @@
+//! Black-box: both APIs through a real proxy process to the mock provider.
+
+mod harness;
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use harness::*;
+use serde_json::{json, Value};
+
+async fn setup() -> (MockServer, ProxyProc) {
+    let mock = mock().await;
+    let proxy = ProxyProc::start(&config(&mock.url(), "", ""));
+    (mock, proxy)
+}
+
+/// Collects an SSE response: (event names, data payloads).
+async fn sse(resp: reqwest::Response) -> (Vec<String>, Vec<String>) {
+    let text = resp.text().await.unwrap();
+    let mut names = vec![];
+    let mut datas = vec![];
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        for line in block.lines() {
+            if let Some(n) = line.strip_prefix("event: ") {
+                names.push(n.to_string());
+            }
+            if let Some(d) = line.strip_prefix("data: ") {
+                datas.push(d.to_string());
+            }
+        }
+    }
+    (names, datas)
+}
+
+#[tokio::test]
+async fn openai_chat_replaces_the_key_and_carries_the_request_id() {
+    let (mock, proxy) = setup().await;
+    let resp = client()
+        .post(format!("{}/v1/chat/completions", proxy.url))
+        .bearer_auth("app-placeholder-key")
+        .header("x-request-id", "app-rid-42")
+        .json(&chat("gpt-4o-mini", "hello there proxy", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-request-id"], "app-rid-42");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 1);
+    let r = &seen[0];
+    assert_eq!(r.path, "/v1/chat/completions");
+    assert_eq!(r.header("authorization"), Some(format!("Bearer {OPENAI_KEY}").as_str()));
+    assert_eq!(r.header("x-request-id"), Some("app-rid-42"));
+    assert_eq!(r.json()["messages"][0]["content"], "hello there proxy");
+
+    // Usage reached the metrics, exactly as the upstream reported it.
+    let m = proxy.metrics().await;
+    let labels = [("provider", "openai"), ("model", "gpt-4o-mini")];
+    let input = metric(&m, "tollgate_tokens_total", &[labels[0], labels[1], ("type", "input")]).unwrap();
+    let output = metric(&m, "tollgate_tokens_total", &[labels[0], labels[1], ("type", "output")]).unwrap();
+    assert_eq!(input, body["usage"]["prompt_tokens"].as_f64().unwrap());
+    assert_eq!(output, body["usage"]["completion_tokens"].as_f64().unwrap());
+    assert_eq!(
+        metric(&m, "tollgate_requests_total", &[("route", "gpt-4o-mini"), ("status_class", "2xx")]),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn generated_request_id_is_sent_upstream_and_returned() {
+    let (mock, proxy) = setup().await;
+    let resp = client()
+        .post(format!("{}/v1/chat/completions", proxy.url))
+        .json(&chat("gpt-4o-mini", "hi", false))
+        .send()
+        .await
+        .unwrap();
+    let rid = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(rid.len(), 36, "a UUID: {rid}");
+    assert_eq!(mock.requests()[0].header("x-request-id"), Some(rid.as_str()));
+    // The provider's own id is kept for support tickets.
+    assert!(resp.headers().contains_key("x-upstream-request-id"));
+}
+
+#[tokio::test]
+async fn openai_stream_matches_non_stream_and_records_ttft() {
+    let (_mock, proxy) = setup().await;
+    let c = client();
+    let full: Value = c
+        .post(format!("{}/v1/chat/completions", proxy.url))
+        .json(&chat("gpt-4o-mini", "tell me about streams", false))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut req = chat("gpt-4o-mini", "tell me about streams", true);
+    req["stream_options"] = json!({"include_usage": true});
+    let resp = c.post(format!("{}/v1/chat/completions", proxy.url)).json(&req).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let (_, datas) = sse(resp).await;
+    assert_eq!(datas.last().unwrap(), "[DONE]");
+    let mut text = String::new();
+    let mut usage = None;
+    for d in &datas[..datas.len() - 1] {
+        let v: Value = serde_json::from_str(d).unwrap();
+        if let Some(s) = v["choices"][0]["delta"]["content"].as_str() {
+            text.push_str(s);
+        }
+        if !v["usage"].is_null() {
+            usage = Some(v["usage"].clone());
+        }
+    }
+    assert_eq!(text, full["choices"][0]["message"]["content"].as_str().unwrap());
+    let usage = usage.expect("usage chunk");
+    let m = proxy.metrics().await;
+    let ttft = metric(
+        &m,
+        "gen_ai_client_operation_time_to_first_chunk_seconds_count",
+        &[("gen_ai_provider_name", "openai")],
+    );
+    assert_eq!(ttft, Some(1.0));
+    // Both requests' output tokens were counted (non-stream + stream).
+    let out = metric(&m, "tollgate_tokens_total", &[("model", "gpt-4o-mini"), ("type", "output")]).unwrap();
+    assert_eq!(
+        out,
+        full["usage"]["completion_tokens"].as_f64().unwrap() + usage["completion_tokens"].as_f64().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn stream_events_arrive_one_by_one() {
+    let (_mock, proxy) = setup().await;
+    let resp = client()
+        .post(format!("{}/v1/chat/completions", proxy.url))
+        .header("x-mock-chunks", "4")
+        .header("x-mock-chunk-interval-ms", "40")
+        .json(&chat("gpt-4o-mini", "one by one", true))
+        .send()
+        .await
+        .unwrap();
+    let mut body = resp.bytes_stream();
+    let mut frames = 0;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.unwrap();
+        // Every frame the proxy sends ends on an event boundary.
+        assert!(chunk.ends_with(b"\n\n"), "frame not on an event boundary: {chunk:?}");
+        frames += 1;
+    }
+    assert!(frames >= 4, "events were batched: {frames} frames");
+}
+
+#[tokio::test]
+async fn anthropic_messages_stream_and_non_stream() {
+    let (mock, proxy) = setup().await;
+    let c = client();
+    let resp = c
+        .post(format!("{}/v1/messages", proxy.url))
+        .header("x-api-key", "app-placeholder")
+        .header("anthropic-version", "2023-06-01")
+        .json(&messages("claude-sonnet-4-5", "hello claude", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let full: Value = resp.json().await.unwrap();
+    assert_eq!(full["type"], "message");
+    let r = &mock.requests()[0];
+    assert_eq!(r.header("x-api-key"), Some(ANTHROPIC_KEY));
+    assert_eq!(r.header("anthropic-version"), Some("2023-06-01"));
+
+    // Without the app sending anthropic-version, the configured one is added.
+    let resp = c
+        .post(format!("{}/v1/messages", proxy.url))
+        .json(&messages("claude-sonnet-4-5", "hello claude", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (names, datas) = sse(resp).await;
+    assert_eq!(names.first().map(String::as_str), Some("message_start"));
+    assert_eq!(names.last().map(String::as_str), Some("message_stop"));
+    let text: String = datas
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["delta"]["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(text, full["content"][0]["text"].as_str().unwrap());
+    assert_eq!(mock.requests()[1].header("anthropic-version"), Some("2023-06-01"));
+    let m = proxy.metrics().await;
+    let out = metric(&m, "tollgate_tokens_total", &[("model", "claude-sonnet-4-5"), ("type", "output")]).unwrap();
+    assert_eq!(out, 2.0 * full["usage"]["output_tokens"].as_f64().unwrap());
+}
+
+#[tokio::test]
+async fn embeddings_completions_count_tokens_and_models() {
+    let (mock, proxy) = setup().await;
+    let c = client();
+    let e: Value = c
+        .post(format!("{}/v1/embeddings", proxy.url))
+        .json(&json!({"model": "text-embedding-3-small", "input": ["a", "b"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(e["data"].as_array().unwrap().len(), 2);
+    let t = c
+        .post(format!("{}/v1/completions", proxy.url))
+        .json(&json!({"model": "gpt-3.5-turbo-instruct", "prompt": "say"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(t.status(), 200);
+    let n: Value = c
+        .post(format!("{}/v1/messages/count_tokens", proxy.url))
+        .json(&json!({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "three small words"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(n["input_tokens"].as_u64().unwrap() > 0);
+    let paths: Vec<String> = mock.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, ["/v1/embeddings", "/v1/completions", "/v1/messages/count_tokens"]);
+
+    // Model lists are answered by the proxy from its config, in each API's shape.
+    let list: Value = c.get(format!("{}/v1/models", proxy.url)).send().await.unwrap().json().await.unwrap();
+    let ids: Vec<&str> = list["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["gpt-4o-mini", "text-embedding-3-small", "gpt-3.5-turbo-instruct"]);
+    let alist: Value = c
+        .get(format!("{}/v1/models", proxy.url))
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alist["data"][0]["type"], "model");
+    assert_eq!(alist["data"][0]["id"], "claude-sonnet-4-5");
+    let one = c.get(format!("{}/v1/models/gpt-4o-mini", proxy.url)).send().await.unwrap();
+    assert_eq!(one.status(), 200);
+    let none = c.get(format!("{}/v1/models/gpt-9", proxy.url)).send().await.unwrap();
+    assert_eq!(none.status(), 404);
+    assert_eq!(mock.requests().len(), 3, "model lists never reach the provider");
+}
+
+#[tokio::test]
+async fn prefix_models_route_and_h2c_from_the_app_works() {
+    let (mock, proxy) = setup().await;
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let resp = h2
+        .post(format!("{}/v1/chat/completions", proxy.url))
+        .json(&chat("ft:gpt-4o-mini:acme", "hi", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(resp.status(), 200);
+    assert_eq!(mock.requests()[0].json()["model"], "ft:gpt-4o-mini:acme");
+}
+
+#[tokio::test]
+async fn client_disconnect_cancels_the_upstream_stream() {
+    let (mock, proxy) = setup().await;
+    let resp = client()
+        .post(format!("{}/v1/chat/completions", proxy.url))
+        .header("x-mock-chunks", "200")
+        .header("x-mock-chunk-interval-ms", "50")
+        .json(&chat("gpt-4o-mini", "long story", true))
+        .send()
+        .await
+        .unwrap();
+    let mut body = resp.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    assert_eq!(mock.active_streams(), 1);
+    drop(body);
+    wait_for("the mock to see the stream cancelled", Duration::from_secs(5), || async {
+        (mock.cancelled_streams() == 1 && mock.active_streams() == 0).then_some(())
+    })
+    .await;
+    let m = wait_for("the disconnect metric", Duration::from_secs(5), || async {
+        let m = proxy.metrics().await;
+        metric(&m, "tollgate_stream_client_disconnects_total", &[("provider", "openai")]).map(|_| m)
+    })
+    .await;
+    assert_eq!(metric(&m, "tollgate_requests_in_flight", &[]), Some(0.0));
+}
