@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test: Rust unit and black-box suites, then the Python SDK
+# compatibility suite against real proxy and mock processes. Sets up what it
+# needs (a Python venv with the pinned SDKs) on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+# Python venv with the official SDKs, rebuilt when requirements change.
+VENV="$ROOT/.venv"
+REQ="$ROOT/tests/python/requirements.txt"
+STAMP="$VENV/.requirements.sha256"
+want="$(sha256sum "$REQ" | cut -d' ' -f1)"
+if [[ ! -x "$VENV/bin/python" || "$(cat "$STAMP" 2>/dev/null)" != "$want" ]]; then
+  echo "==> setting up $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQ"
+  echo "$want" > "$STAMP"
+fi
+
+echo "==> cargo build (binaries used by the black-box suites)"
+cargo build --workspace --bins --quiet
+
+echo "==> cargo test"
+cargo test --workspace --no-fail-fast
+
+echo "==> python SDK compatibility suite"
+TOLLGATE_BIN_DIR="$ROOT/target/debug" "$VENV/bin/python" -m pytest tests/python -q -p no:cacheprovider
