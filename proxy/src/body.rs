@@ -160,6 +160,18 @@ impl Body for ResponseBody {
     }
 }
 
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        // hyper stops polling once `is_end_stream` is true, so a body that
+        // was fully sent may never see its final `None`.
+        if self.is_end_stream() {
+            if let Some(s) = self.settle.as_mut() {
+                s.completed();
+            }
+        }
+    }
+}
+
 fn observe(frame: &[u8], usage: &mut StreamUsage, family: Family) {
     for ev in events(frame) {
         usage.observe(family, ev.name, &ev.data);

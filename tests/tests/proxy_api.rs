@@ -51,21 +51,44 @@ async fn openai_chat_replaces_the_key_and_carries_the_request_id() {
     assert_eq!(seen.len(), 1);
     let r = &seen[0];
     assert_eq!(r.path, "/v1/chat/completions");
-    assert_eq!(r.header("authorization"), Some(format!("Bearer {OPENAI_KEY}").as_str()));
+    assert_eq!(
+        r.header("authorization"),
+        Some(format!("Bearer {OPENAI_KEY}").as_str())
+    );
     assert_eq!(r.header("x-request-id"), Some("app-rid-42"));
     assert_eq!(r.json()["messages"][0]["content"], "hello there proxy");
 
     // Usage reached the metrics, exactly as the upstream reported it.
     let m = proxy.metrics().await;
     let labels = [("provider", "openai"), ("model", "gpt-4o-mini")];
-    let input = metric(&m, "tollgate_tokens_total", &[labels[0], labels[1], ("type", "input")]).unwrap();
-    let output = metric(&m, "tollgate_tokens_total", &[labels[0], labels[1], ("type", "output")]).unwrap();
+    let input = metric(
+        &m,
+        "tollgate_tokens_total",
+        &[labels[0], labels[1], ("type", "input")],
+    )
+    .unwrap();
+    let output = metric(
+        &m,
+        "tollgate_tokens_total",
+        &[labels[0], labels[1], ("type", "output")],
+    )
+    .unwrap();
     assert_eq!(input, body["usage"]["prompt_tokens"].as_f64().unwrap());
     assert_eq!(output, body["usage"]["completion_tokens"].as_f64().unwrap());
     assert_eq!(
-        metric(&m, "tollgate_requests_total", &[("route", "gpt-4o-mini"), ("status_class", "2xx")]),
+        metric(
+            &m,
+            "tollgate_requests_total",
+            &[("route", "gpt-4o-mini"), ("status_class", "2xx")]
+        ),
         Some(1.0)
     );
+    // The access log records a fully sent response as completed.
+    wait_for("the access log line", Duration::from_secs(5), || async {
+        proxy.log().contains("outcome=Completed").then_some(())
+    })
+    .await;
+    assert!(!proxy.log().contains("ClientGone"), "{}", proxy.log());
 }
 
 #[tokio::test]
@@ -79,7 +102,10 @@ async fn generated_request_id_is_sent_upstream_and_returned() {
         .unwrap();
     let rid = resp.headers()["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(rid.len(), 36, "a UUID: {rid}");
-    assert_eq!(mock.requests()[0].header("x-request-id"), Some(rid.as_str()));
+    assert_eq!(
+        mock.requests()[0].header("x-request-id"),
+        Some(rid.as_str())
+    );
     // The provider's own id is kept for support tickets.
     assert!(resp.headers().contains_key("x-upstream-request-id"));
 }
@@ -99,9 +125,17 @@ async fn openai_stream_matches_non_stream_and_records_ttft() {
         .unwrap();
     let mut req = chat("gpt-4o-mini", "tell me about streams", true);
     req["stream_options"] = json!({"include_usage": true});
-    let resp = c.post(format!("{}/v1/chat/completions", proxy.url)).json(&req).send().await.unwrap();
+    let resp = c
+        .post(format!("{}/v1/chat/completions", proxy.url))
+        .json(&req)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let (_, datas) = sse(resp).await;
     assert_eq!(datas.last().unwrap(), "[DONE]");
     let mut text = String::new();
@@ -115,7 +149,10 @@ async fn openai_stream_matches_non_stream_and_records_ttft() {
             usage = Some(v["usage"].clone());
         }
     }
-    assert_eq!(text, full["choices"][0]["message"]["content"].as_str().unwrap());
+    assert_eq!(
+        text,
+        full["choices"][0]["message"]["content"].as_str().unwrap()
+    );
     let usage = usage.expect("usage chunk");
     let m = proxy.metrics().await;
     let ttft = metric(
@@ -125,10 +162,16 @@ async fn openai_stream_matches_non_stream_and_records_ttft() {
     );
     assert_eq!(ttft, Some(1.0));
     // Both requests' output tokens were counted (non-stream + stream).
-    let out = metric(&m, "tollgate_tokens_total", &[("model", "gpt-4o-mini"), ("type", "output")]).unwrap();
+    let out = metric(
+        &m,
+        "tollgate_tokens_total",
+        &[("model", "gpt-4o-mini"), ("type", "output")],
+    )
+    .unwrap();
     assert_eq!(
         out,
-        full["usage"]["completion_tokens"].as_f64().unwrap() + usage["completion_tokens"].as_f64().unwrap()
+        full["usage"]["completion_tokens"].as_f64().unwrap()
+            + usage["completion_tokens"].as_f64().unwrap()
     );
 }
 
@@ -148,7 +191,10 @@ async fn stream_events_arrive_one_by_one() {
     while let Some(chunk) = body.next().await {
         let chunk = chunk.unwrap();
         // Every frame the proxy sends ends on an event boundary.
-        assert!(chunk.ends_with(b"\n\n"), "frame not on an event boundary: {chunk:?}");
+        assert!(
+            chunk.ends_with(b"\n\n"),
+            "frame not on an event boundary: {chunk:?}"
+        );
         frames += 1;
     }
     assert!(frames >= 4, "events were batched: {frames} frames");
@@ -190,9 +236,17 @@ async fn anthropic_messages_stream_and_non_stream() {
         .filter_map(|v| v["delta"]["text"].as_str().map(str::to_string))
         .collect();
     assert_eq!(text, full["content"][0]["text"].as_str().unwrap());
-    assert_eq!(mock.requests()[1].header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(
+        mock.requests()[1].header("anthropic-version"),
+        Some("2023-06-01")
+    );
     let m = proxy.metrics().await;
-    let out = metric(&m, "tollgate_tokens_total", &[("model", "claude-sonnet-4-5"), ("type", "output")]).unwrap();
+    let out = metric(
+        &m,
+        "tollgate_tokens_total",
+        &[("model", "claude-sonnet-4-5"), ("type", "output")],
+    )
+    .unwrap();
     assert_eq!(out, 2.0 * full["usage"]["output_tokens"].as_f64().unwrap());
 }
 
@@ -228,12 +282,38 @@ async fn embeddings_completions_count_tokens_and_models() {
         .unwrap();
     assert!(n["input_tokens"].as_u64().unwrap() > 0);
     let paths: Vec<String> = mock.requests().iter().map(|r| r.path.clone()).collect();
-    assert_eq!(paths, ["/v1/embeddings", "/v1/completions", "/v1/messages/count_tokens"]);
+    assert_eq!(
+        paths,
+        [
+            "/v1/embeddings",
+            "/v1/completions",
+            "/v1/messages/count_tokens"
+        ]
+    );
 
     // Model lists are answered by the proxy from its config, in each API's shape.
-    let list: Value = c.get(format!("{}/v1/models", proxy.url)).send().await.unwrap().json().await.unwrap();
-    let ids: Vec<&str> = list["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["gpt-4o-mini", "text-embedding-3-small", "gpt-3.5-turbo-instruct"]);
+    let list: Value = c
+        .get(format!("{}/v1/models", proxy.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "gpt-4o-mini",
+            "text-embedding-3-small",
+            "gpt-3.5-turbo-instruct"
+        ]
+    );
     let alist: Value = c
         .get(format!("{}/v1/models", proxy.url))
         .header("anthropic-version", "2023-06-01")
@@ -245,17 +325,32 @@ async fn embeddings_completions_count_tokens_and_models() {
         .unwrap();
     assert_eq!(alist["data"][0]["type"], "model");
     assert_eq!(alist["data"][0]["id"], "claude-sonnet-4-5");
-    let one = c.get(format!("{}/v1/models/gpt-4o-mini", proxy.url)).send().await.unwrap();
+    let one = c
+        .get(format!("{}/v1/models/gpt-4o-mini", proxy.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(one.status(), 200);
-    let none = c.get(format!("{}/v1/models/gpt-9", proxy.url)).send().await.unwrap();
+    let none = c
+        .get(format!("{}/v1/models/gpt-9", proxy.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(none.status(), 404);
-    assert_eq!(mock.requests().len(), 3, "model lists never reach the provider");
+    assert_eq!(
+        mock.requests().len(),
+        3,
+        "model lists never reach the provider"
+    );
 }
 
 #[tokio::test]
 async fn prefix_models_route_and_h2c_from_the_app_works() {
     let (mock, proxy) = setup().await;
-    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
     let resp = h2
         .post(format!("{}/v1/chat/completions", proxy.url))
         .json(&chat("ft:gpt-4o-mini:acme", "hi", false))
@@ -282,13 +377,20 @@ async fn client_disconnect_cancels_the_upstream_stream() {
     body.next().await.unwrap().unwrap();
     assert_eq!(mock.active_streams(), 1);
     drop(body);
-    wait_for("the mock to see the stream cancelled", Duration::from_secs(5), || async {
-        (mock.cancelled_streams() == 1 && mock.active_streams() == 0).then_some(())
-    })
+    wait_for(
+        "the mock to see the stream cancelled",
+        Duration::from_secs(5),
+        || async { (mock.cancelled_streams() == 1 && mock.active_streams() == 0).then_some(()) },
+    )
     .await;
     let m = wait_for("the disconnect metric", Duration::from_secs(5), || async {
         let m = proxy.metrics().await;
-        metric(&m, "tollgate_stream_client_disconnects_total", &[("provider", "openai")]).map(|_| m)
+        metric(
+            &m,
+            "tollgate_stream_client_disconnects_total",
+            &[("provider", "openai")],
+        )
+        .map(|_| m)
     })
     .await;
     assert_eq!(metric(&m, "tollgate_requests_in_flight", &[]), Some(0.0));

@@ -25,23 +25,49 @@ async fn sigterm_keeps_serving_for_the_delay_then_drains_streams_and_exits_zero(
     let mut body = stream.next().await.unwrap().unwrap().to_vec();
     let sent = Instant::now();
     proxy.sigterm();
-    wait_for("readyz to report draining", Duration::from_secs(5), || async {
-        let r = reqwest::get(format!("{}/readyz", proxy.admin)).await.ok()?;
-        (r.status() == 503).then_some(())
-    })
+    wait_for(
+        "readyz to report draining",
+        Duration::from_secs(5),
+        || async {
+            let r = reqwest::get(format!("{}/readyz", proxy.admin)).await.ok()?;
+            (r.status() == 503).then_some(())
+        },
+    )
     .await;
     // Still accepting during the delay: the app beside us may be finishing.
-    let late = c.post(format!("{}/v1/chat/completions", proxy.url)).json(&chat("gpt-4o-mini", "late", false)).send().await.unwrap();
+    let late = c
+        .post(format!("{}/v1/chat/completions", proxy.url))
+        .json(&chat("gpt-4o-mini", "late", false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(late.status(), 200);
-    assert!(sent.elapsed() < Duration::from_millis(1500), "test too slow to prove the delay");
+    assert!(
+        sent.elapsed() < Duration::from_millis(1500),
+        "test too slow to prove the delay"
+    );
     while let Some(chunk) = stream.next().await {
         body.extend_from_slice(&chunk.expect("the stream is drained, not cut"));
     }
-    assert!(String::from_utf8(body).unwrap().trim_end().ends_with("data: [DONE]"));
-    let status = proxy.wait_exit(Duration::from_secs(15)).expect("the proxy exits");
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .trim_end()
+        .ends_with("data: [DONE]"));
+    let status = proxy
+        .wait_exit(Duration::from_secs(15))
+        .expect("the proxy exits");
     assert!(status.success(), "exit status {status:?}");
-    assert!(sent.elapsed() >= Duration::from_millis(1500), "exited before the drain delay");
-    assert!(c.get(format!("{}/v1/models", proxy.url)).send().await.is_err(), "no longer accepting");
+    assert!(
+        sent.elapsed() >= Duration::from_millis(1500),
+        "exited before the drain delay"
+    );
+    assert!(
+        c.get(format!("{}/v1/models", proxy.url))
+            .send()
+            .await
+            .is_err(),
+        "no longer accepting"
+    );
 }
 
 #[tokio::test]
@@ -61,8 +87,14 @@ async fn drain_deadline_bounds_shutdown() {
     stream.next().await.unwrap().unwrap();
     let sent = Instant::now();
     proxy.sigterm();
-    let status = proxy.wait_exit(Duration::from_secs(10)).expect("the proxy exits at the deadline");
+    let status = proxy
+        .wait_exit(Duration::from_secs(10))
+        .expect("the proxy exits at the deadline");
     assert!(status.success());
-    assert!(sent.elapsed() < Duration::from_secs(5), "took {:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        sent.elapsed()
+    );
     assert!(proxy.log().contains("drain deadline reached"));
 }

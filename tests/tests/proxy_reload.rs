@@ -23,7 +23,8 @@ impl Traffic {
         let failed = Arc::new(AtomicUsize::new(0));
         let tasks = (0..n)
             .map(|i| {
-                let (stop, ok, failed, url) = (stop.clone(), ok.clone(), failed.clone(), url.to_string());
+                let (stop, ok, failed, url) =
+                    (stop.clone(), ok.clone(), failed.clone(), url.to_string());
                 tokio::spawn(async move {
                     let c = reqwest::Client::new();
                     let mut k = 0;
@@ -44,7 +45,12 @@ impl Traffic {
                 })
             })
             .collect();
-        Traffic { stop, ok, failed, tasks }
+        Traffic {
+            stop,
+            ok,
+            failed,
+            tasks,
+        }
     }
 
     async fn finish(self) -> (usize, usize) {
@@ -52,7 +58,10 @@ impl Traffic {
         for t in self.tasks {
             t.await.unwrap();
         }
-        (self.ok.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -89,14 +98,28 @@ async fn valid_reload_applies_and_invalid_is_refused_under_traffic() {
     proxy.write_config(&base.replace("type: anthropic", "type: antropic"));
     let m = wait_for("the reload failure", Duration::from_secs(10), || async {
         let m = proxy.metrics().await;
-        metric(&m, "tollgate_config_reloads_total", &[("result", "failure")]).map(|_| m)
+        metric(
+            &m,
+            "tollgate_config_reloads_total",
+            &[("result", "failure")],
+        )
+        .map(|_| m)
     })
     .await;
-    assert_eq!(metric(&m, "tollgate_config_last_reload_successful", &[]), Some(0.0));
-    assert_eq!(metric(&m, "tollgate_config_info", &[("hash", &second)]), Some(1.0));
+    assert_eq!(
+        metric(&m, "tollgate_config_last_reload_successful", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&m, "tollgate_config_info", &[("hash", &second)]),
+        Some(1.0)
+    );
     assert_eq!(proxy.config_hash().await, second);
     assert_eq!(status_of(&proxy.url, "gpt-4o").await, 200);
-    assert!(proxy.log().contains("antropic"), "the log says what was wrong");
+    assert!(
+        proxy.log().contains("antropic"),
+        "the log says what was wrong"
+    );
 
     let (ok, failed) = traffic.finish().await;
     assert!(ok > 20, "traffic ran: {ok}");
@@ -125,7 +148,11 @@ async fn configmap_symlink_swap_is_picked_up() {
     let root = proxy.key_dir().to_path_buf();
     let v2 = root.join("..2026_11_28_00_01_00.2");
     std::fs::create_dir(&v2).unwrap();
-    std::fs::write(v2.join("config.yaml"), base.replace("models: [gpt-4o-mini,", "models: [gpt-4o, gpt-4o-mini,")).unwrap();
+    std::fs::write(
+        v2.join("config.yaml"),
+        base.replace("models: [gpt-4o-mini,", "models: [gpt-4o, gpt-4o-mini,"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("..2026_11_28_00_01_00.2", root.join("..data_tmp")).unwrap();
     std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
     std::fs::remove_dir_all(root.join("..2026_11_28_00_00_00.1")).unwrap();
@@ -139,8 +166,22 @@ async fn configmap_symlink_swap_is_picked_up() {
     assert!(ok > 0);
     assert_eq!(failed, 0);
     let m = proxy.metrics().await;
-    assert_eq!(metric(&m, "tollgate_config_reloads_total", &[("result", "success")]), Some(1.0));
-    assert_eq!(metric(&m, "tollgate_config_reloads_total", &[("result", "failure")]), None);
+    assert_eq!(
+        metric(
+            &m,
+            "tollgate_config_reloads_total",
+            &[("result", "success")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "tollgate_config_reloads_total",
+            &[("result", "failure")]
+        ),
+        None
+    );
 }
 
 #[tokio::test]
@@ -148,13 +189,20 @@ async fn rotated_credential_files_are_reread() {
     let mock = MockServer::start(MockConfig::default()).await.unwrap();
     let proxy = ProxyProc::start(&config(&mock.url(), "", ""));
     assert_eq!(status_of(&proxy.url, "gpt-4o-mini").await, 200);
-    assert_eq!(mock.requests()[0].header("authorization"), Some(format!("Bearer {OPENAI_KEY}").as_str()));
+    assert_eq!(
+        mock.requests()[0].header("authorization"),
+        Some(format!("Bearer {OPENAI_KEY}").as_str())
+    );
     std::fs::write(proxy.key_dir().join("openai-key"), "sk-rotated").unwrap();
-    wait_for("the rotated key upstream", Duration::from_secs(10), || async {
-        mock.clear();
-        assert_eq!(status_of(&proxy.url, "gpt-4o-mini").await, 200);
-        (mock.requests()[0].header("authorization") == Some("Bearer sk-rotated")).then_some(())
-    })
+    wait_for(
+        "the rotated key upstream",
+        Duration::from_secs(10),
+        || async {
+            mock.clear();
+            assert_eq!(status_of(&proxy.url, "gpt-4o-mini").await, 200);
+            (mock.requests()[0].header("authorization") == Some("Bearer sk-rotated")).then_some(())
+        },
+    )
     .await;
 }
 
@@ -164,7 +212,9 @@ async fn readiness_follows_credentials() {
     let proxy = ProxyProc::start(&config(&mock.url(), "", ""));
     std::fs::remove_file(proxy.key_dir().join("anthropic-key")).unwrap();
     let body = wait_for("not ready", Duration::from_secs(10), || async {
-        let r = reqwest::get(format!("{}/readyz", proxy.admin)).await.unwrap();
+        let r = reqwest::get(format!("{}/readyz", proxy.admin))
+            .await
+            .unwrap();
         (r.status() == 503).then_some(r.text().await.unwrap())
     })
     .await;
@@ -178,13 +228,18 @@ async fn readiness_follows_credentials() {
     assert_eq!(r.status(), 503);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["error"]["type"], "overloaded_error");
-    assert!(v["error"]["message"].as_str().unwrap().contains("credentials for provider `anthropic`"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("credentials for provider `anthropic`"));
     assert!(!v.to_string().contains(ANTHROPIC_KEY));
     // The OpenAI side keeps working meanwhile.
     assert_eq!(status_of(&proxy.url, "gpt-4o-mini").await, 200);
     std::fs::write(proxy.key_dir().join("anthropic-key"), ANTHROPIC_KEY).unwrap();
     wait_for("ready again", Duration::from_secs(10), || async {
-        let r = reqwest::get(format!("{}/readyz", proxy.admin)).await.unwrap();
+        let r = reqwest::get(format!("{}/readyz", proxy.admin))
+            .await
+            .unwrap();
         (r.status() == 200).then_some(())
     })
     .await;
@@ -200,21 +255,41 @@ async fn admin_config_is_redacted_and_secrets_stay_out_of_logs() {
     let proxy = ProxyProc::start(&cfg);
     let r = client()
         .post(format!("{}/v1/messages", proxy.url))
-        .json(&messages("claude-sonnet-4-5", "my email is jane@example.com", false))
+        .json(&messages(
+            "claude-sonnet-4-5",
+            "my email is jane@example.com",
+            false,
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(mock.requests()[0].header("x-gateway-token"), Some("very-secret-value"));
-    let text = reqwest::get(format!("{}/config", proxy.admin)).await.unwrap().text().await.unwrap();
+    assert_eq!(
+        mock.requests()[0].header("x-gateway-token"),
+        Some("very-secret-value")
+    );
+    let text = reqwest::get(format!("{}/config", proxy.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!text.contains("very-secret-value"));
     assert!(text.contains("claude-sonnet-4-5"));
     let metrics = proxy.metrics().await;
     let log = proxy.log();
     for (what, hay) in [("config", &text), ("metrics", &metrics), ("log", &log)] {
-        for secret in [OPENAI_KEY, ANTHROPIC_KEY, "very-secret-value", "jane@example.com"] {
+        for secret in [
+            OPENAI_KEY,
+            ANTHROPIC_KEY,
+            "very-secret-value",
+            "jane@example.com",
+        ] {
             assert!(!hay.contains(secret), "{secret} leaked into {what}");
         }
     }
-    assert!(log.contains("tollgate::access"), "access log present: {log}");
+    assert!(
+        log.contains("tollgate::access"),
+        "access log present: {log}"
+    );
 }

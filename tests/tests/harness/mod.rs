@@ -20,8 +20,13 @@ pub fn proxy_bin() -> PathBuf {
     if let Ok(p) = std::env::var("TOLLGATE_PROXY_BIN") {
         return PathBuf::from(p);
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root.join("target"));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or(root.join("target"));
     for profile in ["debug", "release"] {
         let p = target.join(profile).join("tollgate-proxy");
         if p.exists() {
@@ -90,7 +95,11 @@ impl ProxyProc {
         std::fs::write(dir.path().join("openai-key"), format!("{OPENAI_KEY}\n")).unwrap();
         std::fs::write(dir.path().join("anthropic-key"), ANTHROPIC_KEY).unwrap();
         let path = dir.path().join("config.yaml");
-        std::fs::write(&path, config.replace("KEYDIR", dir.path().to_str().unwrap())).unwrap();
+        std::fs::write(
+            &path,
+            config.replace("KEYDIR", dir.path().to_str().unwrap()),
+        )
+        .unwrap();
         Self::start_at(dir, path)
     }
 
@@ -123,7 +132,13 @@ impl ProxyProc {
             let log = std::fs::read_to_string(dir.path().join("proxy.log")).unwrap_or_default();
             panic!("proxy did not start; stdout {line:?}; log:\n{log}");
         };
-        ProxyProc { child, dir, config_path, url, admin }
+        ProxyProc {
+            child,
+            dir,
+            config_path,
+            url,
+            admin,
+        }
     }
 
     pub fn key_dir(&self) -> &Path {
@@ -147,7 +162,10 @@ impl ProxyProc {
     }
 
     pub fn sigterm(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -166,12 +184,22 @@ impl ProxyProc {
     }
 
     pub async fn metrics(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.admin)).await.unwrap().text().await.unwrap()
+        reqwest::get(format!("{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// The active config hash from `/config`.
     pub async fn config_hash(&self) -> String {
-        let v: serde_json::Value = reqwest::get(format!("{}/config", self.admin)).await.unwrap().json().await.unwrap();
+        let v: serde_json::Value = reqwest::get(format!("{}/config", self.admin))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         v["hash"].as_str().unwrap().to_string()
     }
 }
@@ -204,13 +232,20 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .find(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap()
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
 }
 
 pub fn chat(model: &str, text: &str, stream: bool) -> serde_json::Value {
