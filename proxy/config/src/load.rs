@@ -211,6 +211,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
         },
     };
 
+    let routing = v.routing(&raw.routing, &names, &upstream);
+
     let level = raw.logging.level.clone().unwrap_or_else(|| "info".into());
     if level.trim().is_empty() {
         v.err("logging.level", "must not be empty".into());
@@ -231,6 +233,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
             format: raw.logging.format,
             level,
         },
+        routing,
         hash: hash(&raw),
         raw,
     })
@@ -542,5 +545,6 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+mod routing;
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::raw::RawConfig;
+mod routing;
+pub use routing::*;
+
 pub use crate::raw::{LogFormat, ProviderType, UnknownPaths};
 
 /// The whole validated config.
@@ -22,6 +25,7 @@ pub struct Config {
     pub default_provider: Option<usize>,
     pub unknown_paths: UnknownPaths,
     pub logging: LoggingConfig,
+    pub routing: Routing,
     /// Hex SHA-256 of the config's canonical JSON form: equal configs hash
     /// equal whatever their YAML formatting.
     pub hash: String,

@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod routing;
+pub use routing::*;
+
 /// A whole `ProxyConfig` file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -253,10 +256,6 @@ macro_rules! reserved_section {
     };
 }
 
-reserved_section!(
-    /// Model aliases, weighted targets, retries and fallbacks. Reserved.
-    RawRouting
-);
 reserved_section!(
     /// Exact and semantic response cache. Reserved.
     RawCache

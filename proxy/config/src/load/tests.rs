@@ -173,3 +173,98 @@ fn schema_describes_the_file() {
     assert!(text.contains("openai-compatible"));
     assert!(text.contains("additionalProperties"));
 }
+
+const ROUTED: &str = r#"
+apiVersion: tollgate.dev/v1alpha1
+kind: ProxyConfig
+providers:
+  - {name: openai, type: openai, passthrough: true, models: [gpt-4o-mini]}
+  - {name: anthropic, type: anthropic, passthrough: true, models: [claude-sonnet-4-5]}
+routing:
+  defaults:
+    retry: {maxAttempts: 3, deadline: 30s}
+  routes:
+    - name: chat-default
+      strategy: round-robin
+      targets:
+        - {provider: openai, model: gpt-4o-mini, weight: 3}
+        - {provider: anthropic, model: claude-haiku-4-5, longContext: true}
+      rules:
+        - {name: long, when: {promptTokensAbove: 4000}, route: chat-strong}
+        - {when: {header: {name: X-Tollgate-Tier, values: [Premium]}, systemPrompt: "(?i)legal"}, route: chat-strong}
+      timeouts: {firstByte: 20s}
+      shaping: {defaultMaxTokens: 512, maxTokens: 4096, set: {temperature: 0}, strip: [logit_bias]}
+      shadow: {provider: anthropic, model: claude-sonnet-4-5, share: 0.1}
+    - name: chat-strong
+      targets: [{provider: anthropic, model: claude-sonnet-4-5}]
+"#;
+
+#[test]
+fn routing_is_validated_with_defaults_inherited() {
+    let c = from_yaml_str(ROUTED).unwrap();
+    let r = &c.routing.routes[0];
+    assert_eq!(r.strategy, Strategy::RoundRobin);
+    assert_eq!(r.targets[0].weight, 3);
+    assert_eq!(r.targets[1].weight, 1);
+    assert_eq!(r.targets[1].provider, 1);
+    assert_eq!(r.rules[0].route, 1);
+    assert_eq!(r.rules[1].name, "rule-1");
+    assert_eq!(
+        r.rules[1].when.header.as_ref().unwrap().name,
+        "x-tollgate-tier"
+    );
+    assert_eq!(r.rules[1].when.header.as_ref().unwrap().values, ["premium"]);
+    assert!(r.rules[1]
+        .when
+        .system_prompt
+        .as_ref()
+        .unwrap()
+        .0
+        .is_match("LEGAL review"));
+    assert_eq!(
+        r.policy.retry.max_attempts, 3,
+        "inherited from routing.defaults"
+    );
+    assert_eq!(r.policy.retry.deadline, std::time::Duration::from_secs(30));
+    assert_eq!(
+        r.policy.timeouts.first_byte,
+        std::time::Duration::from_secs(20)
+    );
+    assert_eq!(r.policy.timeouts.connect, c.upstream.connect_timeout);
+    assert_eq!(
+        r.shaping.set,
+        vec![("temperature".to_string(), serde_json::json!(0))]
+    );
+    assert_eq!(r.shadow.as_ref().unwrap().queue_size, 64);
+    assert_eq!(c.routing.routes[1].policy.retry.max_attempts, 3);
+}
+
+#[test]
+fn routing_errors_name_their_paths() {
+    let bad = ROUTED
+        .replace("weight: 3", "weight: 0")
+        .replace("route: chat-strong}", "route: nowhere}")
+        .replace("(?i)legal", "(unclosed")
+        .replace("share: 0.1", "share: 1.5")
+        .replace("{provider: anthropic, model: claude-sonnet-4-5}]", "]")
+        .replace("strip: [logit_bias]", "strip: [messages]")
+        .replace("maxAttempts: 3", "maxAttempts: 0");
+    let e = errors(&bad);
+    let has = |p: &str, m: &str| e.iter().any(|x| x.starts_with(p) && x.contains(m));
+    assert!(
+        has("routing.routes[0].targets[0].weight", "greater than 0"),
+        "{e:#?}"
+    );
+    assert!(has(
+        "routing.routes[0].rules[0].route",
+        "no route is named `nowhere`"
+    ));
+    assert!(has(
+        "routing.routes[0].rules[1].when.systemPrompt",
+        "invalid regular expression"
+    ));
+    assert!(has("routing.routes[0].shadow.share", "(0, 1]"));
+    assert!(has("routing.routes[1].targets", "at least one target"));
+    assert!(has("routing.routes[0].shaping", "`messages` cannot be set"));
+    assert!(has("routing.defaults.retry.maxAttempts", "at least 1"));
+}
