@@ -3,20 +3,28 @@
 //! Either a complete body (the proxy's own answers, and buffered JSON
 //! responses) or an upstream body forwarded as it arrives. Event streams are
 //! re-framed on event boundaries (at most one partial event is held back),
-//! and usage is read from the events on the way through. Bodies are pulled,
-//! never pushed: a slow app slows the upstream read instead of growing a
-//! buffer, and an app that goes away drops the upstream body, which cancels
-//! the upstream request.
+//! usage is read from the events on the way through, and a translator may
+//! rewrite the events into the app's API. Bodies are pulled, never pushed:
+//! a slow app slows the upstream read instead of growing a buffer, and an
+//! app that goes away drops the upstream body, which cancels the upstream
+//! request.
+//!
+//! Once a stream has started, a failure (upstream reset, idle or total
+//! timeout) cannot be retried; the stream then ends with a well-formed error
+//! event in the app's API so SDKs raise instead of hanging.
 //!
 //! Each body carries the request's [`Settle`] record, so metrics and the
 //! access log are written when the last byte has gone out (or the app left).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
 
 use crate::api::sse::{events, EventSplitter};
 use crate::api::usage::StreamUsage;
@@ -24,6 +32,27 @@ use crate::api::Family;
 use crate::pipeline::settle::Settle;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Rewrites a stream's events (e.g. Anthropic events into OpenAI chunks).
+pub trait EventTransform: Send {
+    /// One upstream event in; whole events in the app's API out.
+    fn push(&mut self, event: Option<&str>, data: &[u8]) -> Vec<Bytes>;
+    /// The upstream ended.
+    fn finish(&mut self) -> Vec<Bytes>;
+}
+
+/// How an upstream event stream is handled.
+pub struct StreamSpec {
+    /// The provider's API (how to read usage from its events).
+    pub upstream: Family,
+    /// The app's API (the shape of a closing error event).
+    pub app: Family,
+    pub transform: Option<Box<dyn EventTransform>>,
+    /// Longest silence between upstream frames.
+    pub idle: Duration,
+    /// End of the whole request.
+    pub deadline: Instant,
+}
 
 /// A response body.
 pub struct ResponseBody {
@@ -38,8 +67,18 @@ enum Inner {
 
 struct Upstream {
     body: Incoming,
-    /// Present for `text/event-stream` responses.
-    sse: Option<(EventSplitter, StreamUsage, Family)>,
+    /// A frame read before the response was committed (the first event).
+    first: Option<Bytes>,
+    sse: Option<Sse>,
+    done: bool,
+}
+
+struct Sse {
+    spec: StreamSpec,
+    split: EventSplitter,
+    usage: StreamUsage,
+    idle_timer: Pin<Box<Sleep>>,
+    deadline_timer: Pin<Box<Sleep>>,
 }
 
 impl ResponseBody {
@@ -51,13 +90,22 @@ impl ResponseBody {
         }
     }
 
-    /// An upstream body forwarded as it arrives; `sse` re-frames it as an
-    /// event stream of the given API family.
-    pub fn upstream(body: Incoming, sse: Option<Family>) -> ResponseBody {
+    /// An upstream body forwarded as it arrives; with `sse` it is handled as
+    /// an event stream. `first` is a frame already read from `body`.
+    pub fn upstream(body: Incoming, first: Option<Bytes>, sse: Option<StreamSpec>) -> ResponseBody {
+        let sse = sse.map(|spec| Sse {
+            idle_timer: Box::pin(tokio::time::sleep(spec.idle)),
+            deadline_timer: Box::pin(tokio::time::sleep_until(spec.deadline)),
+            spec,
+            split: EventSplitter::default(),
+            usage: StreamUsage::default(),
+        });
         ResponseBody {
             inner: Inner::Upstream(Box::new(Upstream {
                 body,
-                sse: sse.map(|f| (EventSplitter::default(), StreamUsage::default(), f)),
+                first,
+                sse,
+                done: false,
             })),
             settle: None,
         }
@@ -67,6 +115,60 @@ impl ResponseBody {
     pub fn with_settle(mut self, settle: Settle) -> ResponseBody {
         self.settle = Some(settle);
         self
+    }
+}
+
+impl Sse {
+    /// Splits, observes and transforms one upstream chunk.
+    fn process(&mut self, data: Bytes) -> Option<Bytes> {
+        let framed = self.split.push(data)?;
+        self.emit(framed)
+    }
+
+    fn emit(&mut self, framed: Bytes) -> Option<Bytes> {
+        for ev in events(&framed) {
+            self.usage.observe(self.spec.upstream, ev.name, &ev.data);
+        }
+        let Some(t) = self.spec.transform.as_mut() else {
+            return Some(framed);
+        };
+        let mut out = BytesMut::new();
+        for ev in events(&framed) {
+            for b in t.push(ev.name, &ev.data) {
+                out.extend_from_slice(&b);
+            }
+        }
+        (!out.is_empty()).then(|| out.freeze())
+    }
+
+    fn finish(&mut self) -> Option<Bytes> {
+        let mut out = BytesMut::new();
+        if let Some(tail) = self.split.finish() {
+            if let Some(b) = self.emit(tail) {
+                out.extend_from_slice(&b);
+            }
+        }
+        if let Some(t) = self.spec.transform.as_mut() {
+            for b in t.finish() {
+                out.extend_from_slice(&b);
+            }
+        }
+        (!out.is_empty()).then(|| out.freeze())
+    }
+
+    /// The closing event for a stream that cannot continue.
+    fn error_event(&self, message: &str) -> Bytes {
+        let text = match self.spec.app {
+            Family::OpenAi => format!(
+                "data: {}\n\n",
+                serde_json::json!({"error": {"message": message, "type": "server_error", "param": null, "code": "upstream_stream_error"}})
+            ),
+            Family::Anthropic => format!(
+                "event: error\ndata: {}\n\n",
+                serde_json::json!({"type": "error", "error": {"type": "api_error", "message": message}})
+            ),
+        };
+        Bytes::from(text)
     }
 }
 
@@ -80,64 +182,93 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         match &mut this.inner {
-            Inner::Full(bytes) => {
-                let out = bytes.take().map(|b| Ok(Frame::data(b)));
-                if out.is_none() {
-                    if let Some(s) = this.settle.as_mut() {
-                        s.completed();
+            Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Inner::Upstream(up) => {
+                if up.done {
+                    return Poll::Ready(None);
+                }
+                if let Some(first) = up.first.take() {
+                    let out = match up.sse.as_mut() {
+                        Some(sse) => sse.process(first),
+                        None => Some(first),
+                    };
+                    if let Some(out) = out {
+                        if let Some(s) = this.settle.as_mut() {
+                            s.first_chunk();
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
                     }
                 }
-                Poll::Ready(out)
-            }
-            Inner::Upstream(up) => loop {
-                let frame = match Pin::new(&mut up.body).poll_frame(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(None) => {
-                        let tail = up.sse.as_mut().and_then(|(split, usage, family)| {
-                            let tail = split.finish()?;
-                            observe(&tail, usage, *family);
-                            Some(tail)
-                        });
-                        if let Some(s) = this.settle.as_mut() {
-                            if let Some((_, usage, _)) = &up.sse {
-                                s.set_usage(usage.get());
-                            }
-                            if tail.is_none() {
+                loop {
+                    let polled = Pin::new(&mut up.body).poll_frame(cx);
+                    let frame = match polled {
+                        Poll::Pending => {
+                            let Some(sse) = up.sse.as_mut() else {
+                                return Poll::Pending;
+                            };
+                            let why = if sse.deadline_timer.as_mut().poll(cx).is_ready() {
+                                "the request exceeded its total time limit"
+                            } else if sse.idle_timer.as_mut().poll(cx).is_ready() {
+                                "the provider stopped sending events (idle timeout)"
+                            } else {
+                                return Poll::Pending;
+                            };
+                            return Poll::Ready(Some(Ok(Frame::data(fail(
+                                up,
+                                &mut this.settle,
+                                why,
+                                "timeout",
+                            )))));
+                        }
+                        Poll::Ready(None) => {
+                            up.done = true;
+                            let tail = up.sse.as_mut().and_then(Sse::finish);
+                            if let Some(s) = this.settle.as_mut() {
+                                if let Some(sse) = &up.sse {
+                                    s.set_usage(sse.usage.get());
+                                }
                                 s.completed();
                             }
+                            return Poll::Ready(tail.map(|t| Ok(Frame::data(t))));
                         }
-                        return Poll::Ready(tail.map(|t| Ok(Frame::data(t))));
-                    }
-                    Poll::Ready(Some(Err(e))) => {
+                        Poll::Ready(Some(Err(e))) => {
+                            if up.sse.is_none() {
+                                if let Some(s) = this.settle.as_mut() {
+                                    s.upstream_failed("upstream_body");
+                                }
+                                return Poll::Ready(Some(Err(Box::new(e))));
+                            }
+                            let why = "the provider's stream ended abruptly";
+                            return Poll::Ready(Some(Ok(Frame::data(fail(
+                                up,
+                                &mut this.settle,
+                                why,
+                                "upstream_reset",
+                            )))));
+                        }
+                        Poll::Ready(Some(Ok(frame))) => frame,
+                    };
+                    let data = match frame.into_data() {
+                        Ok(d) => d,
+                        // Trailers pass through untouched.
+                        Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                    };
+                    let out = match up.sse.as_mut() {
+                        None => Some(data),
+                        Some(sse) => {
+                            let idle = sse.spec.idle;
+                            sse.idle_timer.as_mut().reset(Instant::now() + idle);
+                            sse.process(data)
+                        }
+                    };
+                    if let Some(out) = out {
                         if let Some(s) = this.settle.as_mut() {
-                            s.upstream_failed();
+                            s.first_chunk();
                         }
-                        return Poll::Ready(Some(Err(Box::new(e))));
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
                     }
-                    Poll::Ready(Some(Ok(frame))) => frame,
-                };
-                let data = match frame.into_data() {
-                    Ok(d) => d,
-                    // Trailers pass through untouched.
-                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
-                };
-                let out = match up.sse.as_mut() {
-                    None => Some(data),
-                    Some((split, usage, family)) => {
-                        let out = split.push(data);
-                        if let Some(events) = &out {
-                            observe(events, usage, *family);
-                        }
-                        out
-                    }
-                };
-                if let Some(out) = out {
-                    if let Some(s) = this.settle.as_mut() {
-                        s.first_chunk();
-                    }
-                    return Poll::Ready(Some(Ok(Frame::data(out))));
                 }
-            },
+            }
         }
     }
 
@@ -145,7 +276,13 @@ impl Body for ResponseBody {
         match &self.inner {
             Inner::Full(b) => b.is_none(),
             Inner::Upstream(up) => {
-                up.body.is_end_stream() && up.sse.as_ref().is_none_or(|(s, _, _)| s.held() == 0)
+                up.done
+                    || (up.first.is_none()
+                        && up.body.is_end_stream()
+                        && up
+                            .sse
+                            .as_ref()
+                            .is_none_or(|s| s.split.held() == 0 && s.spec.transform.is_none()))
             }
         }
     }
@@ -154,10 +291,35 @@ impl Body for ResponseBody {
         match &self.inner {
             Inner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Inner::Full(None) => SizeHint::with_exact(0),
-            Inner::Upstream(up) if up.sse.is_none() => up.body.size_hint(),
+            Inner::Upstream(up) if up.sse.is_none() && up.first.is_none() => up.body.size_hint(),
             Inner::Upstream(_) => SizeHint::default(),
         }
     }
+}
+
+/// Ends a committed stream with an error event; records why.
+fn fail(up: &mut Upstream, settle: &mut Option<Settle>, why: &str, reason: &'static str) -> Bytes {
+    up.done = true;
+    let sse = up
+        .sse
+        .as_mut()
+        .expect("only event streams end with an error event");
+    // Forward whatever whole events were already received, then the error.
+    let mut out = BytesMut::new();
+    if let Some(tail) = sse.split.finish() {
+        // A partial event cannot be completed; drop it rather than send garbage.
+        drop(tail);
+    }
+    out.extend_from_slice(&sse.error_event(why));
+    if let Some(s) = settle.as_mut() {
+        s.set_usage(sse.usage.get());
+        s.upstream_failed(reason);
+    }
+    tracing::warn!(
+        reason,
+        "stream ended with an error event after it had started"
+    );
+    out.freeze()
 }
 
 impl Drop for ResponseBody {
@@ -169,11 +331,5 @@ impl Drop for ResponseBody {
                 s.completed();
             }
         }
-    }
-}
-
-fn observe(frame: &[u8], usage: &mut StreamUsage, family: Family) {
-    for ev in events(frame) {
-        usage.observe(family, ev.name, &ev.data);
     }
 }

@@ -32,6 +32,8 @@ pub enum ProxyError {
     UnknownModel { model: String, message: String },
     #[error("the proxy is at its limit of {limit} concurrent requests; retry shortly")]
     Overloaded { limit: usize },
+    #[error("every target of route `{route}` is ejected by its circuit breaker; retry shortly")]
+    AllTargetsEjected { route: String },
     #[error("no route for {method} {path}")]
     NotFound { method: String, path: String },
     #[error("{method} is not allowed on {path}")]
@@ -58,7 +60,9 @@ impl ProxyError {
             }
             UnknownModel { .. } | NotFound { .. } | PathRejected { .. } => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Overloaded { .. } | CredentialsUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Overloaded { .. } | CredentialsUnavailable { .. } | AllTargetsEjected { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             UpstreamConnect { .. } | UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
             UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -75,6 +79,7 @@ impl ProxyError {
             MissingModel => "missing_model",
             UnknownModel { .. } => "unknown_model",
             Overloaded { .. } => "overloaded",
+            AllTargetsEjected { .. } => "all_targets_ejected",
             NotFound { .. } => "not_found",
             MethodNotAllowed { .. } => "method_not_allowed",
             PathRejected { .. } => "path_rejected",
@@ -94,6 +99,7 @@ impl ProxyError {
             MissingModel => "missing_model",
             UnknownModel { .. } => "model_not_found",
             Overloaded { .. } => "overloaded",
+            AllTargetsEjected { .. } => "all_targets_ejected",
             NotFound { .. } | PathRejected { .. } => "unknown_url",
             CredentialsUnavailable { .. } => "credentials_unavailable",
             UpstreamConnect { .. } => "upstream_unreachable",
@@ -132,7 +138,7 @@ impl ProxyError {
 
     fn retry_after(&self) -> Option<u64> {
         match self {
-            ProxyError::Overloaded { .. } => Some(1),
+            ProxyError::Overloaded { .. } | ProxyError::AllTargetsEjected { .. } => Some(1),
             ProxyError::CredentialsUnavailable { .. } => Some(5),
             _ => None,
         }

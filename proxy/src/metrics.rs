@@ -41,6 +41,15 @@ pub struct Metrics {
     pub config_last_reload_success: IntGauge,
     pub config_last_reload_timestamp: GaugeVec,
     pub credentials_ready: IntGaugeVec,
+    pub attempts: IntCounterVec,
+    pub retries: IntCounterVec,
+    pub fallbacks: IntCounterVec,
+    pub selections: IntCounterVec,
+    pub rule_matches: IntCounterVec,
+    pub circuit_transitions: IntCounterVec,
+    pub target_ejected: IntGaugeVec,
+    pub target_latency: HistogramVec,
+    pub stream_errors: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -169,6 +178,61 @@ impl Metrics {
                 "tollgate_provider_credentials_ready",
                 "1 if the provider's credentials are readable, 0 if not.",
                 &["provider"],
+            ),
+            attempts: counter(
+                &r,
+                "tollgate_upstream_attempts_total",
+                "Attempts sent to targets, by route, target (provider/model) and outcome.",
+                &["route", "target", "outcome"],
+            ),
+            retries: counter(
+                &r,
+                "tollgate_retries_total",
+                "Retries on the same target, by route, target and reason.",
+                &["route", "target", "reason"],
+            ),
+            fallbacks: counter(
+                &r,
+                "tollgate_fallbacks_total",
+                "Moves to the next target of a route, by route and reason.",
+                &["route", "reason"],
+            ),
+            selections: counter(
+                &r,
+                "tollgate_target_selections_total",
+                "First-attempt target chosen by the route's strategy.",
+                &["route", "target"],
+            ),
+            rule_matches: counter(
+                &r,
+                "tollgate_route_rule_matches_total",
+                "Requests a routing rule sent to another route.",
+                &["route", "rule"],
+            ),
+            circuit_transitions: counter(
+                &r,
+                "tollgate_circuit_transitions_total",
+                "Circuit breaker state changes per target (to: open, half_open, closed).",
+                &["target", "to"],
+            ),
+            target_ejected: gauge_vec(
+                &r,
+                "tollgate_target_ejected",
+                "1 while a target's circuit breaker keeps it out of selection.",
+                &["target"],
+            ),
+            target_latency: histogram(
+                &r,
+                "tollgate_target_first_byte_seconds",
+                "Per attempt: request sent to the target's first byte (headers; first event for streams).",
+                &["target"],
+                DURATION_BUCKETS,
+            ),
+            stream_errors: counter(
+                &r,
+                "tollgate_stream_errors_total",
+                "Streams ended with an error event after they had started, by provider and reason.",
+                &["provider", "reason"],
             ),
             registry: r,
         };

@@ -4,18 +4,23 @@
 //! 2. **Admit**: the concurrency limit (503 with `Retry-After` beyond it).
 //! 3. **Read**: the body, within `server.maxRequestBody`.
 //! 4. **Parse**: `model` and `stream` (`api::request`); bad JSON is a 400.
-//! 5. **Route**: the provider for the model (`routing`).
+//! 5. **Route**: alias rules, then a plan of targets (`routing`).
 //!    *(PII filters, budget admission and the cache lookup slot in here.)*
-//! 6. **Send**: the upstream request with the provider's credentials
-//!    (`upstream`), within the response-header timeout.
-//! 7. **Respond**: stream events through as they arrive, or buffer a JSON
-//!    body, reading usage on the way (`body`).
+//! 6. **Send**: attempts with retries and fallbacks (`attempt`), each with
+//!    the target's model, shaping and API translation (`prepare`) and the
+//!    provider's credentials (`upstream`).
+//! 7. **Respond**: stream events through as they arrive (translated when the
+//!    target speaks the other API), or buffer a JSON body, reading usage on
+//!    the way (`body`, `convert`).
 //! 8. **Settle**: when the last byte is out or the app left, record metrics
 //!    and the access log (`settle`).
 //!
 //! Errors at any step become a provider-shaped response in `error`.
 
+pub mod attempt;
+pub mod convert;
 pub mod local;
+pub mod prepare;
 pub mod settle;
 
 use std::sync::Arc;
@@ -29,17 +34,15 @@ use hyper::body::Incoming;
 
 use crate::api::endpoint::Unmatched;
 use crate::api::request::parse_head;
-use crate::api::usage::Usage;
 use crate::api::{Endpoint, Family, Operation};
 use crate::body::ResponseBody;
 use crate::error::ProxyError;
+use crate::routing::rules::{self, Features};
+use crate::routing::{Lookup, Table};
 use crate::state::{Runtime, Shared};
 use crate::upstream::{build_request, strip_hop_by_hop, Outgoing};
+use attempt::Exchange;
 use settle::Settle;
-
-/// JSON responses up to this size are buffered to read their usage; larger
-/// ones (big embedding batches) stream through uninspected.
-const MAX_INSPECTED_RESPONSE: u64 = 32 << 20;
 
 /// Handles one request from an app.
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ResponseBody> {
@@ -82,7 +85,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Res
         return settle.fail(endpoint.family, ProxyError::Overloaded { limit });
     }
 
-    match forward(&rt, endpoint, req, &request_id, &mut settle).await {
+    match forward(&shared, &rt, endpoint, req, &request_id, &mut settle).await {
         Ok(resp) => {
             settle.responded(resp.status().as_u16());
             resp.map(|b| b.with_settle(settle))
@@ -92,6 +95,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Res
 }
 
 async fn forward(
+    shared: &Shared,
     rt: &Runtime,
     endpoint: Endpoint,
     req: Request<Incoming>,
@@ -104,56 +108,127 @@ async fn forward(
     ) {
         return local::models(rt, endpoint.family, req.uri().path(), request_id);
     }
+    let started = tokio::time::Instant::now();
 
     // 3. Read.
     let (parts, body) = req.into_parts();
     let bytes = read_body(&parts.headers, body, rt.config.server.max_request_body).await?;
+    if !endpoint.operation.routes_on_model() {
+        return forward_other(rt, endpoint, parts, bytes, request_id, settle).await;
+    }
 
-    // 4. Parse and 5. Route.
-    let (provider_idx, model, stream) = if endpoint.operation.routes_on_model() {
-        let head = parse_head(&bytes)?;
-        let model = head.model.ok_or(ProxyError::MissingModel)?;
-        let idx = rt.routes.resolve(&rt.config, endpoint.family, &model)?;
-        (idx, Some(model), head.stream)
-    } else {
-        let why = match rt.config.unknown_paths {
-            tollgate_config::UnknownPaths::Reject => "disabled by config (unknownPaths: reject)",
-            tollgate_config::UnknownPaths::Forward => "not configured (no defaultProvider)",
-        };
-        let idx = match (rt.config.unknown_paths, rt.config.default_provider) {
-            (tollgate_config::UnknownPaths::Forward, Some(i)) => i,
-            _ => {
-                return Err(ProxyError::PathRejected {
-                    path: parts.uri.path().to_string(),
-                    why,
-                })
+    // 4. Parse.
+    let head = parse_head(&bytes)?;
+    let model = head.model.ok_or(ProxyError::MissingModel)?;
+
+    // 5. Route: alias (with its rules) or a provider's allow-listed model.
+    let mut parsed = None;
+    let plan = match rt.routes.lookup(&rt.config, endpoint.family, &model)? {
+        Lookup::Direct { provider, label } => {
+            Table::plan_direct(&rt.config, provider, label, &model)
+        }
+        Lookup::Alias(i) => {
+            let route = &rt.config.routing.routes[i];
+            let needs_body = route.rules.iter().any(|r| r.when.needs_body());
+            let features = if needs_body {
+                Some(Features::of(
+                    endpoint.family,
+                    prepare::parsed_value(&bytes, &mut parsed)?,
+                ))
+            } else {
+                None
+            };
+            match rules::first_match(&route.rules, &parts.headers, features.as_ref()) {
+                Some(rule) => {
+                    shared
+                        .metrics
+                        .rule_matches
+                        .with_label_values(&[&route.name, &rule.name])
+                        .inc();
+                    Table::plan_route(
+                        &rt.config,
+                        &rt.config.routing.routes[rule.route],
+                        Some(&rule.name),
+                    )
+                }
+                None => Table::plan_route(&rt.config, route, None),
             }
-        };
-        (idx, None, false)
+        }
     };
-    let provider = &rt.config.providers[provider_idx];
-    settle.set_target(provider, model.as_deref(), stream);
+    settle.set_route(plan.label, plan.label, head.stream);
 
-    // 6. Send.
+    // 6. Send: attempts, retries, fallbacks.
+    let mut x = Exchange {
+        rt,
+        shared,
+        endpoint,
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        request_id,
+        raw: &bytes,
+        parsed,
+        requested_model: &model,
+        stream: head.stream,
+        started,
+    };
+    attempt::run(&mut x, &plan, settle).await
+}
+
+/// Other `/v1/*` paths: one attempt at the default provider, bytes as-is.
+async fn forward_other(
+    rt: &Runtime,
+    endpoint: Endpoint,
+    parts: http::request::Parts,
+    bytes: Bytes,
+    request_id: &HeaderValue,
+    settle: &mut Settle,
+) -> Result<Response<ResponseBody>, ProxyError> {
+    let idx = match (rt.config.unknown_paths, rt.config.default_provider) {
+        (tollgate_config::UnknownPaths::Forward, Some(i)) => i,
+        (policy, _) => {
+            return Err(ProxyError::PathRejected {
+                path: parts.uri.path().to_string(),
+                why: match policy {
+                    tollgate_config::UnknownPaths::Reject => {
+                        "disabled by config (unknownPaths: reject)"
+                    }
+                    tollgate_config::UnknownPaths::Forward => "not configured (no defaultProvider)",
+                },
+            })
+        }
+    };
+    let provider = &rt.config.providers[idx];
+    settle.set_route("other", "unknown", false);
+    settle.set_provider(provider);
     let upstream_req = build_request(
         Outgoing {
             provider,
-            credential: rt.credentials[provider_idx].as_deref(),
+            credential: rt.credentials[idx].as_deref(),
             operation: endpoint.operation,
             method: parts.method,
             path: parts.uri.path(),
             query: parts.uri.query(),
-            model: model.as_deref(),
+            model: None,
             request_id,
             body: bytes,
         },
         parts.headers,
     )?;
-    let sent = Instant::now();
-    let resp = rt.client.send(&provider.name, upstream_req).await?;
+    let timeout = rt.config.routing.defaults.timeouts.first_byte;
+    let sent = std::time::Instant::now();
+    let resp =
+        match tokio::time::timeout(timeout, rt.client.send(&provider.name, upstream_req)).await {
+            Err(_) => {
+                return Err(ProxyError::UpstreamTimeout {
+                    provider: provider.name.clone(),
+                    timeout,
+                })
+            }
+            Ok(r) => r?,
+        };
     settle.upstream_answered(sent.elapsed(), resp.status().as_u16());
-
-    // 7. Respond.
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -162,33 +237,10 @@ async fn forward(
             parts.headers.insert("x-upstream-request-id", theirs);
         }
     }
-    let is_sse = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("text/event-stream"));
-    let provider_family = provider.kind.family();
-    let body = if is_sse {
-        ResponseBody::upstream(body, Some(provider_family))
-    } else if parts.status.is_success()
-        && http_body::Body::size_hint(&body)
-            .upper()
-            .is_some_and(|n| n <= MAX_INSPECTED_RESPONSE)
-    {
-        let bytes = body
-            .collect()
-            .await
-            .map_err(|e| ProxyError::UpstreamProtocol {
-                provider: provider.name.clone(),
-                reason: format!("response body: {e}"),
-            })?
-            .to_bytes();
-        settle.set_usage(Usage::from_response_body(provider_family, &bytes));
-        ResponseBody::full(bytes)
-    } else {
-        ResponseBody::upstream(body, None)
-    };
-    Ok(Response::from_parts(parts, body))
+    Ok(Response::from_parts(
+        parts,
+        ResponseBody::upstream(body, None, None),
+    ))
 }
 
 /// Reads the request body within `limit` bytes.

@@ -13,6 +13,7 @@ use tollgate_config::{Config, CredentialSource};
 
 use crate::credentials::Credential;
 use crate::metrics::Metrics;
+use crate::routing::targets::Targets;
 use crate::routing::Table;
 use crate::upstream::{Client, ClientError};
 
@@ -23,6 +24,8 @@ pub struct Runtime {
     pub credentials: Vec<Option<Arc<Credential>>>,
     pub routes: Table,
     pub client: Client,
+    /// Clients for routes whose connect timeout differs from the default.
+    pub route_clients: Vec<(std::time::Duration, Client)>,
     pub loaded_at: std::time::SystemTime,
 }
 
@@ -35,6 +38,34 @@ impl Runtime {
             Some(prev) if prev.client.settings() == &config.upstream => prev.client.clone(),
             _ => Client::new(&config.upstream)?,
         };
+        let mut route_clients: Vec<(std::time::Duration, Client)> = Vec::new();
+        let connects = std::iter::once(&config.routing.defaults)
+            .chain(config.routing.routes.iter().map(|r| &r.policy))
+            .map(|p| p.timeouts.connect)
+            .filter(|&c| c != config.upstream.connect_timeout);
+        for connect in connects {
+            if route_clients.iter().any(|(c, _)| *c == connect) {
+                continue;
+            }
+            let reuse = previous.and_then(|prev| {
+                prev.route_clients
+                    .iter()
+                    .find(|(c, cl)| {
+                        *c == connect
+                            && cl.settings().extra_ca_file == config.upstream.extra_ca_file
+                    })
+                    .map(|(_, cl)| cl.clone())
+            });
+            let client = match reuse {
+                Some(c) => c,
+                None => {
+                    let mut settings = config.upstream.clone();
+                    settings.connect_timeout = connect;
+                    Client::new(&settings)?
+                }
+            };
+            route_clients.push((connect, client));
+        }
         let credentials = config
             .providers
             .iter()
@@ -61,8 +92,18 @@ impl Runtime {
             config: Arc::new(config),
             credentials,
             client,
+            route_clients,
             loaded_at: std::time::SystemTime::now(),
         })
+    }
+
+    /// The client whose connect timeout is `connect`.
+    pub fn client_for(&self, connect: std::time::Duration) -> &Client {
+        self.route_clients
+            .iter()
+            .find(|(c, _)| *c == connect)
+            .map(|(_, c)| c)
+            .unwrap_or(&self.client)
     }
 
     /// Why the proxy is not ready, if it is not: providers whose
@@ -112,6 +153,8 @@ pub struct Shared {
     pub in_flight: Arc<AtomicUsize>,
     /// Set once SIGTERM has been received.
     pub draining: AtomicBool,
+    /// Per-target health and balancing state; survives config reloads.
+    pub targets: Targets,
 }
 
 impl Shared {
@@ -125,6 +168,7 @@ impl Shared {
             metrics,
             in_flight: Arc::new(AtomicUsize::new(0)),
             draining: AtomicBool::new(false),
+            targets: Targets::default(),
         });
         shared.publish_credential_state();
         shared

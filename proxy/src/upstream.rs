@@ -98,22 +98,17 @@ impl Client {
         &self.settings
     }
 
-    /// Sends a request and waits for the response headers, within the
-    /// configured response-header timeout.
+    /// Sends a request and waits for the response headers (the caller
+    /// bounds the wait).
     pub async fn send(
         &self,
         provider: &str,
         req: Request<Full<Bytes>>,
     ) -> Result<http::Response<hyper::body::Incoming>, ProxyError> {
-        let timeout = self.settings.response_header_timeout;
-        match tokio::time::timeout(timeout, self.inner.request(req)).await {
-            Err(_) => Err(ProxyError::UpstreamTimeout {
-                provider: provider.to_string(),
-                timeout,
-            }),
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(classify(provider, &e)),
-        }
+        self.inner
+            .request(req)
+            .await
+            .map_err(|e| classify(provider, &e))
     }
 }
 

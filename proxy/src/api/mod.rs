@@ -5,6 +5,7 @@
 pub mod endpoint;
 pub mod request;
 pub mod sse;
+pub mod translate;
 pub mod usage;
 
 pub use endpoint::{Endpoint, Operation};

@@ -40,6 +40,7 @@ pub struct Settle {
     endpoint: Option<Endpoint>,
     provider: Option<String>,
     model: Option<String>,
+    route: Option<String>,
     stream: bool,
     status: u16,
     error: Option<&'static str>,
@@ -68,6 +69,7 @@ impl Settle {
             endpoint: None,
             provider: None,
             model: None,
+            route: None,
             stream: false,
             status: 0,
             error: None,
@@ -94,10 +96,19 @@ impl Settle {
         self.endpoint = Some(e);
     }
 
-    pub fn set_target(&mut self, p: &Provider, model: Option<&str>, stream: bool) {
-        self.provider = Some(p.name.clone());
-        self.model = model.map(str::to_string);
+    /// The route label (alias or allow-list entry), requested-model label
+    /// and whether the app asked for a stream.
+    pub fn set_route(&mut self, route: &str, model_label: &str, stream: bool) {
+        self.route = Some(route.to_string());
+        self.model = Some(model_label.to_string());
         self.stream = stream;
+    }
+
+    /// The provider that (last) served the request.
+    pub fn set_provider(&mut self, p: &Provider) {
+        if self.provider.as_deref() != Some(p.name.as_str()) {
+            self.provider = Some(p.name.clone());
+        }
     }
 
     pub fn upstream_answered(&mut self, took: Duration, status: u16) {
@@ -135,9 +146,15 @@ impl Settle {
         }
     }
 
-    pub fn upstream_failed(&mut self) {
+    /// The upstream failed after the response was committed.
+    pub fn upstream_failed(&mut self, reason: &'static str) {
         self.outcome = Outcome::UpstreamFailed;
-        self.error = Some("upstream_stream");
+        self.error = Some(reason);
+        let provider = self.provider.as_deref().unwrap_or("");
+        self.metrics
+            .stream_errors
+            .with_label_values(&[provider, reason])
+            .inc();
     }
 
     /// Answers with the proxy's own error and settles.
@@ -168,12 +185,9 @@ impl Drop for Settle {
         let elapsed = self.started.elapsed();
         let m = &self.metrics;
         let provider = self.provider.as_deref().unwrap_or("");
-        // Only models the config resolved reach here; anything else is "unknown".
-        let model = match (&self.model, &self.provider) {
-            (Some(m), Some(_)) => m.as_str(),
-            _ => "unknown",
-        };
-        let route = model;
+        // Only labels the config resolved reach here; anything else is "unknown".
+        let model = self.model.as_deref().unwrap_or("unknown");
+        let route = self.route.as_deref().unwrap_or("unknown");
         let class = if self.status == 0 {
             "5xx"
         } else {

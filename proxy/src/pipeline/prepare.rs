@@ -1,0 +1,186 @@
+//! The request body each target receives: the app's bytes untouched when
+//! nothing changes, otherwise the parsed request with the target's model,
+//! the route's shaping, and translation to the target's API.
+
+use bytes::Bytes;
+use serde_json::Value;
+use tollgate_config::{ProviderType, Shaping};
+
+use crate::api::{Family, Operation};
+use crate::error::ProxyError;
+
+/// Largest `max_tokens` sent to Anthropic when an OpenAI app gave none and
+/// no shaping sets a default (Anthropic requires the field).
+pub const DEFAULT_TRANSLATED_MAX_TOKENS: u64 = 4096;
+
+/// What the target needs.
+pub struct TargetSpec<'a> {
+    pub family: Family,
+    pub kind: ProviderType,
+    pub model: &'a str,
+    pub shaping: [Option<&'a Shaping>; 2],
+}
+
+/// Builds the body for one target. `parsed` caches the parsed request
+/// across attempts.
+pub fn body_for(
+    app: Family,
+    op: Operation,
+    raw: &Bytes,
+    parsed: &mut Option<Value>,
+    requested_model: &str,
+    t: &TargetSpec<'_>,
+) -> Result<Bytes, ProxyError> {
+    let shaping_noop = t.shaping.iter().all(Option::is_none);
+    if t.family == app && t.model == requested_model && shaping_noop {
+        return Ok(raw.clone());
+    }
+    let v = parsed_value(raw, parsed)?;
+    let mut out = if t.family != app {
+        translate(app, op, v, t)?
+    } else {
+        let mut v = v.clone();
+        v["model"] = Value::String(t.model.to_string());
+        v
+    };
+    for s in t.shaping.iter().flatten() {
+        shape(&mut out, s, t.family, t.kind);
+    }
+    Ok(Bytes::from(
+        serde_json::to_vec(&out).expect("a JSON value serializes"),
+    ))
+}
+
+/// The parsed request, parsing it on first use.
+pub fn parsed_value<'a>(
+    raw: &Bytes,
+    parsed: &'a mut Option<Value>,
+) -> Result<&'a Value, ProxyError> {
+    if parsed.is_none() {
+        *parsed = Some(
+            serde_json::from_slice(raw).map_err(|e| ProxyError::MalformedJson(e.to_string()))?,
+        );
+    }
+    Ok(parsed.as_ref().expect("just set"))
+}
+
+fn translate(
+    app: Family,
+    op: Operation,
+    v: &Value,
+    t: &TargetSpec<'_>,
+) -> Result<Value, ProxyError> {
+    use crate::api::translate as tr;
+    match (app, op, t.family) {
+        (Family::OpenAi, Operation::ChatCompletions, Family::Anthropic) => tr::openai_to_anthropic_request(
+            v,
+            t.model,
+            &tr::Defaults {
+                max_tokens: DEFAULT_TRANSLATED_MAX_TOKENS,
+            },
+        )
+        .map_err(|e| ProxyError::InvalidField(e.to_string())),
+        (Family::Anthropic, Operation::Messages, Family::OpenAi) => {
+            tr::anthropic_to_openai_request(v, t.model).map_err(|e| ProxyError::InvalidField(e.to_string()))
+        }
+        _ => Err(ProxyError::InvalidField(format!(
+            "{} requests cannot be sent to a provider of the other API; only chat completions and messages are translated",
+            op.otel_name()
+        ))),
+    }
+}
+
+/// Applies shaping to a request in the target's API.
+pub fn shape(v: &mut Value, s: &Shaping, family: Family, kind: ProviderType) {
+    let Some(obj) = v.as_object_mut() else { return };
+    for key in &s.strip {
+        obj.remove(key);
+    }
+    for (key, value) in &s.set {
+        obj.insert(key.clone(), value.clone());
+    }
+    // The field that carries the output limit in this request.
+    let field = match family {
+        Family::Anthropic => "max_tokens",
+        Family::OpenAi if obj.contains_key("max_completion_tokens") => "max_completion_tokens",
+        Family::OpenAi if obj.contains_key("max_tokens") => "max_tokens",
+        Family::OpenAi if kind == ProviderType::Openai && obj.contains_key("messages") => {
+            "max_completion_tokens"
+        }
+        Family::OpenAi => "max_tokens",
+    };
+    let current = obj.get(field).and_then(Value::as_u64);
+    let wanted = match (current, s.default_max_tokens, s.max_tokens) {
+        (Some(c), _, Some(max)) if c > max => Some(max),
+        (None, Some(d), _) => Some(d),
+        _ => None,
+    };
+    if let Some(n) = wanted {
+        obj.insert(field.to_string(), Value::from(n));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec<'a>(model: &'a str, shaping: Option<&'a Shaping>) -> TargetSpec<'a> {
+        TargetSpec {
+            family: Family::OpenAi,
+            kind: ProviderType::OpenaiCompatible,
+            model,
+            shaping: [shaping, None],
+        }
+    }
+
+    #[test]
+    fn untouched_when_nothing_changes() {
+        let raw = Bytes::from_static(br#"{"model":"m",  "messages":[]}"#);
+        let mut parsed = None;
+        let out = body_for(
+            Family::OpenAi,
+            Operation::ChatCompletions,
+            &raw,
+            &mut parsed,
+            "m",
+            &spec("m", None),
+        )
+        .unwrap();
+        assert_eq!(out, raw);
+        assert!(parsed.is_none(), "no parse on the fast path");
+    }
+
+    #[test]
+    fn model_rewrite_and_shaping() {
+        let raw = Bytes::from_static(br#"{"model":"alias","messages":[],"max_tokens":99999,"logit_bias":{"1":2},"temperature":1}"#);
+        let s = Shaping {
+            default_max_tokens: Some(256),
+            max_tokens: Some(1000),
+            set: vec![("temperature".into(), json!(0))],
+            strip: vec!["logit_bias".into()],
+        };
+        let mut parsed = None;
+        let out = body_for(
+            Family::OpenAi,
+            Operation::ChatCompletions,
+            &raw,
+            &mut parsed,
+            "alias",
+            &spec("real", Some(&s)),
+        )
+        .unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            json!({"model": "real", "messages": [], "max_tokens": 1000, "temperature": 0})
+        );
+        // Default applies when absent, in the field the provider expects.
+        let mut v = json!({"model": "x", "messages": []});
+        shape(&mut v, &s, Family::OpenAi, ProviderType::Openai);
+        assert_eq!(v["max_completion_tokens"], 256);
+        let mut v = json!({"model": "x", "messages": [], "max_tokens": 10});
+        shape(&mut v, &s, Family::Anthropic, ProviderType::Anthropic);
+        assert_eq!(v["max_tokens"], 10, "below the cap: kept");
+    }
+}
