@@ -33,6 +33,9 @@ use crate::pipeline::settle::Settle;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Most text kept from a stream for comparison.
+const MAX_CAPTURE: usize = 256 * 1024;
+
 /// Rewrites a stream's events (e.g. Anthropic events into OpenAI chunks).
 pub trait EventTransform: Send {
     /// One upstream event in; whole events in the app's API out.
@@ -52,6 +55,8 @@ pub struct StreamSpec {
     pub idle: Duration,
     /// End of the whole request.
     pub deadline: Instant,
+    /// Receives the streamed text when the stream ends (shadow comparison).
+    pub capture: Option<tokio::sync::oneshot::Sender<String>>,
 }
 
 /// A response body.
@@ -77,6 +82,7 @@ struct Sse {
     spec: StreamSpec,
     split: EventSplitter,
     usage: StreamUsage,
+    text: String,
     idle_timer: Pin<Box<Sleep>>,
     deadline_timer: Pin<Box<Sleep>>,
 }
@@ -99,6 +105,7 @@ impl ResponseBody {
             spec,
             split: EventSplitter::default(),
             usage: StreamUsage::default(),
+            text: String::new(),
         });
         ResponseBody {
             inner: Inner::Upstream(Box::new(Upstream {
@@ -128,6 +135,11 @@ impl Sse {
     fn emit(&mut self, framed: Bytes) -> Option<Bytes> {
         for ev in events(&framed) {
             self.usage.observe(self.spec.upstream, ev.name, &ev.data);
+            if self.spec.capture.is_some() && self.text.len() < MAX_CAPTURE {
+                if let Some(t) = crate::shadow::event_text(self.spec.upstream, &ev.data) {
+                    self.text.push_str(&t);
+                }
+            }
         }
         let Some(t) = self.spec.transform.as_mut() else {
             return Some(framed);
@@ -320,6 +332,14 @@ fn fail(up: &mut Upstream, settle: &mut Option<Settle>, why: &str, reason: &'sta
         "stream ended with an error event after it had started"
     );
     out.freeze()
+}
+
+impl Drop for Sse {
+    fn drop(&mut self) {
+        if let Some(tx) = self.spec.capture.take() {
+            let _ = tx.send(std::mem::take(&mut self.text));
+        }
+    }
 }
 
 impl Drop for ResponseBody {

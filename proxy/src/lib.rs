@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod reload;
 pub mod routing;
 pub mod server;
+pub mod shadow;
 pub mod state;
 pub mod upstream;
 

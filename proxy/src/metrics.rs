@@ -50,6 +50,11 @@ pub struct Metrics {
     pub target_ejected: IntGaugeVec,
     pub target_latency: HistogramVec,
     pub stream_errors: IntCounterVec,
+    pub shadow_requests: IntCounterVec,
+    pub shadow_dropped: IntCounterVec,
+    pub shadow_duration: HistogramVec,
+    pub shadow_tokens: IntCounterVec,
+    pub shadow_agreement: HistogramVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -233,6 +238,38 @@ impl Metrics {
                 "tollgate_stream_errors_total",
                 "Streams ended with an error event after they had started, by provider and reason.",
                 &["provider", "reason"],
+            ),
+            shadow_requests: counter(
+                &r,
+                "tollgate_shadow_requests_total",
+                "Shadow (mirrored) requests by route and result (ok, upstream_error, upstream_timeout, ...).",
+                &["route", "result"],
+            ),
+            shadow_dropped: counter(
+                &r,
+                "tollgate_shadow_dropped_total",
+                "Mirrors dropped because the route's shadow queue was full.",
+                &["route"],
+            ),
+            shadow_duration: histogram(
+                &r,
+                "tollgate_shadow_duration_seconds",
+                "Shadow request latency.",
+                &["route"],
+                DURATION_BUCKETS,
+            ),
+            shadow_tokens: counter(
+                &r,
+                "tollgate_shadow_tokens_total",
+                "Tokens the shadow target used, by type (input, output); not counted in tollgate_tokens_total.",
+                &["route", "type"],
+            ),
+            shadow_agreement: histogram(
+                &r,
+                "tollgate_shadow_agreement",
+                "Agreement of shadow and primary answers in [0, 1], by measure (exact, token_f1).",
+                &["route", "measure"],
+                &[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0],
             ),
             registry: r,
         };

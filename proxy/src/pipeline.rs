@@ -96,7 +96,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Res
 
 async fn forward(
     shared: &Shared,
-    rt: &Runtime,
+    rt: &Arc<Runtime>,
     endpoint: Endpoint,
     req: Request<Incoming>,
     request_id: &HeaderValue,

@@ -155,6 +155,8 @@ pub struct Shared {
     pub draining: AtomicBool,
     /// Per-target health and balancing state; survives config reloads.
     pub targets: Targets,
+    /// Shadow traffic slots.
+    pub mirrors: crate::shadow::Mirrors,
 }
 
 impl Shared {
@@ -169,6 +171,7 @@ impl Shared {
             in_flight: Arc::new(AtomicUsize::new(0)),
             draining: AtomicBool::new(false),
             targets: Targets::default(),
+            mirrors: Default::default(),
         });
         shared.publish_credential_state();
         shared

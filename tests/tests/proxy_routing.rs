@@ -433,3 +433,99 @@ async fn rules_route_by_header_and_prompt_size_and_shaping_applies() {
         Some(1.0)
     );
 }
+
+#[tokio::test]
+async fn shadow_traffic_mirrors_compares_and_never_delays() {
+    let (a, b) = (open_mock().await, open_mock().await);
+    let proxy = ProxyProc::start(&two_providers(
+        &a,
+        &b,
+        "  routes:\n    - name: chat\n      targets: [{provider: a, model: small}]\n      shadow: {provider: b, model: shadowy, share: 1.0, queueSize: 1}",
+    ));
+    // Non-streaming primary.
+    assert_eq!(ask(&proxy, "chat", &[]).await.status(), 200);
+    let m = wait_for("the shadow result", Duration::from_secs(10), || async {
+        let m = proxy.metrics().await;
+        metric(
+            &m,
+            "tollgate_shadow_agreement_count",
+            &[("route", "chat"), ("measure", "token_f1")],
+        )
+        .map(|_| m)
+    })
+    .await;
+    assert_eq!(
+        metric(
+            &m,
+            "tollgate_shadow_requests_total",
+            &[("route", "chat"), ("result", "ok")]
+        ),
+        Some(1.0)
+    );
+    let f1 = metric(
+        &m,
+        "tollgate_shadow_agreement_sum",
+        &[("route", "chat"), ("measure", "token_f1")],
+    )
+    .unwrap();
+    assert!(
+        f1 > 0.3 && f1 < 1.0,
+        "similar but not identical replies: {f1}"
+    );
+    let mirrored = &b.requests()[0];
+    assert_eq!(mirrored.json()["model"], "shadowy");
+    assert_eq!(mirrored.json()["stream"], false);
+    assert_eq!(a.requests().len(), 1, "the primary is sent once");
+    assert!(
+        metric(
+            &m,
+            "tollgate_tokens_total",
+            &[("model", "chat"), ("provider", "b")]
+        )
+        .is_none(),
+        "shadow usage is kept apart"
+    );
+
+    // Streaming primary: its streamed text is compared.
+    let r = client()
+        .post(format!("{}/v1/chat/completions", proxy.url))
+        .json(&chat("chat", "stream me", true))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("[DONE]"));
+    wait_for("the second comparison", Duration::from_secs(10), || async {
+        let m = proxy.metrics().await;
+        (metric(
+            &m,
+            "tollgate_shadow_agreement_count",
+            &[("route", "chat"), ("measure", "token_f1")],
+        ) == Some(2.0))
+        .then_some(())
+    })
+    .await;
+    assert_eq!(b.requests()[1].json()["stream"], false);
+
+    // A slow shadow never holds up the primary, and a full queue drops mirrors.
+    b.set_defaults(Switches {
+        latency_ms: Some(3000),
+        ..Default::default()
+    });
+    for _ in 0..3 {
+        assert_eq!(ask(&proxy, "chat", &[]).await.status(), 200);
+    }
+    let m = proxy.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "tollgate_shadow_requests_total",
+            &[("route", "chat"), ("result", "ok")]
+        ),
+        Some(2.0),
+        "the primaries returned while the slow mirror was still out"
+    );
+    assert_eq!(
+        metric(&m, "tollgate_shadow_dropped_total", &[("route", "chat")]),
+        Some(2.0)
+    );
+}

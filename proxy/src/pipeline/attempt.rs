@@ -41,7 +41,7 @@ const MAX_ERROR_BODY: usize = 1 << 20;
 
 /// One app request, as every attempt sees it.
 pub struct Exchange<'a> {
-    pub rt: &'a Runtime,
+    pub rt: &'a std::sync::Arc<Runtime>,
     pub shared: &'a Shared,
     pub endpoint: Endpoint,
     pub method: &'a Method,
@@ -83,7 +83,9 @@ enum Last {
     Error(ProxyError),
 }
 
-type Attempt = Result<Response<ResponseBody>, Failure>;
+/// A successful attempt: the response, and where the primary's text will
+/// come from when a shadow comparison wants it.
+type Attempt = Result<(Response<ResponseBody>, Option<crate::shadow::PrimaryText>), Failure>;
 
 /// Runs the plan; returns the response for the app.
 pub async fn run(
@@ -103,6 +105,7 @@ pub async fn run(
     let mut last: Option<Last> = None;
     let mut attempted_any = false;
 
+    let mirror = plan.shadow.filter(|s| crate::shadow::sampled(s));
     let mut next = first_target(plan, &stats, x);
     if let Some(i) = next {
         m.selections
@@ -130,12 +133,40 @@ pub async fn run(
                 break;
             }
             attempted_any = true;
-            match attempt(x, plan, target, &stats[i], deadline, settle).await {
-                Ok(resp) => {
+            match attempt(
+                x,
+                plan,
+                target,
+                &stats[i],
+                deadline,
+                settle,
+                mirror.is_some(),
+            )
+            .await
+            {
+                Ok((resp, primary)) => {
                     record(x.shared, &stats[i], policy, false);
                     m.attempts
                         .with_label_values(&[plan.label, &target.key, "success"])
                         .inc();
+                    if let (Some(shadow), Some(primary)) = (mirror, primary) {
+                        crate::shadow::spawn(
+                            &x.shared.mirrors,
+                            crate::shadow::Mirror {
+                                rt: x.rt.clone(),
+                                metrics: x.shared.metrics.clone(),
+                                route: plan.label.to_string(),
+                                shadow: shadow.clone(),
+                                app: x.endpoint.family,
+                                operation: x.endpoint.operation,
+                                raw: x.raw.clone(),
+                                requested_model: x.requested_model.to_string(),
+                                headers: x.headers.clone(),
+                                request_id: x.request_id.clone(),
+                                primary,
+                            },
+                        );
+                    }
                     return Ok(resp);
                 }
                 Err(Failure::Transient {
@@ -300,6 +331,7 @@ async fn attempt(
     stats: &std::sync::Arc<TargetStats>,
     deadline: Instant,
     settle: &mut Settle,
+    want_text: bool,
 ) -> Attempt {
     let rt = x.rt;
     let provider = &rt.config.providers[target.provider];
@@ -409,7 +441,7 @@ async fn attempt(
         else {
             unreachable!()
         };
-        return Ok(error_response(x, plan, status, headers, body, family));
+        return Ok((error_response(x, plan, status, headers, body, family), None));
     }
 
     let is_sse = parts
@@ -425,6 +457,7 @@ async fn attempt(
         wait: None,
         reason: "reset",
     };
+    let mut primary = None;
     let resp_body = if is_sse {
         // Hold the response until the first event: a failure before it can
         // still be retried without the app noticing.
@@ -449,6 +482,11 @@ async fn attempt(
         if family != x.endpoint.family {
             parts.headers.remove("content-length");
         }
+        let capture = want_text.then(|| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            primary = Some(crate::shadow::PrimaryText::Later(rx));
+            tx
+        });
         ResponseBody::upstream(
             body,
             first,
@@ -463,6 +501,7 @@ async fn attempt(
                 ),
                 idle: timeouts.idle,
                 deadline: x.started + timeouts.total,
+                capture,
             }),
         )
     } else if http_body::Body::size_hint(&body)
@@ -481,6 +520,11 @@ async fn attempt(
             .with_label_values(&[&stats.key])
             .observe(sent.elapsed().as_secs_f64());
         settle.set_usage(Usage::from_response_body(family, &bytes));
+        if want_text {
+            primary = Some(crate::shadow::PrimaryText::Ready(
+                crate::shadow::response_text(family, &bytes),
+            ));
+        }
         ResponseBody::full(convert::response(
             x.endpoint.family,
             family,
@@ -495,7 +539,7 @@ async fn attempt(
     parts.headers.remove(header::CONTENT_LENGTH);
     let mut resp = Response::from_parts(parts, resp_body);
     finish_headers(&mut resp, x, plan, Some(target));
-    Ok(resp)
+    Ok((resp, primary))
 }
 
 /// The path the target sees: the app's, or the other API's chat endpoint.

@@ -1,0 +1,325 @@
+//! Shadow traffic: mirror a share of a route's requests to another model,
+//! off the request path, and record how it compares.
+//!
+//! The mirror is sent after the primary has answered, as a non-streaming
+//! request, from a bounded set of background tasks (a full set drops the
+//! mirror and counts it). It never changes or delays what the app gets. Its
+//! answer is compared with the primary's text: exact match after
+//! normalization (case, punctuation, whitespace) and token-overlap F1.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method};
+use http_body_util::BodyExt;
+use rand::Rng;
+use serde_json::Value;
+use tokio::sync::{oneshot, Semaphore};
+use tollgate_config::Shadow;
+
+use crate::api::usage::Usage;
+use crate::api::{Family, Operation};
+use crate::metrics::Metrics;
+use crate::pipeline::prepare::{body_for, TargetSpec};
+use crate::state::Runtime;
+use crate::upstream::{build_request, Outgoing};
+
+/// Bounds concurrent mirrors per route; survives reloads.
+#[derive(Default)]
+pub struct Mirrors {
+    slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Mirrors {
+    fn slots(&self, route: &str, size: usize) -> Arc<Semaphore> {
+        let mut map = self.slots.lock().expect("lock");
+        map.entry(format!("{route}/{size}"))
+            .or_insert_with(|| Arc::new(Semaphore::new(size)))
+            .clone()
+    }
+}
+
+/// Where the primary's text will come from.
+pub enum PrimaryText {
+    Ready(String),
+    /// A stream still being sent; its text arrives when it ends.
+    Later(oneshot::Receiver<String>),
+}
+
+/// Everything a mirror needs, owned (it outlives the request).
+pub struct Mirror {
+    pub rt: Arc<Runtime>,
+    pub metrics: Arc<Metrics>,
+    pub route: String,
+    pub shadow: Shadow,
+    pub app: Family,
+    pub operation: Operation,
+    pub raw: Bytes,
+    pub requested_model: String,
+    pub headers: HeaderMap,
+    pub request_id: HeaderValue,
+    pub primary: PrimaryText,
+}
+
+/// True for the share of requests that should be mirrored.
+pub fn sampled(shadow: &Shadow) -> bool {
+    shadow.share >= 1.0 || rand::rng().random_bool(shadow.share)
+}
+
+/// Starts a mirror in the background, or drops it if the route's mirrors
+/// are all busy.
+pub fn spawn(mirrors: &Mirrors, m: Mirror) {
+    let slots = mirrors.slots(&m.route, m.shadow.queue_size);
+    let Ok(permit) = slots.try_acquire_owned() else {
+        m.metrics
+            .shadow_dropped
+            .with_label_values(&[&m.route])
+            .inc();
+        return;
+    };
+    tokio::spawn(async move {
+        run(m).await;
+        drop(permit);
+    });
+}
+
+async fn run(m: Mirror) {
+    let provider = &m.rt.config.providers[m.shadow.provider];
+    let family = provider.kind.family();
+    let started = Instant::now();
+    let result = async {
+        let mut parsed = None;
+        let spec = TargetSpec {
+            family,
+            kind: provider.kind,
+            model: &m.shadow.model,
+            shaping: [None, None],
+        };
+        let mut body: Value = serde_json::from_slice(&body_for(
+            m.app,
+            m.operation,
+            &m.raw,
+            &mut parsed,
+            &m.requested_model,
+            &spec,
+        )?)
+        .map_err(|e| crate::error::ProxyError::MalformedJson(e.to_string()))?;
+        // Always a whole answer: simpler to compare, no stream to hold open.
+        if let Some(o) = body.as_object_mut() {
+            o.insert("stream".into(), Value::Bool(false));
+            o.remove("stream_options");
+        }
+        let path = match family {
+            Family::OpenAi => "/v1/chat/completions",
+            Family::Anthropic => "/v1/messages",
+        };
+        let req = build_request(
+            Outgoing {
+                provider,
+                credential: m.rt.credentials[m.shadow.provider].as_deref(),
+                operation: if family == Family::OpenAi {
+                    Operation::ChatCompletions
+                } else {
+                    Operation::Messages
+                },
+                method: Method::POST,
+                path,
+                query: None,
+                model: Some(&m.shadow.model),
+                request_id: &m.request_id,
+                body: Bytes::from(serde_json::to_vec(&body).expect("serializes")),
+            },
+            m.headers.clone(),
+        )?;
+        let timeout = m.rt.config.routing.defaults.timeouts.total;
+        let resp = tokio::time::timeout(timeout, m.rt.client.send(&provider.name, req))
+            .await
+            .map_err(|_| crate::error::ProxyError::UpstreamTimeout {
+                provider: provider.name.clone(),
+                timeout,
+            })??;
+        let status = resp.status();
+        let bytes = tokio::time::timeout(timeout, resp.into_body().collect())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        Ok::<_, crate::error::ProxyError>((status, bytes))
+    }
+    .await;
+    let took = started.elapsed();
+    let met = &m.metrics;
+    let route = m.route.as_str();
+    met.shadow_duration
+        .with_label_values(&[route])
+        .observe(took.as_secs_f64());
+    let (status, bytes) = match result {
+        Ok((s, b)) if s.is_success() => (s, b),
+        Ok((s, _)) => {
+            met.shadow_requests
+                .with_label_values(&[route, "upstream_error"])
+                .inc();
+            tracing::info!(route, status = s.as_u16(), "shadow request failed");
+            return;
+        }
+        Err(e) => {
+            met.shadow_requests
+                .with_label_values(&[route, e.metric_label()])
+                .inc();
+            return;
+        }
+    };
+    let _ = status;
+    met.shadow_requests.with_label_values(&[route, "ok"]).inc();
+    if let Some(u) = Usage::from_response_body(family, &bytes) {
+        met.shadow_tokens
+            .with_label_values(&[route, "input"])
+            .inc_by(u.input);
+        met.shadow_tokens
+            .with_label_values(&[route, "output"])
+            .inc_by(u.output);
+    }
+    let shadow_text = response_text(family, &bytes);
+    let primary = match m.primary {
+        PrimaryText::Ready(t) => Some(t),
+        PrimaryText::Later(rx) => tokio::time::timeout(Duration::from_secs(600), rx)
+            .await
+            .ok()
+            .and_then(Result::ok),
+    };
+    let Some(primary) = primary else { return };
+    let (exact, f1) = agreement(&primary, &shadow_text);
+    met.shadow_agreement
+        .with_label_values(&[route, "token_f1"])
+        .observe(f1);
+    met.shadow_agreement
+        .with_label_values(&[route, "exact"])
+        .observe(if exact { 1.0 } else { 0.0 });
+}
+
+/// The assistant text of a complete response in either API.
+pub fn response_text(family: Family, body: &[u8]) -> String {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return String::new();
+    };
+    match family {
+        Family::OpenAi => v
+            .pointer("/choices/0/message/content")
+            .and_then(Value::as_str)
+            .or_else(|| v.pointer("/choices/0/text").and_then(Value::as_str))
+            .unwrap_or("")
+            .to_string(),
+        Family::Anthropic => v
+            .get("content")
+            .and_then(Value::as_array)
+            .map(|blocks| {
+                blocks
+                    .iter()
+                    .filter_map(|b| b.get("text").and_then(Value::as_str))
+                    .collect::<String>()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// The text in one stream event of either API (a content delta), if any.
+pub fn event_text(family: Family, data: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(data).ok()?;
+    let t = match family {
+        Family::OpenAi => v.pointer("/choices/0/delta/content"),
+        Family::Anthropic => v.pointer("/delta/text"),
+    };
+    t.and_then(Value::as_str).map(str::to_string)
+}
+
+fn tokens(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// (normalized exact match, token-overlap F1 in [0, 1]).
+pub fn agreement(a: &str, b: &str) -> (bool, f64) {
+    let (ta, tb) = (tokens(a), tokens(b));
+    if ta.is_empty() && tb.is_empty() {
+        return (true, 1.0);
+    }
+    let mut counts: HashMap<&str, i64> = HashMap::new();
+    for t in &ta {
+        *counts.entry(t).or_default() += 1;
+    }
+    let mut common = 0i64;
+    for t in &tb {
+        if let Some(c) = counts.get_mut(t.as_str()) {
+            if *c > 0 {
+                *c -= 1;
+                common += 1;
+            }
+        }
+    }
+    let f1 = if common == 0 {
+        0.0
+    } else {
+        let p = common as f64 / tb.len() as f64;
+        let r = common as f64 / ta.len() as f64;
+        2.0 * p * r / (p + r)
+    };
+    (ta == tb, f1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agreement_measures() {
+        assert_eq!(
+            agreement("Paris is the capital.", "paris IS the   capital"),
+            (true, 1.0)
+        );
+        let (exact, f1) = agreement("the cat sat on the mat", "the cat sat");
+        assert!(!exact);
+        assert!((f1 - 2.0 * 1.0 * 0.5 / 1.5).abs() < 1e-9, "{f1}");
+        assert_eq!(agreement("yes", "no"), (false, 0.0));
+        assert_eq!(agreement("", ""), (true, 1.0));
+    }
+
+    #[test]
+    fn texts_of_both_apis() {
+        assert_eq!(
+            response_text(
+                Family::OpenAi,
+                br#"{"choices":[{"message":{"content":"hi"}}]}"#
+            ),
+            "hi"
+        );
+        assert_eq!(
+            response_text(
+                Family::Anthropic,
+                br#"{"content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}"#
+            ),
+            "ab"
+        );
+        assert_eq!(
+            event_text(
+                Family::OpenAi,
+                br#"{"choices":[{"delta":{"content":"x"}}]}"#
+            )
+            .as_deref(),
+            Some("x")
+        );
+        assert_eq!(
+            event_text(
+                Family::Anthropic,
+                br#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"y"}}"#
+            )
+            .as_deref(),
+            Some("y")
+        );
+        assert_eq!(event_text(Family::OpenAi, b"[DONE]"), None);
+    }
+}
