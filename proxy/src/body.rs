@@ -57,6 +57,9 @@ pub struct StreamSpec {
     pub deadline: Instant,
     /// Receives the streamed text when the stream ends (shadow comparison).
     pub capture: Option<tokio::sync::oneshot::Sender<String>>,
+    /// Remove the OpenAI usage-only chunk (`"choices":[]` + `usage`), which
+    /// the proxy asked for on the app's behalf.
+    pub drop_usage_chunk: bool,
 }
 
 /// A response body.
@@ -140,6 +143,24 @@ impl Sse {
                     self.text.push_str(&t);
                 }
             }
+        }
+        if self.spec.drop_usage_chunk && contains(&framed, b"\"choices\":[]") {
+            let mut out = BytesMut::with_capacity(framed.len());
+            for block in framed
+                .split_inclusive(|&b| b == b'\n')
+                .collect::<Vec<_>>()
+                .split_inclusive(|l| *l == b"\n" || *l == b"\r\n")
+            {
+                let is_usage_chunk = block
+                    .iter()
+                    .any(|l| l.starts_with(b"data:") && contains(l, b"\"choices\":[]"));
+                if !is_usage_chunk {
+                    for l in block {
+                        out.extend_from_slice(l);
+                    }
+                }
+            }
+            return (!out.is_empty()).then(|| out.freeze());
         }
         let Some(t) = self.spec.transform.as_mut() else {
             return Some(framed);
@@ -307,6 +328,10 @@ impl Body for ResponseBody {
             Inner::Upstream(_) => SizeHint::default(),
         }
     }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Ends a committed stream with an error event; records why.

@@ -96,6 +96,7 @@ async fn run(m: Mirror) {
             kind: provider.kind,
             model: &m.shadow.model,
             shaping: [None, None],
+            stream_usage: false,
         };
         let mut body: Value = serde_json::from_slice(&body_for(
             m.app,

@@ -395,3 +395,42 @@ async fn client_disconnect_cancels_the_upstream_stream() {
     .await;
     assert_eq!(metric(&m, "tollgate_requests_in_flight", &[]), Some(0.0));
 }
+
+#[tokio::test]
+async fn stream_usage_is_counted_even_when_the_app_did_not_ask() {
+    let (mock, proxy) = setup().await;
+    let resp = client()
+        .post(format!("{}/v1/chat/completions", proxy.url))
+        .json(&chat("gpt-4o-mini", "count my tokens please", true))
+        .send()
+        .await
+        .unwrap();
+    let (_, datas) = sse(resp).await;
+    assert_eq!(datas.last().unwrap(), "[DONE]");
+    for d in &datas[..datas.len() - 1] {
+        let v: Value = serde_json::from_str(d).unwrap();
+        assert!(
+            !v["choices"].as_array().unwrap().is_empty(),
+            "the usage-only chunk was removed: {d}"
+        );
+        assert!(v["usage"].is_null());
+    }
+    assert_eq!(
+        mock.requests()[0].json()["stream_options"]["include_usage"],
+        true,
+        "asked upstream"
+    );
+    let m = proxy.metrics().await;
+    let out = metric(
+        &m,
+        "tollgate_tokens_total",
+        &[("model", "gpt-4o-mini"), ("type", "output")],
+    );
+    let input = metric(
+        &m,
+        "tollgate_tokens_total",
+        &[("model", "gpt-4o-mini"), ("type", "input")],
+    );
+    assert!(out.unwrap() > 0.0);
+    assert_eq!(input, Some(4.0), "the mock counts words: 4");
+}

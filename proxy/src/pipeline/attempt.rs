@@ -19,10 +19,10 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::convert;
-use super::prepare::{body_for, TargetSpec};
+use super::prepare::{app_wants_stream_usage, body_for, TargetSpec};
 use super::settle::Settle;
 use crate::api::usage::Usage;
-use crate::api::{Endpoint, Family};
+use crate::api::{Endpoint, Family, Operation};
 use crate::body::{ResponseBody, StreamSpec};
 use crate::error::ProxyError;
 use crate::routing::balance::{select, Choice};
@@ -342,7 +342,16 @@ async fn attempt(
         kind: provider.kind,
         model: &target.model,
         shaping: [plan.shaping, target.shaping],
+        stream_usage: x.stream
+            && family == Family::OpenAi
+            && matches!(
+                x.endpoint.operation,
+                Operation::ChatCompletions | Operation::Completions
+            ),
     };
+    let drop_usage_chunk = spec.stream_usage
+        && x.endpoint.family == family
+        && !app_wants_stream_usage(x.raw, &mut x.parsed);
     let body = body_for(
         x.endpoint.family,
         x.endpoint.operation,
@@ -502,6 +511,7 @@ async fn attempt(
                 idle: timeouts.idle,
                 deadline: x.started + timeouts.total,
                 capture,
+                drop_usage_chunk,
             }),
         )
     } else if http_body::Body::size_hint(&body)

@@ -19,6 +19,22 @@ pub struct TargetSpec<'a> {
     pub kind: ProviderType,
     pub model: &'a str,
     pub shaping: [Option<&'a Shaping>; 2],
+    /// Ask an OpenAI-style upstream for the final usage chunk of a stream
+    /// (`stream_options.include_usage`), so usage is exact even when the app
+    /// did not ask; the proxy removes that chunk again before the app sees it.
+    pub stream_usage: bool,
+}
+
+/// True when the app itself asked for the usage chunk of a stream.
+pub fn app_wants_stream_usage(raw: &Bytes, parsed: &mut Option<Value>) -> bool {
+    if !raw.windows(13).any(|w| w == b"include_usage") {
+        return false;
+    }
+    parsed_value(raw, parsed)
+        .ok()
+        .and_then(|v| v.pointer("/stream_options/include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 /// Builds the body for one target. `parsed` caches the parsed request
@@ -32,7 +48,8 @@ pub fn body_for(
     t: &TargetSpec<'_>,
 ) -> Result<Bytes, ProxyError> {
     let shaping_noop = t.shaping.iter().all(Option::is_none);
-    if t.family == app && t.model == requested_model && shaping_noop {
+    let inject_usage = t.stream_usage && t.family == app && !app_wants_stream_usage(raw, parsed);
+    if t.family == app && t.model == requested_model && shaping_noop && !inject_usage {
         return Ok(raw.clone());
     }
     let v = parsed_value(raw, parsed)?;
@@ -45,6 +62,16 @@ pub fn body_for(
     };
     for s in t.shaping.iter().flatten() {
         shape(&mut out, s, t.family, t.kind);
+    }
+    if inject_usage {
+        if let Some(o) = out.as_object_mut() {
+            let so = o
+                .entry("stream_options")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Some(so) = so.as_object_mut() {
+                so.insert("include_usage".into(), Value::Bool(true));
+            }
+        }
     }
     Ok(Bytes::from(
         serde_json::to_vec(&out).expect("a JSON value serializes"),
@@ -131,7 +158,41 @@ mod tests {
             kind: ProviderType::OpenaiCompatible,
             model,
             shaping: [shaping, None],
+            stream_usage: false,
         }
+    }
+
+    #[test]
+    fn stream_usage_is_requested_when_the_app_did_not() {
+        let mut t = spec("m", None);
+        t.stream_usage = true;
+        let raw = Bytes::from_static(br#"{"model":"m","stream":true,"messages":[]}"#);
+        let out = body_for(
+            Family::OpenAi,
+            Operation::ChatCompletions,
+            &raw,
+            &mut None,
+            "m",
+            &t,
+        )
+        .unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        let asked = Bytes::from_static(
+            br#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#,
+        );
+        let mut parsed = None;
+        assert!(app_wants_stream_usage(&asked, &mut parsed));
+        let out = body_for(
+            Family::OpenAi,
+            Operation::ChatCompletions,
+            &asked,
+            &mut parsed,
+            "m",
+            &t,
+        )
+        .unwrap();
+        assert_eq!(out, asked, "already asked: bytes untouched");
     }
 
     #[test]
