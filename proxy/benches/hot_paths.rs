@@ -86,6 +86,7 @@ fn bench(c: &mut Criterion) {
             kind: tollgate_config::ProviderType::Openai,
             model: "gpt-4o-mini",
             shaping: [None, None],
+            stream_usage: false,
         };
         b.iter(|| {
             let mut parsed = None;
