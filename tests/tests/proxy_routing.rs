@@ -308,7 +308,7 @@ async fn breaker_opens_skips_half_opens_and_closes() {
     let proxy = ProxyProc::start(&two_providers(
         &a,
         &b,
-        "  defaults:\n    retry: {maxAttempts: 1}\n    circuitBreaker: {consecutiveFailures: 2, baseEjection: 600ms}\n  routes:\n    - name: chat\n      strategy: round-robin\n      targets: [{provider: a, model: small}, {provider: b, model: big}]",
+        "  defaults:\n    retry: {maxAttempts: 1}\n    circuitBreaker: {consecutiveFailures: 2, baseEjection: 2s}\n  routes:\n    - name: chat\n      strategy: round-robin\n      targets: [{provider: a, model: small}, {provider: b, model: big}]",
     ));
     for _ in 0..4 {
         assert_eq!(ask(&proxy, "chat", &[]).await.status(), 200);
