@@ -233,6 +233,11 @@ class Proxy:
     process: Process
 
 
+# Route aliases used by the translation suite.
+TO_ANTHROPIC = "via-claude"
+TO_OPENAI = "via-gpt"
+
+
 def proxy_config(mock_url: str, *, openai_key_env: str, anthropic_key_env: str) -> str:
     def models(names: list[str]) -> str:
         return "[" + ", ".join(names) + "]"
@@ -258,6 +263,15 @@ providers:
     credentials: {{env: {anthropic_key_env}}}
     models: {models(ANTHROPIC_MODELS)}
 defaultProvider: openai
+routing:
+  defaults:
+    retry: {{maxAttempts: 1}}
+  routes:
+    # Aliases that cross APIs: an OpenAI app answered by Anthropic, and back.
+    - name: {TO_ANTHROPIC}
+      targets: [{{provider: anthropic, model: claude-sonnet-4-5}}]
+    - name: {TO_OPENAI}
+      targets: [{{provider: openai, model: gpt-4o-mini}}]
 """
 
 
