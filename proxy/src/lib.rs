@@ -9,6 +9,7 @@ pub mod admin;
 pub mod api;
 pub mod app;
 pub mod body;
+pub mod budget;
 pub mod credentials;
 pub mod error;
 pub mod metrics;

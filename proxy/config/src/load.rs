@@ -212,6 +212,8 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
     };
 
     let routing = v.routing(&raw.routing, &names, &upstream);
+    let route_names = raw.routing.routes.iter().map(|r| r.name.as_str()).collect();
+    let budgets = v.budgets(&raw.budgets, &route_names, raw.metadata.as_ref());
 
     let level = raw.logging.level.clone().unwrap_or_else(|| "info".into());
     if level.trim().is_empty() {
@@ -234,6 +236,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
             level,
         },
         routing,
+        budgets,
         hash: hash(&raw),
         raw,
     })
@@ -545,6 +548,9 @@ fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+mod budgets;
 mod routing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_budgets;

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::raw::RawConfig;
+mod budgets;
 mod routing;
+pub use budgets::*;
 pub use routing::*;
 
 pub use crate::raw::{LogFormat, ProviderType, UnknownPaths};
@@ -26,6 +28,7 @@ pub struct Config {
     pub unknown_paths: UnknownPaths,
     pub logging: LoggingConfig,
     pub routing: Routing,
+    pub budgets: Budgets,
     /// Hex SHA-256 of the config's canonical JSON form: equal configs hash
     /// equal whatever their YAML formatting.
     pub hash: String,

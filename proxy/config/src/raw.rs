@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod budgets;
 mod routing;
+pub use budgets::*;
 pub use routing::*;
 
 /// A whole `ProxyConfig` file.
@@ -66,8 +68,12 @@ pub struct RawConfig {
 pub struct RawMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The scope value of `scope: namespace` budgets and rate limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// The scope value of `scope: workload` budgets and rate limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }
@@ -263,8 +269,4 @@ reserved_section!(
 reserved_section!(
     /// PII recognizers and actions, prompt guard. Reserved.
     RawPii
-);
-reserved_section!(
-    /// Token and USD budgets, rate limits. Reserved.
-    RawBudgets
 );

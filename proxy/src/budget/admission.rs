@@ -1,0 +1,384 @@
+//! An admitted request's hold on its budgets, until it settles to actual
+//! usage or releases. Dropping an admission without either releases it (in
+//! a spawned task for Redis) and counts `dropped`, so an early return in
+//! the pipeline never leaks a reservation.
+
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue};
+use tollgate_config::{Price, Scope, NANO_PER_USD};
+
+use super::plan::*;
+use super::pricing::cost;
+use super::window::Span;
+use super::{Inner, Store};
+use crate::api::usage::Usage;
+
+/// What an admission reserved.
+pub(crate) struct Held {
+    pub budgets: Vec<HeldBudget>,
+    pub rates: Vec<HeldRate>,
+    pub lease_epoch: i64,
+    /// Price used when the serving model has none of its own.
+    pub price: Option<Price>,
+    /// False for a fail-open admission: nothing was reserved or consumed.
+    pub reserved: bool,
+}
+
+pub(crate) struct HeldBudget {
+    /// Index into `Budgets::limits`.
+    pub limit: usize,
+    pub scope: String,
+    pub reserved_key: String,
+    pub usd: u64,
+    pub tokens: u64,
+}
+
+pub(crate) struct HeldRate {
+    pub key: String,
+    pub limit: u64,
+    /// TPM consumed at admission.
+    pub estimated: u64,
+}
+
+/// An admitted request.
+pub struct Admission {
+    inner: Arc<Inner>,
+    held: Option<Held>,
+    downgrade_to: Option<String>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("downgrade_to", &self.downgrade_to)
+            .field("reserved", &self.is_reserved())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Admission {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        held: Held,
+        downgrade_to: Option<String>,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    ) -> Admission {
+        inner.metrics.in_flight.inc();
+        Admission {
+            inner,
+            held: Some(held),
+            downgrade_to,
+            headers,
+        }
+    }
+
+    /// No budgets or rate limits applied.
+    pub(crate) fn nothing(inner: Arc<Inner>) -> Admission {
+        Admission {
+            inner,
+            held: None,
+            downgrade_to: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// A downgrade action fired: serve the request with this route instead
+    /// (the admission still holds its reservation).
+    pub fn downgrade_to(&self) -> Option<&str> {
+        self.downgrade_to.as_deref()
+    }
+
+    /// False when nothing is held: no limit applied, or the store was down
+    /// and `failMode: open` let the request through.
+    pub fn is_reserved(&self) -> bool {
+        self.held.as_ref().is_some_and(|h| h.reserved)
+    }
+
+    /// `x-tollgate-budget-remaining-usd` and `-tokens` (the tightest
+    /// budget), and OpenAI-style `x-ratelimit-*` (the tightest rate limit).
+    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        self.headers.clone()
+    }
+
+    /// Settles to `model`'s actual usage, releasing the rest of the
+    /// reservation. `estimated` marks usage counted by the tokenizer
+    /// because the provider reported none.
+    pub async fn settle(mut self, model: &str, usage: &Usage, estimated: bool) {
+        let Some(held) = self.held.take() else { return };
+        let m = &self.inner.metrics;
+        let est = if estimated { "true" } else { "false" };
+        let priced = self.inner.prices.lookup(model);
+        let (label, price) = match (priced, held.price) {
+            (Some(p), _) => (p.label, Some(p.price)),
+            (None, Some(p)) => ("reserved", Some(p)),
+            (None, None) => ("unknown", None),
+        };
+        let usd = price.map_or(0, |p| cost(&p, usage));
+        m.spend_usd
+            .with_label_values(&[label])
+            .inc_by(usd as f64 / NANO_PER_USD as f64);
+        for (kind, n) in [
+            ("input", usage.input),
+            ("output", usage.output),
+            ("cached_input", usage.cached_input),
+            ("cache_creation", usage.cache_creation),
+            ("reasoning", usage.reasoning),
+        ] {
+            if n > 0 {
+                m.tokens.with_label_values(&[label, kind, est]).inc_by(n);
+            }
+        }
+        m.settlements.with_label_values(&["settled", est]).inc();
+        let tokens = usage.input.saturating_add(usage.output);
+        finish(&self.inner, held, usd, tokens).await;
+    }
+
+    /// Releases the reservation without spending: the request failed before
+    /// any usage.
+    pub async fn release(mut self) {
+        let Some(held) = self.held.take() else { return };
+        self.inner
+            .metrics
+            .settlements
+            .with_label_values(&["released", "false"])
+            .inc();
+        finish(&self.inner, held, 0, 0).await;
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let Some(held) = self.held.take() else { return };
+        let inner = self.inner.clone();
+        inner
+            .metrics
+            .settlements
+            .with_label_values(&["dropped", "false"])
+            .inc();
+        match &inner.store {
+            Store::Memory(s) => {
+                // Memory settlement never waits: run it in place.
+                s.settle(&settle_plan(&inner, &held, 0, 0));
+                inner.metrics.in_flight.dec();
+            }
+            Store::Redis(s) => match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(async move { finish(&inner, held, 0, 0).await });
+                }
+                Err(_) => {
+                    s.enqueue(settle_plan(&inner, &held, 0, 0));
+                    inner.metrics.in_flight.dec();
+                }
+            },
+        }
+    }
+}
+
+fn settle_plan(inner: &Inner, held: &Held, usd: u64, tokens: u64) -> SettlePlan {
+    let now_ms = inner.clock.now_ms();
+    let budgets = held
+        .budgets
+        .iter()
+        .map(|b| {
+            let l = &inner.cfg.limits[b.limit];
+            let span = Span::of(l.window, inner.cfg.time_zone, now_ms);
+            SettleOp {
+                spent_key: inner.spent_key(l, &span, &b.scope),
+                reserved_key: b.reserved_key.clone(),
+                span,
+                lease_epoch: held.lease_epoch,
+                reserved_usd: b.usd,
+                reserved_tokens: b.tokens,
+                usd: if l.usd.is_some() { usd } else { 0 },
+                tokens: if l.tokens.is_some() { tokens } else { 0 },
+            }
+        })
+        .collect();
+    let rates = held
+        .rates
+        .iter()
+        .filter(|r| r.estimated != tokens)
+        .map(|r| RateAdjust {
+            key: r.key.clone(),
+            limit: r.limit,
+            delta: tokens as i64 - r.estimated as i64,
+        })
+        .collect();
+    SettlePlan {
+        now_ms,
+        budgets,
+        rates,
+    }
+}
+
+async fn finish(inner: &Inner, held: Held, usd: u64, tokens: u64) {
+    let plan = settle_plan(inner, &held, usd, tokens);
+    let totals = match &inner.store {
+        Store::Memory(s) => {
+            let started = std::time::Instant::now();
+            let t = s.settle(&plan);
+            inner
+                .metrics
+                .store_duration
+                .with_label_values(&["memory", "settle"])
+                .observe(started.elapsed().as_secs_f64());
+            Some(t)
+        }
+        Store::Redis(s) => s.settle(plan.clone()).await,
+    };
+    inner.metrics.in_flight.dec();
+    if let Some(totals) = totals {
+        observe_thresholds(inner, &held, &plan, &totals);
+    }
+}
+
+/// Counts threshold crossings (each crossing is seen by exactly one
+/// settlement: the one whose addition made it) and updates the usage
+/// ratio of single-valued scopes.
+fn observe_thresholds(inner: &Inner, held: &Held, plan: &SettlePlan, totals: &[Totals]) {
+    for ((b, op), after) in held.budgets.iter().zip(&plan.budgets).zip(totals) {
+        let l = &inner.cfg.limits[b.limit];
+        let ratio = |spent_usd: u64, spent_tokens: u64| {
+            let u = l.usd.map_or(0.0, |lim| spent_usd as f64 / lim as f64);
+            let t = l.tokens.map_or(0.0, |lim| spent_tokens as f64 / lim as f64);
+            u.max(t)
+        };
+        let now = ratio(after.usd, after.tokens);
+        let before = ratio(
+            after.usd.saturating_sub(op.usd),
+            after.tokens.saturating_sub(op.tokens),
+        );
+        for t in &l.thresholds {
+            if before < *t && now >= *t {
+                inner
+                    .metrics
+                    .threshold_crossings
+                    .with_label_values(&[&l.name, &t.to_string()])
+                    .inc();
+            }
+        }
+        if matches!(l.scope, Scope::Policy | Scope::Namespace | Scope::Workload) {
+            inner
+                .metrics
+                .usage_ratio
+                .with_label_values(&[&l.name])
+                .set(now);
+        }
+    }
+}
+
+/// Response headers for an admission.
+pub(crate) fn headers(plan: &AdmitPlan, result: &AdmitResult) -> Vec<(HeaderName, HeaderValue)> {
+    let mut out = Vec::new();
+    let remaining = |limit: Option<u64>, spent: u64, reserved: u64, own: u64| {
+        limit.map(|l| l.saturating_sub(spent.saturating_add(reserved).saturating_add(own)))
+    };
+    let usd = plan
+        .budgets
+        .iter()
+        .zip(&result.budgets)
+        .filter_map(|(op, s)| remaining(op.limit_usd, s.spent_usd, s.reserved_usd, op.usd))
+        .min();
+    let tokens = plan
+        .budgets
+        .iter()
+        .zip(&result.budgets)
+        .filter_map(|(op, s)| {
+            remaining(
+                op.limit_tokens,
+                s.spent_tokens,
+                s.reserved_tokens,
+                op.tokens,
+            )
+        })
+        .min();
+    if let Some(nano) = usd {
+        let micro = nano / 1000;
+        push(
+            &mut out,
+            "x-tollgate-budget-remaining-usd",
+            format!("{}.{:06}", micro / 1_000_000, micro % 1_000_000),
+        );
+    }
+    if let Some(t) = tokens {
+        push(
+            &mut out,
+            "x-tollgate-budget-remaining-tokens",
+            t.to_string(),
+        );
+    }
+    let now_us = plan.now_ms as f64 * 1000.0;
+    for (kind, requests) in [("requests", true), ("tokens", false)] {
+        let tightest = plan
+            .rates
+            .iter()
+            .zip(&result.rates)
+            .filter(|(op, _)| op.requests == requests)
+            .map(|(op, s)| {
+                let e = RateOp::emission_us(op.limit);
+                let used = (s.tat_us - now_us).max(0.0);
+                let left = ((RATE_PERIOD_US - used) / e).floor().max(0.0) as u64;
+                (left.min(op.limit), op.limit, used)
+            })
+            .min_by_key(|t| t.0);
+        if let Some((left, limit, used_us)) = tightest {
+            push(
+                &mut out,
+                &format!("x-ratelimit-limit-{kind}"),
+                limit.to_string(),
+            );
+            push(
+                &mut out,
+                &format!("x-ratelimit-remaining-{kind}"),
+                left.to_string(),
+            );
+            push(
+                &mut out,
+                &format!("x-ratelimit-reset-{kind}"),
+                reset(used_us / 1000.0),
+            );
+        }
+    }
+    out
+}
+
+fn push(out: &mut Vec<(HeaderName, HeaderValue)>, name: &str, value: String) {
+    if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+        out.push((n, v));
+    }
+}
+
+/// OpenAI's reset format: `17ms`, `1.5s`, `6m0s`, `1h2m3s`.
+fn reset(ms: f64) -> String {
+    let ms = ms.ceil().max(0.0) as u64;
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    if ms < 60_000 {
+        let s = format!("{:.3}", ms as f64 / 1000.0);
+        return format!("{}s", s.trim_end_matches('0').trim_end_matches('.'));
+    }
+    let secs = ms.div_ceil(1000);
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else {
+        format!("{m}m{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_format() {
+        assert_eq!(reset(17.2), "18ms");
+        assert_eq!(reset(1000.0), "1s");
+        assert_eq!(reset(1500.0), "1.5s");
+        assert_eq!(reset(360_000.0), "6m0s");
+        assert_eq!(reset(3_723_000.0), "1h2m3s");
+    }
+}

@@ -1,0 +1,541 @@
+//! Budgets and rate limits: admission before a request goes upstream,
+//! settlement once its usage is known.
+//!
+//! # Accounting
+//! Money is integer nano-USD. Admission reserves the request's worst case
+//! on every applicable budget: prompt tokens at the dearest input price and
+//! `max_tokens` (or `reservation.defaultMaxOutputTokens`) at the dearest
+//! output price among the models that may serve it. A budget admits when
+//! `spent + reserved + worst case <= limit`; every budget and rate limit of
+//! the request is checked and reserved in one atomic step (one lock in
+//! memory, one Lua script in Redis), all or none. Settlement adds the
+//! actual cost to the window current at that moment and releases the
+//! reservation.
+//!
+//! # Overshoot bound
+//! Because in-flight requests hold their worst case, concurrency alone
+//! never overshoots. A window's spend exceeds its limit by at most the sum,
+//! over the requests in flight at the last admission of that window, of
+//! `actual cost - reservation` where positive: what a prompt estimate below
+//! the provider's count (or a provider ignoring `max_tokens`) adds. With
+//! exact estimates the bound is zero. `warn` and `downgrade` limits, and
+//! admissions while a Redis store is down with `failMode: open`, are not
+//! bounded by design.
+//!
+//! # Windows
+//! Calendar windows (minute, hour, day, month) align to `budgets.timeZone`;
+//! rolling windows are 60 sliding slots. A refusal's `Retry-After` is the
+//! time until the window frees budget. Rate limits are GCRA per minute:
+//! TPM consumes prompt plus maximum output tokens at admission and is
+//! corrected to actual usage at settlement.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderMap;
+use tollgate_config::{Action, BudgetStore, Budgets, Limit, Price, Scope};
+
+mod admission;
+mod clock;
+mod error;
+#[cfg(test)]
+mod fixtures;
+mod memory;
+mod metrics;
+mod plan;
+mod pricing;
+mod redis;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_windows;
+mod tokens;
+mod window;
+
+pub use admission::Admission;
+pub use clock::{Clock, FakeClock, SystemClock};
+pub use error::{BudgetError, Refusal, StoreError};
+pub use metrics::BudgetMetrics;
+pub use pricing::PriceTable;
+
+use crate::api::Family;
+use memory::MemoryStore;
+use plan::*;
+use pricing::worst_case;
+use redis::RedisStore;
+use window::Span;
+
+/// Where the proxy runs: the scope values of `policy`, `namespace` and
+/// `workload` budgets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub policy: String,
+    pub namespace: Option<String>,
+    pub workload: Option<String>,
+}
+
+/// What admission needs to know about a request.
+#[derive(Debug, Clone, Copy)]
+pub struct AdmitRequest<'a> {
+    pub headers: &'a HeaderMap,
+    /// The `model` the app asked for (the scope value of `model` budgets).
+    pub requested_model: &'a str,
+    /// Upstream models that may serve it; the dearest is reserved. Empty
+    /// means `requested_model`.
+    pub models: &'a [&'a str],
+    pub prompt_tokens: u64,
+    pub max_output_tokens: Option<u64>,
+}
+
+/// The scope value of a request without the scope header, or of a scope
+/// whose identity field is unset.
+const MISSING: &str = "(missing)";
+
+/// Budget admission and settlement. Send + Sync; share it in an `Arc`.
+pub struct BudgetEngine {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    cfg: Budgets,
+    identity: Identity,
+    prices: PriceTable,
+    store: Store,
+    prefix: String,
+    lease_ms: i64,
+    metrics: Arc<BudgetMetrics>,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Clone)]
+pub(crate) enum Store {
+    Memory(Arc<MemoryStore>),
+    Redis(Arc<RedisStore>),
+}
+
+impl BudgetEngine {
+    /// Builds from validated config; reuses `previous`'s store (and its
+    /// state) when the store settings are unchanged, so spend survives
+    /// config reloads. Never connects: a Redis store connects on first use.
+    pub async fn new(
+        cfg: &Budgets,
+        identity: &Identity,
+        previous: Option<&BudgetEngine>,
+    ) -> Result<BudgetEngine, BudgetError> {
+        BudgetEngine::with_clock(cfg, identity, previous, Arc::new(SystemClock)).await
+    }
+
+    /// [`BudgetEngine::new`] with an injected clock.
+    pub async fn with_clock(
+        cfg: &Budgets,
+        identity: &Identity,
+        previous: Option<&BudgetEngine>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<BudgetEngine, BudgetError> {
+        let prev = previous.map(|p| &p.inner);
+        let metrics = prev.map_or_else(|| Arc::new(BudgetMetrics::new()), |p| p.metrics.clone());
+        let (store, prefix) = match &cfg.store {
+            BudgetStore::Memory(m) => {
+                let reuse = prev.and_then(|p| match &p.store {
+                    Store::Memory(s) if s.path() == m.persist_path.as_ref() => Some(s.clone()),
+                    _ => None,
+                });
+                let store = match reuse {
+                    Some(s) => {
+                        s.set_interval(m.persist_interval);
+                        s
+                    }
+                    None => {
+                        MemoryStore::open(
+                            m.persist_path.clone(),
+                            m.persist_interval,
+                            clock.clone(),
+                            metrics.clone(),
+                        )
+                        .await
+                    }
+                };
+                (Store::Memory(store), "tg".to_string())
+            }
+            BudgetStore::Redis(r) => {
+                let password = redis::read_password(r).await?;
+                let reuse = prev.and_then(|p| match &p.store {
+                    Store::Redis(s) if s.same(r, password.as_deref()) => Some(s.clone()),
+                    _ => None,
+                });
+                let store = match reuse {
+                    Some(s) => s,
+                    None => RedisStore::open(r, password, metrics.clone())?,
+                };
+                (Store::Redis(store), r.key_prefix.clone())
+            }
+        };
+        Ok(BudgetEngine {
+            inner: Arc::new(Inner {
+                cfg: cfg.clone(),
+                identity: identity.clone(),
+                prices: PriceTable::new(&cfg.pricing),
+                store,
+                prefix,
+                lease_ms: cfg.lease_timeout.as_millis() as i64,
+                metrics,
+                clock,
+            }),
+        })
+    }
+
+    /// No budgets and no rate limits: the pipeline skips admission.
+    pub fn is_empty(&self) -> bool {
+        self.inner.cfg.is_empty()
+    }
+
+    pub fn metrics(&self) -> &BudgetMetrics {
+        &self.inner.metrics
+    }
+
+    /// Estimated prompt tokens of a request body (see [`tokens`]).
+    pub fn estimate_prompt_tokens(family: Family, body: &serde_json::Value) -> u64 {
+        tokens::estimate_prompt_tokens(family, body)
+    }
+
+    /// Tokens of `text` with `model`'s tokenizer.
+    pub fn count_tokens(model: &str, text: &str) -> u64 {
+        tokens::count_tokens(model, text)
+    }
+
+    /// Memory store: writes the file now (call on shutdown). Redis store:
+    /// writes settlements still queued.
+    pub async fn persist(&self) -> Result<(), BudgetError> {
+        match &self.inner.store {
+            Store::Memory(m) => m.persist().await,
+            Store::Redis(r) => r.flush().await,
+        }
+    }
+
+    /// Admission: `Ok` reserves the request's worst case on every
+    /// applicable budget and consumes its rate limits; the [`Admission`]
+    /// must be settled or released (dropping it releases).
+    pub async fn admit(&self, req: &AdmitRequest<'_>) -> Result<Admission, Refusal> {
+        let inner = &self.inner;
+        let m = &inner.metrics;
+        let res = self.try_admit(req).await;
+        match &res {
+            Ok(a) if a.downgrade_to().is_some() => {
+                m.admissions.with_label_values(&["downgraded"]).inc()
+            }
+            Ok(a) if !a.is_reserved() && !self.is_empty() => {
+                m.admissions.with_label_values(&["fail_open"]).inc()
+            }
+            Ok(_) => m.admissions.with_label_values(&["admitted"]).inc(),
+            Err(r) => m.admissions.with_label_values(&[r.code()]).inc(),
+        }
+        res
+    }
+
+    async fn try_admit(&self, req: &AdmitRequest<'_>) -> Result<Admission, Refusal> {
+        let inner = &self.inner;
+        let cfg = &inner.cfg;
+        let now_ms = inner.clock.now_ms();
+
+        let mut limit_scopes = Vec::with_capacity(cfg.limits.len());
+        for l in &cfg.limits {
+            limit_scopes.push(self.scope_hash(&l.scope, req).map_err(|header| {
+                inner
+                    .metrics
+                    .refusals
+                    .with_label_values(&[&l.name, l.scope.kind(), "missing_header"])
+                    .inc();
+                Refusal::MissingHeader {
+                    limit: l.name.clone(),
+                    header,
+                }
+            })?);
+        }
+        let mut rate_scopes = Vec::with_capacity(cfg.rate_limits.len());
+        for r in &cfg.rate_limits {
+            rate_scopes.push(self.scope_hash(&r.scope, req).map_err(|header| {
+                inner
+                    .metrics
+                    .rate_refusals
+                    .with_label_values(&[&r.name, r.scope.kind(), "missing_header"])
+                    .inc();
+                Refusal::MissingHeader {
+                    limit: r.name.clone(),
+                    header,
+                }
+            })?);
+        }
+
+        let max_out = req
+            .max_output_tokens
+            .unwrap_or(cfg.default_max_output_tokens);
+        let tokens = req.prompt_tokens.saturating_add(max_out);
+        let (usd, price) = if cfg.limits.iter().any(|l| l.usd.is_some()) {
+            self.worst_price(req, max_out)?
+        } else {
+            (0, None)
+        };
+
+        let lease_epoch = window::lease_epoch(inner.lease_ms, now_ms);
+        let mut plan = AdmitPlan {
+            now_ms,
+            lease_epoch,
+            budgets: Vec::with_capacity(cfg.limits.len()),
+            rates: Vec::new(),
+        };
+        let mut held = admission::Held {
+            budgets: Vec::with_capacity(cfg.limits.len()),
+            rates: Vec::new(),
+            lease_epoch,
+            price,
+            reserved: true,
+        };
+        for (i, (l, scope)) in cfg.limits.iter().zip(limit_scopes).enumerate() {
+            let span = Span::of(l.window, cfg.time_zone, now_ms);
+            let op = BudgetOp {
+                spent_key: inner.spent_key(l, &span, &scope),
+                reserved_key: inner.reserved_key(l, &scope),
+                span,
+                limit_usd: l.usd,
+                limit_tokens: l.tokens,
+                usd: if l.usd.is_some() { usd } else { 0 },
+                tokens: if l.tokens.is_some() { tokens } else { 0 },
+                enforce: l.action == Action::Reject,
+            };
+            held.budgets.push(admission::HeldBudget {
+                limit: i,
+                scope,
+                reserved_key: op.reserved_key.clone(),
+                usd: op.usd,
+                tokens: op.tokens,
+            });
+            plan.budgets.push(op);
+        }
+        for (rule, (r, scope)) in cfg.rate_limits.iter().zip(rate_scopes).enumerate() {
+            if let Some(rpm) = r.requests_per_minute {
+                plan.rates.push(RateOp {
+                    key: key(
+                        &inner.prefix,
+                        &["rate", &r.name, r.scope.kind(), "req", &scope],
+                    ),
+                    rule,
+                    requests: true,
+                    limit: rpm,
+                    cost: 1,
+                });
+            }
+            if let Some(tpm) = r.tokens_per_minute {
+                let key = key(
+                    &inner.prefix,
+                    &["rate", &r.name, r.scope.kind(), "tok", &scope],
+                );
+                held.rates.push(admission::HeldRate {
+                    key: key.clone(),
+                    limit: tpm,
+                    estimated: tokens,
+                });
+                plan.rates.push(RateOp {
+                    key,
+                    rule,
+                    requests: false,
+                    limit: tpm,
+                    cost: tokens,
+                });
+            }
+        }
+        if plan.budgets.is_empty() && plan.rates.is_empty() {
+            return Ok(Admission::nothing(inner.clone()));
+        }
+
+        let result = match &inner.store {
+            Store::Memory(s) => {
+                let started = std::time::Instant::now();
+                let r = s.admit(&plan);
+                inner
+                    .metrics
+                    .store_duration
+                    .with_label_values(&["memory", "admit"])
+                    .observe(started.elapsed().as_secs_f64());
+                Ok(r)
+            }
+            Store::Redis(s) => s.admit(&plan, inner.lease_ms).await,
+        };
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let Store::Redis(s) = &inner.store else {
+                    unreachable!("the memory store does not fail")
+                };
+                if !s.fail_open() {
+                    return Err(Refusal::StoreUnavailable {
+                        reason: e.metric_label().to_string(),
+                    });
+                }
+                // Nothing was reserved or consumed: settle counts actual
+                // spend and tokens in full.
+                held.reserved = false;
+                for b in &mut held.budgets {
+                    b.usd = 0;
+                    b.tokens = 0;
+                }
+                for r in &mut held.rates {
+                    r.estimated = 0;
+                }
+                return Ok(Admission::new(inner.clone(), held, None, Vec::new()));
+            }
+        };
+        if !result.admitted {
+            return Err(self.refusal(&plan, &result));
+        }
+        let mut downgrade = None;
+        for (l, s) in cfg.limits.iter().zip(&result.budgets) {
+            if s.fits {
+                continue;
+            }
+            match &l.action {
+                Action::Downgrade { route } => {
+                    downgrade.get_or_insert_with(|| route.clone());
+                }
+                Action::Warn => {
+                    tracing::debug!(limit = %l.name, "budget exhausted; admitted by its warn action");
+                }
+                Action::Reject => continue,
+            }
+            inner
+                .metrics
+                .actions
+                .with_label_values(&[&l.name, l.action.as_str()])
+                .inc();
+        }
+        let headers = admission::headers(&plan, &result);
+        Ok(Admission::new(inner.clone(), held, downgrade, headers))
+    }
+
+    /// The scope value's hash, or the header a `refuse` scope lacks.
+    fn scope_hash(&self, scope: &Scope, req: &AdmitRequest<'_>) -> Result<String, String> {
+        let id = &self.inner.identity;
+        let value: &[u8] = match scope {
+            Scope::Policy => id.policy.as_bytes(),
+            Scope::Namespace => id.namespace.as_deref().unwrap_or(MISSING).as_bytes(),
+            Scope::Workload => id.workload.as_deref().unwrap_or(MISSING).as_bytes(),
+            Scope::Model => req.requested_model.as_bytes(),
+            Scope::Header { name, missing } => match req.headers.get(name.as_str()) {
+                Some(v) if !v.as_bytes().is_empty() => v.as_bytes(),
+                _ if *missing == tollgate_config::MissingHeader::Refuse => return Err(name.clone()),
+                _ => MISSING.as_bytes(),
+            },
+        };
+        Ok(scope_hash(value))
+    }
+
+    /// The worst-case cost among the request's models, and that model's price.
+    fn worst_price(
+        &self,
+        req: &AdmitRequest<'_>,
+        max_out: u64,
+    ) -> Result<(u64, Option<Price>), Refusal> {
+        let inner = &self.inner;
+        let requested = [req.requested_model];
+        let models = if req.models.is_empty() {
+            &requested[..]
+        } else {
+            req.models
+        };
+        let mut worst: Option<(u64, Price)> = None;
+        for model in models {
+            let Some(p) = inner.prices.lookup(model) else {
+                inner
+                    .metrics
+                    .unknown_price
+                    .with_label_values(&["refused"])
+                    .inc();
+                return Err(Refusal::UnknownPrice {
+                    model: (*model).to_string(),
+                });
+            };
+            if p.label == pricing::DEFAULT_LABEL {
+                inner
+                    .metrics
+                    .unknown_price
+                    .with_label_values(&["default"])
+                    .inc();
+            }
+            let cost = worst_case(&p.price, req.prompt_tokens, max_out);
+            if worst.is_none_or(|(w, _)| cost > w) {
+                worst = Some((cost, p.price));
+            }
+        }
+        Ok(worst.map_or((0, None), |(c, p)| (c, Some(p))))
+    }
+
+    fn refusal(&self, plan: &AdmitPlan, result: &AdmitResult) -> Refusal {
+        let inner = &self.inner;
+        let cfg = &inner.cfg;
+        for ((op, s), l) in plan.budgets.iter().zip(&result.budgets).zip(&cfg.limits) {
+            if op.enforce && !s.fits {
+                inner
+                    .metrics
+                    .refusals
+                    .with_label_values(&[&l.name, l.scope.kind(), "exceeded"])
+                    .inc();
+                return Refusal::BudgetExceeded {
+                    limit: l.name.clone(),
+                    retry_after: Duration::from_millis(
+                        op.span.retry_after_ms(plan.now_ms, s.oldest_slot) as u64,
+                    ),
+                };
+            }
+        }
+        for (op, s) in plan.rates.iter().zip(&result.rates) {
+            if s.allowed {
+                continue;
+            }
+            let r = &cfg.rate_limits[op.rule];
+            let kind = if op.requests { "requests" } else { "tokens" };
+            inner
+                .metrics
+                .rate_refusals
+                .with_label_values(&[&r.name, r.scope.kind(), kind])
+                .inc();
+            let wait_us = s.tat_us - RATE_PERIOD_US - plan.now_ms as f64 * 1000.0;
+            return Refusal::RateLimited {
+                limit: r.name.clone(),
+                retry_after: Duration::from_micros(wait_us.max(1000.0) as u64),
+            };
+        }
+        Refusal::StoreUnavailable {
+            reason: "inconsistent store reply".into(),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+}
+
+impl Inner {
+    fn spent_key(&self, l: &Limit, span: &Span, scope: &str) -> String {
+        match span {
+            Span::Calendar { start_ms, .. } => key(
+                &self.prefix,
+                &[
+                    "spent",
+                    &l.name,
+                    l.scope.kind(),
+                    l.window.kind(),
+                    &start_ms.to_string(),
+                    scope,
+                ],
+            ),
+            Span::Rolling { slot_ms, .. } => key(
+                &self.prefix,
+                &["roll", &l.name, l.scope.kind(), &slot_ms.to_string(), scope],
+            ),
+        }
+    }
+
+    fn reserved_key(&self, l: &Limit, scope: &str) -> String {
+        key(&self.prefix, &["resv", &l.name, l.scope.kind(), scope])
+    }
+}

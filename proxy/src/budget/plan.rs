@@ -1,0 +1,213 @@
+//! What the engine asks a store to do, and what the store answers.
+//!
+//! The engine resolves limits, scopes, windows and prices into plans of
+//! plain numbers and keys; a store only applies a plan atomically. Both
+//! stores implement the same arithmetic (here for memory, in Lua for
+//! Redis), so their tests share expectations.
+
+use sha2::{Digest, Sha256};
+
+use super::window::Span;
+
+/// Rate limits are per minute.
+pub const RATE_PERIOD_US: f64 = 60_000_000.0;
+
+/// One budget counter checked and reserved by an admission.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetOp {
+    pub spent_key: String,
+    pub reserved_key: String,
+    pub span: Span,
+    /// Nano-USD; `None` when the limit counts tokens only.
+    pub limit_usd: Option<u64>,
+    pub limit_tokens: Option<u64>,
+    /// The reservation.
+    pub usd: u64,
+    pub tokens: u64,
+    /// A `reject` limit: the admission fails when it does not fit.
+    pub enforce: bool,
+}
+
+/// One GCRA rate counter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateOp {
+    pub key: String,
+    /// Index into `Budgets::rate_limits`.
+    pub rule: usize,
+    /// Requests per minute (cost 1) rather than tokens per minute.
+    pub requests: bool,
+    /// Per minute.
+    pub limit: u64,
+    /// Units (1 request, or estimated tokens).
+    pub cost: u64,
+}
+
+impl RateOp {
+    /// Microseconds one unit occupies.
+    pub fn emission_us(limit: u64) -> f64 {
+        RATE_PERIOD_US / limit as f64
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdmitPlan {
+    pub now_ms: i64,
+    /// Redis lease epoch of the reservations.
+    pub lease_epoch: i64,
+    pub budgets: Vec<BudgetOp>,
+    pub rates: Vec<RateOp>,
+}
+
+/// A budget counter as the admission found it (before its own reservation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BudgetState {
+    pub spent_usd: u64,
+    pub spent_tokens: u64,
+    pub reserved_usd: u64,
+    pub reserved_tokens: u64,
+    /// Rolling windows: the oldest slot holding spend.
+    pub oldest_slot: Option<i64>,
+    /// The reservation fit under the limit.
+    pub fits: bool,
+}
+
+/// A rate counter after the admission.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateState {
+    pub allowed: bool,
+    /// Theoretical arrival time including this request (µs since the epoch).
+    pub tat_us: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdmitResult {
+    /// Every enforced budget fit and every rate allowed: all were reserved.
+    pub admitted: bool,
+    pub budgets: Vec<BudgetState>,
+    pub rates: Vec<RateState>,
+}
+
+/// One budget counter settled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettleOp {
+    /// The window current at settle time.
+    pub spent_key: String,
+    pub reserved_key: String,
+    pub span: Span,
+    pub lease_epoch: i64,
+    pub reserved_usd: u64,
+    pub reserved_tokens: u64,
+    pub usd: u64,
+    pub tokens: u64,
+}
+
+/// A TPM counter corrected from the estimate to actual tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateAdjust {
+    pub key: String,
+    pub limit: u64,
+    /// Actual minus estimated tokens.
+    pub delta: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettlePlan {
+    pub now_ms: i64,
+    pub budgets: Vec<SettleOp>,
+    pub rates: Vec<RateAdjust>,
+}
+
+/// Spend in a window after a settlement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub usd: u64,
+    pub tokens: u64,
+}
+
+/// Whether `op`'s reservation fits on top of `s`.
+pub fn fits(op: &BudgetOp, s: &BudgetState) -> bool {
+    let under = |limit: Option<u64>, spent: u64, reserved: u64, want: u64| {
+        limit.is_none_or(|l| {
+            u128::from(spent) + u128::from(reserved) + u128::from(want) <= u128::from(l)
+        })
+    };
+    under(op.limit_usd, s.spent_usd, s.reserved_usd, op.usd)
+        && under(
+            op.limit_tokens,
+            s.spent_tokens,
+            s.reserved_tokens,
+            op.tokens,
+        )
+}
+
+/// GCRA: the arrival time `stored` (or none) moved by `op`. A cost above
+/// the whole per-minute allowance is admitted only into a full bucket.
+pub fn gcra(stored: Option<f64>, now_us: f64, op: &RateOp) -> RateState {
+    let e = RateOp::emission_us(op.limit);
+    let tat = stored.unwrap_or(now_us).max(now_us);
+    let new = tat + e * op.cost.min(op.limit) as f64;
+    RateState {
+        allowed: new - now_us <= RATE_PERIOD_US,
+        tat_us: new,
+    }
+}
+
+/// The key-safe form of a scope value: 16 hex digits of its SHA-256.
+/// Header values may be user ids; hashed, keys stay bounded and neither the
+/// state file nor Redis holds the ids.
+pub fn scope_hash(value: &[u8]) -> String {
+    hex::encode(&Sha256::digest(value)[..8])
+}
+
+/// `prefix:part:part:...`.
+pub fn key(prefix: &str, parts: &[&str]) -> String {
+    let mut k = String::with_capacity(prefix.len() + 80);
+    k.push_str(prefix);
+    for p in parts {
+        k.push(':');
+        k.push_str(p);
+    }
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gcra_allows_a_minute_of_burst_then_spaces() {
+        let op = RateOp {
+            key: "k".into(),
+            rule: 0,
+            requests: true,
+            limit: 60,
+            cost: 1,
+        };
+        let mut tat = None;
+        for _ in 0..60 {
+            let s = gcra(tat, 0.0, &op);
+            assert!(s.allowed);
+            tat = Some(s.tat_us);
+        }
+        assert!(!gcra(tat, 0.0, &op).allowed);
+        // One emission interval (1 s) later, one more fits.
+        assert!(gcra(tat, 1_000_000.0, &op).allowed);
+        let huge = RateOp { cost: 1_000, ..op };
+        assert!(
+            gcra(None, 0.0, &huge).allowed,
+            "oversized fits a full bucket"
+        );
+        assert!(!gcra(Some(1.0), 0.0, &huge).allowed);
+    }
+
+    #[test]
+    fn keys_hash_scope_values() {
+        let h = scope_hash(b"alice@example.com");
+        assert_eq!(h.len(), 16);
+        assert_ne!(h, scope_hash(b"bob@example.com"));
+        assert_eq!(
+            key("tg", &["spent", "team", &h]),
+            format!("tg:spent:team:{h}")
+        );
+    }
+}

@@ -1,0 +1,336 @@
+//! The Redis store: counters shared by every proxy that uses the same Redis
+//! and key prefix. Each admission and settlement is one Lua script over all
+//! of its keys (EVALSHA, loading the script when Redis answers NOSCRIPT), so
+//! checks and reservations are atomic across limits and proxies.
+//!
+//! One multiplexed connection ([`ConnectionManager`]) reconnects by itself;
+//! every call is bounded by the configured timeout so admission never hangs.
+//! Settlements that fail are queued and retried in the background until
+//! Redis answers again, so spend of requests admitted while it was up is
+//! not lost (up to [`MAX_PENDING`] settlements).
+//!
+//! Reservations are kept per lease epoch: a proxy that dies with requests
+//! in flight stops holding their budget after the lease timeout.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{IntoConnectionInfo, Script};
+use sha2::{Digest, Sha256};
+
+use super::metrics::BudgetMetrics;
+use super::plan::*;
+use super::window::{Span, LEASE_EPOCHS};
+use super::{BudgetError, StoreError};
+
+#[cfg(test)]
+mod tests;
+
+/// Settlements kept while Redis is unreachable.
+pub const MAX_PENDING: usize = 100_000;
+/// How often queued settlements are retried.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// A calendar counter outlives its window by this much, for proxies whose
+/// clocks run a little behind.
+const CLOCK_SLACK_MS: i64 = 60_000;
+
+pub struct RedisStore {
+    settings: tollgate_config::RedisStore,
+    password_digest: Option<[u8; 32]>,
+    conn: ConnectionManager,
+    admit_script: Script,
+    settle_script: Script,
+    pending: Mutex<VecDeque<SettlePlan>>,
+    metrics: Arc<BudgetMetrics>,
+    last_log_ms: AtomicI64,
+}
+
+/// Reads the password file; its digest tells a reload whether it changed.
+pub async fn read_password(
+    settings: &tollgate_config::RedisStore,
+) -> Result<Option<String>, BudgetError> {
+    let Some(path) = &settings.password_file else {
+        return Ok(None);
+    };
+    let text =
+        tokio::fs::read_to_string(path)
+            .await
+            .map_err(|source| BudgetError::PasswordFile {
+                path: path.clone(),
+                source,
+            })?;
+    Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
+}
+
+fn digest(password: Option<&str>) -> Option<[u8; 32]> {
+    password.map(|p| Sha256::digest(p.as_bytes()).into())
+}
+
+impl RedisStore {
+    /// Prepares the connection without connecting: the proxy starts even
+    /// when Redis is down.
+    pub fn open(
+        settings: &tollgate_config::RedisStore,
+        password: Option<String>,
+        metrics: Arc<BudgetMetrics>,
+    ) -> Result<Arc<RedisStore>, BudgetError> {
+        let mut info = settings
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| BudgetError::RedisConfig(e.to_string()))?;
+        if let Some(p) = &password {
+            let redis = info.redis_settings().clone().set_password(p);
+            info = info.set_redis_settings(redis);
+        }
+        let client =
+            redis::Client::open(info).map_err(|e| BudgetError::RedisConfig(e.to_string()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| BudgetError::RedisConfig(e.to_string()))?;
+        let store = Arc::new(RedisStore {
+            settings: settings.clone(),
+            password_digest: digest(password.as_deref()),
+            conn,
+            admit_script: Script::new(include_str!("redis/admit.lua")),
+            settle_script: Script::new(include_str!("redis/settle.lua")),
+            pending: Mutex::new(VecDeque::new()),
+            metrics,
+            last_log_ms: AtomicI64::new(i64::MIN),
+        });
+        tokio::spawn(flusher(Arc::downgrade(&store)));
+        Ok(store)
+    }
+
+    /// True when a reload can keep this store (and its connection).
+    pub fn same(&self, settings: &tollgate_config::RedisStore, password: Option<&str>) -> bool {
+        self.settings == *settings && self.password_digest == digest(password)
+    }
+
+    pub fn fail_open(&self) -> bool {
+        self.settings.fail_mode == tollgate_config::FailMode::Open
+    }
+
+    async fn call(
+        &self,
+        op: &'static str,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let started = Instant::now();
+        let mut conn = self.conn.clone();
+        let res =
+            match tokio::time::timeout(self.settings.timeout, inv.invoke_async(&mut conn)).await {
+                Err(_) => Err(StoreError::Timeout(self.settings.timeout)),
+                Ok(Err(e)) => Err(StoreError::Redis(describe(&e))),
+                Ok(Ok(v)) => Ok(v),
+            };
+        self.metrics
+            .store_duration
+            .with_label_values(&["redis", op])
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(e) = &res {
+            self.metrics.store_error("redis", op);
+            self.log(op, e);
+        }
+        res
+    }
+
+    /// Logs a failure at most every 10 s: an outage must not flood logs.
+    fn log(&self, op: &str, e: &StoreError) {
+        let now = super::clock::Clock::now_ms(&super::clock::SystemClock);
+        let last = self.last_log_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 10_000
+            && self
+                .last_log_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(op, error = %e, "budget store (redis) call failed");
+        }
+    }
+
+    pub async fn admit(&self, plan: &AdmitPlan, lease_ms: i64) -> Result<AdmitResult, StoreError> {
+        let mut inv = self.admit_script.prepare_invoke();
+        let epoch_ms = super::window::lease_epoch_ms(lease_ms);
+        inv.arg(plan.now_ms * 1000)
+            .arg(plan.budgets.len())
+            .arg(plan.rates.len())
+            .arg(plan.lease_epoch)
+            .arg(LEASE_EPOCHS)
+            .arg((LEASE_EPOCHS + 1) * epoch_ms);
+        for op in &plan.budgets {
+            inv.key(&op.spent_key).key(&op.reserved_key);
+            let (kind, expire) = kind_and_expiry(&op.span);
+            inv.arg(kind)
+                .arg(expire)
+                .arg(op.span.first_live_slot())
+                .arg(op.limit_usd.map_or(-1, |v| v as i64))
+                .arg(op.limit_tokens.map_or(-1, |v| v as i64))
+                .arg(op.usd)
+                .arg(op.tokens)
+                .arg(u8::from(op.enforce));
+        }
+        for op in &plan.rates {
+            inv.key(&op.key).arg(op.limit).arg(op.cost);
+        }
+        let v = self.call("admit", &inv).await?;
+        let want = 1 + 6 * plan.budgets.len() + 2 * plan.rates.len();
+        if v.len() != want {
+            return Err(StoreError::Reply(format!(
+                "admit returned {} values, expected {want}",
+                v.len()
+            )));
+        }
+        let u = |x: i64| x.max(0) as u64;
+        let budgets = v[1..1 + 6 * plan.budgets.len()]
+            .chunks(6)
+            .map(|c| BudgetState {
+                spent_usd: u(c[0]),
+                spent_tokens: u(c[1]),
+                reserved_usd: u(c[2]),
+                reserved_tokens: u(c[3]),
+                oldest_slot: (c[4] >= 0).then_some(c[4]),
+                fits: c[5] == 1,
+            })
+            .collect();
+        let rates = v[1 + 6 * plan.budgets.len()..]
+            .chunks(2)
+            .map(|c| RateState {
+                allowed: c[0] == 1,
+                tat_us: c[1] as f64,
+            })
+            .collect();
+        Ok(AdmitResult {
+            admitted: v[0] == 1,
+            budgets,
+            rates,
+        })
+    }
+
+    async fn settle_now(&self, plan: &SettlePlan) -> Result<Vec<Totals>, StoreError> {
+        let mut inv = self.settle_script.prepare_invoke();
+        inv.arg(plan.now_ms * 1000)
+            .arg(plan.budgets.len())
+            .arg(plan.rates.len());
+        for op in &plan.budgets {
+            inv.key(&op.spent_key).key(&op.reserved_key);
+            let (kind, expire) = kind_and_expiry(&op.span);
+            let slot = match op.span {
+                Span::Rolling { slot, .. } => slot,
+                Span::Calendar { .. } => 0,
+            };
+            inv.arg(kind)
+                .arg(expire)
+                .arg(slot)
+                .arg(op.span.first_live_slot())
+                .arg(op.lease_epoch)
+                .arg(op.reserved_usd)
+                .arg(op.reserved_tokens)
+                .arg(op.usd)
+                .arg(op.tokens);
+        }
+        for adj in &plan.rates {
+            inv.key(&adj.key).arg(adj.limit).arg(adj.delta);
+        }
+        let v = self.call("settle", &inv).await?;
+        if v.len() != 2 * plan.budgets.len() {
+            return Err(StoreError::Reply(format!(
+                "settle returned {} values, expected {}",
+                v.len(),
+                2 * plan.budgets.len()
+            )));
+        }
+        Ok(v.chunks(2)
+            .map(|c| Totals {
+                usd: c[0].max(0) as u64,
+                tokens: c[1].max(0) as u64,
+            })
+            .collect())
+    }
+
+    /// Settles now, or queues the settlement for the background flusher
+    /// when Redis does not answer (`None`).
+    pub async fn settle(&self, plan: SettlePlan) -> Option<Vec<Totals>> {
+        if self.pending_len() == 0 {
+            if let Ok(t) = self.settle_now(&plan).await {
+                return Some(t);
+            }
+        }
+        self.enqueue(plan);
+        None
+    }
+
+    pub fn enqueue(&self, plan: SettlePlan) {
+        let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= MAX_PENDING {
+            q.pop_front();
+            self.metrics.lost.inc();
+        }
+        q.push_back(plan);
+        self.metrics.pending.set(q.len() as i64);
+    }
+
+    pub fn pending_len(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Writes queued settlements, oldest first, until one fails.
+    pub async fn flush(&self) -> Result<(), BudgetError> {
+        loop {
+            let next = {
+                let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                q.pop_front()
+            };
+            let Some(plan) = next else { return Ok(()) };
+            if let Err(source) = self.settle_now(&plan).await {
+                let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                q.push_front(plan);
+                self.metrics.pending.set(q.len() as i64);
+                return Err(BudgetError::Unflushed {
+                    pending: q.len(),
+                    source,
+                });
+            }
+            self.metrics.pending.set(self.pending_len() as i64);
+        }
+    }
+}
+
+fn kind_and_expiry(span: &Span) -> (&'static str, i64) {
+    match span {
+        Span::Calendar { end_ms, .. } => ("c", end_ms + CLOCK_SLACK_MS),
+        Span::Rolling { .. } => ("r", span.expires_ms()),
+    }
+}
+
+/// Redis' error kind and detail; the URL and password never appear in it.
+fn describe(e: &redis::RedisError) -> String {
+    if e.is_timeout() {
+        "timeout".into()
+    } else if e.is_connection_refusal() {
+        "connection refused".into()
+    } else if e.is_io_error() || e.is_connection_dropped() {
+        "connection lost".into()
+    } else {
+        format!("{:?}: {}", e.kind(), e.detail().unwrap_or("(no detail)"))
+    }
+}
+
+/// Retries queued settlements until the store is dropped.
+async fn flusher(store: Weak<RedisStore>) {
+    loop {
+        tokio::time::sleep(FLUSH_EVERY).await;
+        let Some(s) = store.upgrade() else { return };
+        if s.pending_len() > 0 {
+            let _ = s.flush().await;
+        }
+    }
+}

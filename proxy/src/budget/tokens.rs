@@ -1,0 +1,212 @@
+//! Offline token estimates with tiktoken: `o200k_base` for the gpt-4o,
+//! gpt-4.1, gpt-5 and o-series families, `cl100k_base` for everything else
+//! (Claude included, as an approximation: Anthropic publishes no tokenizer).
+//!
+//! Estimates feed reservations and TPM limits before the provider reports
+//! real usage; message framing and images are counted with OpenAI's
+//! documented overheads.
+
+use serde_json::Value;
+use tiktoken_rs::{cl100k_base_singleton, o200k_base_singleton, CoreBPE};
+
+use crate::api::Family;
+
+/// Framing tokens per chat message, and for priming the reply.
+const PER_MESSAGE: u64 = 3;
+const REPLY_PRIMING: u64 = 3;
+/// An image at high detail (OpenAI: 1024×1024 = 765 tokens; Anthropic's
+/// rule of thumb tops out near 1600).
+const OPENAI_IMAGE: u64 = 765;
+const ANTHROPIC_IMAGE: u64 = 1600;
+
+fn bpe_for(model: &str) -> &'static CoreBPE {
+    let m = model.rsplit('/').next().unwrap_or(model);
+    let o200k = [
+        "gpt-4o",
+        "chatgpt-4o",
+        "gpt-4.1",
+        "gpt-4.5",
+        "gpt-5",
+        "o1",
+        "o3",
+        "o4",
+    ]
+    .iter()
+    .any(|p| m.starts_with(p))
+        || m.starts_with("ft:gpt-4o")
+        || m.starts_with("ft:gpt-4.1");
+    if o200k {
+        o200k_base_singleton()
+    } else {
+        cl100k_base_singleton()
+    }
+}
+
+/// Tokens of `text` with `model`'s encoding.
+pub fn count_tokens(model: &str, text: &str) -> u64 {
+    count(bpe_for(model), text)
+}
+
+fn count(bpe: &CoreBPE, text: &str) -> u64 {
+    if text.is_empty() {
+        0
+    } else {
+        bpe.encode_ordinary(text).len() as u64
+    }
+}
+
+/// Estimated prompt tokens of a request body: chat completions, legacy
+/// completions, embeddings, responses, or Anthropic messages.
+pub fn estimate_prompt_tokens(family: Family, body: &Value) -> u64 {
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("");
+    let (bpe, image) = match family {
+        Family::OpenAi => (bpe_for(model), OPENAI_IMAGE),
+        Family::Anthropic => (cl100k_base_singleton(), ANTHROPIC_IMAGE),
+    };
+    let w = Walker { bpe, image };
+    let mut n = 0;
+    if let Some(messages) = body.get("messages").and_then(Value::as_array) {
+        for m in messages {
+            n += PER_MESSAGE + w.message(m);
+        }
+        n += REPLY_PRIMING;
+    }
+    for field in ["system", "prompt", "input", "instructions"] {
+        if let Some(v) = body.get(field) {
+            n += w.content(v);
+        }
+    }
+    for field in ["tools", "functions"] {
+        if let Some(v) = body.get(field) {
+            n += w.json(v);
+        }
+    }
+    n
+}
+
+struct Walker {
+    bpe: &'static CoreBPE,
+    image: u64,
+}
+
+impl Walker {
+    fn message(&self, m: &Value) -> u64 {
+        let mut n = m.get("content").map_or(0, |c| self.content(c));
+        if m.get("name").is_some() {
+            n += 1;
+        }
+        if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
+            for call in calls {
+                if let Some(f) = call.get("function") {
+                    n += self.text_field(f, "name") + self.text_field(f, "arguments");
+                }
+            }
+        }
+        n
+    }
+
+    /// A content value: a string, a list of parts, or a part.
+    fn content(&self, v: &Value) -> u64 {
+        match v {
+            Value::String(s) => count(self.bpe, s),
+            // Token-id prompts count as themselves.
+            Value::Number(_) => 1,
+            Value::Array(items) => items.iter().map(|i| self.content(i)).sum(),
+            Value::Object(o) => {
+                let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
+                if matches!(kind, "image_url" | "image" | "input_image") {
+                    return self.image;
+                }
+                let mut n = 0;
+                for key in ["text", "thinking", "arguments", "output"] {
+                    if let Some(Value::String(s)) = o.get(key) {
+                        n += count(self.bpe, s);
+                    }
+                }
+                if let Some(c) = o.get("content") {
+                    n += self.content(c);
+                }
+                if let Some(input) = o.get("input") {
+                    n += self.json(input);
+                }
+                n
+            }
+            Value::Null | Value::Bool(_) => 0,
+        }
+    }
+
+    fn text_field(&self, v: &Value, key: &str) -> u64 {
+        v.get(key)
+            .and_then(Value::as_str)
+            .map_or(0, |s| count(self.bpe, s))
+    }
+
+    fn json(&self, v: &Value) -> u64 {
+        match v {
+            Value::String(s) => count(self.bpe, s),
+            other => count(self.bpe, &other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn encodings_by_model() {
+        // "hello world" is two tokens in both encodings; a distinguishing
+        // string differs.
+        assert_eq!(count_tokens("gpt-4o", "hello world"), 2);
+        let text = "Grüß Gott, wie geht's? 日本語のテキスト";
+        assert_ne!(count_tokens("gpt-4o", text), count_tokens("gpt-4", text));
+        assert_eq!(count_tokens("o3-mini", text), count_tokens("gpt-4o", text));
+        assert_eq!(
+            count_tokens("claude-sonnet-4-5", text),
+            count_tokens("gpt-3.5-turbo", text)
+        );
+        assert_eq!(count_tokens("gpt-4o", ""), 0);
+        assert_eq!(
+            count_tokens("gpt-4o", "<|endoftext|>"),
+            7,
+            "specials are text"
+        );
+    }
+
+    #[test]
+    fn openai_chat_matches_the_cookbook_formula() {
+        let body = json!({"model": "gpt-4o", "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "hello world"}
+        ]});
+        let expected = 3 + count_tokens("gpt-4o", "You are terse.") + 3 + 2 + 3;
+        assert_eq!(estimate_prompt_tokens(Family::OpenAi, &body), expected);
+    }
+
+    #[test]
+    fn parts_images_tools_and_other_shapes() {
+        let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "hello world"},
+            {"type": "image_url", "image_url": {"url": "data:..."}}
+        ]}], "tools": [{"type": "function", "function": {"name": "f"}}]});
+        let n = estimate_prompt_tokens(Family::OpenAi, &body);
+        assert!(n > 3 + 2 + 765 + 3, "{n}");
+
+        let emb =
+            json!({"model": "text-embedding-3-small", "input": ["hello world", "hello world"]});
+        assert_eq!(estimate_prompt_tokens(Family::OpenAi, &emb), 4);
+        let ids = json!({"model": "gpt-3.5-turbo-instruct", "prompt": [[1, 2, 3]]});
+        assert_eq!(estimate_prompt_tokens(Family::OpenAi, &ids), 3);
+
+        let anthropic = json!({"model": "claude-sonnet-4-5", "system": "hello world",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "hello world"},
+                {"type": "tool_result", "tool_use_id": "x", "content": "hello world"}]}]});
+        assert_eq!(
+            estimate_prompt_tokens(Family::Anthropic, &anthropic),
+            2 + 3 + 4 + 3
+        );
+        assert_eq!(estimate_prompt_tokens(Family::OpenAi, &json!({})), 0);
+    }
+}
