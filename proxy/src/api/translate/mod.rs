@@ -1,61 +1,125 @@
 //! OpenAI Chat Completions ⇄ Anthropic Messages translation.
-//! TEMPORARY STUB so the pipeline compiles: the translation work replaces this whole file.
-#![allow(dead_code, unused_variables)]
-use bytes::Bytes;
+//!
+//! A route may send an app's request to a provider of the other API. This
+//! module rewrites the request into the target's API, and the answer —
+//! whole responses, SSE streams (text and tool calls), usage and errors —
+//! back into the app's API, so the app's SDK sees its own provider.
+//!
+//! What has no counterpart is refused with a 400 naming the field (for
+//! example `n > 1`, `logprobs`, `response_format` to Anthropic; server
+//! tools or documents to OpenAI) rather than silently changing what the
+//! app asked for. Sampling knobs the target lacks (`seed`, penalties,
+//! `top_k`) are dropped: they tune, they do not change the shape of the
+//! answer. Tool call ids pass through unchanged, so a conversation can
+//! move between providers and still match results to calls.
+
 use serde_json::Value;
 
-#[derive(Debug, thiserror::Error)]
-#[error("translation is not available yet")]
-pub struct TranslateError;
+mod errors;
+mod request;
+mod response;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+pub use errors::{anthropic_error_to_openai, openai_error_to_anthropic};
+pub use request::{anthropic_to_openai_request, openai_to_anthropic_request};
+pub use response::{anthropic_to_openai_response, openai_to_anthropic_response};
+pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};
+
+/// A request that cannot be expressed in the target's API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TranslateError {
+    #[error("{field}: {reason}")]
+    Unsupported { field: String, reason: String },
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+impl TranslateError {
+    fn unsupported(field: impl Into<String>, reason: impl Into<String>) -> TranslateError {
+        TranslateError::Unsupported {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn invalid(field: impl Into<String>, reason: impl Into<String>) -> TranslateError {
+        TranslateError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Values the target API requires that the app's API leaves optional.
+#[derive(Debug, Clone, Copy)]
 pub struct Defaults {
+    /// Anthropic requires `max_tokens`; used when the OpenAI request has
+    /// neither `max_tokens` nor `max_completion_tokens`.
     pub max_tokens: u64,
 }
-pub fn openai_to_anthropic_request(
-    req: &Value,
-    target_model: &str,
-    d: &Defaults,
-) -> Result<Value, TranslateError> {
-    Err(TranslateError)
+
+/// Seconds since the Unix epoch, for OpenAI's `created`.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
-pub fn anthropic_to_openai_request(
-    req: &Value,
-    target_model: &str,
-) -> Result<Value, TranslateError> {
-    Err(TranslateError)
-}
-pub fn anthropic_to_openai_response(resp: &Value, model: &str) -> Value {
-    resp.clone()
-}
-pub fn openai_to_anthropic_response(resp: &Value, model: &str) -> Value {
-    resp.clone()
-}
-pub fn anthropic_error_to_openai(status: u16, body: &[u8]) -> Value {
-    Value::Null
-}
-pub fn openai_error_to_anthropic(status: u16, body: &[u8]) -> Value {
-    Value::Null
-}
-pub struct AnthropicToOpenAiStream;
-impl AnthropicToOpenAiStream {
-    pub fn new(model: &str, include_usage: bool) -> Self {
-        Self
-    }
-    pub fn push(&mut self, event: Option<&str>, data: &[u8]) -> Vec<Bytes> {
-        vec![]
-    }
-    pub fn finish(&mut self) -> Vec<Bytes> {
-        vec![]
+
+/// The text of an OpenAI `content` (a string or an array of parts) or an
+/// Anthropic `system` (a string or an array of text blocks).
+fn plain_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => {
+            let mut out = String::new();
+            for p in parts {
+                if let Some(t) = p.get("text").and_then(Value::as_str) {
+                    if !out.is_empty() {
+                        out.push_str("\n\n");
+                    }
+                    out.push_str(t);
+                }
+            }
+            Some(out)
+        }
+        Value::Null => None,
+        _ => None,
     }
 }
-pub struct OpenAiToAnthropicStream;
-impl OpenAiToAnthropicStream {
-    pub fn new(model: &str) -> Self {
-        Self
+
+/// OpenAI `finish_reason` for an Anthropic `stop_reason`.
+fn finish_reason(stop_reason: &str) -> &'static str {
+    match stop_reason {
+        "max_tokens" | "model_context_window_exceeded" => "length",
+        "tool_use" => "tool_calls",
+        "refusal" => "content_filter",
+        _ => "stop",
     }
-    pub fn push(&mut self, event: Option<&str>, data: &[u8]) -> Vec<Bytes> {
-        vec![]
+}
+
+/// Anthropic `stop_reason` for an OpenAI `finish_reason`.
+fn stop_reason(finish_reason: &str) -> &'static str {
+    match finish_reason {
+        "length" => "max_tokens",
+        "tool_calls" | "function_call" => "tool_use",
+        "content_filter" => "refusal",
+        _ => "end_turn",
     }
-    pub fn finish(&mut self) -> Vec<Bytes> {
-        vec![]
+}
+
+/// Parses tool-call arguments (a JSON string in OpenAI) into the object
+/// Anthropic wants; a model's malformed arguments are kept as a string
+/// under `_raw` rather than failing the whole response.
+fn tool_input(arguments: &str) -> Value {
+    if arguments.trim().is_empty() {
+        return Value::Object(Default::default());
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(other) => serde_json::json!({ "_raw": other }),
+        Err(_) => serde_json::json!({ "_raw": arguments }),
     }
 }
