@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Builds the upstream tools that the Kubernetes e2e tests run against:
+# kube-apiserver, kube-controller-manager, kubectl (k8s.io/kubernetes), etcd
+# (go.etcd.io/etcd/server/v3) and helm (helm.sh/helm/vN), from their published
+# Go modules through the Go module proxy, into a cache dir outside git.
+#
+#   tests/k8s/build-tools.sh            build what is missing; print the bin dir
+#
+# Idempotent: a binary already in the bin dir is not rebuilt, so a warm run
+# takes well under a second. Versions come from versions.env (override with
+# TOLLGATE_{K8S,ETCD,HELM}_VERSION); the cache dir from TOLLGATE_TOOLS_DIR.
+# Progress and build times go to stderr and to $TOLLGATE_TOOLS_DIR/build-times.txt;
+# stdout is only the bin dir, so `BIN=$(tests/k8s/build-tools.sh)` works.
+# Go is used here only to build these upstream tools, never for product code.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=versions.env
+. "$here/versions.env"
+
+k8s_version="$TOLLGATE_K8S_VERSION"
+etcd_version="$TOLLGATE_ETCD_VERSION"
+helm_version="$TOLLGATE_HELM_VERSION"
+tools_dir="$TOLLGATE_TOOLS_DIR"
+bin="$tools_dir/bin"
+
+k8s_bins=(kube-apiserver kube-controller-manager kubectl)
+all_bins=("${k8s_bins[@]}" etcd helm)
+
+log() { echo "build-tools: $*" >&2; }
+
+all_built() {
+  local b
+  for b in "${all_bins[@]}"; do [[ -x "$bin/$b" ]] || return 1; done
+}
+
+# Fast path: nothing to do, no lock, no go command.
+if all_built; then
+  echo "$bin"
+  exit 0
+fi
+
+command -v go >/dev/null || { log "the go command is needed to build the tools"; exit 1; }
+mkdir -p "$bin" "$tools_dir/src"
+# Two test runs may start at once; only one builds.
+exec 9>"$tools_dir/.lock"
+flock 9
+if all_built; then
+  echo "$bin"
+  exit 0
+fi
+
+# A cold build fills Go's build cache (~5 GiB) and module cache (~1.1 GiB):
+# fail now rather than with a full disk half way.
+min_free_gb="${TOLLGATE_TOOLS_MIN_FREE_GB:-8}"
+gocache="$(go env GOCACHE)"
+mkdir -p "$gocache"
+free_gb=$(( $(df -Pk "$gocache" | awk 'NR == 2 { print $4 }') / 1024 / 1024 ))
+if (( free_gb < min_free_gb )); then
+  log "only ${free_gb} GiB free for Go's caches; a cold build needs ~${min_free_gb} GiB (TOLLGATE_TOOLS_MIN_FREE_GB)"
+  exit 1
+fi
+
+# Release-like, static, small binaries. GOFLAGS=-mod=mod lets `go build` fill
+# in the throwaway go.mod/go.sum; GOWORK=off keeps any go.work out of it.
+export CGO_ENABLED=0 GOFLAGS=-mod=mod GOWORK=off
+build_flags=(-trimpath)
+
+# go_build NAME PKG LDFLAGS: builds one binary atomically and records its time.
+go_build() {
+  local name="$1" pkg="$2" ldflags="$3" start secs
+  if [[ -x "$bin/$name" ]]; then return 0; fi
+  log "building $name ($pkg)..."
+  start=$(date +%s)
+  go build "${build_flags[@]}" -ldflags "-s -w $ldflags" -o "$bin/.$name.tmp" "$pkg"
+  mv "$bin/.$name.tmp" "$bin/$name"
+  secs=$(( $(date +%s) - start ))
+  log "built $name in ${secs}s"
+  echo "$(date -u +%FT%TZ) $name ${secs}s nproc=$(nproc) $(go env GOVERSION)" >> "$tools_dir/build-times.txt"
+}
+
+# new_module DIR: an empty throwaway main module that only requires tools.
+new_module() {
+  rm -rf "$1"
+  mkdir -p "$1"
+  printf 'module tollgate.local/tools\n\ngo %s\n' "$(go env GOVERSION | sed -E 's/^go([0-9.]+).*/\1/')" > "$1/go.mod"
+}
+
+build_kubernetes() {
+  local missing=0 b
+  for b in "${k8s_bins[@]}"; do [[ -x "$bin/$b" ]] || missing=1; done
+  (( missing )) || return 0
+  local dir="$tools_dir/src/kubernetes"
+  new_module "$dir"
+  cd "$dir"
+  # k8s.io/kubernetes requires its staging repos (k8s.io/api, client-go, ...)
+  # at v0.0.0 and replaces them with ./staging paths that a dependency cannot
+  # use; each is published as its own module at v0.N.M for Kubernetes v1.N.M.
+  local staging="v0.${k8s_version#v1.}"
+  local gomod
+  gomod="$(go mod download -json "k8s.io/kubernetes@$k8s_version" | sed -n 's/^\s*"GoMod": "\(.*\)",$/\1/p')"
+  [[ -f "$gomod" ]] || { log "could not fetch go.mod of k8s.io/kubernetes@$k8s_version"; exit 1; }
+  local args=(-require="k8s.io/kubernetes@$k8s_version") m
+  while read -r m; do
+    args+=(-replace="$m=$m@$staging")
+  done < <(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" { print $1 }' "$gomod")
+  go mod edit "${args[@]}"
+
+  local minor="${k8s_version#v1.}"
+  minor="${minor%%.*}"
+  local ld="" key val pkg kv
+  for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    for kv in "gitVersion=$k8s_version" gitMajor=1 "gitMinor=$minor" gitTreeState=clean \
+              buildDate=1970-01-01T00:00:00Z; do
+      key="${kv%%=*}" val="${kv#*=}"
+      ld+=" -X $pkg.$key=$val"
+    done
+  done
+  for b in "${k8s_bins[@]}"; do
+    go_build "$b" "k8s.io/kubernetes/cmd/$b" "$ld"
+  done
+}
+
+build_etcd() {
+  [[ -x "$bin/etcd" ]] && return 0
+  local dir="$tools_dir/src/etcd"
+  new_module "$dir"
+  cd "$dir"
+  # The etcd binary's main package is the root of the server module
+  # (go.etcd.io/etcd/v3, the repository root, is not on the proxy).
+  go mod edit -require="go.etcd.io/etcd/server/v3@$etcd_version"
+  go_build etcd go.etcd.io/etcd/server/v3 ""
+}
+
+build_helm() {
+  [[ -x "$bin/helm" ]] && return 0
+  local dir="$tools_dir/src/helm" major="${helm_version%%.*}"
+  local mod="helm.sh/helm/$major"
+  new_module "$dir"
+  cd "$dir"
+  go mod edit -require="$mod@$helm_version"
+  go_build helm "$mod/cmd/helm" \
+    "-X $mod/internal/version.version=$helm_version -X $mod/internal/version.gitTreeState=clean"
+}
+
+total_start=$(date +%s)
+build_etcd
+build_helm
+build_kubernetes
+log "all tools built in $(( $(date +%s) - total_start ))s into $bin"
+echo "$bin"
