@@ -214,6 +214,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
     let routing = v.routing(&raw.routing, &names, &upstream);
     let route_names = raw.routing.routes.iter().map(|r| r.name.as_str()).collect();
     let budgets = v.budgets(&raw.budgets, &route_names, raw.metadata.as_ref());
+    let pii = v.pii(&raw.pii, raw.metadata.as_ref());
 
     let level = raw.logging.level.clone().unwrap_or_else(|| "info".into());
     if level.trim().is_empty() {
@@ -237,6 +238,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
         },
         routing,
         budgets,
+        pii,
         hash: hash(&raw),
         raw,
     })
@@ -549,6 +551,7 @@ fn is_token(s: &str) -> bool {
 }
 
 mod budgets;
+mod pii;
 mod routing;
 #[cfg(test)]
 mod tests;

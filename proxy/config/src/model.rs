@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use crate::raw::RawConfig;
 mod budgets;
+mod pii;
 mod routing;
 pub use budgets::*;
+pub use pii::*;
 pub use routing::*;
 
 pub use crate::raw::{LogFormat, ProviderType, UnknownPaths};
@@ -29,6 +31,7 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub routing: Routing,
     pub budgets: Budgets,
+    pub pii: Pii,
     /// Hex SHA-256 of the config's canonical JSON form: equal configs hash
     /// equal whatever their YAML formatting.
     pub hash: String,

@@ -11,8 +11,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod budgets;
+mod pii;
 mod routing;
 pub use budgets::*;
+pub use pii::*;
 pub use routing::*;
 
 /// A whole `ProxyConfig` file.
@@ -265,8 +267,4 @@ macro_rules! reserved_section {
 reserved_section!(
     /// Exact and semantic response cache. Reserved.
     RawCache
-);
-reserved_section!(
-    /// PII recognizers and actions, prompt guard. Reserved.
-    RawPii
 );
