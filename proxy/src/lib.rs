@@ -10,6 +10,7 @@ pub mod api;
 pub mod app;
 pub mod body;
 pub mod budget;
+pub mod cache;
 pub mod credentials;
 pub mod error;
 pub mod metrics;

@@ -214,6 +214,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
     let routing = v.routing(&raw.routing, &names, &upstream);
     let route_names = raw.routing.routes.iter().map(|r| r.name.as_str()).collect();
     let budgets = v.budgets(&raw.budgets, &route_names, raw.metadata.as_ref());
+    let cache = v.cache(&raw.cache, &route_names);
     let pii = v.pii(&raw.pii, raw.metadata.as_ref());
 
     let level = raw.logging.level.clone().unwrap_or_else(|| "info".into());
@@ -238,6 +239,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
         },
         routing,
         budgets,
+        cache,
         pii,
         hash: hash(&raw),
         raw,
@@ -551,9 +553,12 @@ fn is_token(s: &str) -> bool {
 }
 
 mod budgets;
+mod cache;
 mod pii;
 mod routing;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_budgets;
+#[cfg(test)]
+mod tests_cache;

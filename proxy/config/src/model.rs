@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use crate::raw::RawConfig;
 mod budgets;
+mod cache;
 mod pii;
 mod routing;
 pub use budgets::*;
+pub use cache::*;
 pub use pii::*;
 pub use routing::*;
 
@@ -31,6 +33,7 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub routing: Routing,
     pub budgets: Budgets,
+    pub cache: Cache,
     pub pii: Pii,
     /// Hex SHA-256 of the config's canonical JSON form: equal configs hash
     /// equal whatever their YAML formatting.

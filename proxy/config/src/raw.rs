@@ -11,9 +11,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod budgets;
+mod cache;
 mod pii;
 mod routing;
 pub use budgets::*;
+pub use cache::*;
 pub use pii::*;
 pub use routing::*;
 
@@ -247,24 +249,3 @@ pub enum Quantity {
     Bytes(u64),
     Text(String),
 }
-
-macro_rules! reserved_section {
-    ($(#[$m:meta])* $name:ident) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-        #[serde(rename_all = "camelCase", deny_unknown_fields)]
-        pub struct $name {}
-
-        impl $name {
-            /// True when nothing is configured.
-            pub fn is_empty(&self) -> bool {
-                *self == Self::default()
-            }
-        }
-    };
-}
-
-reserved_section!(
-    /// Exact and semantic response cache. Reserved.
-    RawCache
-);

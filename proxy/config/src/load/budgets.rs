@@ -396,7 +396,12 @@ impl Validator {
         }
     }
 
-    fn redis(&mut self, at: &str, r: &RawRedisStore, fail_mode: FailMode) -> BudgetStore {
+    pub(super) fn redis(
+        &mut self,
+        at: &str,
+        r: &RawRedisStore,
+        fail_mode: FailMode,
+    ) -> BudgetStore {
         if let Err(e) = check_redis_url(&r.url) {
             self.err(&format!("{at}.url"), e);
         }

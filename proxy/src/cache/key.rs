@@ -1,0 +1,112 @@
+//! The exact-cache key: a hash of everything that can change the answer.
+//!
+//! The request body is normalized by dropping fields that never change
+//! output (`stream`, `stream_options`, `user`, `metadata`, `store`,
+//! `service_tier`, …) and serialized canonically (object keys sorted), so
+//! two requests that differ only in formatting, key order or those fields
+//! share an entry. Every other field — messages, system prompt, tools,
+//! tool choice, temperature, top_p, max_tokens, stop, seed,
+//! response_format, n, logprobs, and any field the proxy does not know —
+//! is part of the key. The scope (policy, API, operation, route and its
+//! targets, tenant) is hashed in front, so entries never cross scopes.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::api::{Family, Operation};
+
+/// Fields that do not change what the model answers.
+const IGNORED: &[&str] = &[
+    "stream",
+    "stream_options",
+    "user",
+    "metadata",
+    "store",
+    "service_tier",
+    "safety_identifier",
+    "prompt_cache_key",
+];
+
+/// A cache key (SHA-256).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key(pub [u8; 32]);
+
+impl Key {
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+/// Where an entry may be served.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// The policy (config name): proxies of different policies sharing one
+    /// Redis never share entries.
+    pub policy: &'a str,
+    pub family: Family,
+    pub operation: Operation,
+    /// The route the alias resolved to, with its targets
+    /// (`route=chat;openai/gpt-4o-mini,anthropic/claude-x`), or the
+    /// provider for a directly requested model.
+    pub route: &'a str,
+    pub tenant: Option<&'a str>,
+}
+
+/// Why a request is not cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uncacheable {
+    /// Sampling is not deterministic (temperature unset or above 0, or
+    /// several choices) and the cache only keeps deterministic answers.
+    NotDeterministic,
+    /// The body is not a JSON object.
+    NotAnObject,
+}
+
+/// True when the request's answer is deterministic: `temperature: 0` and
+/// at most one choice. Both APIs default temperature to 1.
+pub fn deterministic(body: &Value) -> bool {
+    let temp_zero = body
+        .get("temperature")
+        .and_then(Value::as_f64)
+        .is_some_and(|t| t == 0.0);
+    let one_choice = body.get("n").and_then(Value::as_u64).is_none_or(|n| n == 1);
+    temp_zero && one_choice
+}
+
+/// The key of a request, or why it cannot be cached.
+pub fn key(scope: &Scope<'_>, body: &Value, deterministic_only: bool) -> Result<Key, Uncacheable> {
+    let Some(obj) = body.as_object() else {
+        return Err(Uncacheable::NotAnObject);
+    };
+    // Embeddings are deterministic by nature.
+    if deterministic_only && scope.operation != Operation::Embeddings && !deterministic(body) {
+        return Err(Uncacheable::NotDeterministic);
+    }
+    let mut h = Sha256::new();
+    for part in [
+        "tollgate-cache-v1",
+        scope.policy,
+        match scope.family {
+            Family::OpenAi => "openai",
+            Family::Anthropic => "anthropic",
+        },
+        scope.operation.otel_name(),
+        scope.route,
+        scope.tenant.unwrap_or(""),
+    ] {
+        // Length-prefixed, so no two scopes concatenate alike.
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.update([u8::from(scope.tenant.is_some())]);
+    let mut normalized = serde_json::Map::new();
+    for (k, v) in obj {
+        if !IGNORED.contains(&k.as_str()) {
+            normalized.insert(k.clone(), v.clone());
+        }
+    }
+    // serde_json's map is ordered by key: this serialization is canonical.
+    let canonical = serde_json::to_vec(&Value::Object(normalized)).expect("a Value serializes");
+    h.update(&canonical);
+    Ok(Key(h.finalize().into()))
+}

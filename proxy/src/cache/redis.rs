@@ -1,0 +1,92 @@
+//! The shared store: entries in Redis under `{prefix}:cache:{key}` with the
+//! entry's TTL, so every replica using the same Redis serves them. Every
+//! call is bounded by the configured timeout; any failure is a miss (or a
+//! skipped store), never a failed request.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::IntoConnectionInfo;
+
+use super::entry::Entry;
+use super::key::Key;
+use super::CacheError;
+
+#[derive(Clone)]
+pub struct RedisCache {
+    settings: tollgate_config::RedisStore,
+    password: Option<String>,
+    conn: ConnectionManager,
+}
+
+impl RedisCache {
+    /// Prepares a lazy connection: the proxy starts while Redis is down.
+    pub fn open(
+        settings: &tollgate_config::RedisStore,
+        password: Option<String>,
+    ) -> Result<RedisCache, CacheError> {
+        let mut info = settings
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| CacheError::RedisConfig(e.to_string()))?;
+        if let Some(p) = &password {
+            let redis = info.redis_settings().clone().set_password(p);
+            info = info.set_redis_settings(redis);
+        }
+        let client =
+            redis::Client::open(info).map_err(|e| CacheError::RedisConfig(e.to_string()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| CacheError::RedisConfig(e.to_string()))?;
+        Ok(RedisCache {
+            settings: settings.clone(),
+            password,
+            conn,
+        })
+    }
+
+    /// True when a reload can keep this connection.
+    pub fn same(&self, settings: &tollgate_config::RedisStore, password: Option<&str>) -> bool {
+        self.settings == *settings && self.password.as_deref() == password
+    }
+
+    fn redis_key(&self, key: &Key) -> String {
+        format!("{}:cache:{}", self.settings.key_prefix, key.hex())
+    }
+
+    pub async fn get(&self, key: &Key) -> Result<Option<Entry>, CacheError> {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("GET").arg(self.redis_key(key)).to_owned();
+        let v: Option<Vec<u8>> = self.bounded(cmd.query_async(&mut conn)).await?;
+        Ok(v.and_then(|b| Entry::from_json(&b)))
+    }
+
+    pub async fn put(&self, key: &Key, entry: &Entry, ttl: Duration) -> Result<(), CacheError> {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("SET")
+            .arg(self.redis_key(key))
+            .arg(entry.to_json())
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .to_owned();
+        let _: () = self.bounded(cmd.query_async(&mut conn)).await?;
+        Ok(())
+    }
+
+    async fn bounded<T>(
+        &self,
+        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, CacheError> {
+        match tokio::time::timeout(self.settings.timeout, fut).await {
+            Err(_) => Err(CacheError::Timeout(self.settings.timeout)),
+            Ok(Err(e)) => Err(CacheError::Redis(e.to_string())),
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+}
