@@ -1,0 +1,94 @@
+//! `spec.sidecar` and `spec.injection`: the injected proxy container and
+//! what injection changes in the app's containers.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+pub use tollgate_config::raw::LogFormat;
+
+/// Proxy port the apps call (on the pod's loopback) unless overridden.
+pub const DEFAULT_PORT: u16 = 15800;
+/// Admin port (`/metrics`, `/readyz`) unless overridden.
+pub const DEFAULT_ADMIN_PORT: u16 = 15801;
+
+/// The injected `tollgate-proxy` container.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.port) ? self.port : 15800) != (has(self.adminPort) ? self.adminPort : 15801)")
+    .message("port and adminPort must differ"))]
+pub struct Sidecar {
+    /// Proxy image. Default: the operator's `--proxy-image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// `Always`, `IfNotPresent` or `Never`. Default: the cluster's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// Requests and limits. Default: 50m CPU, 64Mi memory requested, 256Mi limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Port the apps call on `127.0.0.1`. Default 15800.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<u16>,
+    /// Admin port (metrics, probes), on every pod address. Default 15801.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub admin_port: Option<u16>,
+    /// A tracing filter such as `info`. Default `info`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    /// `text` (default) or `json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Image pull policy.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// What injection changes in the app containers.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Injection {
+    /// Set `OPENAI_BASE_URL` and `ANTHROPIC_BASE_URL` to the sidecar. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_urls: Option<bool>,
+    /// Set `OPENAI_API_KEY` and `ANTHROPIC_API_KEY` to a placeholder when
+    /// the container has none (SDKs refuse to start without a key; the
+    /// sidecar drops it and sends the real one). Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder_api_keys: Option<bool>,
+    /// Replace these variables even when the app sets them. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_app_env: Option<bool>,
+    /// Only these app containers get the variables. Default: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<String>,
+}
+
+impl Injection {
+    pub fn base_urls(&self) -> bool {
+        self.base_urls.unwrap_or(true)
+    }
+    pub fn placeholder_api_keys(&self) -> bool {
+        self.placeholder_api_keys.unwrap_or(true)
+    }
+    pub fn override_app_env(&self) -> bool {
+        self.override_app_env.unwrap_or(false)
+    }
+}
