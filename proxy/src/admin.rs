@@ -20,7 +20,10 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Res
     }
     match req.uri().path() {
         "/metrics" => {
-            let mut resp = Response::new(ResponseBody::full(Bytes::from(shared.metrics.encode())));
+            // One page: the proxy's registry plus the budget engine's.
+            let budget = shared.runtime.load().budget.metrics().gather();
+            let text = shared.metrics.encode_with(budget);
+            let mut resp = Response::new(ResponseBody::full(Bytes::from(text)));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

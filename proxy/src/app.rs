@@ -12,8 +12,7 @@ use tollgate_config::{Config, LoadError};
 use crate::metrics::Metrics;
 use crate::reload::{watch, Reloader};
 use crate::server::{bind, serve, with_state};
-use crate::state::{Runtime, Shared};
-use crate::upstream::ClientError;
+use crate::state::{BuildError, Runtime, Shared};
 use crate::{admin, pipeline};
 
 /// Why a proxy could not start.
@@ -22,10 +21,13 @@ pub enum StartError {
     #[error("{0}")]
     Config(#[from] LoadError),
     #[error("{0}")]
-    Client(#[from] ClientError),
+    Runtime(#[from] BuildError),
     #[error("{0}")]
     Bind(#[from] std::io::Error),
 }
+
+/// How long shutdown waits for budget settlements, and again for saving.
+const SETTLE_ON_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A running proxy.
 pub struct Proxy {
@@ -52,7 +54,7 @@ impl Proxy {
     /// Loads `path`, binds the listeners and starts serving.
     pub async fn start(path: PathBuf) -> Result<Proxy, StartError> {
         let (config, text) = read_config(&path)?;
-        let runtime = Runtime::build(config, None)?;
+        let runtime = Runtime::build(config, None).await?;
         let (data_listen, admin_listen) =
             (runtime.config.server.listen, runtime.config.admin.listen);
         let poll = runtime.config.upstream.credential_refresh_interval;
@@ -134,8 +136,27 @@ impl Proxy {
                 "drain deadline reached with requests still open; closing them"
             );
         }
+        settle_budgets(&self.shared).await;
         self.stop_rest.cancel();
         let _ = self.admin_task.await;
         drained
+    }
+}
+
+/// Lets budget settlements of finished requests complete, then saves the
+/// in-memory counters (or writes settlements queued for Redis), so a
+/// restart does not forget spend.
+async fn settle_budgets(shared: &Shared) {
+    if !shared.settlements.wait_idle(SETTLE_ON_SHUTDOWN).await {
+        tracing::warn!(
+            running = shared.settlements.running(),
+            "budget settlements still running at shutdown"
+        );
+    }
+    let rt = shared.runtime.load_full();
+    match tokio::time::timeout(SETTLE_ON_SHUTDOWN, rt.budget.persist()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "budget state not saved at shutdown"),
+        Err(_) => tracing::error!("budget state not saved at shutdown: timed out"),
     }
 }

@@ -29,6 +29,7 @@ use tokio::time::{Instant, Sleep};
 use crate::api::sse::{events, EventSplitter};
 use crate::api::usage::StreamUsage;
 use crate::api::Family;
+use crate::pipeline::budget::OutputText;
 use crate::pipeline::settle::Settle;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -60,6 +61,9 @@ pub struct StreamSpec {
     /// Remove the OpenAI usage-only chunk (`"choices":[]` + `usage`), which
     /// the proxy asked for on the app's behalf.
     pub drop_usage_chunk: bool,
+    /// Keep the generated text, for a budget estimate should usage be
+    /// missing or the stream be cut.
+    pub keep_output: bool,
 }
 
 /// A response body.
@@ -86,6 +90,7 @@ struct Sse {
     split: EventSplitter,
     usage: StreamUsage,
     text: String,
+    output: Option<OutputText>,
     idle_timer: Pin<Box<Sleep>>,
     deadline_timer: Pin<Box<Sleep>>,
 }
@@ -105,6 +110,7 @@ impl ResponseBody {
         let sse = sse.map(|spec| Sse {
             idle_timer: Box::pin(tokio::time::sleep(spec.idle)),
             deadline_timer: Box::pin(tokio::time::sleep_until(spec.deadline)),
+            output: spec.keep_output.then(OutputText::default),
             spec,
             split: EventSplitter::default(),
             usage: StreamUsage::default(),
@@ -138,6 +144,9 @@ impl Sse {
     fn emit(&mut self, framed: Bytes) -> Option<Bytes> {
         for ev in events(&framed) {
             self.usage.observe(self.spec.upstream, ev.name, &ev.data);
+            if let Some(out) = self.output.as_mut() {
+                out.push_event(self.spec.upstream, &ev.data);
+            }
             if self.spec.capture.is_some() && self.text.len() < MAX_CAPTURE {
                 if let Some(t) = crate::shadow::event_text(self.spec.upstream, &ev.data) {
                     self.text.push_str(&t);
@@ -258,7 +267,7 @@ impl Body for ResponseBody {
                             let tail = up.sse.as_mut().and_then(Sse::finish);
                             if let Some(s) = this.settle.as_mut() {
                                 if let Some(sse) = &up.sse {
-                                    s.set_usage(sse.usage.get());
+                                    s.set_usage(sse.usage.get(), sse.usage.is_complete());
                                 }
                                 s.completed();
                             }
@@ -349,7 +358,7 @@ fn fail(up: &mut Upstream, settle: &mut Option<Settle>, why: &str, reason: &'sta
     }
     out.extend_from_slice(&sse.error_event(why));
     if let Some(s) = settle.as_mut() {
-        s.set_usage(sse.usage.get());
+        s.set_usage(sse.usage.get(), sse.usage.is_complete());
         s.upstream_failed(reason);
     }
     tracing::warn!(
@@ -371,9 +380,21 @@ impl Drop for ResponseBody {
     fn drop(&mut self) {
         // hyper stops polling once `is_end_stream` is true, so a body that
         // was fully sent may never see its final `None`.
-        if self.is_end_stream() {
-            if let Some(s) = self.settle.as_mut() {
-                s.completed();
+        let ended = self.is_end_stream();
+        let Some(s) = self.settle.as_mut() else {
+            return;
+        };
+        if ended {
+            s.completed();
+        }
+        if let Inner::Upstream(up) = &mut self.inner {
+            if let Some(sse) = up.sse.as_mut() {
+                // An app that left mid-stream: the usage seen so far (its
+                // input count), for the budget estimate.
+                s.set_usage(sse.usage.get(), sse.usage.is_complete());
+                if let Some(text) = sse.output.take() {
+                    s.set_output_text(text);
+                }
             }
         }
     }

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::api::Family;
 use crate::body::ResponseBody;
+use crate::budget::Refusal;
 
 /// A request the proxy refuses or cannot complete.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,13 @@ pub enum ProxyError {
     UpstreamTimeout { provider: String, timeout: Duration },
     #[error("provider `{provider}` sent an invalid response: {reason}")]
     UpstreamProtocol { provider: String, reason: String },
+    /// Budget admission refused the request; `headers` tell the app where
+    /// it stands (`x-tollgate-budget-remaining-*`, `x-ratelimit-*`).
+    #[error("{refusal}")]
+    Budget {
+        refusal: Refusal,
+        headers: Vec<(header::HeaderName, HeaderValue)>,
+    },
 }
 
 impl ProxyError {
@@ -65,6 +73,7 @@ impl ProxyError {
             }
             UpstreamConnect { .. } | UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
             UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Budget { refusal, .. } => refusal.status(),
         }
     }
 
@@ -87,6 +96,7 @@ impl ProxyError {
             UpstreamConnect { .. } => "upstream_connect",
             UpstreamTimeout { .. } => "upstream_timeout",
             UpstreamProtocol { .. } => "upstream_protocol",
+            Budget { refusal, .. } => refusal.metric_label(),
         }
     }
 
@@ -105,12 +115,26 @@ impl ProxyError {
             UpstreamConnect { .. } => "upstream_unreachable",
             UpstreamTimeout { .. } => "upstream_timeout",
             UpstreamProtocol { .. } => "upstream_invalid_response",
+            Budget { refusal, .. } => refusal.code(),
             BodyRead(_) | InvalidField(_) | MethodNotAllowed { .. } => return None,
         })
     }
 
     /// OpenAI `error.type`.
     fn openai_type(&self) -> &'static str {
+        match self {
+            // What OpenAI answers when an account is out of credit, so apps
+            // that tell quota from throttling keep doing so.
+            ProxyError::Budget {
+                refusal: Refusal::BudgetExceeded { .. },
+                ..
+            } => return "insufficient_quota",
+            ProxyError::Budget {
+                refusal: Refusal::RateLimited { .. },
+                ..
+            } => return "rate_limit_error",
+            _ => {}
+        }
         match self.status().as_u16() {
             400 | 404 | 405 | 413 => "invalid_request_error",
             503 => "server_error",
@@ -124,6 +148,7 @@ impl ProxyError {
             400 | 405 => "invalid_request_error",
             404 => "not_found_error",
             413 => "request_too_large",
+            429 => "rate_limit_error",
             503 => "overloaded_error",
             _ => "api_error",
         }
@@ -140,6 +165,7 @@ impl ProxyError {
         match self {
             ProxyError::Overloaded { .. } | ProxyError::AllTargetsEjected { .. } => Some(1),
             ProxyError::CredentialsUnavailable { .. } => Some(5),
+            ProxyError::Budget { refusal, .. } => refusal.retry_after_secs(),
             _ => None,
         }
     }
@@ -179,6 +205,11 @@ impl ProxyError {
         if let Some(secs) = self.retry_after() {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if let ProxyError::Budget { headers, .. } = self {
+            for (name, value) in headers {
+                h.insert(name.clone(), value.clone());
+            }
+        }
         resp
     }
 }
@@ -206,6 +237,62 @@ mod tests {
         assert_eq!(v["error"]["code"], "model_not_found");
         assert_eq!(v["error"]["type"], "invalid_request_error");
         assert_eq!(v["error"]["param"], "model");
+    }
+
+    #[tokio::test]
+    async fn budget_refusals_in_both_shapes() {
+        let e = ProxyError::Budget {
+            refusal: Refusal::BudgetExceeded {
+                limit: "team-daily".into(),
+                retry_after: Duration::from_millis(2500),
+            },
+            headers: vec![(
+                header::HeaderName::from_static("x-tollgate-budget-remaining-usd"),
+                HeaderValue::from_static("0.000000"),
+            )],
+        };
+        let resp = e.into_response(Family::OpenAi, "r");
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()["retry-after"], "3");
+        assert_eq!(
+            resp.headers()["x-tollgate-budget-remaining-usd"],
+            "0.000000"
+        );
+        assert_eq!(resp.headers()["x-tollgate-error"], "budget_exceeded");
+        let v = body_json(resp).await;
+        assert_eq!(v["error"]["code"], "budget_exceeded");
+        assert_eq!(v["error"]["type"], "insufficient_quota");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("team-daily"));
+
+        let e = ProxyError::Budget {
+            refusal: Refusal::RateLimited {
+                limit: "rpm".into(),
+                retry_after: Duration::from_millis(10),
+            },
+            headers: Vec::new(),
+        };
+        let resp = e.into_response(Family::Anthropic, "r");
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        let v = body_json(resp).await;
+        assert_eq!(v["error"]["type"], "rate_limit_error");
+
+        let e = ProxyError::Budget {
+            refusal: Refusal::StoreUnavailable {
+                reason: "timeout".into(),
+            },
+            headers: Vec::new(),
+        };
+        let resp = e.into_response(Family::OpenAi, "r");
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        assert_eq!(
+            body_json(resp).await["error"]["code"],
+            "budget_store_unavailable"
+        );
     }
 
     #[tokio::test]

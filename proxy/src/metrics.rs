@@ -285,9 +285,17 @@ impl Metrics {
 
     /// Prometheus text exposition.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_with(Vec::new())
+    }
+
+    /// The exposition of this registry and `extra` families (another
+    /// registry's, e.g. the budget engine's) on one page.
+    pub fn encode_with(&self, extra: Vec<prometheus::proto::MetricFamily>) -> Vec<u8> {
+        let mut families = self.registry.gather();
+        families.extend(extra);
         let mut out = Vec::with_capacity(16 * 1024);
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
+            .encode(&families, &mut out)
             .expect("text encoding cannot fail");
         out
     }

@@ -5,19 +5,25 @@
 //! 3. **Read**: the body, within `server.maxRequestBody`.
 //! 4. **Parse**: `model` and `stream` (`api::request`); bad JSON is a 400.
 //! 5. **Route**: alias rules, then a plan of targets (`routing`).
-//!    *(PII filters, budget admission and the cache lookup slot in here.)*
-//! 6. **Send**: attempts with retries and fallbacks (`attempt`), each with
+//!    *(PII filters and the cache lookup slot in around here.)*
+//! 6. **Budget**: admission reserves the request's worst case on every
+//!    budget and rate limit that applies, or refuses it (429, 503 when a
+//!    fail-closed store is down); a `downgrade` action swaps the plan for
+//!    a cheaper route (`budget`).
+//! 7. **Send**: attempts with retries and fallbacks (`attempt`), each with
 //!    the target's model, shaping and API translation (`prepare`) and the
 //!    provider's credentials (`upstream`).
-//! 7. **Respond**: stream events through as they arrive (translated when the
+//! 8. **Respond**: stream events through as they arrive (translated when the
 //!    target speaks the other API), or buffer a JSON body, reading usage on
-//!    the way (`body`, `convert`).
-//! 8. **Settle**: when the last byte is out or the app left, record metrics
-//!    and the access log (`settle`).
+//!    the way (`body`, `convert`); the budget headers are added.
+//! 9. **Settle**: when the last byte is out or the app left, record metrics
+//!    and the access log, and settle the budget reservation to the usage
+//!    (`settle`, `budget`).
 //!
 //! Errors at any step become a provider-shaped response in `error`.
 
 pub mod attempt;
+pub mod budget;
 pub mod convert;
 pub mod local;
 pub mod prepare;
@@ -86,8 +92,9 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Res
     }
 
     match forward(&shared, &rt, endpoint, req, &request_id, &mut settle).await {
-        Ok(resp) => {
+        Ok(mut resp) => {
             settle.responded(resp.status().as_u16());
+            settle.decorate(resp.headers_mut());
             resp.map(|b| b.with_settle(settle))
         }
         Err(e) => settle.fail(endpoint.family, e),
@@ -123,7 +130,7 @@ async fn forward(
 
     // 5. Route: alias (with its rules) or a provider's allow-listed model.
     let mut parsed = None;
-    let plan = match rt.routes.lookup(&rt.config, endpoint.family, &model)? {
+    let mut plan = match rt.routes.lookup(&rt.config, endpoint.family, &model)? {
         Lookup::Direct { provider, label } => {
             Table::plan_direct(&rt.config, provider, label, &model)
         }
@@ -157,7 +164,29 @@ async fn forward(
     };
     settle.set_route(plan.label, plan.label, head.stream);
 
-    // 6. Send: attempts, retries, fallbacks.
+    // 6. Budget: reserve, or refuse; a downgrade swaps the route.
+    if let Some(hold) = budget::admit(
+        &rt.budget,
+        &shared.settlements,
+        endpoint,
+        &parts.headers,
+        &bytes,
+        &mut parsed,
+        &model,
+        &plan,
+    )
+    .await?
+    {
+        settle.hold_budget(hold);
+    }
+    if let Some(route) = settle.downgrade_to() {
+        if let Some(r) = rt.config.routing.routes.iter().find(|r| r.name == route) {
+            plan = Table::plan_route(&rt.config, r, None);
+            settle.set_route(plan.label, plan.label, head.stream);
+        }
+    }
+
+    // 7. Send: attempts, retries, fallbacks.
     let mut x = Exchange {
         rt,
         shared,

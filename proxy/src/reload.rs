@@ -44,7 +44,7 @@ impl Reloader {
     }
 
     /// Reads the file and applies it if its content changed.
-    pub fn check(&mut self) -> Reload {
+    pub async fn check(&mut self) -> Reload {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) => return self.failed(format!("cannot read {}: {e}", self.path.display())),
@@ -70,7 +70,7 @@ impl Reloader {
         if config.logging != old.logging {
             tracing::warn!("logging settings changed in config; they take effect after a restart");
         }
-        let runtime = match Runtime::build(config, Some(&current)) {
+        let runtime = match Runtime::build(config, Some(&current)).await {
             Ok(r) => r,
             Err(e) => return self.failed(e.to_string()),
         };
@@ -165,7 +165,7 @@ pub async fn watch(mut reloader: Reloader, poll: Duration, stop: CancellationTok
             }
             _ = ticker.tick() => {}
         }
-        reloader.check();
+        reloader.check().await;
         if reloader.shared.runtime.load().refresh_credentials() {
             tracing::info!("provider credentials changed on disk; reloaded");
             reloader.shared.publish_credential_state();

@@ -11,11 +11,22 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tollgate_config::{Config, CredentialSource};
 
+use crate::budget::{BudgetEngine, BudgetError, Identity};
 use crate::credentials::Credential;
 use crate::metrics::Metrics;
+use crate::pipeline::budget::SettleTasks;
 use crate::routing::targets::Targets;
 use crate::routing::Table;
 use crate::upstream::{Client, ClientError};
+
+/// Why a runtime could not be built from a valid config.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Client(#[from] ClientError),
+    #[error("budgets: {0}")]
+    Budget(#[from] BudgetError),
+}
 
 /// Everything derived from one config.
 pub struct Runtime {
@@ -26,14 +37,17 @@ pub struct Runtime {
     pub client: Client,
     /// Clients for routes whose connect timeout differs from the default.
     pub route_clients: Vec<(std::time::Duration, Client)>,
+    /// Budget admission and settlement; its store (and the spend in it)
+    /// carries over from the previous runtime.
+    pub budget: Arc<BudgetEngine>,
     pub loaded_at: std::time::SystemTime,
 }
 
 impl Runtime {
     /// Builds a runtime, reusing the previous one's client (and its warm
-    /// connection pool) and credential readers where their settings are
-    /// unchanged.
-    pub fn build(config: Config, previous: Option<&Runtime>) -> Result<Runtime, ClientError> {
+    /// connection pool), credential readers and budget store where their
+    /// settings are unchanged.
+    pub async fn build(config: Config, previous: Option<&Runtime>) -> Result<Runtime, BuildError> {
         let client = match previous {
             Some(prev) if prev.client.settings() == &config.upstream => prev.client.clone(),
             _ => Client::new(&config.upstream)?,
@@ -87,12 +101,19 @@ impl Runtime {
                 })
             })
             .collect();
+        let budget = BudgetEngine::new(
+            &config.budgets,
+            &identity(&config),
+            previous.map(|p| p.budget.as_ref()),
+        )
+        .await?;
         Ok(Runtime {
             routes: Table::new(&config),
             config: Arc::new(config),
             credentials,
             client,
             route_clients,
+            budget: Arc::new(budget),
             loaded_at: std::time::SystemTime::now(),
         })
     }
@@ -145,6 +166,16 @@ impl Runtime {
     }
 }
 
+/// The scope values of `policy`, `namespace` and `workload` budgets.
+fn identity(config: &Config) -> Identity {
+    let meta = config.raw.metadata.as_ref();
+    Identity {
+        policy: config.name.clone().unwrap_or_default(),
+        namespace: meta.and_then(|m| m.namespace.clone()),
+        workload: meta.and_then(|m| m.workload.clone()),
+    }
+}
+
 /// State shared by every connection.
 pub struct Shared {
     pub runtime: ArcSwap<Runtime>,
@@ -157,6 +188,8 @@ pub struct Shared {
     pub targets: Targets,
     /// Shadow traffic slots.
     pub mirrors: crate::shadow::Mirrors,
+    /// Budget settlements still running; drain waits for them.
+    pub settlements: SettleTasks,
 }
 
 impl Shared {
@@ -172,6 +205,7 @@ impl Shared {
             draining: AtomicBool::new(false),
             targets: Targets::default(),
             mirrors: Default::default(),
+            settlements: SettleTasks::default(),
         });
         shared.publish_credential_state();
         shared

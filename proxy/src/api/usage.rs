@@ -132,6 +132,9 @@ impl Usage {
 #[derive(Debug, Default)]
 pub struct StreamUsage {
     usage: Option<Usage>,
+    /// The final figures arrived: OpenAI's usage chunk, Anthropic's
+    /// `message_delta` (before it, `message_start` has the input only).
+    complete: bool,
 }
 
 impl StreamUsage {
@@ -147,6 +150,7 @@ impl StreamUsage {
                     serde_json::from_slice::<WithUsage<OpenAiUsage>>(data)
                 {
                     self.usage = Some(Usage::from(u));
+                    self.complete = true;
                 }
             }
             Family::Anthropic => {
@@ -165,6 +169,7 @@ impl StreamUsage {
                     self.usage
                         .get_or_insert_with(Usage::default)
                         .merge_anthropic(&u);
+                    self.complete |= event == Some("message_delta");
                 }
             }
         }
@@ -172,6 +177,11 @@ impl StreamUsage {
 
     pub fn get(&self) -> Option<Usage> {
         self.usage
+    }
+
+    /// True once the stream reported its final usage.
+    pub fn is_complete(&self) -> bool {
+        self.complete
     }
 }
 
@@ -227,12 +237,14 @@ mod tests {
     fn anthropic_stream() {
         let mut s = StreamUsage::default();
         s.observe(Family::Anthropic, Some("message_start"), br#"{"type":"message_start","message":{"id":"m","usage":{"input_tokens":9,"output_tokens":1,"cache_read_input_tokens":3}}}"#);
+        assert!(!s.is_complete(), "message_start has the input only");
         s.observe(
             Family::Anthropic,
             Some("content_block_delta"),
             br#"{"type":"content_block_delta","delta":{"text":"usage"}}"#,
         );
         s.observe(Family::Anthropic, Some("message_delta"), br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":7}}"#);
+        assert!(s.is_complete());
         assert_eq!(
             s.get(),
             Some(Usage {
@@ -260,5 +272,6 @@ mod tests {
             br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#,
         );
         assert_eq!(s.get().unwrap().output, 2);
+        assert!(s.is_complete());
     }
 }

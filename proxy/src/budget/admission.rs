@@ -41,6 +41,23 @@ pub(crate) struct HeldRate {
     pub estimated: u64,
 }
 
+/// A refused request: why, and the budget headers telling the app where it
+/// stands (empty when the refusal came before the store was asked).
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub refusal: super::Refusal,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl From<super::Refusal> for Refused {
+    fn from(refusal: super::Refusal) -> Refused {
+        Refused {
+            refusal,
+            headers: Vec::new(),
+        }
+    }
+}
+
 /// An admitted request.
 pub struct Admission {
     inner: Arc<Inner>,
@@ -269,10 +286,16 @@ fn observe_thresholds(inner: &Inner, held: &Held, plan: &SettlePlan, totals: &[T
     }
 }
 
-/// Response headers for an admission.
-pub(crate) fn headers(plan: &AdmitPlan, result: &AdmitResult) -> Vec<(HeaderName, HeaderValue)> {
+/// Response headers for an admission; `admitted` counts the request's own
+/// reservation as spent (a refusal reserved nothing).
+pub(crate) fn headers(
+    plan: &AdmitPlan,
+    result: &AdmitResult,
+    admitted: bool,
+) -> Vec<(HeaderName, HeaderValue)> {
     let mut out = Vec::new();
     let remaining = |limit: Option<u64>, spent: u64, reserved: u64, own: u64| {
+        let own = if admitted { own } else { 0 };
         limit.map(|l| l.saturating_sub(spent.saturating_add(reserved).saturating_add(own)))
     };
     let usd = plan

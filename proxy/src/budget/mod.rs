@@ -52,7 +52,7 @@ mod tests_windows;
 mod tokens;
 mod window;
 
-pub use admission::Admission;
+pub use admission::{Admission, Refused};
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use error::{BudgetError, Refusal, StoreError};
 pub use metrics::BudgetMetrics;
@@ -216,6 +216,12 @@ impl BudgetEngine {
     /// applicable budget and consumes its rate limits; the [`Admission`]
     /// must be settled or released (dropping it releases).
     pub async fn admit(&self, req: &AdmitRequest<'_>) -> Result<Admission, Refusal> {
+        self.admit_for_response(req).await.map_err(|r| r.refusal)
+    }
+
+    /// [`BudgetEngine::admit`], with a refusal's budget headers (where the
+    /// app stands, as the store saw it) for the error response.
+    pub async fn admit_for_response(&self, req: &AdmitRequest<'_>) -> Result<Admission, Refused> {
         let inner = &self.inner;
         let m = &inner.metrics;
         let res = self.try_admit(req).await;
@@ -227,12 +233,12 @@ impl BudgetEngine {
                 m.admissions.with_label_values(&["fail_open"]).inc()
             }
             Ok(_) => m.admissions.with_label_values(&["admitted"]).inc(),
-            Err(r) => m.admissions.with_label_values(&[r.code()]).inc(),
+            Err(r) => m.admissions.with_label_values(&[r.refusal.code()]).inc(),
         }
         res
     }
 
-    async fn try_admit(&self, req: &AdmitRequest<'_>) -> Result<Admission, Refusal> {
+    async fn try_admit(&self, req: &AdmitRequest<'_>) -> Result<Admission, Refused> {
         let inner = &self.inner;
         let cfg = &inner.cfg;
         let now_ms = inner.clock.now_ms();
@@ -245,10 +251,10 @@ impl BudgetEngine {
                     .refusals
                     .with_label_values(&[&l.name, l.scope.kind(), "missing_header"])
                     .inc();
-                Refusal::MissingHeader {
+                Refused::from(Refusal::MissingHeader {
                     limit: l.name.clone(),
                     header,
-                }
+                })
             })?);
         }
         let mut rate_scopes = Vec::with_capacity(cfg.rate_limits.len());
@@ -259,10 +265,10 @@ impl BudgetEngine {
                     .rate_refusals
                     .with_label_values(&[&r.name, r.scope.kind(), "missing_header"])
                     .inc();
-                Refusal::MissingHeader {
+                Refused::from(Refusal::MissingHeader {
                     limit: r.name.clone(),
                     header,
-                }
+                })
             })?);
         }
 
@@ -271,7 +277,7 @@ impl BudgetEngine {
             .unwrap_or(cfg.default_max_output_tokens);
         let tokens = req.prompt_tokens.saturating_add(max_out);
         let (usd, price) = if cfg.limits.iter().any(|l| l.usd.is_some()) {
-            self.worst_price(req, max_out)?
+            self.worst_price(req, max_out).map_err(Refused::from)?
         } else {
             (0, None)
         };
@@ -367,9 +373,9 @@ impl BudgetEngine {
                     unreachable!("the memory store does not fail")
                 };
                 if !s.fail_open() {
-                    return Err(Refusal::StoreUnavailable {
+                    return Err(Refused::from(Refusal::StoreUnavailable {
                         reason: e.metric_label().to_string(),
-                    });
+                    }));
                 }
                 // Nothing was reserved or consumed: settle counts actual
                 // spend and tokens in full.
@@ -385,7 +391,10 @@ impl BudgetEngine {
             }
         };
         if !result.admitted {
-            return Err(self.refusal(&plan, &result));
+            return Err(Refused {
+                refusal: self.refusal(&plan, &result),
+                headers: admission::headers(&plan, &result, false),
+            });
         }
         let mut downgrade = None;
         for (l, s) in cfg.limits.iter().zip(&result.budgets) {
@@ -407,7 +416,7 @@ impl BudgetEngine {
                 .with_label_values(&[&l.name, l.action.as_str()])
                 .inc();
         }
-        let headers = admission::headers(&plan, &result);
+        let headers = admission::headers(&plan, &result, true);
         Ok(Admission::new(inner.clone(), held, downgrade, headers))
     }
 

@@ -18,6 +18,7 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::budget::OutputText;
 use super::convert;
 use super::prepare::{app_wants_stream_usage, body_for, TargetSpec};
 use super::settle::Settle;
@@ -390,8 +391,11 @@ async fn attempt(
         wait: None,
         reason: "timeout",
     };
-    let resp = match tokio::time::timeout_at(first_byte_by, client.send(&provider.name, req)).await
-    {
+    settle.attempt_sent(&target.model);
+    let sent_result =
+        tokio::time::timeout_at(first_byte_by, client.send(&provider.name, req)).await;
+    settle.attempt_done();
+    let resp = match sent_result {
         Err(_) => return Err(timed_out()),
         Ok(Err(e)) => {
             let reason = if matches!(e, ProxyError::UpstreamConnect { .. }) {
@@ -512,6 +516,7 @@ async fn attempt(
                 deadline: x.started + timeouts.total,
                 capture,
                 drop_usage_chunk,
+                keep_output: settle.wants_output_text(),
             }),
         )
     } else if http_body::Body::size_hint(&body)
@@ -529,7 +534,11 @@ async fn attempt(
             .target_latency
             .with_label_values(&[&stats.key])
             .observe(sent.elapsed().as_secs_f64());
-        settle.set_usage(Usage::from_response_body(family, &bytes));
+        let usage = Usage::from_response_body(family, &bytes);
+        if usage.is_none() && settle.wants_output_text() {
+            settle.set_output_text(OutputText::of_response(family, &bytes));
+        }
+        settle.set_usage(usage, true);
         if want_text {
             primary = Some(crate::shadow::PrimaryText::Ready(
                 crate::shadow::response_text(family, &bytes),

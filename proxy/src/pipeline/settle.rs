@@ -1,16 +1,18 @@
 //! The last phase: what a request cost and how it ended, recorded once.
 //!
 //! A [`Settle`] is created when a request arrives and travels with its
-//! response body; it records metrics and writes the access log line when it
-//! is dropped, i.e. when the last byte has gone out or the app went away.
+//! response body; it records metrics, writes the access log line and ends
+//! the request's budget hold when it is dropped, i.e. when the last byte
+//! has gone out or the app went away.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{HeaderValue, Method, Response};
+use http::{HeaderMap, HeaderValue, Method, Response};
 use tollgate_config::Provider;
 
+use super::budget::{Ending, Hold, OutputText};
 use crate::api::usage::Usage;
 use crate::api::{Endpoint, Family};
 use crate::body::ResponseBody;
@@ -47,7 +49,15 @@ pub struct Settle {
     upstream_status: Option<u16>,
     first_chunk: Option<Duration>,
     usage: Option<Usage>,
+    usage_complete: bool,
     outcome: Outcome,
+    /// The budget reservation, ended on drop.
+    hold: Option<Hold>,
+    /// Upstream model of the latest attempt.
+    served_model: Option<String>,
+    /// An attempt is waiting for the provider's response headers.
+    awaiting: bool,
+    output_text: Option<OutputText>,
 }
 
 impl Settle {
@@ -76,7 +86,12 @@ impl Settle {
             upstream_status: None,
             first_chunk: None,
             usage: None,
+            usage_complete: false,
             outcome: Outcome::Open,
+            hold: None,
+            served_model: None,
+            awaiting: false,
+            output_text: None,
         }
     }
 
@@ -111,6 +126,47 @@ impl Settle {
         }
     }
 
+    /// The request was admitted by its budgets.
+    pub fn hold_budget(&mut self, hold: Hold) {
+        self.hold = Some(hold);
+    }
+
+    /// The route a budget `downgrade` action chose, if one fired.
+    pub fn downgrade_to(&self) -> Option<&str> {
+        self.hold.as_ref().and_then(Hold::downgrade_to)
+    }
+
+    /// True when an output estimate may be needed: the text sent is kept.
+    pub fn wants_output_text(&self) -> bool {
+        self.hold.is_some()
+    }
+
+    pub fn set_output_text(&mut self, text: OutputText) {
+        self.output_text = Some(text);
+    }
+
+    /// Adds the budget headers to a response.
+    pub fn decorate(&self, headers: &mut HeaderMap) {
+        if let Some(h) = &self.hold {
+            for (name, value) in h.headers() {
+                headers.insert(name, value);
+            }
+        }
+    }
+
+    /// An attempt is about to be sent to `model`.
+    pub fn attempt_sent(&mut self, model: &str) {
+        if self.served_model.as_deref() != Some(model) {
+            self.served_model = Some(model.to_string());
+        }
+        self.awaiting = true;
+    }
+
+    /// The attempt got its response headers, or failed.
+    pub fn attempt_done(&mut self) {
+        self.awaiting = false;
+    }
+
     pub fn upstream_answered(&mut self, took: Duration, status: u16) {
         self.upstream_status = Some(status);
         self.status = status;
@@ -128,9 +184,12 @@ impl Settle {
         }
     }
 
-    pub fn set_usage(&mut self, usage: Option<Usage>) {
+    /// Usage the provider reported; `complete` when it is the final
+    /// figure (a whole body, or a stream's closing usage).
+    pub fn set_usage(&mut self, usage: Option<Usage>, complete: bool) {
         if usage.is_some() {
             self.usage = usage;
+            self.usage_complete = complete;
         }
     }
 
@@ -165,7 +224,8 @@ impl Settle {
             .errors
             .with_label_values(&[err.metric_label()])
             .inc();
-        let resp = err.into_response(family, self.request_id.to_str().unwrap_or(""));
+        let mut resp = err.into_response(family, self.request_id.to_str().unwrap_or(""));
+        self.decorate(resp.headers_mut());
         if err.status().is_server_error() {
             tracing::warn!(request_id = self.request_id.to_str().unwrap_or(""), reason = err.metric_label(), error = %err, "request failed");
         }
@@ -181,6 +241,20 @@ impl Drop for Settle {
         }
         if self.outcome == Outcome::Open {
             self.outcome = Outcome::ClientGone;
+        }
+        if let Some(hold) = self.hold.take() {
+            let answered = self
+                .upstream_status
+                .is_some_and(|s| (200..300).contains(&s))
+                && (200..300).contains(&self.status);
+            hold.finish(Ending {
+                served_model: self.served_model.take(),
+                usage: self.usage,
+                usage_complete: self.usage_complete,
+                answered,
+                awaiting: self.awaiting,
+                text: self.output_text.take(),
+            });
         }
         let elapsed = self.started.elapsed();
         let m = &self.metrics;

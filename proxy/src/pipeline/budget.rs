@@ -1,0 +1,413 @@
+//! Budget admission and settlement of one request.
+//!
+//! Admission runs after routing, so the reservation prices the dearest
+//! model that may serve the request: the prompt estimate (tokenizer) plus
+//! the most output any target may produce (`max_tokens` after the route's
+//! shaping, times `n`). A refusal becomes [`ProxyError::Budget`].
+//!
+//! The [`Hold`] then travels in the request's `Settle` record. When that
+//! record is dropped (the last byte went out, the app left, or the request
+//! failed) the hold ends exactly once, in a spawned task so the app never
+//! waits for the store:
+//!
+//! - a 2xx answer with the provider's final usage: settled to it;
+//! - a 2xx answer without usage, or a stream cut short: the prompt
+//!   estimate (or the provider's input count, if it sent one) and the
+//!   tokens of the text actually sent, marked estimated;
+//! - dropped while a provider was working on it (the app left): the prompt
+//!   estimate, marked estimated, because the provider may bill it;
+//! - anything else (an error answer, a request that never left): released.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::HeaderMap;
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use super::prepare;
+use crate::api::usage::Usage;
+use crate::api::{Endpoint, Family, Operation};
+use crate::budget::{Admission, AdmitRequest, BudgetEngine, Refused};
+use crate::error::ProxyError;
+use crate::routing::Plan;
+
+/// Text kept for an output estimate; beyond it, characters / 4.
+const MAX_TEXT: usize = 1 << 20;
+
+/// Admits a routed request; `None` when no budget or rate limit applies.
+#[allow(clippy::too_many_arguments)]
+pub async fn admit(
+    engine: &BudgetEngine,
+    tasks: &SettleTasks,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    raw: &Bytes,
+    parsed: &mut Option<Value>,
+    requested_model: &str,
+    plan: &Plan<'_>,
+) -> Result<Option<Hold>, ProxyError> {
+    // Counting tokens is free at the provider, so it is never limited.
+    if engine.is_empty() || endpoint.operation == Operation::CountTokens {
+        return Ok(None);
+    }
+    let v = prepare::parsed_value(raw, parsed)?;
+    let prompt_tokens = BudgetEngine::estimate_prompt_tokens(endpoint.family, v);
+    let models: Vec<&str> = plan.targets.iter().map(|t| t.model.as_ref()).collect();
+    let req = AdmitRequest {
+        headers,
+        requested_model,
+        models: &models,
+        prompt_tokens,
+        max_output_tokens: max_output(endpoint.operation, v, plan),
+    };
+    match engine.admit_for_response(&req).await {
+        Ok(admission) => Ok(Some(Hold {
+            admission,
+            prompt_tokens,
+            tasks: tasks.clone(),
+        })),
+        Err(Refused { refusal, headers }) => Err(ProxyError::Budget { refusal, headers }),
+    }
+}
+
+/// The most output tokens any target of `plan` may produce, after the
+/// route's and the target's shaping; `None` when some target is unbounded
+/// (the engine then reserves `reservation.defaultMaxOutputTokens`).
+fn max_output(op: Operation, v: &Value, plan: &Plan<'_>) -> Option<u64> {
+    if op == Operation::Embeddings {
+        return Some(0);
+    }
+    let asked = ["max_completion_tokens", "max_tokens", "max_output_tokens"]
+        .iter()
+        .find_map(|f| v.get(*f).and_then(Value::as_u64));
+    let choices = v.get("n").and_then(Value::as_u64).unwrap_or(1).max(1);
+    let mut worst = asked;
+    for (i, t) in plan.targets.iter().enumerate() {
+        let mut m = asked;
+        for s in [plan.shaping, t.shaping].into_iter().flatten() {
+            m = match (m, s.default_max_tokens, s.max_tokens) {
+                (Some(c), _, Some(max)) if c > max => Some(max),
+                (None, Some(d), _) => Some(d),
+                (m, _, _) => m,
+            };
+        }
+        worst = match (i, worst, m) {
+            (0, _, m) => m,
+            (_, Some(w), Some(m)) => Some(w.max(m)),
+            _ => None,
+        };
+    }
+    worst.map(|w| w.saturating_mul(choices))
+}
+
+// === impl Hold ===
+
+/// An admitted request's reservation, until the request ends.
+pub struct Hold {
+    admission: Admission,
+    prompt_tokens: u64,
+    tasks: SettleTasks,
+}
+
+/// How a request ended, as far as its budget is concerned.
+#[derive(Debug, Default)]
+pub struct Ending {
+    /// The upstream model of the last attempt.
+    pub served_model: Option<String>,
+    /// Usage the provider reported, and whether it is the final figure.
+    pub usage: Option<Usage>,
+    pub usage_complete: bool,
+    /// A 2xx answer from the provider was being sent to the app.
+    pub answered: bool,
+    /// The request ended while a provider was working on it.
+    pub awaiting: bool,
+    /// What the app was sent, for an estimate.
+    pub text: Option<OutputText>,
+}
+
+/// What the reservation turns into.
+#[derive(Debug, PartialEq, Eq)]
+enum Settlement {
+    Release,
+    Settle { usage: Usage, estimated: bool },
+}
+
+impl Hold {
+    /// `x-tollgate-budget-remaining-*` and `x-ratelimit-*`, plus
+    /// `x-tollgate-budget-action` when a downgrade fired.
+    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        let mut h = self.admission.headers();
+        if self.admission.downgrade_to().is_some() {
+            h.push((
+                HeaderName::from_static("x-tollgate-budget-action"),
+                HeaderValue::from_static("downgrade"),
+            ));
+        }
+        h
+    }
+
+    /// The route a `downgrade` budget action chose.
+    pub fn downgrade_to(&self) -> Option<&str> {
+        self.admission.downgrade_to()
+    }
+
+    /// Settles or releases in the background.
+    pub fn finish(self, end: Ending) {
+        let Hold {
+            admission,
+            prompt_tokens,
+            tasks,
+        } = self;
+        tasks.spawn(async move {
+            let model = end.served_model.clone().unwrap_or_default();
+            let text_tokens = || {
+                end.text
+                    .as_ref()
+                    .map_or(0, |t| t.tokens(end.served_model.as_deref().unwrap_or("")))
+            };
+            match decide(&end, prompt_tokens, text_tokens) {
+                Settlement::Release => admission.release().await,
+                Settlement::Settle { usage, estimated } => {
+                    admission.settle(&model, &usage, estimated).await
+                }
+            }
+        });
+    }
+}
+
+fn decide(end: &Ending, prompt_tokens: u64, text_tokens: impl FnOnce() -> u64) -> Settlement {
+    if end.served_model.is_none() {
+        return Settlement::Release;
+    }
+    if end.answered {
+        if let (Some(usage), true) = (end.usage, end.usage_complete) {
+            return Settlement::Settle {
+                usage,
+                estimated: false,
+            };
+        }
+        let reported = end.usage.unwrap_or_default();
+        let input = if reported.input > 0 {
+            reported.input
+        } else {
+            prompt_tokens
+        };
+        return Settlement::Settle {
+            usage: Usage {
+                input,
+                output: reported.output.max(text_tokens()),
+                ..reported
+            },
+            estimated: true,
+        };
+    }
+    if end.awaiting {
+        return Settlement::Settle {
+            usage: Usage {
+                input: prompt_tokens,
+                ..Usage::default()
+            },
+            estimated: true,
+        };
+    }
+    Settlement::Release
+}
+
+// === impl OutputText ===
+
+/// Text the app was sent, bounded.
+#[derive(Debug, Default)]
+pub struct OutputText {
+    text: String,
+    beyond_chars: u64,
+}
+
+impl OutputText {
+    pub fn push(&mut self, s: &str) {
+        if self.text.len() + s.len() <= MAX_TEXT {
+            self.text.push_str(s);
+        } else {
+            self.beyond_chars += s.chars().count() as u64;
+        }
+    }
+
+    /// Adds the generated text of one stream event (content, tool-call
+    /// arguments, thinking) of the provider's API.
+    pub fn push_event(&mut self, family: Family, data: &[u8]) {
+        if !contains(data, b"delta") && !contains(data, b"\"text\"") {
+            return;
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(data) else {
+            return;
+        };
+        match family {
+            Family::OpenAi => {
+                for c in v
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(d) = c.get("delta") {
+                        self.push_openai_message(d);
+                    }
+                    if let Some(t) = c.get("text").and_then(Value::as_str) {
+                        self.push(t);
+                    }
+                }
+            }
+            Family::Anthropic => {
+                if let Some(d) = v.get("delta") {
+                    for f in ["text", "partial_json", "thinking"] {
+                        if let Some(t) = d.get(f).and_then(Value::as_str) {
+                            self.push(t);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The generated text of a whole JSON response of the provider's API.
+    pub fn of_response(family: Family, body: &[u8]) -> OutputText {
+        let mut out = OutputText::default();
+        let Ok(v) = serde_json::from_slice::<Value>(body) else {
+            return out;
+        };
+        match family {
+            Family::OpenAi => {
+                for c in v
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(m) = c.get("message") {
+                        out.push_openai_message(m);
+                    }
+                    if let Some(t) = c.get("text").and_then(Value::as_str) {
+                        out.push(t);
+                    }
+                }
+            }
+            Family::Anthropic => {
+                for b in v
+                    .get("content")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    for f in ["text", "thinking"] {
+                        if let Some(t) = b.get(f).and_then(Value::as_str) {
+                            out.push(t);
+                        }
+                    }
+                    if let Some(input) = b.get("input") {
+                        out.push(&input.to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// An OpenAI `message` or stream `delta`: content and tool calls.
+    fn push_openai_message(&mut self, m: &Value) {
+        if let Some(t) = m.get("content").and_then(Value::as_str) {
+            self.push(t);
+        }
+        for call in m
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            for f in ["name", "arguments"] {
+                if let Some(t) = call
+                    .pointer(&format!("/function/{f}"))
+                    .and_then(Value::as_str)
+                {
+                    self.push(t);
+                }
+            }
+        }
+    }
+
+    /// Tokens with `model`'s tokenizer.
+    pub fn tokens(&self, model: &str) -> u64 {
+        BudgetEngine::count_tokens(model, &self.text) + self.beyond_chars.div_ceil(4)
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+// === impl SettleTasks ===
+
+/// Settlement tasks in flight, so shutdown can wait for them before it
+/// saves the budget state.
+#[derive(Clone, Default)]
+pub struct SettleTasks {
+    inner: Arc<Tasks>,
+}
+
+#[derive(Default)]
+struct Tasks {
+    running: AtomicUsize,
+    idle: Notify,
+}
+
+struct Running(Arc<Tasks>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl SettleTasks {
+    /// Runs `task` on the current runtime. Outside one, `task` is dropped,
+    /// and with it the admission, which releases itself.
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        self.inner.running.fetch_add(1, Ordering::AcqRel);
+        let running = Running(self.inner.clone());
+        rt.spawn(async move {
+            let _running = running;
+            task.await;
+        });
+    }
+
+    pub fn running(&self) -> usize {
+        self.inner.running.load(Ordering::Acquire)
+    }
+
+    /// Waits until no settlement runs; false if `within` passed first.
+    pub async fn wait_idle(&self, within: Duration) -> bool {
+        let idle = async {
+            loop {
+                let notified = self.inner.idle.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if self.running() == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(within, idle).await.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,224 @@
+//! Support for the budget suites: a real `redis-server` per test, budget
+//! configs with round prices, and readers for the budget metrics.
+//!
+//! Prices are chosen so costs are exact: `gpt-4o-mini` costs nothing per
+//! input token and $0.001 per output token, so a request whose reply is
+//! capped at `max_tokens: 10` (and has at least 10 words) reserves and
+//! spends exactly [`COST`] whatever the prompt estimate says.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+/// USD of one [`exact`] request.
+pub const COST: f64 = 0.01;
+/// Reply words the mock produces for [`exact`] requests (more than 10).
+pub const REPLY: &str = "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12";
+
+/// `budgets:` prices (USD per million tokens), indented for the section.
+pub const PRICES: &str = r#"  pricing:
+    models:
+      gpt-4o-mini: {input: 0, output: 1000}
+      claude-sonnet-4-5: {input: 1000, output: 2000}
+      ft:cheap: {input: 0, output: 100}
+"#;
+
+/// A proxy config (the harness's two providers) with `budgets:` made of
+/// [`PRICES`] and `body`, and `extra` top-level YAML (e.g. `routing:`).
+pub fn config_with(mock: &MockServer, body: &str, extra: &str) -> String {
+    config(
+        &mock.url(),
+        "",
+        &format!("{extra}\nbudgets:\n{PRICES}{body}"),
+    )
+}
+
+/// A chat request that costs exactly [`COST`] (with the mock's reply set
+/// to [`REPLY`]).
+pub fn exact(stream: bool) -> serde_json::Value {
+    let mut v = chat("gpt-4o-mini", "spend some budget", stream);
+    v["max_tokens"] = 10.into();
+    v
+}
+
+/// A mock whose replies are [`REPLY`] and take `latency_ms`.
+pub async fn exact_mock(latency_ms: u64) -> MockServer {
+    let m = mock().await;
+    m.set_defaults(tollgate_tests::mock::Switches {
+        reply: Some(REPLY.into()),
+        latency_ms: (latency_ms > 0).then_some(latency_ms),
+        ..Default::default()
+    });
+    m
+}
+
+/// Sends `body` to `/v1/chat/completions` with extra headers.
+pub async fn post_chat(
+    c: &reqwest::Client,
+    proxy: &ProxyProc,
+    body: &serde_json::Value,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut req = c
+        .post(format!("{}/v1/chat/completions", proxy.url))
+        .json(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+/// A header of a response as text.
+pub fn header(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+}
+
+/// The sum of every sample of `name` whose labels contain `labels`.
+pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Waits until `proxy` has ended `n` admissions (settled or released) and
+/// holds no reservation; returns its metrics text.
+pub async fn settled(proxy: &ProxyProc, n: f64) -> String {
+    wait_for("budget settlements", Duration::from_secs(20), || async {
+        let m = proxy.metrics().await;
+        let done = metric_sum(&m, "tollgate_budget_settlements_total", &[]);
+        let held = metric(&m, "tollgate_budget_reservations_in_flight", &[]).unwrap_or(0.0);
+        (done >= n && held == 0.0).then_some(m)
+    })
+    .await
+}
+
+/// Settled USD on `proxy`, all models.
+pub fn spend(metrics: &str) -> f64 {
+    metric_sum(metrics, "tollgate_budget_spend_usd_total", &[])
+}
+
+// === Redis ===
+
+fn redis_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("redis-server"))
+        .find(|p| p.is_file())
+}
+
+/// A `redis-server` child on a free port, in a temporary directory, with
+/// AOF on so a restart keeps its data.
+pub struct Redis {
+    bin: PathBuf,
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Redis {
+    /// Starts one, or returns `None` (skip) when `redis-server` is not on
+    /// PATH and `TOLLGATE_REQUIRE_REDIS` is unset.
+    pub async fn start() -> Option<Redis> {
+        let Some(bin) = redis_binary() else {
+            assert!(
+                std::env::var_os("TOLLGATE_REQUIRE_REDIS").is_none(),
+                "TOLLGATE_REQUIRE_REDIS is set but redis-server is not on PATH"
+            );
+            eprintln!("SKIPPED: redis-server not found on PATH (apt-get install -y redis-server)");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = Redis {
+            bin,
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        r.run().await;
+        Some(r)
+    }
+
+    async fn run(&mut self) {
+        let child = Command::new(&self.bin)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .args(["--daemonize", "no", "--protected-mode", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.ping().await {
+            assert!(Instant::now() < deadline, "redis-server did not answer");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn ping(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return false;
+        };
+        let mut buf = [0u8; 16];
+        s.write_all(b"PING\r\n").await.is_ok()
+            && matches!(s.read(&mut buf).await, Ok(n) if n > 0 && buf[0] == b'+')
+    }
+
+    /// Kills the server (its data stays in the AOF).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.run().await;
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// A `store:` block (indented for `budgets:`).
+    pub fn store(&self, prefix: &str, fail_mode: &str, timeout: &str) -> String {
+        format!(
+            "  store:\n    type: redis\n    failMode: {fail_mode}\n    redis: {{url: \"{}\", keyPrefix: {prefix}, timeout: {timeout}}}\n",
+            self.url()
+        )
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
