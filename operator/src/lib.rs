@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod crd;
+pub mod render;
 
 use kube::CustomResourceExt;
 

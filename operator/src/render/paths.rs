@@ -1,0 +1,38 @@
+//! Proxy config paths → `LlmPolicy` spec paths, so an error names the
+//! field the user wrote.
+
+/// Maps a path in the rendered config (`routing.routes[0].targets[1]`) to
+/// the spec field it came from (`spec.routes[0].targets[1]`).
+pub fn to_spec(path: &str) -> String {
+    const MAP: &[(&str, &str)] = &[
+        ("routing.routes", "spec.routes"),
+        ("routing.defaults", "spec.routeDefaults"),
+        ("server.listen", "spec.sidecar.port"),
+        ("admin.listen", "spec.sidecar.adminPort"),
+        ("logging.level", "spec.sidecar.logLevel"),
+        ("logging.format", "spec.sidecar.logFormat"),
+        (
+            "budgets.store.redis.passwordFile",
+            "spec.budgets.store.redis.passwordSecretRef",
+        ),
+        ("budgets.store.persistPath", "spec.budgets.store"),
+    ];
+    let path = path.trim_start_matches('.');
+    for (from, to) in MAP {
+        if let Some(rest) = path.strip_prefix(from) {
+            return format!("{to}{rest}");
+        }
+    }
+    // `providers[0].credentials` came from `credentialsSecretRef`.
+    if let Some(i) = path.find(".credentials") {
+        if path.starts_with("providers[") {
+            let rest = &path[i + ".credentials".len()..];
+            let rest = rest.trim_start_matches(".file");
+            return format!("spec.{}.credentialsSecretRef{rest}", &path[..i]);
+        }
+    }
+    if path.is_empty() || path == "(root)" {
+        return "spec".into();
+    }
+    format!("spec.{path}")
+}

@@ -1,0 +1,382 @@
+//! Every spec field lands where the proxy reads it; every invalid spec is
+//! refused with the path of the field the user wrote.
+
+use serde_json::json;
+use tollgate_config::raw::RawConfig;
+
+use super::*;
+use crate::crd::LlmPolicy;
+
+fn example() -> LlmPolicySpec {
+    let p: LlmPolicy = serde_yaml::from_str(include_str!("../../testdata/policy.yaml")).unwrap();
+    p.spec
+}
+
+/// A spec edited as JSON (the way a user edits YAML).
+fn edit(f: impl FnOnce(&mut Value)) -> LlmPolicySpec {
+    let mut v = serde_json::to_value(example()).unwrap();
+    f(&mut v);
+    serde_json::from_value(v).unwrap()
+}
+
+fn raw(r: &Rendered) -> RawConfig {
+    serde_yaml::from_str(&r.yaml).unwrap()
+}
+
+fn ok(spec: &LlmPolicySpec) -> Rendered {
+    render("team-a", "chat", spec).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[track_caller]
+fn refused(spec: &LlmPolicySpec, path: &str, message: &str) {
+    let err = render("team-a", "chat", spec).expect_err("expected an error");
+    assert!(
+        err.0
+            .iter()
+            .any(|e| e.path == path && e.message.contains(message)),
+        "expected `{path}: ...{message}...` in {err:#?}"
+    );
+}
+
+#[test]
+fn example_renders_and_the_proxy_accepts_it() {
+    let r = ok(&example());
+    let config = tollgate_config::from_yaml_str(&r.yaml).unwrap();
+    assert_eq!(config.hash, r.hash, "the status hash is the proxy's own");
+    assert!(r
+        .yaml
+        .starts_with("# Rendered by tollgate-operator from LlmPolicy team-a/chat"));
+}
+
+#[test]
+fn metadata_and_listeners() {
+    let c = raw(&ok(&example()));
+    let m = c.metadata.unwrap();
+    assert_eq!(m.name.as_deref(), Some("team-a/chat"));
+    assert_eq!(m.namespace.as_deref(), Some("team-a"));
+    assert_eq!(m.workload.as_deref(), Some("chat"));
+    assert_eq!(c.server.listen.as_deref(), Some("127.0.0.1:15800"));
+    assert_eq!(c.admin.listen.as_deref(), Some("0.0.0.0:15801"));
+    assert_eq!(c.logging.level.as_deref(), Some("info"));
+
+    let spec =
+        edit(|v| v["sidecar"] = json!({"port": 9000, "adminPort": 9001, "logFormat": "json"}));
+    let r = ok(&spec);
+    assert_eq!((r.port, r.admin_port), (9000, 9001));
+    let c = raw(&r);
+    assert_eq!(c.server.listen.as_deref(), Some("127.0.0.1:9000"));
+    assert_eq!(c.admin.listen.as_deref(), Some("0.0.0.0:9001"));
+    assert_eq!(c.logging.format, tollgate_config::LogFormat::Json);
+
+    let spec = edit(|v| {
+        v.as_object_mut().unwrap().remove("sidecar");
+    });
+    let r = ok(&spec);
+    assert_eq!((r.port, r.admin_port), (DEFAULT_PORT, DEFAULT_ADMIN_PORT));
+}
+
+#[test]
+fn providers_reference_mounted_secret_files() {
+    let r = ok(&example());
+    let c = raw(&r);
+    let openai = &c.providers[0];
+    assert_eq!(openai.name, "openai");
+    assert_eq!(
+        openai.credentials.as_ref().unwrap().file.as_deref(),
+        Some("/var/run/secrets/tollgate/llm-keys/openai")
+    );
+    assert_eq!(openai.models, ["gpt-4o-mini", "gpt-4.1*"]);
+    assert_eq!(openai.headers["OpenAI-Organization"], "org-123");
+    assert_eq!(
+        c.providers[1].credentials.as_ref().unwrap().file.as_deref(),
+        Some("/var/run/secrets/tollgate/llm-keys/anthropic")
+    );
+    // One volume per Secret, with only the keys used.
+    assert_eq!(
+        r.secrets,
+        [SecretVolume {
+            volume: "tollgate-secret-0".into(),
+            secret: "llm-keys".into(),
+            keys: vec!["anthropic".into(), "openai".into()],
+            mount_path: "/var/run/secrets/tollgate/llm-keys".into(),
+        }]
+    );
+    assert_eq!(c.default_provider.as_deref(), Some("openai"));
+}
+
+#[test]
+fn passthrough_provider_mounts_nothing() {
+    let spec = edit(|v| {
+        v["providers"] = json!([{"name": "local", "type": "openai-compatible", "baseUrl": "http://vllm:8000/v1",
+            "passthrough": true, "models": ["llama*"]}]);
+        v.as_object_mut().unwrap().remove("routes");
+        v.as_object_mut().unwrap().remove("defaultProvider");
+        v.as_object_mut().unwrap().remove("budgets");
+    });
+    let r = ok(&spec);
+    assert!(r.secrets.is_empty());
+    let c = raw(&r);
+    assert!(c.providers[0].passthrough);
+    assert!(c.providers[0].credentials.is_none());
+    assert_eq!(
+        c.providers[0].base_url.as_deref(),
+        Some("http://vllm:8000/v1")
+    );
+}
+
+#[test]
+fn routes_and_defaults() {
+    let c = raw(&ok(&example()));
+    let routes = &c.routing.routes;
+    assert_eq!(routes.len(), 2);
+    let r = &routes[0];
+    assert_eq!(r.name, "chat-default");
+    assert_eq!(r.targets[0].weight, Some(3));
+    assert!(r.targets[2].long_context);
+    assert_eq!(r.rules[0].route, "chat-smart");
+    assert_eq!(r.rules[0].when.has_tools, Some(true));
+    assert_eq!(r.retry.as_ref().unwrap().max_attempts, Some(3));
+    assert_eq!(r.circuit_breaker.as_ref().unwrap().error_rate, Some(0.5));
+    let shaping = r.shaping.as_ref().unwrap();
+    assert_eq!(shaping.max_tokens, Some(2048));
+    assert_eq!(shaping.set["temperature"], json!(0));
+    assert_eq!(shaping.strip, ["logit_bias"]);
+    let shadow = r.shadow.as_ref().unwrap();
+    assert_eq!((shadow.provider.as_str(), shadow.share), ("anthropic", 0.1));
+    let d = c.routing.defaults.timeouts.as_ref().unwrap();
+    assert_eq!(d.idle.as_deref(), Some("60s"));
+}
+
+#[test]
+fn budgets_persist_to_the_sidecar_volume() {
+    let c = raw(&ok(&example()));
+    let b = &c.budgets;
+    assert_eq!(b.time_zone.as_deref(), Some("Europe/Berlin"));
+    let store = b.store.as_ref().unwrap();
+    assert_eq!(
+        store.persist_path.as_deref(),
+        Some("/var/lib/tollgate/budgets.json")
+    );
+    assert_eq!(store.persist_interval.as_deref(), Some("5s"));
+    assert_eq!(
+        b.pricing.as_ref().unwrap().models["gpt-4o-mini"].output,
+        0.6
+    );
+    assert_eq!(b.limits[0].name, "daily");
+    assert_eq!(b.limits[0].downgrade_to.as_deref(), Some("chat-default"));
+    assert_eq!(b.limits[0].thresholds, Some(vec![0.5, 0.9]));
+    assert_eq!(b.limits[1].header.as_deref(), Some("x-team"));
+    assert_eq!(b.rate_limits[0].requests_per_minute, Some(600));
+
+    // No store written: limits still get the persisted memory store.
+    let spec = edit(|v| {
+        v["budgets"].as_object_mut().unwrap().remove("store");
+    });
+    let c = raw(&ok(&spec));
+    let store = c.budgets.store.unwrap();
+    assert_eq!(
+        store.persist_path.as_deref(),
+        Some("/var/lib/tollgate/budgets.json")
+    );
+}
+
+#[test]
+fn redis_password_comes_from_a_mounted_secret() {
+    let spec = edit(|v| {
+        v["budgets"]["store"] = json!({"type": "redis", "failMode": "closed",
+            "redis": {"url": "redis://redis.infra:6379/0", "keyPrefix": "tg",
+                      "passwordSecretRef": {"name": "redis", "key": "password"}}});
+    });
+    let r = ok(&spec);
+    let c = raw(&r);
+    let store = c.budgets.store.unwrap();
+    assert!(store.persist_path.is_none());
+    let redis = store.redis.unwrap();
+    assert_eq!(redis.url, "redis://redis.infra:6379/0");
+    assert_eq!(
+        redis.password_file.as_deref(),
+        Some("/var/run/secrets/tollgate/redis/password")
+    );
+    assert_eq!(redis.key_prefix.as_deref(), Some("tg"));
+    assert_eq!(r.secrets.len(), 2);
+    assert_eq!(r.secrets[1].secret, "redis");
+    assert_eq!(r.secrets[1].volume, "tollgate-secret-1");
+}
+
+#[test]
+fn cache_and_pii_pass_through_to_the_proxy() {
+    let spec = edit(|v| {
+        v["cache"] = json!({"ttl": "10m", "maxEntries": 500});
+        v["pii"] = json!({"action": "mask", "entities": {"email": {"action": "block"}}});
+    });
+    let c = raw(&ok(&spec));
+    assert_eq!(c.cache.ttl.as_deref(), Some("10m"));
+    assert_eq!(c.cache.max_entries, Some(500));
+    assert!(!c.pii.is_empty());
+}
+
+#[test]
+fn rendering_is_deterministic_and_the_hash_follows_the_config() {
+    let a = ok(&example());
+    assert_eq!(a, ok(&example()));
+    let b = ok(&edit(|v| v["routes"][0]["targets"][0]["weight"] = json!(4)));
+    assert_ne!(a.hash, b.hash);
+}
+
+#[test]
+fn keys_never_land_in_the_config_map() {
+    let spec = edit(|v| v["providers"][0]["headers"] = json!({"Authorization": "Bearer sk-live"}));
+    refused(
+        &spec,
+        "spec.providers[0].headers.Authorization",
+        "use credentialsSecretRef",
+    );
+    let spec = edit(|v| v["pii"] = json!({"hashSalt": "0123456789abcdef0123"}));
+    refused(&spec, "spec.pii.hashSalt", "ConfigMap");
+}
+
+#[test]
+fn invalid_values_name_the_spec_field() {
+    let cases: Vec<(LlmPolicySpec, &str, &str)> = vec![
+        (
+            edit(|v| v["routes"][0]["retry"]["initialBackoff"] = json!("soon")),
+            "spec.routes[0].retry.initialBackoff",
+            "",
+        ),
+        (
+            edit(|v| v["routes"][0]["rules"][0]["when"] = json!({"systemPrompt": "(unclosed"})),
+            "spec.routes[0].rules[0].when.systemPrompt",
+            "",
+        ),
+        (
+            edit(|v| v["budgets"]["pricing"]["models"]["gpt-4o-mini"]["input"] = json!(-1.0)),
+            "spec.budgets.pricing.models.gpt-4o-mini.input",
+            "between 0",
+        ),
+        (
+            edit(|v| v["budgets"]["timeZone"] = json!("Mars/Olympus")),
+            "spec.budgets.timeZone",
+            "",
+        ),
+        (
+            edit(|v| v["providers"][0]["baseUrl"] = json!("not a url")),
+            "spec.providers[0].baseUrl",
+            "",
+        ),
+        (
+            edit(|v| v["sidecar"] = json!({"port": 9000, "adminPort": 9000})),
+            "spec.sidecar.adminPort",
+            "must differ",
+        ),
+        (
+            edit(|v| v["routeDefaults"]["timeouts"]["idle"] = json!("forever")),
+            "spec.routeDefaults.timeouts.idle",
+            "",
+        ),
+        (
+            edit(|v| v["budgets"]["limits"][0]["rollingWindow"] = json!("90s")),
+            "spec.budgets.limits[0].rollingWindow",
+            "",
+        ),
+    ];
+    for (spec, path, message) in cases {
+        refused(&spec, path, message);
+    }
+}
+
+#[test]
+fn unknown_fields_in_pass_through_sections_are_refused() {
+    let spec = edit(|v| v["cache"] = json!({"ttl": "1m", "tll": "2m"}));
+    refused(&spec, "spec.cache.tll", "unknown field `tll`");
+    let spec = edit(|v| v["pii"] = json!({"action": "scramble"}));
+    refused(&spec, "spec.pii.action", "unknown variant");
+}
+
+#[test]
+fn schema_rules_are_enforced_again_by_the_proxy() {
+    // What CEL refuses at the API server, the proxy's validation refuses
+    // too (a policy written before a rule existed, or a webhook review).
+    let spec = edit(|v| v["routes"][0]["targets"][0]["provider"] = json!("nope"));
+    refused(&spec, "spec.routes[0].targets[0].provider", "");
+    let spec = edit(|v| v["providers"][1]["name"] = json!("openai"));
+    refused(&spec, "spec.providers[1].name", "already");
+}
+
+#[test]
+fn spec_paths() {
+    use super::paths::to_spec;
+    assert_eq!(
+        to_spec("routing.routes[1].targets[0]"),
+        "spec.routes[1].targets[0]"
+    );
+    assert_eq!(
+        to_spec("routing.defaults.retry"),
+        "spec.routeDefaults.retry"
+    );
+    assert_eq!(
+        to_spec("providers[2].credentials.file"),
+        "spec.providers[2].credentialsSecretRef"
+    );
+    assert_eq!(to_spec("providers[2].baseUrl"), "spec.providers[2].baseUrl");
+    assert_eq!(to_spec("admin.listen"), "spec.sidecar.adminPort");
+    assert_eq!(
+        to_spec("budgets.store.redis.passwordFile"),
+        "spec.budgets.store.redis.passwordSecretRef"
+    );
+    assert_eq!(to_spec("(root)"), "spec");
+}
+
+/// Property names of a type's JSON schema.
+fn props<T: schemars::JsonSchema>() -> std::collections::BTreeSet<String> {
+    let s = serde_json::to_value(schemars::schema_for!(T)).unwrap();
+    s["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// The CRD mirrors the proxy's sections field for field (apart from the
+/// Kubernetes-shaped ones), so a field added to the proxy's config fails
+/// here until the CRD offers it too.
+#[test]
+fn crd_sections_mirror_the_proxy_config() {
+    use crate::crd::*;
+    use std::collections::BTreeSet;
+    use tollgate_config::raw::*;
+    fn same<A: schemars::JsonSchema, B: schemars::JsonSchema>(
+        crd_only: &[&str],
+        proxy_only: &[&str],
+    ) {
+        let a: BTreeSet<String> = props::<A>();
+        let b: BTreeSet<String> = props::<B>();
+        let a: BTreeSet<_> = a
+            .iter()
+            .filter(|k| !crd_only.contains(&k.as_str()))
+            .collect();
+        let b: BTreeSet<_> = b
+            .iter()
+            .filter(|k| !proxy_only.contains(&k.as_str()))
+            .collect();
+        assert_eq!(
+            a,
+            b,
+            "{} vs {}",
+            std::any::type_name::<A>(),
+            std::any::type_name::<B>()
+        );
+    }
+    same::<Provider, RawProvider>(&["credentialsSecretRef"], &["credentials"]);
+    same::<RouteDefaults, RawRoutePolicy>(&[], &[]);
+    same::<Route, RawRoute>(&[], &[]);
+    same::<Target, RawTarget>(&[], &[]);
+    same::<RouteRule, RawRule>(&[], &[]);
+    same::<CircuitBreaker, RawCircuitBreaker>(&[], &[]);
+    same::<Shaping, RawShaping>(&[], &[]);
+    same::<Shadow, RawShadow>(&[], &[]);
+    same::<Budgets, RawBudgets>(&[], &[]);
+    same::<BudgetStore, RawBudgetStore>(&[], &["persistPath"]);
+    same::<RedisStore, RawRedisStore>(&["passwordSecretRef"], &["passwordFile"]);
+    same::<Limit, RawLimit>(&[], &[]);
+}
