@@ -56,6 +56,10 @@ pub enum ProxyError {
         refusal: Refusal,
         headers: Vec<(header::HeaderName, HeaderValue)>,
     },
+    /// The PII policy or the prompt guard refused the request; the message
+    /// names entity types or rules, never values.
+    #[error(transparent)]
+    Pii(#[from] crate::pii::PiiError),
 }
 
 impl ProxyError {
@@ -74,6 +78,7 @@ impl ProxyError {
             UpstreamConnect { .. } | UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
             UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Budget { refusal, .. } => refusal.status(),
+            Pii(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -97,6 +102,7 @@ impl ProxyError {
             UpstreamTimeout { .. } => "upstream_timeout",
             UpstreamProtocol { .. } => "upstream_protocol",
             Budget { refusal, .. } => refusal.metric_label(),
+            Pii(e) => e.metric_label(),
         }
     }
 
@@ -116,6 +122,7 @@ impl ProxyError {
             UpstreamTimeout { .. } => "upstream_timeout",
             UpstreamProtocol { .. } => "upstream_invalid_response",
             Budget { refusal, .. } => refusal.code(),
+            Pii(e) => e.metric_label(),
             BodyRead(_) | InvalidField(_) | MethodNotAllowed { .. } => return None,
         })
     }

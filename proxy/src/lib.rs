@@ -14,6 +14,7 @@ pub mod cache;
 pub mod credentials;
 pub mod error;
 pub mod metrics;
+pub mod pii;
 pub mod pipeline;
 pub mod reload;
 pub mod routing;

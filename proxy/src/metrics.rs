@@ -55,6 +55,7 @@ pub struct Metrics {
     pub shadow_duration: HistogramVec,
     pub shadow_tokens: IntCounterVec,
     pub shadow_agreement: HistogramVec,
+    pub pii: crate::pii::PiiMetrics,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -271,6 +272,7 @@ impl Metrics {
                 &["route", "measure"],
                 &[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0],
             ),
+            pii: crate::pii::PiiMetrics::register(&r),
             registry: r,
         };
         m.config_last_reload_success.set(1);

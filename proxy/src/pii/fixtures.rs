@@ -1,0 +1,34 @@
+//! Test builders: an engine from a `pii:` YAML snippet.
+
+use std::sync::Arc;
+
+use super::Engine;
+
+/// An engine for `pii` (the YAML body of the `pii:` section, indented by
+/// two spaces per level as it would be under `pii:`).
+pub fn engine(pii: &str) -> Arc<Engine> {
+    let yaml = format!(
+        "apiVersion: tollgate.dev/v1alpha1\nkind: ProxyConfig\nmetadata: {{name: t}}\nproviders:\n  - {{name: openai, type: openai, credentials: {{env: K}}, models: [m]}}\npii:\n{pii}\n"
+    );
+    let config = tollgate_config::from_yaml_str(&yaml).expect("test config loads");
+    Engine::new(&config.pii).expect("policy is active")
+}
+
+/// Every built-in recognizer on, with `mask`.
+pub fn default_engine() -> Arc<Engine> {
+    engine("  enabled: true")
+}
+
+/// (type name, matched text) of each finding, in order.
+pub fn found(e: &Engine, text: &str) -> Vec<(String, String)> {
+    e.scanner
+        .scan(text)
+        .iter()
+        .map(|f| {
+            (
+                e.name(f.entity).to_string(),
+                text[f.start..f.end].to_string(),
+            )
+        })
+        .collect()
+}

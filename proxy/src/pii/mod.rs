@@ -1,0 +1,120 @@
+//! PII filtering and prompt guard.
+//!
+//! Before a request leaves the pod, every text the app sent (system prompt,
+//! message parts, tool descriptions, tool-call arguments, tool results) is
+//! scanned once, in the app's own API, before any translation:
+//!
+//! - [`recognize`] finds personal data and secrets, with validators and
+//!   context words;
+//! - [`actions`] masks, hashes, pseudonymizes, blocks or only counts each
+//!   finding, per entity type;
+//! - [`guard`] looks for prompt-injection markers in user input and, apart,
+//!   in tool results;
+//! - [`request`] walks the request JSON of both APIs.
+//!
+//! On the way back, [`response`] restores pseudonyms (and optionally
+//! scans) whole answers, and [`stream`] does the same for SSE streams with a
+//! hold-back window so an entity split across events is still caught.
+//!
+//! Detected values never reach logs, metrics or error messages: errors name
+//! entity types and rule names only.
+
+pub mod actions;
+pub mod error;
+pub mod finding;
+pub mod guard;
+pub mod metrics;
+pub mod recognize;
+pub mod request;
+pub mod response;
+pub mod stream;
+mod validate;
+
+use std::sync::Arc;
+
+use tollgate_config::{Builtin, Pii, PiiAction};
+
+pub use error::PiiError;
+pub use finding::{Entity, Finding};
+pub use metrics::PiiMetrics;
+pub use request::{filter_request, Filtered};
+
+/// One policy, compiled: built when a config is loaded, shared by requests.
+pub struct Engine {
+    pub scanner: recognize::Scanner,
+    pub guard: Option<guard::Guard>,
+    /// PII recognizers run at all.
+    pub pii_enabled: bool,
+    pub scan_responses: bool,
+    pub max_hold_back: usize,
+    builtin_actions: [PiiAction; Builtin::ALL.len()],
+    builtin_labels: [String; Builtin::ALL.len()],
+    custom_names: Vec<String>,
+    custom_labels: Vec<String>,
+    custom_actions: Vec<PiiAction>,
+    salt: Vec<u8>,
+}
+
+impl Engine {
+    /// The engine for a policy, or `None` when the policy scans nothing.
+    pub fn new(p: &Pii) -> Option<Arc<Engine>> {
+        if !p.is_active() {
+            return None;
+        }
+        Some(Arc::new(Engine {
+            scanner: recognize::Scanner::new(p),
+            guard: p.guard.enabled.then(|| guard::Guard::new(&p.guard)),
+            pii_enabled: p.enabled,
+            scan_responses: p.enabled && p.scan_responses,
+            max_hold_back: p.max_hold_back,
+            builtin_actions: Builtin::ALL.map(|b| p.policy(b).action),
+            builtin_labels: Builtin::ALL.map(|b| b.name().to_ascii_uppercase()),
+            custom_names: p.custom.iter().map(|c| c.name.clone()).collect(),
+            custom_labels: p
+                .custom
+                .iter()
+                .map(|c| c.name.to_ascii_uppercase())
+                .collect(),
+            custom_actions: p.custom.iter().map(|c| c.action).collect(),
+            salt: p.hash_salt.as_bytes().to_vec(),
+        }))
+    }
+
+    /// The type's name, as in config and metric labels (`credit_card`).
+    pub fn name(&self, e: Entity) -> &str {
+        match e {
+            Entity::Builtin(b) => b.name(),
+            Entity::Custom(i) => &self.custom_names[i as usize],
+        }
+    }
+
+    /// The type's label in replacements (`CREDIT_CARD`).
+    pub fn label(&self, e: Entity) -> &str {
+        match e {
+            Entity::Builtin(b) => &self.builtin_labels[b.index()],
+            Entity::Custom(i) => &self.custom_labels[i as usize],
+        }
+    }
+
+    pub fn action(&self, e: Entity) -> PiiAction {
+        match e {
+            Entity::Builtin(b) => self.builtin_actions[b.index()],
+            Entity::Custom(i) => self.custom_actions[i as usize],
+        }
+    }
+
+    /// Six hex digits of HMAC-SHA-256(salt, label NUL value).
+    pub fn hash_token(&self, label: &str, value: &str) -> String {
+        let mac = actions::hmac_sha256(&self.salt, &[label.as_bytes(), b"\0", value.as_bytes()]);
+        hex::encode(&mac[..3])
+    }
+
+    /// True when any PII type is pseudonymized (answers need restoring).
+    pub fn pseudonymizes(&self) -> bool {
+        self.builtin_actions.contains(&PiiAction::Pseudonymize)
+            || self.custom_actions.contains(&PiiAction::Pseudonymize)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures;

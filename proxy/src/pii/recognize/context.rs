@@ -1,0 +1,92 @@
+//! Context words: terms near a candidate that make it more (or less) likely
+//! to be what it looks like, as Presidio's context enhancer does. A
+//! ten-digit number after "call me at" is a phone number; after "order"
+//! it is not.
+
+/// How far before a candidate context words are looked for (bytes).
+pub const BEFORE: usize = 48;
+/// How far after.
+pub const AFTER: usize = 24;
+
+/// Score added when a context word is near.
+pub const BOOST: f32 = 0.35;
+/// Score removed when a negative context word is near.
+pub const PENALTY: f32 = 0.4;
+
+/// True when one of `words` occurs within `before` bytes before `start` or
+/// `after` bytes after `end`, ASCII case-insensitively, starting at a word
+/// boundary (words of three letters or fewer must also end at one).
+pub fn near(
+    text: &str,
+    start: usize,
+    end: usize,
+    before: usize,
+    after: usize,
+    words: &[&str],
+) -> bool {
+    let b = text.as_bytes();
+    let lo = start.saturating_sub(before);
+    let hi = (end + after).min(b.len());
+    any_word(&b[lo..start], words) || any_word(&b[end..hi], words)
+}
+
+fn any_word(hay: &[u8], words: &[&str]) -> bool {
+    if hay.is_empty() {
+        return false;
+    }
+    words.iter().any(|w| find_word(hay, w.as_bytes()))
+}
+
+fn find_word(hay: &[u8], w: &[u8]) -> bool {
+    if w.is_empty() || hay.len() < w.len() {
+        return false;
+    }
+    let first = w[0].to_ascii_lowercase();
+    for i in 0..=hay.len() - w.len() {
+        if hay[i].to_ascii_lowercase() != first {
+            continue;
+        }
+        if i > 0 && hay[i - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        if !hay[i..i + w.len()].eq_ignore_ascii_case(w) {
+            continue;
+        }
+        let j = i + w.len();
+        if w.len() <= 3 && j < hay.len() && hay[j].is_ascii_alphanumeric() {
+            continue;
+        }
+        return true;
+    }
+    false
+}
+
+/// `score`, raised by a positive and lowered by a negative context word.
+pub fn adjust(text: &str, start: usize, end: usize, score: f32, pos: &[&str], neg: &[&str]) -> f32 {
+    let mut s = score;
+    if !pos.is_empty() && near(text, start, end, BEFORE, AFTER, pos) {
+        s += BOOST;
+    }
+    if !neg.is_empty() && near(text, start, end, BEFORE, 8, neg) {
+        s -= PENALTY;
+    }
+    s.clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_at_boundaries() {
+        let t = "Call me at 415 555 0100 please";
+        assert!(near(t, 11, 23, 48, 24, &["call"]));
+        assert!(near(t, 11, 23, 48, 24, &["please"]));
+        assert!(!near(t, 11, 23, 48, 24, &["all"]), "not mid-word");
+        assert!(
+            !near("my id3 tag 1234", 11, 15, 48, 24, &["id"]),
+            "short words end at a boundary"
+        );
+        assert!(near("PHONE: 1234", 7, 11, 48, 24, &["phone"]));
+    }
+}

@@ -1,0 +1,317 @@
+//! The request side: every text the app sends, in both APIs, scanned once
+//! before routing and translation.
+//!
+//! | API | texts |
+//! |---|---|
+//! | OpenAI chat | `messages[].content` (string or text parts) by role, `tool_calls[].function.arguments`, `tools[].function` descriptions (parameters included) |
+//! | OpenAI completions / embeddings | `prompt`, `suffix`, `input` |
+//! | Anthropic messages | `system`, `messages[].content` text blocks, `tool_use.input` strings, `tool_result` content, text documents, `tools[]` descriptions |
+//!
+//! User messages and tool results also go through the prompt guard.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tollgate_config::GuardAction;
+
+use super::actions::{Direction, Pseudonyms, Redaction};
+use super::guard::{strip_hidden, GuardSource};
+use super::metrics::PiiMetrics;
+use super::{Engine, PiiError};
+use crate::api::{Family, Operation};
+
+/// Who wrote a text, which decides the guard's view of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    System,
+    User,
+    Assistant,
+    /// Tool results and retrieved documents.
+    Tool,
+    /// Tool definitions.
+    ToolDef,
+}
+
+/// The outcome of filtering one request.
+#[derive(Debug, Default)]
+pub struct Filtered {
+    /// The rewritten body, when anything changed.
+    pub body: Option<Bytes>,
+    /// Placeholders to restore in the answer.
+    pub pseudonyms: Option<Arc<Pseudonyms>>,
+    /// Guard rules that matched (for `x-tollgate-guard`).
+    pub guard_rules: Vec<&'static str>,
+}
+
+/// Scans and rewrites the request in `parsed` (parsed from `raw` on first
+/// use). A block is an error naming entity types or guard rules.
+pub fn filter_request(
+    engine: &Engine,
+    family: Family,
+    op: Operation,
+    raw: &Bytes,
+    parsed: &mut Option<Value>,
+    metrics: &PiiMetrics,
+) -> Result<Filtered, crate::error::ProxyError> {
+    let started = Instant::now();
+    let v = match parsed {
+        Some(v) => v,
+        None => parsed.insert(
+            serde_json::from_slice(raw)
+                .map_err(|e| crate::error::ProxyError::MalformedJson(e.to_string()))?,
+        ),
+    };
+    let mut red = Redaction::default();
+    let mut guard_rules: Vec<&'static str> = Vec::new();
+    let mut guard_block: Vec<&'static str> = Vec::new();
+    let mut stripped = false;
+    visit(family, op, v, &mut |source, text: &mut String| {
+        if let (Some(g), Some(gs)) = (&engine.guard, guard_source(source)) {
+            let hits = g.check(text);
+            if !hits.rules.is_empty() {
+                let action = g.action(gs);
+                for r in &hits.rules {
+                    metrics
+                        .guard_hits
+                        .with_label_values(&[r, gs.as_str(), action.as_str()])
+                        .inc();
+                    if !guard_rules.contains(r) {
+                        guard_rules.push(r);
+                    }
+                    if action == GuardAction::Block && !guard_block.contains(r) {
+                        guard_block.push(r);
+                    }
+                }
+                if action == GuardAction::Strip {
+                    if let Some(s) = strip_hidden(text) {
+                        *text = s;
+                        stripped = true;
+                    }
+                }
+            }
+        }
+        if engine.pii_enabled {
+            let found = engine.scanner.scan(text);
+            if let Some(new) = red.apply(engine, text, &found, Direction::Request) {
+                *text = new;
+            }
+        }
+    });
+    for ((entity, action), n) in &red.counts {
+        metrics
+            .detections
+            .with_label_values(&[engine.name(*entity), action.as_str(), "request"])
+            .inc_by(*n);
+    }
+    metrics
+        .scan_duration
+        .with_label_values(&["request"])
+        .observe(started.elapsed().as_secs_f64());
+    if !guard_block.is_empty() {
+        metrics.blocked.with_label_values(&["prompt_guard"]).inc();
+        return Err(PiiError::Guard { rules: guard_block }.into());
+    }
+    if !red.blocked.is_empty() {
+        metrics.blocked.with_label_values(&["pii"]).inc();
+        return Err(PiiError::Blocked {
+            types: red.blocked.into_iter().collect(),
+        }
+        .into());
+    }
+    let body = (red.changed || stripped)
+        .then(|| Bytes::from(serde_json::to_vec(v).expect("a JSON value serializes")));
+    Ok(Filtered {
+        body,
+        pseudonyms: (!red.pseudonyms.is_empty()).then(|| Arc::new(red.pseudonyms)),
+        guard_rules,
+    })
+}
+
+fn guard_source(s: Source) -> Option<GuardSource> {
+    match s {
+        Source::User => Some(GuardSource::User),
+        Source::Tool => Some(GuardSource::Tool),
+        _ => None,
+    }
+}
+
+/// Calls `f` on every text of a request.
+pub fn visit(
+    family: Family,
+    op: Operation,
+    v: &mut Value,
+    f: &mut impl FnMut(Source, &mut String),
+) {
+    let Some(obj) = v.as_object_mut() else { return };
+    match (family, op) {
+        (Family::OpenAi, Operation::Completions) => {
+            for key in ["prompt", "suffix"] {
+                if let Some(p) = obj.get_mut(key) {
+                    strings_shallow(p, Source::User, f);
+                }
+            }
+        }
+        (Family::OpenAi, Operation::Embeddings) => {
+            if let Some(p) = obj.get_mut("input") {
+                strings_shallow(p, Source::User, f);
+            }
+        }
+        (Family::OpenAi, _) => {
+            if let Some(Value::Array(msgs)) = obj.get_mut("messages") {
+                for m in msgs {
+                    openai_message(m, f);
+                }
+            }
+            for key in ["tools", "functions"] {
+                if let Some(Value::Array(tools)) = obj.get_mut(key) {
+                    for t in tools {
+                        let def = t.get_mut("function").filter(|d| d.is_object());
+                        match def {
+                            Some(d) => descriptions(d, f),
+                            None => descriptions(t, f),
+                        }
+                    }
+                }
+            }
+        }
+        (Family::Anthropic, _) => {
+            if let Some(s) = obj.get_mut("system") {
+                anthropic_content(s, Source::System, f);
+            }
+            if let Some(Value::Array(msgs)) = obj.get_mut("messages") {
+                for m in msgs {
+                    let source = match m.get("role").and_then(Value::as_str) {
+                        Some("assistant") => Source::Assistant,
+                        _ => Source::User,
+                    };
+                    if let Some(c) = m.get_mut("content") {
+                        anthropic_content(c, source, f);
+                    }
+                }
+            }
+            if let Some(Value::Array(tools)) = obj.get_mut("tools") {
+                for t in tools {
+                    descriptions(t, f);
+                }
+            }
+        }
+    }
+}
+
+fn openai_message(m: &mut Value, f: &mut impl FnMut(Source, &mut String)) {
+    let source = match m.get("role").and_then(Value::as_str) {
+        Some("system" | "developer") => Source::System,
+        Some("assistant") => Source::Assistant,
+        Some("tool" | "function") => Source::Tool,
+        _ => Source::User,
+    };
+    if let Some(c) = m.get_mut("content") {
+        match c {
+            Value::String(s) => f(source, s),
+            Value::Array(parts) => {
+                for p in parts {
+                    for key in ["text", "refusal"] {
+                        if let Some(Value::String(s)) = p.get_mut(key) {
+                            f(source, s);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(Value::Array(calls)) = m.get_mut("tool_calls") {
+        for c in calls {
+            if let Some(Value::String(args)) = c.pointer_mut("/function/arguments") {
+                f(Source::Assistant, args);
+            }
+        }
+    }
+    if let Some(Value::String(args)) = m.pointer_mut("/function_call/arguments") {
+        f(Source::Assistant, args);
+    }
+}
+
+fn anthropic_content(c: &mut Value, source: Source, f: &mut impl FnMut(Source, &mut String)) {
+    match c {
+        Value::String(s) => f(source, s),
+        Value::Array(blocks) => {
+            for b in blocks {
+                match b.get("type").and_then(Value::as_str) {
+                    Some("text") => {
+                        if let Some(Value::String(s)) = b.get_mut("text") {
+                            f(source, s);
+                        }
+                    }
+                    Some("tool_use") => {
+                        if let Some(input) = b.get_mut("input") {
+                            strings_deep(input, Source::Assistant, f);
+                        }
+                    }
+                    Some("tool_result") => {
+                        if let Some(inner) = b.get_mut("content") {
+                            anthropic_content(inner, Source::Tool, f);
+                        }
+                    }
+                    Some("document") => {
+                        let text =
+                            b.pointer("/source/type").and_then(Value::as_str) == Some("text");
+                        if let (true, Some(Value::String(s))) =
+                            (text, b.pointer_mut("/source/data"))
+                        {
+                            f(Source::Tool, s);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A string, or each string of an array (token-id arrays are skipped).
+fn strings_shallow(v: &mut Value, source: Source, f: &mut impl FnMut(Source, &mut String)) {
+    match v {
+        Value::String(s) => f(source, s),
+        Value::Array(items) => {
+            for i in items {
+                if let Value::String(s) = i {
+                    f(source, s);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every string value, at any depth (object keys are left alone).
+fn strings_deep(v: &mut Value, source: Source, f: &mut impl FnMut(Source, &mut String)) {
+    match v {
+        Value::String(s) => f(source, s),
+        Value::Array(items) => items.iter_mut().for_each(|i| strings_deep(i, source, f)),
+        Value::Object(map) => map.values_mut().for_each(|i| strings_deep(i, source, f)),
+        _ => {}
+    }
+}
+
+/// Every `description` string at any depth of a tool definition.
+fn descriptions(v: &mut Value, f: &mut impl FnMut(Source, &mut String)) {
+    match v {
+        Value::Object(map) => {
+            for (k, val) in map.iter_mut() {
+                match val {
+                    Value::String(s) if k == "description" => f(Source::ToolDef, s),
+                    _ => descriptions(val, f),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| descriptions(i, f)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

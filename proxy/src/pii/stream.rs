@@ -1,0 +1,603 @@
+//! Streamed answers: restore pseudonyms and scan text as it streams, with a
+//! hold-back window so an entity split across events is still caught.
+//!
+//! Each text channel (a choice's content, a tool call's arguments, an
+//! Anthropic content block) keeps the text that could still be the start of
+//! an entity: the last unfinished word, a run of digits and separators that
+//! may continue (`4111 1111 ` …), an unterminated PEM block, or a partial
+//! placeholder. Everything before that goes out at once, filtered, in the
+//! event that brought it; the held rest follows with the next event, or is
+//! flushed before the event that closes the channel. For prose that is at
+//! most one event of delay; `maxHoldBack` bounds the rest.
+//!
+//! The transform runs on events in the app's API, after any translation
+//! (it wraps the translator, if there is one).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::actions::{Direction, Pseudonyms, Redaction};
+use super::response::{restore, ResponseFilter};
+use super::Engine;
+use crate::api::sse::events;
+use crate::api::Family;
+use crate::body::EventTransform;
+use crate::metrics::Metrics;
+
+/// Raw text kept before a channel's held text, for context words.
+const CONTEXT: usize = 64;
+/// Longest run of digits and separators held as a possible entity.
+const MAX_RUN: usize = 96;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    /// OpenAI `choices[i].delta.content` (or legacy `choices[i].text`).
+    Content(u64),
+    /// OpenAI `choices[i].delta.tool_calls[k].function.arguments`.
+    ToolArgs(u64, u64),
+    /// Anthropic content block `index`; `json` for `input_json_delta`.
+    Block(u64, bool),
+}
+
+struct Channel {
+    key: Key,
+    /// Held raw text.
+    pending: String,
+    /// Raw text already sent, its last [`CONTEXT`] bytes.
+    ctx: String,
+    /// (end offset in `pending`, event number) of each piece held.
+    marks: VecDeque<(usize, u64)>,
+    /// Legacy completions put text in `choices[i].text`.
+    legacy: bool,
+}
+
+/// The streaming filter for one answer.
+pub struct StreamFilter {
+    engine: Arc<Engine>,
+    pseudonyms: Option<Arc<Pseudonyms>>,
+    metrics: Arc<Metrics>,
+    app: Family,
+    inner: Option<Box<dyn EventTransform>>,
+    channels: Vec<Channel>,
+    /// The last OpenAI chunk, to build flush chunks from.
+    template: Option<Value>,
+    event_no: u64,
+    red: Redaction,
+    restored: u64,
+    max_delay: u64,
+    finished: bool,
+}
+
+impl StreamFilter {
+    /// A filter for answers in `app`'s API, after `inner` (a translator).
+    pub fn new(
+        engine: Arc<Engine>,
+        pseudonyms: Option<Arc<Pseudonyms>>,
+        metrics: Arc<Metrics>,
+        app: Family,
+        inner: Option<Box<dyn EventTransform>>,
+    ) -> StreamFilter {
+        StreamFilter {
+            engine,
+            pseudonyms,
+            metrics,
+            app,
+            inner,
+            channels: Vec::new(),
+            template: None,
+            event_no: 0,
+            red: Redaction::default(),
+            restored: 0,
+            max_delay: 0,
+            finished: false,
+        }
+    }
+
+    /// Wraps `inner` when the request's answers need filtering; otherwise
+    /// returns `inner` as it is.
+    pub fn wrap(
+        engine: Option<&Arc<Engine>>,
+        pseudonyms: Option<&Arc<Pseudonyms>>,
+        metrics: &Arc<Metrics>,
+        app: Family,
+        inner: Option<Box<dyn EventTransform>>,
+    ) -> Option<Box<dyn EventTransform>> {
+        let Some(engine) = engine else { return inner };
+        let restore = pseudonyms.is_some_and(|p| !p.is_empty());
+        if !engine.scan_responses && !restore {
+            return inner;
+        }
+        Some(Box::new(StreamFilter::new(
+            engine.clone(),
+            pseudonyms.cloned(),
+            metrics.clone(),
+            app,
+            inner,
+        )))
+    }
+
+    fn handle(&mut self, name: Option<&str>, data: &[u8], out: &mut Vec<Bytes>) {
+        self.event_no += 1;
+        if data == b"[DONE]" {
+            self.flush_all(out);
+            out.push(frame(name, data));
+            return;
+        }
+        let Ok(mut v) = serde_json::from_slice::<Value>(data) else {
+            out.push(frame(name, data));
+            return;
+        };
+        let changed = match self.app {
+            Family::OpenAi => self.openai(&mut v, out),
+            Family::Anthropic => self.anthropic(name, &mut v, out),
+        };
+        if changed {
+            out.push(frame(
+                name,
+                &serde_json::to_vec(&v).expect("a JSON value serializes"),
+            ));
+        } else {
+            out.push(frame(name, data));
+        }
+    }
+
+    /// Returns whether `v` was rewritten.
+    fn openai(&mut self, v: &mut Value, out: &mut Vec<Bytes>) -> bool {
+        let mut changed = false;
+        let mut finishing: Vec<u64> = Vec::new();
+        if let Some(Value::Array(choices)) = v.get_mut("choices") {
+            for c in choices.iter_mut() {
+                let i = c.get("index").and_then(Value::as_u64).unwrap_or(0);
+                if c.get("finish_reason").is_some_and(|r| !r.is_null()) {
+                    finishing.push(i);
+                }
+                if let Some(Value::String(t)) = c.get_mut("text") {
+                    let sent = self.feed(Key::Content(i), true, t);
+                    changed |= sent != *t;
+                    *t = sent;
+                }
+                let Some(delta) = c.get_mut("delta") else {
+                    continue;
+                };
+                if let Some(Value::String(t)) = delta.get_mut("content") {
+                    let sent = self.feed(Key::Content(i), false, t);
+                    changed |= sent != *t;
+                    *t = sent;
+                }
+                if let Some(Value::Array(calls)) = delta.get_mut("tool_calls") {
+                    for call in calls {
+                        let k = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+                        if let Some(Value::String(t)) = call.pointer_mut("/function/arguments") {
+                            let sent = self.feed(Key::ToolArgs(i, k), false, t);
+                            changed |= sent != *t;
+                            *t = sent;
+                        }
+                    }
+                }
+            }
+        }
+        if v.get("choices")
+            .is_some_and(|c| c.as_array().is_some_and(|a| !a.is_empty()))
+        {
+            let mut t = v.clone();
+            if let Some(o) = t.as_object_mut() {
+                o.remove("usage");
+                o.remove("choices");
+            }
+            self.template = Some(t);
+        }
+        // Held text goes out before the chunk that ends its choice.
+        if !finishing.is_empty() {
+            let mut flushed = Vec::new();
+            for i in finishing {
+                self.flush_where(
+                    |k| matches!(k, Key::Content(c) | Key::ToolArgs(c, _) if c == i),
+                    &mut flushed,
+                );
+            }
+            out.extend(flushed);
+        }
+        changed
+    }
+
+    fn anthropic(&mut self, name: Option<&str>, v: &mut Value, out: &mut Vec<Bytes>) -> bool {
+        let kind = v.get("type").and_then(Value::as_str).or(name).unwrap_or("");
+        match kind {
+            "content_block_delta" => {
+                let i = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+                let Some(delta) = v.get_mut("delta") else {
+                    return false;
+                };
+                let (field, json) = match delta.get("type").and_then(Value::as_str) {
+                    Some("text_delta") => ("text", false),
+                    Some("input_json_delta") => ("partial_json", true),
+                    _ => return false,
+                };
+                let Some(Value::String(t)) = delta.get_mut(field) else {
+                    return false;
+                };
+                let sent = self.feed(Key::Block(i, json), false, t);
+                let changed = sent != *t;
+                *t = sent;
+                changed
+            }
+            "content_block_stop" => {
+                let i = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+                self.flush_where(|k| matches!(k, Key::Block(b, _) if b == i), out);
+                false
+            }
+            "message_delta" | "message_stop" | "error" => {
+                self.flush_all(out);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    fn channel(&mut self, key: Key, legacy: bool) -> usize {
+        if let Some(i) = self.channels.iter().position(|c| c.key == key) {
+            return i;
+        }
+        self.channels.push(Channel {
+            key,
+            pending: String::new(),
+            ctx: String::new(),
+            marks: VecDeque::new(),
+            legacy,
+        });
+        self.channels.len() - 1
+    }
+
+    /// Adds `text` to a channel; returns the filtered text that may go out now.
+    fn feed(&mut self, key: Key, legacy: bool, text: &str) -> String {
+        let ci = self.channel(key, legacy);
+        let ch = &mut self.channels[ci];
+        ch.pending.push_str(text);
+        if !text.is_empty() {
+            ch.marks.push_back((ch.pending.len(), self.event_no));
+        }
+        let cut = safe_cut(&ch.pending, self.engine.max_hold_back);
+        self.release(ci, cut)
+    }
+
+    /// Sends `pending[..cut]` (moved back so no finding straddles it).
+    fn release(&mut self, ci: usize, cut: usize) -> String {
+        let engine = self.engine.clone();
+        let ch = &mut self.channels[ci];
+        let mut cut = cut;
+        let scan = engine.scan_responses;
+        let mut text = String::new();
+        let mut found = Vec::new();
+        if scan && cut > 0 {
+            text = format!("{}{}", ch.ctx, ch.pending);
+            let base = ch.ctx.len();
+            let full = cut == ch.pending.len();
+            for f in engine.scanner.scan(&text) {
+                if f.end <= base {
+                    continue;
+                }
+                if !full && f.end > base + cut && f.start >= base {
+                    cut = cut.min(f.start - base);
+                }
+            }
+            if cut > 0 {
+                found = engine
+                    .scanner
+                    .scan(&text[..base + cut])
+                    .into_iter()
+                    .filter(|f| f.start >= base)
+                    .map(|mut f| {
+                        f.start -= base;
+                        f.end -= base;
+                        f
+                    })
+                    .collect();
+            }
+        }
+        if cut == 0 {
+            return String::new();
+        }
+        let raw: String = ch.pending.drain(..cut).collect();
+        // Delay bookkeeping: the oldest piece that went out.
+        let mut oldest = None;
+        while let Some(&(end, ev)) = ch.marks.front() {
+            if end <= cut {
+                oldest.get_or_insert(ev);
+                ch.marks.pop_front();
+            } else {
+                oldest.get_or_insert(ev);
+                break;
+            }
+        }
+        for m in ch.marks.iter_mut() {
+            m.0 -= cut;
+        }
+        if let Some(ev) = oldest {
+            self.max_delay = self.max_delay.max(self.event_no - ev);
+        }
+        let mut ctx = std::mem::take(&mut ch.ctx);
+        ctx.push_str(&raw);
+        let keep = floor_boundary(&ctx, ctx.len().saturating_sub(CONTEXT));
+        ch.ctx = ctx[keep..].to_string();
+        let json_text = matches!(ch.key, Key::ToolArgs(..) | Key::Block(_, true));
+        drop(text);
+        let redacted = self
+            .red
+            .apply(&engine, &raw, &found, Direction::Response)
+            .unwrap_or(raw);
+        match &self.pseudonyms {
+            Some(p) => {
+                let (restored, n) = restore(&redacted, p, json_text);
+                if n > 0 {
+                    self.restored += n;
+                    restored
+                } else {
+                    redacted
+                }
+            }
+            None => redacted,
+        }
+    }
+
+    fn flush_where(&mut self, pick: impl Fn(Key) -> bool, out: &mut Vec<Bytes>) {
+        for ci in 0..self.channels.len() {
+            let key = self.channels[ci].key;
+            if !pick(key) || self.channels[ci].pending.is_empty() {
+                continue;
+            }
+            let len = self.channels[ci].pending.len();
+            let text = self.release(ci, len);
+            if text.is_empty() {
+                continue;
+            }
+            let legacy = self.channels[ci].legacy;
+            out.push(self.flush_event(key, legacy, text));
+        }
+    }
+
+    fn flush_all(&mut self, out: &mut Vec<Bytes>) {
+        self.flush_where(|_| true, out);
+    }
+
+    /// An event carrying held text on its own.
+    fn flush_event(&self, key: Key, legacy: bool, text: String) -> Bytes {
+        match key {
+            Key::Block(i, json) => {
+                let delta = if json {
+                    json!({"type": "input_json_delta", "partial_json": text})
+                } else {
+                    json!({"type": "text_delta", "text": text})
+                };
+                let v = json!({"type": "content_block_delta", "index": i, "delta": delta});
+                frame(Some("content_block_delta"), v.to_string().as_bytes())
+            }
+            Key::Content(i) | Key::ToolArgs(i, _) => {
+                let choice = match key {
+                    Key::Content(_) if legacy => {
+                        json!({"index": i, "text": text, "finish_reason": null})
+                    }
+                    Key::Content(_) => {
+                        json!({"index": i, "delta": {"content": text}, "finish_reason": null})
+                    }
+                    Key::ToolArgs(_, k) => {
+                        json!({"index": i, "delta": {"tool_calls": [{"index": k, "function": {"arguments": text}}]}, "finish_reason": null})
+                    }
+                    Key::Block(..) => unreachable!(),
+                };
+                let mut v = self
+                    .template
+                    .clone()
+                    .unwrap_or_else(|| json!({"object": "chat.completion.chunk"}));
+                v["choices"] = json!([choice]);
+                frame(None, v.to_string().as_bytes())
+            }
+        }
+    }
+
+    fn record(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let m = &self.metrics.pii;
+        ResponseFilter {
+            engine: &self.engine,
+            pseudonyms: None,
+            metrics: m,
+        }
+        .record(&self.red, self.restored);
+        m.holdback_events.observe(self.max_delay as f64);
+    }
+
+    /// The most events any text waited so far.
+    pub fn max_delay(&self) -> u64 {
+        self.max_delay
+    }
+}
+
+impl EventTransform for StreamFilter {
+    fn push(&mut self, event: Option<&str>, data: &[u8]) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        match self.inner.as_mut() {
+            Some(inner) => {
+                let translated = inner.push(event, data);
+                for b in translated {
+                    for ev in events(&b) {
+                        self.handle(ev.name, &ev.data, &mut out);
+                    }
+                }
+            }
+            None => self.handle(event, data, &mut out),
+        }
+        out
+    }
+
+    fn finish(&mut self) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        if let Some(inner) = self.inner.as_mut() {
+            let tail = inner.finish();
+            for b in tail {
+                for ev in events(&b) {
+                    self.handle(ev.name, &ev.data, &mut out);
+                }
+            }
+        }
+        let mut flushed = Vec::new();
+        self.flush_all(&mut flushed);
+        out.extend(flushed);
+        self.record();
+        out
+    }
+}
+
+impl Drop for StreamFilter {
+    fn drop(&mut self) {
+        self.record();
+    }
+}
+
+/// One SSE event.
+fn frame(name: Option<&str>, data: &[u8]) -> Bytes {
+    let mut s = Vec::with_capacity(data.len() + 32);
+    if let Some(n) = name {
+        s.extend_from_slice(b"event: ");
+        s.extend_from_slice(n.as_bytes());
+        s.push(b'\n');
+    }
+    for line in data.split(|&c| c == b'\n') {
+        s.extend_from_slice(b"data: ");
+        s.extend_from_slice(line);
+        s.push(b'\n');
+    }
+    s.push(b'\n');
+    Bytes::from(s)
+}
+
+fn floor_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn run_char(c: u8) -> bool {
+    c.is_ascii_digit()
+        || c.is_ascii_uppercase()
+        || matches!(c, b' ' | b'-' | b'.' | b'(' | b')' | b'+' | b'/' | b',')
+}
+
+/// How much of `pending` can go out now: everything before the earliest
+/// point where an entity may still be growing.
+pub(crate) fn safe_cut(pending: &str, max_hold: usize) -> usize {
+    let p = pending.as_bytes();
+    let n = p.len();
+    // The unfinished last word.
+    let mut cut = p
+        .iter()
+        .rposition(|c| c.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    // A run of digits and separators that may continue (cards, phones,
+    // IBANs in groups, dates), when the tail does not close it.
+    if p[cut..].iter().all(|&c| run_char(c)) {
+        let mut s = cut;
+        while s > 0 && run_char(p[s - 1]) && n - s < MAX_RUN {
+            s -= 1;
+        }
+        while s < cut && !(p[s].is_ascii_alphanumeric() || matches!(p[s], b'+' | b'(')) {
+            s += 1;
+        }
+        if p[s..].iter().any(u8::is_ascii_digit) {
+            cut = cut.min(s);
+            // A month name before a day (`March 3, 1985`).
+            if cut >= 2 && p[cut - 1] == b' ' {
+                let ws = p[..cut - 1]
+                    .iter()
+                    .rposition(|c| !c.is_ascii_alphabetic())
+                    .map_or(0, |i| i + 1);
+                if is_month(&p[ws..cut - 1]) {
+                    cut = ws;
+                }
+            }
+        }
+    }
+    cut = date_tail(p, cut);
+    // An unterminated private key block holds everything after it.
+    if let Some(b) = find_last(p, b"-----BEGIN") {
+        if find_last(&p[b..], b"-----END").is_none() {
+            cut = cut.min(b);
+        }
+    }
+    // Bound the window.
+    if n - cut > max_hold {
+        cut = floor_boundary(pending, n - max_hold);
+    }
+    floor_boundary(pending, cut)
+}
+
+/// Moves `cut` back over trailing words that may begin a date with a month
+/// name (`March `, `3rd of `, `14 March `), so it is judged whole.
+fn date_tail(p: &[u8], cut: usize) -> usize {
+    let mut end = cut;
+    let mut start = cut;
+    let mut dateish = false;
+    for _ in 0..3 {
+        let e = p[..end]
+            .iter()
+            .rposition(|c| !matches!(c, b' ' | b',' | b'.'))
+            .map_or(0, |i| i + 1);
+        let s = p[..e]
+            .iter()
+            .rposition(|c| !c.is_ascii_alphanumeric())
+            .map_or(0, |i| i + 1);
+        let w = &p[s..e];
+        if w.is_empty() || e == end && end != cut {
+            break;
+        }
+        let digits = w.iter().take_while(|c| c.is_ascii_digit()).count();
+        let number = (1..=4).contains(&digits)
+            && matches!(&w[digits..], b"" | b"st" | b"nd" | b"rd" | b"th");
+        if is_month(w) || number {
+            dateish = true;
+            start = s;
+        } else if !w.eq_ignore_ascii_case(b"of") {
+            break;
+        }
+        end = s;
+    }
+    if dateish {
+        start
+    } else {
+        cut
+    }
+}
+
+fn is_month(w: &[u8]) -> bool {
+    const MONTHS: [&str; 12] = [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    w.len() >= 3
+        && MONTHS
+            .iter()
+            .any(|m| m.len() >= w.len() && m.as_bytes()[..w.len()].eq_ignore_ascii_case(w))
+}
+
+fn find_last(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests;
