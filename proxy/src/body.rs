@@ -153,7 +153,7 @@ impl Sse {
                 }
             }
         }
-        if self.spec.drop_usage_chunk && contains(&framed, b"\"choices\":[]") {
+        let framed = if self.spec.drop_usage_chunk && contains(&framed, b"\"choices\":[]") {
             let mut out = BytesMut::with_capacity(framed.len());
             for block in framed
                 .split_inclusive(|&b| b == b'\n')
@@ -169,8 +169,15 @@ impl Sse {
                     }
                 }
             }
-            return (!out.is_empty()).then(|| out.freeze());
-        }
+            if out.is_empty() {
+                return None;
+            }
+            // What remains still goes through the transform (a PII filter
+            // must see every content event, in order).
+            out.freeze()
+        } else {
+            framed
+        };
         let Some(t) = self.spec.transform.as_mut() else {
             return Some(framed);
         };
@@ -339,6 +346,32 @@ impl Body for ResponseBody {
     }
 }
 
+/// An upstream body read up to a limit.
+pub enum Read {
+    Whole(Bytes),
+    /// The first bytes past the limit; the rest is still in the body.
+    Prefix(Bytes),
+}
+
+/// Reads `body` to its end, or until more than `limit` bytes have arrived.
+/// Trailers are dropped, as when collecting a body.
+pub async fn read_up_to<B>(body: &mut B, limit: u64) -> Result<Read, B::Error>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    use http_body_util::BodyExt;
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            buf.extend_from_slice(&data);
+            if buf.len() as u64 > limit {
+                return Ok(Read::Prefix(buf.freeze()));
+            }
+        }
+    }
+    Ok(Read::Whole(buf.freeze()))
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -397,5 +430,39 @@ impl Drop for ResponseBody {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunked(
+        parts: &[&'static str],
+    ) -> impl Body<Data = Bytes, Error = std::convert::Infallible> + Unpin {
+        let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = parts
+            .iter()
+            .map(|p| Ok(Frame::data(Bytes::from_static(p.as_bytes()))))
+            .collect();
+        http_body_util::StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn reads_whole_bodies_of_unknown_length_up_to_a_limit() {
+        let mut small = chunked(&["{\"usage\":", "{}}"]);
+        let Ok(Read::Whole(b)) = read_up_to(&mut small, 100).await else {
+            panic!("whole")
+        };
+        assert_eq!(b, "{\"usage\":{}}");
+        let mut big = chunked(&["aaaa", "bbbb", "cccc"]);
+        let Ok(Read::Prefix(p)) = read_up_to(&mut big, 5).await else {
+            panic!("prefix")
+        };
+        assert_eq!(p, "aaaabbbb");
+        let rest = http_body_util::BodyExt::collect(big)
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(rest, "cccc", "the rest stays in the body");
     }
 }

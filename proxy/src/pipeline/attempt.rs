@@ -24,7 +24,7 @@ use super::prepare::{app_wants_stream_usage, body_for, TargetSpec};
 use super::settle::Settle;
 use crate::api::usage::Usage;
 use crate::api::{Endpoint, Family, Operation};
-use crate::body::{ResponseBody, StreamSpec};
+use crate::body::{read_up_to, Read, ResponseBody, StreamSpec};
 use crate::error::ProxyError;
 use crate::routing::balance::{select, Choice};
 use crate::routing::breaker::{Admit, State};
@@ -56,6 +56,8 @@ pub struct Exchange<'a> {
     pub stream: bool,
     /// When the request arrived.
     pub started: Instant,
+    /// PII work on the answer (restore pseudonyms, scan), if any.
+    pub pii: Option<crate::pii::Answers>,
 }
 
 /// Why an attempt did not produce the answer.
@@ -506,11 +508,11 @@ async fn attempt(
             Some(StreamSpec {
                 upstream: family,
                 app: x.endpoint.family,
-                transform: convert::stream(
+                transform: crate::pii::Answers::stream(
+                    x.pii.as_ref(),
+                    &x.shared.metrics,
                     x.endpoint.family,
-                    family,
-                    x.requested_model,
-                    include_usage,
+                    convert::stream(x.endpoint.family, family, x.requested_model, include_usage),
                 ),
                 idle: timeouts.idle,
                 deadline: x.started + timeouts.total,
@@ -521,13 +523,30 @@ async fn attempt(
         )
     } else if http_body::Body::size_hint(&body)
         .upper()
-        .is_some_and(|n| n <= MAX_BUFFERED_RESPONSE)
+        .is_none_or(|n| n <= MAX_BUFFERED_RESPONSE)
     {
-        let bytes = match tokio::time::timeout_at(deadline, body.collect()).await {
-            Err(_) => return Err(timed_out()),
-            Ok(Err(e)) => return Err(cut(format!("response body: {e}"))),
-            Ok(Ok(c)) => c.to_bytes(),
-        };
+        // A body of unknown length (chunked, or HTTP/2 without
+        // content-length) is buffered too, unless it turns out large.
+        let bytes =
+            match tokio::time::timeout_at(deadline, read_up_to(&mut body, MAX_BUFFERED_RESPONSE))
+                .await
+            {
+                Err(_) => return Err(timed_out()),
+                Ok(Err(e)) => return Err(cut(format!("response body: {e}"))),
+                Ok(Ok(Read::Prefix(prefix))) => {
+                    return Ok((
+                        committed(
+                            x,
+                            plan,
+                            target,
+                            parts,
+                            ResponseBody::upstream(body, Some(prefix), None),
+                        ),
+                        None,
+                    ))
+                }
+                Ok(Ok(Read::Whole(bytes))) => bytes,
+            };
         stats.observe_latency(sent.elapsed());
         x.shared
             .metrics
@@ -544,21 +563,31 @@ async fn attempt(
                 crate::shadow::response_text(family, &bytes),
             ));
         }
-        ResponseBody::full(convert::response(
+        ResponseBody::full(crate::pii::Answers::whole(
+            x.pii.as_ref(),
+            &x.shared.metrics,
             x.endpoint.family,
-            family,
-            bytes,
-            x.requested_model,
+            convert::response(x.endpoint.family, family, bytes, x.requested_model),
         ))
     } else {
         ResponseBody::upstream(body, None, None)
     };
+    Ok((committed(x, plan, target, parts, resp_body), primary))
+}
 
+/// The response for the app from a successful attempt.
+fn committed(
+    x: &Exchange<'_>,
+    plan: &Plan<'_>,
+    target: &PlanTarget<'_>,
+    mut parts: http::response::Parts,
+    body: ResponseBody,
+) -> Response<ResponseBody> {
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::CONTENT_LENGTH);
-    let mut resp = Response::from_parts(parts, resp_body);
+    let mut resp = Response::from_parts(parts, body);
     finish_headers(&mut resp, x, plan, Some(target));
-    Ok((resp, primary))
+    resp
 }
 
 /// The path the target sees: the app's, or the other API's chat endpoint.
