@@ -6,7 +6,14 @@
 //!   proxy's own code.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod conflict;
+pub mod context;
+pub mod controller;
 pub mod crd;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
 pub mod render;
 
 use kube::CustomResourceExt;

@@ -2,7 +2,20 @@
 //! printer (`crd`).
 #![forbid(unsafe_code)]
 
-use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use tokio::net::TcpListener;
+use tracing::info;
+
+use tollgate_operator::context::{Context, Settings};
+use tollgate_operator::leader::LeaseConfig;
+use tollgate_operator::metrics::Metrics;
+use tollgate_operator::{admin, controller, leader};
 
 #[derive(Parser)]
 #[command(name = "tollgate-operator", version, about)]
@@ -15,11 +28,129 @@ struct Cli {
 enum Command {
     /// Print the LlmPolicy CustomResourceDefinition (YAML).
     Crd,
+    /// Run the controller (while leading) and the webhooks.
+    Run(RunArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Crd => print!("{}", tollgate_operator::crd_yaml()),
+#[derive(Args)]
+struct RunArgs {
+    /// Admin listener: /metrics, /healthz, /readyz.
+    #[arg(long, env = "TOLLGATE_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
+    admin_addr: SocketAddr,
+    /// Proxy image injected unless a policy names its own.
+    #[arg(long, env = "TOLLGATE_PROXY_IMAGE")]
+    proxy_image: Option<String>,
+    /// Namespace of the leader-election Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "tollgate-system")]
+    namespace: String,
+    /// This replica's identity (its pod name).
+    #[arg(long, env = "POD_NAME")]
+    pod_name: Option<String>,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "tollgate-operator")]
+    lease_name: String,
+    /// Lease duration in seconds; renewed every third of it.
+    #[arg(long, default_value_t = 15)]
+    lease_seconds: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Command::Crd => {
+            print!("{}", tollgate_operator::crd_yaml());
+            return Ok(());
+        }
+        Command::Run(args) => args,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+        .init();
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .ok();
+
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
+    let identity = args
+        .pod_name
+        .clone()
+        .unwrap_or_else(|| format!("tollgate-operator-{}", std::process::id()));
+    let mut settings = Settings {
+        instance: identity.clone(),
+        ..Settings::default()
+    };
+    if let Some(image) = args.proxy_image {
+        settings.proxy_image = image;
     }
-    Ok(())
+    let metrics = Metrics::new();
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let listener = TcpListener::bind(args.admin_addr)
+        .await
+        .with_context(|| format!("binding the admin listener {}", args.admin_addr))?;
+    info!(addr = %listener.local_addr()?, "admin listening");
+    tokio::spawn(admin::serve(listener, metrics.clone(), ready.clone()));
+
+    let (stores, caches) = controller::watch_caches(&client);
+    tokio::spawn(caches);
+    let ctx = Context::new(client.clone(), stores, metrics.clone(), settings);
+    {
+        let ctx = ctx.clone();
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            let _ = ctx.stores.policies.wait_until_ready().await;
+            let _ = ctx.stores.namespaces.wait_until_ready().await;
+            ready.store(true, Ordering::Relaxed);
+            info!("watch caches synced");
+        });
+    }
+
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let lease = LeaseConfig {
+        namespace: args.namespace,
+        name: args.lease_name,
+        identity,
+        lease_duration: Duration::from_secs(args.lease_seconds),
+        renew: Duration::from_secs((args.lease_seconds / 3).max(1)),
+    };
+    tokio::spawn(leader::run(client, lease, tx));
+
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    };
+    tokio::pin!(shutdown);
+    loop {
+        // Wait to lead, then run the controller until leadership is lost.
+        while !*rx.borrow_and_update() {
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                r = rx.changed() => r?,
+            }
+        }
+        metrics.leader.set(1);
+        let mut task = tokio::spawn(controller::run(ctx.clone()));
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => { task.abort(); return Ok(()); }
+                _ = &mut task => break,
+                r = rx.changed() => {
+                    r?;
+                    if !*rx.borrow_and_update() { task.abort(); break; }
+                }
+            }
+        }
+        metrics.leader.set(0);
+        info!("stopped leading");
+    }
 }

@@ -1,0 +1,77 @@
+//! State shared by the controller and the webhooks: the API client, the
+//! watched stores, metrics and settings.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::core::PartialObjectMeta;
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::Store;
+use kube::Client;
+
+use crate::crd::LlmPolicy;
+use crate::metrics::Metrics;
+
+/// Operator settings (flags).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Proxy image injected unless a policy names its own.
+    pub proxy_image: String,
+    /// The name events are reported under.
+    pub reporter: String,
+    /// This replica's identity (pod name), for events and the Lease.
+    pub instance: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            proxy_image: format!(
+                "ghcr.io/tollgate-dev/tollgate-proxy:{}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            reporter: "tollgate-operator".into(),
+            instance: "tollgate-operator".into(),
+        }
+    }
+}
+
+/// Watched objects every replica keeps (the webhooks need them whether or
+/// not this replica leads).
+#[derive(Clone)]
+pub struct Stores {
+    pub policies: Store<LlmPolicy>,
+    /// Pod metadata; replaced each time this replica starts leading.
+    pub pods: Arc<std::sync::RwLock<Store<PartialObjectMeta<Pod>>>>,
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+}
+
+/// Everything a reconcile or an admission review needs.
+pub struct Context {
+    pub client: Client,
+    pub stores: Stores,
+    pub metrics: Metrics,
+    pub settings: Settings,
+    /// Consecutive failures per policy (`namespace/name`), for backoff.
+    pub failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, stores: Stores, metrics: Metrics, settings: Settings) -> Arc<Self> {
+        Arc::new(Context {
+            client,
+            stores,
+            metrics,
+            settings,
+            failures: Mutex::default(),
+        })
+    }
+
+    pub fn reporter(&self) -> Reporter {
+        Reporter {
+            controller: self.settings.reporter.clone(),
+            instance: Some(self.settings.instance.clone()),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Wiring: the watch caches every replica keeps, and the controller the
+//! leader runs (policies, their ConfigMaps, pod metadata).
+
+use std::sync::Arc;
+
+use futures_util::{Future, StreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{watcher, Controller, WatchStreamExt};
+use kube::{Api, Client, ResourceExt};
+use tracing::{info, warn};
+
+use crate::context::{Context, Stores};
+use crate::crd::LlmPolicy;
+use crate::reconcile::{error_policy, reconcile, MANAGER};
+
+/// Starts the always-on watch caches (policies and namespace metadata, for
+/// the webhooks); returns the stores and the future that feeds them.
+pub fn watch_caches(client: &Client) -> (Stores, impl Future<Output = ()> + Send + 'static) {
+    let (policies, pw) = reflector::store::<LlmPolicy>();
+    let (namespaces, nw) = reflector::store::<PartialObjectMeta<Namespace>>();
+    let (pods, _) = reflector::store::<PartialObjectMeta<Pod>>();
+    let p = reflector::reflector(
+        pw,
+        watcher(
+            Api::<LlmPolicy>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .for_each(|_| async {});
+    let n = reflector::reflector(
+        nw,
+        watcher(
+            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .for_each(|_| async {});
+    let fut = async move {
+        futures_util::future::join(p, n).await;
+    };
+    let stores = Stores {
+        policies,
+        pods: Arc::new(std::sync::RwLock::new(pods)),
+        namespaces,
+    };
+    (stores, fut)
+}
+
+/// Runs the controller until the future is dropped (leadership lost).
+pub async fn run(ctx: Arc<Context>) {
+    let client = ctx.client.clone();
+    let (pods, pw) = reflector::store::<PartialObjectMeta<Pod>>();
+    *ctx.stores.pods.write().unwrap() = pods;
+    let pod_stream = reflector::reflector(
+        pw,
+        watcher(
+            Api::<PartialObjectMeta<Pod>>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let by_namespace = {
+        let store = ctx.stores.policies.clone();
+        move |ns: Option<String>| -> Vec<ObjectRef<LlmPolicy>> {
+            store
+                .state()
+                .iter()
+                .filter(|p| p.namespace() == ns)
+                .map(|p| ObjectRef::from_obj(p.as_ref()))
+                .collect()
+        }
+    };
+    let pods_to_policies = by_namespace.clone();
+    let siblings = by_namespace;
+
+    let owned =
+        watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
+    info!("controller starting");
+    Controller::new(
+        Api::<LlmPolicy>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<ConfigMap>::all(client.clone()), owned)
+    .watches_stream(pod_stream, move |pod: PartialObjectMeta<Pod>| {
+        pods_to_policies(pod.namespace())
+    })
+    // Another policy's change can move pods between policies (conflicts).
+    .watches(
+        Api::<LlmPolicy>::all(client),
+        watcher::Config::default(),
+        move |p| siblings(p.namespace()),
+    )
+    .run(reconcile, error_policy, ctx)
+    .for_each(|res| async move {
+        if let Err(e) = res {
+            warn!(error = %e, "controller");
+        }
+    })
+    .await;
+}

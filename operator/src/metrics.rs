@@ -1,0 +1,127 @@
+//! The operator's one Prometheus registry. Labels are bounded: results and
+//! webhook names are fixed sets; namespace and policy come from the
+//! cluster's own objects.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Every operator metric.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `result`: `success`, `invalid`, `error`.
+    pub reconciles: IntCounterVec,
+    pub reconcile_duration: HistogramVec,
+    /// `condition`, `status`: policies by condition.
+    pub policies: IntGaugeVec,
+    /// `webhook` (`mutate`, `validate`), `result` (`allowed`, `injected`, `denied`, `error`).
+    pub admissions: IntCounterVec,
+    pub admission_duration: HistogramVec,
+    pub injections: IntCounter,
+    /// `namespace`, `policy`: selected pods running without the sidecar.
+    pub uninjected_pods: IntGaugeVec,
+    pub leader: IntGauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let reconciles = IntCounterVec::new(
+            Opts::new(
+                "tollgate_operator_reconciles_total",
+                "Reconciles by result.",
+            ),
+            &["result"],
+        )
+        .unwrap();
+        let reconcile_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tollgate_operator_reconcile_duration_seconds",
+                "Time to reconcile one policy, API calls included.",
+            )
+            .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0]),
+            &[],
+        )
+        .unwrap();
+        let policies = IntGaugeVec::new(
+            Opts::new(
+                "tollgate_operator_policies",
+                "Policies by condition and status.",
+            ),
+            &["condition", "status"],
+        )
+        .unwrap();
+        let admissions = IntCounterVec::new(
+            Opts::new(
+                "tollgate_operator_admission_requests_total",
+                "Admission reviews by webhook and result.",
+            ),
+            &["webhook", "result"],
+        )
+        .unwrap();
+        let admission_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tollgate_operator_admission_duration_seconds",
+                "Time to answer one admission review.",
+            )
+            .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1]),
+            &["webhook"],
+        )
+        .unwrap();
+        let injections =
+            IntCounter::new("tollgate_operator_injections_total", "Sidecars injected.").unwrap();
+        let uninjected_pods = IntGaugeVec::new(
+            Opts::new(
+                "tollgate_operator_uninjected_pods",
+                "Pods a policy selects that run without the sidecar (restart them).",
+            ),
+            &["namespace", "policy"],
+        )
+        .unwrap();
+        let leader = IntGauge::new(
+            "tollgate_operator_leader",
+            "1 while this replica runs the controller.",
+        )
+        .unwrap();
+        for c in [
+            Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(reconcile_duration.clone()),
+            Box::new(policies.clone()),
+            Box::new(admissions.clone()),
+            Box::new(admission_duration.clone()),
+            Box::new(injections.clone()),
+            Box::new(uninjected_pods.clone()),
+            Box::new(leader.clone()),
+        ] {
+            registry.register(c).unwrap();
+        }
+        Metrics {
+            registry,
+            reconciles,
+            reconcile_duration,
+            policies,
+            admissions,
+            admission_duration,
+            injections,
+            uninjected_pods,
+            leader,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("metrics encode");
+        String::from_utf8(buf).expect("metrics are UTF-8")
+    }
+}

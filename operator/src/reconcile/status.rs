@@ -1,0 +1,131 @@
+//! The status a reconcile writes, as a pure function of what it found.
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::conflict::PodCounts;
+use crate::crd::{condition, LlmPolicyStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+/// What happened to the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Rendered, valid, and applied to the ConfigMap.
+    Applied { hash: String },
+    /// Refused, with every problem.
+    Invalid(String),
+}
+
+/// The new status. Transition times of unchanged conditions and the last
+/// good config hash are kept from `prev`.
+pub fn build_status(
+    prev: &LlmPolicyStatus,
+    generation: Option<i64>,
+    outcome: &Outcome,
+    counts: &PodCounts,
+    config_map: &str,
+    now: Timestamp,
+) -> LlmPolicyStatus {
+    let mut c = Conditions {
+        prev: &prev.conditions,
+        out: Vec::new(),
+        generation,
+        now,
+    };
+    let short = |h: &str| h.chars().take(12).collect::<String>();
+    let lost = !counts.lost_to.is_empty();
+    let lost_msg = || {
+        let names: Vec<&str> = counts.lost_to.iter().map(String::as_str).collect();
+        format!(
+            "older policy {} selects some of the same pods and wins them (the oldest policy wins, then the first by name)",
+            names.join(", ")
+        )
+    };
+    match outcome {
+        Outcome::Applied { hash } => {
+            c.set(
+                condition::ACCEPTED,
+                true,
+                "Valid",
+                format!("rendered config {} is valid", short(hash)),
+            );
+            let (ready, reason, message) = if lost && counts.matched == 0 {
+                (false, "Conflicted", lost_msg())
+            } else {
+                (true, "ConfigApplied", format!(
+                    "ConfigMap {config_map} holds config {}; {} of {} selected pods run the sidecar",
+                    short(hash), counts.injected, counts.matched))
+            };
+            c.set(condition::READY, ready, reason, message);
+        }
+        Outcome::Invalid(e) => {
+            c.set(condition::ACCEPTED, false, "InvalidSpec", e.clone());
+            let message = match &prev.config_hash {
+                Some(h) => format!(
+                    "spec is invalid; ConfigMap {config_map} keeps the last valid config {}",
+                    short(h)
+                ),
+                None => "spec is invalid; no config was rendered".into(),
+            };
+            c.set(condition::READY, false, "InvalidSpec", message);
+        }
+    }
+    if lost {
+        c.set(condition::CONFLICTED, true, "OlderPolicyWins", lost_msg());
+    } else {
+        c.set(
+            condition::CONFLICTED,
+            false,
+            "NoConflict",
+            "no other policy wins pods this one selects".into(),
+        );
+    }
+    let config_hash = match outcome {
+        Outcome::Applied { hash } => Some(hash.clone()),
+        Outcome::Invalid(_) => prev.config_hash.clone(),
+    };
+    LlmPolicyStatus {
+        conditions: c.out,
+        observed_generation: generation,
+        config_hash,
+        config_map: Some(config_map.into()),
+        matched_pods: Some(counts.matched),
+        injected_pods: Some(counts.injected),
+        uninjected_pods: Some(counts.uninjected.len() as u32),
+        uninjected_pod_names: counts.uninjected.iter().take(10).cloned().collect(),
+        spend: prev.spend.clone(),
+        budgets: prev.budgets.clone(),
+    }
+}
+
+/// Conditions being written, with the ones they replace.
+struct Conditions<'a> {
+    prev: &'a [Condition],
+    out: Vec<Condition>,
+    generation: Option<i64>,
+    now: Timestamp,
+}
+
+impl Conditions<'_> {
+    /// Adds a condition, keeping its transition time when its status did
+    /// not change.
+    fn set(&mut self, type_: &str, status: bool, reason: &str, message: String) {
+        let status = if status { "True" } else { "False" }.to_string();
+        let last_transition_time = self
+            .prev
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or(Time(self.now));
+        self.out.push(Condition {
+            type_: type_.into(),
+            status,
+            reason: reason.into(),
+            message,
+            observed_generation: self.generation,
+            last_transition_time,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;
