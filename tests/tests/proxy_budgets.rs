@@ -535,3 +535,41 @@ async fn in_memory_spend_survives_a_restart() {
     let r = post_chat(&c, &proxy, &exact(false), &[]).await;
     assert_eq!(r.status(), 429, "five requests of $0.01 spent the $0.05");
 }
+
+#[tokio::test]
+async fn spend_survives_a_config_reload_and_the_new_limit_applies() {
+    let mock = exact_mock(0).await;
+    let limit = |usd: &str| {
+        format!("  limits:\n    - {{name: daily, scope: policy, window: day, usd: {usd}}}\n")
+    };
+    let proxy = ProxyProc::start(&config_with(&mock, &limit("0.05"), ""));
+    let c = client();
+    for _ in 0..2 {
+        assert_eq!(
+            post_chat(&c, &proxy, &exact(false), &[]).await.status(),
+            200
+        );
+    }
+    settled(&proxy, 2.0).await;
+    let before = proxy.config_hash().await;
+    proxy.write_config(&config_with(&mock, &limit("0.04"), ""));
+    wait_for("the reload", Duration::from_secs(10), || async {
+        (proxy.config_hash().await != before).then_some(())
+    })
+    .await;
+    let r = post_chat(&c, &proxy, &exact(false), &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        header(&r, "x-tollgate-budget-remaining-usd").as_deref(),
+        Some("0.010000"),
+        "$0.02 spent before the reload counts against the new $0.04"
+    );
+    assert_eq!(
+        post_chat(&c, &proxy, &exact(false), &[]).await.status(),
+        200
+    );
+    assert_eq!(
+        post_chat(&c, &proxy, &exact(false), &[]).await.status(),
+        429
+    );
+}

@@ -38,6 +38,9 @@ use crate::routing::Plan;
 
 /// Text kept for an output estimate; beyond it, characters / 4.
 const MAX_TEXT: usize = 1 << 20;
+/// Texts longer than this are tokenized on the blocking pool, not on a
+/// worker serving requests.
+const BLOCKING_TOKENIZE: usize = 32 << 10;
 
 /// Admits a routed request; `None` when no budget or rate limit applies.
 #[allow(clippy::too_many_arguments)]
@@ -55,8 +58,9 @@ pub async fn admit(
     if engine.is_empty() || endpoint.operation == Operation::CountTokens {
         return Ok(None);
     }
+    prepare::parsed_value(raw, parsed)?;
+    let prompt_tokens = prompt_tokens(endpoint.family, raw, parsed).await;
     let v = prepare::parsed_value(raw, parsed)?;
-    let prompt_tokens = BudgetEngine::estimate_prompt_tokens(endpoint.family, v);
     let models: Vec<&str> = plan.targets.iter().map(|t| t.model.as_ref()).collect();
     let req = AdmitRequest {
         headers,
@@ -72,6 +76,27 @@ pub async fn admit(
             tasks: tasks.clone(),
         })),
         Err(Refused { refusal, headers }) => Err(ProxyError::Budget { refusal, headers }),
+    }
+}
+
+/// The tokenizer's count of the prompt in `parsed` (already parsed).
+async fn prompt_tokens(family: Family, raw: &Bytes, parsed: &mut Option<Value>) -> u64 {
+    if raw.len() <= BLOCKING_TOKENIZE {
+        return parsed
+            .as_ref()
+            .map_or(0, |v| BudgetEngine::estimate_prompt_tokens(family, v));
+    }
+    let Some(v) = parsed.take() else { return 0 };
+    let counted =
+        tokio::task::spawn_blocking(move || (BudgetEngine::estimate_prompt_tokens(family, &v), v))
+            .await;
+    match counted {
+        Ok((n, v)) => {
+            *parsed = Some(v);
+            n
+        }
+        // The value is gone with the task; it is parsed again when needed.
+        Err(_) => raw.len() as u64 / 4,
     }
 }
 
@@ -165,12 +190,11 @@ impl Hold {
         } = self;
         tasks.spawn(async move {
             let model = end.served_model.clone().unwrap_or_default();
-            let text_tokens = || {
-                end.text
-                    .as_ref()
-                    .map_or(0, |t| t.tokens(end.served_model.as_deref().unwrap_or("")))
+            let text_tokens = match &end.text {
+                Some(t) if needs_estimate(&end) => t.count(&model).await,
+                _ => 0,
             };
-            match decide(&end, prompt_tokens, text_tokens) {
+            match decide(&end, prompt_tokens, || text_tokens) {
                 Settlement::Release => admission.release().await,
                 Settlement::Settle { usage, estimated } => {
                     admission.settle(&model, &usage, estimated).await
@@ -178,6 +202,11 @@ impl Hold {
             }
         });
     }
+}
+
+/// True when the provider's usage cannot be settled as it is.
+fn needs_estimate(end: &Ending) -> bool {
+    end.served_model.is_some() && end.answered && !(end.usage.is_some() && end.usage_complete)
 }
 
 fn decide(end: &Ending, prompt_tokens: u64, text_tokens: impl FnOnce() -> u64) -> Settlement {
@@ -341,6 +370,17 @@ impl OutputText {
     /// Tokens with `model`'s tokenizer.
     pub fn tokens(&self, model: &str) -> u64 {
         BudgetEngine::count_tokens(model, &self.text) + self.beyond_chars.div_ceil(4)
+    }
+
+    /// [`OutputText::tokens`], on the blocking pool when the text is long.
+    async fn count(&self, model: &str) -> u64 {
+        if self.text.len() <= BLOCKING_TOKENIZE {
+            return self.tokens(model);
+        }
+        let (text, model) = (self.text.clone(), model.to_string());
+        let counted =
+            tokio::task::spawn_blocking(move || BudgetEngine::count_tokens(&model, &text));
+        counted.await.unwrap_or(self.text.len() as u64 / 4) + self.beyond_chars.div_ceil(4)
     }
 }
 

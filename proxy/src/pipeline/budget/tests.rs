@@ -177,3 +177,22 @@ async fn settle_tasks_are_awaited() {
     tx.send(()).unwrap();
     assert!(tasks.wait_idle(Duration::from_secs(5)).await);
 }
+
+#[tokio::test]
+async fn long_texts_are_counted_off_the_request_workers() {
+    let words = "budget ".repeat(10_000);
+    let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": words}]});
+    let raw = Bytes::from(serde_json::to_vec(&body).unwrap());
+    assert!(raw.len() > BLOCKING_TOKENIZE);
+    let mut parsed = Some(body.clone());
+    let n = prompt_tokens(Family::OpenAi, &raw, &mut parsed).await;
+    assert_eq!(
+        n,
+        BudgetEngine::estimate_prompt_tokens(Family::OpenAi, &body)
+    );
+    assert_eq!(parsed.as_ref(), Some(&body), "the parsed request is kept");
+
+    let mut out = OutputText::default();
+    out.push(&words);
+    assert_eq!(out.count("gpt-4o-mini").await, out.tokens("gpt-4o-mini"));
+}
