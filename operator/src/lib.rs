@@ -15,6 +15,7 @@ pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod render;
+pub mod webhook;
 
 use kube::CustomResourceExt;
 

@@ -1,0 +1,299 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde_json::json;
+
+use super::*;
+
+const IMAGE: &str = "example.test/tollgate-proxy:default";
+
+fn policy() -> LlmPolicy {
+    let mut p: LlmPolicy =
+        serde_yaml::from_str(include_str!("../../../testdata/policy.yaml")).unwrap();
+    p.metadata.namespace = Some("team-a".into());
+    p.metadata.creation_timestamp =
+        Some(Time(k8s_openapi::jiff::Timestamp::from_second(1).unwrap()));
+    p
+}
+
+fn pod(extra: Value) -> Pod {
+    let mut v = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "app", "namespace": "team-a", "labels": {"app": "chat"}},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+    });
+    merge(&mut v, extra);
+    serde_json::from_value(v).unwrap()
+}
+
+fn merge(a: &mut Value, b: Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+fn enabled() -> BTreeMap<String, String> {
+    [(NAMESPACE_LABEL.to_string(), "enabled".to_string())].into()
+}
+
+fn decide_for(pod: &Pod, ns: &BTreeMap<String, String>, p: &LlmPolicy) -> Decision {
+    decide(pod, "team-a", ns, &[p], IMAGE)
+}
+
+/// Applies the decision's patch; returns the pod as JSON.
+fn injected(pod: &Pod, p: &LlmPolicy) -> Value {
+    let Decision::Inject { patch, .. } = decide_for(pod, &enabled(), p) else {
+        panic!("not injected");
+    };
+    let mut doc = serde_json::to_value(pod).unwrap();
+    let patch: json_patch::Patch = serde_json::from_value(patch).unwrap();
+    json_patch::patch(&mut doc, &patch).unwrap();
+    doc
+}
+
+fn env(doc: &Value, container: usize) -> BTreeMap<String, String> {
+    doc["spec"]["containers"][container]["env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    (
+                        e["name"].as_str().unwrap().into(),
+                        e["value"].as_str().unwrap_or("").into(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn who_gets_injected() {
+    let p = policy();
+    let none = BTreeMap::new();
+    assert_eq!(
+        decide_for(&pod(json!({})), &none, &p),
+        Decision::Skip("not_enabled")
+    );
+    assert!(matches!(
+        decide_for(&pod(json!({})), &enabled(), &p),
+        Decision::Inject { .. }
+    ));
+    let asked = pod(json!({"metadata": {"labels": {"tollgate.dev/inject": "true"}}}));
+    assert!(matches!(
+        decide_for(&asked, &none, &p),
+        Decision::Inject { .. }
+    ));
+    let asked = pod(json!({"metadata": {"annotations": {"tollgate.dev/inject": "true"}}}));
+    assert!(matches!(
+        decide_for(&asked, &none, &p),
+        Decision::Inject { .. }
+    ));
+    let out = pod(json!({"metadata": {"annotations": {"tollgate.dev/inject": "false"}}}));
+    assert_eq!(
+        decide_for(&out, &enabled(), &p),
+        Decision::Skip("opted_out")
+    );
+    let other = pod(json!({"metadata": {"labels": {"app": "batch"}}}));
+    assert_eq!(
+        decide_for(&other, &enabled(), &p),
+        Decision::Skip("no_policy")
+    );
+    let mut bad = policy();
+    bad.spec.routes[0].retry.as_mut().unwrap().initial_backoff = Some("soon".into());
+    assert_eq!(
+        decide_for(&pod(json!({})), &enabled(), &bad),
+        Decision::Skip("invalid_policy")
+    );
+}
+
+#[test]
+fn native_sidecar_with_restrictive_security_context() {
+    let doc = injected(&pod(json!({})), &policy());
+    let c = &doc["spec"]["initContainers"][0];
+    assert_eq!(c["name"], "tollgate-proxy");
+    assert_eq!(c["restartPolicy"], "Always");
+    assert_eq!(
+        c["image"], "example.test/tollgate-proxy:dev",
+        "the policy's image"
+    );
+    assert_eq!(c["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(
+        c["args"],
+        json!(["run", "--config", "/etc/tollgate/config.yaml"])
+    );
+    let sc = &c["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        c["readinessProbe"]["httpGet"],
+        json!({"path": "/readyz", "port": 15801})
+    );
+    assert_eq!(c["startupProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(
+        c["resources"]["requests"],
+        json!({"cpu": "50m", "memory": "64Mi"})
+    );
+    let mounts: Vec<&str> = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            "/etc/tollgate",
+            "/var/lib/tollgate",
+            "/var/run/secrets/tollgate/llm-keys"
+        ]
+    );
+    assert_eq!(
+        doc["spec"]["volumes"],
+        json!([
+            {"name": "tollgate-config", "configMap": {"name": "tollgate-chat"}},
+            {"name": "tollgate-state", "emptyDir": {}},
+            {"name": "tollgate-secret-0", "secret": {"secretName": "llm-keys",
+                "items": [{"key": "anthropic", "path": "anthropic"}, {"key": "openai", "path": "openai"}]}},
+        ])
+    );
+    let hash = render("team-a", "chat", &policy().spec).unwrap().hash;
+    assert_eq!(
+        doc["metadata"]["annotations"],
+        json!({"tollgate.dev/policy": "chat", "tollgate.dev/config-hash": hash})
+    );
+}
+
+#[test]
+fn default_image_when_the_policy_names_none() {
+    let mut p = policy();
+    p.spec.sidecar = None;
+    let doc = injected(&pod(json!({})), &p);
+    assert_eq!(doc["spec"]["initContainers"][0]["image"], IMAGE);
+    assert!(doc["spec"]["initContainers"][0]
+        .get("imagePullPolicy")
+        .is_none());
+}
+
+#[test]
+fn app_containers_point_at_the_sidecar() {
+    let doc = injected(&pod(json!({})), &policy());
+    let e = env(&doc, 0);
+    assert_eq!(e["OPENAI_BASE_URL"], "http://127.0.0.1:15800/v1");
+    assert_eq!(e["ANTHROPIC_BASE_URL"], "http://127.0.0.1:15800");
+    assert_eq!(e["OPENAI_API_KEY"], PLACEHOLDER_KEY);
+    assert_eq!(e["ANTHROPIC_API_KEY"], PLACEHOLDER_KEY);
+}
+
+#[test]
+fn existing_env_is_respected_unless_told_otherwise() {
+    let app = pod(
+        json!({"spec": {"containers": [{"name": "app", "image": "app:1",
+        "env": [{"name": "OPENAI_BASE_URL", "value": "https://mine"}, {"name": "OPENAI_API_KEY", "value": "sk-own"}]}]}}),
+    );
+    let doc = injected(&app, &policy());
+    let e = env(&doc, 0);
+    assert_eq!(e["OPENAI_BASE_URL"], "https://mine");
+    assert_eq!(e["OPENAI_API_KEY"], "sk-own");
+    assert_eq!(e["ANTHROPIC_BASE_URL"], "http://127.0.0.1:15800");
+
+    let mut p = policy();
+    p.spec.injection.as_mut().unwrap().override_app_env = Some(true);
+    let doc = injected(&app, &p);
+    let e = env(&doc, 0);
+    assert_eq!(e["OPENAI_BASE_URL"], "http://127.0.0.1:15800/v1");
+    assert_eq!(e["OPENAI_API_KEY"], "sk-own", "a key is never overwritten");
+}
+
+#[test]
+fn only_listed_containers_and_switches() {
+    let app = pod(
+        json!({"spec": {"containers": [{"name": "app", "image": "a"}, {"name": "metrics", "image": "m"}]}}),
+    );
+    let mut p = policy();
+    p.spec.injection = Some(crate::crd::Injection {
+        containers: vec!["app".into()],
+        placeholder_api_keys: Some(false),
+        ..Default::default()
+    });
+    let doc = injected(&app, &p);
+    assert_eq!(
+        env(&doc, 0).keys().collect::<Vec<_>>(),
+        ["ANTHROPIC_BASE_URL", "OPENAI_BASE_URL"]
+    );
+    assert!(env(&doc, 1).is_empty());
+}
+
+#[test]
+fn patch_is_minimal_and_keeps_what_exists() {
+    let app = pod(json!({
+        "metadata": {"annotations": {"team": "a"}},
+        "spec": {"initContainers": [{"name": "migrate", "image": "m"}],
+                 "volumes": [{"name": "data", "emptyDir": {}}]}}));
+    let Decision::Inject { patch, .. } = decide_for(&app, &enabled(), &policy()) else {
+        panic!()
+    };
+    let ops = patch.as_array().unwrap();
+    assert!(ops.iter().all(|o| o["op"] == "add"), "{patch:#}");
+    let paths: Vec<&str> = ops.iter().map(|o| o["path"].as_str().unwrap()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/spec/initContainers/0",
+            "/spec/volumes/-",
+            "/spec/volumes/-",
+            "/spec/volumes/-",
+            "/spec/containers/0/env",
+            "/metadata/annotations/tollgate.dev~1policy",
+            "/metadata/annotations/tollgate.dev~1config-hash",
+        ]
+    );
+    let doc = injected(&app, &policy());
+    assert_eq!(doc["spec"]["initContainers"][1]["name"], "migrate");
+    assert_eq!(doc["spec"]["volumes"][0]["name"], "data");
+    assert_eq!(doc["metadata"]["annotations"]["team"], "a");
+}
+
+#[test]
+fn injection_is_idempotent() {
+    let doc = injected(&pod(json!({})), &policy());
+    let again: Pod = serde_json::from_value(doc.clone()).unwrap();
+    assert_eq!(
+        decide_for(&again, &enabled(), &policy()),
+        Decision::Skip("already_injected")
+    );
+    // A pod that carries the container but lost the annotation is not injected twice either.
+    let mut doc = doc;
+    doc["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .clear();
+    let again: Pod = serde_json::from_value(doc).unwrap();
+    assert_eq!(
+        decide_for(&again, &enabled(), &policy()),
+        Decision::Skip("already_injected")
+    );
+}
+
+#[test]
+fn oldest_policy_injects() {
+    let old = policy();
+    let mut young = policy();
+    young.metadata.name = Some("young".into());
+    young.metadata.creation_timestamp =
+        Some(Time(k8s_openapi::jiff::Timestamp::from_second(9).unwrap()));
+    let d = decide(
+        &pod(json!({})),
+        "team-a",
+        &enabled(),
+        &[&young, &old],
+        IMAGE,
+    );
+    assert!(matches!(d, Decision::Inject { policy, .. } if policy == "chat"));
+}
