@@ -43,6 +43,7 @@ use crate::api::request::parse_head;
 use crate::api::{Endpoint, Family, Operation};
 use crate::body::ResponseBody;
 use crate::error::ProxyError;
+use crate::pii;
 use crate::routing::rules::{self, Features};
 use crate::routing::{Lookup, Table};
 use crate::state::{Runtime, Shared};
@@ -119,7 +120,7 @@ async fn forward(
 
     // 3. Read.
     let (parts, body) = req.into_parts();
-    let bytes = read_body(&parts.headers, body, rt.config.server.max_request_body).await?;
+    let mut bytes = read_body(&parts.headers, body, rt.config.server.max_request_body).await?;
     if !endpoint.operation.routes_on_model() {
         return forward_other(rt, endpoint, parts, bytes, request_id, settle).await;
     }
@@ -128,8 +129,27 @@ async fn forward(
     let head = parse_head(&bytes)?;
     let model = head.model.ok_or(ProxyError::MissingModel)?;
 
-    // 5. Route: alias (with its rules) or a provider's allow-listed model.
+    // 4b. Filter: PII and prompt guard, once, on the request as the app sent it.
     let mut parsed = None;
+    let filtered = match &rt.pii {
+        Some(engine) => {
+            let f = pii::filter_request(
+                engine,
+                endpoint.family,
+                endpoint.operation,
+                &bytes,
+                &mut parsed,
+                &shared.metrics.pii,
+            )?;
+            if let Some(b) = &f.body {
+                bytes = b.clone();
+            }
+            Some(f)
+        }
+        None => None,
+    };
+
+    // 5. Route: alias (with its rules) or a provider's allow-listed model.
     let mut plan = match rt.routes.lookup(&rt.config, endpoint.family, &model)? {
         Lookup::Direct { provider, label } => {
             Table::plan_direct(&rt.config, provider, label, &model)
@@ -201,8 +221,15 @@ async fn forward(
         requested_model: &model,
         stream: head.stream,
         started,
+        pii: rt
+            .pii
+            .as_ref()
+            .zip(filtered.as_ref())
+            .and_then(|(e, f)| pii::Answers::of(e, f)),
     };
-    attempt::run(&mut x, &plan, settle).await
+    let mut resp = attempt::run(&mut x, &plan, settle).await?;
+    pii::decorate(filtered.as_ref(), resp.headers_mut());
+    Ok(resp)
 }
 
 /// Other `/v1/*` paths: one attempt at the default provider, bytes as-is.

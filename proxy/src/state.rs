@@ -40,6 +40,8 @@ pub struct Runtime {
     /// Budget admission and settlement; its store (and the spend in it)
     /// carries over from the previous runtime.
     pub budget: Arc<BudgetEngine>,
+    /// The PII policy and prompt guard, compiled; `None` when off.
+    pub pii: Option<Arc<crate::pii::Engine>>,
     pub loaded_at: std::time::SystemTime,
 }
 
@@ -109,6 +111,7 @@ impl Runtime {
         .await?;
         Ok(Runtime {
             routes: Table::new(&config),
+            pii: crate::pii::Engine::new(&config.pii),
             config: Arc::new(config),
             credentials,
             client,

@@ -39,6 +39,72 @@ pub use finding::{Entity, Finding};
 pub use metrics::PiiMetrics;
 pub use request::{filter_request, Filtered};
 
+/// What the answer to one request needs: the policy, and the pseudonyms
+/// its request was given.
+#[derive(Clone)]
+pub struct Answers {
+    pub engine: Arc<Engine>,
+    pub pseudonyms: Option<Arc<actions::Pseudonyms>>,
+}
+
+impl Answers {
+    /// `None` when answers pass untouched (no response scan, nothing to restore).
+    pub fn of(engine: &Arc<Engine>, filtered: &Filtered) -> Option<Answers> {
+        (engine.scan_responses || filtered.pseudonyms.is_some()).then(|| Answers {
+            engine: engine.clone(),
+            pseudonyms: filtered.pseudonyms.clone(),
+        })
+    }
+
+    /// The event transform for a streamed answer: `inner` (a translator),
+    /// followed by the PII filter when there is work to do.
+    pub fn stream(
+        this: Option<&Answers>,
+        metrics: &Arc<crate::metrics::Metrics>,
+        app: crate::api::Family,
+        inner: Option<Box<dyn crate::body::EventTransform>>,
+    ) -> Option<Box<dyn crate::body::EventTransform>> {
+        match this {
+            None => inner,
+            Some(a) => stream::StreamFilter::wrap(
+                Some(&a.engine),
+                a.pseudonyms.as_ref(),
+                metrics,
+                app,
+                inner,
+            ),
+        }
+    }
+
+    /// A whole JSON answer in the app's API, filtered.
+    pub fn whole(
+        this: Option<&Answers>,
+        metrics: &crate::metrics::Metrics,
+        app: crate::api::Family,
+        body: bytes::Bytes,
+    ) -> bytes::Bytes {
+        match this {
+            None => body,
+            Some(a) => response::ResponseFilter {
+                engine: &a.engine,
+                pseudonyms: a.pseudonyms.as_deref(),
+                metrics: &metrics.pii,
+            }
+            .whole(app, body),
+        }
+    }
+}
+
+/// Names the prompt-guard rules a request tripped in `x-tollgate-guard`.
+pub fn decorate(filtered: Option<&Filtered>, headers: &mut http::HeaderMap) {
+    let Some(f) = filtered.filter(|f| !f.guard_rules.is_empty()) else {
+        return;
+    };
+    if let Ok(v) = http::HeaderValue::from_str(&f.guard_rules.join(",")) {
+        headers.insert("x-tollgate-guard", v);
+    }
+}
+
 /// One policy, compiled: built when a config is loaded, shared by requests.
 pub struct Engine {
     pub scanner: recognize::Scanner,
