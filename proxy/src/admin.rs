@@ -20,9 +20,12 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Res
     }
     match req.uri().path() {
         "/metrics" => {
-            // One page: the proxy's registry plus the budget engine's.
-            let budget = shared.runtime.load().budget.metrics().gather();
-            let text = shared.metrics.encode_with(budget);
+            // One page: the proxy's registry plus the budget engine's and
+            // the cache's.
+            let rt = shared.runtime.load();
+            let mut extra = rt.budget.metrics().gather();
+            extra.extend(rt.cache.metrics().gather());
+            let text = shared.metrics.encode_with(extra);
             let mut resp = Response::new(ResponseBody::full(Bytes::from(text)));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,

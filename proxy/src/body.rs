@@ -70,6 +70,8 @@ pub struct StreamSpec {
 pub struct ResponseBody {
     inner: Inner,
     settle: Option<Settle>,
+    /// Records what the app receives, for the response cache.
+    cache: Option<crate::pipeline::cache::Tee>,
 }
 
 enum Inner {
@@ -101,6 +103,7 @@ impl ResponseBody {
         ResponseBody {
             inner: Inner::Full(Some(bytes)),
             settle: None,
+            cache: None,
         }
     }
 
@@ -124,6 +127,7 @@ impl ResponseBody {
                 done: false,
             })),
             settle: None,
+            cache: None,
         }
     }
 
@@ -131,6 +135,28 @@ impl ResponseBody {
     pub fn with_settle(mut self, settle: Settle) -> ResponseBody {
         self.settle = Some(settle);
         self
+    }
+
+    /// Taps the body for the response cache: what the app receives is
+    /// offered for storage once the body has ended normally.
+    pub fn with_cache(mut self, tee: crate::pipeline::cache::Tee) -> ResponseBody {
+        self.cache = Some(tee);
+        self
+    }
+
+    /// Usage the provider reported in a stream.
+    fn stream_usage(&self) -> Option<crate::api::usage::Usage> {
+        match &self.inner {
+            Inner::Upstream(up) => up.sse.as_ref().and_then(|s| s.usage.get()),
+            Inner::Full(_) => None,
+        }
+    }
+
+    fn cache_complete(&mut self) {
+        if let Some(tee) = self.cache.take() {
+            let usage = self.stream_usage();
+            tee.complete(usage);
+        }
     }
 }
 
@@ -230,6 +256,35 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        let polled = this.poll_inner(cx);
+        if this.cache.is_some() {
+            match &polled {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let (Some(tee), Some(data)) = (this.cache.as_mut(), frame.data_ref()) {
+                        tee.push(data);
+                    }
+                }
+                Poll::Ready(None) => this.cache_complete(),
+                // A body that failed is never stored.
+                Poll::Ready(Some(Err(_))) => this.cache = None,
+                Poll::Pending => {}
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.end_of_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.hint()
+    }
+}
+
+impl ResponseBody {
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self;
         match &mut this.inner {
             Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Inner::Upstream(up) => {
@@ -321,7 +376,7 @@ impl Body for ResponseBody {
         }
     }
 
-    fn is_end_stream(&self) -> bool {
+    fn end_of_stream(&self) -> bool {
         match &self.inner {
             Inner::Full(b) => b.is_none(),
             Inner::Upstream(up) => {
@@ -336,7 +391,7 @@ impl Body for ResponseBody {
         }
     }
 
-    fn size_hint(&self) -> SizeHint {
+    fn hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Inner::Full(None) => SizeHint::with_exact(0),
@@ -413,7 +468,10 @@ impl Drop for ResponseBody {
     fn drop(&mut self) {
         // hyper stops polling once `is_end_stream` is true, so a body that
         // was fully sent may never see its final `None`.
-        let ended = self.is_end_stream();
+        let ended = self.end_of_stream();
+        if ended {
+            self.cache_complete();
+        }
         let Some(s) = self.settle.as_mut() else {
             return;
         };

@@ -4,8 +4,9 @@
 //! 2. **Admit**: the concurrency limit (503 with `Retry-After` beyond it).
 //! 3. **Read**: the body, within `server.maxRequestBody`.
 //! 4. **Parse**: `model` and `stream` (`api::request`); bad JSON is a 400.
-//! 5. **Route**: alias rules, then a plan of targets (`routing`).
-//!    *(PII filters and the cache lookup slot in around here.)*
+//! 5. **Route**: alias rules, then a plan of targets (`routing`). Then the
+//!    **cache** (`cache`): a hit is answered at once, whole or replayed as a
+//!    stream; a miss carries a tap that stores a complete 200 answer.
 //! 6. **Budget**: admission reserves the request's worst case on every
 //!    budget and rate limit that applies, or refuses it (429, 503 when a
 //!    fail-closed store is down); a `downgrade` action swaps the plan for
@@ -24,6 +25,7 @@
 
 pub mod attempt;
 pub mod budget;
+pub mod cache;
 pub mod convert;
 pub mod local;
 pub mod prepare;
@@ -92,13 +94,60 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Res
         return settle.fail(endpoint.family, ProxyError::Overloaded { limit });
     }
 
-    match forward(&shared, &rt, endpoint, req, &request_id, &mut settle).await {
+    let mut cached = CacheOutcome::default();
+    match forward(
+        &shared,
+        &rt,
+        endpoint,
+        req,
+        &request_id,
+        &mut settle,
+        &mut cached,
+    )
+    .await
+    {
         Ok(mut resp) => {
             settle.responded(resp.status().as_u16());
             settle.decorate(resp.headers_mut());
-            resp.map(|b| b.with_settle(settle))
+            let tee = cached.attach(&mut resp);
+            resp.map(|b| {
+                let b = b.with_settle(settle);
+                match tee {
+                    Some(t) => b.with_cache(t),
+                    None => b,
+                }
+            })
         }
         Err(e) => settle.fail(endpoint.family, e),
+    }
+}
+
+/// The cache's part in a response: its header, and the store of a miss.
+#[derive(Default)]
+struct CacheOutcome {
+    header: Option<&'static str>,
+    store: Option<cache::Pending>,
+}
+
+impl CacheOutcome {
+    /// Sets `x-tollgate-cache`; returns the tap when a 200 may be stored.
+    fn attach(self, resp: &mut Response<ResponseBody>) -> Option<cache::Tee> {
+        if let Some(h) = self.header {
+            resp.headers_mut()
+                .insert(cache::HEADER, HeaderValue::from_static(h));
+        }
+        let store = self.store?;
+        if resp.status() != http::StatusCode::OK {
+            store.discard();
+            return None;
+        }
+        let target = resp
+            .headers()
+            .get("x-tollgate-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        Some(store.tee(target))
     }
 }
 
@@ -109,6 +158,7 @@ async fn forward(
     req: Request<Incoming>,
     request_id: &HeaderValue,
     settle: &mut Settle,
+    cached: &mut CacheOutcome,
 ) -> Result<Response<ResponseBody>, ProxyError> {
     if matches!(
         endpoint.operation,
@@ -184,6 +234,35 @@ async fn forward(
     };
     settle.set_route(plan.label, plan.label, head.stream);
 
+    // 5b. Cache: a hit is answered here, at no cost; a miss may be stored.
+    let route_name = rt
+        .config
+        .routing
+        .routes
+        .iter()
+        .any(|r| r.name == plan.label)
+        .then_some(plan.label);
+    match cache::lookup(
+        &rt.cache,
+        rt.config.name.as_deref().unwrap_or(""),
+        endpoint,
+        &parts.headers,
+        &bytes,
+        &mut parsed,
+        &plan,
+        route_name,
+        head.stream,
+    )
+    .await?
+    {
+        cache::Step::Off => {}
+        cache::Step::Hit(resp) => return Ok(*resp),
+        cache::Step::Miss { header, store } => {
+            cached.header = Some(header);
+            cached.store = store;
+        }
+    }
+
     // 6. Budget: reserve, or refuse; a downgrade swaps the route.
     if let Some(hold) = budget::admit(
         &rt.budget,
@@ -200,6 +279,8 @@ async fn forward(
         settle.hold_budget(hold);
     }
     if let Some(route) = settle.downgrade_to() {
+        // Another route's answer is not this request's to cache.
+        cached.store = None;
         if let Some(r) = rt.config.routing.routes.iter().find(|r| r.name == route) {
             plan = Table::plan_route(&rt.config, r, None);
             settle.set_route(plan.label, plan.label, head.stream);

@@ -26,6 +26,8 @@ pub enum BuildError {
     Client(#[from] ClientError),
     #[error("budgets: {0}")]
     Budget(#[from] BudgetError),
+    #[error("cache: {0}")]
+    Cache(#[from] crate::cache::CacheError),
 }
 
 /// Everything derived from one config.
@@ -40,6 +42,9 @@ pub struct Runtime {
     /// Budget admission and settlement; its store (and the spend in it)
     /// carries over from the previous runtime.
     pub budget: Arc<BudgetEngine>,
+    /// The response cache; its entries carry over while its bounds and
+    /// store are unchanged.
+    pub cache: Arc<crate::cache::ResponseCache>,
     /// The PII policy and prompt guard, compiled; `None` when off.
     pub pii: Option<Arc<crate::pii::Engine>>,
     pub loaded_at: std::time::SystemTime,
@@ -109,6 +114,14 @@ impl Runtime {
             previous.map(|p| p.budget.as_ref()),
         )
         .await?;
+        let cache = crate::cache::ResponseCache::new(
+            &config.cache,
+            previous.map(|p| &p.cache),
+            previous
+                .map(|p| p.cache.metrics().clone())
+                .unwrap_or_default(),
+        )
+        .await?;
         Ok(Runtime {
             routes: Table::new(&config),
             pii: crate::pii::Engine::new(&config.pii),
@@ -117,6 +130,7 @@ impl Runtime {
             client,
             route_clients,
             budget: Arc::new(budget),
+            cache,
             loaded_at: std::time::SystemTime::now(),
         })
     }

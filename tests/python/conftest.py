@@ -236,6 +236,9 @@ class Proxy:
 # Route aliases used by the translation suite.
 TO_ANTHROPIC = "via-claude"
 TO_OPENAI = "via-gpt"
+# Route aliases with the response cache on (the cache suite).
+CACHED_GPT = "cached-gpt"
+CACHED_CLAUDE = "cached-claude"
 
 
 def proxy_config(mock_url: str, *, openai_key_env: str, anthropic_key_env: str) -> str:
@@ -272,6 +275,13 @@ routing:
       targets: [{{provider: anthropic, model: claude-sonnet-4-5}}]
     - name: {TO_OPENAI}
       targets: [{{provider: openai, model: gpt-4o-mini}}]
+    - name: {CACHED_GPT}
+      targets: [{{provider: openai, model: gpt-4o-mini}}]
+    - name: {CACHED_CLAUDE}
+      targets: [{{provider: anthropic, model: claude-sonnet-4-5}}]
+cache:
+  enabled: false
+  routes: [{{name: {CACHED_GPT}}}, {{name: {CACHED_CLAUDE}}}]
 """
 
 

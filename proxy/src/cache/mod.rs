@@ -160,6 +160,10 @@ impl CacheMetrics {
         }
     }
 
+    pub fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.registry.gather()
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         TextEncoder::new()

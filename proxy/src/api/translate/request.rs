@@ -96,29 +96,23 @@ pub fn openai_to_anthropic_request(req: &Value, target_model: &str, d: &Defaults
                 out.insert("tools".into(), openai_tools(value)?);
             }
             "tool_choice" | "parallel_tool_calls" => {}
-            "n" => {
-                if value.as_u64() != Some(1) {
-                    return Err(TranslateError::unsupported(
-                        "n",
-                        "Anthropic models return one choice; only n=1 can be routed to them",
-                    ));
-                }
+            "n" if value.as_u64() != Some(1) => {
+                return Err(TranslateError::unsupported(
+                    "n",
+                    "Anthropic models return one choice; only n=1 can be routed to them",
+                ));
             }
-            "logprobs" => {
-                if value.as_bool() == Some(true) {
-                    return Err(TranslateError::unsupported(
-                        "logprobs",
-                        "Anthropic models do not return log probabilities",
-                    ));
-                }
+            "logprobs" if value.as_bool() == Some(true) => {
+                return Err(TranslateError::unsupported(
+                    "logprobs",
+                    "Anthropic models do not return log probabilities",
+                ));
             }
-            "response_format" => {
-                if value.get("type").and_then(Value::as_str) != Some("text") {
-                    return Err(TranslateError::unsupported(
-                        "response_format",
-                        "JSON modes cannot be routed to an Anthropic model; use tools or a route to an OpenAI model",
-                    ));
-                }
+            "response_format" if value.get("type").and_then(Value::as_str) != Some("text") => {
+                return Err(TranslateError::unsupported(
+                    "response_format",
+                    "JSON modes cannot be routed to an Anthropic model; use tools or a route to an OpenAI model",
+                ));
             }
             "functions" | "function_call" => {
                 return Err(TranslateError::unsupported(

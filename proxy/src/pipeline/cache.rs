@@ -1,0 +1,281 @@
+//! The response cache on the request path.
+//!
+//! After routing, a cacheable request (chat completions, messages,
+//! completions, embeddings; by default only deterministic ones) is looked
+//! up. A hit is answered from the cache — whole, or replayed as a stream —
+//! without budget admission or an upstream call: it costs nothing. A miss
+//! carries a [`Pending`] store that taps the response body the app
+//! receives; only a 200 that ended normally is stored (a stream is
+//! assembled into the whole response first). Responses say what happened in
+//! `x-tollgate-cache`: `hit`, `miss` or `bypass`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Response, StatusCode};
+use serde_json::Value;
+
+use super::prepare;
+use crate::api::usage::Usage;
+use crate::api::{Endpoint, Family, Operation};
+use crate::body::ResponseBody;
+use crate::cache::assemble::assemble;
+use crate::cache::replay::replay;
+use crate::cache::{now_ms, Directive, Entry, Key, ResponseCache, Scope};
+use crate::error::ProxyError;
+use crate::routing::Plan;
+
+pub const HEADER: &str = "x-tollgate-cache";
+
+/// What the cache did for one request.
+pub enum Step {
+    /// The cache does not apply (off for this route, or an operation it
+    /// does not keep): no header.
+    Off,
+    /// Answered from the cache.
+    Hit(Box<Response<ResponseBody>>),
+    /// Go upstream; `store` is set when the answer may be stored.
+    Miss {
+        header: &'static str,
+        store: Option<Pending>,
+    },
+}
+
+/// A miss whose answer may be stored.
+pub struct Pending {
+    cache: Arc<ResponseCache>,
+    key: Key,
+    ttl: Duration,
+    family: Family,
+    stream: bool,
+}
+
+fn cacheable(op: Operation, stream: bool) -> bool {
+    match op {
+        Operation::ChatCompletions | Operation::Messages => true,
+        // Legacy completions stream in another shape; embeddings never stream.
+        Operation::Completions | Operation::Embeddings => !stream,
+        _ => false,
+    }
+}
+
+/// Looks the request up.
+#[allow(clippy::too_many_arguments)]
+pub async fn lookup(
+    cache: &Arc<ResponseCache>,
+    policy: &str,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    raw: &Bytes,
+    parsed: &mut Option<Value>,
+    plan: &Plan<'_>,
+    route: Option<&str>,
+    stream: bool,
+) -> Result<Step, ProxyError> {
+    let cfg = cache.config();
+    let Some(ttl) = cfg.ttl_for(route) else {
+        return Ok(Step::Off);
+    };
+    if !cacheable(endpoint.operation, stream) {
+        return Ok(Step::Off);
+    }
+    let directive = Directive::from_headers(headers);
+    if directive == Directive::Bypass {
+        cache.skipped("bypass");
+        return Ok(Step::Miss {
+            header: "bypass",
+            store: None,
+        });
+    }
+    let body = prepare::parsed_value(raw, parsed)?;
+    let tenant = cfg
+        .tenant_header
+        .as_deref()
+        .and_then(|h| headers.get(h))
+        .and_then(|v| v.to_str().ok());
+    // The route and every target it may use: a config change of the
+    // targets starts a fresh set of entries.
+    let mut route_scope = String::with_capacity(64);
+    route_scope.push_str(plan.label);
+    for t in &plan.targets {
+        route_scope.push(';');
+        route_scope.push_str(&t.key);
+        route_scope.push('=');
+        route_scope.push_str(&t.model);
+    }
+    let scope = Scope {
+        policy,
+        family: endpoint.family,
+        operation: endpoint.operation,
+        route: &route_scope,
+        tenant,
+    };
+    let key = match crate::cache::key::key(&scope, body, cfg.deterministic_only) {
+        Ok(k) => k,
+        Err(_) => {
+            cache.skipped("uncacheable");
+            return Ok(Step::Miss {
+                header: "bypass",
+                store: None,
+            });
+        }
+    };
+    let pending = Pending {
+        cache: cache.clone(),
+        key,
+        ttl,
+        family: endpoint.family,
+        stream,
+    };
+    if directive == Directive::Refresh {
+        cache.skipped("refresh");
+        return Ok(Step::Miss {
+            header: "miss",
+            store: Some(pending),
+        });
+    }
+    let Some(entry) = cache.get(&key).await else {
+        return Ok(Step::Miss {
+            header: "miss",
+            store: Some(pending),
+        });
+    };
+    let m = cache.metrics();
+    m.saved_tokens
+        .with_label_values(&["input"])
+        .inc_by(entry.usage.input);
+    m.saved_tokens
+        .with_label_values(&["output"])
+        .inc_by(entry.usage.output);
+    Ok(Step::Hit(Box::new(hit_response(
+        endpoint.family,
+        &entry,
+        stream,
+        body,
+    ))))
+}
+
+fn hit_response(
+    family: Family,
+    entry: &Entry,
+    stream: bool,
+    req: &Value,
+) -> Response<ResponseBody> {
+    let (body, content_type) = if stream {
+        let whole: Value = serde_json::from_slice(&entry.body).unwrap_or(Value::Null);
+        let include_usage = req
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        (
+            replay(family, &whole, &entry.usage, include_usage),
+            "text/event-stream",
+        )
+    } else {
+        (entry.body.clone(), "application/json")
+    };
+    let mut resp = Response::new(ResponseBody::full(body));
+    *resp.status_mut() = StatusCode::OK;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if stream {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    h.insert(HEADER, HeaderValue::from_static("hit"));
+    if let Ok(v) = HeaderValue::from_str(&entry.target) {
+        h.insert("x-tollgate-target", v);
+    }
+    if let Ok(v) =
+        HeaderValue::from_str(&(now_ms().saturating_sub(entry.stored_at_ms) / 1000).to_string())
+    {
+        h.insert(header::AGE, v);
+    }
+    resp
+}
+
+impl Pending {
+    /// The tap for a 200 response body; `target` is the answering
+    /// `provider/model`.
+    pub fn tee(self, target: String) -> Tee {
+        Tee {
+            buf: BytesMut::new(),
+            limit: self.cache.config().max_entry_bytes as usize,
+            over: false,
+            target,
+            pending: self,
+        }
+    }
+
+    /// The answer was not a 200: nothing is stored.
+    pub fn discard(self) {
+        self.cache.not_stored("error");
+    }
+}
+
+/// Records the body the app receives, up to the entry limit.
+pub struct Tee {
+    buf: BytesMut,
+    limit: usize,
+    over: bool,
+    target: String,
+    pending: Pending,
+}
+
+impl Tee {
+    pub fn push(&mut self, data: &[u8]) {
+        if self.over {
+            return;
+        }
+        if self.buf.len() + data.len() > self.limit {
+            self.over = true;
+            self.buf = BytesMut::new();
+            return;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The body ended normally. `usage` is what the provider reported on a
+    /// stream (the app may not have received it).
+    pub fn complete(self, usage: Option<Usage>) {
+        let p = self.pending;
+        if self.over {
+            p.cache.not_stored("too_large");
+            return;
+        }
+        let bytes = self.buf.freeze();
+        let body = if p.stream {
+            let Some(mut whole) = assemble(p.family, &bytes) else {
+                p.cache.not_stored("incomplete");
+                return;
+            };
+            if p.family == Family::OpenAi && whole.get("usage").is_none() {
+                if let Some(u) = usage {
+                    whole["usage"] = serde_json::json!({
+                        "prompt_tokens": u.input,
+                        "completion_tokens": u.output,
+                        "total_tokens": u.input + u.output,
+                    });
+                }
+            }
+            Bytes::from(serde_json::to_vec(&whole).expect("a Value serializes"))
+        } else {
+            if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+                p.cache.not_stored("incomplete");
+                return;
+            }
+            bytes
+        };
+        let usage = Usage::from_response_body(p.family, &body)
+            .or(usage)
+            .unwrap_or_default();
+        let entry = Entry {
+            body,
+            usage,
+            target: self.target,
+            stored_at_ms: now_ms(),
+        };
+        p.cache.put(p.key, entry, p.ttl);
+    }
+}
