@@ -15,7 +15,7 @@ use tracing::info;
 use tollgate_operator::context::{Context, Settings};
 use tollgate_operator::leader::LeaseConfig;
 use tollgate_operator::metrics::Metrics;
-use tollgate_operator::{admin, controller, leader};
+use tollgate_operator::{admin, controller, leader, webhook};
 
 #[derive(Parser)]
 #[command(name = "tollgate-operator", version, about)]
@@ -29,7 +29,7 @@ enum Command {
     /// Print the LlmPolicy CustomResourceDefinition (YAML).
     Crd,
     /// Run the controller (while leading) and the webhooks.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Args)]
@@ -52,6 +52,27 @@ struct RunArgs {
     /// Lease duration in seconds; renewed every third of it.
     #[arg(long, default_value_t = 15)]
     lease_seconds: u64,
+    /// Webhook listener (HTTPS): /mutate and /validate.
+    #[arg(long, env = "TOLLGATE_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
+    webhook_addr: SocketAddr,
+    /// Webhook certificate (PEM), e.g. from a cert-manager Secret. Without
+    /// it a self-signed certificate is generated at start.
+    #[arg(long, requires = "tls_key_file")]
+    tls_cert_file: Option<std::path::PathBuf>,
+    #[arg(long, requires = "tls_cert_file")]
+    tls_key_file: Option<std::path::PathBuf>,
+    /// DNS names or IPs of a generated certificate (repeatable).
+    #[arg(
+        long = "tls-san",
+        default_value = "tollgate-operator.tollgate-system.svc"
+    )]
+    tls_sans: Vec<String>,
+    /// MutatingWebhookConfiguration whose caBundle gets a generated certificate.
+    #[arg(long)]
+    mutating_webhook_config: Option<String>,
+    /// ValidatingWebhookConfiguration whose caBundle gets a generated certificate.
+    #[arg(long)]
+    validating_webhook_config: Option<String>,
 }
 
 #[tokio::main]
@@ -62,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", tollgate_operator::crd_yaml());
             return Ok(());
         }
-        Command::Run(args) => args,
+        Command::Run(args) => *args,
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -110,6 +131,27 @@ async fn main() -> anyhow::Result<()> {
             info!("watch caches synced");
         });
     }
+
+    let pem = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(c), Some(k)) => webhook::tls::read(c, k)?,
+        _ => {
+            let pem = webhook::tls::generate(&args.tls_sans)?;
+            webhook::tls::patch_ca_bundle(
+                &client,
+                args.mutating_webhook_config.as_deref(),
+                args.validating_webhook_config.as_deref(),
+                &pem.cert,
+            )
+            .await?;
+            pem
+        }
+    };
+    let tls = webhook::tls::server_config(&pem)?;
+    let listener = TcpListener::bind(args.webhook_addr)
+        .await
+        .with_context(|| format!("binding the webhook listener {}", args.webhook_addr))?;
+    info!(addr = %listener.local_addr()?, "webhooks listening");
+    tokio::spawn(webhook::server::serve(listener, tls, ctx.clone()));
 
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let lease = LeaseConfig {

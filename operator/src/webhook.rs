@@ -4,3 +4,6 @@
 //! generated at start with its CA patched into the webhook configurations.
 
 pub mod mutate;
+pub mod server;
+pub mod tls;
+pub mod validate;
