@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use crate::harness::*;
 
 /// USD of one [`exact`] request.
@@ -107,6 +109,53 @@ pub async fn settled(proxy: &ProxyProc, n: f64) -> String {
 /// Settled USD on `proxy`, all models.
 pub fn spend(metrics: &str) -> f64 {
     metric_sum(metrics, "tollgate_budget_spend_usd_total", &[])
+}
+
+/// A generous policy budget: admission and settlement run, nothing refuses.
+pub const ROOMY: &str = "  limits:\n    - {name: policy, scope: policy, window: day, usd: 100}\n";
+
+/// The JSON data events of an SSE response, without `[DONE]`.
+pub async fn sse_datas(resp: reqwest::Response) -> Vec<Value> {
+    let text = resp.text().await.unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+/// Sends `body` to `path` (with `anthropic-version` for `/v1/messages`).
+pub async fn post(
+    proxy: &ProxyProc,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut req = client().post(format!("{}{path}", proxy.url)).json(body);
+    if path == "/v1/messages" {
+        req = req.header("anthropic-version", "2023-06-01");
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+/// Settled tokens of one model, type and estimate flag.
+pub fn tokens(m: &str, model: &str, kind: &str, estimated: &str) -> f64 {
+    metric_sum(
+        m,
+        "tollgate_budget_tokens_total",
+        &[("model", model), ("type", kind), ("estimated", estimated)],
+    )
+}
+
+/// `x-tollgate-budget-remaining-usd` as a number.
+pub fn remaining(r: &reqwest::Response) -> f64 {
+    header(r, "x-tollgate-budget-remaining-usd")
+        .expect("budget header")
+        .parse()
+        .unwrap()
 }
 
 // === Redis ===

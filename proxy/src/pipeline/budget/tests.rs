@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use super::output::MAX_TEXT;
 use super::*;
 use crate::routing::Table;
 
