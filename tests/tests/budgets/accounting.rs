@@ -203,3 +203,44 @@ async fn an_app_that_leaves_before_the_answer_is_charged_once() {
     assert!(tokens(&m, "gpt-4o-mini", "input", "true") > 0.0);
     assert_eq!(tokens(&m, "gpt-4o-mini", "output", "true"), 0.0);
 }
+
+#[tokio::test]
+async fn failed_requests_release_their_reservation() {
+    let mock = exact_mock(0).await;
+    let limit = "  limits:\n    - {name: daily, scope: policy, window: day, usd: 0.05}\n";
+    let proxy = ProxyProc::start(&config_with(&mock, limit, ""));
+    let c = client();
+    // A client error from the provider, and retries that run out.
+    for (status, tries) in [("400", "1"), ("503", "9")] {
+        let r = post_chat(
+            &c,
+            &proxy,
+            &exact(false),
+            &[("x-mock-status", status), ("x-mock-fail-first", tries)],
+        )
+        .await;
+        assert_eq!(r.status().as_str(), status);
+        assert_eq!(
+            header(&r, "x-tollgate-budget-remaining-usd").as_deref(),
+            Some("0.040000"),
+            "the answer still says where the app stands"
+        );
+    }
+    let m = settled(&proxy, 2.0).await;
+    assert_eq!(
+        metric_sum(
+            &m,
+            "tollgate_budget_settlements_total",
+            &[("outcome", "released")]
+        ),
+        2.0
+    );
+    assert_eq!(spend(&m), 0.0);
+    let r = post_chat(&c, &proxy, &exact(false), &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        header(&r, "x-tollgate-budget-remaining-usd").as_deref(),
+        Some("0.040000"),
+        "nothing was kept by the failures"
+    );
+}
