@@ -16,6 +16,7 @@ pub mod error;
 pub mod metrics;
 pub mod pii;
 pub mod pipeline;
+pub mod redis_conn;
 pub mod reload;
 pub mod routing;
 pub mod server;

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, Script};
+use redis::aio::ConnectionManager;
+use redis::Script;
 use sha2::{Digest, Sha256};
 
 use super::metrics::BudgetMetrics;
@@ -77,25 +77,8 @@ impl RedisStore {
         password: Option<String>,
         metrics: Arc<BudgetMetrics>,
     ) -> Result<Arc<RedisStore>, BudgetError> {
-        let mut info = settings
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| BudgetError::RedisConfig(e.to_string()))?;
-        if let Some(p) = &password {
-            let redis = info.redis_settings().clone().set_password(p);
-            info = info.set_redis_settings(redis);
-        }
-        let client =
-            redis::Client::open(info).map_err(|e| BudgetError::RedisConfig(e.to_string()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.timeout))
-            .set_response_timeout(Some(settings.timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| BudgetError::RedisConfig(e.to_string()))?;
+        let conn = crate::redis_conn::connect_lazy(settings, password.as_deref())
+            .map_err(BudgetError::RedisConfig)?;
         let store = Arc::new(RedisStore {
             settings: settings.clone(),
             password_digest: digest(password.as_deref()),

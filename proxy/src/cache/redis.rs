@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::IntoConnectionInfo;
+use redis::aio::ConnectionManager;
 
 use super::entry::Entry;
 use super::key::Key;
@@ -25,25 +24,8 @@ impl RedisCache {
         settings: &tollgate_config::RedisStore,
         password: Option<String>,
     ) -> Result<RedisCache, CacheError> {
-        let mut info = settings
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| CacheError::RedisConfig(e.to_string()))?;
-        if let Some(p) = &password {
-            let redis = info.redis_settings().clone().set_password(p);
-            info = info.set_redis_settings(redis);
-        }
-        let client =
-            redis::Client::open(info).map_err(|e| CacheError::RedisConfig(e.to_string()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.timeout))
-            .set_response_timeout(Some(settings.timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| CacheError::RedisConfig(e.to_string()))?;
+        let conn = crate::redis_conn::connect_lazy(settings, password.as_deref())
+            .map_err(CacheError::RedisConfig)?;
         Ok(RedisCache {
             settings: settings.clone(),
             password,
