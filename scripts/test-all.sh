@@ -26,3 +26,9 @@ cargo test --workspace --no-fail-fast
 
 echo "==> python SDK compatibility suite"
 TOLLGATE_BIN_DIR="$ROOT/target/debug" "$VENV/bin/python" -m pytest tests/python -q -p no:cacheprovider
+
+echo "==> operator e2e against a real kube-apiserver (tools built once into ~/.cache; ~10 min cold)"
+tests/k8s/build-tools.sh >/dev/null
+# The CRDs go in before the controller manager starts (fast garbage collection).
+TOLLGATE_REQUIRE_K8S=1 TOLLGATE_K8S_CRDS=crds tests/k8s/cluster.sh run -- \
+  cargo test -p tollgate-operator --test e2e
