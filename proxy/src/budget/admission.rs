@@ -148,6 +148,22 @@ impl Admission {
             }
         }
         m.settlements.with_label_values(&["settled", est]).inc();
+        if held.reserved {
+            let mut reserved = None;
+            for b in &held.budgets {
+                let l = &self.inner.cfg.limits[b.limit];
+                if l.usd.is_some() {
+                    m.limit_spend_usd
+                        .with_label_values(&[&l.name, l.scope.kind()])
+                        .inc_by(usd as f64 / NANO_PER_USD as f64);
+                    reserved = reserved.max(Some(b.usd));
+                }
+            }
+            if let Some(r) = reserved {
+                m.settle_error_usd
+                    .observe((r as f64 - usd as f64) / NANO_PER_USD as f64);
+            }
+        }
         let tokens = usage.input.saturating_add(usage.output);
         finish(&self.inner, held, usd, tokens).await;
     }

@@ -17,6 +17,11 @@ const STORE_BUCKETS: &[f64] = &[
 ];
 
 pub struct BudgetMetrics {
+    /// Settled USD per limit and scope kind (each limit a request counted against).
+    pub limit_spend_usd: CounterVec,
+    /// Reserved minus actual USD per settlement: how far the worst case was
+    /// from the bill (negative: the estimate was short, see the overshoot bound).
+    pub settle_error_usd: prometheus::Histogram,
     registry: Registry,
     /// `tollgate_budget_admissions_total{outcome}`: admitted, downgraded,
     /// fail_open, or the refusal code.
@@ -104,7 +109,31 @@ impl BudgetMetrics {
         .expect("valid metric");
         r.register(Box::new(store_duration.clone()))
             .expect("unique metric");
+        let limit_spend_usd = CounterVec::new(
+            Opts::new(
+                "tollgate_budget_limit_spend_usd_total",
+                "Settled cost in USD by budget limit and scope kind (policy, namespace, workload, model, header).",
+            ),
+            &["limit", "scope"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(limit_spend_usd.clone()))
+            .expect("unique metric");
+        let settle_error_usd = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "tollgate_budget_settle_error_usd",
+                "Per settlement: USD reserved at admission minus USD actually spent (negative when the estimate fell short).",
+            )
+            .buckets(vec![
+                -1.0, -0.1, -0.01, -0.001, 0.0, 0.0001, 0.001, 0.01, 0.1, 1.0, 10.0,
+            ]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(settle_error_usd.clone()))
+            .expect("unique metric");
         BudgetMetrics {
+            limit_spend_usd,
+            settle_error_usd,
             admissions: counter(
                 &r,
                 "tollgate_budget_admissions_total",
