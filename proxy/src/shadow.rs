@@ -21,6 +21,7 @@ use tollgate_config::Shadow;
 
 use crate::api::usage::Usage;
 use crate::api::{Family, Operation};
+use crate::budget::{AdmitRequest, BudgetEngine};
 use crate::metrics::Metrics;
 use crate::pipeline::prepare::{body_for, TargetSpec};
 use crate::state::Runtime;
@@ -46,6 +47,25 @@ pub enum PrimaryText {
     Ready(String),
     /// A stream still being sent; its text arrives when it ends.
     Later(oneshot::Receiver<String>),
+}
+
+/// Why a mirror was not completed.
+#[derive(Debug, thiserror::Error)]
+enum ShadowSkip {
+    #[error(transparent)]
+    Proxy(#[from] crate::error::ProxyError),
+    /// `countAgainstBudget` and the budget had no room.
+    #[error("budget exhausted")]
+    Budget,
+}
+
+impl ShadowSkip {
+    fn metric_label(&self) -> &'static str {
+        match self {
+            ShadowSkip::Proxy(e) => e.metric_label(),
+            ShadowSkip::Budget => "budget_refused",
+        }
+    }
 }
 
 /// Everything a mirror needs, owned (it outlives the request).
@@ -112,6 +132,27 @@ async fn run(m: Mirror) {
             o.insert("stream".into(), Value::Bool(false));
             o.remove("stream_options");
         }
+        // Counted against budgets only when configured; then it must also
+        // fit them, like any request, or it is not sent.
+        let admission = if m.shadow.count_against_budget && !m.rt.budget.is_empty() {
+            let max_output = ["max_tokens", "max_completion_tokens"]
+                .iter()
+                .find_map(|k| body.get(*k).and_then(Value::as_u64));
+            let prompt_tokens = BudgetEngine::estimate_prompt_tokens(family, &body);
+            let req = AdmitRequest {
+                headers: &m.headers,
+                requested_model: &m.requested_model,
+                models: &[m.shadow.model.as_str()],
+                prompt_tokens,
+                max_output_tokens: max_output,
+            };
+            match m.rt.budget.admit(&req).await {
+                Ok(a) => Some((a, prompt_tokens)),
+                Err(_) => return Err(ShadowSkip::Budget),
+            }
+        } else {
+            None
+        };
         let path = match family {
             Family::OpenAi => "/v1/chat/completions",
             Family::Anthropic => "/v1/messages",
@@ -148,7 +189,7 @@ async fn run(m: Mirror) {
             .and_then(Result::ok)
             .map(|c| c.to_bytes())
             .unwrap_or_default();
-        Ok::<_, crate::error::ProxyError>((status, bytes))
+        Ok::<_, ShadowSkip>((status, bytes, admission))
     }
     .await;
     let took = started.elapsed();
@@ -157,9 +198,12 @@ async fn run(m: Mirror) {
     met.shadow_duration
         .with_label_values(&[route])
         .observe(took.as_secs_f64());
-    let (status, bytes) = match result {
-        Ok((s, b)) if s.is_success() => (s, b),
-        Ok((s, _)) => {
+    let (bytes, admission) = match result {
+        Ok((s, b, a)) if s.is_success() => (b, a),
+        Ok((s, _, a)) => {
+            if let Some((a, _)) = a {
+                a.release().await;
+            }
             met.shadow_requests
                 .with_label_values(&[route, "upstream_error"])
                 .inc();
@@ -173,9 +217,26 @@ async fn run(m: Mirror) {
             return;
         }
     };
-    let _ = status;
     met.shadow_requests.with_label_values(&[route, "ok"]).inc();
-    if let Some(u) = Usage::from_response_body(family, &bytes) {
+    let usage = Usage::from_response_body(family, &bytes);
+    if let Some((a, prompt_tokens)) = admission {
+        match &usage {
+            Some(u) => a.settle(&m.shadow.model, u, false).await,
+            // No usage reported: estimated from the prompt and the answer.
+            None => {
+                let estimate = Usage {
+                    input: prompt_tokens,
+                    output: BudgetEngine::count_tokens(
+                        &m.shadow.model,
+                        &response_text(family, &bytes),
+                    ),
+                    ..Usage::default()
+                };
+                a.settle(&m.shadow.model, &estimate, true).await
+            }
+        }
+    }
+    if let Some(u) = usage {
         met.shadow_tokens
             .with_label_values(&[route, "input"])
             .inc_by(u.input);

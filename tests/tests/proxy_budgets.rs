@@ -365,3 +365,39 @@ async fn spend_survives_a_config_reload_and_the_new_limit_applies() {
         429
     );
 }
+
+#[tokio::test]
+async fn shadow_traffic_is_budgeted_only_when_configured() {
+    let mock = exact_mock(0).await;
+    for counted in [false, true] {
+        let routing = format!(
+            "routing:\n  routes:\n    - name: chat\n      targets: [{{provider: openai, model: gpt-4o-mini}}]\n      shadow: {{provider: openai, model: \"ft:cheap\", share: 1.0, countAgainstBudget: {counted}}}\n"
+        );
+        let proxy = ProxyProc::start(&config_with(&mock, ROOMY, &routing));
+        let mut body = exact(false);
+        body["model"] = "chat".into();
+        let r = post_chat(&client(), &proxy, &body, &[]).await;
+        assert_eq!(r.status(), 200);
+        // The primary always settles; the mirror adds a second settlement
+        // only when it counts.
+        wait_for("the mirror", Duration::from_secs(10), || async {
+            let m = proxy.metrics().await;
+            (metric_sum(&m, "tollgate_shadow_requests_total", &[("result", "ok")]) >= 1.0)
+                .then_some(())
+        })
+        .await;
+        let m = settled(&proxy, if counted { 2.0 } else { 1.0 }).await;
+        let shadow_spend = metric_sum(
+            &m,
+            "tollgate_budget_spend_usd_total",
+            &[("model", "ft:cheap")],
+        );
+        assert_eq!(shadow_spend > 0.0, counted, "countAgainstBudget: {counted}");
+        let primary = metric_sum(
+            &m,
+            "tollgate_budget_spend_usd_total",
+            &[("model", "gpt-4o-mini")],
+        );
+        assert!((primary - COST).abs() < 1e-9, "primary spend {primary}");
+    }
+}
