@@ -183,4 +183,6 @@ impl Engine {
 }
 
 #[cfg(test)]
+mod corpus;
+#[cfg(test)]
 pub(crate) mod fixtures;

@@ -153,6 +153,37 @@ pub fn ssn(area: u32, group: u32, serial: u32) -> bool {
     !matches!((area, group, serial), (78, 5, 1120) | (219, 9, 9999))
 }
 
+/// How well 12-19 digits fit a card brand: 2 for a known issuer range and
+/// length, 1 for a plausible major-industry digit and length, 0 for none.
+pub fn card_fit(digits: &[u8]) -> u8 {
+    if card_brand(digits) {
+        return 2;
+    }
+    let n = digits.len();
+    let plausible = match digits[0] {
+        b'3' => (14..=19).contains(&n),
+        b'4' => matches!(n, 13 | 16 | 19),
+        // Maestro and other debit ranges run from 12 digits.
+        b'5' | b'6' => (12..=19).contains(&n),
+        b'2' => n == 16,
+        _ => false,
+    };
+    u8::from(plausible)
+}
+
+/// Maestro issuer ranges, whose cards may have as few as 12 digits.
+pub fn maestro(digits: &[u8]) -> bool {
+    let p = |k: usize| {
+        digits[..k]
+            .iter()
+            .fold(0u32, |a, d| a * 10 + u32::from(d - b'0'))
+    };
+    matches!(
+        p(4),
+        5018 | 5020 | 5038 | 5893 | 6304 | 6390 | 6759 | 6761..=6763
+    ) || (56..=58).contains(&p(2))
+}
+
 /// Payment-card brand prefixes and lengths (Visa, Mastercard, Amex,
 /// Discover, JCB, Diners, UnionPay, Maestro).
 pub fn card_brand(digits: &[u8]) -> bool {

@@ -12,6 +12,8 @@ pub const AFTER: usize = 24;
 pub const BOOST: f32 = 0.35;
 /// Score removed when a negative context word is near.
 pub const PENALTY: f32 = 0.4;
+/// Negative words count only this close before a candidate.
+pub const NEG_BEFORE: usize = 24;
 
 /// True when one of `words` occurs within `before` bytes before `start` or
 /// `after` bytes after `end`, ASCII case-insensitively, starting at a word
@@ -67,7 +69,7 @@ pub fn adjust(text: &str, start: usize, end: usize, score: f32, pos: &[&str], ne
     if !pos.is_empty() && near(text, start, end, BEFORE, AFTER, pos) {
         s += BOOST;
     }
-    if !neg.is_empty() && near(text, start, end, BEFORE, 8, neg) {
+    if !neg.is_empty() && near(text, start, end, NEG_BEFORE, 8, neg) {
         s -= PENALTY;
     }
     s.clamp(0.0, 1.0)

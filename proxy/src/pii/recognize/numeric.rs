@@ -43,6 +43,9 @@ const PHONE_CTX: &[&str] = &[
     "hotline",
 ];
 const PHONE_NEG: &[&str] = &[
+    "card",
+    "ssn",
+    "social security",
     "order",
     "invoice",
     "account",
@@ -74,6 +77,8 @@ const PHONE_NEG: &[&str] = &[
 ];
 const CARD_CTX: &[&str] = &[
     "card",
+    "paid",
+    "maestro",
     "credit",
     "debit",
     "visa",
@@ -158,8 +163,11 @@ pub(super) fn at_digit(text: &str, i: usize, on: &Enabled, out: &mut Vec<Finding
     let before = out.len();
     let prev = if i > 0 { b[i - 1] } else { b' ' };
 
-    // Hex-led tokens: IPv6 (`fe80::1`, `::1`) and MAC (`a4:5e:...`).
-    let hs = back_while(b, i, |c| c.is_ascii_hexdigit() || c == b':');
+    // Hex-led tokens: IPv6 (`fe80::1`, `::1`) and MAC (`a4:5e:...`, `CC-A6-...`).
+    let mut hs = back_while(b, i, |c| c.is_ascii_hexdigit() || c == b':' || c == b'-');
+    while hs < i && b[hs] == b'-' {
+        hs += 1;
+    }
     if (on.ip || on.mac) && boundary_before(b, hs) {
         hex_addr(text, hs, on, out);
     }
@@ -178,8 +186,8 @@ pub(super) fn at_digit(text: &str, i: usize, on: &Enabled, out: &mut Vec<Finding
         }
     } else if boundary_before(b, i) || matches!(prev, b'+' | b'(') {
         if on.card {
-            if let Some(end) = card(b, i) {
-                let s = adjust(text, i, end, 0.85, CARD_CTX, CARD_NEG);
+            if let Some((end, base)) = card(b, i) {
+                let s = adjust(text, i, end, base, CARD_CTX, CARD_NEG);
                 out.push(Finding::new(i, end, Builtin::CreditCard, s));
             }
         }
@@ -189,9 +197,14 @@ pub(super) fn at_digit(text: &str, i: usize, on: &Enabled, out: &mut Vec<Finding
                 out.push(Finding::new(i, end, Builtin::UsSsn, s));
             }
         }
+        let card_end = out[before..]
+            .iter()
+            .find(|f| f.entity == crate::pii::finding::Entity::Builtin(Builtin::CreditCard))
+            .map(|f| f.end);
         if on.phone {
             let start = phone_start(b, i);
-            if let Some((end, base)) = phone(b, start) {
+            // A Luhn-valid number with a card's shape is not a phone too.
+            if let Some((end, base)) = phone(b, start).filter(|&(end, _)| Some(end) != card_end) {
                 let s = adjust(text, start, end, base, PHONE_CTX, PHONE_NEG);
                 out.push(Finding::new(start, end, Builtin::Phone, s));
             }
@@ -259,9 +272,11 @@ fn num(b: &[u8]) -> u32 {
 
 // === cards ===
 
-/// 13-19 digits, contiguous or in groups split by one kind of separator
-/// (space or dash), a known brand prefix and a valid Luhn checksum.
-fn card(b: &[u8], s: usize) -> Option<usize> {
+/// 12-19 digits, contiguous or in groups split by one kind of separator
+/// (space or dash), a valid Luhn checksum and a brand that fits (a known
+/// issuer range scores high, a plausible one lower; 12 digits, as some
+/// Maestro cards have, need a card word nearby).
+fn card(b: &[u8], s: usize) -> Option<(usize, f32)> {
     let mut digits: Vec<u8> = Vec::with_capacity(20);
     let mut ends: Vec<(usize, usize)> = Vec::with_capacity(6);
     let mut sep = None;
@@ -287,12 +302,25 @@ fn card(b: &[u8], s: usize) -> Option<usize> {
             break;
         }
     }
-    ends.iter().rev().find_map(|&(n, end)| {
-        let ok = (13..=19).contains(&n)
-            && boundary_after(b, end)
-            && validate::card_brand(&digits[..n])
-            && validate::luhn(&digits[..n]);
-        ok.then_some(end)
+    let last = ends.len();
+    ends.iter().enumerate().rev().find_map(|(k, &(n, end))| {
+        // A shorter prefix only when one group follows after a space
+        // (`4111111111111111 2030`), not inside a longer grouped number.
+        let whole = k + 1 == last || (k + 2 == last && b[end] == b' ' && n >= 13);
+        if !whole
+            || !(12..=19).contains(&n)
+            || !boundary_after(b, end)
+            || !validate::luhn(&digits[..n])
+        {
+            return None;
+        }
+        match (validate::card_fit(&digits[..n]), n) {
+            (0, _) => None,
+            (_, 12) if validate::maestro(&digits[..n]) => Some((end, 0.55)),
+            (_, 12) => Some((end, 0.45)),
+            (2, _) => Some((end, 0.85)),
+            _ => Some((end, 0.65)),
+        }
     })
 }
 
@@ -448,14 +476,19 @@ fn phone(b: &[u8], s: usize) -> Option<(usize, f32)> {
     // Shapes that are something else.
     let date = matches!(g, [4, 2, 2] | [2, 2, 4] | [1, 2, 4] | [2, 1, 4] | [1, 1, 4]);
     let ssn_shape = g == [3, 2, 4];
-    let ipish = dots && g.len() == 4 && g.iter().all(|&n| n <= 3);
+    let ipish = !plus && dots && g.len() == 4 && g.iter().all(|&n| n <= 3);
+    let card_shape = !plus && !paren && g.len() >= 3 && g.iter().all(|&n| n == 4);
     let thousands =
         !plus && !paren && g.len() >= 2 && g[0] <= 3 && g[1..].iter().all(|&n| n == 3) && uniform;
+    let spaced = seps.iter().all(|&c| c == b' ');
     let decimal = dots && g.len() == 2;
-    if date || ssn_shape || ipish || thousands || decimal {
+    if date || ssn_shape || ipish || (thousands && !spaced) || (decimal && g[0] < 4) {
         return None;
     }
-    let score = if plus && b.get(s + 1) != Some(&b'0') {
+    let score = if thousands || decimal || card_shape {
+        // `532 317 022`, `7443.1835`: a phone only with a phone word near.
+        0.2
+    } else if plus && b.get(s + 1) != Some(&b'0') {
         0.75
     } else if paren && g.len() >= 2 {
         0.7
@@ -467,7 +500,7 @@ fn phone(b: &[u8], s: usize) -> Option<(usize, f32)> {
         0.55
     } else if g.len() >= 2 && (9..=13).contains(&digits) && b[s] == b'0' {
         0.5
-    } else if g.len() == 1 && (10..=12).contains(&digits) && matches!(b[s], b'0' | b'1') {
+    } else if g.len() == 1 && (8..=12).contains(&digits) && matches!(b[s], b'0' | b'1') {
         0.3
     } else {
         0.2

@@ -104,7 +104,11 @@ impl Secrets {
                 }
             };
             if let Some(f) = found {
-                skip_to = f.end;
+                // A prefixed token is skipped whole; a keyword's value may
+                // itself start with a prefix (`API_KEY=sk-...`), which then wins.
+                if f.entity != crate::pii::finding::Entity::Builtin(Builtin::GenericSecret) {
+                    skip_to = f.end;
+                }
                 out.push(f);
             }
         }
@@ -269,7 +273,7 @@ fn after_keyword(b: &[u8], ks: usize, ke: usize, password: bool) -> Option<Findi
         return None;
     }
     j += run(b, j, |c| matches!(c, b' ' | b'"' | b'\'' | b'`' | b'\t')).min(4);
-    let value_char = |c: u8| c.is_ascii_alphanumeric() || b"+/=_-.~!@#$%^&*?".contains(&c);
+    let value_char = |c: u8| c.is_ascii_alphanumeric() || b"+/=_-.~!@#$%^&*?()".contains(&c);
     let mut n = run(b, j, value_char).min(512);
     while n > 0 && b".,;:!?".contains(&b[j + n - 1]) {
         n -= 1;

@@ -20,8 +20,8 @@ fn phone_shapes() {
 #[test]
 fn cards_pick_the_longest_valid_prefix() {
     let b = b"4111111111111111 2030";
-    assert_eq!(card(b, 0), Some(16));
-    assert_eq!(card(b"4111-1111-1111-1111", 0), Some(19));
+    assert_eq!(card(b, 0), Some((16, 0.85)));
+    assert_eq!(card(b"4111-1111-1111-1111", 0), Some((19, 0.85)));
     assert_eq!(card(b"4111 1111-1111 1111", 0), None, "mixed separators");
 }
 
