@@ -5,7 +5,8 @@
 //!
 //! A prediction counts when its type matches a labeled span that it
 //! overlaps by at least half of the label. With `TOLLGATE_PII_PREDICTIONS`
-//! set, predictions are written there (JSONL) for the Presidio comparison.
+//! set, predictions are written there (JSONL) for the Presidio comparison
+//! (`tests/pii/run.sh`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -72,9 +73,14 @@ pub fn score(gold: &Spans, predicted: &Spans, counts: &mut BTreeMap<String, Coun
 
 #[test]
 fn corpus_meets_the_targets() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/pii/corpus.jsonl");
+    // `TOLLGATE_PII_CORPUS` evaluates another corpus (a held-out seed) and
+    // only reports.
+    let other = std::env::var("TOLLGATE_PII_CORPUS").ok();
+    let path = other.clone().unwrap_or_else(|| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/pii/corpus.jsonl").into()
+    });
     let text =
-        std::fs::read_to_string(path).expect("tests/pii/corpus.jsonl (run tests/pii/generate.py)");
+        std::fs::read_to_string(&path).expect("tests/pii/corpus.jsonl (run tests/pii/generate.py)");
     let e = default_engine();
     let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
     let mut out = std::env::var_os("TOLLGATE_PII_PREDICTIONS")
@@ -151,6 +157,9 @@ fn corpus_meets_the_targets() {
                 c.recall()
             ));
         }
+    }
+    if other.is_some() {
+        return;
     }
     if !failures.is_empty() {
         for m in &misses {
