@@ -333,6 +333,17 @@ pii:
     }
 
     #[test]
+    fn the_readme_example_loads() {
+        let readme = include_str!("../../../../README.md");
+        let start = readme.find("```yaml\npii:\n").expect("README has a pii example") + 8;
+        let block = &readme[start..start + readme[start..].find("```").unwrap()];
+        let c = from_yaml_str(&format!("{BASE}{block}")).unwrap();
+        assert_eq!(c.pii.custom.len(), 3);
+        assert_eq!(c.pii.policy(Builtin::CreditCard).action, PiiAction::Block);
+        assert_eq!(c.pii.guard.tool_results, GuardAction::Block);
+    }
+
+    #[test]
     fn unknown_field_is_a_parse_error_with_its_path() {
         let errs = errors("pii:\n  entities: {email: {acton: mask}}\n");
         assert!(errs[0].starts_with("pii.entities.email"), "{errs:?}");
