@@ -63,9 +63,15 @@ async fn exact_accounting_in_nano_usd() {
         ),
         Some(0.001)
     );
-    assert_eq!(metric(&e, "tollgate_budget_settle_error_usd_count"), Some(1.0));
+    assert_eq!(
+        metric(&e, "tollgate_budget_settle_error_usd_count"),
+        Some(1.0)
+    );
     // Reserved 0.002, spent 0.001: an error of +0.001.
-    assert_eq!(metric(&e, "tollgate_budget_settle_error_usd_sum"), Some(0.001));
+    assert_eq!(
+        metric(&e, "tollgate_budget_settle_error_usd_sum"),
+        Some(0.001)
+    );
 }
 
 #[tokio::test]
