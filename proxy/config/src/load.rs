@@ -214,7 +214,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
     let routing = v.routing(&raw.routing, &names, &upstream);
     let route_names = raw.routing.routes.iter().map(|r| r.name.as_str()).collect();
     let budgets = v.budgets(&raw.budgets, &route_names, raw.metadata.as_ref());
-    let cache = v.cache(&raw.cache, &route_names);
+    let cache = v.cache(&raw.cache, &route_names, &raw.providers);
     let pii = v.pii(&raw.pii, raw.metadata.as_ref());
 
     let level = raw.logging.level.clone().unwrap_or_else(|| "info".into());

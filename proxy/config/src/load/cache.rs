@@ -4,11 +4,27 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use super::Validator;
-use crate::model::{BudgetStore, Cache, CacheStore, FailMode, RouteCache};
-use crate::raw::{CacheStoreType, RawCache};
+use crate::model::{
+    BudgetStore, Cache, CacheStore, Embedder, EmbedderKind, FailMode, Guard, ProviderType,
+    RouteCache, RouteSemantic, Semantic,
+};
+use crate::raw::{
+    CacheStoreType, EmbedderType, RawCache, RawEmbedder, RawProvider, RawRouteSemantic, RawSemantic,
+};
+
+/// Semantic defaults a route inherits from `cache.semantic`.
+struct SemanticDefaults {
+    threshold: f32,
+    guard: Guard,
+}
 
 impl Validator {
-    pub(super) fn cache(&mut self, raw: &RawCache, routes: &HashSet<&str>) -> Cache {
+    pub(super) fn cache(
+        &mut self,
+        raw: &RawCache,
+        routes: &HashSet<&str>,
+        providers: &[RawProvider],
+    ) -> Cache {
         let d = Cache::default();
         if raw.is_empty() {
             return d;
@@ -60,6 +76,9 @@ impl Validator {
             },
         };
         let enabled = raw.enabled.unwrap_or(true);
+        let default_semantic = RawSemantic::default();
+        let raw_semantic = raw.semantic.as_ref().unwrap_or(&default_semantic);
+        let (semantic, defaults) = self.semantic(raw_semantic, max_entries, providers);
         let mut by_route = BTreeMap::new();
         for (i, r) in raw.routes.iter().enumerate() {
             let at = format!("cache.routes[{i}]");
@@ -69,12 +88,24 @@ impl Validator {
                     format!("`{}` is not a route in routing.routes", r.name),
                 );
             }
+            let route_enabled = r.enabled.unwrap_or(true);
+            let semantic = match &r.semantic {
+                None => None,
+                Some(s) => self.route_semantic(&format!("{at}.semantic"), s, &semantic, &defaults),
+            };
+            if semantic.is_some() && !route_enabled {
+                self.err(
+                    &format!("{at}.semantic"),
+                    "needs the route's cache on (it serves answers the exact cache stored)".into(),
+                );
+            }
             let rc = RouteCache {
-                enabled: r.enabled.unwrap_or(true),
+                enabled: route_enabled,
                 ttl: match &r.ttl {
                     None => ttl,
                     Some(t) => self.duration(&format!("{at}.ttl"), Some(t), ttl.as_secs()),
                 },
+                semantic,
             };
             if by_route.insert(r.name.clone(), rc).is_some() {
                 self.err(
@@ -96,6 +127,202 @@ impl Validator {
             tenant_header,
             store,
             routes: by_route,
+            semantic,
+        }
+    }
+
+    fn semantic(
+        &mut self,
+        raw: &RawSemantic,
+        max_entries: u64,
+        providers: &[RawProvider],
+    ) -> (Semantic, SemanticDefaults) {
+        let d = Semantic::default();
+        let threshold = self.threshold("cache.semantic.threshold", raw.threshold, 0.95);
+        let guard = raw.guard.as_deref().map(Guard::of).unwrap_or(Guard::ALL);
+        let semantic_max = raw.max_entries.unwrap_or(max_entries);
+        if semantic_max == 0 {
+            self.err("cache.semantic.maxEntries", "must be at least 1".into());
+        }
+        let mut embedders = Vec::with_capacity(raw.embedders.len());
+        let mut names = HashSet::new();
+        for (i, e) in raw.embedders.iter().enumerate() {
+            let at = format!("cache.semantic.embedders[{i}]");
+            if e.name.trim().is_empty() {
+                self.err(&format!("{at}.name"), "must not be empty".into());
+            } else if !names.insert(e.name.as_str()) {
+                self.err(
+                    &format!("{at}.name"),
+                    format!("`{}` is declared twice", e.name),
+                );
+            }
+            embedders.push(Embedder {
+                name: e.name.clone(),
+                kind: self.embedder(&at, e, providers),
+            });
+        }
+        let semantic = Semantic {
+            embedders,
+            max_entries: semantic_max,
+            exact_scan_below: raw
+                .exact_scan_below
+                .map(|n| n.min(usize::MAX as u64) as usize)
+                .unwrap_or(d.exact_scan_below),
+        };
+        (semantic, SemanticDefaults { threshold, guard })
+    }
+
+    fn embedder(&mut self, at: &str, e: &RawEmbedder, providers: &[RawProvider]) -> EmbedderKind {
+        let only = |v: &mut Validator, field: &str, set: bool, kind: &str| {
+            if set {
+                v.err(
+                    &format!("{at}.{field}"),
+                    format!("only applies to `type: {kind}`"),
+                );
+            }
+        };
+        match e.kind {
+            EmbedderType::Provider => {
+                only(self, "path", e.path.is_some(), "local");
+                only(self, "maxTokens", e.max_tokens.is_some(), "local");
+                let provider = match &e.provider {
+                    None => {
+                        self.err(
+                            &format!("{at}.provider"),
+                            "is required with `type: provider`".into(),
+                        );
+                        0
+                    }
+                    Some(name) => match providers.iter().position(|p| &p.name == name) {
+                        None => {
+                            self.err(
+                                &format!("{at}.provider"),
+                                format!("no provider is named `{name}`"),
+                            );
+                            0
+                        }
+                        Some(i) => {
+                            if providers[i].kind == ProviderType::Anthropic {
+                                self.err(
+                                    &format!("{at}.provider"),
+                                    format!("`{name}` is an Anthropic provider, which has no embeddings API"),
+                                );
+                            }
+                            i
+                        }
+                    },
+                };
+                let model = match &e.model {
+                    Some(m) if !m.trim().is_empty() => m.clone(),
+                    _ => {
+                        self.err(
+                            &format!("{at}.model"),
+                            "is required with `type: provider`".into(),
+                        );
+                        String::new()
+                    }
+                };
+                if e.dimensions == Some(0) {
+                    self.err(&format!("{at}.dimensions"), "must be at least 1".into());
+                }
+                EmbedderKind::Provider {
+                    provider,
+                    model,
+                    dimensions: e.dimensions,
+                    timeout: self.duration(&format!("{at}.timeout"), e.timeout.as_deref(), 2),
+                }
+            }
+            EmbedderType::Local => {
+                only(self, "provider", e.provider.is_some(), "provider");
+                only(self, "model", e.model.is_some(), "provider");
+                only(self, "dimensions", e.dimensions.is_some(), "provider");
+                only(self, "timeout", e.timeout.is_some(), "provider");
+                let path = match &e.path {
+                    Some(p) if !p.trim().is_empty() => p.into(),
+                    _ => {
+                        self.err(
+                            &format!("{at}.path"),
+                            "is required with `type: local`".into(),
+                        );
+                        Default::default()
+                    }
+                };
+                let max_tokens = e.max_tokens.unwrap_or(256);
+                if !(2..=8192).contains(&max_tokens) {
+                    self.err(
+                        &format!("{at}.maxTokens"),
+                        "must be between 2 and 8192".into(),
+                    );
+                }
+                EmbedderKind::Local {
+                    path,
+                    max_tokens: max_tokens as usize,
+                }
+            }
+        }
+    }
+
+    fn route_semantic(
+        &mut self,
+        at: &str,
+        raw: &RawRouteSemantic,
+        semantic: &Semantic,
+        defaults: &SemanticDefaults,
+    ) -> Option<RouteSemantic> {
+        let threshold = self.threshold(
+            &format!("{at}.threshold"),
+            raw.threshold,
+            defaults.threshold,
+        );
+        let guard = raw
+            .guard
+            .as_deref()
+            .map(Guard::of)
+            .unwrap_or(defaults.guard);
+        let embedder = match &raw.embedder {
+            Some(name) => match semantic.embedders.iter().position(|e| &e.name == name) {
+                Some(i) => i,
+                None => {
+                    self.err(
+                        &format!("{at}.embedder"),
+                        format!("no embedder is named `{name}` in cache.semantic.embedders"),
+                    );
+                    0
+                }
+            },
+            None => match semantic.embedders.len() {
+                1 => 0,
+                0 => {
+                    self.err(
+                        &format!("{at}.embedder"),
+                        "no embedder is declared in cache.semantic.embedders".into(),
+                    );
+                    0
+                }
+                _ => {
+                    self.err(
+                        &format!("{at}.embedder"),
+                        "is required when several embedders are declared".into(),
+                    );
+                    0
+                }
+            },
+        };
+        raw.enabled.unwrap_or(true).then_some(RouteSemantic {
+            embedder,
+            threshold,
+            guard,
+        })
+    }
+
+    fn threshold(&mut self, path: &str, value: Option<f64>, default: f32) -> f32 {
+        match value {
+            None => default,
+            Some(t) if t > 0.0 && t <= 1.0 => t as f32,
+            Some(t) => {
+                self.err(path, format!("{t} is not a cosine similarity in (0, 1]"));
+                default
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::model::CacheStore;
+use crate::model::{CacheStore, EmbedderKind, Guard};
 
 const BASE: &str = r#"
 apiVersion: tollgate.dev/v1alpha1
@@ -94,6 +94,132 @@ fn invalid_settings_name_their_field() {
     let errs = errors(&with("  store: {type: redis, redis: {url: 'http://x'}}\n"));
     assert!(
         errs.iter().any(|e| e.starts_with("cache.store.redis.url")),
+        "{errs:?}"
+    );
+}
+
+const EMBEDDERS: &str = "  semantic:\n    embedders:\n      - {name: small, provider: openai, model: text-embedding-3-small, dimensions: 256, timeout: 500ms}\n      - {name: minilm, type: local, path: /models/minilm}\n";
+
+#[test]
+fn semantic_is_opt_in_per_route() {
+    let c = from_yaml_str(&with(&format!(
+        "{EMBEDDERS}    threshold: 0.9\n    guard: [numbers, negations]\n  routes:\n    - {{name: chat, semantic: {{embedder: minilm}}}}\n    - {{name: creative, semantic: {{embedder: small, threshold: 0.97, guard: []}}}}\n"
+    )))
+    .unwrap()
+    .cache;
+    assert_eq!(c.semantic.embedders.len(), 2);
+    assert_eq!(c.semantic.max_entries, c.max_entries);
+    assert_eq!(c.semantic.exact_scan_below, 2048);
+    match &c.semantic.embedders[0].kind {
+        EmbedderKind::Provider {
+            provider,
+            model,
+            dimensions,
+            timeout,
+        } => {
+            assert_eq!(*provider, 0);
+            assert_eq!(model, "text-embedding-3-small");
+            assert_eq!(*dimensions, Some(256));
+            assert_eq!(*timeout, Duration::from_millis(500));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        c.semantic.embedders[1].kind,
+        EmbedderKind::Local {
+            path: "/models/minilm".into(),
+            max_tokens: 256
+        }
+    );
+    let chat = c.semantic_for(Some("chat")).unwrap();
+    assert_eq!(chat.embedder, 1);
+    assert_eq!(chat.threshold, 0.9);
+    assert_eq!(
+        chat.guard,
+        Guard {
+            numbers: true,
+            negations: true,
+            ..Guard::NONE
+        }
+    );
+    let creative = c.semantic_for(Some("creative")).unwrap();
+    assert_eq!((creative.embedder, creative.threshold), (0, 0.97));
+    assert_eq!(creative.guard, Guard::NONE);
+    // Direct models never use it.
+    assert!(c.semantic_for(None).is_none());
+}
+
+#[test]
+fn semantic_defaults_with_one_embedder() {
+    let c = from_yaml_str(&with(
+        "  semantic:\n    embedders: [{name: e, type: local, path: /m}]\n    maxEntries: 50\n    exactScanBelow: 0\n  routes:\n    - {name: chat, semantic: {}}\n    - {name: creative, semantic: {enabled: false}}\n",
+    ))
+    .unwrap()
+    .cache;
+    let s = c.semantic_for(Some("chat")).unwrap();
+    assert_eq!((s.embedder, s.threshold, s.guard), (0, 0.95, Guard::ALL));
+    assert!(c.semantic_for(Some("creative")).is_none());
+    assert_eq!(c.semantic.max_entries, 50);
+    assert_eq!(c.semantic.exact_scan_below, 0);
+}
+
+#[test]
+fn semantic_identity_names_what_shapes_the_vectors() {
+    let c = from_yaml_str(&with(EMBEDDERS)).unwrap();
+    let ids: Vec<String> = c
+        .cache
+        .semantic
+        .embedders
+        .iter()
+        .map(|e| e.identity(&c.providers))
+        .collect();
+    assert!(ids[0].contains("text-embedding-3-small") && ids[0].contains(";256"));
+    assert!(ids[1].contains("/models/minilm"));
+    assert_ne!(ids[0], ids[1]);
+}
+
+#[test]
+fn invalid_semantic_settings_name_their_field() {
+    let errs = errors(&with(
+        "  semantic:\n    threshold: 1.5\n    maxEntries: 0\n    embedders:\n      - {name: a, provider: nope, path: /x}\n      - {name: a, type: local, model: m}\n      - {name: c, provider: openai, dimensions: 0}\n  routes:\n    - {name: chat, semantic: {embedder: zzz, threshold: 0}}\n    - {name: creative, enabled: false, semantic: {embedder: c}}\n",
+    ));
+    for field in [
+        "cache.semantic.threshold",
+        "cache.semantic.maxEntries",
+        "cache.semantic.embedders[0].provider",
+        "cache.semantic.embedders[0].path",
+        "cache.semantic.embedders[0].model",
+        "cache.semantic.embedders[1].name",
+        "cache.semantic.embedders[1].model",
+        "cache.semantic.embedders[1].path",
+        "cache.semantic.embedders[2].dimensions",
+        "cache.routes[0].semantic.embedder",
+        "cache.routes[0].semantic.threshold",
+        "cache.routes[1].semantic",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(&format!("{field}:"))),
+            "{field} not in {errs:?}"
+        );
+    }
+    // Several embedders: a route must name one; none: nothing to embed with.
+    let errs = errors(&with(&format!(
+        "{EMBEDDERS}  routes:\n    - {{name: chat, semantic: {{}}}}\n"
+    )));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("cache.routes[0].semantic.embedder: is required")),
+        "{errs:?}"
+    );
+    let errs = errors(&with("  routes:\n    - {name: chat, semantic: {}}\n"));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("cache.routes[0].semantic.embedder: no embedder")),
+        "{errs:?}"
+    );
+    let errs = errors(&with("  semantic: {guard: [numbers, spelling]}\n"));
+    assert!(
+        errs.iter().any(|e| e.contains("cache.semantic.guard")),
         "{errs:?}"
     );
 }

@@ -1,9 +1,11 @@
 //! The validated response cache settings.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::RedisStore;
+pub use crate::raw::GuardCheck;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cache {
@@ -18,6 +20,7 @@ pub struct Cache {
     pub tenant_header: Option<String>,
     pub store: CacheStore,
     pub routes: BTreeMap<String, RouteCache>,
+    pub semantic: Semantic,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +35,123 @@ pub enum CacheStore {
 pub struct RouteCache {
     pub enabled: bool,
     pub ttl: Duration,
+    /// Set when the route opted into the semantic cache.
+    pub semantic: Option<RouteSemantic>,
+}
+
+/// The semantic cache's embedders and index bounds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Semantic {
+    pub embedders: Vec<Embedder>,
+    pub max_entries: u64,
+    pub exact_scan_below: usize,
+}
+
+impl Default for Semantic {
+    fn default() -> Self {
+        Semantic {
+            embedders: Vec::new(),
+            max_entries: 10_000,
+            exact_scan_below: 2048,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedder {
+    pub name: String,
+    pub kind: EmbedderKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EmbedderKind {
+    /// `POST {baseUrl}/embeddings` of `providers[provider]`.
+    Provider {
+        provider: usize,
+        model: String,
+        dimensions: Option<u32>,
+        timeout: Duration,
+    },
+    /// A model folder read by the proxy.
+    Local { path: PathBuf, max_tokens: usize },
+}
+
+impl Embedder {
+    /// Names everything that shapes the vectors, so entries embedded by
+    /// another model (or the same name pointing elsewhere) never mix.
+    pub fn identity(&self, providers: &[super::Provider]) -> String {
+        match &self.kind {
+            EmbedderKind::Provider {
+                provider,
+                model,
+                dimensions,
+                ..
+            } => {
+                let p = &providers[*provider];
+                format!(
+                    "provider;{};{}://{}{};{model};{}",
+                    p.name,
+                    p.base_url.scheme,
+                    p.base_url.authority,
+                    p.base_url.path,
+                    dimensions.map(|d| d.to_string()).unwrap_or_default()
+                )
+            }
+            EmbedderKind::Local { path, max_tokens } => {
+                format!("local;{};{max_tokens}", path.display())
+            }
+        }
+    }
+}
+
+/// One route's semantic settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RouteSemantic {
+    /// Index into `Semantic::embedders`.
+    pub embedder: usize,
+    pub threshold: f32,
+    pub guard: Guard,
+}
+
+/// Which guard checks run (all by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guard {
+    pub numbers: bool,
+    pub negations: bool,
+    pub opposites: bool,
+    pub entities: bool,
+    pub order: bool,
+}
+
+impl Guard {
+    pub const ALL: Guard = Guard {
+        numbers: true,
+        negations: true,
+        opposites: true,
+        entities: true,
+        order: true,
+    };
+    pub const NONE: Guard = Guard {
+        numbers: false,
+        negations: false,
+        opposites: false,
+        entities: false,
+        order: false,
+    };
+
+    pub fn of(checks: &[GuardCheck]) -> Guard {
+        let mut g = Guard::NONE;
+        for c in checks {
+            match c {
+                GuardCheck::Numbers => g.numbers = true,
+                GuardCheck::Negations => g.negations = true,
+                GuardCheck::Opposites => g.opposites = true,
+                GuardCheck::Entities => g.entities = true,
+                GuardCheck::Order => g.order = true,
+            }
+        }
+        g
+    }
 }
 
 impl Default for Cache {
@@ -46,6 +166,7 @@ impl Default for Cache {
             tenant_header: None,
             store: CacheStore::Memory,
             routes: BTreeMap::new(),
+            semantic: Semantic::default(),
         }
     }
 }
@@ -58,6 +179,14 @@ impl Cache {
             Some(r) => r.enabled.then_some(r.ttl),
             None => self.enabled.then_some(self.ttl),
         }
+    }
+
+    /// The semantic settings for a request on `route`, when it opted in
+    /// (direct models never do).
+    pub fn semantic_for(&self, route: Option<&str>) -> Option<&RouteSemantic> {
+        let r = self.routes.get(route?)?;
+        r.enabled.then_some(())?;
+        r.semantic.as_ref()
     }
 
     /// True when any request may be cached.

@@ -37,6 +37,10 @@ pub struct RawCache {
     /// Where entries are kept. Default in memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<RawCacheStore>,
+    /// The semantic cache: embedders, index bounds, and defaults for the
+    /// routes that opt in with `routes[].semantic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<RawSemantic>,
     /// Per-route overrides.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RawRouteCache>,
@@ -82,4 +86,107 @@ pub struct RawRouteCache {
     pub enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<String>,
+    /// Opt this route into the semantic cache (`semantic: {}` for the
+    /// defaults of `cache.semantic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<RawRouteSemantic>,
+}
+
+/// `cache.semantic`: what the semantic cache embeds with and how big its
+/// index may grow. Nothing is served semantically until a route opts in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawSemantic {
+    /// Named embedders that routes refer to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub embedders: Vec<RawEmbedder>,
+    /// Default cosine similarity a stored prompt must reach. Default 0.95.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// Default checks run before a semantic hit is served. Default: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<Vec<GuardCheck>>,
+    /// Most prompts the index keeps (oldest go first). Default: `cache.maxEntries`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_entries: Option<u64>,
+    /// A partition of the index (one scope) with fewer prompts than this is
+    /// searched exactly; a larger one through an HNSW graph. Default 2048.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact_scan_below: Option<u64>,
+}
+
+/// Where embeddings come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum EmbedderType {
+    /// An OpenAI-compatible `/v1/embeddings` endpoint of a configured
+    /// provider, with that provider's credentials.
+    #[default]
+    Provider,
+    /// A BERT-family sentence-embedding model run inside the proxy, from a
+    /// folder with `config.json`, `tokenizer.json` and `model.safetensors`
+    /// (needs a proxy built with the `local-embeddings` feature).
+    Local,
+}
+
+/// One embedder.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawEmbedder {
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub kind: EmbedderType,
+    /// `provider`: a provider name from `providers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// `provider`: the embedding model, e.g. `text-embedding-3-small`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `provider`: shorter vectors, for models that support `dimensions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<u32>,
+    /// `provider`: how long an embedding may take; slower is a miss.
+    /// Default `2s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// `local`: the model folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `local`: longer texts are cut to this many tokens. Default 256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+}
+
+/// A check that two prompts agree on something an embedding blurs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuardCheck {
+    /// The same numbers (digits, number words, ordinals).
+    Numbers,
+    /// The same number of negations (`not`, `never`, `n't`, `without`, …).
+    Negations,
+    /// The same side of opposite pairs (`before`/`after`, `max`/`min`,
+    /// `encrypt`/`decrypt`, …).
+    Opposites,
+    /// Names, acronyms and code identifiers of one prompt appear in the other.
+    Entities,
+    /// Shared words in the same order, up to moving one phrase (`Alice
+    /// called Bob` is not `Bob called Alice`).
+    Order,
+}
+
+/// `cache.routes[].semantic`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawRouteSemantic {
+    /// Default `true` once the block is present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// An embedder name; may be left out when exactly one is declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedder: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<Vec<GuardCheck>>,
 }
