@@ -125,12 +125,19 @@ fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// True for events that may change what a file holds (not mere access).
+fn changes(kind: &notify::EventKind) -> bool {
+    !matches!(kind, notify::EventKind::Access(_))
+}
+
 /// Runs the watch loop until `stop` is cancelled.
 pub async fn watch(mut reloader: Reloader, poll: Duration, stop: CancellationToken) {
     let (tx, mut rx) = mpsc::channel::<()>(1);
     let mut watcher =
         match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if res.is_ok() {
+            // Our own reads of the files raise access events; reacting to
+            // them would re-read the config in a loop.
+            if res.is_ok_and(|e| changes(&e.kind)) {
                 let _ = tx.try_send(());
             }
         }) {
@@ -170,5 +177,22 @@ pub async fn watch(mut reloader: Reloader, poll: Duration, stop: CancellationTok
             tracing::info!("provider credentials changed on disk; reloaded");
             reloader.shared.publish_credential_state();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind};
+    use notify::EventKind;
+
+    #[test]
+    fn reads_of_the_config_do_not_trigger_a_reload() {
+        assert!(!super::changes(&EventKind::Access(AccessKind::Read)));
+        assert!(!super::changes(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(super::changes(&EventKind::Modify(ModifyKind::Any)));
+        assert!(super::changes(&EventKind::Create(CreateKind::File)));
+        assert!(super::changes(&EventKind::Remove(RemoveKind::File)));
     }
 }
