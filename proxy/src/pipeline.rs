@@ -242,19 +242,26 @@ async fn forward(
         .iter()
         .any(|r| r.name == plan.label)
         .then_some(plan.label);
-    match cache::lookup(
-        &rt.cache,
-        rt.config.name.as_deref().unwrap_or(""),
-        endpoint,
-        &parts.headers,
-        &bytes,
-        &mut parsed,
-        &plan,
-        route_name,
-        head.stream,
-    )
-    .await?
-    {
+    // Pseudonyms make requests with different values look alike, and the
+    // answer holds this request's values once restored: never cached.
+    let pseudonymized = filtered.as_ref().is_some_and(|f| f.pseudonyms.is_some());
+    let step = if pseudonymized {
+        cache::Step::Off
+    } else {
+        cache::lookup(
+            &rt.cache,
+            rt.config.name.as_deref().unwrap_or(""),
+            endpoint,
+            &parts.headers,
+            &bytes,
+            &mut parsed,
+            &plan,
+            route_name,
+            head.stream,
+        )
+        .await?
+    };
+    match step {
         cache::Step::Off => {}
         cache::Step::Hit(resp) => return Ok(*resp),
         cache::Step::Miss { header, store } => {

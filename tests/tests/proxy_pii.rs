@@ -399,3 +399,44 @@ async fn without_a_pii_section_bodies_pass_byte_for_byte() {
     assert_eq!(resp.status(), 200);
     assert_eq!(mock.requests()[0].body, raw.as_bytes());
 }
+
+#[tokio::test]
+async fn pseudonymized_answers_are_never_cached() {
+    // Two requests differ only in the value behind `[EMAIL_1]`: a cached
+    // answer would hand the first user's address to the second.
+    let mock = mock().await;
+    let proxy = ProxyProc::start(&config(
+        &mock.url(),
+        "",
+        "cache: {enabled: true}\npii:\n  entities: {email: {action: pseudonymize}}\n",
+    ));
+    for (addr, cached) in [("first@example.com", false), ("second@example.com", false)] {
+        let mut body = chat("gpt-4o-mini", &format!("mail {addr} now"), false);
+        body["temperature"] = json!(0);
+        let resp = client()
+            .post(format!("{}/v1/chat/completions", proxy.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers().get("x-tollgate-cache").is_some(), cached);
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(
+            v["choices"][0]["message"]["content"],
+            format!("Mock reply from gpt-4o-mini: mail {addr} now")
+        );
+    }
+    assert_eq!(mock.requests().len(), 2, "both went upstream");
+    // Masked requests are cached as usual.
+    let mut body = chat("gpt-4o-mini", "server 10.0.0.1 is down", false);
+    body["temperature"] = json!(0);
+    for want in ["miss", "hit"] {
+        let resp = client()
+            .post(format!("{}/v1/chat/completions", proxy.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["x-tollgate-cache"], want);
+    }
+}

@@ -335,7 +335,10 @@ pii:
     #[test]
     fn the_readme_example_loads() {
         let readme = include_str!("../../../../README.md");
-        let start = readme.find("```yaml\npii:\n").expect("README has a pii example") + 8;
+        let start = readme
+            .find("```yaml\npii:\n")
+            .expect("README has a pii example")
+            + 8;
         let block = &readme[start..start + readme[start..].find("```").unwrap()];
         let c = from_yaml_str(&format!("{BASE}{block}")).unwrap();
         assert_eq!(c.pii.custom.len(), 3);
