@@ -1,0 +1,151 @@
+{{/* Names, labels and the checks every render runs. */}}
+
+{{- define "tollgate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* `<release>-<chart>`, or the release name when it already contains the chart name. */}}
+{{- define "tollgate.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "tollgate.operatorName" -}}
+{{- printf "%s-operator" (include "tollgate.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "tollgate.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "tollgate.labels" -}}
+helm.sh/chart: {{ include "tollgate.chart" . }}
+app.kubernetes.io/name: {{ include "tollgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: tollgate
+{{- end }}
+
+{{- define "tollgate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tollgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "tollgate.operatorLabels" -}}
+{{ include "tollgate.labels" . }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "tollgate.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "tollgate.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "tollgate.operatorImage" -}}
+{{- printf "%s:%s" .Values.operator.image.repository (default .Chart.AppVersion .Values.operator.image.tag) }}
+{{- end }}
+
+{{- define "tollgate.sidecarImage" -}}
+{{- printf "%s:%s" .Values.sidecar.image.repository (default .Chart.AppVersion .Values.sidecar.image.tag) }}
+{{- end }}
+
+{{/* Webhook configuration names (also the operator's --*-webhook-config flags). */}}
+{{- define "tollgate.webhookName" -}}
+{{- include "tollgate.fullname" . }}
+{{- end }}
+
+{{- define "tollgate.webhookSecretName" -}}
+{{- printf "%s-webhook-tls" (include "tollgate.fullname" .) }}
+{{- end }}
+
+{{- define "tollgate.leaseName" -}}
+{{- include "tollgate.operatorName" . }}
+{{- end }}
+
+{{/* The host of webhook.url, if set. */}}
+{{- define "tollgate.webhookUrlHost" -}}
+{{- with .Values.webhook.url }}
+{{- $host := (urlParse .).host }}
+{{- if hasPrefix "[" $host }}
+{{- $host | trimPrefix "[" | regexReplaceAll "\\](:[0-9]+)?$" "" }}
+{{- else }}
+{{- regexReplaceAll ":[0-9]+$" $host "" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* DNS names of the webhook certificate, one a line. */}}
+{{- define "tollgate.webhookDnsNames" -}}
+{{- $svc := include "tollgate.operatorName" . }}
+{{- $ns := .Release.Namespace }}
+{{ $svc }}
+{{ $svc }}.{{ $ns }}
+{{ $svc }}.{{ $ns }}.svc
+{{ $svc }}.{{ $ns }}.svc.cluster.local
+{{- $host := include "tollgate.webhookUrlHost" . }}
+{{- if and $host (not (regexMatch "^[0-9.]+$|:" $host)) }}
+{{ $host }}
+{{- end }}
+{{- end }}
+
+{{/* IP addresses of the webhook certificate (from webhook.url), one a line. */}}
+{{- define "tollgate.webhookIPs" -}}
+{{- $host := include "tollgate.webhookUrlHost" . }}
+{{- if and $host (regexMatch "^[0-9.]+$|:" $host) }}
+{{ $host }}
+{{- end }}
+{{- end }}
+
+{{/* Combinations that cannot work: fail the render with a message saying why. */}}
+{{- define "tollgate.validate" -}}
+{{- $op := .Values.operator }}
+{{- if and .Values.certManager.enabled (eq .Values.webhook.tls.generator "operator") }}
+{{- fail "certManager.enabled and webhook.tls.generator=operator exclude each other: choose cert-manager or let the operator generate its certificate" }}
+{{- end }}
+{{- if and (not .Values.certManager.enabled) (eq .Values.webhook.tls.generator "operator") (gt (int $op.replicaCount) 1) }}
+{{- fail (printf "webhook.tls.generator=operator needs operator.replicaCount=1 (got %d): each replica would generate its own certificate and the webhook configurations can trust only one. Use generator=helm or certManager.enabled" (int $op.replicaCount)) }}
+{{- end }}
+{{- if and $op.podDisruptionBudget.enabled (ge (int $op.podDisruptionBudget.minAvailable) (int $op.replicaCount)) }}
+{{- fail (printf "operator.podDisruptionBudget.minAvailable (%d) must be below operator.replicaCount (%d), or no node could ever be drained; disable the budget for a single replica" (int $op.podDisruptionBudget.minAvailable) (int $op.replicaCount)) }}
+{{- end }}
+{{- if and .Values.grafanaDashboard.enabled (not .Values.monitoring.prometheusRule.enabled) }}
+{{- fail "grafanaDashboard.enabled needs monitoring.prometheusRule.enabled: the dashboard's panels read its recording rules" }}
+{{- end }}
+{{- if and .Values.webhook.url (not (hasPrefix "https://" .Values.webhook.url)) }}
+{{- fail "webhook.url must start with https:// (the API server only calls webhooks over TLS)" }}
+{{- end }}
+{{- end }}
+
+{{/* Whether the cluster serves a prometheus-operator kind. */}}
+{{- define "tollgate.hasMonitoring" -}}
+{{- if .Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" .kind) }}true{{ end }}
+{{- end }}
+
+{{/* A webhook's clientConfig: the Service, or webhook.url (development). */}}
+{{- define "tollgate.webhookClient" -}}
+{{- if .root.Values.webhook.url }}
+url: {{ printf "%s%s" (trimSuffix "/" .root.Values.webhook.url) .path | quote }}
+{{- else }}
+service:
+  name: {{ include "tollgate.operatorName" .root }}
+  namespace: {{ .root.Release.Namespace }}
+  path: {{ .path }}
+  port: 443
+{{- end }}
+{{- with .caBundle }}
+caBundle: {{ . }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,445 @@
+#!/usr/bin/env python3
+"""Static tests of charts/tollgate: lint, render every ci/*-values.yaml,
+and assert on the rendered objects; the schema and the chart's own checks
+refuse bad values with clear messages; values are documented; the CRD copy
+is current. Needs `helm` on PATH (or $HELM), python3-yaml and openssl.
+
+    tests/chart/check_chart.py            # prints one line per check, then "N passed, N failed"
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import traceback
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CHART = os.path.join(ROOT, "charts", "tollgate")
+HELM = os.environ.get("HELM", "helm")
+NS = "tollgate-system"
+MONITORING_APIS = [
+    "monitoring.coreos.com/v1/ServiceMonitor",
+    "monitoring.coreos.com/v1/PodMonitor",
+    "monitoring.coreos.com/v1/PrometheusRule",
+]
+
+results = []
+
+
+def check(fn):
+    """Runs one check; a failed assert or error counts as a failure."""
+    name = fn.__name__
+    try:
+        fn()
+        results.append((name, True))
+        print(f"ok   - {name}")
+    except Exception as e:  # noqa: BLE001 - report every kind of failure
+        results.append((name, False))
+        print(f"FAIL - {name}: {e}")
+        if os.environ.get("VERBOSE"):
+            traceback.print_exc()
+    return fn
+
+
+def helm(*args, ok=True):
+    p = subprocess.run([HELM, *args], capture_output=True, text=True)
+    if ok and p.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed:\n{p.stderr}")
+    return p
+
+
+def render(*args, apis=()):
+    """helm template → list of objects."""
+    cmd = ["template", "t", CHART, "-n", NS, *args]
+    for a in apis:
+        cmd += ["--api-versions", a]
+    out = helm(*cmd).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def ci(name):
+    return ["-f", os.path.join(CHART, "ci", f"{name}-values.yaml")]
+
+
+def find(objs, kind, name=None):
+    got = [o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+    return got
+
+
+def one(objs, kind, name=None):
+    got = find(objs, kind, name)
+    assert len(got) == 1, f"expected one {kind} {name or ''}, got {len(got)}"
+    return got[0]
+
+
+def container(objs):
+    return one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+
+
+def refused(args, message):
+    p = helm("template", "t", CHART, "-n", NS, *args, ok=False)
+    assert p.returncode != 0, f"{args} was accepted"
+    assert message in p.stderr, f"{args}: expected {message!r} in:\n{p.stderr}"
+
+
+# === the CRD copy ===
+
+@check
+def crd_copy_is_identical_to_crds_dir():
+    a = open(os.path.join(ROOT, "crds", "llmpolicy.yaml"), "rb").read()
+    b = open(os.path.join(CHART, "files", "crds", "llmpolicy.yaml"), "rb").read()
+    assert a == b, ("charts/tollgate/files/crds/llmpolicy.yaml differs from crds/llmpolicy.yaml; "
+                    "copy it: cp crds/llmpolicy.yaml charts/tollgate/files/crds/")
+
+
+@check
+def rendered_crd_is_the_generated_one_plus_labels_and_keep():
+    want = yaml.safe_load(open(os.path.join(ROOT, "crds", "llmpolicy.yaml")))
+    got = one(render(), "CustomResourceDefinition")
+    assert got["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert got["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    del got["metadata"]["annotations"], got["metadata"]["labels"]
+    assert got == want, "the rendered CRD differs from crds/llmpolicy.yaml beyond metadata"
+    crd = one(render("--set", "crds.keep=false"), "CustomResourceDefinition")
+    assert "annotations" not in crd["metadata"]
+    assert not find(render("--set", "crds.enabled=false"), "CustomResourceDefinition")
+
+
+@check
+def app_version_is_the_workspace_version():
+    cargo = open(os.path.join(ROOT, "Cargo.toml")).read()
+    version = re.search(r'^\[workspace\.package\][^\[]*?^version = "([^"]+)"', cargo, re.M | re.S).group(1)
+    chart = yaml.safe_load(open(os.path.join(CHART, "Chart.yaml")))
+    assert chart["appVersion"] == version, f"appVersion {chart['appVersion']} != workspace {version}"
+
+
+# === lint and the ci variants ===
+
+@check
+def lint_strict_default_and_every_ci_file():
+    files = sorted(f for f in os.listdir(os.path.join(CHART, "ci")) if f.endswith("-values.yaml"))
+    assert {"minimal-values.yaml", "ha-values.yaml", "cert-manager-values.yaml",
+            "monitoring-values.yaml", "redis-budgets-values.yaml"} <= set(files), files
+    helm("lint", "--strict", CHART)
+    for f in files:
+        helm("lint", "--strict", CHART, "-f", os.path.join(CHART, "ci", f))
+        # Every variant renders, with and without the optional APIs.
+        render("-f", os.path.join(CHART, "ci", f))
+        render("-f", os.path.join(CHART, "ci", f), apis=MONITORING_APIS + ["cert-manager.io/v1"])
+
+
+@check
+def default_install_is_ha_and_locked_down():
+    objs = render()
+    d = one(objs, "Deployment")
+    assert d["spec"]["replicas"] == 2
+    assert d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = d["spec"]["template"]["spec"]
+    anti = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+    assert anti["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    c = pod["containers"][0]
+    sc = c["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert "--lease-name=t-tollgate-operator" in c["args"]
+    assert "--proxy-image=ghcr.io/tollgate-dev/tollgate-proxy:0.1.0" in c["args"]
+    assert c["image"] == "ghcr.io/tollgate-dev/tollgate-operator:0.1.0"
+    pdb = one(objs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"] == d["spec"]["selector"]
+    svc = one(objs, "Service")
+    assert svc["spec"]["selector"] == d["spec"]["selector"]["matchLabels"]
+    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == {"https-webhook": 443, "http-metrics": 8080}
+    for o in objs:
+        if o["kind"] not in ("CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
+                             "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+            assert o["metadata"]["namespace"] == NS, f"{o['kind']} {o['metadata']['name']} not in {NS}"
+
+
+@check
+def rbac_is_least_privilege():
+    objs = render()
+    rules = one(objs, "ClusterRole")["rules"]
+    flat = {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    assert not any("*" in x for t in flat for x in t), "no wildcards"
+    assert {(g, r, v) for g, r, v in flat if r == "secrets"} == {("", "secrets", "get")}
+    assert not any(r.endswith("webhookconfigurations") for _, r, _ in flat), "helm-made certificates need no caBundle patching"
+    role = one(objs, "Role")
+    named = [r for r in role["rules"] if r.get("resourceNames")]
+    assert named and named[0]["resourceNames"] == ["t-tollgate-operator"] and set(named[0]["verbs"]) == {"get", "update"}
+    # Operator-made certificates: only the chart's own configurations may be patched.
+    rules = one(render(*ci("minimal")), "ClusterRole")["rules"]
+    wh = [r for r in rules if r["apiGroups"] == ["admissionregistration.k8s.io"]]
+    assert len(wh) == 1 and wh[0]["resourceNames"] == ["t-tollgate"] and set(wh[0]["verbs"]) == {"get", "patch"}
+    sa = one(objs, "ServiceAccount")["metadata"]["name"]
+    for b in find(objs, "ClusterRoleBinding") + find(objs, "RoleBinding"):
+        assert b["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NS}]
+
+
+def openssl(*args, stdin=None):
+    p = subprocess.run(["openssl", *args], input=stdin, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def b64(s):
+    import base64
+    return base64.b64decode(s).decode()
+
+
+@check
+def webhooks_select_enabled_namespaces_and_trust_the_generated_ca():
+    objs = render()
+    secret = one(objs, "Secret", "t-tollgate-webhook-tls")
+    ca, crt = b64(secret["data"]["ca.crt"]), b64(secret["data"]["tls.crt"])
+    with tempfile.TemporaryDirectory() as d:
+        open(f"{d}/ca", "w").write(ca)
+        open(f"{d}/crt", "w").write(crt)
+        openssl("verify", "-CAfile", f"{d}/ca", f"{d}/crt")
+        sans = openssl("x509", "-in", f"{d}/crt", "-noout", "-ext", "subjectAltName")
+    assert "DNS:t-tollgate-operator.tollgate-system.svc" in sans, sans
+    mwc = one(objs, "MutatingWebhookConfiguration")
+    vwc = one(objs, "ValidatingWebhookConfiguration")
+    hooks = mwc["webhooks"] + vwc["webhooks"]
+    for h in hooks:
+        assert b64(h["clientConfig"]["caBundle"]) == ca, f"{h['name']}: caBundle is not the Secret's CA"
+        assert h["clientConfig"]["service"] == {"name": "t-tollgate-operator", "namespace": NS,
+                                                "path": h["clientConfig"]["service"]["path"], "port": 443}
+        excl = [e for e in h["namespaceSelector"]["matchExpressions"] if e["key"] == "kubernetes.io/metadata.name"]
+        assert excl == [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [NS, "kube-system"]}], excl
+        assert h["sideEffects"] == "None" and h["admissionReviewVersions"] == ["v1"]
+        assert 1 <= h["timeoutSeconds"] <= 30
+    ns_hook, pod_hook = mwc["webhooks"]
+    assert ns_hook["namespaceSelector"]["matchLabels"] == {"tollgate.dev/injection": "enabled"}
+    assert pod_hook["objectSelector"]["matchLabels"] == {"tollgate.dev/inject": "true"}
+    assert {"key": "tollgate.dev/injection", "operator": "NotIn", "values": ["enabled"]} in pod_hook["namespaceSelector"]["matchExpressions"]
+    assert [h["failurePolicy"] for h in hooks] == ["Fail", "Fail", "Fail"]
+    objs = render("--set", "webhook.mutating.failurePolicy=Ignore", "--set", "webhook.excludedNamespaces={monitoring}")
+    mwc = one(objs, "MutatingWebhookConfiguration")
+    assert [h["failurePolicy"] for h in mwc["webhooks"]] == ["Ignore", "Ignore"]
+    assert one(objs, "ValidatingWebhookConfiguration")["webhooks"][0]["failurePolicy"] == "Fail"
+    excl = mwc["webhooks"][0]["namespaceSelector"]["matchExpressions"][0]
+    assert excl["values"] == [NS, "kube-system", "monitoring"], excl
+
+
+@check
+def development_url_goes_into_client_config_and_certificate():
+    objs = render("--set", "webhook.url=https://127.0.0.1:9443")
+    for h in one(objs, "MutatingWebhookConfiguration")["webhooks"]:
+        assert h["clientConfig"]["url"] == "https://127.0.0.1:9443/mutate" and "service" not in h["clientConfig"]
+    crt = b64(one(objs, "Secret")["data"]["tls.crt"])
+    sans = openssl("x509", "-noout", "-ext", "subjectAltName", stdin=crt)
+    assert "IP Address:127.0.0.1" in sans, sans
+    args = container(render(*ci("minimal"), "--set", "webhook.url=https://op.example.test:9443"))["args"]
+    assert "--tls-san=op.example.test" in args, args
+
+
+@check
+def minimal_variant_lets_the_single_operator_make_its_certificate():
+    objs = render(*ci("minimal"))
+    assert one(objs, "Deployment")["spec"]["replicas"] == 1
+    assert not find(objs, "PodDisruptionBudget") and not find(objs, "Secret")
+    args = container(objs)["args"]
+    for a in ("--mutating-webhook-config=t-tollgate", "--validating-webhook-config=t-tollgate",
+              "--tls-san=t-tollgate-operator.tollgate-system.svc"):
+        assert a in args, args
+    assert not any(a.startswith("--tls-cert-file") for a in args)
+    for h in one(objs, "MutatingWebhookConfiguration")["webhooks"]:
+        assert "caBundle" not in h["clientConfig"] and h["failurePolicy"] == "Ignore"
+
+
+@check
+def ha_variant():
+    objs = render(*ci("ha"))
+    d = one(objs, "Deployment")
+    assert d["spec"]["replicas"] == 3
+    assert one(objs, "PodDisruptionBudget")["spec"]["minAvailable"] == 2
+    pod = d["spec"]["template"]["spec"]
+    assert "requiredDuringSchedulingIgnoredDuringExecution" in pod["affinity"]["podAntiAffinity"]
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+    assert pod["priorityClassName"] == "system-cluster-critical"
+
+
+@check
+def cert_manager_variant():
+    objs = render(*ci("cert-manager"), apis=["cert-manager.io/v1"])
+    cert = one(objs, "Certificate")
+    assert cert["spec"]["secretName"] == "t-tollgate-webhook-tls"
+    assert cert["spec"]["issuerRef"] == {"name": "internal-ca", "kind": "ClusterIssuer"}
+    assert "t-tollgate-operator.tollgate-system.svc" in cert["spec"]["dnsNames"]
+    assert not find(objs, "Issuer") and not find(objs, "Secret")
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        w = one(objs, kind)
+        assert w["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{NS}/t-tollgate-webhook"
+        assert all("caBundle" not in h["clientConfig"] for h in w["webhooks"])
+    c = container(objs)
+    assert "--tls-cert-file=/etc/tollgate/webhook-tls/tls.crt" in c["args"]
+    vol = one(objs, "Deployment")["spec"]["template"]["spec"]["volumes"][0]
+    assert vol["secret"]["secretName"] == "t-tollgate-webhook-tls"
+    # Without an issuerRef the chart makes a self-signed CA and an Issuer for it.
+    objs = render("--set", "certManager.enabled=true")
+    assert {i["metadata"]["name"] for i in find(objs, "Issuer")} == {"t-tollgate-selfsigned", "t-tollgate-ca"}
+    assert one(objs, "Certificate", "t-tollgate-webhook")["spec"]["issuerRef"] == {"name": "t-tollgate-ca", "kind": "Issuer"}
+
+
+@check
+def monitoring_variant_needs_the_api():
+    objs = render(*ci("monitoring"), apis=MONITORING_APIS)
+    sm = one(objs, "ServiceMonitor")
+    assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert sm["spec"]["endpoints"][0]["port"] == "http-metrics"
+    assert sm["spec"]["selector"]["matchLabels"] == one(objs, "Service")["spec"]["selector"]
+    pm = one(objs, "PodMonitor")
+    assert pm["spec"]["podMetricsEndpoints"][0]["port"] == "tollgate-admin"
+    assert pm["spec"]["namespaceSelector"] == {"any": True}
+    rule = one(objs, "PrometheusRule")
+    alerts = [r for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r]
+    names = {a["alert"] for a in alerts}
+    assert "TollgatePromptGuardBlocksSpiking" not in names and "TollgatePiiBlocksSpiking" in names
+    for a in alerts:
+        assert a["labels"]["team"] == "platform" and a["labels"]["severity"] in ("warning", "critical"), a
+        assert {"summary", "description", "runbook_url"} <= set(a["annotations"]), a["alert"]
+    cm = one(objs, "ConfigMap", "t-tollgate-dashboard")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["annotations"]["grafana_folder"] == "Tollgate"
+    dash = json.loads(cm["data"]["tollgate.json"])
+    assert dash["uid"] == "tollgate" and dash["panels"]
+    # Without the prometheus-operator API nothing is rendered, and NOTES says so.
+    objs = render(*ci("monitoring"))
+    for kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule"):
+        assert not find(objs, kind), kind
+    p = helm("install", "t", CHART, "-n", NS, "--dry-run=client", *ci("monitoring"))
+    assert "WARNING: ServiceMonitor was requested" in p.stdout, p.stdout[-2000:]
+
+
+@check
+def redis_budgets_variant_tunes_the_budget_alerts():
+    objs = render(*ci("redis-budgets"), apis=MONITORING_APIS)
+    rules = {r.get("alert"): r for g in one(objs, "PrometheusRule")["spec"]["groups"] for r in g["rules"]}
+    assert "tollgate:budget_usage_ratio:max >= 0.7 < 1" in rules["TollgateBudgetNearlySpent"]["expr"]
+    assert rules["TollgateBudgetStoreErrors"]["labels"] == {"severity": "warning", "team": "finops"}
+    assert "TollgateBudgetSettlementsLost" in rules
+    assert one(objs, "PodMonitor")
+
+
+# === bad values are refused, with messages that say what is wrong ===
+
+@check
+def schema_refuses_typos_and_wrong_types():
+    refused(["--set", "operator.replicas=3"], "additional properties 'replicas' not allowed")
+    refused(["--set", "operator.replicaCount=two"], "/operator/replicaCount")
+    refused(["--set", "webhok.url=x"], "additional properties 'webhok' not allowed")
+    refused(["--set", "webhook.mutating.failurePolicy=Never"], "value must be one of 'Fail', 'Ignore'")
+    refused(["--set", "webhook.mutating.timeoutSeconds=60"], "/webhook/mutating/timeoutSeconds")
+    refused(["--set", "webhook.url=http://127.0.0.1:9443"], "/webhook/url")
+    refused(["--set", "webhook.tls.generator=openssl"], "/webhook/tls/generator")
+    refused(["--set", "crds.keep=maybe"], "/crds/keep")
+    refused(["--set", "monitoring.prometheusRule.thresholds.upstreamErrorRatio=5"], "upstreamErrorRatio")
+    refused(["--set", "monitoring.prometheusRule.thresholds.webhookLatencyP99Seconds=0.5"], "webhookLatencyP99Seconds")
+    refused(["--set", "monitoring.serviceMonitor.interval=30 seconds"], "/monitoring/serviceMonitor/interval")
+    refused(["--set", "certManager.issuerRef.kind=Secret"], "/certManager/issuerRef/kind")
+    refused(["--set", "sidecar.image.tag=1", "--set", "sidecar.image.pullSecret=x"], "pullSecret")
+
+
+@check
+def impossible_combinations_fail_with_a_reason():
+    refused(["--set", "webhook.tls.generator=operator"],
+            "webhook.tls.generator=operator needs operator.replicaCount=1 (got 2)")
+    refused(["--set", "certManager.enabled=true", "--set", "webhook.tls.generator=operator",
+             "--set", "operator.replicaCount=1", "--set", "operator.podDisruptionBudget.enabled=false"],
+            "exclude each other")
+    refused(["--set", "operator.replicaCount=1"], "minAvailable (1) must be below operator.replicaCount (1)")
+    refused(["--set", "grafanaDashboard.enabled=true"], "grafanaDashboard.enabled needs monitoring.prometheusRule.enabled")
+
+
+# === values.yaml is documented and matches the schema ===
+
+def value_paths():
+    """(path, documented) for every key of values.yaml, from its text."""
+    out, stack, comment = [], [], False
+    for line in open(os.path.join(CHART, "values.yaml")):
+        s = line.strip()
+        if s.startswith("#"):
+            comment = comment or s.startswith("# --")
+            continue
+        m = re.match(r"^( *)([A-Za-z0-9_]+):", line)
+        if not m:
+            comment = False
+            continue
+        indent = len(m.group(1))
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, m.group(2)))
+        out.append((".".join(k for _, k in stack), comment))
+        comment = False
+    return out
+
+
+@check
+def every_value_has_a_doc_comment():
+    paths = value_paths()
+    documented = {p for p, d in paths if d}
+    for path, _ in paths:
+        if path in documented or any(path.startswith(d + ".") for d in documented):
+            continue  # documented, or part of a documented value (resources.requests.cpu)
+        if any(p.startswith(path + ".") for p, _ in paths):
+            continue  # a grouping key: its own keys are checked
+        raise AssertionError(f"values.yaml: {path} has no `# --` comment")
+    assert len(documented) > 50, len(documented)
+
+
+@check
+def schema_and_values_have_the_same_keys():
+    schema = json.load(open(os.path.join(CHART, "values.schema.json")))
+    defs = schema["definitions"]
+
+    def keys(node, prefix):
+        if "$ref" in node:
+            node = defs[node["$ref"].split("/")[-1]]
+        props = node.get("properties")
+        if not props or node.get("additionalProperties", True) is not False:
+            return {prefix}
+        out = set()
+        for k, v in props.items():
+            out |= keys(v, f"{prefix}.{k}" if prefix else k)
+        return out
+
+    in_schema = keys(schema, "") - {"global"}
+    values = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))
+
+    def vkeys(node, prefix, schema_paths):
+        out = set()
+        for k, v in node.items():
+            p = f"{prefix}.{k}" if prefix else k
+            if isinstance(v, dict) and v and p not in schema_paths:
+                out |= vkeys(v, p, schema_paths)
+            else:
+                out.add(p)
+        return out
+
+    in_values = vkeys(values, "", in_schema)
+    # issuerRef is {} by default; its keys are schema-only.
+    schema_only = {"certManager.issuerRef.name", "certManager.issuerRef.kind", "certManager.issuerRef.group",
+                   "monitoring.podMonitor.namespaceSelector.matchNames"}
+    missing = in_schema - in_values - schema_only
+    assert not missing, f"in the schema but not in values.yaml: {sorted(missing)}"
+    extra = {p for p in in_values if p not in in_schema
+             and not any(p.startswith(s + ".") or s.startswith(p + ".") for s in in_schema)}
+    assert not extra, f"in values.yaml but not in the schema: {sorted(extra)}"
+
+
+passed = sum(1 for _, ok in results if ok)
+failed = len(results) - passed
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
