@@ -32,3 +32,6 @@ tests/k8s/build-tools.sh >/dev/null
 # The CRDs go in before the controller manager starts (fast garbage collection).
 TOLLGATE_REQUIRE_K8S=1 TOLLGATE_K8S_CRDS=crds tests/k8s/cluster.sh run -- \
   cargo test -p tollgate-operator --test e2e
+
+echo "==> Helm chart, alerts and dashboard: lint/render, promtool, real Prometheus, helm install into a real kube-apiserver (~50 s)"
+tests/chart/test.sh

@@ -176,8 +176,9 @@ def rbac_is_least_privilege():
     assert {(g, r, v) for g, r, v in flat if r == "secrets"} == {("", "secrets", "get")}
     assert not any(r.endswith("webhookconfigurations") for _, r, _ in flat), "helm-made certificates need no caBundle patching"
     role = one(objs, "Role")
-    named = [r for r in role["rules"] if r.get("resourceNames")]
-    assert named and named[0]["resourceNames"] == ["t-tollgate-operator"] and set(named[0]["verbs"]) == {"get", "update"}
+    assert role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                             "resourceNames": ["t-tollgate-operator"], "verbs": ["get", "update"]}], role["rules"]
+    assert one(objs, "Lease")["metadata"]["name"] == "t-tollgate-operator"
     # Operator-made certificates: only the chart's own configurations may be patched.
     rules = one(render(*ci("minimal")), "ClusterRole")["rules"]
     wh = [r for r in rules if r["apiGroups"] == ["admissionregistration.k8s.io"]]

@@ -1,0 +1,454 @@
+#!/usr/bin/env python3
+"""The chart end to end, inside `tests/k8s/cluster.sh run` (see e2e.sh):
+
+1. `helm install` (defaults: 2 replicas, helm-made webhook certificate,
+   webhook.url pointing at a local port since the cluster has no network).
+2. The operator binary runs locally with the Deployment's own flags and a
+   token of the chart's ServiceAccount: it must lead, reconcile, answer
+   the webhooks the chart registered (the API server calls them), and
+   every request it made must be allowed.
+3. RBAC, from the API server's audit log: every verb the chart grants was
+   used and every verb used was granted (least privilege both ways); one
+   verb removed from the live ClusterRole makes reconciles fail.
+4. The operator's metrics cover every operator metric the alerts and the
+   dashboard read.
+5. `helm upgrade` keeping the certificate, then switching to the
+   operator-made certificate with one replica and failurePolicy Ignore.
+6. `helm uninstall` leaves nothing of the release behind but the kept CRD;
+   reinstalled with crds.keep=false, uninstall removes the CRD too.
+"""
+import base64
+import copy
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("TOLLGATE_BIN_DIR", os.path.join(ROOT, "target", "debug"))
+HELM, KUBECTL = os.environ["HELM"], os.environ["KUBECTL"]
+AUDIT = os.environ["TOLLGATE_CHART_AUDIT_LOG"]
+CHART = os.path.join(ROOT, "charts", "tollgate")
+REL, NS = "tg", "tollgate-system"
+FULL, OP = "tg-tollgate", "tg-tollgate-operator"
+SA_USER = f"system:serviceaccount:{NS}:{FULL}"
+WAIT = 60
+# Granted but not necessarily used in this test, and why.
+UNUSED_OK = {
+    ("events.k8s.io", "events", "patch"): "the series of a repeated event (kube-runtime Recorder); none repeats here",
+}
+
+passed, failed = 0, 0
+work = tempfile.mkdtemp(prefix="tollgate-chart-e2e-")
+
+
+def step(name):
+    def deco(fn):
+        global passed, failed
+        t = time.monotonic()
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001
+            failed += 1
+            print(f"FAIL - {name}: {e}", flush=True)
+            raise SystemExit(finish())
+        passed += 1
+        print(f"ok   - {name} ({time.monotonic() - t:.1f}s)", flush=True)
+        return fn
+    return deco
+
+
+def finish():
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def run(*args, ok=True, stdin=None, env=None):
+    p = subprocess.run(list(args), capture_output=True, text=True, input=stdin, env=env)
+    if ok and p.returncode != 0:
+        raise AssertionError(f"{' '.join(args[:6])} ...: {p.stderr.strip()[-1500:]}")
+    return p
+
+
+def kubectl(*args, **kw):
+    return run(KUBECTL, *args, **kw)
+
+
+def kget(*args):
+    p = kubectl("get", *args, "-o", "json", ok=False)
+    return json.loads(p.stdout) if p.returncode == 0 else None
+
+
+def apply(obj):
+    kubectl("apply", "-f", "-", stdin=json.dumps(obj))
+
+
+def helm(*args):
+    return run(HELM, *args)
+
+
+def wait_until(what, fn, timeout=WAIT):
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        try:
+            v = fn()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - keep polling, report the last error
+            last = e
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last})" if last else ""))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http_get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=3) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+    except OSError:
+        return None, ""
+
+
+def audit_events(since=0):
+    """The ServiceAccount's audited requests from line `since` on."""
+    out = []
+    with open(AUDIT) as f:
+        for i, line in enumerate(f):
+            if i < since:
+                continue
+            e = json.loads(line)
+            if e.get("user", {}).get("username") == SA_USER and e.get("objectRef"):
+                out.append(e)
+    return out
+
+
+def audit_lines():
+    with open(AUDIT) as f:
+        return sum(1 for _ in f)
+
+
+def rule_set(rules):
+    return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+
+
+def granted():
+    cr = kget("clusterrole", FULL)
+    role = kget("role", "-n", NS, f"{FULL}-leader-election")
+    return rule_set(cr["rules"]) | rule_set(role["rules"])
+
+
+def used(events):
+    out, denied = set(), []
+    for e in events:
+        ref = e["objectRef"]
+        res = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+        key = (ref.get("apiGroup", ""), res, e["verb"])
+        code = e.get("responseStatus", {}).get("code")
+        if code == 403:
+            denied.append((key, ref.get("namespace"), ref.get("name")))
+        out.add(key)
+        if e["verb"] == "patch" and code == 201:
+            out.add((key[0], key[1], "create"))  # server-side apply that created the object
+    return out, denied
+
+
+class Operator:
+    """tollgate-operator run locally with the Deployment's flags and the
+    chart ServiceAccount's token."""
+
+    def __init__(self, tag, webhook_port):
+        dep = kget("deploy", "-n", NS, OP)
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        self.admin = free_port()
+        mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+        args = []
+        for a in c["args"]:
+            if a.startswith("--admin-addr="):
+                a = f"--admin-addr=127.0.0.1:{self.admin}"
+            elif a.startswith("--webhook-addr="):
+                a = f"--webhook-addr=127.0.0.1:{webhook_port}"
+            elif a.startswith(("--tls-cert-file=", "--tls-key-file=")):
+                flag, path = a.split("=", 1)
+                assert os.path.dirname(path) in mounts, f"{path} is not mounted"
+                a = f"{flag}={os.path.join(work, 'tls', os.path.basename(path))}"
+            args.append(a)
+        if any(a.startswith("--tls-cert-file=") for a in args):
+            secret = kget("secret", "-n", NS, f"{FULL}-webhook-tls")
+            os.makedirs(os.path.join(work, "tls"), exist_ok=True)
+            for k in ("tls.crt", "tls.key"):
+                open(os.path.join(work, "tls", k), "wb").write(base64.b64decode(secret["data"][k]))
+        token = kubectl("create", "token", FULL, "-n", NS, "--duration=2h").stdout.strip()
+        kubeconfig = open(os.environ["KUBECONFIG"]).read()
+        kubeconfig = re.sub(r"token: .*", f"token: {token}", kubeconfig)
+        kc = os.path.join(work, f"{tag}.kubeconfig")
+        open(kc, "w").write(kubeconfig)
+        env = dict(os.environ, KUBECONFIG=kc, POD_NAME=f"{OP}-local-{tag}", POD_NAMESPACE=NS)
+        env["RUST_LOG"] = next((e["value"] for e in c["env"] if e["name"] == "RUST_LOG"), "info")
+        self.identity = env["POD_NAME"]
+        self.log = os.path.join(work, f"operator-{tag}.log")
+        self.p = subprocess.Popen([os.path.join(BIN, "tollgate-operator"), *args], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"), stdin=subprocess.DEVNULL)
+        wait_until("operator /readyz", lambda: self.alive() and http_get(self.url("/readyz"))[0] == 200)
+        wait_until("operator to lead", lambda: self.alive() and "tollgate_operator_leader 1" in self.metrics())
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.admin}{path}"
+
+    def metrics(self):
+        return http_get(self.url("/metrics"))[1]
+
+    def alive(self):
+        if self.p.poll() is not None:
+            raise AssertionError(f"operator exited: {open(self.log).read()[-2000:]}")
+        return True
+
+    def counter(self, name, **labels):
+        total = 0.0
+        for line in self.metrics().splitlines():
+            m = re.match(rf"{name}\{{([^}}]*)\}} (\S+)$", line)
+            if m and all(f'{k}="{v}"' in m.group(1) for k, v in labels.items()):
+                total += float(m.group(2))
+        return total
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait(15)
+
+
+def namespace(name, enabled):
+    labels = {"tollgate.dev/injection": "enabled"} if enabled else {}
+    apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+    apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "llm-keys", "namespace": name},
+           "stringData": {"openai": "sk-test-openai", "anthropic": "sk-test-anthropic"}})
+    wait_until(f"serviceaccount {name}/default", lambda: kget("sa", "-n", name, "default"))
+
+
+def policy(ns, name="chat", selector="chat", secret="llm-keys"):
+    text = open(os.path.join(ROOT, "operator", "testdata", "policy.yaml")).read()
+    text = text.replace("name: chat\n", f"name: {name}\n", 1).replace("{app: chat}", "{app: %s}" % selector)
+    text = text.replace("{name: llm-keys,", "{name: %s," % secret)
+    return kubectl("-n", ns, "create", "-f", "-", stdin=text, ok=False)
+
+
+def ready(ns, name):
+    p = kget("llmp", "-n", ns, name)
+    conds = (p or {}).get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds) and p
+
+
+def pod(ns, name, labels):
+    obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": labels},
+           "spec": {"containers": [{"name": "app", "image": "example.test/app:1"}]}}
+    out = kubectl("create", "-f", "-", "-o", "json", stdin=json.dumps(obj))
+    return json.loads(out.stdout)
+
+
+def injected(p):
+    return any(c["name"] == "tollgate-proxy" for c in p["spec"].get("initContainers", []))
+
+
+state = {}
+
+
+@step("helm install: CRD, RBAC, Lease, webhooks with the helm-made CA")
+def install():
+    state["port"] = free_port()
+    helm("install", REL, CHART, "-n", NS, "--create-namespace",
+         "--set", f"webhook.url=https://127.0.0.1:{state['port']}")
+    kubectl("wait", "--for=condition=Established", "crd/llmpolicies.tollgate.dev", "--timeout=60s")
+    mwc = kget("mutatingwebhookconfiguration", FULL)
+    ca = base64.b64decode(kget("secret", "-n", NS, f"{FULL}-webhook-tls")["data"]["ca.crt"])
+    assert all(base64.b64decode(w["clientConfig"]["caBundle"]) == ca for w in mwc["webhooks"])
+    assert kget("lease", "-n", NS, OP) and kget("pdb", "-n", NS, OP)
+    assert kget("deploy", "-n", NS, OP)["spec"]["replicas"] == 2
+    state["ca"] = ca
+
+
+@step("operator runs with the chart's ServiceAccount token and the Deployment's flags, and leads")
+def operator():
+    state["audit_start"] = 0
+    state["op"] = Operator("a", state["port"])
+    holder = kget("lease", "-n", NS, OP)["spec"]["holderIdentity"]
+    assert holder == state["op"].identity, holder
+
+
+@step("validating webhook (called by the API server) refuses a policy with a missing Secret")
+def validate():
+    namespace("app-a", enabled=True)
+    p = policy("app-a", name="bad", secret="missing")
+    assert p.returncode != 0 and "Secret app-a/missing does not exist" in p.stderr, p.stderr
+    assert state["op"].counter("tollgate_operator_admission_requests_total", webhook="validate", result="denied") >= 1
+
+
+@step("a valid policy becomes Ready with its ConfigMap and a ConfigUpdated Event")
+def reconcile():
+    p = policy("app-a")
+    assert p.returncode == 0, p.stderr
+    wait_until("policy app-a/chat Ready", lambda: ready("app-a", "chat"))
+    cm = kget("cm", "-n", "app-a", "tollgate-chat")
+    assert "sk-test" not in json.dumps(cm["data"]), "keys never land in a ConfigMap"
+    wait_until("a ConfigUpdated event", lambda: any(
+        e.get("reason") == "ConfigUpdated" and e["regarding"]["name"] == "chat"
+        for e in kget("events.events.k8s.io", "-n", "app-a")["items"]))
+
+
+@step("mutating webhooks: enabled namespace and pod opt-in injected; opt-out, unselected and excluded namespaces never sent")
+def mutate():
+    op = state["op"]
+    calls = lambda: op.counter("tollgate_operator_admission_requests_total", webhook="mutate")  # noqa: E731
+    p = pod("app-a", "app", {"app": "chat"})
+    assert injected(p), p["spec"]
+    assert p["spec"]["initContainers"][0]["image"] == "example.test/tollgate-proxy:dev"
+    n = calls()
+    assert not injected(pod("app-a", "optout", {"app": "chat", "tollgate.dev/inject": "false"}))
+    namespace("app-b", enabled=False)
+    assert policy("app-b").returncode == 0
+    wait_until("policy app-b/chat Ready", lambda: ready("app-b", "chat"))
+    assert not injected(pod("app-b", "plain", {"app": "chat"}))
+    assert not injected(pod(NS, "own", {"app": "chat", "tollgate.dev/inject": "true"}))
+    assert not injected(pod("kube-system", "sys", {"app": "chat", "tollgate.dev/inject": "true"}))
+    assert calls() == n, "the webhook was called for a pod its selectors exclude"
+    assert injected(pod("app-b", "asked", {"app": "chat", "tollgate.dev/inject": "true"}))
+    assert calls() == n + 1
+
+
+@step("status counts pods; the uninjected pod shows in tollgate_operator_uninjected_pods")
+def counts():
+    wait_until("pod counts", lambda: (ready("app-a", "chat") or {}).get("status", {}).get("injectedPods") == 1
+               and ready("app-a", "chat")["status"].get("matchedPods") == 2)
+    wait_until("uninjected gauge", lambda: 'tollgate_operator_uninjected_pods{namespace="app-a",policy="chat"} 1'
+               in state["op"].metrics())
+
+
+@step("the operator's metrics hold every operator metric the alerts and dashboard read")
+def metric_names():
+    rules = helm("template", "t", CHART, "-n", NS, "--set", "monitoring.prometheusRule.enabled=true",
+                 "--api-versions", "monitoring.coreos.com/v1/PrometheusRule",
+                 "--show-only", "templates/prometheusrule.yaml").stdout
+    import yaml
+    groups = yaml.safe_load(rules)["spec"]["groups"]
+    open(os.path.join(work, "rules.yaml"), "w").write(yaml.safe_dump({"groups": groups}))
+    open(os.path.join(work, "operator-metrics.txt"), "w").write(state["op"].metrics())
+    p = run(sys.executable, os.path.join(ROOT, "tests", "chart", "metric_names.py"), "--scope", "operator",
+            os.path.join(work, "rules.yaml"), os.path.join(CHART, "files", "dashboards", "tollgate.json"),
+            os.path.join(work, "operator-metrics.txt"), ok=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    print("     " + p.stdout.strip()[:200])
+
+
+@step("RBAC: every request allowed, every granted verb used (audit log)")
+def rbac():
+    holder_renewed = lambda: any(e["objectRef"]["resource"] == "leases" and e["verb"] == "update"  # noqa: E731
+                                 and e.get("responseStatus", {}).get("code") == 200
+                                 for e in audit_events(state["audit_start"])[1:])
+    # The first update takes the Lease; wait for a renewal too.
+    wait_until("a Lease renewal", lambda: sum(1 for e in audit_events() if e["objectRef"]["resource"] == "leases"
+                                               and e["verb"] == "update") >= 2 and holder_renewed(), timeout=30)
+    use, denied = used(audit_events())
+    assert not denied, f"forbidden: {denied}"
+    g = granted()
+    assert use <= g, f"used but not granted: {sorted(use - g)}"
+    unused = g - use - set(UNUSED_OK)
+    assert not unused, f"granted but never used (drop them): {sorted(unused)}"
+    state["audit_mark"] = audit_lines()
+
+
+@step("RBAC: without `create` on configmaps, a new policy's ConfigMap is forbidden; restored, it reconciles")
+def ablation():
+    cr = kget("clusterrole", FULL, "--show-managed-fields")
+    orig = copy.deepcopy(cr)
+    for r in cr["rules"]:
+        if r["resources"] == ["configmaps"]:
+            r["verbs"] = [v for v in r["verbs"] if v != "create"]
+    # Edited and restored as Helm's own field manager, so the next
+    # (server-side apply) upgrade finds no conflicting owner.
+    manager = next(m["manager"] for m in cr["metadata"]["managedFields"] if m["operation"] == "Apply")
+    for k in ("resourceVersion", "uid", "creationTimestamp", "managedFields"):
+        cr["metadata"].pop(k, None)
+    as_helm = ("apply", "--server-side", "--force-conflicts", f"--field-manager={manager}", "-f", "-")
+    kubectl(*as_helm, stdin=json.dumps(cr))
+    op = state["op"]
+    errors = op.counter("tollgate_operator_reconciles_total", result="error")
+    assert policy("app-a", name="second", selector="second").returncode == 0
+    wait_until("a reconcile error", lambda: op.counter("tollgate_operator_reconciles_total", result="error") > errors)
+    _, denied = used(audit_events(state["audit_mark"]))
+    assert any(k == ("", "configmaps", "patch") and name == "tollgate-second" for k, _, name in denied), denied
+    assert not ready("app-a", "second")
+    for k in ("resourceVersion", "uid", "creationTimestamp", "managedFields"):
+        orig["metadata"].pop(k, None)
+    kubectl(*as_helm, stdin=json.dumps(orig))
+    wait_until("policy second Ready after the retry", lambda: ready("app-a", "second"), timeout=90)
+
+
+@step("helm upgrade keeps the generated certificate and applies changed values")
+def upgrade_keep():
+    helm("upgrade", REL, CHART, "-n", NS, "--reuse-values", "--set", "webhook.mutating.timeoutSeconds=3")
+    mwc = kget("mutatingwebhookconfiguration", FULL)
+    assert [w["timeoutSeconds"] for w in mwc["webhooks"]] == [3, 3]
+    assert base64.b64decode(mwc["webhooks"][0]["clientConfig"]["caBundle"]) == state["ca"], "CA regenerated"
+    assert injected(pod("app-a", "after-upgrade", {"app": "chat"}))
+
+
+@step("helm upgrade to one replica, operator-made certificate, failurePolicy Ignore: the operator patches the CA in")
+def upgrade_operator_tls():
+    state["op"].stop()
+    mark = audit_lines()
+    helm("upgrade", REL, CHART, "-n", NS, "--reuse-values", "--set", "operator.replicaCount=1",
+         "--set", "operator.podDisruptionBudget.enabled=false", "--set", "webhook.tls.generator=operator",
+         "--set", "webhook.mutating.failurePolicy=Ignore")
+    assert kget("secret", "-n", NS, f"{FULL}-webhook-tls") is None, "the helm-made Secret is removed"
+    assert kget("pdb", "-n", NS, OP) is None
+    assert kget("deploy", "-n", NS, OP)["spec"]["replicas"] == 1
+    mwc = kget("mutatingwebhookconfiguration", FULL)
+    assert [w["failurePolicy"] for w in mwc["webhooks"]] == ["Ignore", "Ignore"]
+    state["op"] = Operator("b", state["port"])
+    ca = lambda: base64.b64decode(kget("mutatingwebhookconfiguration", FULL)["webhooks"][0]["clientConfig"].get("caBundle", ""))  # noqa: E731
+    wait_until("the operator's CA in the webhook configuration", lambda: ca() and ca() != state["ca"])
+    assert injected(pod("app-a", "operator-tls", {"app": "chat"}))
+    use, denied = used(audit_events(mark))
+    assert not denied, f"forbidden: {denied}"
+    for kind in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
+        assert {("admissionregistration.k8s.io", kind, v) for v in ("get", "patch")} <= use
+    state["op"].stop()
+
+
+@step("helm uninstall leaves nothing but the kept CRD (and the policies in it)")
+def uninstall():
+    helm("uninstall", REL, "-n", NS, "--wait")
+    sel = f"app.kubernetes.io/instance={REL}"
+    for kind in ("deploy", "svc", "secret", "sa", "role", "rolebinding", "pdb", "lease", "cm"):
+        items = kget(kind, "-n", NS, "-l", sel)["items"]
+        assert not items, f"{kind} left: {[i['metadata']['name'] for i in items]}"
+    assert kget("lease", "-n", NS, OP) is None
+    for kind in ("clusterrole", "clusterrolebinding", "mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+        items = kget(kind, "-l", sel)["items"]
+        assert not items, f"{kind} left: {[i['metadata']['name'] for i in items]}"
+    assert kget("crd", "llmpolicies.tollgate.dev"), "crds.keep keeps the CRD"
+    assert kget("llmp", "-n", "app-a", "chat"), "and the policies"
+
+
+@step("reinstalled with crds.keep=false (adopting the kept CRD), uninstall removes the CRD")
+def reinstall():
+    helm("install", REL, CHART, "-n", NS, "--set", "crds.keep=false")
+    crd = kget("crd", "llmpolicies.tollgate.dev")
+    assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {})
+    helm("uninstall", REL, "-n", NS, "--wait")
+    wait_until("the CRD to be deleted", lambda: kget("crd", "llmpolicies.tollgate.dev") is None)
+
+
+sys.exit(finish())
