@@ -249,8 +249,7 @@ async fn forward(
         cache::Step::Off
     } else {
         cache::lookup(
-            &rt.cache,
-            rt.config.name.as_deref().unwrap_or(""),
+            rt,
             endpoint,
             &parts.headers,
             &bytes,
@@ -258,6 +257,7 @@ async fn forward(
             &plan,
             route_name,
             head.stream,
+            request_id,
         )
         .await?
     };

@@ -82,9 +82,25 @@ pub fn key(scope: &Scope<'_>, body: &Value, deterministic_only: bool) -> Result<
     if deterministic_only && scope.operation != Operation::Embeddings && !deterministic(body) {
         return Err(Uncacheable::NotDeterministic);
     }
+    Ok(hash("tollgate-cache-v1", scope, &normalized(obj)))
+}
+
+/// The body without the fields that never change the answer.
+pub(crate) fn normalized(obj: &serde_json::Map<String, Value>) -> Value {
+    let mut normalized = serde_json::Map::new();
+    for (k, v) in obj {
+        if !IGNORED.contains(&k.as_str()) {
+            normalized.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(normalized)
+}
+
+/// SHA-256 of a domain tag, the scope, and `body` in canonical form.
+pub(crate) fn hash(tag: &str, scope: &Scope<'_>, body: &Value) -> Key {
     let mut h = Sha256::new();
     for part in [
-        "tollgate-cache-v1",
+        tag,
         scope.policy,
         match scope.family {
             Family::OpenAi => "openai",
@@ -99,14 +115,8 @@ pub fn key(scope: &Scope<'_>, body: &Value, deterministic_only: bool) -> Result<
         h.update(part.as_bytes());
     }
     h.update([u8::from(scope.tenant.is_some())]);
-    let mut normalized = serde_json::Map::new();
-    for (k, v) in obj {
-        if !IGNORED.contains(&k.as_str()) {
-            normalized.insert(k.clone(), v.clone());
-        }
-    }
     // serde_json's map is ordered by key: this serialization is canonical.
-    let canonical = serde_json::to_vec(&Value::Object(normalized)).expect("a Value serializes");
+    let canonical = serde_json::to_vec(body).expect("a Value serializes");
     h.update(&canonical);
-    Ok(Key(h.finalize().into()))
+    Key(h.finalize().into())
 }

@@ -11,6 +11,9 @@
 //! with `store.type: redis`, also in Redis, so replicas share them. Memory
 //! answers first; a Redis hit is copied into memory. Redis errors and
 //! timeouts are misses and skipped stores, counted, never failed requests.
+//!
+//! Routes that opt in also get the [`semantic`] cache: an exact miss may be
+//! answered with the stored answer of a prompt that means the same.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +30,7 @@ pub mod entry;
 pub mod key;
 mod redis;
 pub mod replay;
+pub mod semantic;
 #[cfg(test)]
 mod tests;
 
@@ -34,6 +38,7 @@ pub use entry::Entry;
 pub use key::{Key, Scope, Uncacheable};
 
 use self::redis::RedisCache;
+use self::semantic::SemanticCache;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -48,6 +53,8 @@ pub enum CacheError {
     Timeout(Duration),
     #[error("Redis: {0}")]
     Redis(String),
+    #[error("embedder `{name}`: {reason}")]
+    LocalModel { name: String, reason: String },
 }
 
 impl CacheError {
@@ -104,6 +111,15 @@ pub struct CacheMetrics {
     pub lookup_duration: HistogramVec,
     pub entries: IntGauge,
     pub bytes: IntGauge,
+    /// embedder: the config name.
+    pub embedding_duration: HistogramVec,
+    /// embedder, reason: timeout, upstream, status, malformed, model.
+    pub embedding_errors: IntCounterVec,
+    /// check: numbers, negations, opposites, entities, order.
+    pub guard_refusals: IntCounterVec,
+    /// Similarity of served semantic hits.
+    pub semantic_similarity: prometheus::Histogram,
+    pub semantic_entries: IntGauge,
 }
 
 impl CacheMetrics {
@@ -149,6 +165,48 @@ impl CacheMetrics {
         let bytes = IntGauge::new("tollgate_cache_bytes", "Bytes held by the memory store.")
             .expect("valid metric");
         r.register(Box::new(bytes.clone())).expect("unique metric");
+        let embedding_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tollgate_cache_embedding_duration_seconds",
+                "Time to embed a prompt for the semantic cache, by embedder.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["embedder"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(embedding_duration.clone()))
+            .expect("unique metric");
+        let embedding_errors = counter(
+            "tollgate_cache_embedding_errors_total",
+            "Prompts the semantic cache could not embed (the lookup was a miss), by embedder and reason.",
+            &["embedder", "reason"],
+        );
+        let guard_refusals = counter(
+            "tollgate_cache_semantic_guard_refusals_total",
+            "Similar stored prompts the near-miss guard refused to serve, by the check that failed.",
+            &["check"],
+        );
+        let semantic_similarity = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "tollgate_cache_semantic_similarity",
+                "Cosine similarity of the prompts of served semantic hits.",
+            )
+            .buckets(vec![
+                0.8, 0.85, 0.9, 0.925, 0.95, 0.96, 0.97, 0.98, 0.99, 0.995, 1.0,
+            ]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(semantic_similarity.clone()))
+            .expect("unique metric");
+        let semantic_entries = IntGauge::new(
+            "tollgate_cache_semantic_entries",
+            "Prompts in the semantic index.",
+        )
+        .expect("valid metric");
+        r.register(Box::new(semantic_entries.clone()))
+            .expect("unique metric");
         CacheMetrics {
             registry: r,
             lookups,
@@ -157,6 +215,11 @@ impl CacheMetrics {
             lookup_duration,
             entries,
             bytes,
+            embedding_duration,
+            embedding_errors,
+            guard_refusals,
+            semantic_similarity,
+            semantic_entries,
         }
     }
 
@@ -199,6 +262,7 @@ pub struct ResponseCache {
     cfg: CacheConfig,
     memory: Moka<Key, Arc<Stored>>,
     redis: Option<RedisCache>,
+    semantic: SemanticCache,
     metrics: Arc<CacheMetrics>,
 }
 
@@ -251,10 +315,17 @@ impl ResponseCache {
                 _ => Some(RedisCache::open(r, password)?),
             },
         };
+        let semantic = SemanticCache::new(
+            &cfg.semantic,
+            previous.map(|p| &p.semantic),
+            metrics.clone(),
+        )
+        .await?;
         Ok(Arc::new(ResponseCache {
             cfg: cfg.clone(),
             memory,
             redis,
+            semantic,
             metrics,
         }))
     }
@@ -265,6 +336,30 @@ impl ResponseCache {
 
     pub fn metrics(&self) -> &Arc<CacheMetrics> {
         &self.metrics
+    }
+
+    pub fn semantic(&self) -> &SemanticCache {
+        &self.semantic
+    }
+
+    /// The entry under `key` (memory, then Redis) for a semantic match:
+    /// not counted as a lookup of its own.
+    pub async fn fetch(&self, key: &Key) -> Option<Entry> {
+        if let Some(s) = self.memory.get(key) {
+            return Some(s.entry.clone());
+        }
+        match self.redis.as_ref()?.get(key).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "semantic cache answer from Redis failed; treated as a miss");
+                None
+            }
+        }
+    }
+
+    /// Counts a semantic lookup by its result.
+    pub fn semantic_lookup(&self, result: &str, started: Instant) {
+        self.observe(result, "semantic", started);
     }
 
     /// Looks `key` up: memory, then Redis.
@@ -325,15 +420,15 @@ impl ResponseCache {
             .inc();
     }
 
-    /// Stores a complete answer for `ttl`; Redis is written in the
-    /// background.
-    pub fn put(self: &Arc<Self>, key: Key, entry: Entry, ttl: Duration) {
+    /// Stores a complete answer for `ttl` (false: too large); Redis is
+    /// written in the background.
+    pub fn put(self: &Arc<Self>, key: Key, entry: Entry, ttl: Duration) -> bool {
         if entry.body.len() as u64 > self.cfg.max_entry_bytes {
             self.metrics
                 .stores
                 .with_label_values(&["too_large", "memory"])
                 .inc();
-            return;
+            return false;
         }
         self.memory.insert(
             key,
@@ -367,6 +462,7 @@ impl ResponseCache {
                 }
             });
         }
+        true
     }
 
     /// Counts an answer that could not be stored (a cut stream, an error).
@@ -381,6 +477,9 @@ impl ResponseCache {
         self.memory.run_pending_tasks();
         self.metrics.entries.set(self.memory.entry_count() as i64);
         self.metrics.bytes.set(self.memory.weighted_size() as i64);
+        self.metrics
+            .semantic_entries
+            .set(self.semantic.index().len() as i64);
     }
 }
 

@@ -7,7 +7,13 @@
 //! carries a [`Pending`] store that taps the response body the app
 //! receives; only a 200 that ended normally is stored (a stream is
 //! assembled into the whole response first). Responses say what happened in
-//! `x-tollgate-cache`: `hit`, `miss` or `bypass`.
+//! `x-tollgate-cache`: `hit`, `semantic-hit`, `miss` or `bypass`.
+//!
+//! On a route that opted into the semantic cache, an exact miss of a chat
+//! completion or message is looked up by meaning ([`semantic`]); its
+//! embedding rides along with the store so the answer gets indexed.
+
+mod semantic;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +29,11 @@ use crate::api::{Endpoint, Family, Operation};
 use crate::body::ResponseBody;
 use crate::cache::assemble::assemble;
 use crate::cache::replay::replay;
+use crate::cache::semantic::Probe;
 use crate::cache::{now_ms, Directive, Entry, Key, ResponseCache, Scope};
 use crate::error::ProxyError;
 use crate::routing::Plan;
+use crate::state::Runtime;
 
 pub const HEADER: &str = "x-tollgate-cache";
 
@@ -50,6 +58,8 @@ pub struct Pending {
     ttl: Duration,
     family: Family,
     stream: bool,
+    /// The prompt's embedding, to index the answer by meaning.
+    semantic: Option<Box<Probe>>,
 }
 
 fn cacheable(op: Operation, stream: bool) -> bool {
@@ -64,8 +74,7 @@ fn cacheable(op: Operation, stream: bool) -> bool {
 /// Looks the request up.
 #[allow(clippy::too_many_arguments)]
 pub async fn lookup(
-    cache: &Arc<ResponseCache>,
-    policy: &str,
+    rt: &Runtime,
     endpoint: Endpoint,
     headers: &HeaderMap,
     raw: &Bytes,
@@ -73,7 +82,10 @@ pub async fn lookup(
     plan: &Plan<'_>,
     route: Option<&str>,
     stream: bool,
+    request_id: &HeaderValue,
 ) -> Result<Step, ProxyError> {
+    let cache = &rt.cache;
+    let policy = rt.config.name.as_deref().unwrap_or("");
     let cfg = cache.config();
     let Some(ttl) = cfg.ttl_for(route) else {
         return Ok(Step::Off);
@@ -122,25 +134,57 @@ pub async fn lookup(
             });
         }
     };
-    let pending = Pending {
+    let mut pending = Pending {
         cache: cache.clone(),
         key,
         ttl,
         family: endpoint.family,
         stream,
+        semantic: None,
     };
+    let by_meaning = cfg.semantic_for(route).filter(|_| {
+        matches!(
+            endpoint.operation,
+            Operation::ChatCompletions | Operation::Messages
+        )
+    });
     if directive == Directive::Refresh {
         cache.skipped("refresh");
+        if let Some(rs) = by_meaning {
+            // Not looked up, but the fresh answer is indexed.
+            if let semantic::Outcome::Miss(probe) =
+                semantic::lookup(rt, rs, &scope, body, request_id, false).await
+            {
+                pending.semantic = probe.map(Box::new);
+            }
+        }
         return Ok(Step::Miss {
             header: "miss",
             store: Some(pending),
         });
     }
-    let Some(entry) = cache.get(&key).await else {
-        return Ok(Step::Miss {
-            header: "miss",
-            store: Some(pending),
-        });
+    let (entry, header, similarity) = match cache.get(&key).await {
+        Some(entry) => (entry, "hit", None),
+        None => {
+            let Some(rs) = by_meaning else {
+                return Ok(Step::Miss {
+                    header: "miss",
+                    store: Some(pending),
+                });
+            };
+            match semantic::lookup(rt, rs, &scope, body, request_id, true).await {
+                semantic::Outcome::Hit { entry, similarity } => {
+                    (entry, "semantic-hit", Some(similarity))
+                }
+                semantic::Outcome::Miss(probe) => {
+                    pending.semantic = probe.map(Box::new);
+                    return Ok(Step::Miss {
+                        header: "miss",
+                        store: Some(pending),
+                    });
+                }
+            }
+        }
     };
     let m = cache.metrics();
     m.saved_tokens
@@ -149,19 +193,24 @@ pub async fn lookup(
     m.saved_tokens
         .with_label_values(&["output"])
         .inc_by(entry.usage.output);
-    Ok(Step::Hit(Box::new(hit_response(
-        endpoint.family,
-        &entry,
-        stream,
-        body,
-    ))))
+    let mut resp = hit_response(endpoint.family, &entry, stream, body, header);
+    if let Some(s) = similarity {
+        if let Ok(v) = HeaderValue::from_str(&format!("{s:.4}")) {
+            resp.headers_mut().insert(SIMILARITY_HEADER, v);
+        }
+    }
+    Ok(Step::Hit(Box::new(resp)))
 }
+
+/// On a semantic hit: the cosine similarity of the two prompts.
+pub const SIMILARITY_HEADER: &str = "x-tollgate-cache-similarity";
 
 fn hit_response(
     family: Family,
     entry: &Entry,
     stream: bool,
     req: &Value,
+    header: &'static str,
 ) -> Response<ResponseBody> {
     let (body, content_type) = if stream {
         let whole: Value = serde_json::from_slice(&entry.body).unwrap_or(Value::Null);
@@ -183,7 +232,7 @@ fn hit_response(
     if stream {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
-    h.insert(HEADER, HeaderValue::from_static("hit"));
+    h.insert(HEADER, HeaderValue::from_static(header));
     if let Ok(v) = HeaderValue::from_str(&entry.target) {
         h.insert("x-tollgate-target", v);
     }
@@ -276,6 +325,10 @@ impl Tee {
             target: self.target,
             stored_at_ms: now_ms(),
         };
-        p.cache.put(p.key, entry, p.ttl);
+        if p.cache.put(p.key, entry, p.ttl) {
+            if let Some(probe) = p.semantic {
+                p.cache.semantic().remember(*probe, p.key, p.ttl);
+            }
+        }
     }
 }

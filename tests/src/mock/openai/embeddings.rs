@@ -8,6 +8,11 @@
 //! OpenAI's shortening does. Default sizes: 3072 for `*-3-large` models,
 //! 1536 otherwise. `encoding_format: "base64"` sends the little-endian f32
 //! bytes in standard base64.
+//!
+//! A model named `bag-of-words*` embeds a text as the normalized sum of its
+//! lower-cased words' vectors instead, so texts sharing most words are
+//! similar (for semantic-cache tests): `Is 7 prime?` and `is 8 prime` have
+//! cosine 2/3.
 
 use base64::Engine as _;
 use http::Response;
@@ -60,10 +65,31 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// One input to embed: its hash seed and its token count.
+/// The `bag-of-words*` embedding of `input`.
+pub fn bag_of_words(input: &str, dims: usize) -> Vec<f32> {
+    let mut sum = vec![0f64; dims];
+    for w in input
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        for (s, x) in sum.iter_mut().zip(embedding(&w.to_lowercase(), dims)) {
+            *s += f64::from(x);
+        }
+    }
+    let norm = sum
+        .iter()
+        .map(|x| x * x)
+        .sum::<f64>()
+        .sqrt()
+        .max(f64::MIN_POSITIVE);
+    sum.iter().map(|x| (x / norm) as f32).collect()
+}
+
+/// One input to embed: its hash seed and its token count (and its text).
 struct Input {
     seed: u64,
     tokens: u64,
+    text: Option<String>,
 }
 
 fn read_inputs(input: &Value) -> Result<Vec<Input>, ApiError> {
@@ -73,6 +99,7 @@ fn read_inputs(input: &Value) -> Result<Vec<Input>, ApiError> {
     let text = |s: &str| Input {
         seed: fnv1a(s.as_bytes()),
         tokens: words(s),
+        text: Some(s.to_string()),
     };
     let tokens = |ids: &[Value]| -> Result<Input, ApiError> {
         if !ids.iter().all(Value::is_u64) {
@@ -82,6 +109,7 @@ fn read_inputs(input: &Value) -> Result<Vec<Input>, ApiError> {
         Ok(Input {
             seed: fnv1a(joined.join(" ").as_bytes()),
             tokens: ids.len() as u64,
+            text: None,
         })
     };
     let inputs = match input {
@@ -143,7 +171,10 @@ pub(super) async fn create(
         .iter()
         .enumerate()
         .map(|(index, input)| {
-            let v = vector(input.seed, dims);
+            let v = match &input.text {
+                Some(t) if model.starts_with("bag-of-words") => bag_of_words(t, dims),
+                _ => vector(input.seed, dims),
+            };
             let embedding = if base64 {
                 let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
                 Vector::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
@@ -223,6 +254,15 @@ mod tests {
         for (s, l) in short.iter().zip(&long) {
             assert!((s - l * scale).abs() < 1e-5);
         }
+    }
+
+    #[test]
+    fn bag_of_words_vectors_share_words() {
+        let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+        let a = bag_of_words("Is 7 prime?", 256);
+        assert!((cos(&a, &bag_of_words("is 7 PRIME", 256)) - 1.0).abs() < 1e-5);
+        let c = cos(&a, &bag_of_words("Is 8 prime?", 256));
+        assert!((c - 2.0 / 3.0).abs() < 0.1, "{c}");
     }
 
     #[test]

@@ -1,0 +1,434 @@
+//! The near-miss guard: checks, before a semantic hit is served, that two
+//! prompts agree on what sentence embeddings blur.
+//!
+//! Embeddings place "Is 7 prime?" next to "Is 8 prime?", "How do I encrypt
+//! a file" next to "… decrypt a file", and "Did Alice call Bob?" next to
+//! "Did Bob call Alice?". Each prompt is reduced to a [`Profile`] when it is
+//! embedded (the stored side keeps only that), and two profiles must pass
+//! every enabled check:
+//!
+//! - **numbers**: the same multiset of numbers — digits (`1,000` = `1000`,
+//!   `3.50` = `3.5`) and number words (`twenty five` = `25`, `second` = `2`);
+//! - **negations**: the same count of `not`, `never`, `no`, `without`,
+//!   `n't`, …;
+//! - **opposites**: where both use a pair of opposites (`before` / `after`,
+//!   `max` / `min`, `encrypt` / `decrypt`, `buy` / `sell`, …), the same
+//!   side of it;
+//! - **entities**: every name, acronym, identifier or file name of one
+//!   prompt occurs as a word in the other;
+//! - **order**: the words both share (less filler) come in the same order,
+//!   up to moving one phrase ("in Python, how do I …" = "how do I … in
+//!   Python"), so roles cannot swap.
+//!
+//! A failed check is a miss. The rules are deliberately strict: they cost
+//! some true paraphrases (measured in `tests/semantic/REPORT.md`) to keep
+//! wrong answers out.
+
+use std::collections::HashMap;
+
+use tollgate_config::Guard;
+
+mod words;
+
+use words::{number_word, opposite, NEGATIONS, STARTERS, STOPWORDS};
+
+/// What the guard keeps of a prompt.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Profile {
+    /// Normalized numbers, sorted.
+    numbers: Vec<Box<str>>,
+    negations: u32,
+    /// `(group, side)` of each opposite used, sorted and deduplicated.
+    opposites: Vec<(u16, u8)>,
+    /// Hashes of entity words, sorted and deduplicated.
+    entities: Vec<u64>,
+    /// Hashes of every word, sorted and deduplicated.
+    words: Vec<u64>,
+    /// Hashes of the words the order check follows, in order.
+    order: Vec<u64>,
+}
+
+/// The check that refused a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Numbers,
+    Negations,
+    Opposites,
+    Entities,
+    Order,
+}
+
+impl Check {
+    pub fn label(self) -> &'static str {
+        match self {
+            Check::Numbers => "numbers",
+            Check::Negations => "negations",
+            Check::Opposites => "opposites",
+            Check::Entities => "entities",
+            Check::Order => "order",
+        }
+    }
+}
+
+impl Profile {
+    /// The profile of a prompt's texts.
+    pub fn of<'a>(texts: impl IntoIterator<Item = &'a str>) -> Profile {
+        let mut p = Profile::default();
+        for text in texts {
+            p.add(text);
+        }
+        p.numbers.sort();
+        p.opposites.sort();
+        p.opposites.dedup();
+        p.entities.sort_unstable();
+        p.entities.dedup();
+        p.words.sort_unstable();
+        p.words.dedup();
+        p
+    }
+
+    fn add(&mut self, text: &str) {
+        let toks = tokens(text);
+        let mut i = 0;
+        while i < toks.len() {
+            let t = &toks[i];
+            let lower = t.lower.as_str();
+            // Number words, joined into one value ("twenty five").
+            if let Some((value, used)) =
+                number_words(&toks[i..], i.checked_sub(1).map(|j| &toks[j]))
+            {
+                self.numbers.push(value.into());
+                for u in &toks[i..i + used] {
+                    self.words.push(fnv(&u.lower));
+                }
+                i += used;
+                continue;
+            }
+            for n in digit_numbers(&t.text) {
+                self.numbers.push(n.into());
+            }
+            if NEGATIONS.contains(&lower) || lower.ends_with("n't") {
+                self.negations += 1;
+            }
+            if let Some(side) = opposite(lower) {
+                self.opposites.push(side);
+            }
+            let h = fnv(lower);
+            self.words.push(h);
+            if is_entity(t) {
+                self.entities.push(h);
+            }
+            if !STOPWORDS.contains(&lower) {
+                self.order.push(h);
+            }
+            i += 1;
+        }
+    }
+
+    /// The first enabled check the two prompts fail, if any.
+    pub fn compare(&self, other: &Profile, guard: &Guard) -> Result<(), Check> {
+        if guard.numbers && self.numbers != other.numbers {
+            return Err(Check::Numbers);
+        }
+        if guard.negations && self.negations != other.negations {
+            return Err(Check::Negations);
+        }
+        if guard.opposites && !same_sides(&self.opposites, &other.opposites) {
+            return Err(Check::Opposites);
+        }
+        if guard.entities
+            && !(contained(&self.entities, &other.words) && contained(&other.entities, &self.words))
+        {
+            return Err(Check::Entities);
+        }
+        if guard.order && !same_order(&self.order, &other.order) {
+            return Err(Check::Order);
+        }
+        Ok(())
+    }
+
+    /// Heap bytes held, for the index's memory estimate.
+    pub fn heap_bytes(&self) -> usize {
+        self.numbers.iter().map(|n| n.len() + 16).sum::<usize>()
+            + self.opposites.len() * 4
+            + (self.entities.len() + self.words.len() + self.order.len()) * 8
+    }
+}
+
+/// True when every group of opposites both use is used on the same sides.
+fn same_sides(a: &[(u16, u8)], b: &[(u16, u8)]) -> bool {
+    let sides = |v: &[(u16, u8)], g: u16| -> Vec<u8> {
+        v.iter().filter(|(x, _)| *x == g).map(|(_, s)| *s).collect()
+    };
+    a.iter()
+        .map(|(g, _)| *g)
+        .filter(|g| b.iter().any(|(x, _)| x == g))
+        .all(|g| sides(a, g) == sides(b, g))
+}
+
+/// True when every element of sorted `a` is in sorted `b`.
+fn contained(a: &[u64], b: &[u64]) -> bool {
+    a.iter().all(|x| b.binary_search(x).is_ok())
+}
+
+/// True when the words `a` and `b` share come in the same order, up to
+/// moving one contiguous phrase.
+fn same_order(a: &[u64], b: &[u64]) -> bool {
+    let mut count_a: HashMap<u64, usize> = HashMap::new();
+    for x in a {
+        *count_a.entry(*x).or_default() += 1;
+    }
+    let mut count_b: HashMap<u64, usize> = HashMap::new();
+    for x in b {
+        *count_b.entry(*x).or_default() += 1;
+    }
+    let keep = |seq: &[u64]| -> Vec<u64> {
+        let mut left: HashMap<u64, usize> = count_a
+            .iter()
+            .map(|(k, n)| (*k, (*n).min(count_b.get(k).copied().unwrap_or(0))))
+            .collect();
+        seq.iter()
+            .copied()
+            .filter(|x| match left.get_mut(x) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    true
+                }
+                _ => false,
+            })
+            .collect()
+    };
+    let (a, b) = (keep(a), keep(b));
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let (a, b) = (&a[prefix..], &b[prefix..]);
+    let suffix = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let (a, b) = (&a[..a.len() - suffix], &b[..b.len() - suffix]);
+    // What is left must be one phrase moved: a rotation.
+    a.is_empty() || (0..a.len()).any(|k| a[k..] == b[..a.len() - k] && a[..k] == b[a.len() - k..])
+}
+
+/// A word of a prompt.
+#[derive(Debug)]
+struct Token {
+    /// As written.
+    text: String,
+    /// Lower-case, curly apostrophes straightened, possessive `'s` dropped.
+    lower: String,
+    /// First word of a sentence (its capital says nothing).
+    sentence_start: bool,
+}
+
+/// Splits text into words: letters, digits, `_` and apostrophes, with `.`
+/// inside a word (`3.14`, `os.path`, `e.g`) and `,` between digits
+/// (`1,000`).
+fn tokens(text: &str) -> Vec<Token> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut start_of_sentence = true;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if !(c.is_alphanumeric() || c == '_') {
+            if matches!(c, '.' | '!' | '?' | ':' | ';' | '\n') {
+                start_of_sentence = true;
+            }
+            i += 1;
+            continue;
+        }
+        let begin = i;
+        while i < chars.len() {
+            let c = chars[i];
+            let next = chars.get(i + 1).copied();
+            let prev = if i > begin { chars[i - 1] } else { ' ' };
+            let keep = c.is_alphanumeric()
+                || c == '_'
+                || (i > begin && matches!(c, '\'' | '’') && next.is_some_and(char::is_alphabetic))
+                || (i > begin
+                    && c == '.'
+                    && prev.is_alphanumeric()
+                    && next.is_some_and(char::is_alphanumeric))
+                || (i > begin
+                    && c == ','
+                    && prev.is_ascii_digit()
+                    && next.is_some_and(|n| n.is_ascii_digit()));
+            if !keep {
+                break;
+            }
+            i += 1;
+        }
+        let text: String = chars[begin..i].iter().collect();
+        let mut lower = text.to_lowercase().replace('’', "'");
+        if let Some(stem) = lower.strip_suffix("'s") {
+            lower = stem.to_string();
+        }
+        out.push(Token {
+            text,
+            lower,
+            sentence_start: start_of_sentence,
+        });
+        start_of_sentence = false;
+    }
+    out
+}
+
+/// A name, acronym, identifier or file name: a capital inside the word
+/// (`iPhone`, `NASA`), a capitalized word not opening a sentence
+/// (`France`), one opening a sentence that is not a common opener
+/// (`Python lists …`), or a word starting with a letter that has digits,
+/// `_` or `.` in it.
+fn is_entity(t: &Token) -> bool {
+    let mut chars = t.text.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    let has_letter = t.text.chars().any(char::is_alphabetic);
+    if !has_letter || t.text.chars().count() < 2 {
+        return false;
+    }
+    if chars.any(char::is_uppercase) {
+        return true;
+    }
+    // `gpt4o`, `h100`, `snake_case`, `os.path`; not `2nd` or `5km` (a
+    // number and its unit, which the numbers check covers).
+    if first.is_alphabetic()
+        && t.text
+            .chars()
+            .any(|c| c.is_ascii_digit() || c == '_' || c == '.')
+    {
+        return true;
+    }
+    if first.is_uppercase() {
+        let common = STOPWORDS.contains(&t.lower.as_str()) || STARTERS.contains(&t.lower.as_str());
+        return !t.sentence_start || !common;
+    }
+    false
+}
+
+/// Numbers written with digits inside a word: `1,000` → `1000`, `3.50` →
+/// `3.5`, `007` → `7`, `gpt4o` → `4`, `5th` → `5`.
+fn digit_numbers(word: &str) -> Vec<String> {
+    let chars: Vec<char> = word.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let begin = i;
+        while i < chars.len()
+            && (chars[i].is_ascii_digit()
+                || (matches!(chars[i], '.' | ',')
+                    && chars.get(i + 1).is_some_and(|c| c.is_ascii_digit())))
+        {
+            i += 1;
+        }
+        out.push(normalize_number(
+            &chars[begin..i].iter().collect::<String>(),
+        ));
+    }
+    out
+}
+
+fn normalize_number(raw: &str) -> String {
+    // `,` followed by groups of exactly three digits separates thousands;
+    // any other `,` is a decimal comma.
+    let groups: Vec<&str> = raw.split(',').collect();
+    let thousands = groups.len() > 1
+        && groups[1..]
+            .iter()
+            .all(|g| g.len() == 3 || (g.len() > 3 && g.as_bytes()[3] == b'.'));
+    let s = if thousands {
+        raw.replace(',', "")
+    } else {
+        raw.replace(',', ".")
+    };
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) if !f.contains('.') => (i.to_string(), f.trim_end_matches('0').to_string()),
+        // Versions and dates (`1.2.3`) stay as written.
+        Some(_) => return s,
+        None => (s.clone(), String::new()),
+    };
+    let int = int.trim_start_matches('0');
+    let int = if int.is_empty() { "0" } else { int };
+    if frac.is_empty() {
+        int.to_string()
+    } else {
+        format!("{int}.{frac}")
+    }
+}
+
+/// A run of number words at the start of `toks` ("two hundred and five"),
+/// as its value and the number of tokens used.
+fn number_words(toks: &[Token], previous: Option<&Token>) -> Option<(String, usize)> {
+    number_word(&toks[0].lower)?;
+    // "which one", "the one", "this one": a pronoun, not a count.
+    if toks[0].lower == "one"
+        && previous.is_some_and(|p| {
+            matches!(
+                p.lower.as_str(),
+                "which"
+                    | "the"
+                    | "this"
+                    | "that"
+                    | "each"
+                    | "any"
+                    | "every"
+                    | "no"
+                    | "some"
+                    | "another"
+                    | "a"
+                    | "one"
+                    | "only"
+                    | "no-one"
+                    | "someone"
+            )
+        })
+    {
+        return None;
+    }
+    let (mut total, mut current, mut used) = (0u64, 0u64, 0usize);
+    let mut last_was_number = 0;
+    for (k, t) in toks.iter().enumerate() {
+        if let Some(w) = number_word(&t.lower) {
+            match w {
+                words::NumberWord::Unit(v) => current += v,
+                words::NumberWord::Scale(100) => current = current.max(1) * 100,
+                words::NumberWord::Scale(s) => {
+                    total += current.max(1) * s;
+                    current = 0;
+                }
+                words::NumberWord::Ordinal(v) => {
+                    current += v;
+                    used = k + 1;
+                    break;
+                }
+            }
+            used = k + 1;
+            last_was_number = k;
+        } else if t.lower == "and" && k == last_was_number + 1 && k + 1 < toks.len() {
+            // "two hundred and five": keep going only if a number follows.
+            if number_word(&toks[k + 1].lower).is_none() {
+                break;
+            }
+        } else {
+            break;
+        }
+    }
+    Some(((total + current).to_string(), used))
+}
+
+/// FNV-1a, for compact word identities.
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests;

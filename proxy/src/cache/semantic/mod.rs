@@ -1,0 +1,225 @@
+//! The semantic cache: serves a stored answer to a request that says the
+//! same thing in other words.
+//!
+//! On an exact-cache miss of a route that opted in, the request's texts
+//! ([`text`]) are embedded ([`embed`]) and its partition of the index
+//! ([`index`]) — the same scope hash, i.e. everything but the wording
+//! matches exactly — is searched. A stored prompt is served when its query
+//! vector, and its whole-prompt vector if it has several texts, are at
+//! least `threshold` similar, and the near-miss [`guard`] finds nothing that
+//! differs. The answer itself lives in the exact cache under its key; the
+//! index only points at it. A miss's answer, once stored, is indexed with
+//! the vectors the lookup computed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::HeaderValue;
+use sha2::{Digest, Sha256};
+use tollgate_config::{EmbedderKind, RouteSemantic, Semantic as SemanticConfig};
+
+pub mod ann;
+pub mod embed;
+pub mod guard;
+pub mod index;
+#[cfg(feature = "local-embeddings")]
+pub mod local;
+pub mod provider;
+pub mod text;
+pub mod vector;
+
+pub use embed::{EmbedError, Embedder, Upstream};
+pub use guard::{Check, Profile};
+pub use text::Prompt;
+
+use self::index::{Index, Query, Slot};
+use super::{CacheError, CacheMetrics, Key};
+
+/// Candidates looked at per lookup (best first).
+const CANDIDATES: usize = 8;
+
+/// The embedders and the index; the index survives reloads while its
+/// bounds are unchanged.
+pub struct SemanticCache {
+    index: Arc<Index>,
+    embedders: Vec<Embedder>,
+    metrics: Arc<CacheMetrics>,
+}
+
+/// A request's embedding, kept to index its answer.
+pub struct Probe {
+    part: Key,
+    query: Vec<f32>,
+    context: Option<Vec<f32>>,
+    profile: Profile,
+    route: RouteSemantic,
+}
+
+/// A stored prompt that may be served.
+pub struct Match {
+    pub id: u64,
+    /// The exact-cache key of its answer.
+    pub key: Key,
+    pub similarity: f32,
+}
+
+impl SemanticCache {
+    pub async fn new(
+        cfg: &SemanticConfig,
+        previous: Option<&SemanticCache>,
+        metrics: Arc<CacheMetrics>,
+    ) -> Result<SemanticCache, CacheError> {
+        let index = match previous {
+            Some(p)
+                if p.index.max_entries() == cfg.max_entries as usize
+                    && p.index.exact_scan_below() == cfg.exact_scan_below =>
+            {
+                p.index.clone()
+            }
+            _ => Index::new(cfg.max_entries as usize, cfg.exact_scan_below),
+        };
+        let mut embedders = Vec::with_capacity(cfg.embedders.len());
+        for e in &cfg.embedders {
+            embedders.push(match &e.kind {
+                EmbedderKind::Provider {
+                    provider,
+                    model,
+                    dimensions,
+                    timeout,
+                } => Embedder::Provider(provider::ProviderEmbedder {
+                    provider: *provider,
+                    model: model.clone(),
+                    dimensions: *dimensions,
+                    timeout: *timeout,
+                }),
+                EmbedderKind::Local { path, max_tokens } => {
+                    embed::local(
+                        &e.name,
+                        path,
+                        *max_tokens,
+                        previous.map(|p| &p.embedders[..]),
+                    )
+                    .await?
+                }
+            });
+        }
+        Ok(SemanticCache {
+            index,
+            embedders,
+            metrics,
+        })
+    }
+
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
+    }
+
+    /// Embeds a request's prompt with the route's embedder.
+    pub async fn probe(
+        &self,
+        up: &Upstream<'_>,
+        cfg: &SemanticConfig,
+        route: &RouteSemantic,
+        prompt: &Prompt,
+        request_id: &HeaderValue,
+    ) -> Result<Probe, EmbedError> {
+        let e = &cfg.embedders[route.embedder];
+        let embedder = &self.embedders[route.embedder];
+        let context = prompt.context();
+        let mut texts = vec![prompt.query()];
+        if let Some(c) = &context {
+            texts.push(c);
+        }
+        let started = Instant::now();
+        let result = embedder.embed(up, &texts, request_id).await;
+        self.metrics
+            .embedding_duration
+            .with_label_values(&[&e.name])
+            .observe(started.elapsed().as_secs_f64());
+        let mut vectors = match result {
+            Ok(v) => v,
+            Err(err) => {
+                self.metrics
+                    .embedding_errors
+                    .with_label_values(&[&e.name, err.metric_label()])
+                    .inc();
+                return Err(err);
+            }
+        };
+        let context = (vectors.len() > 1).then(|| vectors.pop().expect("two vectors"));
+        let query = vectors.pop().expect("one vector per text");
+        // The partition: the scope, and what shapes the vectors.
+        let mut h = Sha256::new();
+        h.update(prompt.scope.0);
+        h.update(e.identity(up.providers).as_bytes());
+        Ok(Probe {
+            part: Key(h.finalize().into()),
+            query,
+            context,
+            profile: Profile::of(prompt.texts.iter().map(String::as_str)),
+            route: *route,
+        })
+    }
+
+    /// Stored prompts that may answer `probe`, best first: similar enough
+    /// on every vector and passed by the guard.
+    pub fn find(&self, probe: &Probe) -> Vec<Match> {
+        let threshold = probe.route.threshold;
+        let candidates = self.index.search(&Query {
+            part: &probe.part,
+            query: &probe.query,
+            threshold,
+            limit: CANDIDATES,
+        });
+        let mut out = Vec::new();
+        for c in candidates {
+            let similarity = match (&probe.context, &c.slot.context) {
+                (None, None) => c.similarity,
+                (Some(a), Some(b)) => {
+                    let s = vector::similarity(a, b);
+                    if s < threshold {
+                        continue;
+                    }
+                    s.min(c.similarity)
+                }
+                _ => continue,
+            };
+            if let Err(check) = probe.profile.compare(&c.slot.profile, &probe.route.guard) {
+                self.metrics
+                    .guard_refusals
+                    .with_label_values(&[check.label()])
+                    .inc();
+                continue;
+            }
+            out.push(Match {
+                id: c.id,
+                key: c.slot.key,
+                similarity,
+            });
+        }
+        out
+    }
+
+    /// Indexes the prompt whose answer was stored under `key`.
+    pub fn remember(&self, probe: Probe, key: Key, ttl: Duration) {
+        let slot = Slot {
+            part: probe.part,
+            key,
+            query: probe.query.into_boxed_slice(),
+            context: probe.context.map(Vec::into_boxed_slice),
+            profile: probe.profile,
+            expires: Instant::now() + ttl,
+        };
+        self.index.insert(slot);
+        self.metrics.semantic_entries.set(self.index.len() as i64);
+    }
+
+    /// Drops an entry whose answer has left the exact cache.
+    pub fn forget(&self, id: u64) {
+        self.index.remove(id);
+        self.metrics.semantic_entries.set(self.index.len() as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,114 @@
+//! Embeddings from a configured provider's OpenAI-compatible
+//! `/v1/embeddings`, sent with the proxy's pooled client and the provider's
+//! own credentials (Azure's deployment path and API version included).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use http::Method;
+use http_body_util::{BodyExt, Limited};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::embed::{EmbedError, Upstream};
+use super::vector::normalized;
+use crate::api::Operation;
+use crate::upstream::{build_request, Outgoing};
+
+/// Larger answers are refused (a 3072-dimension vector is ~70 KB of JSON).
+const MAX_ANSWER: usize = 8 << 20;
+
+pub struct ProviderEmbedder {
+    /// Index into the config's providers.
+    pub provider: usize,
+    pub model: String,
+    pub dimensions: Option<u32>,
+    pub timeout: Duration,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    data: Vec<Item>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    #[serde(default)]
+    index: usize,
+    embedding: Vec<f32>,
+}
+
+impl ProviderEmbedder {
+    pub async fn embed(
+        &self,
+        up: &Upstream<'_>,
+        texts: &[&str],
+        request_id: &HeaderValue,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let provider = &up.providers[self.provider];
+        let mut body = json!({"model": self.model, "input": texts, "encoding_format": "float"});
+        if let Some(d) = self.dimensions {
+            body["dimensions"] = json!(d);
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let req = build_request(
+            Outgoing {
+                provider,
+                credential: up.credentials.get(self.provider).and_then(|c| c.as_deref()),
+                operation: Operation::Embeddings,
+                method: Method::POST,
+                path: "/v1/embeddings",
+                query: None,
+                model: Some(&self.model),
+                request_id,
+                body: Bytes::from(serde_json::to_vec(&body).expect("serializes")),
+            },
+            headers,
+        )?;
+        let call = async {
+            let resp = up.client.send(&provider.name, req).await?;
+            let status = resp.status();
+            let bytes = Limited::new(resp.into_body(), MAX_ANSWER)
+                .collect()
+                .await
+                .map_err(|e| EmbedError::Malformed(e.to_string()))?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(EmbedError::Status {
+                    status: status.as_u16(),
+                    body: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+                });
+            }
+            parse(&bytes, texts.len())
+        };
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| EmbedError::Timeout(self.timeout))?
+    }
+}
+
+/// The vectors of an embeddings answer, in input order, unit length.
+pub fn parse(bytes: &[u8], expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+    let mut answer: Answer =
+        serde_json::from_slice(bytes).map_err(|e| EmbedError::Malformed(e.to_string()))?;
+    if answer.data.len() != expected {
+        return Err(EmbedError::Malformed(format!(
+            "{} vectors for {expected} inputs",
+            answer.data.len()
+        )));
+    }
+    answer.data.sort_by_key(|i| i.index);
+    let dims = answer.data[0].embedding.len();
+    answer
+        .data
+        .into_iter()
+        .map(|i| {
+            if i.embedding.len() != dims || dims == 0 {
+                return Err(EmbedError::Malformed("vectors of different sizes".into()));
+            }
+            normalized(i.embedding).ok_or_else(|| EmbedError::Malformed("a zero vector".into()))
+        })
+        .collect()
+}

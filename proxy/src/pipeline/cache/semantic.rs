@@ -1,0 +1,86 @@
+//! The semantic lookup of an exact miss: embed, search, guard, fetch.
+//!
+//! An embedding that fails or times out is a miss (counted), never a failed
+//! request. A match whose answer has left the exact cache is dropped from
+//! the index and the next one tried.
+
+use std::time::Instant;
+
+use http::HeaderValue;
+use serde_json::Value;
+use tollgate_config::RouteSemantic;
+
+use crate::cache::semantic::{EmbedError, Probe, Prompt, Upstream};
+use crate::cache::{Entry, Scope};
+use crate::state::Runtime;
+
+pub(super) enum Outcome {
+    Hit {
+        entry: Entry,
+        similarity: f32,
+    },
+    /// With the prompt's embedding when there was one.
+    Miss(Option<Probe>),
+}
+
+/// Embeds the request; when `search`, also looks it up.
+pub(super) async fn lookup(
+    rt: &Runtime,
+    route: &RouteSemantic,
+    scope: &Scope<'_>,
+    body: &Value,
+    request_id: &HeaderValue,
+    search: bool,
+) -> Outcome {
+    let started = Instant::now();
+    let cache = &rt.cache;
+    let Some(prompt) = Prompt::of(scope, body) else {
+        cache.semantic_lookup("uncacheable", started);
+        return Outcome::Miss(None);
+    };
+    let up = Upstream {
+        providers: &rt.config.providers,
+        credentials: &rt.credentials,
+        client: &rt.client,
+    };
+    let semantic = cache.semantic();
+    let probe = match semantic
+        .probe(&up, &cache.config().semantic, route, &prompt, request_id)
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            let embedder = &cache.config().semantic.embedders[route.embedder].name;
+            tracing::warn!(%embedder, error = %e, "semantic cache: embedding failed; treated as a miss");
+            let result = match e {
+                EmbedError::Timeout(_) => "timeout",
+                _ => "error",
+            };
+            if search {
+                cache.semantic_lookup(result, started);
+            }
+            return Outcome::Miss(None);
+        }
+    };
+    if !search {
+        return Outcome::Miss(Some(probe));
+    }
+    for m in semantic.find(&probe) {
+        match cache.fetch(&m.key).await {
+            Some(entry) => {
+                cache.semantic_lookup("semantic-hit", started);
+                cache
+                    .metrics()
+                    .semantic_similarity
+                    .observe(f64::from(m.similarity));
+                return Outcome::Hit {
+                    entry,
+                    similarity: m.similarity,
+                };
+            }
+            None => semantic.forget(m.id),
+        }
+    }
+    cache.semantic_lookup("miss", started);
+    Outcome::Miss(Some(probe))
+}
