@@ -10,7 +10,7 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 use kube::Client;
 
-use crate::crd::LlmPolicy;
+use crate::crd::{LlmPolicy, Sidecar};
 use crate::metrics::Metrics;
 
 /// Operator settings (flags).
@@ -22,6 +22,8 @@ pub struct Settings {
     pub reporter: String,
     /// This replica's identity (pod name), for events and the Lease.
     pub instance: String,
+    /// `spec.sidecar` fields a policy leaves unset (`--sidecar-defaults`).
+    pub sidecar_defaults: Sidecar,
 }
 
 impl Default for Settings {
@@ -33,7 +35,20 @@ impl Default for Settings {
             ),
             reporter: "tollgate-operator".into(),
             instance: "tollgate-operator".into(),
+            sidecar_defaults: Sidecar::default(),
         }
+    }
+}
+
+impl Settings {
+    /// `policy` as the operator renders and injects it: its `spec.sidecar`
+    /// completed with the sidecar defaults.
+    pub fn effective(&self, policy: &LlmPolicy) -> LlmPolicy {
+        let mut p = policy.clone();
+        let own = p.spec.sidecar.take().unwrap_or_default();
+        let merged = own.or(&self.sidecar_defaults);
+        p.spec.sidecar = (merged != Sidecar::default()).then_some(merged);
+        p
     }
 }
 

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use tollgate_operator::context::{Context, Settings};
+use tollgate_operator::crd::Sidecar;
 use tollgate_operator::leader::LeaseConfig;
 use tollgate_operator::metrics::Metrics;
 use tollgate_operator::{admin, controller, leader, webhook};
@@ -34,6 +35,11 @@ enum Command {
 
 #[derive(Args)]
 struct RunArgs {
+    /// Defaults for the injected sidecar, as a JSON `spec.sidecar` object
+    /// (e.g. `{"resources":{...},"logLevel":"info"}`); a policy's own
+    /// `spec.sidecar` fields win.
+    #[arg(long, env = "TOLLGATE_SIDECAR_DEFAULTS", value_parser = parse_sidecar)]
+    sidecar_defaults: Option<Sidecar>,
     /// Admin listener: /metrics, /healthz, /readyz.
     #[arg(long, env = "TOLLGATE_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
     admin_addr: SocketAddr,
@@ -75,6 +81,11 @@ struct RunArgs {
     validating_webhook_config: Option<String>,
 }
 
+fn parse_sidecar(s: &str) -> Result<Sidecar, String> {
+    let de = &mut serde_json::Deserializer::from_str(s);
+    serde_path_to_error::deserialize(de).map_err(|e| format!("{}: {}", e.path(), e.inner()))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -108,6 +119,9 @@ async fn main() -> anyhow::Result<()> {
     };
     if let Some(image) = args.proxy_image {
         settings.proxy_image = image;
+    }
+    if let Some(d) = args.sidecar_defaults {
+        settings.sidecar_defaults = d;
     }
     let metrics = Metrics::new();
     let ready = Arc::new(AtomicBool::new(false));

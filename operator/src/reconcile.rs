@@ -81,7 +81,7 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
         .ok_or_else(|| Error::NoNamespace(name.clone()))?;
     let cm_name = config_map_name(&name);
 
-    let outcome = match render(&ns, &name, &policy.spec) {
+    let outcome = match render(&ns, &name, &ctx.settings.effective(&policy).spec) {
         Ok(r) => {
             apply_config_map(&ctx, &policy, &ns, &cm_name, &r).await?;
             Outcome::Applied { hash: r.hash }

@@ -154,6 +154,9 @@ def default_install_is_ha_and_locked_down():
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     assert "--lease-name=t-tollgate-operator" in c["args"]
     assert "--proxy-image=ghcr.io/tollgate-dev/tollgate-proxy:0.1.0" in c["args"]
+    defaults = json.loads(next(a for a in c["args"] if a.startswith("--sidecar-defaults=")).split("=", 1)[1])
+    assert defaults == {"resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+                 "port": 15800, "adminPort": 15801, "logLevel": "info", "logFormat": "text"}, defaults
     assert c["image"] == "ghcr.io/tollgate-dev/tollgate-operator:0.1.0"
     pdb = one(objs, "PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1
@@ -351,6 +354,9 @@ def schema_refuses_typos_and_wrong_types():
     refused(["--set", "monitoring.serviceMonitor.interval=30 seconds"], "/monitoring/serviceMonitor/interval")
     refused(["--set", "certManager.issuerRef.kind=Secret"], "/certManager/issuerRef/kind")
     refused(["--set", "sidecar.image.tag=1", "--set", "sidecar.image.pullSecret=x"], "pullSecret")
+    refused(["--set", "sidecar.loglevel=debug"], "additional properties 'loglevel' not allowed")
+    refused(["--set", "sidecar.logFormat=xml"], "/sidecar/logFormat")
+    refused(["--set", "sidecar.resources.request.cpu=1"], "additional properties 'request' not allowed")
 
 
 @check
@@ -362,6 +368,7 @@ def impossible_combinations_fail_with_a_reason():
             "exclude each other")
     refused(["--set", "operator.replicaCount=1"], "minAvailable (1) must be below operator.replicaCount (1)")
     refused(["--set", "grafanaDashboard.enabled=true"], "grafanaDashboard.enabled needs monitoring.prometheusRule.enabled")
+    refused(["--set", "sidecar.adminPort=15800"], "sidecar.port and sidecar.adminPort must differ (both 15800)")
 
 
 # === values.yaml is documented and matches the schema ===

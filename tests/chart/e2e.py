@@ -238,8 +238,11 @@ def namespace(name, enabled):
     wait_until(f"serviceaccount {name}/default", lambda: kget("sa", "-n", name, "default"))
 
 
-def policy(ns, name="chat", selector="chat", secret="llm-keys"):
+def policy(ns, name="chat", selector="chat", secret="llm-keys", own_sidecar=True):
     text = open(os.path.join(ROOT, "operator", "testdata", "policy.yaml")).read()
+    if not own_sidecar:
+        text = re.sub(r"\n  sidecar:\n(    .*\n)+", "\n", text)
+        assert "sidecar:" not in text
     text = text.replace("name: chat\n", f"name: {name}\n", 1).replace("{app: chat}", "{app: %s}" % selector)
     text = text.replace("{name: llm-keys,", "{name: %s," % secret)
     return kubectl("-n", ns, "create", "-f", "-", stdin=text, ok=False)
@@ -269,7 +272,8 @@ state = {}
 def install():
     state["port"] = free_port()
     helm("install", REL, CHART, "-n", NS, "--create-namespace",
-         "--set", f"webhook.url=https://127.0.0.1:{state['port']}")
+         "--set", f"webhook.url=https://127.0.0.1:{state['port']}",
+         "--set", "sidecar.port=15900", "--set", "sidecar.logLevel=debug")
     kubectl("wait", "--for=condition=Established", "crd/llmpolicies.tollgate.dev", "--timeout=60s")
     mwc = kget("mutatingwebhookconfiguration", FULL)
     ca = base64.b64decode(kget("secret", "-n", NS, f"{FULL}-webhook-tls")["data"]["ca.crt"])
@@ -307,7 +311,7 @@ def reconcile():
         for e in kget("events.events.k8s.io", "-n", "app-a")["items"]))
 
 
-@step("mutating webhooks: enabled namespace and pod opt-in injected; opt-out, unselected and excluded namespaces never sent")
+@step("mutating webhooks: enabled namespace and pod opt-in injected with the chart's sidecar defaults where a policy sets none; opt-out, unselected and excluded namespaces never sent")
 def mutate():
     op = state["op"]
     calls = lambda: op.counter("tollgate_operator_admission_requests_total", webhook="mutate")  # noqa: E731
@@ -317,14 +321,26 @@ def mutate():
     n = calls()
     assert not injected(pod("app-a", "optout", {"app": "chat", "tollgate.dev/inject": "false"}))
     namespace("app-b", enabled=False)
-    assert policy("app-b").returncode == 0
+    assert policy("app-b", own_sidecar=False).returncode == 0
     wait_until("policy app-b/chat Ready", lambda: ready("app-b", "chat"))
     assert not injected(pod("app-b", "plain", {"app": "chat"}))
     assert not injected(pod(NS, "own", {"app": "chat", "tollgate.dev/inject": "true"}))
     assert not injected(pod("kube-system", "sys", {"app": "chat", "tollgate.dev/inject": "true"}))
     assert calls() == n, "the webhook was called for a pod its selectors exclude"
-    assert injected(pod("app-b", "asked", {"app": "chat", "tollgate.dev/inject": "true"}))
+    asked = pod("app-b", "asked", {"app": "chat", "tollgate.dev/inject": "true"})
+    assert injected(asked)
     assert calls() == n + 1
+    # app-b's policy has no spec.sidecar: the chart's sidecar defaults apply;
+    # app-a's policy sets its own (port 15800, its image), which win.
+    side = asked["spec"]["initContainers"][0]
+    assert side["image"] == "ghcr.io/tollgate-dev/tollgate-proxy:0.1.0", side["image"]
+    assert side["resources"] == {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+    env = {e["name"]: e.get("value") for e in asked["spec"]["containers"][0]["env"]}
+    assert env["OPENAI_BASE_URL"] == "http://127.0.0.1:15900/v1", env
+    config = kget("cm", "-n", "app-b", "tollgate-chat")["data"]["config.yaml"]
+    assert "debug" in config and "15900" in config, config
+    env = {e["name"]: e.get("value") for e in p["spec"]["containers"][0]["env"]}
+    assert env["OPENAI_BASE_URL"] == "http://127.0.0.1:15800/v1", env
 
 
 @step("status counts pods; the uninjected pod shows in tollgate_operator_uninjected_pods")

@@ -124,6 +124,9 @@ app.kubernetes.io/component: operator
 {{- if and .Values.grafanaDashboard.enabled (not .Values.monitoring.prometheusRule.enabled) }}
 {{- fail "grafanaDashboard.enabled needs monitoring.prometheusRule.enabled: the dashboard's panels read its recording rules" }}
 {{- end }}
+{{- if eq (int .Values.sidecar.port) (int .Values.sidecar.adminPort) }}
+{{- fail (printf "sidecar.port and sidecar.adminPort must differ (both %d)" (int .Values.sidecar.port)) }}
+{{- end }}
 {{- if and .Values.webhook.url (not (hasPrefix "https://" .Values.webhook.url)) }}
 {{- fail "webhook.url must start with https:// (the API server only calls webhooks over TLS)" }}
 {{- end }}

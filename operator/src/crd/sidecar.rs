@@ -43,12 +43,61 @@ pub struct Sidecar {
     pub log_format: Option<LogFormat>,
 }
 
+impl Sidecar {
+    /// This sidecar with every unset field taken from `defaults` (the
+    /// operator's `--sidecar-defaults`): the policy's own fields win.
+    pub fn or(&self, defaults: &Sidecar) -> Sidecar {
+        Sidecar {
+            image: self.image.clone().or_else(|| defaults.image.clone()),
+            image_pull_policy: self.image_pull_policy.or(defaults.image_pull_policy),
+            resources: self
+                .resources
+                .clone()
+                .or_else(|| defaults.resources.clone()),
+            port: self.port.or(defaults.port),
+            admin_port: self.admin_port.or(defaults.admin_port),
+            log_level: self
+                .log_level
+                .clone()
+                .or_else(|| defaults.log_level.clone()),
+            log_format: self.log_format.or(defaults.log_format),
+        }
+    }
+}
+
 /// Image pull policy.
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PullPolicy {
     Always,
     IfNotPresent,
     Never,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_fields_win_and_defaults_fill_the_rest() {
+        let defaults: Sidecar = serde_json::from_value(serde_json::json!({
+            "image": "registry.test/proxy:1", "port": 16000, "logLevel": "debug",
+            "resources": {"requests": {"cpu": "10m"}}}))
+        .unwrap();
+        let own = Sidecar {
+            port: Some(15900),
+            ..Sidecar::default()
+        };
+        let got = own.or(&defaults);
+        assert_eq!(got.port, Some(15900));
+        assert_eq!(got.image.as_deref(), Some("registry.test/proxy:1"));
+        assert_eq!(got.log_level.as_deref(), Some("debug"));
+        assert!(got.resources.is_some());
+        assert_eq!(got.admin_port, None);
+        assert_eq!(
+            Sidecar::default().or(&Sidecar::default()),
+            Sidecar::default()
+        );
+    }
 }
 
 impl PullPolicy {

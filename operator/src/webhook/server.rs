@@ -130,14 +130,15 @@ pub fn mutate(body: &[u8], ctx: &Context) -> (&'static str, AdmissionResponse) {
         .find(|n| n.name_any() == ns)
         .map(|n| n.labels().clone())
         .unwrap_or_default();
-    let policies: Vec<Arc<LlmPolicy>> = ctx
+    let policies: Vec<LlmPolicy> = ctx
         .stores
         .policies
         .state()
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+        .map(|p| ctx.settings.effective(&p))
         .collect();
-    let refs: Vec<&LlmPolicy> = policies.iter().map(|p| p.as_ref()).collect();
+    let refs: Vec<&LlmPolicy> = policies.iter().collect();
     match decide(pod, &ns, &ns_labels, &refs, &ctx.settings.proxy_image) {
         Decision::Skip(_) => ("allowed", resp),
         Decision::Inject { policy, patch } => {
@@ -166,7 +167,7 @@ async fn validate(body: &[u8], ctx: &Context) -> (&'static str, AdmissionRespons
     let Some(policy) = &req.object else {
         return ("allowed", resp);
     };
-    let mut policy = policy.clone();
+    let mut policy = ctx.settings.effective(policy);
     if policy.metadata.namespace.is_none() {
         policy.metadata.namespace = req.namespace.clone();
     }
