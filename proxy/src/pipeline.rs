@@ -4,6 +4,8 @@
 //! 2. **Admit**: the concurrency limit (503 with `Retry-After` beyond it).
 //! 3. **Read**: the body, within `server.maxRequestBody`.
 //! 4. **Parse**: `model` and `stream` (`api::request`); bad JSON is a 400.
+//!    Then the **PII filter and prompt guard** (`pii`) scan every text the
+//!    app sent, once, and rewrite or refuse the request.
 //! 5. **Route**: alias rules, then a plan of targets (`routing`). Then the
 //!    **cache** (`cache`): a hit is answered at once, whole or replayed as a
 //!    stream; a miss carries a tap that stores a complete 200 answer.

@@ -275,27 +275,24 @@ impl StreamFilter {
             text = format!("{}{}", ch.ctx, ch.pending);
             let base = ch.ctx.len();
             let full = cut == ch.pending.len();
-            for f in engine.scanner.scan(&text) {
-                if f.end <= base {
-                    continue;
-                }
-                if !full && f.end > base + cut && f.start >= base {
+            // One scan, with the held text as context after: a finding that
+            // straddles the cut moves the cut back to its start (findings
+            // do not overlap, so those before it stay whole).
+            let all = engine.scanner.scan(&text);
+            for f in &all {
+                if !full && f.start >= base && f.end > base + cut {
                     cut = cut.min(f.start - base);
                 }
             }
-            if cut > 0 {
-                found = engine
-                    .scanner
-                    .scan(&text[..base + cut])
-                    .into_iter()
-                    .filter(|f| f.start >= base)
-                    .map(|mut f| {
-                        f.start -= base;
-                        f.end -= base;
-                        f
-                    })
-                    .collect();
-            }
+            found = all
+                .into_iter()
+                .filter(|f| f.start >= base && f.end <= base + cut)
+                .map(|mut f| {
+                    f.start -= base;
+                    f.end -= base;
+                    f
+                })
+                .collect();
         }
         if cut == 0 {
             return String::new();
@@ -525,8 +522,11 @@ pub(crate) fn safe_cut(pending: &str, max_hold: usize) -> usize {
     }
     cut = date_tail(p, cut);
     // An unterminated private key block holds everything after it.
+    // It ends with the dashes after `-----END <label>`.
     if let Some(b) = find_last(p, b"-----BEGIN") {
-        if find_last(&p[b..], b"-----END").is_none() {
+        let closed = find_last(&p[b..], b"-----END")
+            .is_some_and(|e| find_last(&p[b + e + 8..], b"-----").is_some());
+        if !closed {
             cut = cut.min(b);
         }
     }

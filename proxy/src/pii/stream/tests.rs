@@ -65,8 +65,14 @@ fn filter(e: &Arc<Engine>, p: Option<Arc<Pseudonyms>>, app: Family) -> StreamFil
     StreamFilter::new(e.clone(), p, metrics(), app, None)
 }
 
-const ENTITIES: [(&str, &str); 8] = [
+const ENTITIES: [(&str, &str); 15] = [
     ("jane.doe@example.com", "[EMAIL]"),
+    ("fe80::1ff:fe23:4567:890a", "[IP_ADDRESS]"),
+    ("a4:5e:60:e8:2f:1c", "[MAC_ADDRESS]"),
+    ("redis://app:s3cr3t@cache.internal:6379", "[URL_CREDENTIALS]"),
+    ("sk-proj-AbCdEf0123456789xYzAbCdEf01", "[OPENAI_KEY]"),
+    ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N", "[JWT]"),
+    ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----", "[PRIVATE_KEY]"),
     ("4111 1111 1111 1111", "[CREDIT_CARD]"),
     ("+44 20 7946 0958", "[PHONE]"),
     ("GB82 WEST 1234 5698 7654 32", "[IBAN]"),
@@ -74,16 +80,17 @@ const ENTITIES: [(&str, &str); 8] = [
     ("192.168.10.254", "[IP_ADDRESS]"),
     ("AKIAIOSFODNN7EXAMPLE", "[AWS_ACCESS_KEY]"),
     ("March 3, 1985", "[DATE_OF_BIRTH]"),
+    ("Tr0ub4dor&3x", "[GENERIC_SECRET]"),
 ];
 
 #[test]
 fn entities_split_at_every_boundary_are_caught() {
     let e = engine("  responses: {scan: true}");
     for (value, label) in ENTITIES {
-        let lead = if label == "[DATE_OF_BIRTH]" {
-            "I was born on "
-        } else {
-            "Contact: "
+        let lead = match label {
+            "[DATE_OF_BIRTH]" => "I was born on ",
+            "[GENERIC_SECRET]" => "the password: ",
+            _ => "Contact: ",
         };
         let full = format!("{lead}{value} thanks.");
         let want = format!("{lead}{label} thanks.");
