@@ -69,10 +69,19 @@ const ENTITIES: [(&str, &str); 15] = [
     ("jane.doe@example.com", "[EMAIL]"),
     ("fe80::1ff:fe23:4567:890a", "[IP_ADDRESS]"),
     ("a4:5e:60:e8:2f:1c", "[MAC_ADDRESS]"),
-    ("redis://app:s3cr3t@cache.internal:6379", "[URL_CREDENTIALS]"),
+    (
+        "redis://app:s3cr3t@cache.internal:6379",
+        "[URL_CREDENTIALS]",
+    ),
     ("sk-proj-AbCdEf0123456789xYzAbCdEf01", "[OPENAI_KEY]"),
-    ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N", "[JWT]"),
-    ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----", "[PRIVATE_KEY]"),
+    (
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N",
+        "[JWT]",
+    ),
+    (
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----",
+        "[PRIVATE_KEY]",
+    ),
     ("4111 1111 1111 1111", "[CREDIT_CARD]"),
     ("+44 20 7946 0958", "[PHONE]"),
     ("GB82 WEST 1234 5698 7654 32", "[IBAN]"),
