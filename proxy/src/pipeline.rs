@@ -174,6 +174,12 @@ async fn forward(
     let (parts, body) = req.into_parts();
     let mut bytes = read_body(&parts.headers, body, rt.config.server.max_request_body).await?;
     if !endpoint.operation.routes_on_model() {
+        if let Some(engine) = &rt.pii {
+            if let Some(b) = pii::filter_other(engine, &parts.headers, &bytes, &shared.metrics.pii)?
+            {
+                bytes = b;
+            }
+        }
         return forward_other(rt, endpoint, parts, bytes, request_id, settle).await;
     }
 

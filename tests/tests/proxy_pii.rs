@@ -440,3 +440,45 @@ async fn pseudonymized_answers_are_never_cached() {
         assert_eq!(resp.headers()["x-tollgate-cache"], want);
     }
 }
+
+#[tokio::test]
+async fn other_paths_are_scanned_without_knowing_their_shape() {
+    // The Responses API is forwarded as it is, so its answer cannot be
+    // restored: pseudonymize masks there, and blocks still block.
+    let mock = mock().await;
+    let proxy = ProxyProc::start(&config(
+        &mock.url(),
+        "",
+        &format!("defaultProvider: openai\n{PII}"),
+    ));
+    let resp = client()
+        .post(format!("{}/v1/responses", proxy.url))
+        .json(
+            &json!({"model": "gpt-4o-mini", "input": [{"role": "user", "content": [
+                {"type": "input_text", "text": "mail jane@example.com about Bluebird"},
+                {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}
+            ]}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let _ = resp.status();
+    let sent = mock.requests()[0].json();
+    assert_eq!(
+        sent["input"][0]["content"][0]["text"],
+        "mail [EMAIL] about [CODENAME]"
+    );
+    assert_eq!(
+        sent["input"][0]["content"][1]["image_url"],
+        "data:image/png;base64,iVBORw0KGgo="
+    );
+    let resp = client()
+        .post(format!("{}/v1/responses", proxy.url))
+        .json(&json!({"model": "gpt-4o-mini", "input": "card 4111 1111 1111 1111"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers()["x-tollgate-error"], "pii_blocked");
+    assert_eq!(mock.requests().len(), 1);
+}

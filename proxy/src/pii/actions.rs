@@ -18,13 +18,16 @@ use super::Engine;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     Request,
+    /// A request to an API the proxy forwards without reading its answer
+    /// (other `/v1/*` paths): pseudonyms could not be restored, so they mask.
+    Opaque,
     Response,
 }
 
 impl Direction {
     pub fn as_str(self) -> &'static str {
         match self {
-            Direction::Request => "request",
+            Direction::Request | Direction::Opaque => "request",
             Direction::Response => "response",
         }
     }
@@ -97,6 +100,7 @@ impl Redaction {
                 (Direction::Response, PiiAction::Block) => PiiAction::Mask,
                 // Values the model produced go to the app that owns them.
                 (Direction::Response, PiiAction::Pseudonymize) => PiiAction::Audit,
+                (Direction::Opaque, PiiAction::Pseudonymize) => PiiAction::Mask,
                 (_, a) => a,
             };
             *self.counts.entry((f.entity, action)).or_insert(0) += 1;

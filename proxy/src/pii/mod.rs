@@ -37,7 +37,7 @@ use tollgate_config::{Builtin, Pii, PiiAction};
 pub use error::PiiError;
 pub use finding::{Entity, Finding};
 pub use metrics::PiiMetrics;
-pub use request::{filter_request, Filtered};
+pub use request::{filter_other, filter_request, Filtered};
 
 /// What the answer to one request needs: the policy, and the pseudonyms
 /// its request was given.

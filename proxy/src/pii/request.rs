@@ -129,6 +129,86 @@ pub fn filter_request(
     })
 }
 
+/// Other `/v1/*` paths (the Responses API, batches, ...) are forwarded
+/// as they are, so they are scanned without knowing their shape: every
+/// string of a JSON body except `data:` URLs, as user input. Pseudonymize
+/// masks here (the answer is not read, so nothing could be restored).
+/// Bodies that are not JSON (file uploads, audio) pass unscanned.
+pub fn filter_other(
+    engine: &Engine,
+    headers: &http::HeaderMap,
+    raw: &Bytes,
+    metrics: &PiiMetrics,
+) -> Result<Option<Bytes>, crate::error::ProxyError> {
+    let json = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !json || raw.is_empty() {
+        return Ok(None);
+    }
+    let Ok(mut v) = serde_json::from_slice::<Value>(raw) else {
+        return Ok(None);
+    };
+    let started = Instant::now();
+    let mut red = Redaction::default();
+    let mut guard_block: Vec<&'static str> = Vec::new();
+    let mut stripped = false;
+    strings_deep(&mut v, Source::User, &mut |_, text: &mut String| {
+        if text.starts_with("data:") {
+            return;
+        }
+        if let Some(g) = &engine.guard {
+            let hits = g.check(text);
+            let action = g.action(GuardSource::User);
+            for r in &hits.rules {
+                metrics
+                    .guard_hits
+                    .with_label_values(&[r, "user", action.as_str()])
+                    .inc();
+                if action == GuardAction::Block && !guard_block.contains(r) {
+                    guard_block.push(r);
+                }
+            }
+            if action == GuardAction::Strip && !hits.rules.is_empty() {
+                if let Some(s) = strip_hidden(text) {
+                    *text = s;
+                    stripped = true;
+                }
+            }
+        }
+        if engine.pii_enabled {
+            let found = engine.scanner.scan(text);
+            if let Some(new) = red.apply(engine, text, &found, Direction::Opaque) {
+                *text = new;
+            }
+        }
+    });
+    for ((entity, action), n) in &red.counts {
+        metrics
+            .detections
+            .with_label_values(&[engine.name(*entity), action.as_str(), "request"])
+            .inc_by(*n);
+    }
+    metrics
+        .scan_duration
+        .with_label_values(&["request"])
+        .observe(started.elapsed().as_secs_f64());
+    if !guard_block.is_empty() {
+        metrics.blocked.with_label_values(&["prompt_guard"]).inc();
+        return Err(PiiError::Guard { rules: guard_block }.into());
+    }
+    if !red.blocked.is_empty() {
+        metrics.blocked.with_label_values(&["pii"]).inc();
+        return Err(PiiError::Blocked {
+            types: red.blocked.into_iter().collect(),
+        }
+        .into());
+    }
+    Ok((red.changed || stripped)
+        .then(|| Bytes::from(serde_json::to_vec(&v).expect("a JSON value serializes"))))
+}
+
 fn guard_source(s: Source) -> Option<GuardSource> {
     match s {
         Source::User => Some(GuardSource::User),
