@@ -1,5 +1,5 @@
 # The two commands: `make run` (proxy + mock locally) and `make test` (everything).
-.PHONY: run test lint bench-load fmt
+.PHONY: run test lint bench-load bench fmt
 
 run:
 	scripts/run-local.sh
@@ -16,3 +16,7 @@ fmt:
 
 bench-load:
 	tests/load/run.sh
+
+# The side-by-side benchmark (issue 9): ~20 min, not part of `make test`.
+bench:
+	tests/bench/run.sh

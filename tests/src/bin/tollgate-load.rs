@@ -1,14 +1,16 @@
 //! `tollgate-load`: the load driver behind `tests/load/run.sh`.
 //!
-//! Three modes, each printing JSON lines on stdout:
+//! Four modes, each printing JSON lines on stdout:
 //!
-//! - `rate`: an open-loop, constant-rate stream of small non-streaming chat
-//!   completions. Requests leave on schedule whether or not earlier ones have
+//! - `rate`: an open-loop, constant-rate stream of small chat completions
+//!   (whole, or streamed with `--stream`, then with time to first event). Requests leave on schedule whether or not earlier ones have
 //!   answered, and latency is taken from the *scheduled* send time, so a
 //!   stall is charged to every request it delayed (no coordinated omission).
 //!   Several targets are run in alternating rounds (A B, B A, …) from one
 //!   process with warm connection pools, so drift on a shared machine hits
 //!   both sides alike. One line per round and target.
+//! - `saturate`: closed loop, `--concurrency` requests always in flight per
+//!   target, for the most a target serves (see [`saturate`]).
 //! - `ttft`: sequential streaming requests, alternating targets request by
 //!   request; time from send to the first SSE `data:` bytes. One line per
 //!   target.
@@ -18,11 +20,23 @@
 //!   passes, then prints `{"event":"done",…}`.
 //!
 //! The driver runs on a single-threaded runtime so it takes at most one of
-//! the machine's cores; a separate pacer thread keeps the send schedule.
+//! the machine's cores (`--threads` raises that); a separate pacer thread
+//! keeps the send schedule.
+//!
+//! `--pid NAME=PID[,PID…]` adds the CPU seconds those processes used during
+//! each phase of target NAME (from `/proc/PID/stat`), so the harness gets a
+//! CPU cost per request without having to know the phase boundaries.
+//! `--unique-seed NAME` gives every request to target NAME its own `seed`,
+//! so a response cache misses every time.
 
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[path = "tollgate-load/cpu.rs"]
+mod cpu;
+#[path = "tollgate-load/saturate.rs"]
+mod saturate;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +51,8 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
+
+use cpu::CpuWatch;
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -59,6 +75,15 @@ struct Common {
     /// Extra request header `NAME: VALUE` (repeatable), e.g. `x-mock-ttft-ms: 0`.
     #[arg(long = "header", global = true, value_name = "NAME: VALUE")]
     headers: Vec<String>,
+    /// The user message of every request.
+    #[arg(long, global = true, default_value = "Say hi")]
+    prompt: String,
+    /// `temperature` in every request (left out when not set).
+    #[arg(long, global = true)]
+    temperature: Option<f64>,
+    /// Runtime worker threads (1: a current-thread runtime).
+    #[arg(long, global = true, default_value_t = 1)]
+    threads: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -69,6 +94,8 @@ enum Mode {
     Ttft(TtftArgs),
     /// Hold many streaming requests open (for memory figures).
     Streams(StreamsArgs),
+    /// Closed loop at a fixed concurrency; the most a target serves.
+    Saturate(saturate::SaturateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -88,6 +115,22 @@ struct RateArgs {
     warmup_s: f64,
     #[arg(long, default_value_t = 5000)]
     timeout_ms: u64,
+    /// Stream the answers; adds time to first event per request.
+    #[arg(long)]
+    stream: bool,
+    #[command(flatten)]
+    per_target: PerTarget,
+}
+
+/// Options that name a target.
+#[derive(Args, Debug, Default)]
+struct PerTarget {
+    /// `NAME=PID[,PID…]`: report the CPU these processes use during NAME's phases.
+    #[arg(long = "pid", value_name = "NAME=PIDS")]
+    pids: Vec<String>,
+    /// A unique `seed` in every request to NAME (a response cache always misses).
+    #[arg(long = "unique-seed", value_name = "NAME")]
+    unique_seed: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -128,14 +171,23 @@ struct StreamsArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = if cli.common.threads > 1 {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cli.common.threads)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+    .context("starting the runtime")?;
     let headers = parse_headers(&cli.common.headers)?;
     let req = RequestSpec {
         key: cli.common.key,
         model: cli.common.model,
+        prompt: cli.common.prompt,
+        temperature: cli.common.temperature,
         headers,
     };
     rt.block_on(async move {
@@ -143,6 +195,7 @@ fn main() -> anyhow::Result<()> {
             Mode::Rate(a) => rate(&req, a).await,
             Mode::Ttft(a) => ttft(&req, a).await,
             Mode::Streams(a) => streams(&req, a).await,
+            Mode::Saturate(a) => saturate::run(&req, a).await,
         }
     })
 }
@@ -151,6 +204,8 @@ fn main() -> anyhow::Result<()> {
 struct RequestSpec {
     key: String,
     model: String,
+    prompt: String,
+    temperature: Option<f64>,
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -163,11 +218,14 @@ impl RequestSpec {
         stream: bool,
         extra: &[(&'static str, String)],
     ) -> anyhow::Result<Template> {
-        let body = json!({
+        let mut body = json!({
             "model": self.model,
-            "messages": [{"role": "user", "content": "Say hi"}],
+            "messages": [{"role": "user", "content": self.prompt}],
             "stream": stream,
         });
+        if let Some(t) = self.temperature {
+            body["temperature"] = json!(t);
+        }
         let mut headers = HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("application/json"));
         headers.insert("authorization", format!("Bearer {}", self.key).parse()?);
@@ -181,6 +239,7 @@ impl RequestSpec {
             uri: uri.clone(),
             headers,
             body: Bytes::from(body.to_string()),
+            unique: None,
         })
     }
 }
@@ -189,16 +248,60 @@ struct Template {
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
+    /// With a unique seed: the body without its closing `}` and the next seed.
+    unique: Option<(Bytes, AtomicU64)>,
 }
 
 impl Template {
+    /// Every request from now on carries its own `"seed": N`. Seeds start
+    /// at the microseconds since the epoch (below 2^53, so exact in any
+    /// JSON parser), so later runs against the same cache do not repeat them.
+    fn with_unique_seed(mut self) -> Template {
+        let open = self.body.slice(..self.body.len() - 1);
+        let first = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64);
+        self.unique = Some((open, AtomicU64::new(first)));
+        self
+    }
+
     fn request(&self) -> Request<Full<Bytes>> {
+        let body = match &self.unique {
+            None => self.body.clone(),
+            Some((open, next)) => {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                let mut b = Vec::with_capacity(open.len() + 24);
+                b.extend_from_slice(open);
+                b.extend_from_slice(format!(",\"seed\":{seed}}}").as_bytes());
+                Bytes::from(b)
+            }
+        };
         let mut r = Request::post(self.uri.clone())
-            .body(Full::new(self.body.clone()))
+            .body(Full::new(body))
             .expect("a parsed URI is valid");
         *r.headers_mut() = self.headers.clone();
         r
     }
+}
+
+/// One template per target: streamed or not, with a unique seed where asked.
+fn templates(
+    req: &RequestSpec,
+    targets: &[(String, Uri)],
+    stream: bool,
+    per: &PerTarget,
+) -> anyhow::Result<Vec<Template>> {
+    targets
+        .iter()
+        .map(|(name, uri)| {
+            let t = req.template(uri, stream, &[])?;
+            Ok(if per.unique_seed.contains(name) {
+                t.with_unique_seed()
+            } else {
+                t
+            })
+        })
+        .collect()
 }
 
 fn parse_headers(raw: &[String]) -> anyhow::Result<Vec<(HeaderName, HeaderValue)>> {
@@ -245,6 +348,8 @@ struct Sample {
     service: u64,
     /// Scheduled → actual send (pacer and runtime wake-up lag).
     lag: u64,
+    /// Actual send → first SSE `data:` bytes (streams only, else 0).
+    ttft: u64,
     ok: bool,
 }
 
@@ -252,12 +357,10 @@ async fn rate(req: &RequestSpec, a: RateArgs) -> anyhow::Result<()> {
     let targets = parse_targets(&a.targets)?;
     let clients: Vec<_> = targets.iter().map(|_| client(1024)).collect();
     let timeout = Duration::from_millis(a.timeout_ms);
-    let templates = targets
-        .iter()
-        .map(|(_, uri)| req.template(uri, false, &[]))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let templates = templates(req, &targets, a.stream, &a.per_target)?;
+    let cpu = CpuWatch::new(&a.per_target.pids, &targets)?;
     for (client, template) in clients.iter().zip(&templates) {
-        phase(client, template, a.rps, a.warmup_s, timeout).await;
+        phase(client, template, a.rps, a.warmup_s, timeout, a.stream).await;
     }
     let mut all: Vec<Vec<Sample>> = targets.iter().map(|_| Vec::new()).collect();
     for round in 0..a.rounds {
@@ -268,8 +371,18 @@ async fn rate(req: &RequestSpec, a: RateArgs) -> anyhow::Result<()> {
         }
         for i in order {
             let name = &targets[i].0;
-            let samples = phase(&clients[i], &templates[i], a.rps, a.duration_s, timeout).await;
-            let line = summarize(&samples, a.duration_s);
+            let before = cpu.read(i);
+            let samples = phase(
+                &clients[i],
+                &templates[i],
+                a.rps,
+                a.duration_s,
+                timeout,
+                a.stream,
+            )
+            .await;
+            let mut line = summarize(&samples, a.duration_s);
+            line["cpu_s"] = json!(cpu.since(i, before));
             println!(
                 "{}",
                 json!({"mode": "rate", "round": round, "target": name, "rps": a.rps, "stats": line})
@@ -296,6 +409,7 @@ async fn phase(
     rps: f64,
     secs: f64,
     timeout: Duration,
+    stream: bool,
 ) -> Vec<Sample> {
     let n = (rps * secs).round() as u64;
     let period = Duration::from_secs_f64(1.0 / rps);
@@ -321,22 +435,17 @@ async fn phase(
         let r = template.request();
         set.spawn(async move {
             let sent = Instant::now();
-            let ok = tokio::time::timeout(timeout, async {
-                let resp = client.request(r).await.ok()?;
-                let status = resp.status();
-                resp.into_body().collect().await.ok()?;
-                status.is_success().then_some(())
-            })
-            .await
-            .ok()
-            .flatten()
-            .is_some();
+            let first = tokio::time::timeout(timeout, exchange(&client, r, stream))
+                .await
+                .ok()
+                .flatten();
             let done = Instant::now();
             Sample {
                 latency: nanos(done - at),
                 service: nanos(done - sent),
                 lag: nanos(sent.saturating_duration_since(at)),
-                ok,
+                ttft: first.map_or(0, nanos),
+                ok: first.is_some(),
             }
         });
     }
@@ -348,18 +457,46 @@ async fn phase(
     out
 }
 
+/// One request, its whole answer read. Returns the time to the first SSE
+/// `data:` bytes for a stream (zero for a whole answer), or `None` when the
+/// request failed or the status was not 2xx.
+async fn exchange(client: &HttpClient, r: Request<Full<Bytes>>, stream: bool) -> Option<Duration> {
+    let t0 = Instant::now();
+    let resp = client.request(r).await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let mut body = resp.into_body();
+    if !stream {
+        body.collect().await.ok()?;
+        return Some(Duration::ZERO);
+    }
+    let mut first = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.ok()?;
+        if first.is_none() && frame.data_ref().is_some_and(|d| memmem(d, b"data:")) {
+            first = Some(t0.elapsed());
+        }
+    }
+    first
+}
+
 fn summarize(samples: &[Sample], secs: f64) -> serde_json::Value {
     let errors = samples.iter().filter(|s| !s.ok).count();
     let ok: Vec<&Sample> = samples.iter().filter(|s| s.ok).collect();
     let pick = |f: fn(&Sample) -> u64| pcts(ok.iter().map(|s| f(s)).collect());
-    json!({
+    let mut out = json!({
         "sent": samples.len(),
         "errors": errors,
         "achieved_rps": samples.len() as f64 / secs,
         "latency_us": pick(|s| s.latency),
         "service_us": pick(|s| s.service),
         "send_lag_us": pick(|s| s.lag),
-    })
+    });
+    if ok.iter().any(|s| s.ttft > 0) {
+        out["ttft_us"] = pick(|s| s.ttft);
+    }
+    out
 }
 
 /// p50/p90/p99/max of nanosecond values, in microseconds.

@@ -1,0 +1,299 @@
+"""The contenders of the side-by-side benchmark, started as real processes.
+
+Every contender forwards to the same mock provider on loopback:
+
+- `direct`: no hop, the floor every other figure is measured against.
+- `nginx`: a plain reverse proxy hop (Debian's nginx, keep-alive upstream,
+  no buffering), run unprivileged from a generated config.
+- `tollgate`: routing only; `tg-pii`, `tg-budget-mem`, `tg-budget-redis`
+  (a real redis-server), `tg-cache-hit` and `tg-all` (PII + memory budgets
+  + cache, sent a unique seed per request so the cache always misses).
+- `litellm`: the LiteLLM proxy from PyPI, the mock as an OpenAI-compatible
+  provider, telemetry and the remote cost map off, a master key set.
+
+Each contender knows its pids (for CPU and RSS from /proc) and the URL of
+its chat-completions endpoint. Servers that pick their own port (the mock,
+Tollgate) report it; nginx, redis and LiteLLM get a free port from us.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "load"))
+import procs  # noqa: E402  (tests/load/procs.py: mock and proxy start-up, /proc reads)
+
+KEY = "sk-tollgate-bench"  # the mock's key, LiteLLM's master key, what the driver sends
+MODEL = "gpt-4o-mini"
+
+
+@dataclass
+class Contender:
+    name: str
+    what: str
+    url: str  # chat-completions endpoint
+    pids: list[int] = field(default_factory=list)  # processes whose CPU and RSS count
+    procs: list = field(default_factory=list)  # what to stop, in order
+    admin: str | None = None
+
+    def rss_kb(self) -> int:
+        return sum(rss_kb(p) for p in self.all_pids())
+
+    def all_pids(self) -> list[int]:
+        """The contender's pids plus their children now (nginx workers)."""
+        out = []
+        for p in self.pids:
+            out.append(p)
+            out.extend(children(p))
+        return sorted(set(out))
+
+    def alive(self) -> bool:
+        return all(Path(f"/proc/{p}").exists() for p in self.pids)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.stop()
+
+
+class Popen:
+    """A process we started without a 'listening' line to parse."""
+
+    def __init__(self, name: str, argv: list[str], run_dir: Path, env=None, cwd=None, user=None):
+        self.name = name
+        self.stderr_path = run_dir / f"{name}.log"
+        if user is not None:
+            argv = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", *argv]
+        self.popen = subprocess.Popen(argv, stdout=self.stderr_path.open("w"), stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, env=env, cwd=cwd)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=5)
+
+    def tail(self, n: int = 20) -> str:
+        text = self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+        return "\n".join(text.splitlines()[-n:])
+
+
+# === Tollgate ===
+
+PII = """\
+pii:
+  action: mask
+  promptGuard: {user: flag}
+"""
+BUDGETS = """\
+budgets:
+{store}  limits:
+    - {{name: monthly, scope: policy, window: month, usd: 1000000}}
+  rateLimits:
+    - {{name: rpm, scope: policy, requestsPerMinute: 100000000}}
+"""
+CACHE = """\
+cache:
+  ttl: 1h
+"""
+
+TOLLGATE = {
+    # name: (description, config sections)
+    "tollgate": ("Tollgate, routing only", ""),
+    "tg-pii": ("Tollgate, PII masking + prompt guard", PII),
+    "tg-budget-mem": ("Tollgate, budget + rate limit in memory", BUDGETS.format(store="")),
+    "tg-budget-redis": ("Tollgate, budget + rate limit in Redis", None),
+    "tg-cache-hit": ("Tollgate, exact cache, every request a hit", CACHE),
+    "tg-all": ("Tollgate, PII + memory budgets + cache (every request a miss)",
+               PII + BUDGETS.format(store="") + CACHE),
+}
+
+
+def redis_store(port: int) -> str:
+    return (f"  store: {{type: redis, redis: {{url: \"redis://127.0.0.1:{port}/0\", keyPrefix: bench, "
+            "timeout: 100ms}, failMode: closed}\n")
+
+
+def start_tollgate(name: str, binary: Path, mock_url: str, run_dir: Path, redis_port: int | None = None) -> Contender:
+    what, sections = TOLLGATE[name]
+    if sections is None:
+        sections = BUDGETS.format(store=redis_store(redis_port))
+    config = procs.PROXY_CONFIG.format(mock_url=mock_url) + sections
+    sub = run_dir / name
+    sub.mkdir()
+    # procs.start_proxy writes proxy.yaml with only the provider; write ours.
+    (sub / "proxy.yaml").write_text(config)
+    env = dict(os.environ, TG_BENCH_KEY=KEY)
+    argv = [str(binary), "run", "--config", str(sub / "proxy.yaml")]
+    pattern = r"data=(?P<data>http://127\.0\.0\.1:\d+) admin=(?P<admin>http://127\.0\.0\.1:\d+)"
+    p = procs._start(name, argv, pattern, sub, env=env)
+    procs.wait_http_ok(p.urls["admin"] + "/readyz")
+    return Contender(name, what, p.urls["data"] + "/v1/chat/completions", [p.pid], [p], admin=p.urls["admin"])
+
+
+# === redis ===
+
+def start_redis(run_dir: Path) -> tuple[Popen, int]:
+    port = free_port()
+    p = Popen("redis", ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                        "--appendonly", "no", "--protected-mode", "yes"], run_dir)
+    wait_tcp(port, p)
+    return p, port
+
+
+# === nginx ===
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes auto;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  upstream mock {{ server {upstream}; keepalive 512; }}
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    keepalive_requests 1000000;
+    location / {{
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+      proxy_read_timeout 600s;
+    }}
+  }}
+}}
+"""
+
+
+def start_nginx(mock_url: str, run_dir: Path) -> Contender:
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(binary).exists():
+        raise RuntimeError("nginx not found (apt-get install nginx-light; run.sh does it as root)")
+    sub = run_dir / "nginx"
+    sub.mkdir()
+    port = free_port()
+    (sub / "nginx.conf").write_text(NGINX_CONF.format(dir=sub, port=port, upstream=mock_url.split("//", 1)[1]))
+    user = None
+    if os.geteuid() == 0:
+        # Unprivileged: the whole process tree runs as nobody.
+        user = pwd.getpwnam("nobody")
+        os.chmod(run_dir, 0o755)
+        os.chown(sub, user.pw_uid, user.pw_gid)
+    p = Popen("nginx", [binary, "-p", str(sub), "-c", str(sub / "nginx.conf"), "-e", str(sub / "error.log")],
+              sub, user=user)
+    wait_tcp(port, p)
+    return Contender("nginx", "nginx reverse proxy hop", f"http://127.0.0.1:{port}/v1/chat/completions",
+                     [p.pid], [p])
+
+
+# === LiteLLM ===
+
+LITELLM_CONF = """\
+model_list:
+  - model_name: {model}
+    litellm_params:
+      model: openai/{model}
+      api_base: {mock_url}/v1
+      api_key: {key}
+general_settings:
+  master_key: {key}
+litellm_settings:
+  telemetry: false
+"""
+
+
+def start_litellm(venv: Path, mock_url: str, run_dir: Path) -> Contender:
+    binary = venv / "bin" / "litellm"
+    if not binary.exists():
+        raise RuntimeError(f"{binary} missing (run.sh installs tests/bench/litellm-requirements.txt)")
+    sub = run_dir / "litellm"
+    sub.mkdir()
+    (sub / "config.yaml").write_text(LITELLM_CONF.format(model=MODEL, mock_url=mock_url, key=KEY))
+    port = free_port()
+    env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_TELEMETRY="False",
+               LITELLM_LOG="ERROR", NO_DOCS="True", DISABLE_ADMIN_UI="True")
+    p = Popen("litellm", [str(binary), "--config", str(sub / "config.yaml"), "--host", "127.0.0.1",
+                          "--port", str(port), "--telemetry", "False"], sub, env=env, cwd=sub)
+    wait_http(f"http://127.0.0.1:{port}/health/liveliness", p, timeout_s=120)
+    return Contender("litellm", "LiteLLM proxy", f"http://127.0.0.1:{port}/v1/chat/completions", [p.pid], [p])
+
+
+# === helpers ===
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_tcp(port: int, p: Popen, timeout_s: float = 15) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if p.popen.poll() is not None:
+            raise RuntimeError(f"{p.name} exited with {p.popen.returncode}:\n{p.tail()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{p.name} not listening on {port} after {timeout_s}s:\n{p.tail()}")
+
+
+def wait_http(url: str, p: Popen, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if p.popen.poll() is not None:
+            raise RuntimeError(f"{p.name} exited with {p.popen.returncode}:\n{p.tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{url} not ready after {timeout_s}s:\n{p.tail()}")
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            text = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+            out.extend(int(c) for c in text)
+    except OSError:
+        pass
+    return out
