@@ -97,6 +97,9 @@ impl Profile {
             if let Some((value, used)) =
                 number_words(&toks[i..], i.checked_sub(1).map(|j| &toks[j]))
             {
+                // Numbers mark positions too: "dollars in one euro" is not
+                // "euros in one dollar".
+                self.order.push(fnv(&value));
                 self.numbers.push(value.into());
                 for u in &toks[i..i + used] {
                     self.words.push(fnv(&u.lower));
@@ -104,8 +107,9 @@ impl Profile {
                 i += used;
                 continue;
             }
-            for n in digit_numbers(&t.text) {
-                self.numbers.push(n.into());
+            let digits = digit_numbers(&t.text);
+            for n in &digits {
+                self.numbers.push(n.as_str().into());
             }
             if NEGATIONS.contains(&lower) || lower.ends_with("n't") {
                 self.negations += 1;
@@ -118,8 +122,12 @@ impl Profile {
             if is_entity(t) {
                 self.entities.push(h);
             }
-            if !STOPWORDS.contains(&lower) {
-                self.order.push(h);
+            if !digits.is_empty() && !t.text.starts_with(char::is_alphabetic) {
+                for n in &digits {
+                    self.order.push(fnv(n));
+                }
+            } else if !STOPWORDS.contains(&lower) {
+                self.order.push(fnv(&stem(lower)));
             }
             i += 1;
         }
@@ -421,6 +429,18 @@ fn number_words(toks: &[Token], previous: Option<&Token>) -> Option<(String, usi
         }
     }
     Some(((total + current).to_string(), used))
+}
+
+/// A plural's singular, roughly (`dollars` → `dollar`, `cities` →
+/// `city`), so the order check pairs up the same word in either number.
+fn stem(w: &str) -> std::borrow::Cow<'_, str> {
+    if w.len() > 4 && w.ends_with("ies") {
+        return format!("{}y", &w[..w.len() - 3]).into();
+    }
+    if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") {
+        return w[..w.len() - 1].into();
+    }
+    w.into()
 }
 
 /// FNV-1a, for compact word identities.

@@ -178,6 +178,17 @@ fn roles_may_not_swap() {
         "Is a cat faster than a dog?",
         Check::Order,
     );
+    refused(
+        "How many dollars is one euro?",
+        "How many euros is one dollar?",
+        Check::Order,
+    );
+    // Plurals pair up with their singular.
+    refused(
+        "Do dogs chase cats?",
+        "Does a cat chase a dog?",
+        Check::Order,
+    );
     // One phrase moved is the same question.
     passes(
         "How do I convert a list to a tuple in Python?",
