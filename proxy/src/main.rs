@@ -18,7 +18,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// A C string pointer for jemalloc's compile-time options symbol.
 #[cfg(target_os = "linux")]
 #[repr(transparent)]
-pub struct MallocConf(*const u8);
+pub struct MallocConf(*const std::ffi::c_char);
 // SAFETY: points at an immutable static byte string.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
@@ -30,7 +30,7 @@ unsafe impl Sync for MallocConf {}
 #[allow(unsafe_code)]
 #[export_name = "_rjem_malloc_conf"]
 pub static MALLOC_CONF: MallocConf =
-    MallocConf(b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0".as_ptr());
+    MallocConf(c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
 
 #[derive(Parser)]
 #[command(
