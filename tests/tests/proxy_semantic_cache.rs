@@ -505,3 +505,27 @@ async fn a_local_embedder_that_cannot_load_stops_the_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("embedder `bow`"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_refreshed_answer_is_indexed_too() {
+    let m = mock().await;
+    let proxy = ProxyProc::start(&config(&m.url(), "", &routes("")));
+    let fresh = post(
+        &proxy,
+        "/v1/chat/completions",
+        &det("chat", "Where is the Brooklyn Bridge?", false),
+        &[("x-tollgate-cache", "refresh")],
+    )
+    .await;
+    assert_eq!(fresh.cache.as_deref(), Some("miss"));
+    let hit = post(
+        &proxy,
+        "/v1/chat/completions",
+        &det("chat", "where is the brooklyn bridge", false),
+        &[],
+    )
+    .await;
+    assert_eq!(hit.cache.as_deref(), Some("semantic-hit"));
+    assert_eq!(content(&hit.body), content(&fresh.body));
+    assert_eq!(calls(&m, "/v1/chat/completions"), 1);
+}

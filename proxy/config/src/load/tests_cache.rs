@@ -223,3 +223,26 @@ fn invalid_semantic_settings_name_their_field() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn the_readme_semantic_example_loads() {
+    let readme = include_str!("../../../../README.md");
+    let start = readme
+        .find("```yaml\ncache:\n  semantic:\n")
+        .expect("README has a semantic cache example")
+        + 8;
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let base = BASE
+        .replace("name: chat\n", "name: faq\n")
+        .replace("name: creative\n", "name: support\n");
+    let c = from_yaml_str(&format!("{base}{block}")).unwrap().cache;
+    assert_eq!(c.semantic.embedders.len(), 2);
+    let faq = c.semantic_for(Some("faq")).unwrap();
+    assert_eq!(
+        (faq.embedder, faq.threshold, faq.guard),
+        (0, 0.95, Guard::ALL)
+    );
+    let support = c.semantic_for(Some("support")).unwrap();
+    assert_eq!((support.embedder, support.threshold), (1, 0.97));
+    assert!(!support.guard.order);
+}

@@ -125,3 +125,73 @@ fn provider_answers_are_ordered_and_normalized() {
     assert!(matches!(parse(ragged, 2), Err(EmbedError::Malformed(_))));
     assert!(parse(b"not json", 1).is_err());
 }
+
+/// The local embedder through the semantic cache, as a lookup uses it
+/// (needs the model: see `local/tests.rs`).
+#[cfg(feature = "local-embeddings")]
+mod with_the_local_model {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::upstream::Client;
+
+    fn config(dir: &str) -> tollgate_config::Config {
+        tollgate_config::from_yaml_str(&format!(
+            "apiVersion: tollgate.dev/v1alpha1\nkind: ProxyConfig\nproviders:\n  - {{name: openai, type: openai, passthrough: true, models: [m]}}\nrouting:\n  routes:\n    - {{name: chat, targets: [{{provider: openai, model: m}}]}}\ncache:\n  semantic:\n    embedders: [{{name: minilm, type: local, path: '{dir}'}}]\n    threshold: 0.8\n  routes:\n    - {{name: chat, semantic: {{}}}}\n"
+        ))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn paraphrases_hit_and_changed_numbers_do_not() {
+        let Ok(dir) = std::env::var("TOLLGATE_MINILM_DIR") else {
+            assert!(std::env::var("TOLLGATE_REQUIRE_MODEL").is_err());
+            return;
+        };
+        let cfg = config(&dir);
+        let metrics = Arc::new(CacheMetrics::new());
+        let sc = SemanticCache::new(&cfg.cache.semantic, None, metrics.clone())
+            .await
+            .unwrap();
+        let client = Client::new(&cfg.upstream).unwrap();
+        let up = Upstream {
+            providers: &cfg.providers,
+            credentials: &[None],
+            client: &client,
+        };
+        let route = *cfg.cache.semantic_for(Some("chat")).unwrap();
+        let id = HeaderValue::from_static("t");
+        let probe = |text: &'static str| {
+            let (sc, up, route, cfg, id) = (&sc, &up, &route, &cfg, &id);
+            async move {
+                let p = prompt(&chat("Answer briefly.", text));
+                sc.probe(up, &cfg.cache.semantic, route, &p, id)
+                    .await
+                    .unwrap()
+            }
+        };
+        let stored = probe("How do I reverse a list in Python?").await;
+        sc.remember(stored, Key([1; 32]), Duration::from_secs(60));
+        let found = sc.find(&probe("What's the way to reverse a Python list?").await);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].key, Key([1; 32]));
+        assert!(found[0].similarity >= 0.8, "{}", found[0].similarity);
+        assert!(sc
+            .find(&probe("How do I reverse a list in Python 2?").await)
+            .is_empty());
+        assert_eq!(
+            metrics.guard_refusals.with_label_values(&["numbers"]).get(),
+            1
+        );
+        // A reload with the same folder keeps the loaded model and the index.
+        let again = SemanticCache::new(&cfg.cache.semantic, Some(&sc), metrics)
+            .await
+            .unwrap();
+        match (&sc.embedders[0], &again.embedders[0]) {
+            (Embedder::Local(a), Embedder::Local(b)) => assert!(Arc::ptr_eq(a, b)),
+            _ => panic!("local embedders expected"),
+        }
+        assert!(Arc::ptr_eq(sc.index(), again.index()));
+    }
+}
