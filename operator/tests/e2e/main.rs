@@ -1,0 +1,324 @@
+//! End-to-end against a real kube-apiserver (and kube-controller-manager
+//! for garbage collection), started by `tests/k8s/cluster.sh run`:
+//!
+//! ```sh
+//! TOLLGATE_K8S_CRDS=crds tests/k8s/cluster.sh run -- cargo test -p tollgate-operator --test e2e
+//! ```
+//!
+//! Without `TOLLGATE_K8S_STATE` (set by cluster.sh) every test passes after
+//! printing that it was skipped, unless `TOLLGATE_REQUIRE_K8S=1` (CI), where
+//! a missing cluster fails.
+//!
+//! The tests run one at a time ([`serial`]): each operator watches every
+//! namespace, and one test restarts the API server.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{DeleteParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client};
+use serde_json::json;
+use tollgate_operator::crd::LlmPolicy;
+
+mod kubelet;
+mod lifecycle;
+mod proxy_reload;
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub fn cluster() -> bool {
+    if std::env::var_os("TOLLGATE_K8S_STATE").is_some() {
+        return true;
+    }
+    if std::env::var("TOLLGATE_REQUIRE_K8S").as_deref() == Ok("1") {
+        panic!("TOLLGATE_REQUIRE_K8S=1 but no cluster: run under tests/k8s/cluster.sh run");
+    }
+    eprintln!("skipped: no Kubernetes API server (run under tests/k8s/cluster.sh run -- ...)");
+    false
+}
+
+/// Held by each test for its whole run.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub async fn client() -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::try_default()
+        .await
+        .expect("KUBECONFIG from cluster.sh")
+}
+
+/// An operator process, killed on drop.
+pub struct Operator {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT` of its admin listener.
+    pub admin: String,
+}
+
+impl Operator {
+    /// Its `/metrics` text, or `None` while it does not answer.
+    pub async fn metrics(&self) -> Option<String> {
+        let r = reqwest::get(format!("{}/metrics", self.admin)).await.ok()?;
+        r.text().await.ok()
+    }
+
+    /// The value of the series `name` (exact, labels included), if exported.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.metrics().await?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// SIGKILL, as a crash or a node loss would: no cleanup.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// How to start an operator.
+pub struct Launch<'a> {
+    /// Lease name and webhook configuration names.
+    pub tag: &'a str,
+    /// The Lease's namespace.
+    pub ns: &'a str,
+    /// This replica's identity.
+    pub pod_name: Option<&'a str>,
+    pub lease_seconds: u64,
+    /// Register webhook configurations (scoped to `ns`) that point at it.
+    pub webhooks: bool,
+}
+
+impl<'a> Launch<'a> {
+    pub fn new(tag: &'a str, ns: &'a str) -> Self {
+        Launch {
+            tag,
+            ns,
+            pod_name: None,
+            lease_seconds: 15,
+            webhooks: true,
+        }
+    }
+
+    /// Starts it; with `webhooks`, creates the configurations first and the
+    /// operator patches its generated certificate into them.
+    pub async fn start(&self, client: &Client) -> Operator {
+        let port = free_port();
+        let admin = free_port();
+        if self.webhooks {
+            webhook_configs(client, self.tag, self.ns, port).await;
+        }
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate-operator"));
+        cmd.args(["run", "--namespace", self.ns, "--lease-name", self.tag])
+            .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
+            .args(["--lease-seconds", &self.lease_seconds.to_string()])
+            .args(["--webhook-addr", &format!("127.0.0.1:{port}")])
+            .args(["--tls-san", "127.0.0.1"])
+            .args(["--proxy-image", "example.test/tollgate-proxy:e2e"]);
+        if let Some(p) = self.pod_name {
+            cmd.args(["--pod-name", p]);
+        }
+        if self.webhooks {
+            cmd.args([
+                "--mutating-webhook-config",
+                &format!("tollgate-{}", self.tag),
+            ])
+            .args([
+                "--validating-webhook-config",
+                &format!("tollgate-{}", self.tag),
+            ]);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Operator {
+            child: Some(child),
+            admin: format!("http://127.0.0.1:{admin}"),
+        }
+    }
+}
+
+async fn webhook_configs(client: &Client, tag: &str, ns: &str, port: u16) {
+    let scope = json!({"matchLabels": {"kubernetes.io/metadata.name": ns}});
+    let mwc: MutatingWebhookConfiguration = serde_json::from_value(json!({
+        "metadata": {"name": format!("tollgate-{tag}")},
+        "webhooks": [{
+            "name": "inject.tollgate.dev", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+            "failurePolicy": "Fail", "reinvocationPolicy": "Never", "namespaceSelector": scope,
+            "clientConfig": {"url": format!("https://127.0.0.1:{port}/mutate")},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}],
+        }],
+    }))
+    .unwrap();
+    let vwc: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+        "metadata": {"name": format!("tollgate-{tag}")},
+        "webhooks": [{
+            "name": "validate.tollgate.dev", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+            "failurePolicy": "Fail", "namespaceSelector": scope,
+            "clientConfig": {"url": format!("https://127.0.0.1:{port}/validate")},
+            "rules": [{"apiGroups": ["tollgate.dev"], "apiVersions": ["v1alpha1"],
+                       "operations": ["CREATE", "UPDATE"], "resources": ["llmpolicies"]}],
+        }],
+    }))
+    .unwrap();
+    Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .create(&PostParams::default(), &mwc)
+        .await
+        .unwrap();
+    Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .create(&PostParams::default(), &vwc)
+        .await
+        .unwrap();
+}
+
+/// Deletes what [`Launch::start`] and [`namespace`] created, so the suite
+/// can run again on the same cluster.
+pub async fn cleanup(client: &Client, tag: &str, ns: &str) {
+    let dp = DeleteParams::default();
+    let name = format!("tollgate-{tag}");
+    let _ = Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .delete(&name, &dp)
+        .await;
+    let _ = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .delete(&name, &dp)
+        .await;
+    let _ = Api::<Namespace>::all(client.clone()).delete(ns, &dp).await;
+}
+
+/// The full example policy, in `ns`.
+pub fn policy(ns: &str) -> LlmPolicy {
+    let mut p: LlmPolicy =
+        serde_yaml::from_str(include_str!("../../testdata/policy.yaml")).unwrap();
+    p.metadata.namespace = Some(ns.into());
+    p
+}
+
+/// A namespace with injection enabled, its default ServiceAccount, and the
+/// `llm-keys` Secret.
+pub async fn namespace(client: &Client, name: &str) {
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name,
+        "labels": {"tollgate.dev/injection": "enabled"}}}))
+    .unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    // The controller manager creates the default ServiceAccount pods need.
+    let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), name);
+    tokio::time::timeout(
+        WAIT,
+        await_condition(sa, "default", conditions::is_created()),
+    )
+    .await
+    .expect("default ServiceAccount")
+    .unwrap();
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "llm-keys"},
+        "stringData": {"openai": "sk-test-openai", "anthropic": "sk-test-anthropic"}}))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), name)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+}
+
+/// `Ready=True`, and (with `hash`) a config hash other than `hash`.
+pub fn ready(hash: Option<String>) -> impl Fn(Option<&LlmPolicy>) -> bool {
+    move |p: Option<&LlmPolicy>| {
+        let Some(s) = p.and_then(|p| p.status.as_ref()) else {
+            return false;
+        };
+        let ready = s
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        ready && (hash.is_none() || s.config_hash != hash)
+    }
+}
+
+/// `Ready=True` for the policy's current generation.
+pub fn ready_at(generation: i64) -> impl Fn(Option<&LlmPolicy>) -> bool {
+    move |p: Option<&LlmPolicy>| {
+        p.and_then(|p| p.status.as_ref()).is_some_and(|s| {
+            s.observed_generation == Some(generation)
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+    }
+}
+
+/// Waits for `cond` on the policy `name`, failing after [`WAIT`].
+pub async fn wait_policy(
+    api: &Api<LlmPolicy>,
+    name: &str,
+    what: &str,
+    cond: impl kube::runtime::wait::Condition<LlmPolicy>,
+) -> LlmPolicy {
+    tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond))
+        .await
+        .unwrap_or_else(|_| panic!("{name}: {what} within {WAIT:?}"))
+        .unwrap()
+        .unwrap_or_else(|| panic!("{name}: deleted while waiting for {what}"))
+}
+
+/// Polls `f` every 100 ms until it returns `Some`, failing after `within`.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Creates the policy, retrying while the validating webhook is not yet
+/// reachable (the operator is still starting).
+pub async fn create_policy(api: &Api<LlmPolicy>, p: &LlmPolicy) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match api.create(&PostParams::default(), p).await {
+            Ok(_) => return,
+            Err(e)
+                if tokio::time::Instant::now() < deadline
+                    && e.to_string().contains("failed calling webhook") =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("create policy: {e}"),
+        }
+    }
+}
