@@ -8,6 +8,7 @@
 #   tests/k8s/cluster.sh start        start; print the state dir
 #   tests/k8s/cluster.sh env          print `export KUBECONFIG=...` lines to eval
 #   tests/k8s/cluster.sh stop         stop everything and remove the state dir
+#   tests/k8s/cluster.sh restart-apiserver   stop kube-apiserver and start it again
 #   tests/k8s/cluster.sh run -- CMD   start, run CMD with the env set, stop
 #
 # State dir: $TOLLGATE_K8S_STATE (default ${TMPDIR:-/tmp}/tollgate-k8s); it holds
@@ -18,7 +19,7 @@
 # copies the logs there on stop; TOLLGATE_K8S_READY_TIMEOUT (s, default 120);
 # TOLLGATE_K8S_APISERVER_ARGS / TOLLGATE_K8S_CONTROLLER_MANAGER_ARGS add flags
 # (split on spaces), e.g. --feature-gates=... or --v=4.
-# shellcheck disable=SC2086 # the *_ARGS variables are split on purpose
+# shellcheck disable=SC2086,SC2206 # the *_ARGS variables are split on purpose
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -175,22 +176,26 @@ start() {
   # endpoints (a loopback IP is not a valid endpoint, and nothing in this
   # cluster dials it). Admission: the defaults, which include ServiceAccount,
   # NamespaceLifecycle and the webhook/policy plugins the operator relies on.
-  spawn kube-apiserver \
-    --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
-    --client-ca-file "$pki/ca.crt" \
-    --token-auth-file "$pki/tokens.csv" \
-    --authorization-mode RBAC \
-    --service-account-issuer "https://kubernetes.default.svc" \
-    --service-account-key-file "$pki/sa.pub" \
-    --service-account-signing-key-file "$pki/sa.key" \
-    --service-cluster-ip-range 10.0.0.0/24 \
-    --endpoint-reconciler-type none \
-    --allow-privileged \
-    --profiling=false \
-    --cert-dir "$state/apiserver-certs" \
+  local api_args=(
+    --etcd-servers "http://127.0.0.1:$etcd_port"
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port"
+    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key"
+    --client-ca-file "$pki/ca.crt"
+    --token-auth-file "$pki/tokens.csv"
+    --authorization-mode RBAC
+    --service-account-issuer "https://kubernetes.default.svc"
+    --service-account-key-file "$pki/sa.pub"
+    --service-account-signing-key-file "$pki/sa.key"
+    --service-cluster-ip-range 10.0.0.0/24
+    --endpoint-reconciler-type none
+    --allow-privileged
+    --profiling=false
+    --cert-dir "$state/apiserver-certs"
     ${TOLLGATE_K8S_APISERVER_ARGS:-}
+  )
+  # Kept for restart-apiserver.
+  printf '%s\0' "${api_args[@]}" > "$state/apiserver.args"
+  spawn kube-apiserver "${api_args[@]}"
   write_kubeconfig "$state/kubeconfig" tollgate-admin "$admin_token"
   wait_for "kube-apiserver /readyz" kube-apiserver \
     curl -fsS --cacert "$state/ca.crt" -H "Authorization: Bearer $admin_token" \
@@ -259,6 +264,35 @@ print_env() {
   printf 'export PATH=%q:"$PATH"\n' "$bin"
 }
 
+# Stops kube-apiserver (SIGTERM, as an upgrade of its static pod would, then
+# SIGKILL after 5 s) and starts it again with the same flags and port;
+# returns once /readyz answers. etcd and the controller manager keep running.
+restart_apiserver() {
+  [[ -f "$state/apiserver.args" ]] || die "no cluster in $state (run: $0 start)"
+  local pid deadline api token
+  local -a args
+  api="$(sed -n 's/^TOLLGATE_K8S_API=//p' "$state/env")"
+  token="$(cat "$state/admin.token")"
+  local t0=$SECONDS
+  if alive kube-apiserver; then
+    pid="$(cat "$state/pids/kube-apiserver")"
+    kill -TERM "$pid"
+    # It stops listening at once, but then waits (up to its 60 s request
+    # timeout) for requests the controller manager keeps open; a crash is
+    # a restart too, so that wait is cut short.
+    deadline=$((SECONDS + 5))
+    while alive kube-apiserver && (( SECONDS < deadline )); do sleep 0.1; done
+    if alive kube-apiserver; then kill -KILL "$pid"; log "kube-apiserver still draining after 5s: killed"; fi
+  fi
+  cat "$state/logs/kube-apiserver.log" >> "$state/logs/kube-apiserver.previous.log"
+  mapfile -d '' args < "$state/apiserver.args"
+  t0=$SECONDS
+  spawn kube-apiserver "${args[@]}"
+  wait_for "kube-apiserver /readyz after restart" kube-apiserver \
+    curl -fsS --cacert "$state/ca.crt" -H "Authorization: Bearer $token" "$api/readyz"
+  log "kube-apiserver restarted, ready after $((SECONDS - t0))s"
+}
+
 stop() {
   local name pid deadline
   for name in kube-controller-manager kube-apiserver etcd; do
@@ -282,6 +316,7 @@ case "${1:-}" in
   start) start ;;
   env) print_env ;;
   stop) stop ;;
+  restart-apiserver) restart_apiserver ;;
   run)
     shift
     [[ "${1:-}" == "--" ]] && shift
@@ -294,5 +329,5 @@ case "${1:-}" in
     set +a
     PATH="$bin:$PATH" "$@"
     ;;
-  *) die "usage: $0 start|env|stop|run -- CMD" ;;
+  *) die "usage: $0 start|env|stop|restart-apiserver|run -- CMD" ;;
 esac

@@ -28,6 +28,7 @@ use tollgate_operator::crd::LlmPolicy;
 mod kubelet;
 mod lifecycle;
 mod proxy_reload;
+mod restart;
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
