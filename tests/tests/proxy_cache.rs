@@ -84,6 +84,16 @@ async fn identical_deterministic_request_is_served_from_cache() {
         &[("type", "output")],
     );
     assert!(out.unwrap_or(0.0) > 0.0, "saved output tokens counted");
+    // And the USD it would have cost, at gpt-4o-mini's built-in price
+    // ($0.15 in, $0.60 out per million tokens).
+    let usage = &answer(&b1)["usage"];
+    let (p, c) = (
+        usage["prompt_tokens"].as_f64().unwrap(),
+        usage["completion_tokens"].as_f64().unwrap(),
+    );
+    let usd = metric(&metrics, "tollgate_cache_saved_usd_total", &[]).unwrap();
+    let want = (p * 0.15 + c * 0.60) / 1e6;
+    assert!((usd - want).abs() < 1e-9, "saved {usd} USD, want {want}");
 }
 
 #[tokio::test]

@@ -58,6 +58,7 @@ pub use error::{BudgetError, Refusal, StoreError};
 pub use metrics::BudgetMetrics;
 pub use pricing::PriceTable;
 
+use crate::api::usage::Usage;
 use crate::api::Family;
 use memory::MemoryStore;
 use plan::*;
@@ -185,6 +186,15 @@ impl BudgetEngine {
     }
 
     /// No budgets and no rate limits: the pipeline skips admission.
+    /// What `usage` on `model` costs, in nano-USD, at the price table
+    /// (`None` for a model without a price). No metric is touched.
+    pub fn cost_of(&self, model: &str, usage: &Usage) -> Option<u64> {
+        self.inner
+            .prices
+            .lookup(model)
+            .map(|p| pricing::cost(&p.price, usage))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.inner.cfg.is_empty()
     }

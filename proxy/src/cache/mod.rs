@@ -108,6 +108,8 @@ pub struct CacheMetrics {
     pub lookups: IntCounterVec,
     pub stores: IntCounterVec,
     pub saved_tokens: IntCounterVec,
+    /// USD hits did not spend, at the budgets' price table.
+    pub saved_usd: prometheus::Counter,
     pub lookup_duration: HistogramVec,
     pub entries: IntGauge,
     pub bytes: IntGauge,
@@ -145,6 +147,13 @@ impl CacheMetrics {
             "Tokens not spent upstream because the cache answered, by type (input, output).",
             &["type"],
         );
+        let saved_usd = prometheus::Counter::new(
+            "tollgate_cache_saved_usd_total",
+            "USD not spent upstream because the cache answered, at the price of the model that answered (hits on models without a price add nothing).",
+        )
+        .expect("valid metric");
+        r.register(Box::new(saved_usd.clone()))
+            .expect("unique metric");
         let lookup_duration = HistogramVec::new(
             HistogramOpts::new(
                 "tollgate_cache_lookup_duration_seconds",
@@ -212,6 +221,7 @@ impl CacheMetrics {
             lookups,
             stores,
             saved_tokens,
+            saved_usd,
             lookup_duration,
             entries,
             bytes,

@@ -193,6 +193,11 @@ pub async fn lookup(
     m.saved_tokens
         .with_label_values(&["output"])
         .inc_by(entry.usage.output);
+    // `target` is `provider/model`; the model is priced as a settlement would.
+    let model = entry.target.split_once('/').map_or("", |(_, m)| m);
+    if let Some(nano) = rt.budget.cost_of(model, &entry.usage) {
+        m.saved_usd.inc_by(nano as f64 / 1e9);
+    }
     let mut resp = hit_response(endpoint.family, &entry, stream, body, header);
     if let Some(s) = similarity {
         if let Ok(v) = HeaderValue::from_str(&format!("{s:.4}")) {
