@@ -27,12 +27,18 @@ pub struct LeaseConfig {
 pub async fn run(client: kube::Client, cfg: LeaseConfig, tx: watch::Sender<bool>) {
     let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
     loop {
-        let leading = match try_acquire(&api, &cfg).await {
-            Ok(l) => l,
-            Err(e) => {
+        // A round that hangs must not keep a replica leading past its
+        // lease: it is bounded by the renew interval, and any failure ends
+        // leadership at once (another replica may take over only after the
+        // lease expires, so two never lead together).
+        let leading = match tokio::time::timeout(cfg.renew, try_acquire(&api, &cfg)).await {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => {
                 warn!(error = %e, "lease update failed");
-                // Keep leading only while our last renewal is still valid;
-                // the renew interval is well within the lease duration.
+                false
+            }
+            Err(_) => {
+                warn!(timeout = ?cfg.renew, "lease update timed out");
                 false
             }
         };
@@ -41,6 +47,26 @@ pub async fn run(client: kube::Client, cfg: LeaseConfig, tx: watch::Sender<bool>
         }
         tx.send_replace(leading);
         tokio::time::sleep(cfg.renew).await;
+    }
+}
+
+/// Gives the Lease up (on shutdown, when this replica holds it): it is
+/// marked expired, so another replica takes it over at its next round
+/// instead of after the lease duration.
+pub async fn release(client: &kube::Client, cfg: &LeaseConfig) {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);
+    let Ok(Some(mut lease)) = api.get_opt(&cfg.name).await else {
+        return;
+    };
+    let spec = lease.spec.get_or_insert_with(Default::default);
+    if spec.holder_identity.as_deref() != Some(cfg.identity.as_str()) {
+        return;
+    }
+    spec.holder_identity = None;
+    spec.renew_time = None;
+    match api.replace(&cfg.name, &PostParams::default(), &lease).await {
+        Ok(_) => info!(identity = %cfg.identity, "lease released"),
+        Err(e) => warn!(error = %e, "cannot release the lease"),
     }
 }
 

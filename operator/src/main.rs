@@ -175,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
         lease_duration: Duration::from_secs(args.lease_seconds),
         renew: Duration::from_secs((args.lease_seconds / 3).max(1)),
     };
-    tokio::spawn(leader::run(client, lease, tx));
+    let election = tokio::spawn(leader::run(client.clone(), lease.clone(), tx));
 
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -196,17 +196,27 @@ async fn main() -> anyhow::Result<()> {
         }
         metrics.leader.set(1);
         let mut task = tokio::spawn(controller::run(ctx.clone()));
-        loop {
+        let shutting_down = loop {
             tokio::select! {
-                _ = &mut shutdown => { task.abort(); return Ok(()); }
-                _ = &mut task => break,
+                _ = &mut shutdown => break true,
+                _ = &mut task => break false,
                 r = rx.changed() => {
                     r?;
-                    if !*rx.borrow_and_update() { task.abort(); break; }
+                    if !*rx.borrow_and_update() { break false; }
                 }
             }
-        }
+        };
+        task.abort();
+        // Wait for the abort, so no reconcile sets a gauge after the reset.
+        let _ = task.await;
         metrics.leader.set(0);
+        metrics.clear_leader_gauges();
         info!("stopped leading");
+        if shutting_down {
+            // Hand over now rather than after the lease expires.
+            election.abort();
+            leader::release(&client, &lease).await;
+            return Ok(());
+        }
     }
 }

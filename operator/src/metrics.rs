@@ -116,6 +116,14 @@ impl Metrics {
         }
     }
 
+    /// Forgets the gauges only the leader keeps current (policies by
+    /// condition, uninjected pods): a replica that stops leading would
+    /// otherwise export its last values forever, next to the new leader's.
+    pub fn clear_leader_gauges(&self) {
+        self.policies.reset();
+        self.uninjected_pods.reset();
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

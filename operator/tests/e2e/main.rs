@@ -26,6 +26,7 @@ use serde_json::json;
 use tollgate_operator::crd::LlmPolicy;
 
 mod kubelet;
+mod leader;
 mod lifecycle;
 mod proxy_reload;
 mod restart;
@@ -83,6 +84,19 @@ impl Operator {
         let text = self.metrics().await?;
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// SIGTERM, as the kubelet sends on a rolling update; waits for the exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let pid = c.id().to_string();
+        tokio::task::spawn_blocking(move || {
+            let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+            assert!(sent.success());
+            c.wait().unwrap()
+        })
+        .await
+        .unwrap()
     }
 
     /// SIGKILL, as a crash or a node loss would: no cleanup.
