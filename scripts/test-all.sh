@@ -47,5 +47,5 @@ tests/k8s/build-tools.sh >/dev/null
 TOLLGATE_REQUIRE_K8S=1 TOLLGATE_K8S_CRDS=crds tests/k8s/cluster.sh run -- \
   cargo test -p tollgate-operator --test e2e
 
-echo "==> Helm chart, alerts and dashboard: lint/render, promtool, real Prometheus, helm install into a real kube-apiserver (~50 s)"
+echo "==> Helm chart, alerts and dashboard: lint/render, promtool, real Prometheus, helm install into a real kube-apiserver, with Helm 4 and Helm 3 (~2 min)"
 tests/chart/test.sh

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """The chart end to end, inside `tests/k8s/cluster.sh run` (see e2e.sh):
 
+Run once per Helm major ($HELM: Helm 4, then Helm 3; see e2e.sh).
+
 1. `helm install` (defaults: 2 replicas, helm-made webhook certificate,
-   webhook.url pointing at a local port since the cluster has no network).
+   webhook.url pointing at a local port since the cluster has no network;
+   monitoring requested while the cluster lacks its API: NOTES warns).
 2. The operator binary runs locally with the Deployment's own flags and a
    token of the chart's ServiceAccount: it must lead, reconcile, answer
    the webhooks the chart registered (the API server calls them), and
@@ -12,8 +15,10 @@
    verb removed from the live ClusterRole makes reconciles fail.
 4. The operator's metrics cover every operator metric the alerts and the
    dashboard read.
-5. `helm upgrade` keeping the certificate, then switching to the
-   operator-made certificate with one replica and failurePolicy Ignore.
+5. `helm upgrade` keeping the certificate; once monitoring.coreos.com/v1
+   is served, the same upgrade renders the ServiceMonitor, PodMonitor and
+   PrometheusRule (Capabilities from the real API server); then switching
+   to the operator-made certificate with one replica and failurePolicy Ignore.
 6. `helm uninstall` leaves nothing of the release behind but the kept CRD;
    reinstalled with crds.keep=false, uninstall removes the CRD too.
 """
@@ -64,7 +69,7 @@ def step(name):
 
 
 def finish():
-    print(f"{passed} passed, {failed} failed")
+    print(f"{passed} passed, {failed} failed ({HELM_VERSION})")
     return 1 if failed else 0
 
 
@@ -90,6 +95,12 @@ def apply(obj):
 
 def helm(*args):
     return run(HELM, *args)
+
+
+HELM_VERSION = helm("version", "--template", "{{.Version}}").stdout.strip()
+MONITORING = {"ServiceMonitor": "servicemonitors", "PodMonitor": "podmonitors", "PrometheusRule": "prometheusrules"}
+MONITORING_ON = [a for kind in ("serviceMonitor", "podMonitor", "prometheusRule")
+                 for a in ("--set", f"monitoring.{kind}.enabled=true")]
 
 
 def wait_until(what, fn, timeout=WAIT):
@@ -271,9 +282,14 @@ state = {}
 @step("helm install: CRD, RBAC, Lease, webhooks with the helm-made CA")
 def install():
     state["port"] = free_port()
-    helm("install", REL, CHART, "-n", NS, "--create-namespace",
-         "--set", f"webhook.url=https://127.0.0.1:{state['port']}",
-         "--set", "sidecar.port=15900", "--set", "sidecar.logLevel=debug")
+    notes = helm("install", REL, CHART, "-n", NS, "--create-namespace",
+                 "--set", f"webhook.url=https://127.0.0.1:{state['port']}",
+                 "--set", "sidecar.port=15900", "--set", "sidecar.logLevel=debug", *MONITORING_ON).stdout
+    assert "kubectl label namespace team-a tollgate.dev/injection=enabled" in notes, notes
+    assert "kind: LlmPolicy" in notes and "Injection failurePolicy is Fail" in notes, notes
+    for kind in MONITORING:
+        assert f"WARNING: {kind} was requested, but this cluster does not serve" in notes, notes
+        assert not kget(MONITORING[kind], "-n", NS), f"{kind} rendered without its API"
     kubectl("wait", "--for=condition=Established", "crd/llmpolicies.tollgate.dev", "--timeout=60s")
     mwc = kget("mutatingwebhookconfiguration", FULL)
     ca = base64.b64decode(kget("secret", "-n", NS, f"{FULL}-webhook-tls")["data"]["ca.crt"])
@@ -391,12 +407,14 @@ def ablation():
     for r in cr["rules"]:
         if r["resources"] == ["configmaps"]:
             r["verbs"] = [v for v in r["verbs"] if v != "create"]
-    # Edited and restored as Helm's own field manager, so the next
-    # (server-side apply) upgrade finds no conflicting owner.
-    manager = next(m["manager"] for m in cr["metadata"]["managedFields"] if m["operation"] == "Apply")
+    # Helm 4 applies server-side: edited and restored as its own field
+    # manager, so the next upgrade finds no conflicting owner. Helm 3
+    # patches client-side (three-way merge), so a plain replace will do.
+    manager = next((m["manager"] for m in cr["metadata"]["managedFields"] if m["operation"] == "Apply"), None)
     for k in ("resourceVersion", "uid", "creationTimestamp", "managedFields"):
         cr["metadata"].pop(k, None)
-    as_helm = ("apply", "--server-side", "--force-conflicts", f"--field-manager={manager}", "-f", "-")
+    as_helm = (("apply", "--server-side", "--force-conflicts", f"--field-manager={manager}", "-f", "-")
+               if manager else ("replace", "-f", "-"))
     kubectl(*as_helm, stdin=json.dumps(cr))
     op = state["op"]
     errors = op.counter("tollgate_operator_reconciles_total", result="error")
@@ -418,6 +436,25 @@ def upgrade_keep():
     assert [w["timeoutSeconds"] for w in mwc["webhooks"]] == [3, 3]
     assert base64.b64decode(mwc["webhooks"][0]["clientConfig"]["caBundle"]) == state["ca"], "CA regenerated"
     assert injected(pod("app-a", "after-upgrade", {"app": "chat"}))
+
+
+@step("once the cluster serves monitoring.coreos.com/v1, helm upgrade renders the ServiceMonitor, PodMonitor and PrometheusRule")
+def upgrade_monitoring():
+    # Stand-ins for the prometheus-operator CRDs: only the API has to be served.
+    for kind, plural in MONITORING.items():
+        apply({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+               "metadata": {"name": f"{plural}.monitoring.coreos.com"},
+               "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+                        "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
+                        "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                            "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}})
+        kubectl("wait", "--for=condition=Established", f"crd/{plural}.monitoring.coreos.com", "--timeout=60s")
+    notes = helm("upgrade", REL, CHART, "-n", NS, "--reuse-values").stdout
+    assert "WARNING" not in notes, notes
+    assert kget("servicemonitor", "-n", NS, OP)["spec"]["endpoints"][0]["port"] == "http-metrics"
+    assert kget("podmonitor", "-n", NS, f"{FULL}-sidecars")["spec"]["podMetricsEndpoints"][0]["port"] == "tollgate-admin"
+    groups = kget("prometheusrule", "-n", NS, FULL)["spec"]["groups"]
+    assert sum(1 for g in groups for r in g["rules"] if "alert" in r) >= 19, groups
 
 
 @step("helm upgrade to one replica, operator-made certificate, failurePolicy Ignore: the operator patches the CA in")
@@ -447,7 +484,7 @@ def upgrade_operator_tls():
 def uninstall():
     helm("uninstall", REL, "-n", NS, "--wait")
     sel = f"app.kubernetes.io/instance={REL}"
-    for kind in ("deploy", "svc", "secret", "sa", "role", "rolebinding", "pdb", "lease", "cm"):
+    for kind in ("deploy", "svc", "secret", "sa", "role", "rolebinding", "pdb", "lease", "cm", *MONITORING.values()):
         items = kget(kind, "-n", NS, "-l", sel)["items"]
         assert not items, f"{kind} left: {[i['metadata']['name'] for i in items]}"
     assert kget("lease", "-n", NS, OP) is None
@@ -461,8 +498,14 @@ def uninstall():
 @step("reinstalled with crds.keep=false (adopting the kept CRD), uninstall removes the CRD")
 def reinstall():
     helm("install", REL, CHART, "-n", NS, "--set", "crds.keep=false")
+    # Helm decides what to keep from the release's manifest.
+    assert "helm.sh/resource-policy" not in helm("get", "manifest", REL, "-n", NS).stdout
     crd = kget("crd", "llmpolicies.tollgate.dev")
-    assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {})
+    if HELM_VERSION.startswith("v4."):
+        # Helm 4 adopts by server-side apply and drops the annotation; Helm 3
+        # patches from the new manifest alone and leaves it on the live
+        # object, where it is inert.
+        assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {}), crd["metadata"]
     helm("uninstall", REL, "-n", NS, "--wait")
     wait_until("the CRD to be deleted", lambda: kget("crd", "llmpolicies.tollgate.dev") is None)
 

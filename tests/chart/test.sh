@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Every chart test, as `make test` runs them (scripts/test-all.sh):
-#   run.sh         helm lint/template of every ci/*-values.yaml, schema, docs, CRD copy   ~11 s
+#   run.sh         helm lint/template of every ci/*-values.yaml, schema, docs, CRD copy,
+#                  with Helm 4 and Helm 3 (and both render every variant alike)   ~30 s
 #   rules.sh       promtool check + unit tests of the alerts, metric names vs a proxy     ~4 s
 #   prometheus.py  a real Prometheus scrapes a proxy, evaluates the rules and dashboard   ~11 s
-#   e2e.sh         helm install/upgrade/uninstall into a real kube-apiserver              ~25 s
-# Needs: helm/kubectl/kube-apiserver from tests/k8s/build-tools.sh, the
+#   e2e.sh         helm install/upgrade/uninstall into a real kube-apiserver, with
+#                  Helm 4 then Helm 3, a fresh cluster each                      ~50 s
+# Needs: helm (4 and 3)/kubectl/kube-apiserver from tests/k8s/build-tools.sh, the
 # target/debug binaries, python3 with PyYAML, openssl, and promtool +
 # prometheus (Debian package `prometheus`). Without promtool, prometheus or
 # PyYAML the suite is skipped with a message, unless

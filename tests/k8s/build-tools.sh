@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the upstream tools that the Kubernetes e2e tests run against:
 # kube-apiserver, kube-controller-manager, kubectl (k8s.io/kubernetes), etcd
-# (go.etcd.io/etcd/server/v3) and helm (helm.sh/helm/vN), from their published
+# (go.etcd.io/etcd/server/v3) and helm (helm.sh/helm/v4, and v3 as
+# helm-<v3 version> for the chart's Helm 3 tests), from their published
 # Go modules through the Go module proxy, into a cache dir outside git.
 #
 #   tests/k8s/build-tools.sh            build what is missing; print the bin dir
@@ -21,11 +22,12 @@ here="$(cd "$(dirname "$0")" && pwd)"
 k8s_version="$TOLLGATE_K8S_VERSION"
 etcd_version="$TOLLGATE_ETCD_VERSION"
 helm_version="$TOLLGATE_HELM_VERSION"
+helm3_version="$TOLLGATE_HELM3_VERSION"
 tools_dir="$TOLLGATE_TOOLS_DIR"
 bin="$tools_dir/bin"
 
 k8s_bins=(kube-apiserver kube-controller-manager kubectl)
-all_bins=("${k8s_bins[@]}" etcd helm)
+all_bins=("${k8s_bins[@]}" etcd helm "helm-$helm3_version")
 
 log() { echo "build-tools: $*" >&2; }
 
@@ -132,20 +134,36 @@ build_etcd() {
   go_build etcd go.etcd.io/etcd/server/v3 ""
 }
 
+# build_helm VERSION NAME: helm.sh/helm/vN at VERSION, as bin/NAME.
 build_helm() {
-  [[ -x "$bin/helm" ]] && return 0
-  local dir="$tools_dir/src/helm" major="${helm_version%%.*}"
+  local version="$1" name="$2"
+  [[ -x "$bin/$name" ]] && return 0
+  local dir="$tools_dir/src/$name" major="${version%%.*}"
   local mod="helm.sh/helm/$major"
   new_module "$dir"
   cd "$dir"
-  go mod edit -require="$mod@$helm_version"
-  go_build helm "$mod/cmd/helm" \
-    "-X $mod/internal/version.version=$helm_version -X $mod/internal/version.gitTreeState=clean"
+  go mod edit -require="$mod@$version"
+  local ld="-X $mod/internal/version.version=$version -X $mod/internal/version.gitTreeState=clean"
+  if [[ "$major" == v3 ]]; then
+    # Helm 3's Makefile stamps the Kubernetes version that `helm template`
+    # and `helm lint` assume (else v1.20, below the chart's kubeVersion):
+    # client-go v0.N.M means Kubernetes 1.N.
+    go mod download "$mod"
+    local cg
+    cg="$(go list -m -f '{{.Version}}' k8s.io/client-go)"
+    cg="${cg#v0.}"
+    local pkg
+    for pkg in pkg/lint/rules pkg/chartutil; do
+      ld+=" -X $mod/$pkg.k8sVersionMajor=1 -X $mod/$pkg.k8sVersionMinor=${cg%%.*}"
+    done
+  fi
+  go_build "$name" "$mod/cmd/helm" "$ld"
 }
 
 total_start=$(date +%s)
 build_etcd
-build_helm
+build_helm "$helm_version" helm
+build_helm "$helm3_version" "helm-$helm3_version"
 build_kubernetes
 log "all tools built in $(( $(date +%s) - total_start ))s into $bin"
 echo "$bin"
