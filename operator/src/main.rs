@@ -67,6 +67,10 @@ struct RunArgs {
     tls_cert_file: Option<std::path::PathBuf>,
     #[arg(long, requires = "tls_cert_file")]
     tls_key_file: Option<std::path::PathBuf>,
+    /// How often the certificate files are re-read (renewals are served
+    /// without a restart), in seconds.
+    #[arg(long, default_value_t = 10)]
+    tls_reload_seconds: u64,
     /// DNS names or IPs of a generated certificate (repeatable).
     #[arg(
         long = "tls-san",
@@ -160,7 +164,16 @@ async fn main() -> anyhow::Result<()> {
             pem
         }
     };
-    let tls = webhook::tls::server_config(&pem)?;
+    let store = webhook::tls::CertStore::new(webhook::tls::certified_key(&pem)?);
+    if let (Some(cert), Some(key)) = (args.tls_cert_file, args.tls_key_file) {
+        let watch = webhook::tls::reload::Watch {
+            cert,
+            key,
+            interval: Duration::from_secs(args.tls_reload_seconds.max(1)),
+        };
+        tokio::spawn(watch.run(store.clone(), (pem.cert, pem.key), metrics.clone()));
+    }
+    let tls = webhook::tls::server_config(store)?;
     let listener = TcpListener::bind(args.webhook_addr)
         .await
         .with_context(|| format!("binding the webhook listener {}", args.webhook_addr))?;

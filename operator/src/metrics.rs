@@ -23,6 +23,8 @@ pub struct Metrics {
     /// `namespace`, `policy`: selected pods running without the sidecar.
     pub uninjected_pods: IntGaugeVec,
     pub leader: IntGauge,
+    /// `result` (`success`, `failure`): webhook certificate files re-read.
+    pub tls_reloads: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -91,6 +93,14 @@ impl Metrics {
             "1 while this replica runs the controller.",
         )
         .unwrap();
+        let tls_reloads = IntCounterVec::new(
+            Opts::new(
+                "tollgate_operator_tls_reloads_total",
+                "Changed webhook certificate files, by whether they were taken.",
+            ),
+            &["result"],
+        )
+        .unwrap();
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reconcile_duration.clone()),
@@ -100,6 +110,7 @@ impl Metrics {
             Box::new(injections.clone()),
             Box::new(uninjected_pods.clone()),
             Box::new(leader.clone()),
+            Box::new(tls_reloads.clone()),
         ] {
             registry.register(c).unwrap();
         }
@@ -113,6 +124,7 @@ impl Metrics {
             injections,
             uninjected_pods,
             leader,
+            tls_reloads,
         }
     }
 

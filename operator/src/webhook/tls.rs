@@ -1,9 +1,13 @@
 //! The webhook server's certificate: read from PEM files (a Secret mounted
-//! by cert-manager or the chart), or generated at start (rcgen) with its
-//! PEM patched as `caBundle` into the webhook configurations.
+//! by cert-manager or the chart, re-read when it changes: [`reload`]), or
+//! generated at start (rcgen) with its PEM patched as `caBundle` into the
+//! webhook configurations.
 
+use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
@@ -12,7 +16,13 @@ use k8s_openapi::ByteString;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
+
+pub mod reload;
+#[cfg(test)]
+mod tests;
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -67,8 +77,8 @@ pub fn read(cert: &Path, key: &Path) -> Result<CertPem, TlsError> {
     })
 }
 
-/// A rustls server config (HTTP/1.1 and h2 by ALPN) for `pem`.
-pub fn server_config(pem: &CertPem) -> Result<Arc<ServerConfig>, TlsError> {
+/// `pem` as a certificate chain and a signing key that matches it.
+pub fn certified_key(pem: &CertPem) -> Result<CertifiedKey, TlsError> {
     let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.cert.as_bytes())
         .collect::<Result<_, _>>()
         .map_err(|source| TlsError::Read {
@@ -90,11 +100,51 @@ pub fn server_config(pem: &CertPem) -> Result<Arc<ServerConfig>, TlsError> {
             path: "key".into(),
             what: "private key",
         })?;
+    Ok(CertifiedKey::from_der(
+        certs,
+        key,
+        &rustls::crypto::ring::default_provider(),
+    )?)
+}
+
+/// The certificate the server presents; replaced while it serves, each new
+/// handshake gets the current one.
+pub struct CertStore(ArcSwap<CertifiedKey>);
+
+impl CertStore {
+    pub fn new(key: CertifiedKey) -> Arc<CertStore> {
+        Arc::new(CertStore(ArcSwap::from_pointee(key)))
+    }
+
+    pub fn set(&self, key: CertifiedKey) {
+        self.0.store(Arc::new(key));
+    }
+
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        self.0.load_full()
+    }
+}
+
+impl fmt::Debug for CertStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CertStore")
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+/// A rustls server config (HTTP/1.1 and h2 by ALPN) presenting what `store`
+/// holds at each handshake.
+pub fn server_config(store: Arc<CertStore>) -> Result<Arc<ServerConfig>, TlsError> {
     let mut cfg =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
-            .with_single_cert(certs, key)?;
+            .with_cert_resolver(store);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
