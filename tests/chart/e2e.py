@@ -13,8 +13,9 @@ Run once per Helm major ($HELM: Helm 4, then Helm 3; see e2e.sh).
 3. RBAC, from the API server's audit log: every verb the chart grants was
    used and every verb used was granted (least privilege both ways); one
    verb removed from the live ClusterRole makes reconciles fail.
-4. The operator's metrics cover every operator metric the alerts and the
-   dashboard read.
+4. A renewed certificate written over the mounted files is served without
+   a restart. The operator's metrics cover every operator metric the alerts
+   and the dashboard read, and are exactly those the README documents.
 5. `helm upgrade` keeping the certificate; once monitoring.coreos.com/v1
    is served, the same upgrade renders the ServiceMonitor, PodMonitor and
    PrometheusRule (Capabilities from the real API server); then switching
@@ -199,6 +200,8 @@ class Operator:
                 a = f"{flag}={os.path.join(work, 'tls', os.path.basename(path))}"
             args.append(a)
         if any(a.startswith("--tls-cert-file=") for a in args):
+            # Re-read every second rather than every 10 (the chart's default).
+            args.append("--tls-reload-seconds=1")
             secret = kget("secret", "-n", NS, f"{FULL}-webhook-tls")
             os.makedirs(os.path.join(work, "tls"), exist_ok=True)
             for k in ("tls.crt", "tls.key"):
@@ -367,7 +370,48 @@ def counts():
                in state["op"].metrics())
 
 
-@step("the operator's metrics hold every operator metric the alerts and dashboard read")
+def served_certificate():
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", state["port"]), timeout=3) as raw:
+        with ctx.wrap_socket(raw) as tls:
+            return ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True))
+
+
+def pem_body(pem):
+    return "".join(line for line in pem.strip().splitlines() if "-----" not in line)
+
+
+def write_pair(crt, key):
+    """Both files swapped in by rename, as a kubelet's ..data swap would."""
+    d = os.path.join(work, "tls")
+    for name, text in (("tls.key", key), ("tls.crt", crt)):
+        open(os.path.join(d, f".{name}"), "w").write(text)
+    for name in ("tls.key", "tls.crt"):
+        os.replace(os.path.join(d, f".{name}"), os.path.join(d, name))
+
+
+@step("a renewed certificate written over the mounted files is served without a restart (as after a cert-manager renewal)")
+def renewal():
+    d = os.path.join(work, "tls")
+    orig = (open(os.path.join(d, "tls.crt")).read(), open(os.path.join(d, "tls.key")).read())
+    assert pem_body(served_certificate()) == pem_body(orig[0])
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+        "-subj", "/CN=renewed", "-addext", "subjectAltName=IP:127.0.0.1",
+        "-keyout", os.path.join(work, "renewed.key"), "-out", os.path.join(work, "renewed.crt"))
+    renewed = open(os.path.join(work, "renewed.crt")).read()
+    op = state["op"]
+    write_pair(renewed, open(os.path.join(work, "renewed.key")).read())
+    wait_until("the renewed certificate served", lambda: pem_body(served_certificate()) == pem_body(renewed), timeout=15)
+    assert op.counter("tollgate_operator_tls_reloads_total", result="success") >= 1
+    # Back to the one the webhook configurations trust.
+    write_pair(*orig)
+    wait_until("the original certificate served again", lambda: pem_body(served_certificate()) == pem_body(orig[0]),
+               timeout=15)
+
+
+@step("the operator's metrics hold every operator metric the alerts and dashboard read, and match the README reference")
 def metric_names():
     rules = helm("template", "t", CHART, "-n", NS, "--set", "monitoring.prometheusRule.enabled=true",
                  "--api-versions", "monitoring.coreos.com/v1/PrometheusRule",
@@ -379,6 +423,10 @@ def metric_names():
     p = run(sys.executable, os.path.join(ROOT, "tests", "chart", "metric_names.py"), "--scope", "operator",
             os.path.join(work, "rules.yaml"), os.path.join(CHART, "files", "dashboards", "tollgate.json"),
             os.path.join(work, "operator-metrics.txt"), ok=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    print("     " + p.stdout.strip()[:200])
+    p = run(sys.executable, os.path.join(ROOT, "tests", "chart", "metrics_doc.py"), "--scope", "operator",
+            os.path.join(ROOT, "README.md"), os.path.join(work, "operator-metrics.txt"), ok=False)
     assert p.returncode == 0, p.stdout + p.stderr
     print("     " + p.stdout.strip()[:200])
 

@@ -4,7 +4,8 @@
 # `promtool check rules` and `promtool test rules` with tests/chart/rules/,
 # and checks every alert has a firing and a silent test case and a runbook
 # entry in the README; then checks every metric name and label they and the
-# dashboard read against a running proxy (target/debug binaries).
+# dashboard read against running proxies (target/debug binaries), and the
+# README's metric tables against the same scrape, both ways.
 # promtool: Debian package `prometheus`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,3 +31,19 @@ python3 tests/chart/check_rules.py "$work/rules.yaml" tests/chart/rules/*.test.y
 python3 tests/chart/scrape_proxy.py "$work/proxy-metrics.txt"
 python3 tests/chart/metric_names.py --scope proxy "$work/rules.yaml" \
   charts/tollgate/files/dashboards/tollgate.json "$work/proxy-metrics.txt"
+# The README's metric tables against the same scrape, both ways (the
+# operator's in e2e.sh); and that a drifted table does fail.
+python3 tests/chart/metrics_doc.py --scope proxy README.md "$work/proxy-metrics.txt"
+sed -e '/^| `tollgate_retries_total`/d' README.md > "$work/README.dropped.md"
+sed -e 's/^| `tollgate_fallbacks_total` | counter | `route`, `reason`/| `tollgate_fallbacks_total` | gauge | `route`, `cause`/' \
+  README.md > "$work/README.drifted.md"
+for doc in dropped drifted; do
+  if python3 tests/chart/metrics_doc.py --scope proxy "$work/README.$doc.md" "$work/proxy-metrics.txt" > "$work/$doc.out"; then
+    echo "FAIL - metrics_doc.py accepted a README with a $doc row" >&2
+    exit 1
+  fi
+done
+grep -q "tollgate_retries_total (counter.*missing from the README" "$work/dropped.out"
+grep -q "tollgate_fallbacks_total is documented as 'gauge'" "$work/drifted.out"
+grep -q "tollgate_fallbacks_total labels documented \['cause', 'route'\]" "$work/drifted.out"
+echo "ok   - metrics_doc.py refuses a README with a dropped row and with a wrong type and label"

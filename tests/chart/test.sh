@@ -2,7 +2,8 @@
 # Every chart test, as `make test` runs them (scripts/test-all.sh):
 #   run.sh         helm lint/template of every ci/*-values.yaml, schema, docs, CRD copy,
 #                  with Helm 4 and Helm 3 (and both render every variant alike)   ~30 s
-#   rules.sh       promtool check + unit tests of the alerts, metric names vs a proxy     ~4 s
+#   rules.sh       promtool check + unit tests of the alerts, metric names and the
+#                  README metric tables vs running proxies                       ~9 s
 #   prometheus.py  a real Prometheus scrapes a proxy, evaluates the rules and dashboard   ~11 s
 #   e2e.sh         helm install/upgrade/uninstall into a real kube-apiserver, with
 #                  Helm 4 then Helm 3, a fresh cluster each                      ~50 s
