@@ -200,45 +200,57 @@ fn streams(c: &mut Criterion) {
     g.throughput(Throughput::Elements(50));
     g.bench_function("anthropic_to_openai_50_events", |b| {
         b.iter(|| {
-            let mut split = EventSplitter::default();
             let mut t = AnthropicToOpenAiStream::new("chat-default", true);
-            let mut out = 0usize;
-            for chunk in an.chunks(1024) {
-                if let Some(frame) = split.push(Bytes::copy_from_slice(chunk)) {
-                    for ev in events(&frame) {
-                        out += t
-                            .push(ev.name, &ev.data)
-                            .iter()
-                            .map(Bytes::len)
-                            .sum::<usize>();
-                    }
-                }
-            }
-            out += t.finish().iter().map(Bytes::len).sum::<usize>();
-            black_box(out)
+            black_box(pump(&an, &mut t))
         })
     });
     g.bench_function("openai_to_anthropic_50_events", |b| {
         b.iter(|| {
-            let mut split = EventSplitter::default();
             let mut t = OpenAiToAnthropicStream::new("claude-x");
-            let mut out = 0usize;
-            for chunk in oa.chunks(1024) {
-                if let Some(frame) = split.push(Bytes::copy_from_slice(chunk)) {
-                    for ev in events(&frame) {
-                        out += t
-                            .push(ev.name, &ev.data)
-                            .iter()
-                            .map(Bytes::len)
-                            .sum::<usize>();
-                    }
-                }
-            }
-            out += t.finish().iter().map(Bytes::len).sum::<usize>();
-            black_box(out)
+            black_box(pump(&oa, &mut t))
         })
     });
     g.finish();
+}
+
+/// Both stream translators, as the pipeline drives them.
+trait Translator {
+    fn push(&mut self, event: Option<&str>, data: &[u8]) -> Vec<Bytes>;
+    fn finish(&mut self) -> Vec<Bytes>;
+}
+
+impl Translator for AnthropicToOpenAiStream {
+    fn push(&mut self, event: Option<&str>, data: &[u8]) -> Vec<Bytes> {
+        AnthropicToOpenAiStream::push(self, event, data)
+    }
+    fn finish(&mut self) -> Vec<Bytes> {
+        AnthropicToOpenAiStream::finish(self)
+    }
+}
+
+impl Translator for OpenAiToAnthropicStream {
+    fn push(&mut self, event: Option<&str>, data: &[u8]) -> Vec<Bytes> {
+        OpenAiToAnthropicStream::push(self, event, data)
+    }
+    fn finish(&mut self) -> Vec<Bytes> {
+        OpenAiToAnthropicStream::finish(self)
+    }
+}
+
+/// Feeds `stream` in 1 KB reads through the SSE splitter and `t`; the
+/// bytes written.
+fn pump(stream: &[u8], t: &mut impl Translator) -> usize {
+    let mut split = EventSplitter::default();
+    let mut out = 0usize;
+    let len = |v: Vec<Bytes>| v.iter().map(Bytes::len).sum::<usize>();
+    for chunk in stream.chunks(1024) {
+        if let Some(frame) = split.push(Bytes::copy_from_slice(chunk)) {
+            for ev in events(&frame) {
+                out += len(t.push(ev.name, &ev.data));
+            }
+        }
+    }
+    out + len(t.finish())
 }
 
 criterion_group!(benches, requests, streams);
