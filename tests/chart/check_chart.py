@@ -374,6 +374,21 @@ def schema_refuses_typos_and_wrong_types():
     refused(["--set", "sidecar.loglevel=debug"], "additional properties 'loglevel' not allowed")
     refused(["--set", "sidecar.logFormat=xml"], "/sidecar/logFormat")
     refused(["--set", "sidecar.resources.request.cpu=1"], "additional properties 'request' not allowed")
+    refused(["--set", "operator.resources.limit.memory=1Gi"], "additional properties 'limit' not allowed")
+    refused(["--set", "sidecar.resources.limits.memory=true"], "/sidecar/resources/limits/memory")
+
+
+@check
+def numeric_quantities_are_accepted_and_passed_as_strings():
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        f.write("operator:\n  resources:\n    limits: {cpu: 2}\n"
+                "sidecar:\n  resources:\n    requests: {cpu: 0.5, memory: 64Mi}\n    limits: {cpu: 1}\n")
+        f.flush()
+        c = container(render("-f", f.name))
+    assert c["resources"]["limits"]["cpu"] == 2, c["resources"]
+    defaults = json.loads(next(a for a in c["args"] if a.startswith("--sidecar-defaults=")).split("=", 1)[1])
+    assert defaults["resources"] == {"requests": {"cpu": "0.5", "memory": "64Mi"},
+                                     "limits": {"cpu": "1", "memory": "256Mi"}}, defaults
 
 
 @check

@@ -45,6 +45,8 @@ groups:
             / sum by (namespace) (tollgate:cache_lookups:rate5m{result=~"hit|miss"})
       - record: tollgate:cache_saved_tokens:rate5m
         expr: sum by (namespace, type) (rate(tollgate_cache_saved_tokens_total[5m]))
+      - record: tollgate:cache_saved_usd:rate5m
+        expr: sum by (namespace) (rate(tollgate_cache_saved_usd_total[5m]))
       - record: tollgate:pii_detections:rate5m
         expr: sum by (namespace, entity_type, action, direction) (rate(tollgate_pii_detections_total[5m]))
       - record: tollgate:pii_blocked_requests:rate5m
@@ -228,6 +230,19 @@ groups:
           summary: {{ `p99 of the {{ $labels.webhook }} webhook is {{ $value | humanizeDuration }}` | quote }}
           description: {{ `Admission reviews are slow; every pod creation (mutate) or policy write (validate) waits for them, and past the timeout the failurePolicy applies.` | quote }}
           runbook_url: {{ $runbook }}#tollgatewebhooklatencyhigh
+      - alert: TollgateWebhookCertificateReloadFailing
+        # Refused pairs are counted once per change of the files; a later
+        # good pair (success) clears it.
+        expr: |-
+          sum by (pod) (increase(tollgate_operator_tls_reloads_total{result="failure"}[15m])) > 0
+            unless on (pod) sum by (pod) (increase(tollgate_operator_tls_reloads_total{result="success"}[15m])) > 0
+        for: 5m
+        labels:
+          severity: warning
+        annotations:
+          summary: {{ `Operator {{ $labels.pod }} refused its renewed webhook certificate` | quote }}
+          description: {{ `The certificate files changed but the new pair does not parse or the key does not match; the replica keeps serving its old certificate, and once that expires the API server cannot call the webhooks (the failurePolicy applies).` | quote }}
+          runbook_url: {{ $runbook }}#tollgatewebhookcertificatereloadfailing
       - alert: TollgateOperatorNotLeading
         expr: max (tollgate_operator_leader) == 0
         for: 5m
