@@ -63,69 +63,18 @@ pub fn filter_request(
                 .map_err(|e| crate::error::ProxyError::MalformedJson(e.to_string()))?,
         ),
     };
-    let mut red = Redaction::default();
-    let mut guard_rules: Vec<&'static str> = Vec::new();
-    let mut guard_block: Vec<&'static str> = Vec::new();
-    let mut stripped = false;
+    let mut scan = Scan::new(engine, metrics);
     visit(family, op, v, &mut |source, text: &mut String| {
-        if let (Some(g), Some(gs)) = (&engine.guard, guard_source(source)) {
-            let hits = g.check(text);
-            if !hits.rules.is_empty() {
-                let action = g.action(gs);
-                for r in &hits.rules {
-                    metrics
-                        .guard_hits
-                        .with_label_values(&[r, gs.as_str(), action.as_str()])
-                        .inc();
-                    if !guard_rules.contains(r) {
-                        guard_rules.push(r);
-                    }
-                    if action == GuardAction::Block && !guard_block.contains(r) {
-                        guard_block.push(r);
-                    }
-                }
-                if action == GuardAction::Strip {
-                    if let Some(s) = strip_hidden(text) {
-                        *text = s;
-                        stripped = true;
-                    }
-                }
-            }
-        }
-        if engine.pii_enabled {
-            let found = engine.scanner.scan(text);
-            if let Some(new) = red.apply(engine, text, &found, Direction::Request) {
-                *text = new;
-            }
-        }
+        scan.text(guard_source(source), Direction::Request, text);
     });
-    for ((entity, action), n) in &red.counts {
-        metrics
-            .detections
-            .with_label_values(&[engine.name(*entity), action.as_str(), "request"])
-            .inc_by(*n);
-    }
-    metrics
-        .scan_duration
-        .with_label_values(&["request"])
-        .observe(started.elapsed().as_secs_f64());
-    if !guard_block.is_empty() {
-        metrics.blocked.with_label_values(&["prompt_guard"]).inc();
-        return Err(PiiError::Guard { rules: guard_block }.into());
-    }
-    if !red.blocked.is_empty() {
-        metrics.blocked.with_label_values(&["pii"]).inc();
-        return Err(PiiError::Blocked {
-            types: red.blocked.into_iter().collect(),
-        }
-        .into());
-    }
-    let body = (red.changed || stripped)
+    let done = scan.finish(started)?;
+    let body = done
+        .changed
         .then(|| Bytes::from(serde_json::to_vec(v).expect("a JSON value serializes")));
     Ok(Filtered {
         body,
-        pseudonyms: (!red.pseudonyms.is_empty()).then(|| Arc::new(red.pseudonyms)),
-        guard_rules,
+        pseudonyms: (!done.pseudonyms.is_empty()).then(|| Arc::new(done.pseudonyms)),
+        guard_rules: done.guard_rules,
     })
 }
 
@@ -151,62 +100,115 @@ pub fn filter_other(
         return Ok(None);
     };
     let started = Instant::now();
-    let mut red = Redaction::default();
-    let mut guard_block: Vec<&'static str> = Vec::new();
-    let mut stripped = false;
+    let mut scan = Scan::new(engine, metrics);
     strings_deep(&mut v, Source::User, &mut |_, text: &mut String| {
-        if text.starts_with("data:") {
-            return;
+        if !text.starts_with("data:") {
+            scan.text(Some(GuardSource::User), Direction::Opaque, text);
         }
-        if let Some(g) = &engine.guard {
+    });
+    let done = scan.finish(started)?;
+    Ok(done
+        .changed
+        .then(|| Bytes::from(serde_json::to_vec(&v).expect("a JSON value serializes"))))
+}
+
+/// One request's pass over its texts: the guard (for user input and tool
+/// results), then the recognizers; findings counted once at the end.
+struct Scan<'a> {
+    engine: &'a Engine,
+    metrics: &'a PiiMetrics,
+    red: Redaction,
+    guard_rules: Vec<&'static str>,
+    guard_block: Vec<&'static str>,
+    stripped: bool,
+}
+
+/// What a [`Scan`] left to the caller once nothing blocked.
+struct Scanned {
+    /// A text was rewritten: the body must be serialized again.
+    changed: bool,
+    pseudonyms: Pseudonyms,
+    guard_rules: Vec<&'static str>,
+}
+
+impl<'a> Scan<'a> {
+    fn new(engine: &'a Engine, metrics: &'a PiiMetrics) -> Scan<'a> {
+        Scan {
+            engine,
+            metrics,
+            red: Redaction::default(),
+            guard_rules: Vec::new(),
+            guard_block: Vec::new(),
+            stripped: false,
+        }
+    }
+
+    /// Checks and rewrites one text; `guard` is `None` for texts the
+    /// guard does not read (system prompts, assistant turns, tool
+    /// definitions).
+    fn text(&mut self, guard: Option<GuardSource>, dir: Direction, text: &mut String) {
+        if let (Some(g), Some(gs)) = (&self.engine.guard, guard) {
             let hits = g.check(text);
-            let action = g.action(GuardSource::User);
+            let action = g.action(gs);
             for r in &hits.rules {
-                metrics
+                self.metrics
                     .guard_hits
-                    .with_label_values(&[r, "user", action.as_str()])
+                    .with_label_values(&[r, gs.as_str(), action.as_str()])
                     .inc();
-                if action == GuardAction::Block && !guard_block.contains(r) {
-                    guard_block.push(r);
+                if !self.guard_rules.contains(r) {
+                    self.guard_rules.push(r);
+                }
+                if action == GuardAction::Block && !self.guard_block.contains(r) {
+                    self.guard_block.push(r);
                 }
             }
             if action == GuardAction::Strip && !hits.rules.is_empty() {
                 if let Some(s) = strip_hidden(text) {
                     *text = s;
-                    stripped = true;
+                    self.stripped = true;
                 }
             }
         }
-        if engine.pii_enabled {
-            let found = engine.scanner.scan(text);
-            if let Some(new) = red.apply(engine, text, &found, Direction::Opaque) {
+        if self.engine.pii_enabled {
+            let found = self.engine.scanner.scan(text);
+            if let Some(new) = self.red.apply(self.engine, text, &found, dir) {
                 *text = new;
             }
         }
-    });
-    for ((entity, action), n) in &red.counts {
-        metrics
-            .detections
-            .with_label_values(&[engine.name(*entity), action.as_str(), "request"])
-            .inc_by(*n);
     }
-    metrics
-        .scan_duration
-        .with_label_values(&["request"])
-        .observe(started.elapsed().as_secs_f64());
-    if !guard_block.is_empty() {
-        metrics.blocked.with_label_values(&["prompt_guard"]).inc();
-        return Err(PiiError::Guard { rules: guard_block }.into());
-    }
-    if !red.blocked.is_empty() {
-        metrics.blocked.with_label_values(&["pii"]).inc();
-        return Err(PiiError::Blocked {
-            types: red.blocked.into_iter().collect(),
+
+    /// Counts the findings and the scan time; a block is an error naming
+    /// guard rules or entity types, never values.
+    fn finish(self, started: Instant) -> Result<Scanned, crate::error::ProxyError> {
+        let m = self.metrics;
+        for ((entity, action), n) in &self.red.counts {
+            m.detections
+                .with_label_values(&[self.engine.name(*entity), action.as_str(), "request"])
+                .inc_by(*n);
         }
-        .into());
+        m.scan_duration
+            .with_label_values(&["request"])
+            .observe(started.elapsed().as_secs_f64());
+        if !self.guard_block.is_empty() {
+            m.blocked.with_label_values(&["prompt_guard"]).inc();
+            return Err(PiiError::Guard {
+                rules: self.guard_block,
+            }
+            .into());
+        }
+        if !self.red.blocked.is_empty() {
+            m.blocked.with_label_values(&["pii"]).inc();
+            return Err(PiiError::Blocked {
+                types: self.red.blocked.into_iter().collect(),
+            }
+            .into());
+        }
+        Ok(Scanned {
+            changed: self.red.changed || self.stripped,
+            pseudonyms: self.red.pseudonyms,
+            guard_rules: self.guard_rules,
+        })
     }
-    Ok((red.changed || stripped)
-        .then(|| Bytes::from(serde_json::to_vec(&v).expect("a JSON value serializes"))))
 }
 
 fn guard_source(s: Source) -> Option<GuardSource> {
