@@ -13,6 +13,7 @@
 mod context;
 mod custom;
 mod numeric;
+pub(crate) use numeric::MONTHS;
 mod secrets;
 mod web;
 

@@ -575,22 +575,10 @@ fn date_tail(p: &[u8], cut: usize) -> usize {
 }
 
 fn is_month(w: &[u8]) -> bool {
-    const MONTHS: [&str; 12] = [
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-    ];
+    // A prefix of a full month name: `Sep`, `Sept`, `Septem` while the
+    // rest of the word has not arrived.
     w.len() >= 3
-        && MONTHS
+        && super::recognize::MONTHS[..12]
             .iter()
             .any(|m| m.len() >= w.len() && m.as_bytes()[..w.len()].eq_ignore_ascii_case(w))
 }

@@ -129,7 +129,9 @@ const DOB_CTX: &[&str] = &[
     "date de naissance",
     "geburtsdatum",
 ];
-const MONTHS: &[&str] = &[
+/// Month names, then their abbreviations (the first twelve are the full
+/// names; the stream's hold-back reads prefixes of those).
+pub(crate) const MONTHS: &[&str] = &[
     "january",
     "february",
     "march",
