@@ -2,10 +2,12 @@
 //! leader runs (policies, their ConfigMaps, pod metadata).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{Future, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Config;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
@@ -14,6 +16,17 @@ use tracing::{info, warn};
 use crate::context::{Context, Stores};
 use crate::crd::LlmPolicy;
 use crate::reconcile::{error_policy, reconcile, MANAGER};
+
+/// How long triggers of one policy are collected before it reconciles.
+const DEBOUNCE: Duration = Duration::from_millis(500);
+/// Reconciles running at once.
+const CONCURRENCY: u16 = 8;
+
+/// Cached objects without `managedFields`: nothing here reads them, and
+/// they are most of a small object's size.
+fn strip<K: kube::Resource>(o: &mut K) {
+    o.meta_mut().managed_fields = None;
+}
 
 /// Starts the always-on watch caches (policies and namespace metadata, for
 /// the webhooks); returns the stores and the future that feeds them.
@@ -26,7 +39,8 @@ pub fn watch_caches(client: &Client) -> (Stores, impl Future<Output = ()> + Send
         watcher(
             Api::<LlmPolicy>::all(client.clone()),
             watcher::Config::default(),
-        ),
+        )
+        .modify(strip),
     )
     .default_backoff()
     .for_each(|_| async {});
@@ -35,7 +49,8 @@ pub fn watch_caches(client: &Client) -> (Stores, impl Future<Output = ()> + Send
         watcher(
             Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
             watcher::Config::default(),
-        ),
+        )
+        .modify(strip),
     )
     .default_backoff()
     .for_each(|_| async {});
@@ -60,7 +75,8 @@ pub async fn run(ctx: Arc<Context>) {
         watcher(
             Api::<PartialObjectMeta<Pod>>::all(client.clone()),
             watcher::Config::default(),
-        ),
+        )
+        .modify(strip),
     )
     .default_backoff()
     .touched_objects();
@@ -82,25 +98,43 @@ pub async fn run(ctx: Arc<Context>) {
     let owned =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
     info!("controller starting");
-    Controller::new(
-        Api::<LlmPolicy>::all(client.clone()),
-        watcher::Config::default(),
+    let (policies, writer) = reflector::store::<LlmPolicy>();
+    let policy_stream = reflector::reflector(
+        writer,
+        watcher(
+            Api::<LlmPolicy>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .modify(strip),
     )
-    .owns(Api::<ConfigMap>::all(client.clone()), owned)
-    .watches_stream(pod_stream, move |pod: PartialObjectMeta<Pod>| {
-        pods_to_policies(pod.namespace())
-    })
-    // Another policy's change can move pods between policies (conflicts).
-    .watches(
-        Api::<LlmPolicy>::all(client),
-        watcher::Config::default(),
-        move |p| siblings(p.namespace()),
-    )
-    .run(reconcile, error_policy, ctx)
-    .for_each(|res| async move {
-        if let Err(e) = res {
-            warn!(error = %e, "controller");
-        }
-    })
-    .await;
+    .default_backoff()
+    .touched_objects();
+    Controller::for_stream(policy_stream, policies)
+        .owns(Api::<ConfigMap>::all(client.clone()), owned)
+        .watches_stream(pod_stream, move |pod: PartialObjectMeta<Pod>| {
+            pods_to_policies(pod.namespace())
+        })
+        // Another policy's change can move pods between policies (conflicts).
+        .watches(
+            Api::<LlmPolicy>::all(client),
+            watcher::Config::default(),
+            move |p| siblings(p.namespace()),
+        )
+        .with_config(
+            Config::default()
+                // A burst of pod events (a rollout, a namespace of new pods)
+                // requeues every policy of the namespace per event; within the
+                // window they collapse into one reconcile each.
+                .debounce(DEBOUNCE)
+                // At start every policy is due at once; a bound keeps each
+                // reconcile's API calls from queuing behind hundreds of others.
+                .concurrency(CONCURRENCY),
+        )
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                warn!(error = %e, "controller");
+            }
+        })
+        .await;
 }

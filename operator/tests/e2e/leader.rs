@@ -40,6 +40,15 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
         .holder_identity
 }
 
+/// Some once the replica counted a successful reconcile (it counts when
+/// the reconcile returns, just after the status it wrote is visible).
+async fn reconciled(op: &Operator) -> Option<()> {
+    let n = op
+        .metric("tollgate_operator_reconciles_total{result=\"success\"}")
+        .await?;
+    (n >= 1.0).then_some(())
+}
+
 /// Whether a replica's metrics hold any series of the leader-only gauges.
 fn has_leader_gauges(metrics: &str) -> bool {
     metrics.lines().any(|l| {
@@ -102,8 +111,10 @@ async fn one_replica_leads_and_the_other_takes_over() {
         (ops[first].metric(UNINJECTED).await == Some(1.0)).then_some(())
     })
     .await;
-    let success = "tollgate_operator_reconciles_total{result=\"success\"}";
-    assert!(ops[first].metric(success).await.unwrap() >= 1.0);
+    eventually("the leader's reconciles counted", WAIT, || {
+        reconciled(&ops[first])
+    })
+    .await;
     let follower = ops[other].metrics().await.unwrap();
     assert!(
         !follower.contains("tollgate_operator_reconciles_total{"),
@@ -134,7 +145,10 @@ async fn one_replica_leads_and_the_other_takes_over() {
         ops[other].metric("tollgate_operator_leader").await,
         Some(1.0)
     );
-    assert!(ops[other].metric(success).await.unwrap() >= 1.0);
+    eventually("the new leader's reconciles counted", WAIT, || {
+        reconciled(&ops[other])
+    })
+    .await;
     eventually("the new leader's gauges", WAIT, || async {
         (ops[other].metric(UNINJECTED).await == Some(1.0)).then_some(())
     })
