@@ -38,6 +38,9 @@ fi
 TOLLGATE_MINILM_DIR="$MODEL_DIR" TOLLGATE_REQUIRE_MODEL=1 \
   cargo test -p tollgate-proxy --features local-embeddings --lib --test semantic_eval -- semantic false_hits
 
+echo "==> PII recognizers vs Presidio on the labeled corpus and a held-out seed (fails if Tollgate is worse on a shared type)"
+TOLLGATE_PII_REPORT="$ROOT/target/pii/REPORT.md" tests/pii/run.sh >/dev/null || { cat "$ROOT/target/pii/REPORT.md" 2>/dev/null; exit 1; }
+
 echo "==> python SDK compatibility suite"
 TOLLGATE_BIN_DIR="$ROOT/target/debug" "$VENV/bin/python" -m pytest tests/python -q -p no:cacheprovider
 

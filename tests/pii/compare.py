@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -162,6 +163,8 @@ def main() -> None:
     out += ["## Verdict", "", "Tollgate matches or beats Presidio on every shared type." if not worse_all else "Worse than Presidio on: " + ", ".join(worse_all), ""]
     a.out.write_text("\n".join(out))
     print("\n".join(out))
+    if worse_all:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
