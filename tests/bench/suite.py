@@ -163,6 +163,7 @@ def main() -> int:
     results["litellm_version"] = litellm_version(args.litellm_venv) if "litellm" in started else None
     results["nginx_version"] = nginx_version() if "nginx" in started else None
     out = args.out_dir or (run_dir if args.smoke else HERE)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     text = report.build(results)
     (out / "REPORT.md").write_text(text)
