@@ -64,7 +64,7 @@ pub const GROUP: &str = "tollgate.dev";
     printcolumn(
         name = "Spend",
         type_ = "string",
-        description = "current window's spend of the first USD budget (Redis store only)",
+        description = "current window's spend of the first budget, USD first (Redis store only)",
         json_path = ".status.spend"
     ),
     printcolumn(

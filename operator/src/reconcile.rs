@@ -21,6 +21,7 @@ use crate::context::Context;
 use crate::crd::{condition, LlmPolicy, LlmPolicyStatus};
 use crate::render::{render, Rendered, CONFIG_FILE};
 
+pub mod spend;
 mod status;
 pub use status::{build_status, Outcome};
 
@@ -81,16 +82,18 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
         .ok_or_else(|| Error::NoNamespace(name.clone()))?;
     let cm_name = config_map_name(&name);
 
+    let mut spent = None;
     let outcome = match render(&ns, &name, &ctx.settings.effective(&policy).spec) {
         Ok(r) => {
             apply_config_map(&ctx, &policy, &ns, &cm_name, &r).await?;
+            spent = Some(spend::spend_status(&ctx.client, &ns, &policy.spec, &r.config).await);
             Outcome::Applied { hash: r.hash }
         }
         Err(e) => Outcome::Invalid(e.to_string()),
     };
     let counts = counts(&ctx, &policy, &ns);
     let prev = policy.status.clone().unwrap_or_default();
-    let status = build_status(
+    let mut status = build_status(
         &prev,
         policy.metadata.generation,
         &outcome,
@@ -98,6 +101,12 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
         &cm_name,
         Timestamp::now(),
     );
+    // An invalid spec keeps the last spend read; a valid one without a
+    // Redis store has none.
+    let redis = matches!(spent, Some(Some(_)));
+    if let Some(s) = spent {
+        (status.spend, status.budgets) = s.unwrap_or_default();
+    }
     if status != prev {
         let api: Api<LlmPolicy> = Api::namespaced(ctx.client.clone(), &ns);
         let body =
@@ -124,7 +133,7 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
     match outcome {
         Outcome::Applied { .. } => {
             ctx.metrics.reconciles.with_label_values(&["success"]).inc();
-            Ok(Action::requeue(RESYNC))
+            Ok(Action::requeue(if redis { spend::REFRESH } else { RESYNC }))
         }
         Outcome::Invalid(e) => {
             warn!(error = %e, "invalid spec");

@@ -43,6 +43,8 @@ pub struct Rendered {
     pub port: u16,
     /// Admin port (probes, metrics).
     pub admin_port: u16,
+    /// The validated config `yaml` holds.
+    pub config: tollgate_config::Config,
 }
 
 /// One Secret mounted into the sidecar, with only the keys the config uses.
@@ -172,10 +174,11 @@ pub fn render(namespace: &str, name: &str, spec: &LlmPolicySpec) -> Result<Rende
     })?;
     Ok(Rendered {
         yaml: format!("# Rendered by tollgate-operator from LlmPolicy {namespace}/{name}; edits are reverted.\n{yaml}"),
-        hash: config.hash,
+        hash: config.hash.clone(),
         secrets: secrets.volumes(),
         port,
         admin_port,
+        config,
     })
 }
 

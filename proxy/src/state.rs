@@ -110,7 +110,7 @@ impl Runtime {
             .collect();
         let budget = BudgetEngine::new(
             &config.budgets,
-            &identity(&config),
+            &Identity::of(&config),
             previous.map(|p| p.budget.as_ref()),
         )
         .await?;
@@ -180,16 +180,6 @@ impl Runtime {
             changed |= c.refresh();
         }
         changed
-    }
-}
-
-/// The scope values of `policy`, `namespace` and `workload` budgets.
-fn identity(config: &Config) -> Identity {
-    let meta = config.raw.metadata.as_ref();
-    Identity {
-        policy: config.name.clone().unwrap_or_default(),
-        namespace: meta.and_then(|m| m.namespace.clone()),
-        workload: meta.and_then(|m| m.workload.clone()),
     }
 }
 

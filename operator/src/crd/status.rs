@@ -45,11 +45,15 @@ pub struct LlmPolicyStatus {
     /// Up to 10 of those pods' names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uninjected_pod_names: Vec<String>,
-    /// Summary of the first USD budget's spend in its current window, e.g.
-    /// `$12.40/$100 day` (Redis store only).
+    /// Summary of the first budget's spend in its current window, USD
+    /// budgets first: `$12.40/$100 day`, or `1200/50000 tokens hour`;
+    /// `unknown` while Redis does not answer (Redis store only, refreshed
+    /// every 30 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spend: Option<String>,
-    /// Current window's spend per budget (Redis store only).
+    /// Current window's spend per budget, as the sidecars count it in Redis
+    /// (Redis store only). Budgets scoped `model` or `header` count each
+    /// value against its own limit and show their limits only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub budgets: Vec<BudgetStatus>,
 }
@@ -59,10 +63,13 @@ pub struct LlmPolicyStatus {
 #[serde(rename_all = "camelCase")]
 pub struct BudgetStatus {
     pub name: String,
+    /// USD spent, in whole cents; absent when unknown (Redis did not
+    /// answer, or the budget is scoped per model or header).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spent_usd: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit_usd: Option<f64>,
+    /// Tokens spent; absent when unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spent_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -29,7 +29,10 @@ mod kubelet;
 mod leader;
 mod lifecycle;
 mod proxy_reload;
+#[path = "../support/redis.rs"]
+mod redis_server;
 mod restart;
+mod spend;
 
 pub const WAIT: Duration = Duration::from_secs(60);
 

@@ -45,6 +45,7 @@ mod metrics;
 mod plan;
 mod pricing;
 mod redis;
+mod spend;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -57,6 +58,8 @@ pub use clock::{Clock, FakeClock, SystemClock};
 pub use error::{BudgetError, Refusal, StoreError};
 pub use metrics::BudgetMetrics;
 pub use pricing::PriceTable;
+pub use spend::{read_spend, spend_key, WindowSpend};
+pub use window::Span;
 
 use crate::api::usage::Usage;
 use crate::api::Family;
@@ -64,7 +67,6 @@ use memory::MemoryStore;
 use plan::*;
 use pricing::worst_case;
 use redis::RedisStore;
-use window::Span;
 
 /// Where the proxy runs: the scope values of `policy`, `namespace` and
 /// `workload` budgets.
@@ -73,6 +75,18 @@ pub struct Identity {
     pub policy: String,
     pub namespace: Option<String>,
     pub workload: Option<String>,
+}
+
+impl Identity {
+    /// The identity a proxy running `config` has: its name and metadata.
+    pub fn of(config: &tollgate_config::Config) -> Identity {
+        let meta = config.raw.metadata.as_ref();
+        Identity {
+            policy: config.name.clone().unwrap_or_default(),
+            namespace: meta.and_then(|m| m.namespace.clone()),
+            workload: meta.and_then(|m| m.workload.clone()),
+        }
+    }
 }
 
 /// What admission needs to know about a request.
@@ -434,9 +448,9 @@ impl BudgetEngine {
     fn scope_hash(&self, scope: &Scope, req: &AdmitRequest<'_>) -> Result<String, String> {
         let id = &self.inner.identity;
         let value: &[u8] = match scope {
-            Scope::Policy => id.policy.as_bytes(),
-            Scope::Namespace => id.namespace.as_deref().unwrap_or(MISSING).as_bytes(),
-            Scope::Workload => id.workload.as_deref().unwrap_or(MISSING).as_bytes(),
+            Scope::Policy | Scope::Namespace | Scope::Workload => {
+                spend::fixed_scope_value(scope, id).unwrap_or(MISSING.as_bytes())
+            }
             Scope::Model => req.requested_model.as_bytes(),
             Scope::Header { name, missing } => match req.headers.get(name.as_str()) {
                 Some(v) if !v.as_bytes().is_empty() => v.as_bytes(),
@@ -535,23 +549,7 @@ impl BudgetEngine {
 
 impl Inner {
     fn spent_key(&self, l: &Limit, span: &Span, scope: &str) -> String {
-        match span {
-            Span::Calendar { start_ms, .. } => key(
-                &self.prefix,
-                &[
-                    "spent",
-                    &l.name,
-                    l.scope.kind(),
-                    l.window.kind(),
-                    &start_ms.to_string(),
-                    scope,
-                ],
-            ),
-            Span::Rolling { slot_ms, .. } => key(
-                &self.prefix,
-                &["roll", &l.name, l.scope.kind(), &slot_ms.to_string(), scope],
-            ),
-        }
+        spend::spent_key(&self.prefix, l, span, scope)
     }
 
     fn reserved_key(&self, l: &Limit, scope: &str) -> String {

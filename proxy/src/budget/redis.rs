@@ -295,7 +295,7 @@ fn kind_and_expiry(span: &Span) -> (&'static str, i64) {
 }
 
 /// Redis' error kind and detail; the URL and password never appear in it.
-fn describe(e: &redis::RedisError) -> String {
+pub(super) fn describe(e: &redis::RedisError) -> String {
     if e.is_timeout() {
         "timeout".into()
     } else if e.is_connection_refusal() {
