@@ -25,6 +25,8 @@ pub struct Metrics {
     pub leader: IntGauge,
     /// `result` (`success`, `failure`): webhook certificate files re-read.
     pub tls_reloads: IntCounterVec,
+    /// `result` (`success`, `error`): reads of budget spend from Redis.
+    pub spend_reads: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -101,6 +103,18 @@ impl Metrics {
             &["result"],
         )
         .unwrap();
+        let spend_reads = IntCounterVec::new(
+            Opts::new(
+                "tollgate_operator_spend_reads_total",
+                "Reads of budget spend from Redis for policy status, by result.",
+            ),
+            &["result"],
+        )
+        .unwrap();
+        // Both series from the start, so `error` can be alerted on by rate.
+        for r in ["success", "error"] {
+            spend_reads.with_label_values(&[r]);
+        }
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reconcile_duration.clone()),
@@ -111,6 +125,7 @@ impl Metrics {
             Box::new(uninjected_pods.clone()),
             Box::new(leader.clone()),
             Box::new(tls_reloads.clone()),
+            Box::new(spend_reads.clone()),
         ] {
             registry.register(c).unwrap();
         }
@@ -125,6 +140,7 @@ impl Metrics {
             uninjected_pods,
             leader,
             tls_reloads,
+            spend_reads,
         }
     }
 

@@ -86,7 +86,9 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
     let outcome = match render(&ns, &name, &ctx.settings.effective(&policy).spec) {
         Ok(r) => {
             apply_config_map(&ctx, &policy, &ns, &cm_name, &r).await?;
-            spent = Some(spend::spend_status(&ctx.client, &ns, &policy.spec, &r.config).await);
+            spent = Some(
+                spend::spend_status(&ctx.client, &ctx.metrics, &ns, &policy.spec, &r.config).await,
+            );
             Outcome::Applied { hash: r.hash }
         }
         Err(e) => Outcome::Invalid(e.to_string()),

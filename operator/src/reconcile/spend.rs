@@ -17,6 +17,7 @@ use tollgate_config::{BudgetStore, Budgets, Config};
 use tollgate_proxy::budget::{read_spend, Identity, WindowSpend};
 
 use crate::crd::{BudgetStatus, LlmPolicySpec};
+use crate::metrics::Metrics;
 
 /// Bound on reading one policy's spend: connecting, the password's Secret
 /// and every Redis call.
@@ -45,6 +46,7 @@ pub enum SpendError {
 /// `status.budgets`. `None` when the policy's budgets do not use Redis.
 pub async fn spend_status(
     client: &Client,
+    metrics: &Metrics,
     namespace: &str,
     spec: &LlmPolicySpec,
     config: &Config,
@@ -57,13 +59,17 @@ pub async fn spend_status(
         read(config, password.as_deref()).await
     };
     let spent = match tokio::time::timeout(READ_TIMEOUT, read).await {
-        Ok(Ok(s)) => Some(s),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "cannot read budget spend");
-            None
+        Ok(r) => r,
+        Err(_) => Err(SpendError::Timeout(READ_TIMEOUT)),
+    };
+    let spent = match spent {
+        Ok(s) => {
+            metrics.spend_reads.with_label_values(&["success"]).inc();
+            Some(s)
         }
-        Err(_) => {
-            tracing::warn!(error = %SpendError::Timeout(READ_TIMEOUT), "cannot read budget spend");
+        Err(e) => {
+            metrics.spend_reads.with_label_values(&["error"]).inc();
+            tracing::warn!(error = %e, "cannot read budget spend");
             None
         }
     };

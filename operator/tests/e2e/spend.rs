@@ -46,7 +46,7 @@ async fn status_shows_the_spend_counted_in_redis() {
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
-    let _op = Launch::new("e2e-spend", ns).start(&client).await;
+    let op = Launch::new("e2e-spend", ns).start(&client).await;
     let policies: Api<LlmPolicy> = Api::namespaced(client.clone(), ns);
 
     // The example policy (a `daily` $100 budget per policy, a per-team
@@ -111,6 +111,14 @@ async fn status_shows_the_spend_counted_in_redis() {
     // Redis gone: the spend is unknown and the policy stays Ready.
     drop(redis);
     wait_policy(&policies, "chat", "spend unknown", spend_is("unknown")).await;
+    let errors = op
+        .metric(r#"tollgate_operator_spend_reads_total{result="error"}"#)
+        .await;
+    assert!(errors >= Some(1.0), "{errors:?}");
+    let reads = op
+        .metric(r#"tollgate_operator_spend_reads_total{result="success"}"#)
+        .await;
+    assert!(reads >= Some(2.0), "{reads:?}");
 
     cleanup(&client, "e2e-spend", ns).await;
 }
