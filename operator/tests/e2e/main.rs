@@ -297,9 +297,20 @@ pub async fn wait_policy(
     what: &str,
     cond: impl kube::runtime::wait::Condition<LlmPolicy>,
 ) -> LlmPolicy {
-    tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond))
+    wait_policy_within(api, name, what, cond, WAIT).await
+}
+
+/// [`wait_policy`], failing after `within`.
+pub async fn wait_policy_within(
+    api: &Api<LlmPolicy>,
+    name: &str,
+    what: &str,
+    cond: impl kube::runtime::wait::Condition<LlmPolicy>,
+    within: Duration,
+) -> LlmPolicy {
+    tokio::time::timeout(within, await_condition(api.clone(), name, cond))
         .await
-        .unwrap_or_else(|_| panic!("{name}: {what} within {WAIT:?}"))
+        .unwrap_or_else(|_| panic!("{name}: {what} within {within:?}"))
         .unwrap()
         .unwrap_or_else(|| panic!("{name}: deleted while waiting for {what}"))
 }

@@ -25,6 +25,13 @@ async fn restart_apiserver() {
     assert!(status.success(), "restart-apiserver: {status}");
 }
 
+/// How long the operator may take to notice the API server is back: its
+/// watches retry with client-go's backoff (0.8 s doubling to 30 s, with
+/// up to 100% jitter), so a watch that failed through the whole outage can
+/// wait up to a minute before it reconnects; then the 500 ms debounce and
+/// a reconcile.
+const AFTER_RESTART: std::time::Duration = std::time::Duration::from_secs(150);
+
 fn named(ns: &str, name: &str) -> LlmPolicy {
     let mut p = policy(ns);
     p.metadata.name = Some(name.into());
@@ -57,7 +64,7 @@ async fn operator_recovers_when_the_api_server_restarts() {
         .as_mut()
         .unwrap()
         .name = "missing".into();
-    let err = eventually("the API server serves again", WAIT, || async {
+    let err = eventually("the API server serves again", AFTER_RESTART, || async {
         match policies.create(&Default::default(), &bad).await {
             Err(kube::Error::Api(e)) if e.code == 400 || e.code == 403 => Some(e.message),
             _ => None,
@@ -69,7 +76,7 @@ async fn operator_recovers_when_the_api_server_restarts() {
         "{err}"
     );
     create_policy(&policies, &named(ns, "after")).await;
-    wait_policy(&policies, "after", "Ready", ready(None)).await;
+    wait_policy_within(&policies, "after", "Ready", ready(None), AFTER_RESTART).await;
 
     // A change to the policy from before the restart.
     let patch = json!({"spec": {"routeDefaults": {"timeouts": {"idle": "61s"}}}});
@@ -78,11 +85,12 @@ async fn operator_recovers_when_the_api_server_restarts() {
         .await
         .unwrap();
     let generation = p.metadata.generation.unwrap();
-    wait_policy(
+    wait_policy_within(
         &policies,
         "before",
         "the new generation",
         ready_at(generation),
+        AFTER_RESTART,
     )
     .await;
     // Reconciles failed while the API server was away must not have
