@@ -12,9 +12,7 @@ use tollgate_operator::render::render;
 use tollgate_proxy::api::usage::Usage;
 use tollgate_proxy::budget::{AdmitRequest, BudgetEngine, Identity, WindowSpend};
 
-#[path = "support/redis.rs"]
-mod redis_server;
-use redis_server::Redis;
+use tollgate_tests::redis::Redis;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -68,7 +66,7 @@ async fn spend(engine: &BudgetEngine, input: u64, output: u64) {
 
 #[tokio::test]
 async fn reads_what_the_proxys_redis_store_settled() {
-    let Some(redis) = Redis::start(&[]).await else {
+    let Some(redis) = Redis::start().await else {
         return;
     };
     let rendered = render("team-a", "chat", &spec(redis.port)).unwrap();

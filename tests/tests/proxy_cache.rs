@@ -4,11 +4,11 @@
 
 mod harness;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use harness::*;
 use serde_json::{json, Value};
+use tollgate_tests::redis::Redis;
 
 const CACHE: &str = "cache:\n  ttl: 1h\n  tenantHeader: x-tollgate-tenant\n";
 
@@ -315,73 +315,9 @@ async fn entries_expire_after_their_ttl() {
     .await;
 }
 
-/// A real `redis-server` on a free port; killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start() -> Option<Redis> {
-        let found = std::env::var_os("PATH")
-            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("redis-server").is_file()));
-        if !found {
-            assert!(
-                std::env::var_os("TOLLGATE_REQUIRE_REDIS").is_none(),
-                "TOLLGATE_REQUIRE_REDIS is set but redis-server is not on PATH"
-            );
-            eprintln!("SKIPPED: redis-server not found on PATH");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            std::thread::yield_now();
-        }
-        Some(Redis {
-            child,
-            port,
-            _dir: dir,
-        })
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn two_proxies_share_entries_through_redis_and_survive_its_loss() {
-    let Some(mut redis) = Redis::start() else {
+    let Some(mut redis) = Redis::start().await else {
         return;
     };
     let m = mock().await;
@@ -422,8 +358,7 @@ async fn two_proxies_share_entries_through_redis_and_survive_its_loss() {
     );
 
     // Redis gone: every request still answered, as misses.
-    let _ = redis.child.kill();
-    let _ = redis.child.wait();
+    redis.stop();
     for i in 0..5 {
         let fresh = det_chat("gpt-4o-mini", &format!("No redis {i}"), false);
         let (s, c, _) = post(&b, "/v1/chat/completions", &fresh, &[]).await;

@@ -29,8 +29,6 @@ mod kubelet;
 mod leader;
 mod lifecycle;
 mod proxy_reload;
-#[path = "../support/redis.rs"]
-mod redis_server;
 mod restart;
 mod spend;
 

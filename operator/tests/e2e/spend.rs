@@ -12,8 +12,8 @@ use tollgate_operator::render::render;
 use tollgate_proxy::api::usage::Usage;
 use tollgate_proxy::budget::{AdmitRequest, BudgetEngine, Identity};
 
-use crate::redis_server::Redis;
 use crate::*;
+use tollgate_tests::redis::Redis;
 
 fn spend_is(want: &'static str) -> impl Fn(Option<&LlmPolicy>) -> bool {
     move |p: Option<&LlmPolicy>| {
@@ -31,7 +31,7 @@ async fn status_shows_the_spend_counted_in_redis() {
     if !cluster() {
         return;
     }
-    let Some(redis) = Redis::start(&["--requirepass", "s3cret"]).await else {
+    let Some(redis) = Redis::start_with(&["--requirepass", "s3cret"]).await else {
         return;
     };
     let _serial = serial().await;

@@ -7,9 +7,7 @@
 //! spends exactly [`COST`] whatever the prompt estimate says.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -160,114 +158,18 @@ pub fn remaining(r: &reqwest::Response) -> f64 {
 
 // === Redis ===
 
-fn redis_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("redis-server"))
-        .find(|p| p.is_file())
+pub use tollgate_tests::redis::Redis;
+
+/// A `store:` block (indented for `budgets:`) on a test Redis.
+pub trait StoreBlock {
+    fn store(&self, prefix: &str, fail_mode: &str, timeout: &str) -> String;
 }
 
-/// A `redis-server` child on a free port, in a temporary directory, with
-/// AOF on so a restart keeps its data.
-pub struct Redis {
-    bin: PathBuf,
-    pub port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Redis {
-    /// Starts one, or returns `None` (skip) when `redis-server` is not on
-    /// PATH and `TOLLGATE_REQUIRE_REDIS` is unset.
-    pub async fn start() -> Option<Redis> {
-        let Some(bin) = redis_binary() else {
-            assert!(
-                std::env::var_os("TOLLGATE_REQUIRE_REDIS").is_none(),
-                "TOLLGATE_REQUIRE_REDIS is set but redis-server is not on PATH"
-            );
-            eprintln!("SKIPPED: redis-server not found on PATH (apt-get install -y redis-server)");
-            return None;
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut r = Redis {
-            bin,
-            port,
-            dir: tempfile::tempdir().unwrap(),
-            child: None,
-        };
-        r.run().await;
-        Some(r)
-    }
-
-    async fn run(&mut self) {
-        let child = Command::new(&self.bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .args(["--daemonize", "no", "--protected-mode", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.ping().await {
-            assert!(Instant::now() < deadline, "redis-server did not answer");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn ping(&self) -> bool {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
-            return false;
-        };
-        let mut buf = [0u8; 16];
-        s.write_all(b"PING\r\n").await.is_ok()
-            && matches!(s.read(&mut buf).await, Ok(n) if n > 0 && buf[0] == b'+')
-    }
-
-    /// Kills the server (its data stays in the AOF).
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Starts it again on the same port and data.
-    pub async fn restart(&mut self) {
-        self.stop();
-        self.run().await;
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// A `store:` block (indented for `budgets:`).
-    pub fn store(&self, prefix: &str, fail_mode: &str, timeout: &str) -> String {
+impl StoreBlock for Redis {
+    fn store(&self, prefix: &str, fail_mode: &str, timeout: &str) -> String {
         format!(
             "  store:\n    type: redis\n    failMode: {fail_mode}\n    redis: {{url: \"{}\", keyPrefix: {prefix}, timeout: {timeout}}}\n",
             self.url()
         )
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
