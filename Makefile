@@ -17,6 +17,6 @@ fmt:
 bench-load:
 	tests/load/run.sh
 
-# The side-by-side benchmark (issue 9): ~20 min, not part of `make test`.
+# The side-by-side benchmark (issue 9): ~50 min with LiteLLM, not part of `make test`.
 bench:
 	tests/bench/run.sh
