@@ -5,7 +5,10 @@
 //! Money is integer nano-USD. Admission reserves the request's worst case
 //! on every applicable budget: prompt tokens at the dearest input price and
 //! `max_tokens` (or `reservation.defaultMaxOutputTokens`) at the dearest
-//! output price among the models that may serve it. A budget admits when
+//! output price among the models that may serve it. The prompt is counted
+//! at its upper bound, the UTF-8 length of its texts (no byte-level BPE
+//! makes more tokens than bytes), and tokenized only when that bound is
+//! refused ([`BudgetEngine::admit_bounded`]). A budget admits when
 //! `spent + reserved + worst case <= limit`; every budget and rate limit of
 //! the request is checked and reserved in one atomic step (one lock in
 //! memory, one Lua script in Redis), all or none. Settlement adds the
@@ -17,8 +20,12 @@
 //! never overshoots. A window's spend exceeds its limit by at most the sum,
 //! over the requests in flight at the last admission of that window, of
 //! `actual cost - reservation` where positive: what a prompt estimate below
-//! the provider's count (or a provider ignoring `max_tokens`) adds. With
-//! exact estimates the bound is zero. `warn` and `downgrade` limits, and
+//! the provider's count (or a provider ignoring `max_tokens`) adds. The
+//! byte bound is never below a byte-level BPE count, so only requests
+//! admitted on the tokenizer's count (near a limit) can add to it; with
+//! exact estimates the bound is zero. A `warn` or `downgrade` action fires
+//! when the worst case, with the prompt at its bound, does not fit.
+//! `warn` and `downgrade` limits, and
 //! admissions while a Redis store is down with `failMode: open`, are not
 //! bounded by design.
 //!
@@ -222,6 +229,12 @@ impl BudgetEngine {
         tokens::estimate_prompt_tokens(family, body)
     }
 
+    /// An upper bound of [`BudgetEngine::estimate_prompt_tokens`] that runs
+    /// no tokenizer (see [`tokens`]).
+    pub fn prompt_token_bound(family: Family, body: &serde_json::Value) -> u64 {
+        tokens::prompt_token_bound(family, body)
+    }
+
     /// Tokens of `text` with `model`'s tokenizer.
     pub fn count_tokens(model: &str, text: &str) -> u64 {
         tokens::count_tokens(model, text)
@@ -246,9 +259,47 @@ impl BudgetEngine {
     /// [`BudgetEngine::admit`], with a refusal's budget headers (where the
     /// app stands, as the store saw it) for the error response.
     pub async fn admit_for_response(&self, req: &AdmitRequest<'_>) -> Result<Admission, Refused> {
-        let inner = &self.inner;
-        let m = &inner.metrics;
-        let res = self.try_admit(req).await;
+        let res = match self.try_admit(req, false).await {
+            Ok(a) => Ok(a),
+            Err(Denied::Final(r)) => Err(r),
+            Err(Denied::Retry) => unreachable!("no retry asked for"),
+        };
+        self.count_admission(res)
+    }
+
+    /// [`BudgetEngine::admit_for_response`] with `req.prompt_tokens` an
+    /// upper bound of the prompt (see [`BudgetEngine::prompt_token_bound`]),
+    /// awaiting `exact`, the tokenizer's count, only when the bound is
+    /// refused by a budget or a token rate limit. A refusal reserves and
+    /// consumes nothing, so the second attempt is as if it were the first.
+    /// The decision is the one the exact count alone would give; only an
+    /// admitted request's reservation is the bound (settlement replaces it
+    /// with the provider's figures).
+    pub async fn admit_bounded(
+        &self,
+        req: &AdmitRequest<'_>,
+        exact: impl std::future::Future<Output = u64>,
+    ) -> Result<Admission, Refused> {
+        let res = match self.try_admit(req, true).await {
+            Ok(a) => Ok(a),
+            Err(Denied::Final(r)) => Err(r),
+            Err(Denied::Retry) => {
+                let counted = AdmitRequest {
+                    prompt_tokens: exact.await.min(req.prompt_tokens),
+                    ..*req
+                };
+                match self.try_admit(&counted, false).await {
+                    Ok(a) => Ok(a),
+                    Err(Denied::Final(r)) => Err(r),
+                    Err(Denied::Retry) => unreachable!("no retry asked for"),
+                }
+            }
+        };
+        self.count_admission(res)
+    }
+
+    fn count_admission(&self, res: Result<Admission, Refused>) -> Result<Admission, Refused> {
+        let m = &self.inner.metrics;
         match &res {
             Ok(a) if a.downgrade_to().is_some() => {
                 m.admissions.with_label_values(&["downgraded"]).inc()
@@ -262,7 +313,13 @@ impl BudgetEngine {
         res
     }
 
-    async fn try_admit(&self, req: &AdmitRequest<'_>) -> Result<Admission, Refused> {
+    /// One admission attempt. With `may_retry`, a refusal that a smaller
+    /// prompt count could turn is `Denied::Retry`, and counted nowhere.
+    async fn try_admit(
+        &self,
+        req: &AdmitRequest<'_>,
+        may_retry: bool,
+    ) -> Result<Admission, Denied> {
         let inner = &self.inner;
         let cfg = &inner.cfg;
         let now_ms = inner.clock.now_ms();
@@ -397,9 +454,9 @@ impl BudgetEngine {
                     unreachable!("the memory store does not fail")
                 };
                 if !s.fail_open() {
-                    return Err(Refused::from(Refusal::StoreUnavailable {
+                    return Err(Denied::Final(Refused::from(Refusal::StoreUnavailable {
                         reason: e.metric_label().to_string(),
-                    }));
+                    })));
                 }
                 // Nothing was reserved or consumed: settle counts actual
                 // spend and tokens in full.
@@ -415,10 +472,13 @@ impl BudgetEngine {
             }
         };
         if !result.admitted {
-            return Err(Refused {
+            if may_retry && req.prompt_tokens > 0 && only_tokens_refused(&plan, &result) {
+                return Err(Denied::Retry);
+            }
+            return Err(Denied::Final(Refused {
                 refusal: self.refusal(&plan, &result),
                 headers: admission::headers(&plan, &result, false),
-            });
+            }));
         }
         let mut downgrade = None;
         for (l, s) in cfg.limits.iter().zip(&result.budgets) {
@@ -545,6 +605,31 @@ impl BudgetEngine {
     pub(crate) fn inner(&self) -> &Arc<Inner> {
         &self.inner
     }
+}
+
+/// Why an admission attempt did not admit.
+enum Denied {
+    Final(Refused),
+    /// Refused only by checks that a smaller prompt count may pass.
+    Retry,
+}
+
+impl From<Refused> for Denied {
+    fn from(r: Refused) -> Denied {
+        Denied::Final(r)
+    }
+}
+
+/// True when every check that refused counts tokens: budgets (tokens, or
+/// USD priced by tokens) and tokens-per-minute limits, not requests per
+/// minute.
+fn only_tokens_refused(plan: &AdmitPlan, result: &AdmitResult) -> bool {
+    let rpm_refused = plan
+        .rates
+        .iter()
+        .zip(&result.rates)
+        .any(|(op, s)| op.requests && !s.allowed);
+    !rpm_refused
 }
 
 impl Inner {

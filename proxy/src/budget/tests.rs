@@ -507,3 +507,86 @@ async fn empty_engine_admits_everything() {
     assert!(a.headers().is_empty());
     a.settle("m1", &usage(1, 1), false).await;
 }
+
+#[tokio::test]
+async fn a_refused_prompt_bound_is_tried_again_with_the_exact_count() {
+    let e = engine(DAILY_1C, clock()).await;
+    let h = headers(&[]);
+    e.admit(&req(&h))
+        .await
+        .unwrap()
+        .settle("m1", &usage(7_500, 0), false)
+        .await;
+    // $0.0025 left. The bound (2,000 prompt tokens) would reserve $0.003;
+    // the exact count (1,000) reserves $0.002 and fits.
+    let bound = AdmitRequest {
+        prompt_tokens: 2 * PROMPT,
+        ..req(&h)
+    };
+    let asked = AtomicU64::new(0);
+    let exact = async {
+        asked.fetch_add(1, Ordering::Relaxed);
+        PROMPT
+    };
+    let a = e.admit_bounded(&bound, exact).await.unwrap();
+    assert_eq!(asked.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        header(&a, "x-tollgate-budget-remaining-usd").unwrap(),
+        "0.000500",
+        "reserved at the exact count"
+    );
+    // Admitted once, refused never: the first try is not counted.
+    assert_eq!(
+        metric(&e, "tollgate_budget_admissions_total{outcome=\"admitted\"}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(
+            &e,
+            "tollgate_budget_admissions_total{outcome=\"budget_exceeded\"}"
+        ),
+        None
+    );
+    // Now nothing fits, the exact count is taken and the refusal counted once.
+    let r = e.admit_bounded(&bound, async { PROMPT }).await.unwrap_err();
+    assert_eq!(r.refusal.code(), "budget_exceeded");
+    assert_eq!(
+        metric(
+            &e,
+            "tollgate_budget_admissions_total{outcome=\"budget_exceeded\"}"
+        ),
+        Some(1.0)
+    );
+    drop(a);
+
+    // A bound that fits is reserved as it is, and the tokenizer never runs.
+    let e = engine(DAILY_1C, clock()).await;
+    let a = e
+        .admit_bounded(&bound, async { panic!("no count needed") })
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&a, "x-tollgate-budget-remaining-usd").unwrap(),
+        "0.007000"
+    );
+}
+
+#[tokio::test]
+async fn a_request_rate_refusal_is_not_tried_again() {
+    let e = engine(
+        "  rateLimits: [{name: rpm, scope: policy, requestsPerMinute: 1}]\n",
+        clock(),
+    )
+    .await;
+    let h = headers(&[]);
+    e.admit_bounded(&req(&h), async { panic!("fits as it is") })
+        .await
+        .unwrap();
+    let r = e
+        .admit_bounded(&req(&h), async {
+            panic!("no count can help a request limit")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(r.refusal.code(), "rate_limit_exceeded");
+}

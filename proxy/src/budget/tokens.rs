@@ -2,9 +2,13 @@
 //! gpt-4.1, gpt-5 and o-series families, `cl100k_base` for everything else
 //! (Claude included, as an approximation: Anthropic publishes no tokenizer).
 //!
-//! Estimates feed reservations and TPM limits before the provider reports
-//! real usage; message framing and images are counted with OpenAI's
-//! documented overheads.
+//! Admission reserves with [`prompt_token_bound`]: the UTF-8 bytes of the
+//! same texts, which no byte-level BPE count can exceed (every token is at
+//! least one byte), computed without loading or running a tokenizer. The
+//! tokenizer's count ([`estimate_prompt_tokens`]) is taken only where the
+//! bound would be refused, and to settle a request whose provider reported
+//! no usage. Message framing and images are counted with OpenAI's
+//! documented overheads in both.
 
 use serde_json::Value;
 use tiktoken_rs::{cl100k_base_singleton, o200k_base_singleton, CoreBPE};
@@ -59,11 +63,25 @@ fn count(bpe: &CoreBPE, text: &str) -> u64 {
 /// completions, embeddings, responses, or Anthropic messages.
 pub fn estimate_prompt_tokens(family: Family, body: &Value) -> u64 {
     let model = body.get("model").and_then(Value::as_str).unwrap_or("");
-    let (bpe, image) = match family {
-        Family::OpenAi => (bpe_for(model), OPENAI_IMAGE),
-        Family::Anthropic => (cl100k_base_singleton(), ANTHROPIC_IMAGE),
+    let bpe = match family {
+        Family::OpenAi => bpe_for(model),
+        Family::Anthropic => cl100k_base_singleton(),
     };
-    let w = Walker { bpe, image };
+    walk(family, body, &|text| count(bpe, text))
+}
+
+/// An upper bound of [`estimate_prompt_tokens`]: the same walk, each text
+/// counted as its UTF-8 length. Costs one pass over the parsed body.
+pub fn prompt_token_bound(family: Family, body: &Value) -> u64 {
+    walk(family, body, &|text| text.len() as u64)
+}
+
+fn walk(family: Family, body: &Value, count: &dyn Fn(&str) -> u64) -> u64 {
+    let image = match family {
+        Family::OpenAi => OPENAI_IMAGE,
+        Family::Anthropic => ANTHROPIC_IMAGE,
+    };
+    let w = Walker { count, image };
     let mut n = 0;
     if let Some(messages) = body.get("messages").and_then(Value::as_array) {
         for m in messages {
@@ -84,12 +102,12 @@ pub fn estimate_prompt_tokens(family: Family, body: &Value) -> u64 {
     n
 }
 
-struct Walker {
-    bpe: &'static CoreBPE,
+struct Walker<'a> {
+    count: &'a dyn Fn(&str) -> u64,
     image: u64,
 }
 
-impl Walker {
+impl Walker<'_> {
     fn message(&self, m: &Value) -> u64 {
         let mut n = m.get("content").map_or(0, |c| self.content(c));
         if m.get("name").is_some() {
@@ -108,7 +126,7 @@ impl Walker {
     /// A content value: a string, a list of parts, or a part.
     fn content(&self, v: &Value) -> u64 {
         match v {
-            Value::String(s) => count(self.bpe, s),
+            Value::String(s) => (self.count)(s),
             // Token-id prompts count as themselves.
             Value::Number(_) => 1,
             Value::Array(items) => items.iter().map(|i| self.content(i)).sum(),
@@ -120,7 +138,7 @@ impl Walker {
                 let mut n = 0;
                 for key in ["text", "thinking", "arguments", "output"] {
                     if let Some(Value::String(s)) = o.get(key) {
-                        n += count(self.bpe, s);
+                        n += (self.count)(s);
                     }
                 }
                 if let Some(c) = o.get("content") {
@@ -138,13 +156,13 @@ impl Walker {
     fn text_field(&self, v: &Value, key: &str) -> u64 {
         v.get(key)
             .and_then(Value::as_str)
-            .map_or(0, |s| count(self.bpe, s))
+            .map_or(0, |s| (self.count)(s))
     }
 
     fn json(&self, v: &Value) -> u64 {
         match v {
-            Value::String(s) => count(self.bpe, s),
-            other => count(self.bpe, &other.to_string()),
+            Value::String(s) => (self.count)(s),
+            other => (self.count)(&other.to_string()),
         }
     }
 }
@@ -208,5 +226,55 @@ mod tests {
             2 + 3 + 4 + 3
         );
         assert_eq!(estimate_prompt_tokens(Family::OpenAi, &json!({})), 0);
+    }
+
+    #[test]
+    fn the_bound_is_never_below_the_count() {
+        let tools = json!([{"type": "function", "function": {"name": "lookup",
+            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]);
+        let texts = [
+            "",
+            "a",
+            "hello world",
+            "Grüß Gott, wie geht's? 日本語のテキスト 🦀🦀🦀",
+            "    indented\n\n\tcode();  // trailing   ",
+            "1234567890 3.14159 -42 0xdeadbeef",
+            "<|endoftext|><|im_start|>",
+        ];
+        for model in ["gpt-4o-mini", "gpt-4", "claude-sonnet-4-5"] {
+            for text in texts {
+                let bodies = [
+                    json!({"model": model, "messages": [
+                        {"role": "system", "content": text},
+                        {"role": "user", "name": "ann", "content": [{"type": "text", "text": text},
+                            {"type": "image_url", "image_url": {"url": "data:"}}]},
+                        {"role": "assistant", "content": null, "tool_calls": [{"type": "function",
+                            "function": {"name": "lookup", "arguments": text}}]}],
+                        "tools": tools}),
+                    json!({"model": model, "input": [text, text]}),
+                    json!({"model": model, "system": text, "messages": [{"role": "user",
+                        "content": [{"type": "tool_result", "content": text},
+                                    {"type": "tool_use", "input": {"q": text}}]}]}),
+                ];
+                for family in [Family::OpenAi, Family::Anthropic] {
+                    for body in &bodies {
+                        let (n, bound) = (
+                            estimate_prompt_tokens(family, body),
+                            prompt_token_bound(family, body),
+                        );
+                        assert!(
+                            bound >= n,
+                            "{model} {family:?} {text:?}: bound {bound} < count {n}"
+                        );
+                    }
+                }
+            }
+        }
+        // One-byte texts: the bound is the count.
+        let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "a"}]});
+        assert_eq!(
+            prompt_token_bound(Family::OpenAi, &body),
+            estimate_prompt_tokens(Family::OpenAi, &body)
+        );
     }
 }

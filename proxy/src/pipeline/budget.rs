@@ -1,9 +1,14 @@
 //! Budget admission and settlement of one request.
 //!
 //! Admission runs after routing, so the reservation prices the dearest
-//! model that may serve the request: the prompt estimate (tokenizer) plus
-//! the most output any target may produce (`max_tokens` after the route's
-//! shaping, times `n`). A refusal becomes [`ProxyError::Budget`].
+//! model that may serve the request: the prompt's tokens plus the most
+//! output any target may produce (`max_tokens` after the route's shaping,
+//! times `n`). The prompt is reserved at its upper bound (its texts' UTF-8
+//! length), which costs no tokenizer; only when that bound is refused is
+//! the prompt tokenized and admission tried again, so a request is refused
+//! only when its tokenizer count does not fit either
+//! ([`BudgetEngine::admit_bounded`]). A refusal becomes
+//! [`ProxyError::Budget`].
 //!
 //! The [`Hold`] then travels in the request's `Settle` record. When that
 //! record is dropped (the last byte went out, the app left, or the request
@@ -56,24 +61,62 @@ pub async fn admit(
     if engine.is_empty() || endpoint.operation == Operation::CountTokens {
         return Ok(None);
     }
-    prepare::parsed_value(raw, parsed)?;
-    let prompt_tokens = prompt_tokens(endpoint.family, raw, parsed).await;
     let v = prepare::parsed_value(raw, parsed)?;
+    let bound = BudgetEngine::prompt_token_bound(endpoint.family, v);
+    let max_output_tokens = max_output(endpoint.operation, v, plan);
     let models: Vec<&str> = plan.targets.iter().map(|t| t.model.as_ref()).collect();
     let req = AdmitRequest {
         headers,
         requested_model,
         models: &models,
-        prompt_tokens,
-        max_output_tokens: max_output(endpoint.operation, v, plan),
+        prompt_tokens: bound,
+        max_output_tokens,
     };
-    match engine.admit_for_response(&req).await {
+    let mut counted = None;
+    let exact = async {
+        let n = prompt_tokens(endpoint.family, raw, parsed).await;
+        counted = Some(n);
+        n
+    };
+    match engine.admit_bounded(&req, exact).await {
         Ok(admission) => Ok(Some(Hold {
             admission,
-            prompt_tokens,
+            prompt: match counted {
+                Some(n) => Prompt::Counted(n),
+                None => Prompt::Deferred {
+                    family: endpoint.family,
+                    raw: raw.clone(),
+                },
+            },
             tasks: tasks.clone(),
         })),
         Err(Refused { refusal, headers }) => Err(ProxyError::Budget { refusal, headers }),
+    }
+}
+
+/// The prompt's tokenizer count, when settlement needs it.
+enum Prompt {
+    Counted(u64),
+    /// Not counted at admission: counted from the request body only if the
+    /// provider's usage does not say (the body is shared, not copied).
+    Deferred {
+        family: Family,
+        raw: Bytes,
+    },
+}
+
+impl Prompt {
+    async fn tokens(self) -> u64 {
+        match self {
+            Prompt::Counted(n) => n,
+            Prompt::Deferred { family, raw } => {
+                let mut parsed = None;
+                if prepare::parsed_value(&raw, &mut parsed).is_err() {
+                    return 0;
+                }
+                prompt_tokens(family, &raw, &mut parsed).await
+            }
+        }
     }
 }
 
@@ -133,7 +176,7 @@ fn max_output(op: Operation, v: &Value, plan: &Plan<'_>) -> Option<u64> {
 /// An admitted request's reservation, until the request ends.
 pub struct Hold {
     admission: Admission,
-    prompt_tokens: u64,
+    prompt: Prompt,
     tasks: SettleTasks,
 }
 
@@ -183,7 +226,7 @@ impl Hold {
     pub fn finish(self, end: Ending) {
         let Hold {
             admission,
-            prompt_tokens,
+            prompt,
             tasks,
         } = self;
         tasks.spawn(async move {
@@ -191,6 +234,11 @@ impl Hold {
             let text_tokens = match &end.text {
                 Some(t) if needs_estimate(&end) => t.count(&model).await,
                 _ => 0,
+            };
+            let prompt_tokens = if needs_prompt(&end) {
+                prompt.tokens().await
+            } else {
+                0
             };
             match decide(&end, prompt_tokens, || text_tokens) {
                 Settlement::Release => admission.release().await,
@@ -205,6 +253,19 @@ impl Hold {
 /// True when the provider's usage cannot be settled as it is.
 fn needs_estimate(end: &Ending) -> bool {
     end.served_model.is_some() && end.answered && !(end.usage.is_some() && end.usage_complete)
+}
+
+/// True when [`decide`] uses the prompt's count: the provider's usage
+/// has no input figure and the request is charged an estimate.
+fn needs_prompt(end: &Ending) -> bool {
+    if end.served_model.is_none() {
+        return false;
+    }
+    if end.answered {
+        needs_estimate(end) && end.usage.is_none_or(|u| u.input == 0)
+    } else {
+        end.awaiting
+    }
 }
 
 fn decide(end: &Ending, prompt_tokens: u64, text_tokens: impl FnOnce() -> u64) -> Settlement {

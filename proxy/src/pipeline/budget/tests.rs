@@ -197,3 +197,56 @@ async fn long_texts_are_counted_off_the_request_workers() {
     out.push(&words);
     assert_eq!(out.count("gpt-4o-mini").await, out.tokens("gpt-4o-mini"));
 }
+
+#[test]
+fn the_prompt_is_counted_exactly_when_the_settlement_uses_it() {
+    let mut ends = Vec::new();
+    for served_model in [None, Some("gpt-4o-mini".to_string())] {
+        for answered in [false, true] {
+            for awaiting in [false, true] {
+                for usage in [None, Some(usage(0, 3)), Some(usage(31, 1))] {
+                    for usage_complete in [false, true] {
+                        ends.push(Ending {
+                            served_model: served_model.clone(),
+                            usage,
+                            usage_complete,
+                            answered,
+                            awaiting,
+                            text: None,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let mut counted = 0;
+    for end in &ends {
+        let (low, high) = (decide(end, 0, || 2), decide(end, 1_000, || 2));
+        assert_eq!(
+            needs_prompt(end),
+            low != high,
+            "{end:?}: {low:?} vs {high:?}"
+        );
+        counted += usize::from(needs_prompt(end));
+    }
+    assert!(counted >= 3, "some endings do charge the prompt estimate");
+}
+
+#[tokio::test]
+async fn a_deferred_prompt_is_counted_from_the_body() {
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hello world"}]});
+    let raw = Bytes::from(serde_json::to_vec(&body).unwrap());
+    let deferred = Prompt::Deferred {
+        family: Family::OpenAi,
+        raw,
+    };
+    assert_eq!(
+        deferred.tokens().await,
+        BudgetEngine::estimate_prompt_tokens(Family::OpenAi, &body)
+    );
+    let garbage = Prompt::Deferred {
+        family: Family::OpenAi,
+        raw: Bytes::from_static(b"{not json"),
+    };
+    assert_eq!(garbage.tokens().await, 0);
+}
