@@ -65,6 +65,7 @@ SIZES = {
     "high_rps": (1000.0, 200.0), "low_rps": (50.0, 20.0),
     "stream_rps": (20.0, 20.0), "stream_rounds": (4, 2), "stream_phase_s": (3.0, 0.5), "stream_chunks": (20, 5),
     "sat_rounds": (3, 1), "sat_phase_s": (3.0, 0.5), "sat_concurrency": (64, 8),
+    "sat_think_ms": (50, 50),
     "streams": (1000, 20),
 }
 
@@ -131,7 +132,13 @@ def main() -> int:
             args, size, started, have(["direct", "nginx", "tollgate", "tg-pii", "tg-all", "litellm"]),
             size["stream_rps"], 0, stream=True))
         set_mock(mock_url, {})
-        results["phases"].append(saturate_phase(args, size, started, list(started)))
+        results["phases"].append(saturate_phase(args, size, started, list(started), 0))
+        # With a provider that takes time to answer, a proxy's own ceiling
+        # stops mattering except on the cache-hit path (issue 5's 2× target).
+        set_mock(mock_url, {"latencyMs": size["sat_think_ms"]})
+        results["phases"].append(saturate_phase(
+            args, size, started, have(["direct", "nginx", "tollgate", "tg-cache-hit"]), size["sat_think_ms"]))
+        set_mock(mock_url, {})
         check_alive(started)
         results["rss"]["idle_after_load"] = {n: c.rss_kb() for n, c in started.items()}
 
@@ -290,8 +297,8 @@ def rate_phase(args, size, started, names, rps, think, stream=False) -> dict:
             "chunks": size["stream_chunks"] if stream else None, "targets": names, "lines": lines}
 
 
-def saturate_phase(args, size, started, names) -> dict:
-    log(f"saturate: concurrency {size['sat_concurrency']}, {size['sat_rounds']} rounds x "
+def saturate_phase(args, size, started, names, think) -> dict:
+    log(f"saturate: concurrency {size['sat_concurrency']}, think {think} ms, {size['sat_rounds']} rounds x "
         f"{size['sat_phase_s']:g} s: {', '.join(names)}")
     argv = ["saturate", *target_args(started, names), "--concurrency", str(size["sat_concurrency"]),
             "--duration-s", str(size["sat_phase_s"]), "--rounds", str(size["sat_rounds"]), "--warmup-s", "1"]
@@ -299,7 +306,7 @@ def saturate_phase(args, size, started, names) -> dict:
     lines = driver(args, argv, timeout=2 * t + 120)
     check_alive(started)
     return {"kind": "saturate", "concurrency": size["sat_concurrency"], "rounds": size["sat_rounds"],
-            "phase_s": size["sat_phase_s"], "think_ms": 0, "targets": names, "lines": lines}
+            "phase_s": size["sat_phase_s"], "think_ms": think, "targets": names, "lines": lines}
 
 
 def hold_streams(args, c: cs.Contender, n: int) -> dict:
