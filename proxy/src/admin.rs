@@ -23,6 +23,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Res
             // One page: the proxy's registry plus the budget engine's and
             // the cache's.
             let rt = shared.runtime.load();
+            rt.cache.refresh_gauges();
             let mut extra = rt.budget.metrics().gather();
             extra.extend(rt.cache.metrics().gather());
             let text = shared.metrics.encode_with(extra);

@@ -451,7 +451,6 @@ impl ResponseCache {
             .stores
             .with_label_values(&["stored", "memory"])
             .inc();
-        self.refresh_gauges();
         if self.redis.is_some() {
             let me = self.clone();
             tokio::spawn(async move {
@@ -483,6 +482,8 @@ impl ResponseCache {
             .inc();
     }
 
+    /// Brings the entry and byte gauges up to date (at each scrape, not on
+    /// each store: moka's pending evictions are run here first).
     pub fn refresh_gauges(&self) {
         self.memory.run_pending_tasks();
         self.metrics.entries.set(self.memory.entry_count() as i64);

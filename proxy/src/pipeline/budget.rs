@@ -12,8 +12,9 @@
 //!
 //! The [`Hold`] then travels in the request's `Settle` record. When that
 //! record is dropped (the last byte went out, the app left, or the request
-//! failed) the hold ends exactly once, in a spawned task so the app never
-//! waits for the store:
+//! failed) the hold ends exactly once: in place when nothing has to wait
+//! (the memory store), otherwise in a spawned task, so the app never waits
+//! for the store:
 //!
 //! - a 2xx answer with the provider's final usage: settled to it;
 //! - a 2xx answer without usage, or a stream cut short: the prompt
@@ -332,12 +333,20 @@ impl Drop for Running {
 }
 
 impl SettleTasks {
-    /// Runs `task` on the current runtime. Outside one, `task` is dropped,
-    /// and with it the admission, which releases itself.
+    /// Runs `task` here until it first has to wait, then on the current
+    /// runtime: a memory-store settlement never waits, so it finishes in
+    /// place without waking another worker; a Redis one goes on in a task.
+    /// Outside a runtime, `task` is dropped, and with it the admission,
+    /// which releases itself.
     pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let mut task = Box::pin(task);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if task.as_mut().poll(&mut cx).is_ready() {
+            return;
+        }
         self.inner.running.fetch_add(1, Ordering::AcqRel);
         let running = Running(self.inner.clone());
         rt.spawn(async move {

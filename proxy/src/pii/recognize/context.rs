@@ -33,32 +33,26 @@ pub fn near(
 }
 
 fn any_word(hay: &[u8], words: &[&str]) -> bool {
-    if hay.is_empty() {
-        return false;
-    }
-    words.iter().any(|w| find_word(hay, w.as_bytes()))
-}
-
-fn find_word(hay: &[u8], w: &[u8]) -> bool {
-    if w.is_empty() || hay.len() < w.len() {
-        return false;
-    }
-    let first = w[0].to_ascii_lowercase();
-    for i in 0..=hay.len() - w.len() {
-        if hay[i].to_ascii_lowercase() != first {
-            continue;
-        }
+    // One pass over the word starts of the window, each compared with the
+    // words that begin with its letter.
+    for i in 0..hay.len() {
         if i > 0 && hay[i - 1].is_ascii_alphanumeric() {
             continue;
         }
-        if !hay[i..i + w.len()].eq_ignore_ascii_case(w) {
-            continue;
+        let first = hay[i].to_ascii_lowercase();
+        for w in words.iter().map(|w| w.as_bytes()) {
+            if w.first().map(u8::to_ascii_lowercase) != Some(first) || hay.len() - i < w.len() {
+                continue;
+            }
+            if !hay[i..i + w.len()].eq_ignore_ascii_case(w) {
+                continue;
+            }
+            let j = i + w.len();
+            if w.len() <= 3 && j < hay.len() && hay[j].is_ascii_alphanumeric() {
+                continue;
+            }
+            return true;
         }
-        let j = i + w.len();
-        if w.len() <= 3 && j < hay.len() && hay[j].is_ascii_alphanumeric() {
-            continue;
-        }
-        return true;
     }
     false
 }
@@ -90,5 +84,60 @@ mod tests {
             "short words end at a boundary"
         );
         assert!(near("PHONE: 1234", 7, 11, 48, 24, &["phone"]));
+    }
+
+    /// The straightforward search: every position, every word.
+    fn any_word_reference(hay: &[u8], words: &[&str]) -> bool {
+        words.iter().any(|w| {
+            let w = w.as_bytes();
+            (0..hay.len()).any(|i| {
+                !w.is_empty()
+                    && hay.len() - i >= w.len()
+                    && (i == 0 || !hay[i - 1].is_ascii_alphanumeric())
+                    && hay[i..i + w.len()].eq_ignore_ascii_case(w)
+                    && (w.len() > 3
+                        || i + w.len() >= hay.len()
+                        || !hay[i + w.len()].is_ascii_alphanumeric())
+            })
+        })
+    }
+
+    #[test]
+    fn one_pass_search_agrees_with_the_reference() {
+        let words = [
+            "tel",
+            "tel.",
+            "phone",
+            "social security",
+            "ss#",
+            "ip",
+            "v",
+            "Card",
+        ];
+        let alphabet = b"telphonsciaury#.vdC -1";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut found = 0;
+        for _ in 0..20_000 {
+            let mut hay = Vec::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 24) as usize;
+            for k in 0..len {
+                let r = seed.rotate_left(k as u32 * 5);
+                hay.push(alphabet[(r % alphabet.len() as u64) as usize]);
+            }
+            for n in 1..=words.len() {
+                assert_eq!(
+                    any_word(&hay, &words[..n]),
+                    any_word_reference(&hay, &words[..n]),
+                    "{:?} {:?}",
+                    String::from_utf8_lossy(&hay),
+                    &words[..n]
+                );
+            }
+            found += usize::from(any_word(&hay, &words));
+        }
+        assert!(found > 500, "the inputs exercise matches ({found})");
     }
 }
