@@ -107,6 +107,12 @@ impl Admission {
         self.downgrade_to.as_deref()
     }
 
+    /// True when settling waits on nothing (the memory store), so it can
+    /// run where the request ends instead of in a task of its own.
+    pub fn settles_in_place(&self) -> bool {
+        matches!(self.inner.store, Store::Memory(_))
+    }
+
     /// False when nothing is held: no limit applied, or the store was down
     /// and `failMode: open` let the request through.
     pub fn is_reserved(&self) -> bool {

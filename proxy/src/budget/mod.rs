@@ -235,6 +235,11 @@ impl BudgetEngine {
         tokens::prompt_token_bound(family, body)
     }
 
+    /// True when counting for `model` loads no tokenizer tables.
+    pub fn tokenizer_warm(family: Family, model: &str) -> bool {
+        tokens::is_warm(model, family == Family::Anthropic)
+    }
+
     /// Tokens of `text` with `model`'s tokenizer.
     pub fn count_tokens(model: &str, text: &str) -> u64 {
         tokens::count_tokens(model, text)

@@ -11,6 +11,8 @@
 //! documented overheads in both.
 
 use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tiktoken_rs::{cl100k_base_singleton, o200k_base_singleton, CoreBPE};
 
 use crate::api::Family;
@@ -23,7 +25,39 @@ const REPLY_PRIMING: u64 = 3;
 const OPENAI_IMAGE: u64 = 765;
 const ANTHROPIC_IMAGE: u64 = 1600;
 
+/// Set once an encoding's tables are loaded (o200k, cl100k): loading one
+/// takes ~0.15 s of CPU (seconds unoptimized), which must not happen on a
+/// worker that serves requests.
+static WARM: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+
+/// True when counting for `model` (or any Anthropic model, with
+/// `anthropic`) needs no table load.
+pub fn is_warm(model: &str, anthropic: bool) -> bool {
+    let i = if !anthropic && is_o200k(model) { 0 } else { 1 };
+    WARM[i].load(Ordering::Relaxed)
+}
+
+fn o200k() -> &'static CoreBPE {
+    let bpe = o200k_base_singleton();
+    WARM[0].store(true, Ordering::Relaxed);
+    bpe
+}
+
+fn cl100k() -> &'static CoreBPE {
+    let bpe = cl100k_base_singleton();
+    WARM[1].store(true, Ordering::Relaxed);
+    bpe
+}
+
 fn bpe_for(model: &str) -> &'static CoreBPE {
+    if is_o200k(model) {
+        o200k()
+    } else {
+        cl100k()
+    }
+}
+
+fn is_o200k(model: &str) -> bool {
     let m = model.rsplit('/').next().unwrap_or(model);
     let o200k = [
         "gpt-4o",
@@ -39,11 +73,7 @@ fn bpe_for(model: &str) -> &'static CoreBPE {
     .any(|p| m.starts_with(p))
         || m.starts_with("ft:gpt-4o")
         || m.starts_with("ft:gpt-4.1");
-    if o200k {
-        o200k_base_singleton()
-    } else {
-        cl100k_base_singleton()
-    }
+    o200k
 }
 
 /// Tokens of `text` with `model`'s encoding.
@@ -65,7 +95,7 @@ pub fn estimate_prompt_tokens(family: Family, body: &Value) -> u64 {
     let model = body.get("model").and_then(Value::as_str).unwrap_or("");
     let bpe = match family {
         Family::OpenAi => bpe_for(model),
-        Family::Anthropic => cl100k_base_singleton(),
+        Family::Anthropic => cl100k(),
     };
     walk(family, body, &|text| count(bpe, text))
 }
@@ -276,5 +306,15 @@ mod tests {
             prompt_token_bound(Family::OpenAi, &body),
             estimate_prompt_tokens(Family::OpenAi, &body)
         );
+    }
+
+    #[test]
+    fn counting_warms_its_encoding() {
+        count_tokens("gpt-4o-mini", "hello");
+        assert!(is_warm("gpt-4o-mini", false));
+        assert!(is_warm("openai/o3-mini", false), "the same encoding");
+        count_tokens("claude-sonnet-4-5", "hello");
+        assert!(is_warm("claude-sonnet-4-5", true));
+        assert!(is_warm("gpt-4", false), "cl100k serves both");
     }
 }

@@ -121,9 +121,15 @@ impl Prompt {
     }
 }
 
-/// The tokenizer's count of the prompt in `parsed` (already parsed).
+/// The tokenizer's count of the prompt in `parsed` (already parsed), on
+/// the blocking pool when it is long or the tokenizer is not loaded yet.
 async fn prompt_tokens(family: Family, raw: &Bytes, parsed: &mut Option<Value>) -> u64 {
-    if raw.len() <= BLOCKING_TOKENIZE {
+    let model = parsed
+        .as_ref()
+        .and_then(|v| v.get("model"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if raw.len() <= BLOCKING_TOKENIZE && BudgetEngine::tokenizer_warm(family, model) {
         return parsed
             .as_ref()
             .map_or(0, |v| BudgetEngine::estimate_prompt_tokens(family, v));
@@ -223,14 +229,16 @@ impl Hold {
         self.admission.downgrade_to()
     }
 
-    /// Settles or releases in the background.
+    /// Settles or releases: in place on a memory store, in the background
+    /// otherwise.
     pub fn finish(self, end: Ending) {
         let Hold {
             admission,
             prompt,
             tasks,
         } = self;
-        tasks.spawn(async move {
+        let in_place = admission.settles_in_place();
+        let task = async move {
             let model = end.served_model.clone().unwrap_or_default();
             let text_tokens = match &end.text {
                 Some(t) if needs_estimate(&end) => t.count(&model).await,
@@ -247,7 +255,12 @@ impl Hold {
                     admission.settle(&model, &usage, estimated).await
                 }
             }
-        });
+        };
+        if in_place {
+            tasks.run_in_place(task);
+        } else {
+            tasks.spawn(task);
+        }
     }
 }
 
@@ -333,20 +346,34 @@ impl Drop for Running {
 }
 
 impl SettleTasks {
-    /// Runs `task` here until it first has to wait, then on the current
-    /// runtime: a memory-store settlement never waits, so it finishes in
-    /// place without waking another worker; a Redis one goes on in a task.
-    /// Outside a runtime, `task` is dropped, and with it the admission,
-    /// which releases itself.
+    /// Runs `task` on the current runtime. Outside one, `task` is dropped,
+    /// and with it the admission, which releases itself.
     pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.start(Box::pin(task));
+    }
+
+    /// Runs `task` here until it first has to wait, then as [`spawn`]
+    /// does: a memory-store settlement never waits, so it finishes in place
+    /// without waking another worker. Only for tasks that wait on nothing
+    /// but the runtime's own pools (a store client's connection must be
+    /// polled by the task that will own it).
+    ///
+    /// [`spawn`]: SettleTasks::spawn
+    pub fn run_in_place(&self, task: impl Future<Output = ()> + Send + 'static) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let mut task = Box::pin(task);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if task.as_mut().poll(&mut cx).is_pending() {
+            self.start(task);
+        }
+    }
+
+    fn start(&self, task: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let mut task = Box::pin(task);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        if task.as_mut().poll(&mut cx).is_ready() {
-            return;
-        }
         self.inner.running.fetch_add(1, Ordering::AcqRel);
         let running = Running(self.inner.clone());
         rt.spawn(async move {

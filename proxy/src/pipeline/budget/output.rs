@@ -135,9 +135,11 @@ impl OutputText {
         BudgetEngine::count_tokens(model, &self.text) + self.beyond_chars.div_ceil(4)
     }
 
-    /// [`OutputText::tokens`], on the blocking pool when the text is long.
+    /// [`OutputText::tokens`], on the blocking pool when the text is long
+    /// or the tokenizer is not loaded yet.
     pub(super) async fn count(&self, model: &str) -> u64 {
-        if self.text.len() <= BLOCKING_TOKENIZE {
+        let warm = BudgetEngine::tokenizer_warm(crate::api::Family::OpenAi, model);
+        if self.text.len() <= BLOCKING_TOKENIZE && warm {
             return self.tokens(model);
         }
         let (text, model) = (self.text.clone(), model.to_string());
