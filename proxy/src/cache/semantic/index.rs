@@ -262,7 +262,7 @@ impl Index {
             (points, p.ids.last().copied().unwrap_or(0))
         };
         let refs: Vec<(u64, &[f32])> = points.iter().map(|(id, s)| (*id, &*s.query)).collect();
-        let ann = Arc::new(Ann::build(&refs, self.max_entries));
+        let ann = Arc::new(Ann::build(&refs));
         let mut inner = self.inner.write().expect("index lock");
         let later: Vec<(u64, Arc<Slot>)> = match inner.parts.get(&part) {
             None => return,
@@ -296,8 +296,8 @@ impl Index {
         inner.parts.get(part)?.ann.as_ref().map(|a| a.points())
     }
 
-    /// Bytes held by the entries' vectors and profiles (graphs hold a
-    /// second copy of the query vectors).
+    /// Bytes held by the entries' vectors and profiles, and by the graphs
+    /// (a byte per dimension of each query vector, and links).
     pub fn approx_bytes(&self) -> usize {
         let inner = self.inner.read().expect("index lock");
         inner
@@ -306,7 +306,7 @@ impl Index {
             .flatten()
             .map(|s| {
                 let graph = if inner.parts.get(&s.part).is_some_and(|p| p.ann.is_some()) {
-                    s.query.len() * 4 + 16 * 8
+                    Ann::bytes_per_point(s.query.len())
                 } else {
                     0
                 };

@@ -174,3 +174,23 @@ fn the_graph_is_rebuilt_when_most_of_it_has_gone() {
     }
     assert_eq!(search(&ix, &part(1), &vector(5, dims), 0.99), []);
 }
+
+#[test]
+fn gone_entries_are_never_offered_by_the_graph() {
+    let ix = Index::new(10_000, 64);
+    let dims = 32;
+    let v = vector(1, dims);
+    let gone = ix.insert(slot(part(1), 1, v.clone(), HOUR));
+    ix.insert(slot(part(1), 2, near(&v, 2, 0.1), HOUR));
+    for i in 10..300u64 {
+        ix.insert(slot(part(1), 3, vector(i, dims), HOUR));
+    }
+    assert_eq!(ix.graph_points(&part(1)), Some(300 - 8));
+    assert_eq!(search(&ix, &part(1), &v, 0.9).first().map(|h| h.0), Some(1));
+    // The graph still holds the removed one and walks through it, but
+    // only its live neighbour comes back.
+    ix.remove(gone);
+    assert_eq!(ix.graph_points(&part(1)), Some(300 - 8));
+    let keys: Vec<u8> = search(&ix, &part(1), &v, 0.9).iter().map(|h| h.0).collect();
+    assert_eq!(keys, [2]);
+}
