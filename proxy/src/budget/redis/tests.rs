@@ -3,130 +3,23 @@
 //! Skipped, with a message, only when the `redis-server` binary is absent
 //! and `TOLLGATE_REQUIRE_REDIS` is unset (CI sets it).
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
+use tollgate_tests::redis::Redis;
 
 use crate::budget::fixtures::*;
 use crate::budget::window::Span;
 use crate::budget::*;
 
-fn redis_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("redis-server"))
-        .find(|p| p.is_file())
-}
-
-/// A `redis-server` child process.
-struct Server {
-    bin: PathBuf,
-    port: u16,
-    dir: TempDir,
-    extra: Vec<String>,
-    child: Option<Child>,
-}
-
-impl Server {
-    async fn start(extra: &[&str]) -> Option<Server> {
-        let Some(bin) = redis_binary() else {
-            assert!(
-                std::env::var_os("TOLLGATE_REQUIRE_REDIS").is_none(),
-                "TOLLGATE_REQUIRE_REDIS is set but redis-server is not on PATH"
-            );
-            eprintln!("SKIPPED: redis-server not found on PATH (apt-get install -y redis-server)");
-            return None;
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut s = Server {
-            bin,
-            port,
-            dir: tempfile::tempdir().unwrap(),
-            extra: extra.iter().map(ToString::to_string).collect(),
-            child: None,
-        };
-        s.run().await;
-        Some(s)
-    }
-
-    async fn run(&mut self) {
-        let child = Command::new(&self.bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .args(["--daemonize", "no", "--protected-mode", "no"])
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if self.ping().await {
-                return;
-            }
-            assert!(Instant::now() < deadline, "redis-server did not answer");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// True once the server answers (even if only to ask for a password).
-    async fn ping(&self) -> bool {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
-            return false;
-        };
-        let mut buf = [0u8; 64];
-        s.write_all(b"PING\r\n").await.is_ok()
-            && matches!(s.read(&mut buf).await, Ok(n) if n > 0 && (buf[0] == b'+' || buf[0] == b'-'))
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    async fn restart(&mut self) {
-        self.stop();
-        self.run().await;
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    async fn conn(&self) -> ::redis::aio::MultiplexedConnection {
-        ::redis::Client::open(self.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// A multiplexed connection to the test server.
+async fn conn(s: &Redis) -> ::redis::aio::MultiplexedConnection {
+    ::redis::Client::open(s.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
 }
 
 /// A `store:` line; `extra` goes inside `redis:`.
@@ -141,7 +34,7 @@ fn store_with(url: &str, redis_extra: &str, store_extra: &str) -> String {
     )
 }
 
-async fn redis_engine(s: &Server, body: &str, clock: Arc<dyn Clock>) -> BudgetEngine {
+async fn redis_engine(s: &Redis, body: &str, clock: Arc<dyn Clock>) -> BudgetEngine {
     engine(&format!("{}{body}", store(&s.url(), "")), clock).await
 }
 
@@ -169,7 +62,7 @@ const DAILY_1C: &str =
 
 #[tokio::test]
 async fn exact_accounting_and_hashed_keys() {
-    let Some(s) = Server::start(&[]).await else {
+    let Some(s) = Redis::start().await else {
         return;
     };
     let e = redis_engine(&s, DAILY_1C, now_clock()).await;
@@ -188,7 +81,7 @@ async fn exact_accounting_and_hashed_keys() {
     );
     b.release().await;
 
-    let mut c = s.conn().await;
+    let mut c = conn(&s).await;
     let keys: Vec<String> = ::redis::cmd("KEYS")
         .arg("t:*")
         .query_async(&mut c)
@@ -221,7 +114,7 @@ async fn exact_accounting_and_hashed_keys() {
 
 #[tokio::test]
 async fn refusals_are_all_or_nothing() {
-    let Some(s) = Server::start(&[]).await else {
+    let Some(s) = Redis::start().await else {
         return;
     };
     let body = "  limits:\n    - {name: d, scope: policy, window: day, usd: 0.01}\n    - {name: small, scope: header, header: x-team, window: day, usd: 0.004}\n";
@@ -252,7 +145,7 @@ async fn refusals_are_all_or_nothing() {
 /// Two proxies (engines) share one Redis budget; many tasks each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_proxies_never_overshoot() {
-    let Some(s) = Server::start(&[]).await else {
+    let Some(s) = Redis::start().await else {
         return;
     };
     let body = "  limits: [{name: d, scope: policy, window: day, usd: 0.1}]\n";
@@ -283,7 +176,7 @@ async fn concurrent_proxies_never_overshoot() {
 
 #[tokio::test]
 async fn windows_roll_over_with_the_injected_clock() {
-    let Some(s) = Server::start(&[]).await else {
+    let Some(s) = Redis::start().await else {
         return;
     };
     let clock = now_clock();
@@ -332,7 +225,7 @@ async fn windows_roll_over_with_the_injected_clock() {
 
 #[tokio::test]
 async fn rate_limits_and_tpm_corrections() {
-    let Some(s) = Server::start(&[]).await else {
+    let Some(s) = Redis::start().await else {
         return;
     };
     let clock = now_clock();
@@ -367,7 +260,7 @@ async fn rate_limits_and_tpm_corrections() {
 /// reservation stops holding budget after the lease timeout.
 #[tokio::test]
 async fn forgotten_reservations_expire_with_their_lease() {
-    let Some(s) = Server::start(&[]).await else {
+    let Some(s) = Redis::start().await else {
         return;
     };
     let clock = now_clock();
@@ -384,7 +277,7 @@ async fn forgotten_reservations_expire_with_their_lease() {
 
 #[tokio::test]
 async fn fail_open_counts_and_recovers_without_losing_settlements() {
-    let Some(mut s) = Server::start(&[]).await else {
+    let Some(mut s) = Redis::start().await else {
         return;
     };
     let e = redis_engine(&s, DAILY_1C, Arc::new(SystemClock)).await;
@@ -434,7 +327,7 @@ async fn fail_open_counts_and_recovers_without_losing_settlements() {
 
 #[tokio::test]
 async fn fail_closed_refuses_quickly() {
-    let Some(mut s) = Server::start(&[]).await else {
+    let Some(mut s) = Redis::start().await else {
         return;
     };
     let body = format!(
@@ -480,13 +373,13 @@ async fn unreachable_from_the_start_does_not_block_startup() {
 
 #[tokio::test]
 async fn script_cache_flush_falls_back_to_loading() {
-    let Some(s) = Server::start(&[]).await else {
+    let Some(s) = Redis::start().await else {
         return;
     };
     let e = redis_engine(&s, DAILY_1C, Arc::new(SystemClock)).await;
     let h = headers(&[]);
     e.admit(&req(&h)).await.unwrap().release().await;
-    let mut c = s.conn().await;
+    let mut c = conn(&s).await;
     let _: () = ::redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query_async(&mut c)
@@ -499,7 +392,7 @@ async fn script_cache_flush_falls_back_to_loading() {
 
 #[tokio::test]
 async fn password_file_and_store_reuse_on_reload() {
-    let Some(s) = Server::start(&["--requirepass", "s3cret"]).await else {
+    let Some(s) = Redis::start_with(&["--requirepass", "s3cret"]).await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
