@@ -235,9 +235,10 @@ impl BudgetEngine {
         tokens::prompt_token_bound(family, body)
     }
 
-    /// True when counting for `model` loads no tokenizer tables.
+    /// True when counting for `model` in `family` loads no tokenizer
+    /// tables.
     pub fn tokenizer_warm(family: Family, model: &str) -> bool {
-        tokens::is_warm(model, family == Family::Anthropic)
+        tokens::Encoding::of(family, model).is_warm()
     }
 
     /// Tokens of `text` with `model`'s tokenizer.
@@ -264,12 +265,17 @@ impl BudgetEngine {
     /// [`BudgetEngine::admit`], with a refusal's budget headers (where the
     /// app stands, as the store saw it) for the error response.
     pub async fn admit_for_response(&self, req: &AdmitRequest<'_>) -> Result<Admission, Refused> {
-        let res = match self.try_admit(req, false).await {
+        let res = self.admit_once(req).await;
+        self.count_admission(res)
+    }
+
+    /// One attempt whose refusal is final.
+    async fn admit_once(&self, req: &AdmitRequest<'_>) -> Result<Admission, Refused> {
+        match self.try_admit(req, false).await {
             Ok(a) => Ok(a),
             Err(Denied::Final(r)) => Err(r),
             Err(Denied::Retry) => unreachable!("no retry asked for"),
-        };
-        self.count_admission(res)
+        }
     }
 
     /// [`BudgetEngine::admit_for_response`] with `req.prompt_tokens` an
@@ -293,11 +299,7 @@ impl BudgetEngine {
                     prompt_tokens: exact.await.min(req.prompt_tokens),
                     ..*req
                 };
-                match self.try_admit(&counted, false).await {
-                    Ok(a) => Ok(a),
-                    Err(Denied::Final(r)) => Err(r),
-                    Err(Denied::Retry) => unreachable!("no retry asked for"),
-                }
+                self.admit_once(&counted).await
             }
         };
         self.count_admission(res)

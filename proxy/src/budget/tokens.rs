@@ -25,41 +25,47 @@ const REPLY_PRIMING: u64 = 3;
 const OPENAI_IMAGE: u64 = 765;
 const ANTHROPIC_IMAGE: u64 = 1600;
 
-/// Set once an encoding's tables are loaded (o200k, cl100k): loading one
-/// takes ~0.15 s of CPU (seconds unoptimized), which must not happen on a
-/// worker that serves requests.
+/// The two encodings; which one a request uses is decided in
+/// [`Encoding::of`] only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    O200k,
+    Cl100k,
+}
+
+/// Set once an encoding's tables are loaded (indexed by [`Encoding`]):
+/// loading one takes ~0.15 s of CPU (seconds unoptimized), which must not
+/// happen on a worker that serves requests.
 static WARM: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
 
-/// True when counting for `model` (or any Anthropic model, with
-/// `anthropic`) needs no table load.
-pub fn is_warm(model: &str, anthropic: bool) -> bool {
-    let i = if !anthropic && is_o200k(model) { 0 } else { 1 };
-    WARM[i].load(Ordering::Relaxed)
-}
+impl Encoding {
+    /// The encoding of `model` in an API `family` (Anthropic models always
+    /// use cl100k).
+    pub fn of(family: Family, model: &str) -> Encoding {
+        match family {
+            Family::OpenAi if is_o200k(model) => Encoding::O200k,
+            _ => Encoding::Cl100k,
+        }
+    }
 
-fn o200k() -> &'static CoreBPE {
-    let bpe = o200k_base_singleton();
-    WARM[0].store(true, Ordering::Relaxed);
-    bpe
-}
+    /// True when counting needs no table load.
+    pub fn is_warm(self) -> bool {
+        WARM[self as usize].load(Ordering::Relaxed)
+    }
 
-fn cl100k() -> &'static CoreBPE {
-    let bpe = cl100k_base_singleton();
-    WARM[1].store(true, Ordering::Relaxed);
-    bpe
-}
-
-fn bpe_for(model: &str) -> &'static CoreBPE {
-    if is_o200k(model) {
-        o200k()
-    } else {
-        cl100k()
+    fn bpe(self) -> &'static CoreBPE {
+        let bpe = match self {
+            Encoding::O200k => o200k_base_singleton(),
+            Encoding::Cl100k => cl100k_base_singleton(),
+        };
+        WARM[self as usize].store(true, Ordering::Relaxed);
+        bpe
     }
 }
 
 fn is_o200k(model: &str) -> bool {
     let m = model.rsplit('/').next().unwrap_or(model);
-    let o200k = [
+    [
         "gpt-4o",
         "chatgpt-4o",
         "gpt-4.1",
@@ -72,13 +78,12 @@ fn is_o200k(model: &str) -> bool {
     .iter()
     .any(|p| m.starts_with(p))
         || m.starts_with("ft:gpt-4o")
-        || m.starts_with("ft:gpt-4.1");
-    o200k
+        || m.starts_with("ft:gpt-4.1")
 }
 
-/// Tokens of `text` with `model`'s encoding.
+/// Tokens of `text` with `model`'s encoding (chosen by name).
 pub fn count_tokens(model: &str, text: &str) -> u64 {
-    count(bpe_for(model), text)
+    count(Encoding::of(Family::OpenAi, model).bpe(), text)
 }
 
 fn count(bpe: &CoreBPE, text: &str) -> u64 {
@@ -93,10 +98,7 @@ fn count(bpe: &CoreBPE, text: &str) -> u64 {
 /// completions, embeddings, responses, or Anthropic messages.
 pub fn estimate_prompt_tokens(family: Family, body: &Value) -> u64 {
     let model = body.get("model").and_then(Value::as_str).unwrap_or("");
-    let bpe = match family {
-        Family::OpenAi => bpe_for(model),
-        Family::Anthropic => cl100k(),
-    };
+    let bpe = Encoding::of(family, model).bpe();
     walk(family, body, &|text| count(bpe, text))
 }
 
@@ -311,10 +313,22 @@ mod tests {
     #[test]
     fn counting_warms_its_encoding() {
         count_tokens("gpt-4o-mini", "hello");
-        assert!(is_warm("gpt-4o-mini", false));
-        assert!(is_warm("openai/o3-mini", false), "the same encoding");
+        assert!(Encoding::of(Family::OpenAi, "gpt-4o-mini").is_warm());
+        assert_eq!(
+            Encoding::of(Family::OpenAi, "openai/o3-mini"),
+            Encoding::O200k,
+            "the same encoding"
+        );
         count_tokens("claude-sonnet-4-5", "hello");
-        assert!(is_warm("claude-sonnet-4-5", true));
-        assert!(is_warm("gpt-4", false), "cl100k serves both");
+        assert!(Encoding::of(Family::Anthropic, "claude-sonnet-4-5").is_warm());
+        assert_eq!(
+            Encoding::of(Family::Anthropic, "gpt-4o"),
+            Encoding::Cl100k,
+            "Anthropic models always count with cl100k"
+        );
+        assert!(
+            Encoding::of(Family::OpenAi, "gpt-4").is_warm(),
+            "cl100k serves both"
+        );
     }
 }

@@ -138,6 +138,7 @@ impl OutputText {
     /// [`OutputText::tokens`], on the blocking pool when the text is long
     /// or the tokenizer is not loaded yet.
     pub(super) async fn count(&self, model: &str) -> u64 {
+        // `count_tokens` picks the encoding by the model's name alone.
         let warm = BudgetEngine::tokenizer_warm(crate::api::Family::OpenAi, model);
         if self.text.len() <= BLOCKING_TOKENIZE && warm {
             return self.tokens(model);
