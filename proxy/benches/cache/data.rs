@@ -7,6 +7,8 @@
 //! extreme (every vector about equally far from every other) and no
 //! embedder makes them; they are kept as a labelled worst case.
 
+use tollgate_proxy::cache::semantic::vector::normalized;
+
 /// xorshift64* with Box–Muller normals: deterministic, no dependency.
 pub struct Rng(u64);
 
@@ -34,10 +36,9 @@ impl Rng {
     }
 }
 
-pub fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
-    v
+/// `v` scaled to unit length, as the embedders leave their vectors.
+pub fn unit(v: Vec<f32>) -> Vec<f32> {
+    normalized(v).expect("a drawn vector is not zero")
 }
 
 /// `v` moved by 0.15 in a random direction: similarity about 0.989, above
