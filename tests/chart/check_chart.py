@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import tomllib
 import traceback
 
 import yaml
@@ -122,12 +123,102 @@ def rendered_crd_is_the_generated_one_plus_labels_and_keep():
     assert not find(render("--set", "crds.enabled=false"), "CustomResourceDefinition")
 
 
+# === versions and license ===
+
+def workspace_version():
+    """`[workspace.package] version` of the root Cargo.toml (what every crate and image is tagged with)."""
+    return cargo_toml("Cargo.toml")["workspace"]["package"]["version"]
+
+
+def cargo_toml(path):
+    with open(os.path.join(ROOT, path), "rb") as f:
+        return tomllib.load(f)
+
+
 @check
-def app_version_is_the_workspace_version():
-    cargo = open(os.path.join(ROOT, "Cargo.toml")).read()
-    version = re.search(r'^\[workspace\.package\][^\[]*?^version = "([^"]+)"', cargo, re.M | re.S).group(1)
+def app_version_is_the_workspace_version_and_the_default_image_tag():
+    version = workspace_version()
     chart = yaml.safe_load(open(os.path.join(CHART, "Chart.yaml")))
-    assert chart["appVersion"] == version, f"appVersion {chart['appVersion']} != workspace {version}"
+    assert chart["appVersion"] == version, f"Chart.yaml appVersion {chart['appVersion']} != workspace version {version}"
+    c = container(render())
+    assert c["image"] == f"ghcr.io/tollgate-dev/tollgate-operator:{version}", c["image"]
+    assert f"--proxy-image=ghcr.io/tollgate-dev/tollgate-proxy:{version}" in c["args"], c["args"]
+
+
+@check
+def license_is_apache_2_everywhere():
+    text = open(os.path.join(ROOT, "LICENSE")).read()
+    assert "Apache License\n                           Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+    workspace = cargo_toml("Cargo.toml")["workspace"]
+    assert workspace["package"]["license"] == "Apache-2.0", workspace["package"]
+    for crate in workspace["members"]:
+        package = cargo_toml(os.path.join(crate, "Cargo.toml"))["package"]
+        assert package.get("license") == {"workspace": True}, f"{crate}/Cargo.toml: license.workspace = true"
+    chart = yaml.safe_load(open(os.path.join(CHART, "Chart.yaml")))
+    assert chart["annotations"]["artifacthub.io/license"] == "Apache-2.0"
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    assert "## License" in readme and "Apache License 2.0" in readme.split("## License", 1)[1]
+
+
+# === image references ===
+
+DIGEST_OP = "sha256:" + "a" * 64
+DIGEST_PROXY = "sha256:" + "b" * 64
+
+
+def images(*args):
+    """(operator image, --proxy-image) as rendered."""
+    c = container(render(*args))
+    proxy = [a.split("=", 1)[1] for a in c["args"] if a.startswith("--proxy-image=")]
+    assert len(proxy) == 1, c["args"]
+    return c["image"], proxy[0]
+
+
+@check
+def mirror_variant_replaces_the_registry_and_pins_digests():
+    values = yaml.safe_load(open(os.path.join(CHART, "ci", "mirror-values.yaml")))
+    op, proxy = images(*ci("mirror"))
+    assert op == ("registry.example.test:5000/ghcr/tollgate-dev/tollgate-operator@"
+                  + values["operator"]["image"]["digest"]), op
+    assert proxy == ("registry.example.test:5000/ghcr/tollgate-dev/tollgate-proxy@"
+                     + values["sidecar"]["image"]["digest"]), proxy
+    pod = one(render(*ci("mirror")), "Deployment")["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "mirror-pull"}], pod.get("imagePullSecrets")
+
+
+@check
+def image_registry_replaces_only_a_registry_component():
+    v = workspace_version()
+
+    def expect(registry, repo, want):
+        got = images("--set", f"global.imageRegistry={registry}", "--set", f"sidecar.image.repository={repo}")[1]
+        assert got == f"{want}:{v}", f"{registry} + {repo}: {got}"
+    # The first component is a registry when it has a '.' or ':' or is localhost ...
+    expect("mirror.test", "ghcr.io/org/proxy", "mirror.test/org/proxy")
+    expect("mirror.test", "localhost:5000/proxy", "mirror.test/proxy")
+    expect("mirror.test", "localhost/org/proxy", "mirror.test/org/proxy")
+    # ... otherwise (Docker Hub) the registry is put in front.
+    expect("mirror.test:5000", "org/proxy", "mirror.test:5000/org/proxy")
+    expect("mirror.test", "proxy", "mirror.test/proxy")
+    expect("mirror.test/", "ghcr.io/org/proxy", "mirror.test/org/proxy")
+    # Both images, and a parent chart's global (other keys in it are allowed).
+    op, proxy = images("--set", "global.imageRegistry=mirror.test", "--set", "global.storageClass=x")
+    assert op == f"mirror.test/tollgate-dev/tollgate-operator:{v}", op
+    assert proxy == f"mirror.test/tollgate-dev/tollgate-proxy:{v}", proxy
+
+
+@check
+def digest_pins_the_image_with_or_without_a_tag():
+    op, proxy = images("--set", f"operator.image.digest={DIGEST_OP}", "--set", f"sidecar.image.digest={DIGEST_PROXY}")
+    assert op == f"ghcr.io/tollgate-dev/tollgate-operator@{DIGEST_OP}", op
+    assert proxy == f"ghcr.io/tollgate-dev/tollgate-proxy@{DIGEST_PROXY}", proxy
+    op, proxy = images("--set", f"operator.image.digest={DIGEST_OP}", "--set", "operator.image.tag=1.2.3",
+                       "--set", "sidecar.image.tag=1.2.3", "--set", f"sidecar.image.digest={DIGEST_PROXY}")
+    assert op == f"ghcr.io/tollgate-dev/tollgate-operator:1.2.3@{DIGEST_OP}", op
+    assert proxy == f"ghcr.io/tollgate-dev/tollgate-proxy:1.2.3@{DIGEST_PROXY}", proxy
+    op, proxy = images("--set", "sidecar.image.tag=dev")
+    assert proxy == "ghcr.io/tollgate-dev/tollgate-proxy:dev" and op.endswith(f":{workspace_version()}"), (op, proxy)
 
 
 # === lint and the ci variants ===
@@ -136,7 +227,7 @@ def app_version_is_the_workspace_version():
 def lint_strict_default_and_every_ci_file():
     files = sorted(f for f in os.listdir(os.path.join(CHART, "ci")) if f.endswith("-values.yaml"))
     assert {"minimal-values.yaml", "ha-values.yaml", "cert-manager-values.yaml",
-            "monitoring-values.yaml", "redis-budgets-values.yaml"} <= set(files), files
+            "monitoring-values.yaml", "redis-budgets-values.yaml", "mirror-values.yaml"} <= set(files), files
     helm("lint", "--strict", CHART)
     for f in files:
         helm("lint", "--strict", CHART, "-f", os.path.join(CHART, "ci", f))
@@ -376,6 +467,10 @@ def schema_refuses_typos_and_wrong_types():
     refused(["--set", "sidecar.resources.request.cpu=1"], "additional properties 'request' not allowed")
     refused(["--set", "operator.resources.limit.memory=1Gi"], "additional properties 'limit' not allowed")
     refused(["--set", "sidecar.resources.limits.memory=true"], "/sidecar/resources/limits/memory")
+    refused(["--set", "operator.image.digest=sha256:abc"], "/operator/image/digest")
+    refused(["--set", "sidecar.image.digest=" + "a" * 64], "/sidecar/image/digest")
+    refused(["--set", "sidecar.image.digest=sha256:" + "A" * 64], "/sidecar/image/digest")
+    refused(["--set", "global.imageRegistry=https://mirror.test"], "/global/imageRegistry")
 
 
 @check
@@ -455,7 +550,7 @@ def schema_and_values_have_the_same_keys():
             out |= keys(v, f"{prefix}.{k}" if prefix else k)
         return out
 
-    in_schema = keys(schema, "") - {"global"}
+    in_schema = keys(schema, "")
     values = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))
 
     def vkeys(node, prefix, schema_paths):

@@ -54,12 +54,41 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
-{{- define "tollgate.operatorImage" -}}
-{{- printf "%s:%s" .Values.operator.image.repository (default .Chart.AppVersion .Values.operator.image.tag) }}
+{{/*
+An image reference from `{root, image}`. global.imageRegistry, when set,
+takes the place of the repository's registry: its first path component when
+that names a host (contains `.` or `:`, or is `localhost`, as container
+runtimes read it), or is put in front of a repository without one. With a
+digest the runtime pulls by digest: `repo@digest`, or `repo:tag@digest` when
+a tag is set explicitly (kept for readers; the empty default is the
+appVersion, which need not be what the digest names).
+*/}}
+{{- define "tollgate.image" -}}
+{{- $repo := .image.repository }}
+{{- with (.root.Values.global | default dict).imageRegistry }}
+{{- $parts := splitList "/" $repo }}
+{{- $first := first $parts }}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) }}
+{{- $repo = rest $parts | join "/" }}
+{{- end }}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo }}
+{{- end }}
+{{- if and .image.digest .image.tag }}
+{{- printf "%s:%s@%s" $repo .image.tag .image.digest }}
+{{- else if .image.digest }}
+{{- printf "%s@%s" $repo .image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repo (default .root.Chart.AppVersion .image.tag) }}
+{{- end }}
 {{- end }}
 
+{{- define "tollgate.operatorImage" -}}
+{{- include "tollgate.image" (dict "root" . "image" .Values.operator.image) }}
+{{- end }}
+
+{{/* The operator's --proxy-image. */}}
 {{- define "tollgate.sidecarImage" -}}
-{{- printf "%s:%s" .Values.sidecar.image.repository (default .Chart.AppVersion .Values.sidecar.image.tag) }}
+{{- include "tollgate.image" (dict "root" . "image" .Values.sidecar.image) }}
 {{- end }}
 
 {{/* Webhook configuration names (also the operator's --*-webhook-config flags). */}}
