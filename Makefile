@@ -1,5 +1,5 @@
 # The two commands: `make run` (proxy + mock locally) and `make test` (everything).
-.PHONY: run test lint bench-load bench fmt
+.PHONY: run test lint bench-load bench fmt images e2e-node
 
 run:
 	scripts/run-local.sh
@@ -20,3 +20,12 @@ bench-load:
 # The side-by-side benchmark (issue 9): ~50 min with LiteLLM, not part of `make test`.
 bench:
 	tests/bench/run.sh
+
+# Container images tollgate-proxy and tollgate-operator (static musl binaries
+# on scratch), built offline with buildah into target/images/*.tar.
+images:
+	scripts/build-images.sh
+
+# The real-node e2e alone (images, containerd + kubelet, the chart); `make test` runs it too.
+e2e-node:
+	tests/k8s/node-e2e.sh

@@ -50,5 +50,12 @@ tests/k8s/build-tools.sh >/dev/null
 TOLLGATE_REQUIRE_K8S=1 TOLLGATE_K8S_CRDS=crds tests/k8s/cluster.sh run -- \
   cargo test -p tollgate-operator --test e2e
 
+echo "==> container images (make images: static musl binaries on scratch, buildah; ~15 min cold) and their checks"
+scripts/build-images.sh --test
+python3 tests/images/check_images.py --rebuild
+
+echo "==> real-node e2e: the chart installed as the README says on a real kubelet + containerd, sidecars in real pods (~2 min)"
+TOLLGATE_E2E_SKIP_IMAGES=1 tests/k8s/node-e2e.sh
+
 echo "==> Helm chart, alerts and dashboard: lint/render, promtool, real Prometheus, helm install into a real kube-apiserver, with Helm 4 and Helm 3 (~2 min)"
 tests/chart/test.sh

@@ -22,6 +22,9 @@ pub struct Metrics {
     pub injections: IntCounter,
     /// `namespace`, `policy`: selected pods running without the sidecar.
     pub uninjected_pods: IntGaugeVec,
+    /// `namespace`, `policy`, `reason`: injected pods whose sidecar is not
+    /// running (`ImagePullFailed`, `SidecarFailing`, `SidecarNotStarting`).
+    pub unhealthy_sidecars: IntGaugeVec,
     pub leader: IntGauge,
     /// `result` (`success`, `failure`): webhook certificate files re-read.
     pub tls_reloads: IntCounterVec,
@@ -90,6 +93,14 @@ impl Metrics {
             &["namespace", "policy"],
         )
         .unwrap();
+        let unhealthy_sidecars = IntGaugeVec::new(
+            Opts::new(
+                "tollgate_operator_unhealthy_sidecars",
+                "Injected pods of a policy whose sidecar is not running, by reason.",
+            ),
+            &["namespace", "policy", "reason"],
+        )
+        .unwrap();
         let leader = IntGauge::new(
             "tollgate_operator_leader",
             "1 while this replica runs the controller.",
@@ -123,6 +134,7 @@ impl Metrics {
             Box::new(admission_duration.clone()),
             Box::new(injections.clone()),
             Box::new(uninjected_pods.clone()),
+            Box::new(unhealthy_sidecars.clone()),
             Box::new(leader.clone()),
             Box::new(tls_reloads.clone()),
             Box::new(spend_reads.clone()),
@@ -138,6 +150,7 @@ impl Metrics {
             admission_duration,
             injections,
             uninjected_pods,
+            unhealthy_sidecars,
             leader,
             tls_reloads,
             spend_reads,
@@ -145,11 +158,12 @@ impl Metrics {
     }
 
     /// Forgets the gauges only the leader keeps current (policies by
-    /// condition, uninjected pods): a replica that stops leading would
+    /// condition, uninjected pods, unhealthy sidecars): a replica that stops leading would
     /// otherwise export its last values forever, next to the new leader's.
     pub fn clear_leader_gauges(&self) {
         self.policies.reset();
         self.uninjected_pods.reset();
+        self.unhealthy_sidecars.reset();
     }
 
     /// The text exposition format.

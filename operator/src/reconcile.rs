@@ -21,9 +21,10 @@ use crate::context::Context;
 use crate::crd::{condition, LlmPolicy, LlmPolicyStatus};
 use crate::render::{render, Rendered, CONFIG_FILE};
 
+pub mod health;
 pub mod spend;
 mod status;
-pub use status::{build_status, Outcome};
+pub use status::{apply_health, build_status, Outcome};
 
 /// Field manager of everything the operator writes.
 pub const MANAGER: &str = "tollgate-operator";
@@ -32,6 +33,10 @@ pub const POLICY_LABEL: &str = "tollgate.dev/policy";
 /// How often a healthy policy is reconciled without a trigger (pod counts
 /// are also refreshed by pod events).
 const RESYNC: Duration = Duration::from_secs(300);
+/// How soon a policy with a missing Secret or a sidecar not (yet) running is
+/// looked at again: Secrets are not watched, and a start-up grace ends
+/// without any event.
+const RECHECK: Duration = Duration::from_secs(30);
 
 /// The ConfigMap a policy renders to.
 pub fn config_map_name(policy: &str) -> String {
@@ -83,9 +88,11 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
     let cm_name = config_map_name(&name);
 
     let mut spent = None;
+    let mut health = health::Health::default();
     let outcome = match render(&ns, &name, &ctx.settings.effective(&policy).spec) {
         Ok(r) => {
             apply_config_map(&ctx, &policy, &ns, &cm_name, &r).await?;
+            health.secrets = health::secret_problems(&ctx.client, &ns, &r.secrets).await;
             spent = Some(
                 spend::spend_status(&ctx.client, &ctx.metrics, &ns, &policy.spec, &r.config).await,
             );
@@ -94,6 +101,14 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
         Err(e) => Outcome::Invalid(e.to_string()),
     };
     let counts = counts(&ctx, &policy, &ns);
+    let now = Timestamp::now();
+    if counts.injected > 0 {
+        match health::pods(&ctx.client, &ns, &policy).await {
+            Ok(pods) => (health.sidecars, health.starting) = health::assess(&pods, &name, now),
+            // Pod status is extra information: the reconcile goes on without it.
+            Err(e) => warn!(error = %e, "cannot list pods for sidecar health"),
+        }
+    }
     let prev = policy.status.clone().unwrap_or_default();
     let mut status = build_status(
         &prev,
@@ -101,8 +116,11 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
         &outcome,
         &counts,
         &cm_name,
-        Timestamp::now(),
+        now,
     );
+    if matches!(outcome, Outcome::Applied { .. }) {
+        apply_health(&mut status, &prev, &health, now);
+    }
     // An invalid spec keeps the last spend read; a valid one without a
     // Redis store has none.
     let redis = matches!(spent, Some(Some(_)));
@@ -131,11 +149,22 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
         .uninjected_pods
         .with_label_values(&[&ns, &name])
         .set(counts.uninjected.len() as i64);
+    let unhealthy = health::by_reason(&health.sidecars);
+    for reason in health::REASONS {
+        ctx.metrics
+            .unhealthy_sidecars
+            .with_label_values(&[&ns, &name, reason])
+            .set(unhealthy.get(reason).copied().unwrap_or(0));
+    }
     refresh_policy_gauge(&ctx);
     match outcome {
         Outcome::Applied { .. } => {
             ctx.metrics.reconciles.with_label_values(&["success"]).inc();
-            Ok(Action::requeue(if redis { spend::REFRESH } else { RESYNC }))
+            let mut next = if redis { spend::REFRESH } else { RESYNC };
+            if health.starting || !health.sidecars.is_empty() || !health.secrets.is_empty() {
+                next = next.min(RECHECK);
+            }
+            Ok(Action::requeue(next))
         }
         Outcome::Invalid(e) => {
             warn!(error = %e, "invalid spec");
@@ -280,6 +309,23 @@ async fn publish_events(
                 now.config_hash.clone().unwrap_or_default()
             ),
         ));
+    }
+    if let Some(c) = find(now, condition::READY) {
+        let before = find(prev, condition::READY).map(|b| b.message);
+        if c.reason == "SecretMissing" && before.as_ref() != Some(&c.message) {
+            events.push((EventType::Warning, "SecretMissing", c.message.clone()));
+        }
+    }
+    if let Some(c) = find(now, condition::SIDECARS_READY) {
+        let before = find(prev, condition::SIDECARS_READY).map(|b| (b.status, b.reason));
+        if c.status == "False" && before != Some((c.status.clone(), c.reason.clone())) {
+            let reason: &'static str = match c.reason.as_str() {
+                "ImagePullFailed" => "ImagePullFailed",
+                "SidecarFailing" => "SidecarFailing",
+                _ => "SidecarNotStarting",
+            };
+            events.push((EventType::Warning, reason, c.message.clone()));
+        }
     }
     if let Some(c) = find(now, condition::CONFLICTED) {
         let before = find(prev, condition::CONFLICTED).map(|b| b.message);

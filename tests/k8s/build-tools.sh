@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the upstream tools that the Kubernetes e2e tests run against:
-# kube-apiserver, kube-controller-manager, kubectl (k8s.io/kubernetes), etcd
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
+# (k8s.io/kubernetes), the kubelet (k8s.io/kubernetes at the kubelet's own
+# version, see versions.env), crictl (sigs.k8s.io/cri-tools), etcd
 # (go.etcd.io/etcd/server/v3) and helm (helm.sh/helm/v4, and v3 as
 # helm-<v3 version> for the chart's Helm 3 tests), from their published
 # Go modules through the Go module proxy, into a cache dir outside git.
@@ -23,11 +25,16 @@ k8s_version="$TOLLGATE_K8S_VERSION"
 etcd_version="$TOLLGATE_ETCD_VERSION"
 helm_version="$TOLLGATE_HELM_VERSION"
 helm3_version="$TOLLGATE_HELM3_VERSION"
+kubelet_version="$TOLLGATE_KUBELET_VERSION"
+crictl_version="$TOLLGATE_CRICTL_VERSION"
 tools_dir="$TOLLGATE_TOOLS_DIR"
 bin="$tools_dir/bin"
 
-k8s_bins=(kube-apiserver kube-controller-manager kubectl)
-all_bins=("${k8s_bins[@]}" etcd helm "helm-$helm3_version")
+k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+# The kubelet's version may differ from the control plane's (versions.env says
+# why); its binary is kubelet-<version>, so a bump rebuilds only it.
+kubelet_bin="kubelet-$kubelet_version"
+all_bins=("${k8s_bins[@]}" etcd helm "helm-$helm3_version" "$kubelet_bin" crictl)
 
 log() { echo "build-tools: $*" >&2; }
 
@@ -88,11 +95,15 @@ new_module() {
   printf 'module tollgate.local/tools\n\ngo %s\n' "$(go env GOVERSION | sed -E 's/^go([0-9.]+).*/\1/')" > "$1/go.mod"
 }
 
+# build_kubernetes VERSION SRCDIR SUFFIX BIN...: k8s.io/kubernetes/cmd/BIN at
+# VERSION, each as bin/BIN<SUFFIX>.
 build_kubernetes() {
+  local k8s_version="$1" srcdir="$2" suffix="$3"
+  shift 3
   local missing=0 b
-  for b in "${k8s_bins[@]}"; do [[ -x "$bin/$b" ]] || missing=1; done
+  for b in "$@"; do [[ -x "$bin/$b$suffix" ]] || missing=1; done
   (( missing )) || return 0
-  local dir="$tools_dir/src/kubernetes"
+  local dir="$tools_dir/src/$srcdir"
   new_module "$dir"
   cd "$dir"
   # k8s.io/kubernetes requires its staging repos (k8s.io/api, client-go, ...)
@@ -118,9 +129,18 @@ build_kubernetes() {
       ld+=" -X $pkg.$key=$val"
     done
   done
-  for b in "${k8s_bins[@]}"; do
-    go_build "$b" "k8s.io/kubernetes/cmd/$b" "$ld"
+  for b in "$@"; do
+    go_build "$b$suffix" "k8s.io/kubernetes/cmd/$b" "$ld"
   done
+}
+
+build_crictl() {
+  [[ -x "$bin/crictl" ]] && return 0
+  local dir="$tools_dir/src/crictl"
+  new_module "$dir"
+  cd "$dir"
+  go mod edit -require="sigs.k8s.io/cri-tools@$crictl_version"
+  go_build crictl sigs.k8s.io/cri-tools/cmd/crictl "-X sigs.k8s.io/cri-tools/pkg/version.Version=$crictl_version"
 }
 
 build_etcd() {
@@ -164,6 +184,8 @@ total_start=$(date +%s)
 build_etcd
 build_helm "$helm_version" helm
 build_helm "$helm3_version" "helm-$helm3_version"
-build_kubernetes
+build_kubernetes "$k8s_version" kubernetes "" "${k8s_bins[@]}"
+build_kubernetes "$kubelet_version" "kubernetes-$kubelet_version" "-$kubelet_version" kubelet
+build_crictl
 log "all tools built in $(( $(date +%s) - total_start ))s into $bin"
 echo "$bin"

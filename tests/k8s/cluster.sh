@@ -2,14 +2,22 @@
 # A throwaway Kubernetes control plane on loopback for the e2e tests: etcd,
 # kube-apiserver and (unless TOLLGATE_K8S_CONTROLLERS=0) kube-controller-manager,
 # on free ports, with a fresh CA, serving cert and service-account key.
-# No kubelet, scheduler or network: pods stay Pending. What this is for:
-# CRDs, RBAC, admission webhooks, server-side apply, garbage collection.
+# By default no kubelet, scheduler or network: pods stay Pending. What this is
+# for: CRDs, RBAC, admission webhooks, server-side apply, garbage collection.
+#
+# TOLLGATE_K8S_NODE=1 adds a real node (node.sh): containerd, kubelet and
+# kube-scheduler, with the whole cluster inside a network namespace the script
+# creates (the API server then listens on port 443 there, also as the
+# `kubernetes` Service IP 10.0.0.1). TOLLGATE_K8S_IMAGES lists the image
+# archives to load into containerd (the pause image, tollgate.test/pause:e2e,
+# among them). `run` and `exec` run CMD inside the namespace.
 #
 #   tests/k8s/cluster.sh start        start; print the state dir
 #   tests/k8s/cluster.sh env          print `export KUBECONFIG=...` lines to eval
 #   tests/k8s/cluster.sh stop         stop everything and remove the state dir
 #   tests/k8s/cluster.sh restart-apiserver   stop kube-apiserver and start it again
 #   tests/k8s/cluster.sh run -- CMD   start, run CMD with the env set, stop
+#   tests/k8s/cluster.sh exec -- CMD  run CMD with the env set (in the node's namespace)
 #
 # State dir: $TOLLGATE_K8S_STATE (default ${TMPDIR:-/tmp}/tollgate-k8s); it holds
 # kubeconfig, admin.token, ca.crt, env (KEY=VALUE lines), pids/ and logs/.
@@ -27,6 +35,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/versions.env"
 
 state="${TOLLGATE_K8S_STATE:-${TMPDIR:-/tmp}/tollgate-k8s}"
+node="${TOLLGATE_K8S_NODE:-0}"
 bin="${TOLLGATE_K8S_BIN:-$TOLLGATE_TOOLS_DIR/bin}"
 ready_timeout="${TOLLGATE_K8S_READY_TIMEOUT:-120}"
 controllers="${TOLLGATE_K8S_CONTROLLERS:-1}"
@@ -34,6 +43,9 @@ crds="${TOLLGATE_K8S_CRDS:-}"
 
 log() { echo "cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
+
+# shellcheck source=node.sh
+. "$here/node.sh"
 
 # free_ports N: N distinct free loopback TCP ports, one a line. The sockets
 # stay open until all are chosen, so the N are distinct.
@@ -148,6 +160,16 @@ start() {
   mapfile -t ports < <(free_ports 4)
   local etcd_port="${ports[0]}" peer_port="${ports[1]}" kcm_port="${ports[3]}"
   api_port="${ports[2]}"
+  local bind=127.0.0.1
+  local -a node_args=()
+  if [[ "$node" == 1 ]]; then
+    # Inside the test's own namespace: port 443 on every address there, so
+    # pods reach it as the `kubernetes` Service (10.0.0.1:443) without a
+    # kube-proxy; webhook Services are dialled through their endpoints.
+    api_port=443 bind=0.0.0.0
+    node_args=(--enable-aggregator-routing=true)
+    echo "$TOLLGATE_K8S_IN_NETNS" > "$state/netns"
+  fi
 
   gen_pki
   local admin_token kcm_token
@@ -178,7 +200,8 @@ start() {
   # NamespaceLifecycle and the webhook/policy plugins the operator relies on.
   local api_args=(
     --etcd-servers "http://127.0.0.1:$etcd_port"
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port"
+    --bind-address "$bind" --advertise-address 127.0.0.1 --secure-port "$api_port"
+    "${node_args[@]}"
     --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key"
     --client-ca-file "$pki/ca.crt"
     --token-auth-file "$pki/tokens.csv"
@@ -239,6 +262,10 @@ start() {
       "$bin/kubectl" --kubeconfig "$state/kubeconfig" -n default get serviceaccount default
   fi
 
+  if [[ "$node" == 1 ]]; then
+    node_start "$admin_token"
+  fi
+
   cat > "$state/env" <<EOF
 KUBECONFIG=$state/kubeconfig
 TOLLGATE_K8S_STATE=$state
@@ -252,6 +279,10 @@ HELM_CACHE_HOME=$state/helm/cache
 HELM_CONFIG_HOME=$state/helm/config
 HELM_DATA_HOME=$state/helm/data
 EOF
+  if [[ "$node" == 1 ]]; then
+    printf '%s\n' "TOLLGATE_K8S_NETNS=$TOLLGATE_K8S_IN_NETNS" \
+      "TOLLGATE_K8S_CONTAINERD=$state/containerd/containerd.sock" >> "$state/env"
+  fi
   log "ready in $((SECONDS - t0))s (apiserver ready after ${api_ready}s): https://127.0.0.1:$api_port, state $state"
   echo "$state"
 }
@@ -294,7 +325,9 @@ restart_apiserver() {
 }
 
 stop() {
-  local name pid deadline
+  local name pid deadline ns=""
+  ns="$(cat "$state/netns" 2>/dev/null || true)"
+  [[ -n "$ns" ]] && node_stop
   for name in kube-controller-manager kube-apiserver etcd; do
     if alive "$name"; then
       pid="$(cat "$state/pids/$name")"
@@ -309,8 +342,35 @@ stop() {
     cp -r "$state/logs/." "$TOLLGATE_K8S_KEEP_LOGS/"
   fi
   rm -rf "$state"
+  [[ -n "$ns" && -e "/run/netns/$ns" ]] && ip netns del "$ns"
   log "stopped"
 }
+
+# in_env CMD...: CMD with the cluster's env (and PATH) set.
+in_env() {
+  set -a
+  # shellcheck disable=SC1091
+  . "$state/env"
+  set +a
+  PATH="$bin:$PATH" "$@"
+}
+
+# With a node, start/run/exec run inside the test's network namespace:
+# created here for start and run, entered for exec.
+if [[ "$node" == 1 && -z "${TOLLGATE_K8S_IN_NETNS:-}" ]]; then
+  case "${1:-}" in
+    start | run)
+      ns="$(netns_name)"
+      [[ -d "$state" ]] && alive kube-apiserver && die "a cluster already runs in $state; stop it first"
+      netns_create "$ns"
+      TOLLGATE_K8S_IN_NETNS="$ns" exec nsenter --net="/run/netns/$ns" "$0" "$@"
+      ;;
+    exec | restart-apiserver)
+      ns="$(cat "$state/netns" 2>/dev/null)" || die "no cluster with a node in $state"
+      TOLLGATE_K8S_IN_NETNS="$ns" exec nsenter --net="/run/netns/$ns" "$0" "$@"
+      ;;
+  esac
+fi
 
 case "${1:-}" in
   start) start ;;
@@ -321,13 +381,16 @@ case "${1:-}" in
     shift
     [[ "${1:-}" == "--" ]] && shift
     (( $# )) || die "usage: $0 run -- CMD [ARGS...]"
-    start > /dev/null
     trap stop EXIT
-    set -a
-    # shellcheck disable=SC1091
-    . "$state/env"
-    set +a
-    PATH="$bin:$PATH" "$@"
+    start > /dev/null
+    in_env "$@"
     ;;
-  *) die "usage: $0 start|env|stop|restart-apiserver|run -- CMD" ;;
+  exec)
+    shift
+    [[ "${1:-}" == "--" ]] && shift
+    (( $# )) || die "usage: $0 exec -- CMD [ARGS...]"
+    [[ -f "$state/env" ]] || die "no cluster in $state (run: $0 start)"
+    in_env "$@"
+    ;;
+  *) die "usage: $0 start|env|stop|restart-apiserver|run -- CMD|exec -- CMD" ;;
 esac

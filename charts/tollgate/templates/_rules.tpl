@@ -189,6 +189,18 @@ groups:
           summary: {{ `{{ $value }} pods selected by LlmPolicy {{ $labels.namespace }}/{{ $labels.policy }} run without the sidecar` | quote }}
           description: {{ `These pods call providers without Tollgate's keys, budgets and filters: they started while the webhook was unreachable (failurePolicy Ignore) or before their namespace was enabled. Restart them.` | quote }}
           runbook_url: {{ $runbook }}#tollgatesidecarmissing
+      - alert: TollgateSidecarUnhealthy
+        expr: |-
+          max by (namespace, policy, reason) (
+            tollgate_operator_unhealthy_sidecars and on (pod) (tollgate_operator_leader == 1)
+          ) > 0
+        for: 10m
+        labels:
+          severity: warning
+        annotations:
+          summary: {{ `{{ $value }} pods of LlmPolicy {{ $labels.namespace }}/{{ $labels.policy }} have no running sidecar ({{ $labels.reason }})` | quote }}
+          description: {{ `Their app containers cannot start (the sidecar starts first). The policy's SidecarsReady condition names the pods and what the kubelet says: an image that cannot be pulled, a crashing sidecar, or a volume (Secret key, ConfigMap) that cannot be mounted.` | quote }}
+          runbook_url: {{ $runbook }}#tollgatesidecarunhealthy
       - alert: TollgatePolicyNotAccepted
         expr: |-
           max (

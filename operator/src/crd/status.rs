@@ -13,13 +13,16 @@ pub mod condition {
     pub const READY: &str = "Ready";
     /// Another, older policy selects some of the same pods and wins them.
     pub const CONFLICTED: &str = "Conflicted";
+    /// Every injected pod's sidecar is running (False: an image that cannot
+    /// be pulled, a crashing sidecar, or one that has not started).
+    pub const SIDECARS_READY: &str = "SidecarsReady";
 }
 
 /// Observed state, written by the operator.
 #[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct LlmPolicyStatus {
-    /// `Accepted`, `Ready` and `Conflicted`.
+    /// `Accepted`, `Ready`, `Conflicted` and `SidecarsReady`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The generation these conditions describe.

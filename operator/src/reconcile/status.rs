@@ -2,6 +2,7 @@
 
 use k8s_openapi::jiff::Timestamp;
 
+use super::health::Health;
 use crate::conflict::PodCounts;
 use crate::crd::{condition, LlmPolicyStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -97,6 +98,69 @@ pub fn build_status(
     }
 }
 
+/// Adds what `health` found to a valid policy's status: `Ready` turns False
+/// (`SecretMissing`) while a Secret or key the sidecar mounts does not exist,
+/// and `SidecarsReady` says whether every injected pod's sidecar runs.
+pub fn apply_health(
+    status: &mut LlmPolicyStatus,
+    prev: &LlmPolicyStatus,
+    health: &Health,
+    now: Timestamp,
+) {
+    let mut c = Conditions {
+        prev: &prev.conditions,
+        out: std::mem::take(&mut status.conditions),
+        generation: status.observed_generation,
+        now,
+    };
+    if !health.secrets.is_empty() {
+        c.set(
+            condition::READY,
+            false,
+            "SecretMissing",
+            format!(
+                "{}; pods injected now cannot start their sidecar (create it, and the policy turns Ready)",
+                health.secrets.join("; ")
+            ),
+        );
+    }
+    match health.sidecars.first() {
+        None => c.set(
+            condition::SIDECARS_READY,
+            true,
+            "Running",
+            "every injected pod runs its sidecar".into(),
+        ),
+        Some(first) => {
+            let names: Vec<&str> = health
+                .sidecars
+                .iter()
+                .take(5)
+                .map(|u| u.pod.as_str())
+                .collect();
+            let more = health.sidecars.len().saturating_sub(names.len());
+            c.set(
+                condition::SIDECARS_READY,
+                false,
+                first.reason,
+                format!(
+                    "{} pod(s) without a running sidecar: {}{} ({}: {})",
+                    health.sidecars.len(),
+                    names.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    },
+                    first.pod,
+                    first.message
+                ),
+            );
+        }
+    }
+    status.conditions = c.out;
+}
+
 /// Conditions being written, with the ones they replace.
 struct Conditions<'a> {
     prev: &'a [Condition],
@@ -106,9 +170,10 @@ struct Conditions<'a> {
 }
 
 impl Conditions<'_> {
-    /// Adds a condition, keeping its transition time when its status did
-    /// not change.
+    /// Adds (or replaces) a condition, keeping its transition time when its
+    /// status did not change.
     fn set(&mut self, type_: &str, status: bool, reason: &str, message: String) {
+        self.out.retain(|c| c.type_ != type_);
         let status = if status { "True" } else { "False" }.to_string();
         let last_transition_time = self
             .prev

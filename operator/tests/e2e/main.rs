@@ -25,10 +25,8 @@ use kube::{Api, Client};
 use serde_json::json;
 use tollgate_operator::crd::LlmPolicy;
 
-mod kubelet;
 mod leader;
 mod lifecycle;
-mod proxy_reload;
 mod restart;
 mod spend;
 
