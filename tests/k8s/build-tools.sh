@@ -134,24 +134,15 @@ build_kubernetes() {
   done
 }
 
-build_crictl() {
-  [[ -x "$bin/crictl" ]] && return 0
-  local dir="$tools_dir/src/crictl"
+# build_module NAME MODULE VERSION PKG LDFLAGS: PKG of MODULE@VERSION, as bin/NAME.
+build_module() {
+  local name="$1" module="$2" version="$3" pkg="$4" ld="$5"
+  [[ -x "$bin/$name" ]] && return 0
+  local dir="$tools_dir/src/$name"
   new_module "$dir"
   cd "$dir"
-  go mod edit -require="sigs.k8s.io/cri-tools@$crictl_version"
-  go_build crictl sigs.k8s.io/cri-tools/cmd/crictl "-X sigs.k8s.io/cri-tools/pkg/version.Version=$crictl_version"
-}
-
-build_etcd() {
-  [[ -x "$bin/etcd" ]] && return 0
-  local dir="$tools_dir/src/etcd"
-  new_module "$dir"
-  cd "$dir"
-  # The etcd binary's main package is the root of the server module
-  # (go.etcd.io/etcd/v3, the repository root, is not on the proxy).
-  go mod edit -require="go.etcd.io/etcd/server/v3@$etcd_version"
-  go_build etcd go.etcd.io/etcd/server/v3 ""
+  go mod edit -require="$module@$version"
+  go_build "$name" "$pkg" "$ld"
 }
 
 # build_helm VERSION NAME: helm.sh/helm/vN at VERSION, as bin/NAME.
@@ -181,11 +172,14 @@ build_helm() {
 }
 
 total_start=$(date +%s)
-build_etcd
+# The etcd binary's main package is the root of the server module
+# (go.etcd.io/etcd/v3, the repository root, is not on the proxy).
+build_module etcd go.etcd.io/etcd/server/v3 "$etcd_version" go.etcd.io/etcd/server/v3 ""
 build_helm "$helm_version" helm
 build_helm "$helm3_version" "helm-$helm3_version"
 build_kubernetes "$k8s_version" kubernetes "" "${k8s_bins[@]}"
 build_kubernetes "$kubelet_version" "kubernetes-$kubelet_version" "-$kubelet_version" kubelet
-build_crictl
+build_module crictl sigs.k8s.io/cri-tools "$crictl_version" sigs.k8s.io/cri-tools/cmd/crictl \
+  "-X sigs.k8s.io/cri-tools/pkg/version.Version=$crictl_version"
 log "all tools built in $(( $(date +%s) - total_start ))s into $bin"
 echo "$bin"
