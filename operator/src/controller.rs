@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{Future, StreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Config;
 use kube::runtime::reflector::{self, ObjectRef};
@@ -93,6 +93,7 @@ pub async fn run(ctx: Arc<Context>) {
         }
     };
     let pods_to_policies = by_namespace.clone();
+    let refusals_to_policies = by_namespace.clone();
     let siblings = by_namespace;
 
     let owned =
@@ -114,6 +115,13 @@ pub async fn run(ctx: Arc<Context>) {
         .watches_stream(pod_stream, move |pod: PartialObjectMeta<Pod>| {
             pods_to_policies(pod.namespace())
         })
+        // A workload whose pods are refused leaves no pod to watch, only
+        // its controller's FailedCreate Event (see reconcile::refusals).
+        .watches(
+            Api::<Event>::all(client.clone()),
+            watcher::Config::default().fields(crate::reconcile::refusals::FAILED_CREATE),
+            move |e: Event| refusals_to_policies(e.metadata.namespace),
+        )
         // Another policy's change can move pods between policies (conflicts).
         .watches(
             Api::<LlmPolicy>::all(client),

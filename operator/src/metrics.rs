@@ -25,6 +25,8 @@ pub struct Metrics {
     /// `namespace`, `policy`, `reason`: injected pods whose sidecar is not
     /// running (`ImagePullFailed`, `SidecarFailing`, `SidecarNotStarting`).
     pub unhealthy_sidecars: IntGaugeVec,
+    /// `namespace`, `policy`: selected workloads whose pods Pod Security refuses.
+    pub refused_workloads: IntGaugeVec,
     pub leader: IntGauge,
     /// `result` (`success`, `failure`): webhook certificate files re-read.
     pub tls_reloads: IntCounterVec,
@@ -101,6 +103,14 @@ impl Metrics {
             &["namespace", "policy", "reason"],
         )
         .unwrap();
+        let refused_workloads = IntGaugeVec::new(
+            Opts::new(
+                "tollgate_operator_refused_workloads",
+                "Workloads a policy selects whose pods the namespace's Pod Security level refuses.",
+            ),
+            &["namespace", "policy"],
+        )
+        .unwrap();
         let leader = IntGauge::new(
             "tollgate_operator_leader",
             "1 while this replica runs the controller.",
@@ -135,6 +145,7 @@ impl Metrics {
             Box::new(injections.clone()),
             Box::new(uninjected_pods.clone()),
             Box::new(unhealthy_sidecars.clone()),
+            Box::new(refused_workloads.clone()),
             Box::new(leader.clone()),
             Box::new(tls_reloads.clone()),
             Box::new(spend_reads.clone()),
@@ -151,6 +162,7 @@ impl Metrics {
             injections,
             uninjected_pods,
             unhealthy_sidecars,
+            refused_workloads,
             leader,
             tls_reloads,
             spend_reads,
@@ -158,12 +170,13 @@ impl Metrics {
     }
 
     /// Forgets the gauges only the leader keeps current (policies by
-    /// condition, uninjected pods, unhealthy sidecars): a replica that stops leading would
+    /// condition, uninjected pods, unhealthy sidecars, refused workloads): a replica that stops leading would
     /// otherwise export its last values forever, next to the new leader's.
     pub fn clear_leader_gauges(&self) {
         self.policies.reset();
         self.uninjected_pods.reset();
         self.unhealthy_sidecars.reset();
+        self.refused_workloads.reset();
     }
 
     /// The text exposition format.

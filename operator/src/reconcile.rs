@@ -22,6 +22,7 @@ use crate::crd::{condition, LlmPolicy, LlmPolicyStatus};
 use crate::render::{render, Rendered, CONFIG_FILE};
 
 pub mod health;
+pub mod refusals;
 pub mod spend;
 mod status;
 pub use status::{apply_health, build_status, Outcome};
@@ -109,6 +110,12 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
             Err(e) => warn!(error = %e, "cannot list pods for sidecar health"),
         }
     }
+    if matches!(outcome, Outcome::Applied { .. }) {
+        match refusals::refused(&ctx.client, &ns, &policy, now).await {
+            Ok(r) => health.refused = r,
+            Err(e) => warn!(error = %e, "cannot read FailedCreate events"),
+        }
+    }
     let prev = policy.status.clone().unwrap_or_default();
     let mut status = build_status(
         &prev,
@@ -156,12 +163,20 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
             .with_label_values(&[&ns, &name, reason])
             .set(unhealthy.get(reason).copied().unwrap_or(0));
     }
+    ctx.metrics
+        .refused_workloads
+        .with_label_values(&[&ns, &name])
+        .set(health.refused.len() as i64);
     refresh_policy_gauge(&ctx);
     match outcome {
         Outcome::Applied { .. } => {
             ctx.metrics.reconciles.with_label_values(&["success"]).inc();
             let mut next = if redis { spend::REFRESH } else { RESYNC };
-            if health.starting || !health.sidecars.is_empty() || !health.secrets.is_empty() {
+            if health.starting
+                || !health.sidecars.is_empty()
+                || !health.secrets.is_empty()
+                || !health.refused.is_empty()
+            {
                 next = next.min(RECHECK);
             }
             Ok(Action::requeue(next))
@@ -325,6 +340,12 @@ async fn publish_events(
                 _ => "SidecarNotStarting",
             };
             events.push((EventType::Warning, reason, c.message.clone()));
+        }
+    }
+    if let Some(c) = find(now, condition::PODS_ADMITTED) {
+        let before = find(prev, condition::PODS_ADMITTED).map(|b| b.message);
+        if c.status == "False" && before.as_ref() != Some(&c.message) {
+            events.push((EventType::Warning, "PodSecurityRejected", c.message.clone()));
         }
     }
     if let Some(c) = find(now, condition::CONFLICTED) {

@@ -115,6 +115,8 @@ cache:
 TOLLGATE = {
     # name: (description, config sections)
     "tollgate": ("Tollgate, routing only", ""),
+    # The container image's binary (static musl, jemalloc; `make images`).
+    "tg-musl": ("Tollgate, routing only, the image's static musl binary", ""),
     "tg-pii": ("Tollgate, PII masking + prompt guard", PII),
     "tg-budget-mem": ("Tollgate, budget + rate limit in memory", BUDGETS.format(store="")),
     "tg-budget-redis": ("Tollgate, budget + rate limit in Redis", None),

@@ -222,6 +222,13 @@ def judge(r, rate, sat_by_think, hi, lo) -> list[tuple[str, str, str]]:
     else:
         out.append(("Pass-through throughput ≥ 0.8× nginx", "–", verdict(False, False)))
 
+    # The image's static musl binary against the glibc release build (issue 15).
+    m = sat.get("tg-musl")
+    if t and m:
+        x = m["rps"] / t["rps"]
+        out.append(("Image's musl binary ≥ 0.9× the glibc build's throughput",
+                    f"{m['rps']:,.0f} vs {t['rps']:,.0f} req/s = {x:.2f}×", verdict(x >= 0.9, m["errors"] == 0)))
+
     # Added p99 ≤ 1 ms at 1,000 req/s.
     x = rate.get((hi, 0), {}).get("tollgate")
     if x:

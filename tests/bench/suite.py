@@ -100,6 +100,11 @@ def main() -> int:
             if name in wanted:
                 started[name] = cs.start_tollgate(name, args.bin_dir / "tollgate-proxy", mock_url, run_dir,
                                                   redis_port if name == "tg-budget-redis" else None)
+        if "tg-musl" in wanted:
+            if args.musl_bin.is_file():
+                started["tg-musl"] = cs.start_tollgate("tg-musl", args.musl_bin, mock_url, run_dir)
+            else:
+                unavailable["tg-musl"] = f"no {args.musl_bin} (make images builds it)"
         if redis is not None:
             started["tg-budget-redis"].pids.append(redis.pid)
             started["tg-budget-redis"].procs.append(redis)
@@ -121,7 +126,7 @@ def main() -> int:
         def have(names):
             return [n for n in names if n in started]
 
-        rate_all = have(["direct", "nginx", *ALL_TG])
+        rate_all = have(["direct", "nginx", *ALL_TG, "tg-musl"])
         rate_low = have(["direct", "nginx", "tollgate", "tg-all", "litellm"])
         for rps, names in ((size["high_rps"], rate_all), (size["low_rps"], rate_low)):
             for think in (0, 50):
@@ -183,6 +188,9 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bin-dir", type=Path, default=ROOT / "target" / "release")
     p.add_argument("--litellm-venv", type=Path, default=ROOT / ".venv-litellm")
+    p.add_argument("--musl-bin", type=Path,
+                   default=ROOT / "target" / "x86_64-unknown-linux-musl" / "dist" / "tollgate-proxy",
+                   help="the image's binary, for the tg-musl contender")
     p.add_argument("--smoke", action="store_true", help="seconds-long run of the harness itself")
     p.add_argument("--contenders", help="comma-separated subset, e.g. direct,nginx,tollgate")
     p.add_argument("--out-dir", type=Path, help="where REPORT.md and results.json go "

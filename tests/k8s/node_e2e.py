@@ -585,8 +585,9 @@ def policy_events(ns, name):
 
 
 def check_bad_input_reaches_policy_status():
-    """A Secret key that does not exist, then a sidecar image that does not:
-    each ends in a condition and a Warning Event on the LlmPolicy."""
+    """A Secret key that does not exist, a sidecar image that does not, and an
+    app that the namespace's Pod Security level refuses: each ends in a
+    condition and a Warning Event on the LlmPolicy."""
     ns = "team-b"
     kubectl("create", "namespace", ns)
     kubectl("label", "namespace", ns, "tollgate.dev/injection=enabled", "pod-security.kubernetes.io/enforce=restricted")
@@ -625,6 +626,21 @@ def check_bad_input_reaches_policy_status():
     assert any(line in t for t in texts), "the leader exports the unhealthy sidecar"
     c = policy_condition(APP_NS, "chat", "SidecarsReady")
     assert c and c["status"] == "True", c
+
+    # An app whose own spec breaks `restricted`: the API server refuses its
+    # pods, so only the ReplicaSet's FailedCreate Event tells.
+    loose = app_deployment("loose", ns, 1, {"app": "chat"})
+    del loose["spec"]["template"]["spec"]["securityContext"]
+    del loose["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    apply(loose)
+
+    def refused():
+        c = policy_condition(ns, "chat", "PodsAdmitted")
+        return c and c["status"] == "False" and c["reason"] == "PodSecurityRejected" and c
+    c = wait_until("PodsAdmitted=False PodSecurityRejected", refused, 90, interval=1)
+    assert "ReplicaSet/loose-" in c["message"] and "violates PodSecurity" in c["message"], c["message"]
+    wait_until("a PodSecurityRejected Event", lambda: ("Warning", "PodSecurityRejected") in policy_events(ns, "chat"), 30)
+    assert (policy_condition(APP_NS, "chat", "PodsAdmitted") or {}).get("status") == "True"
     kubectl("delete", "namespace", ns, "--wait=false")
 
 
@@ -677,7 +693,7 @@ CHECKS = [
     ("pod deleted mid-stream: stream finishes, sidecar exits 0", check_stream_survives_pod_delete),
     ("LlmPolicy edit reaches running sidecars without restart (429)", check_policy_edit_reaches_running_sidecar),
     ("pod start-up without the sidecar", check_startup_without_sidecar),
-    ("missing Secret key, missing image: conditions and Events on the policy", check_bad_input_reaches_policy_status),
+    ("missing Secret key, missing image, Pod Security refusal: conditions and Events on the policy", check_bad_input_reaches_policy_status),
     ("helm upgrade, helm uninstall: no orphans, CRD kept", check_upgrade_and_uninstall),
 ]
 

@@ -201,6 +201,18 @@ groups:
           summary: {{ `{{ $value }} pods of LlmPolicy {{ $labels.namespace }}/{{ $labels.policy }} have no running sidecar ({{ $labels.reason }})` | quote }}
           description: {{ `Their app containers cannot start (the sidecar starts first). The policy's SidecarsReady condition names the pods and what the kubelet says: an image that cannot be pulled, a crashing sidecar, or a volume (Secret key, ConfigMap) that cannot be mounted.` | quote }}
           runbook_url: {{ $runbook }}#tollgatesidecarunhealthy
+      - alert: TollgateWorkloadPodsRefused
+        expr: |-
+          max by (namespace, policy) (
+            tollgate_operator_refused_workloads and on (pod) (tollgate_operator_leader == 1)
+          ) > 0
+        for: 10m
+        labels:
+          severity: warning
+        annotations:
+          summary: {{ `{{ $value }} workloads of LlmPolicy {{ $labels.namespace }}/{{ $labels.policy }} have their pods refused by Pod Security` | quote }}
+          description: {{ `The namespace's Pod Security level refuses their pods, so they run nothing. The policy's PodsAdmitted condition names the workload and what the API server objects to; the injected sidecar meets restricted, so the app's own spec needs changing.` | quote }}
+          runbook_url: {{ $runbook }}#tollgateworkloadpodsrefused
       - alert: TollgatePolicyNotAccepted
         expr: |-
           max (

@@ -16,13 +16,16 @@ pub mod condition {
     /// Every injected pod's sidecar is running (False: an image that cannot
     /// be pulled, a crashing sidecar, or one that has not started).
     pub const SIDECARS_READY: &str = "SidecarsReady";
+    /// No workload the policy selects has its pods refused by the
+    /// namespace's Pod Security level (False: `PodSecurityRejected`).
+    pub const PODS_ADMITTED: &str = "PodsAdmitted";
 }
 
 /// Observed state, written by the operator.
 #[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct LlmPolicyStatus {
-    /// `Accepted`, `Ready`, `Conflicted` and `SidecarsReady`.
+    /// `Accepted`, `Ready`, `Conflicted`, `SidecarsReady` and `PodsAdmitted`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The generation these conditions describe.

@@ -41,6 +41,8 @@ pub struct Health {
     pub sidecars: Vec<Unhealthy>,
     /// Some injected pod is still within its start-up grace: look again.
     pub starting: bool,
+    /// Workloads of the policy whose pods Pod Security refuses.
+    pub refused: Vec<super::refusals::Refused>,
 }
 
 /// Checks each mounted Secret has every key the config reads. A missing key

@@ -158,6 +158,28 @@ pub fn apply_health(
             );
         }
     }
+    match health.refused.first() {
+        None => c.set(
+            condition::PODS_ADMITTED,
+            true,
+            "Admitted",
+            "no selected workload has its pods refused by Pod Security".into(),
+        ),
+        Some(first) => {
+            let names: Vec<&str> = health.refused.iter().map(|r| r.workload.as_str()).collect();
+            c.set(
+                condition::PODS_ADMITTED,
+                false,
+                "PodSecurityRejected",
+                format!(
+                    "the namespace's Pod Security level refuses the pods of {} ({}: {}); the injected sidecar meets `restricted`, so the app's own spec needs changing",
+                    names.join(", "),
+                    first.workload,
+                    first.message
+                ),
+            );
+        }
+    }
     status.conditions = c.out;
 }
 
