@@ -179,6 +179,12 @@ def check_images_and_install():
         assert p["status"]["containerStatuses"][0]["started"] is True
         assert p["spec"]["containers"][0]["image"].endswith(":" + chart_app_version())
     figures["operator_ready_s"] = round(time.monotonic() - t0, 1)
+    # The API server reaches both webhooks through the chart's Service (so
+    # every injection below went through it), not a URL.
+    for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+        for wh in kjson("get", kind, "tollgate")["webhooks"]:
+            svc = wh["clientConfig"].get("service")
+            assert svc and svc["namespace"] == RELEASE_NS and "url" not in wh["clientConfig"], wh["clientConfig"]
 
 
 def chart_app_version():
