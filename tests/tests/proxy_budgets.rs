@@ -227,6 +227,16 @@ async fn a_minute_budget_frees_itself_when_the_window_rolls_over() {
     let body = "  limits:\n    - {name: per-minute, scope: policy, window: minute, usd: 0.01}\n";
     let proxy = ProxyProc::start(&config_with(&mock, body, ""));
     let c = client();
+    // The spend and the refusal below must fall in one window (UTC
+    // minutes): late in a minute, wait for the next one to begin.
+    let into_minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if into_minute >= 40 {
+        tokio::time::sleep(Duration::from_secs(60 - into_minute)).await;
+    }
     assert_eq!(
         post_chat(&c, &proxy, &exact(false), &[]).await.status(),
         200
