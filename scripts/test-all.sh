@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: Rust unit and black-box suites, then the Python SDK
-# compatibility suite against real proxy and mock processes. Sets up what it
-# needs (a Python venv with the pinned SDKs) on first use.
+# Runs every test: Rust unit and black-box suites, the local embedder, the
+# PII comparison, the Python SDK suite against real proxy and mock processes,
+# the operator e2e on a real API server, the container images and the
+# real-node e2e (kubelet + containerd), and the chart's tests. Sets up what it
+# needs (a Python venv with the pinned SDKs, the Go-built tools) on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
