@@ -15,7 +15,7 @@
 # chart's default); VERSION is the workspace version (= the chart's
 # appVersion). Reproducible: binaries built with paths remapped, layers and
 # config stamped with the commit's time (SOURCE_DATE_EPOCH), so the same
-# commit gives the same digests (tests/images/test.sh checks it).
+# commit gives the same digests (tests/images/check_images.py checks it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"

@@ -170,8 +170,9 @@ impl Metrics {
     }
 
     /// Forgets the gauges only the leader keeps current (policies by
-    /// condition, uninjected pods, unhealthy sidecars, refused workloads): a replica that stops leading would
-    /// otherwise export its last values forever, next to the new leader's.
+    /// condition, uninjected pods, unhealthy sidecars, refused workloads): a
+    /// replica that stops leading would otherwise export its last values
+    /// forever, next to the new leader's.
     pub fn clear_leader_gauges(&self) {
         self.policies.reset();
         self.uninjected_pods.reset();

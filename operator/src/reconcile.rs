@@ -90,10 +90,15 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
 
     let mut spent = None;
     let mut health = health::Health::default();
+    let now = Timestamp::now();
     let outcome = match render(&ns, &name, &ctx.settings.effective(&policy).spec) {
         Ok(r) => {
             apply_config_map(&ctx, &policy, &ns, &cm_name, &r).await?;
             health.secrets = health::secret_problems(&ctx.client, &ns, &r.secrets).await;
+            match refusals::refused(&ctx.client, &ns, &policy, now).await {
+                Ok(refused) => health.refused = refused,
+                Err(e) => warn!(error = %e, "cannot read FailedCreate events"),
+            }
             spent = Some(
                 spend::spend_status(&ctx.client, &ctx.metrics, &ns, &policy.spec, &r.config).await,
             );
@@ -102,18 +107,11 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
         Err(e) => Outcome::Invalid(e.to_string()),
     };
     let counts = counts(&ctx, &policy, &ns);
-    let now = Timestamp::now();
     if counts.injected > 0 {
         match health::pods(&ctx.client, &ns, &policy).await {
             Ok(pods) => (health.sidecars, health.starting) = health::assess(&pods, &name, now),
             // Pod status is extra information: the reconcile goes on without it.
             Err(e) => warn!(error = %e, "cannot list pods for sidecar health"),
-        }
-    }
-    if matches!(outcome, Outcome::Applied { .. }) {
-        match refusals::refused(&ctx.client, &ns, &policy, now).await {
-            Ok(r) => health.refused = r,
-            Err(e) => warn!(error = %e, "cannot read FailedCreate events"),
         }
     }
     let prev = policy.status.clone().unwrap_or_default();
@@ -334,12 +332,11 @@ async fn publish_events(
     if let Some(c) = find(now, condition::SIDECARS_READY) {
         let before = find(prev, condition::SIDECARS_READY).map(|b| (b.status, b.reason));
         if c.status == "False" && before != Some((c.status.clone(), c.reason.clone())) {
-            let reason: &'static str = match c.reason.as_str() {
-                "ImagePullFailed" => "ImagePullFailed",
-                "SidecarFailing" => "SidecarFailing",
-                _ => "SidecarNotStarting",
-            };
-            events.push((EventType::Warning, reason, c.message.clone()));
+            // The condition's reason is one of health::REASONS (the Event
+            // needs it as a static string).
+            if let Some(reason) = health::REASONS.into_iter().find(|r| *r == c.reason) {
+                events.push((EventType::Warning, reason, c.message.clone()));
+            }
         }
     }
     if let Some(c) = find(now, condition::PODS_ADMITTED) {

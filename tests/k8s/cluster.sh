@@ -85,12 +85,29 @@ alive() {
   [[ -n "$pid" && "$(readlink "/proc/$pid/exe" 2>/dev/null)" == */"$1" ]]
 }
 
-# spawn NAME ARGS...: starts $bin/NAME in its own session, logs to logs/NAME.log.
-spawn() {
-  local name="$1"
-  shift
-  setsid "$bin/$name" "$@" > "$state/logs/$name.log" 2>&1 < /dev/null &
+# spawn_path NAME PATH ARGS...: starts PATH in its own session as NAME,
+# logs to logs/NAME.log.
+spawn_path() {
+  local name="$1" path="$2"
+  shift 2
+  setsid "$path" "$@" > "$state/logs/$name.log" 2>&1 < /dev/null &
   echo $! > "$state/pids/$name"
+}
+
+# spawn NAME ARGS...: starts $bin/NAME.
+spawn() {
+  spawn_path "$1" "$bin/$1" "${@:2}"
+}
+
+# stop_process NAME: SIGTERM, SIGKILL after 15 s.
+stop_process() {
+  local name="$1" pid deadline
+  alive "$name" || return 0
+  pid="$(cat "$state/pids/$name")"
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + 15))
+  while alive "$name" && (( SECONDS < deadline )); do sleep 0.1; done
+  if alive "$name"; then kill -KILL "$pid" 2>/dev/null || true; fi
 }
 
 gen_pki() {
@@ -325,17 +342,11 @@ restart_apiserver() {
 }
 
 stop() {
-  local name pid deadline ns=""
+  local name ns=""
   ns="$(cat "$state/netns" 2>/dev/null || true)"
   [[ -n "$ns" ]] && node_stop
   for name in kube-controller-manager kube-apiserver etcd; do
-    if alive "$name"; then
-      pid="$(cat "$state/pids/$name")"
-      kill -TERM "$pid" 2>/dev/null || true
-      deadline=$((SECONDS + 15))
-      while alive "$name" && (( SECONDS < deadline )); do sleep 0.1; done
-      if alive "$name"; then kill -KILL "$pid" 2>/dev/null || true; fi
-    fi
+    stop_process "$name"
   done
   if [[ -n "${TOLLGATE_K8S_KEEP_LOGS:-}" && -d "$state/logs" ]]; then
     mkdir -p "$TOLLGATE_K8S_KEEP_LOGS"

@@ -3,7 +3,7 @@
 # containerd + runc + CNI plugins, a kubelet and kube-scheduler, all inside a
 # network namespace that the test creates, so that pods, the node and the
 # control plane talk only to addresses in it. Sourced by cluster.sh (it uses
-# its spawn/alive/wait_for/log/die and $state/$bin).
+# its spawn/spawn_path/stop_process/alive/wait_for/log/die and $state/$bin).
 #
 # Addresses, all inside the test's network namespace:
 #   127.0.0.1                   etcd, kube-apiserver (port 443), control plane
@@ -40,14 +40,6 @@ netns_create() {
   ip -n "$ns" link add cni0 type bridge
   ip -n "$ns" addr add "$node_ip/24" dev cni0
   ip -n "$ns" link set cni0 up
-}
-
-# spawn_path NAME PATH ARGS...: like spawn, for a binary outside $bin.
-spawn_path() {
-  local name="$1" path="$2"
-  shift 2
-  setsid "$path" "$@" > "$state/logs/$name.log" 2>&1 < /dev/null &
-  echo $! > "$state/pids/$name"
 }
 
 node_check_tools() {
@@ -248,13 +240,3 @@ node_stop() {
   done
 }
 
-# stop_process NAME: SIGTERM, SIGKILL after 15 s.
-stop_process() {
-  local name="$1" pid deadline
-  alive "$name" || return 0
-  pid="$(cat "$state/pids/$name")"
-  kill -TERM "$pid" 2>/dev/null || true
-  deadline=$((SECONDS + 15))
-  while alive "$name" && (( SECONDS < deadline )); do sleep 0.1; done
-  if alive "$name"; then kill -KILL "$pid" 2>/dev/null || true; fi
-}

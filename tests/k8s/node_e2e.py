@@ -196,8 +196,6 @@ def chart_app_version():
 
 
 def check_leader():
-    leases = kjson("-n", RELEASE_NS, "get", "leases")["items"]
-    holders = [l["spec"].get("holderIdentity") for l in leases if l["metadata"]["name"].startswith("tollgate")]
     op_names = {p["metadata"]["name"] for p in pods(RELEASE_NS, "app.kubernetes.io/component=operator")}
     wait_until(
         "an operator replica holds the Lease",
@@ -207,7 +205,6 @@ def check_leader():
         ),
         60,
     )
-    assert holders is not None
 
 
 def check_mock_provider():

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{Pod, PodStatus, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
 use kube::core::Selector;
@@ -91,13 +91,14 @@ pub async fn pods(client: &Client, ns: &str, policy: &LlmPolicy) -> Result<Vec<P
 pub fn assess(pods: &[Pod], policy: &str, now: Timestamp) -> (Vec<Unhealthy>, bool) {
     let mut out = Vec::new();
     let mut starting = false;
+    let no_status = PodStatus::default();
     for pod in pods {
         if pod.annotations().get(POLICY_ANNOTATION).map(String::as_str) != Some(policy)
             || pod.metadata.deletion_timestamp.is_some()
         {
             continue;
         }
-        let status = pod.status.clone().unwrap_or_default();
+        let status = pod.status.as_ref().unwrap_or(&no_status);
         if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
             continue;
         }
