@@ -1,5 +1,5 @@
 # The two commands: `make run` (proxy + mock locally) and `make test` (everything).
-.PHONY: run test lint bench-load bench fmt images e2e-node
+.PHONY: run test lint bench-load bench fmt images e2e-node soak fuzz
 
 run:
 	scripts/run-local.sh
@@ -17,6 +17,12 @@ fmt:
 bench-load:
 	tests/load/run.sh
 
+# The soak test (issue 17): 30 minutes of mixed traffic, Redis restarts and
+# config reloads through a real proxy; `make test` runs 2 minutes of it.
+# SOAK_MINUTES changes the length, SOAK_ARGS adds flags (e.g. --report PATH).
+soak:
+	tests/soak/run.sh --minutes $(or $(SOAK_MINUTES),30) $(SOAK_ARGS)
+
 # The side-by-side benchmark (issue 9): ~50 min with LiteLLM, not part of `make test`.
 bench:
 	tests/bench/run.sh
@@ -29,3 +35,7 @@ images:
 # The real-node e2e alone (images, containerd + kubelet, the chart); `make test` runs it too.
 e2e-node:
 	tests/k8s/node-e2e.sh
+
+# The cargo-fuzz targets of proxy/fuzz (nightly), FUZZ_SECONDS each (default 60).
+fuzz:
+	scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)

@@ -40,11 +40,17 @@ fi
 TOLLGATE_MINILM_DIR="$MODEL_DIR" TOLLGATE_REQUIRE_MODEL=1 \
   cargo test -p tollgate-proxy --features local-embeddings --lib --test semantic_eval -- semantic false_hits
 
+echo "==> fuzzing: every cargo-fuzz target of proxy/fuzz, a fixed number of runs (~30 s) from a fixed seed (nightly; cargo-fuzz built once into ~/.cache; make fuzz explores longer)"
+scripts/fuzz.sh --smoke
+
 echo "==> PII recognizers vs Presidio on the labeled corpus and a held-out seed (fails if Tollgate is worse on a shared type)"
 TOLLGATE_PII_REPORT="$ROOT/target/pii/REPORT.md" tests/pii/run.sh >/dev/null || { cat "$ROOT/target/pii/REPORT.md" 2>/dev/null; exit 1; }
 
 echo "==> python SDK compatibility suite"
 TOLLGATE_BIN_DIR="$ROOT/target/debug" "$VENV/bin/python" -m pytest tests/python -q -p no:cacheprovider
+
+echo "==> soak: 2 minutes of mixed traffic, Redis restarts and config reloads through a real proxy (make soak runs 30)"
+tests/soak/run.sh --minutes 2
 
 echo "==> operator e2e against a real kube-apiserver (tools built once into ~/.cache; ~10 min cold)"
 tests/k8s/build-tools.sh >/dev/null

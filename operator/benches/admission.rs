@@ -49,6 +49,7 @@ fn pod_meta(i: usize) -> PodInfo {
         name: format!("pod-{i}"),
         labels: [("app".to_string(), format!("app-{}", i % POLICIES_PER_NS))].into(),
         annotations: Default::default(),
+        eligible: true,
     }
 }
 
@@ -73,6 +74,7 @@ fn context() -> Arc<Context> {
         policies,
         pods: Arc::new(std::sync::RwLock::new(pods)),
         namespaces,
+        synced: vec![tollgate_operator::cache::Synced::already()],
     };
     Context::new(client, stores, Metrics::new(), Settings::default())
 }
@@ -109,8 +111,8 @@ fn review() -> Vec<u8> {
 }
 
 /// The handler as the server runs it, response serialized.
-fn admit(body: &[u8], ctx: &Context) -> Vec<u8> {
-    let (result, resp) = mutate(body, ctx);
+fn admit(rt: &tokio::runtime::Runtime, body: &[u8], ctx: &Context) -> Vec<u8> {
+    let (result, resp) = rt.block_on(mutate(body, ctx)).expect("caches are current");
     assert_eq!(result, "injected");
     serde_json::to_vec(&resp.into_review()).unwrap()
 }
@@ -151,7 +153,7 @@ fn benches(c: &mut Criterion) {
         "mutate (pod admission, 500 policies cached)",
         20_000,
         || {
-            black_box(admit(&body, &ctx));
+            black_box(admit(&rt, &body, &ctx));
         },
     );
     percentiles("render (one policy)", 20_000, || {
@@ -162,7 +164,7 @@ fn benches(c: &mut Criterion) {
     });
 
     c.bench_function("mutate_pod_500_policies", |b| {
-        b.iter(|| admit(black_box(&body), &ctx))
+        b.iter(|| admit(&rt, black_box(&body), &ctx))
     });
     c.bench_function("render_policy", |b| {
         b.iter(|| render("ns-7", "policy-3", black_box(&p.spec)).unwrap())

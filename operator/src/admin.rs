@@ -1,8 +1,8 @@
 //! The admin listener, off the webhook path: `/metrics`, `/healthz`
-//! (the process runs), `/readyz` (the watch caches have synced).
+//! (the process runs), `/readyz` (the webhooks' watch caches are current:
+//! synced, and no watch error since).
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,21 +13,22 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+use crate::context::Stores;
 use crate::metrics::Metrics;
 
 /// Serves the admin endpoints on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: Metrics, ready: Arc<AtomicBool>) {
+pub async fn serve(listener: TcpListener, metrics: Metrics, stores: Arc<Stores>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let metrics = metrics.clone();
-        let ready = ready.clone();
+        let stores = stores.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
                 let metrics = metrics.clone();
-                let ready = ready.clone();
-                async move { Ok::<_, Infallible>(answer(&req, &metrics, &ready)) }
+                let stores = stores.clone();
+                async move { Ok::<_, Infallible>(answer(&req, &metrics, &stores)) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)
@@ -36,14 +37,14 @@ pub async fn serve(listener: TcpListener, metrics: Metrics, ready: Arc<AtomicBoo
     }
 }
 
-fn answer(req: &Request<Incoming>, metrics: &Metrics, ready: &AtomicBool) -> Response<Full<Bytes>> {
+fn answer(req: &Request<Incoming>, metrics: &Metrics, stores: &Stores) -> Response<Full<Bytes>> {
     let (status, body) = match req.uri().path() {
         "/metrics" => (StatusCode::OK, metrics.render()),
         "/healthz" => (StatusCode::OK, "ok\n".into()),
-        "/readyz" if ready.load(Ordering::Relaxed) => (StatusCode::OK, "ready\n".into()),
+        "/readyz" if stores.synced() => (StatusCode::OK, "ready\n".into()),
         "/readyz" => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "watch caches not synced\n".into(),
+            "watch caches not synced (the webhooks answer from live reads)\n".into(),
         ),
         _ => (StatusCode::NOT_FOUND, "not found\n".into()),
     };

@@ -3,7 +3,7 @@
 //! deterministic and unit-tested: among the policies of a pod's namespace
 //! whose selector matches it, the oldest wins, then the first by name.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use kube::core::{Selector, SelectorExt};
 use kube::ResourceExt;
@@ -21,6 +21,10 @@ pub struct PodInfo {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
+    /// The pod is one the webhook injects when a policy selects it (see
+    /// [`crate::webhook::mutate::eligible`]); others (opted out, excluded
+    /// namespaces, injection not enabled) are not counted at all.
+    pub eligible: bool,
 }
 
 /// Does the policy's `podSelector` match these labels? An unparsable
@@ -51,6 +55,16 @@ where
         .min_by_key(|p| age_key(p))
 }
 
+/// Why another policy wins a pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WonBy {
+    /// It was created earlier.
+    Age,
+    /// Created in the same second (creation times have second precision):
+    /// its name sorts first.
+    Name,
+}
+
 /// What one policy sees of the pods in its namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodCounts {
@@ -60,8 +74,8 @@ pub struct PodCounts {
     pub injected: u32,
     /// Of those, pods without it, sorted.
     pub uninjected: Vec<String>,
-    /// Policies that win pods this one also selects.
-    pub lost_to: BTreeSet<String>,
+    /// Policies that win pods this one also selects, and how they win.
+    pub lost_to: BTreeMap<String, WonBy>,
 }
 
 /// Counts `policy`'s pods among `pods`, given every policy of the namespace.
@@ -69,12 +83,17 @@ pub fn pod_counts(policy: &LlmPolicy, policies: &[&LlmPolicy], pods: &[PodInfo])
     let me = policy.name_any();
     let mut c = PodCounts::default();
     for pod in pods {
-        if !selects(policy, &pod.labels) {
+        if !pod.eligible || !selects(policy, &pod.labels) {
             continue;
         }
         match winner(policies.iter().copied(), &pod.labels) {
             Some(w) if w.name_any() != me => {
-                c.lost_to.insert(w.name_any());
+                let by = if age_key(w).1 == age_key(policy).1 {
+                    WonBy::Name
+                } else {
+                    WonBy::Age
+                };
+                c.lost_to.insert(w.name_any(), by);
             }
             _ => {
                 c.matched += 1;

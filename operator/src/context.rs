@@ -2,7 +2,7 @@
 //! watched stores, metrics and settings.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::core::PartialObjectMeta;
@@ -10,8 +10,10 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 use kube::Client;
 
+use crate::cache::Synced;
 use crate::crd::{LlmPolicy, Sidecar};
 use crate::metrics::Metrics;
+use crate::secrets::Watches;
 
 /// Operator settings (flags).
 #[derive(Debug, Clone)]
@@ -24,6 +26,12 @@ pub struct Settings {
     pub instance: String,
     /// `spec.sidecar` fields a policy leaves unset (`--sidecar-defaults`).
     pub sidecar_defaults: Sidecar,
+    /// Where Secret reads are bound (`--secrets-role`); `None`: the
+    /// operator's own RBAC must allow them (tests run as cluster admin).
+    pub secret_access: Option<crate::secrets::Access>,
+    /// Namespaces the webhooks are not called for (`--excluded-namespace`):
+    /// their pods are never injected nor counted as uninjected.
+    pub excluded_namespaces: Vec<String>,
 }
 
 impl Default for Settings {
@@ -36,6 +44,8 @@ impl Default for Settings {
             reporter: "tollgate-operator".into(),
             instance: "tollgate-operator".into(),
             sidecar_defaults: Sidecar::default(),
+            excluded_namespaces: Vec::new(),
+            secret_access: None,
         }
     }
 }
@@ -60,6 +70,15 @@ pub struct Stores {
     /// Pod metadata; replaced each time this replica starts leading.
     pub pods: Arc<std::sync::RwLock<Store<PartialObjectMeta<Pod>>>>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// Whether `policies` and `namespaces` are current (see [`crate::cache`]).
+    pub synced: Vec<Synced>,
+}
+
+impl Stores {
+    /// The webhooks' caches are current: decide from them.
+    pub fn synced(&self) -> bool {
+        self.synced.iter().all(Synced::get)
+    }
 }
 
 /// Everything a reconcile or an admission review needs.
@@ -70,6 +89,9 @@ pub struct Context {
     pub settings: Settings,
     /// Consecutive failures per policy (`namespace/name`), for backoff.
     pub failures: Mutex<HashMap<String, u32>>,
+    /// The leader's Secret watches (held by the running controller: they
+    /// stop with it).
+    pub secret_watches: Mutex<Weak<Watches>>,
 }
 
 impl Context {
@@ -80,6 +102,7 @@ impl Context {
             metrics,
             settings,
             failures: Mutex::default(),
+            secret_watches: Mutex::new(Weak::new()),
         })
     }
 

@@ -13,47 +13,26 @@ use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use tracing::{info, warn};
 
+use crate::cache::{cache, strip};
 use crate::context::{Context, Stores};
 use crate::crd::LlmPolicy;
 use crate::reconcile::{error_policy, reconcile, MANAGER};
+use crate::secrets::Watches;
 
 /// How long triggers of one policy are collected before it reconciles.
 const DEBOUNCE: Duration = Duration::from_millis(500);
 /// Reconciles running at once.
 const CONCURRENCY: u16 = 8;
 
-/// Cached objects without `managedFields`: nothing here reads them, and
-/// they are most of a small object's size.
-fn strip<K: kube::Resource>(o: &mut K) {
-    o.meta_mut().managed_fields = None;
-}
-
 /// Starts the always-on watch caches (policies and namespace metadata, for
 /// the webhooks); returns the stores and the future that feeds them.
 pub fn watch_caches(client: &Client) -> (Stores, impl Future<Output = ()> + Send + 'static) {
-    let (policies, pw) = reflector::store::<LlmPolicy>();
-    let (namespaces, nw) = reflector::store::<PartialObjectMeta<Namespace>>();
+    let (policies, policies_synced, p) = cache("policies", Api::<LlmPolicy>::all(client.clone()));
+    let (namespaces, namespaces_synced, n) = cache(
+        "namespaces",
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+    );
     let (pods, _) = reflector::store::<PartialObjectMeta<Pod>>();
-    let p = reflector::reflector(
-        pw,
-        watcher(
-            Api::<LlmPolicy>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .modify(strip),
-    )
-    .default_backoff()
-    .for_each(|_| async {});
-    let n = reflector::reflector(
-        nw,
-        watcher(
-            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .modify(strip),
-    )
-    .default_backoff()
-    .for_each(|_| async {});
     let fut = async move {
         futures_util::future::join(p, n).await;
     };
@@ -61,6 +40,7 @@ pub fn watch_caches(client: &Client) -> (Stores, impl Future<Output = ()> + Send
         policies,
         pods: Arc::new(std::sync::RwLock::new(pods)),
         namespaces,
+        synced: vec![policies_synced, namespaces_synced],
     };
     (stores, fut)
 }
@@ -96,6 +76,11 @@ pub async fn run(ctx: Arc<Context>) {
     let refusals_to_policies = by_namespace.clone();
     let siblings = by_namespace;
 
+    // Held here, so the watches stop when this future is dropped.
+    let (secret_watches, secret_triggers) =
+        Watches::new(client.clone(), ctx.stores.policies.clone());
+    *ctx.secret_watches.lock().unwrap() = Arc::downgrade(&secret_watches);
+
     let owned =
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
     info!("controller starting");
@@ -122,6 +107,8 @@ pub async fn run(ctx: Arc<Context>) {
             watcher::Config::default().fields(crate::reconcile::refusals::FAILED_CREATE),
             move |e: Event| refusals_to_policies(e.metadata.namespace),
         )
+        // A Secret a policy names was created, changed or deleted.
+        .reconcile_on(secret_triggers)
         // Another policy's change can move pods between policies (conflicts).
         .watches(
             Api::<LlmPolicy>::all(client),

@@ -75,12 +75,6 @@ pub const GROUP: &str = "tollgate.dev";
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new(
-    "!has(self.routes) || self.routes.all(r, r.targets.all(t, self.providers.exists(p, p.name == t.provider)))"
-).message("every route target must name a provider in spec.providers").field_path(".routes"))]
-#[x_kube(validation = Rule::new(
-    "!has(self.routes) || self.routes.all(r, !has(r.shadow) || self.providers.exists(p, p.name == r.shadow.provider))"
-).message("a route's shadow must name a provider in spec.providers").field_path(".routes"))]
-#[x_kube(validation = Rule::new(
     "!has(self.routes) || self.routes.all(r, !has(r.rules) || r.rules.all(x, self.routes.exists(q, q.name == x.route)))"
 ).message("every rule must send requests to a route in spec.routes").field_path(".routes"))]
 #[x_kube(validation = Rule::new(

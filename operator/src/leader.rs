@@ -1,14 +1,16 @@
 //! Leader election through a `coordination.k8s.io` Lease: the holder
 //! renews it every `renew`; another replica takes it over once it has not
-//! been renewed for `lease_duration`. Updates use the Lease's
-//! resourceVersion, so two replicas never both win a round.
+//! been renewed for `lease_duration`, or at once when the holder gives it
+//! up (standby replicas watch the Lease between rounds). Updates use the
+//! Lease's resourceVersion, so two replicas never both win a round.
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::{ObjectMeta, PostParams, WatchEvent, WatchParams};
 use kube::Api;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -46,8 +48,34 @@ pub async fn run(client: kube::Client, cfg: LeaseConfig, tx: watch::Sender<bool>
             info!(leading, identity = %cfg.identity, "leadership changed");
         }
         tx.send_replace(leading);
-        tokio::time::sleep(cfg.renew).await;
+        if leading {
+            tokio::time::sleep(cfg.renew).await;
+        } else {
+            until_released(&api, &cfg).await;
+        }
     }
+}
+
+/// Waits `cfg.renew`, or less when the Lease is given up meanwhile (its
+/// holder stopped gracefully): a watch of the one Lease, so a standby
+/// replica takes over within moments rather than at its next round.
+async fn until_released(api: &Api<Lease>, cfg: &LeaseConfig) {
+    let deadline = tokio::time::Instant::now() + cfg.renew;
+    let params = WatchParams::default()
+        .fields(&format!("metadata.name={}", cfg.name))
+        .timeout(cfg.renew.as_secs().clamp(1, 290) as u32);
+    // A watch that cannot start (or ends) leaves the plain wait.
+    if let Ok(Ok(events)) = tokio::time::timeout_at(deadline, api.watch(&params, "0")).await {
+        let mut events = std::pin::pin!(events);
+        while let Ok(Some(Ok(event))) = tokio::time::timeout_at(deadline, events.next()).await {
+            if let WatchEvent::Added(l) | WatchEvent::Modified(l) = event {
+                if l.spec.as_ref().is_none_or(|s| s.holder_identity.is_none()) {
+                    return;
+                }
+            }
+        }
+    }
+    tokio::time::sleep_until(deadline).await;
 }
 
 /// Gives the Lease up (on shutdown, when this replica holds it): it is

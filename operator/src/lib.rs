@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod cache;
 pub mod conflict;
 pub mod context;
 pub mod controller;
@@ -15,6 +16,7 @@ pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod render;
+pub mod secrets;
 pub mod webhook;
 
 use kube::CustomResourceExt;

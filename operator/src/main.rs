@@ -1,9 +1,8 @@
 //! `tollgate-operator`: the controller and webhooks (`run`), and the CRD
 //! printer (`crd`).
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,29 @@ use tollgate_operator::crd::Sidecar;
 use tollgate_operator::leader::LeaseConfig;
 use tollgate_operator::metrics::Metrics;
 use tollgate_operator::{admin, controller, leader, webhook};
+
+/// jemalloc, with freed pages handed back to the system within about a
+/// second by a background thread: a large policy, once deleted, no longer
+/// holds the operator's memory (the same settings as the proxy's).
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// A C string pointer for jemalloc's compile-time options symbol.
+#[cfg(target_os = "linux")]
+#[repr(transparent)]
+pub struct MallocConf(*const std::ffi::c_char);
+// SAFETY: points at an immutable static byte string.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+unsafe impl Sync for MallocConf {}
+
+// jemalloc reads this symbol once, at its first allocation.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+#[export_name = "_rjem_malloc_conf"]
+pub static MALLOC_CONF: MallocConf =
+    MallocConf(c"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0".as_ptr());
 
 #[derive(Parser)]
 #[command(name = "tollgate-operator", version, about)]
@@ -52,6 +74,20 @@ struct RunArgs {
     /// This replica's identity (its pod name).
     #[arg(long, env = "POD_NAME")]
     pod_name: Option<String>,
+    /// A namespace the webhooks are not called for (repeatable; the chart
+    /// passes its own namespace, kube-system and `webhook.excludedNamespaces`):
+    /// its pods are never injected nor reported as uninjected.
+    #[arg(long = "excluded-namespace")]
+    excluded_namespaces: Vec<String>,
+    /// ClusterRole granting Secret reads, which the operator binds to its
+    /// ServiceAccount (`--service-account`) in each namespace with policies
+    /// (the chart's `<release>-secrets`). Without it the operator's own RBAC
+    /// must allow reading the Secrets policies reference.
+    #[arg(long, requires = "service_account")]
+    secrets_role: Option<String>,
+    /// The operator's ServiceAccount (in `--namespace`).
+    #[arg(long)]
+    service_account: Option<String>,
     /// Name of the leader-election Lease.
     #[arg(long, default_value = "tollgate-operator")]
     lease_name: String,
@@ -127,28 +163,29 @@ async fn main() -> anyhow::Result<()> {
     if let Some(d) = args.sidecar_defaults {
         settings.sidecar_defaults = d;
     }
+    settings.excluded_namespaces = args.excluded_namespaces.clone();
+    if let (Some(role), Some(sa)) = (&args.secrets_role, &args.service_account) {
+        settings.secret_access = Some(tollgate_operator::secrets::Access {
+            role: role.clone(),
+            service_account: sa.clone(),
+            namespace: args.namespace.clone(),
+        });
+    }
     let metrics = Metrics::new();
-    let ready = Arc::new(AtomicBool::new(false));
+    let (stores, caches) = controller::watch_caches(&client);
 
     let listener = TcpListener::bind(args.admin_addr)
         .await
         .with_context(|| format!("binding the admin listener {}", args.admin_addr))?;
     info!(addr = %listener.local_addr()?, "admin listening");
-    tokio::spawn(admin::serve(listener, metrics.clone(), ready.clone()));
+    tokio::spawn(admin::serve(
+        listener,
+        metrics.clone(),
+        Arc::new(stores.clone()),
+    ));
 
-    let (stores, caches) = controller::watch_caches(&client);
     tokio::spawn(caches);
     let ctx = Context::new(client.clone(), stores, metrics.clone(), settings);
-    {
-        let ctx = ctx.clone();
-        let ready = ready.clone();
-        tokio::spawn(async move {
-            let _ = ctx.stores.policies.wait_until_ready().await;
-            let _ = ctx.stores.namespaces.wait_until_ready().await;
-            ready.store(true, Ordering::Relaxed);
-            info!("watch caches synced");
-        });
-    }
 
     let pem = match (&args.tls_cert_file, &args.tls_key_file) {
         (Some(c), Some(k)) => webhook::tls::read(c, k)?,

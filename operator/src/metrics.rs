@@ -16,7 +16,8 @@ pub struct Metrics {
     pub reconcile_duration: HistogramVec,
     /// `condition`, `status`: policies by condition.
     pub policies: IntGaugeVec,
-    /// `webhook` (`mutate`, `validate`), `result` (`allowed`, `injected`, `denied`, `error`).
+    /// `webhook` (`mutate`, `validate`), `result` (`allowed`, `injected`,
+    /// `injected_dry_run`, `denied`, `error`).
     pub admissions: IntCounterVec,
     pub admission_duration: HistogramVec,
     pub injections: IntCounter,
@@ -27,6 +28,8 @@ pub struct Metrics {
     pub unhealthy_sidecars: IntGaugeVec,
     /// `namespace`, `policy`: selected workloads whose pods Pod Security refuses.
     pub refused_workloads: IntGaugeVec,
+    /// `namespace`, `policy`: mounted Secrets or keys that do not exist.
+    pub missing_secrets: IntGaugeVec,
     pub leader: IntGauge,
     /// `result` (`success`, `failure`): webhook certificate files re-read.
     pub tls_reloads: IntCounterVec,
@@ -111,6 +114,14 @@ impl Metrics {
             &["namespace", "policy"],
         )
         .unwrap();
+        let missing_secrets = IntGaugeVec::new(
+            Opts::new(
+                "tollgate_operator_missing_secrets",
+                "Secrets or Secret keys a policy's sidecars mount that do not exist (or cannot be read).",
+            ),
+            &["namespace", "policy"],
+        )
+        .unwrap();
         let leader = IntGauge::new(
             "tollgate_operator_leader",
             "1 while this replica runs the controller.",
@@ -146,6 +157,7 @@ impl Metrics {
             Box::new(uninjected_pods.clone()),
             Box::new(unhealthy_sidecars.clone()),
             Box::new(refused_workloads.clone()),
+            Box::new(missing_secrets.clone()),
             Box::new(leader.clone()),
             Box::new(tls_reloads.clone()),
             Box::new(spend_reads.clone()),
@@ -163,6 +175,7 @@ impl Metrics {
             uninjected_pods,
             unhealthy_sidecars,
             refused_workloads,
+            missing_secrets,
             leader,
             tls_reloads,
             spend_reads,
@@ -170,14 +183,15 @@ impl Metrics {
     }
 
     /// Forgets the gauges only the leader keeps current (policies by
-    /// condition, uninjected pods, unhealthy sidecars, refused workloads): a
-    /// replica that stops leading would otherwise export its last values
-    /// forever, next to the new leader's.
+    /// condition, uninjected pods, unhealthy sidecars, refused workloads,
+    /// missing Secrets): a replica that stops leading would otherwise
+    /// export its last values forever, next to the new leader's.
     pub fn clear_leader_gauges(&self) {
         self.policies.reset();
         self.uninjected_pods.reset();
         self.unhealthy_sidecars.reset();
         self.refused_workloads.reset();
+        self.missing_secrets.reset();
     }
 
     /// The text exposition format.

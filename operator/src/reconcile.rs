@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ObjectMeta, Patch, PatchParams};
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, instrument, warn};
@@ -20,12 +21,14 @@ use crate::conflict::{pod_counts, PodCounts, PodInfo};
 use crate::context::Context;
 use crate::crd::{condition, LlmPolicy, LlmPolicyStatus};
 use crate::render::{render, Rendered, CONFIG_FILE};
+use crate::secrets;
+use crate::webhook::mutate::eligible;
 
 pub mod health;
 pub mod refusals;
 pub mod spend;
 mod status;
-pub use status::{apply_health, build_status, Outcome};
+pub use status::{apply_health, build_status, Outcome, CONFIG_MAP_NOT_OWNED};
 
 /// Field manager of everything the operator writes.
 pub const MANAGER: &str = "tollgate-operator";
@@ -34,9 +37,11 @@ pub const POLICY_LABEL: &str = "tollgate.dev/policy";
 /// How often a healthy policy is reconciled without a trigger (pod counts
 /// are also refreshed by pod events).
 const RESYNC: Duration = Duration::from_secs(300);
-/// How soon a policy with a missing Secret or a sidecar not (yet) running is
-/// looked at again: Secrets are not watched, and a start-up grace ends
-/// without any event.
+/// How soon a policy with a missing Secret, a ConfigMap name taken by
+/// another object, or a sidecar not (yet) running is looked at again: a
+/// foreign ConfigMap is not watched, a start-up grace ends without any
+/// event, and the Secret watch may not be running yet (a RoleBinding just
+/// created) — this is its backstop.
 const RECHECK: Duration = Duration::from_secs(30);
 
 /// The ConfigMap a policy renders to.
@@ -56,6 +61,12 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("apply the RoleBinding granting Secret reads in {namespace}: {source}")]
+    RoleBinding {
+        namespace: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("update status of LlmPolicy {namespace}/{name}: {source}")]
     Status {
         namespace: String,
@@ -70,6 +81,7 @@ impl Error {
         match self {
             Error::NoNamespace(_) => "no_namespace",
             Error::ConfigMap { .. } => "config_map",
+            Error::RoleBinding { .. } => "role_binding",
             Error::Status { .. } => "status",
         }
     }
@@ -91,9 +103,23 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
     let mut spent = None;
     let mut health = health::Health::default();
     let now = Timestamp::now();
+    let policies = namespace_policies(&ctx, &policy, &ns);
     let outcome = match render(&ns, &name, &ctx.settings.effective(&policy).spec) {
         Ok(r) => {
-            apply_config_map(&ctx, &policy, &ns, &cm_name, &r).await?;
+            let not_owned = write_config_map(&ctx, &policy, &ns, &cm_name, &r).await?;
+            // Secret reads in this namespace: granted, then watched.
+            if let Some(access) = &ctx.settings.secret_access {
+                let owners: Vec<&LlmPolicy> = policies.iter().map(|p| p.as_ref()).collect();
+                secrets::bind(&ctx.client, access, &ns, &owners)
+                    .await
+                    .map_err(|source| Error::RoleBinding {
+                        namespace: ns.clone(),
+                        source,
+                    })?;
+            }
+            if let Some(watches) = ctx.secret_watches.lock().unwrap().upgrade() {
+                watches.ensure(&ns);
+            }
             health.secrets = health::secret_problems(&ctx.client, &ns, &r.secrets).await;
             match refusals::refused(&ctx.client, &ns, &policy, now).await {
                 Ok(refused) => health.refused = refused,
@@ -102,11 +128,14 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
             spent = Some(
                 spend::spend_status(&ctx.client, &ctx.metrics, &ns, &policy.spec, &r.config).await,
             );
-            Outcome::Applied { hash: r.hash }
+            match not_owned {
+                None => Outcome::Applied { hash: r.hash },
+                Some(reason) => Outcome::NotWritten(reason),
+            }
         }
         Err(e) => Outcome::Invalid(e.to_string()),
     };
-    let counts = counts(&ctx, &policy, &ns);
+    let counts = counts(&ctx, &policy, &policies, &ns);
     if counts.injected > 0 {
         match health::pods(&ctx.client, &ns, &policy).await {
             Ok(pods) => (health.sidecars, health.starting) = health::assess(&pods, &name, now),
@@ -123,7 +152,7 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
         &cm_name,
         now,
     );
-    if matches!(outcome, Outcome::Applied { .. }) {
+    if !matches!(outcome, Outcome::Invalid(_)) {
         apply_health(&mut status, &prev, &health, now);
     }
     // An invalid spec keeps the last spend read; a valid one without a
@@ -165,12 +194,17 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
         .refused_workloads
         .with_label_values(&[&ns, &name])
         .set(health.refused.len() as i64);
+    ctx.metrics
+        .missing_secrets
+        .with_label_values(&[&ns, &name])
+        .set(health.secrets.len() as i64);
     refresh_policy_gauge(&ctx);
     match outcome {
-        Outcome::Applied { .. } => {
+        Outcome::Applied { .. } | Outcome::NotWritten(_) => {
             ctx.metrics.reconciles.with_label_values(&["success"]).inc();
             let mut next = if redis { spend::REFRESH } else { RESYNC };
             if health.starting
+                || matches!(outcome, Outcome::NotWritten(_))
                 || !health.sidecars.is_empty()
                 || !health.secrets.is_empty()
                 || !health.refused.is_empty()
@@ -212,13 +246,17 @@ pub fn backoff(n: u32) -> Duration {
     Duration::from_secs(1u64 << n.saturating_sub(1).min(8)).min(Duration::from_secs(300))
 }
 
-async fn apply_config_map(
+/// Writes the policy's ConfigMap, unless an object of that name exists that
+/// this policy did not create: then nothing is written (never adopted, never
+/// overwritten, so never garbage-collected with the policy) and the reason
+/// is returned for status.
+async fn write_config_map(
     ctx: &Context,
     policy: &LlmPolicy,
     ns: &str,
     cm_name: &str,
     r: &Rendered,
-) -> Result<(), Error> {
+) -> Result<Option<String>, Error> {
     let owner = policy
         .controller_owner_ref(&())
         .expect("a stored policy has a uid");
@@ -234,39 +272,94 @@ async fn apply_config_map(
                 crate::conflict::HASH_ANNOTATION.into(),
                 r.hash.clone(),
             )])),
-            owner_references: Some(vec![owner]),
+            owner_references: Some(vec![owner.clone()]),
             ..Default::default()
         },
         data: Some(BTreeMap::from([(CONFIG_FILE.into(), r.yaml.clone())])),
         ..Default::default()
     };
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
-    api.patch(
-        cm_name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&cm),
-    )
-    .await
-    .map_err(|source| Error::ConfigMap {
+    let err = |source| Error::ConfigMap {
         namespace: ns.into(),
         name: cm_name.into(),
         source,
-    })?;
-    Ok(())
+    };
+    match api.get_metadata_opt(cm_name).await.map_err(err)? {
+        // New: created, not applied, so a ConfigMap someone creates in the
+        // meantime is refused (409) rather than taken over.
+        None => match api.create(&PostParams::default(), &cm).await {
+            Ok(_) => Ok(None),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(Some(not_owned(ns, cm_name, None))),
+            Err(e) => Err(err(e)),
+        },
+        Some(found) => {
+            let ours = found
+                .owner_references()
+                .iter()
+                .any(|o| o.uid == owner.uid && o.controller == Some(true));
+            if !ours {
+                return Ok(Some(not_owned(ns, cm_name, Some(found.owner_references()))));
+            }
+            // Ours: apply, which also reverts hand edits.
+            api.patch(
+                cm_name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&cm),
+            )
+            .await
+            .map_err(err)?;
+            Ok(None)
+        }
+    }
 }
 
-fn counts(ctx: &Context, policy: &LlmPolicy, ns: &str) -> PodCounts {
-    let policies: Vec<Arc<LlmPolicy>> = ctx
+/// Why the policy's ConfigMap name is taken.
+fn not_owned(
+    ns: &str,
+    cm_name: &str,
+    owners: Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference]>,
+) -> String {
+    let by = match owners.and_then(|o| o.iter().find(|o| o.controller == Some(true))) {
+        Some(o) if o.kind == "LlmPolicy" => {
+            format!(
+                "it belongs to an earlier LlmPolicy {} (uid {}) still being garbage-collected",
+                o.name, o.uid
+            )
+        }
+        Some(o) => format!("it belongs to {} {}", o.kind, o.name),
+        None => "this policy did not create it".into(),
+    };
+    format!(
+        "ConfigMap {ns}/{cm_name} already exists and {by}: the operator never takes over or overwrites it, and injects no pods for this policy; rename or delete that ConfigMap"
+    )
+}
+
+/// The policies of `ns` in the cache, `policy` included even when the cache
+/// does not hold it yet.
+fn namespace_policies(ctx: &Context, policy: &Arc<LlmPolicy>, ns: &str) -> Vec<Arc<LlmPolicy>> {
+    let mut policies: Vec<Arc<LlmPolicy>> = ctx
         .stores
         .policies
         .state()
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(ns))
         .collect();
-    let mut refs: Vec<&LlmPolicy> = policies.iter().map(|p| p.as_ref()).collect();
-    if !refs.iter().any(|p| p.name_any() == policy.name_any()) {
-        refs.push(policy);
+    if !policies.iter().any(|p| p.name_any() == policy.name_any()) {
+        policies.push(policy.clone());
     }
+    policies
+}
+
+/// What `policy` sees of its namespace's pods, among the namespace's
+/// `policies`.
+fn counts(ctx: &Context, policy: &LlmPolicy, policies: &[Arc<LlmPolicy>], ns: &str) -> PodCounts {
+    let refs: Vec<&LlmPolicy> = policies.iter().map(|p| p.as_ref()).collect();
+    let ns_labels = ctx
+        .stores
+        .namespaces
+        .get(&ObjectRef::new(ns))
+        .map(|n| n.labels().clone())
+        .unwrap_or_default();
     let pods = ctx.stores.pods.read().unwrap().clone();
     let pods: Vec<PodInfo> = pods
         .state()
@@ -274,6 +367,14 @@ fn counts(ctx: &Context, policy: &LlmPolicy, ns: &str) -> PodCounts {
         .filter(|p| p.namespace().as_deref() == Some(ns))
         .map(|p| PodInfo {
             name: p.name_any(),
+            eligible: eligible(
+                ns,
+                &ns_labels,
+                p.labels(),
+                p.annotations(),
+                &ctx.settings.excluded_namespaces,
+            )
+            .is_ok(),
             labels: p.labels().clone(),
             annotations: p.annotations().clone(),
         })
@@ -348,7 +449,12 @@ async fn publish_events(
     if let Some(c) = find(now, condition::CONFLICTED) {
         let before = find(prev, condition::CONFLICTED).map(|b| b.message);
         if c.status == "True" && before.as_ref() != Some(&c.message) {
-            events.push((EventType::Warning, "Conflicted", c.message.clone()));
+            let reason = if c.reason == CONFIG_MAP_NOT_OWNED {
+                CONFIG_MAP_NOT_OWNED
+            } else {
+                "Conflicted"
+            };
+            events.push((EventType::Warning, reason, c.message.clone()));
         }
     }
     if events.is_empty() {

@@ -30,6 +30,10 @@ pub const SECRETS_DIR: &str = "/var/run/secrets/tollgate";
 /// The sidecar's own writable volume (`emptyDir`), for budget counters.
 pub const STATE_DIR: &str = "/var/lib/tollgate";
 
+/// The most a ConfigMap's data may hold: the API server refuses a larger
+/// one (the sum of its keys' and values' bytes).
+pub const CONFIG_MAP_LIMIT: usize = 1 << 20;
+
 /// What a policy renders to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
@@ -172,14 +176,48 @@ pub fn render(namespace: &str, name: &str, spec: &LlmPolicySpec) -> Result<Rende
                 .collect(),
         )
     })?;
+    let yaml = format!("# Rendered by tollgate-operator from LlmPolicy {namespace}/{name}; edits are reverted.\n{yaml}");
+    let size = CONFIG_FILE.len() + yaml.len();
+    if size > CONFIG_MAP_LIMIT {
+        return Err(too_large(size, &spec_sections(spec)));
+    }
     Ok(Rendered {
-        yaml: format!("# Rendered by tollgate-operator from LlmPolicy {namespace}/{name}; edits are reverted.\n{yaml}"),
+        yaml,
         hash: config.hash.clone(),
         secrets: secrets.volumes(),
         port,
         admin_port,
         config,
     })
+}
+
+/// Bytes (as JSON) per top-level field of the spec, largest first.
+fn spec_sections(spec: &LlmPolicySpec) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = to_object(spec)
+        .into_iter()
+        .map(|(k, v)| (format!("spec.{k}"), v.to_string().len()))
+        .collect();
+    out.sort_by_key(|s| std::cmp::Reverse(s.1));
+    out
+}
+
+/// The error for a config a ConfigMap cannot hold, naming the sections
+/// that take the room (as `spec.` paths).
+fn too_large(size: usize, sections: &[(String, usize)]) -> RenderError {
+    let largest: Vec<String> = sections
+        .iter()
+        .take(3)
+        .map(|(k, n)| format!("{k} {} KiB", n.div_ceil(1024)))
+        .collect();
+    RenderError(vec![SpecError {
+        path: "spec".into(),
+        message: format!(
+            "renders to a {} KiB config, more than the {} KiB a ConfigMap holds (largest: {}); split the policy or shorten those sections",
+            size.div_ceil(1024),
+            CONFIG_MAP_LIMIT / 1024,
+            largest.join(", ")
+        ),
+    }])
 }
 
 /// Header names that carry keys: they belong in a Secret, not a ConfigMap.

@@ -26,7 +26,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
-use crate::api::sse::{events, EventSplitter};
+use crate::api::sse::{blocks, events, EventSplitter};
 use crate::api::usage::StreamUsage;
 use crate::api::Family;
 use crate::pipeline::budget::OutputText;
@@ -58,8 +58,8 @@ pub struct StreamSpec {
     pub deadline: Instant,
     /// Receives the streamed text when the stream ends (shadow comparison).
     pub capture: Option<tokio::sync::oneshot::Sender<String>>,
-    /// Remove the OpenAI usage-only chunk (`"choices":[]` + `usage`), which
-    /// the proxy asked for on the app's behalf.
+    /// Remove the OpenAI usage-only chunk (`choices` empty, `usage` set),
+    /// which the proxy asked for on the app's behalf.
     pub drop_usage_chunk: bool,
     /// Keep the generated text, for a budget estimate should usage be
     /// missing or the stream be cut.
@@ -168,8 +168,20 @@ impl Sse {
     }
 
     fn emit(&mut self, framed: Bytes) -> Option<Bytes> {
-        for ev in events(&framed) {
-            self.usage.observe(self.spec.upstream, ev.name, &ev.data);
+        // Offsets of the usage-only chunk the proxy asked for on the app's
+        // behalf (decided on the event's parsed JSON, so the upstream's
+        // formatting does not matter), to drop below.
+        let mut drop: Vec<std::ops::Range<usize>> = Vec::new();
+        // Blocks are contiguous: each starts where the last one ended.
+        let mut at = 0;
+        for (raw, ev) in blocks(&framed) {
+            let block = at..at + raw.len();
+            at = block.end;
+            let Some(ev) = ev else { continue };
+            let usage_only = self.usage.observe(self.spec.upstream, ev.name, &ev.data);
+            if usage_only && self.spec.drop_usage_chunk {
+                drop.push(block);
+            }
             if let Some(out) = self.output.as_mut() {
                 out.push_event(self.spec.upstream, &ev.data);
             }
@@ -179,30 +191,22 @@ impl Sse {
                 }
             }
         }
-        let framed = if self.spec.drop_usage_chunk && contains(&framed, b"\"choices\":[]") {
+        let framed = if drop.is_empty() {
+            framed
+        } else {
             let mut out = BytesMut::with_capacity(framed.len());
-            for block in framed
-                .split_inclusive(|&b| b == b'\n')
-                .collect::<Vec<_>>()
-                .split_inclusive(|l| *l == b"\n" || *l == b"\r\n")
-            {
-                let is_usage_chunk = block
-                    .iter()
-                    .any(|l| l.starts_with(b"data:") && contains(l, b"\"choices\":[]"));
-                if !is_usage_chunk {
-                    for l in block {
-                        out.extend_from_slice(l);
-                    }
-                }
+            let mut from = 0;
+            for r in drop {
+                out.extend_from_slice(&framed[from..r.start]);
+                from = r.end;
             }
+            out.extend_from_slice(&framed[from..]);
             if out.is_empty() {
                 return None;
             }
             // What remains still goes through the transform (a PII filter
             // must see every content event, in order).
             out.freeze()
-        } else {
-            framed
         };
         let Some(t) = self.spec.transform.as_mut() else {
             return Some(framed);
@@ -425,10 +429,6 @@ where
         }
     }
     Ok(Read::Whole(buf.freeze()))
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Ends a committed stream with an error event; records why.

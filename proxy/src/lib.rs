@@ -13,10 +13,12 @@ pub mod budget;
 pub mod cache;
 pub mod credentials;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod metrics;
 pub mod pii;
 pub mod pipeline;
-pub mod redis_conn;
 pub mod reload;
 pub mod routing;
 pub mod server;

@@ -61,6 +61,9 @@ impl Reloader {
         };
         let current = self.shared.runtime.load_full();
         if config.hash == current.config.hash {
+            // The file holds the active config again (a bad edit reverted):
+            // this reload ends valid, so the last one did not fail.
+            self.restored();
             return Reload::Unchanged;
         }
         let old = &current.config;
@@ -87,6 +90,18 @@ impl Reloader {
         self.shared.publish_credential_state();
         tracing::info!(hash = %hash, "config reloaded");
         Reload::Applied { hash }
+    }
+
+    /// Clears a failure once the file holds the active config again.
+    fn restored(&self) {
+        let m = &self.shared.metrics;
+        if m.config_last_reload_success.get() == 0 {
+            m.config_last_reload_success.set(1);
+            m.config_last_reload_timestamp
+                .with_label_values(&["success"])
+                .set(unix_now());
+            tracing::info!(path = %self.path.display(), "config file holds the active config again");
+        }
     }
 
     fn failed(&self, reason: String) -> Reload {

@@ -278,17 +278,27 @@ def default_install_is_ha_and_locked_down():
 @check
 def rbac_is_least_privilege():
     objs = render()
-    rules = one(objs, "ClusterRole")["rules"]
+    rules = one(objs, "ClusterRole", "t-tollgate")["rules"]
     flat = {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
     assert not any("*" in x for t in flat for x in t), "no wildcards"
-    assert {(g, r, v) for g, r, v in flat if r == "secrets"} == {("", "secrets", "get")}
+    assert not any(r == "secrets" for _, r, _ in flat), "no cluster-wide Secret access"
+    # Secret reads: a ClusterRole the chart binds nowhere; the operator may
+    # bind that one role only (per namespace with policies).
+    secrets = one(objs, "ClusterRole", "t-tollgate-secrets")["rules"]
+    assert secrets == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]}], secrets
+    assert not [b for b in find(objs, "ClusterRoleBinding") if b["roleRef"]["name"] == "t-tollgate-secrets"]
+    bind = [r for r in rules if "bind" in r["verbs"] or "escalate" in r["verbs"]]
+    assert bind == [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+                     "resourceNames": ["t-tollgate-secrets"], "verbs": ["bind"]}], bind
+    args = container(objs)["args"]
+    assert "--secrets-role=t-tollgate-secrets" in args and "--service-account=t-tollgate" in args, args
     assert not any(r.endswith("webhookconfigurations") for _, r, _ in flat), "helm-made certificates need no caBundle patching"
     role = one(objs, "Role")
     assert role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-                             "resourceNames": ["t-tollgate-operator"], "verbs": ["get", "update"]}], role["rules"]
+                             "resourceNames": ["t-tollgate-operator"], "verbs": ["get", "update", "watch"]}], role["rules"]
     assert one(objs, "Lease")["metadata"]["name"] == "t-tollgate-operator"
     # Operator-made certificates: only the chart's own configurations may be patched.
-    rules = one(render(*ci("minimal")), "ClusterRole")["rules"]
+    rules = one(render(*ci("minimal")), "ClusterRole", "t-tollgate")["rules"]
     wh = [r for r in rules if r["apiGroups"] == ["admissionregistration.k8s.io"]]
     assert len(wh) == 1 and wh[0]["resourceNames"] == ["t-tollgate"] and set(wh[0]["verbs"]) == {"get", "patch"}
     sa = one(objs, "ServiceAccount")["metadata"]["name"]

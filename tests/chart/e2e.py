@@ -11,8 +11,10 @@ Run once per Helm major ($HELM: Helm 4, then Helm 3; see e2e.sh).
    the webhooks the chart registered (the API server calls them), and
    every request it made must be allowed.
 3. RBAC, from the API server's audit log: every verb the chart grants was
-   used and every verb used was granted (least privilege both ways); one
-   verb removed from the live ClusterRole makes reconciles fail.
+   used and every verb used was granted (least privilege both ways); Secrets
+   are read only in namespaces with policies, through the RoleBindings the
+   operator made; one verb removed from the live ClusterRole (ConfigMap
+   `create`, then ClusterRole `bind`) makes reconciles fail.
 4. A renewed certificate written over the mounted files is served without
    a restart. The operator's metrics cover every operator metric the alerts
    and the dashboard read, and are exactly those the README documents.
@@ -23,6 +25,7 @@ Run once per Helm major ($HELM: Helm 4, then Helm 3; see e2e.sh).
 6. `helm uninstall` leaves nothing of the release behind but the kept CRD;
    reinstalled with crds.keep=false, uninstall removes the CRD too.
 """
+import atexit
 import base64
 import copy
 import json
@@ -46,6 +49,7 @@ SA_USER = f"system:serviceaccount:{NS}:{FULL}"
 WAIT = 60
 # Granted but not necessarily used in this test, and why.
 UNUSED_OK = {
+    ("rbac.authorization.k8s.io", "clusterroles", "bind"): "checked inside the RoleBinding create, not a request of its own; the bind ablation step proves it is needed",
     ("events.k8s.io", "events", "patch"): "the series of a repeated event (kube-runtime Recorder); none repeats here",
     # Read only when a workload's pods are refused by Pod Security; the
     # real-node e2e (tests/k8s/node_e2e.py) runs that case with these rules.
@@ -167,7 +171,21 @@ def rule_set(rules):
 def granted():
     cr = kget("clusterrole", FULL)
     role = kget("role", "-n", NS, f"{FULL}-leader-election")
-    return rule_set(cr["rules"]) | rule_set(role["rules"])
+    # Bound by the operator itself, per namespace with policies.
+    secrets = kget("clusterrole", f"{FULL}-secrets")
+    return rule_set(cr["rules"]) | rule_set(role["rules"]) | rule_set(secrets["rules"])
+
+
+def secret_reader_namespaces():
+    """Namespaces where a RoleBinding gives the chart's ServiceAccount the
+    Secret-reading ClusterRole."""
+    out = set()
+    for rb in kget("rolebindings", "-A")["items"]:
+        subjects = rb.get("subjects") or []
+        if rb["roleRef"]["name"] == f"{FULL}-secrets" and any(
+                s["kind"] == "ServiceAccount" and s["name"] == FULL and s.get("namespace") == NS for s in subjects):
+            out.add(rb["metadata"]["namespace"])
+    return out
 
 
 def used(events):
@@ -189,7 +207,7 @@ class Operator:
     """tollgate-operator run locally with the Deployment's flags and the
     chart ServiceAccount's token."""
 
-    def __init__(self, tag, webhook_port):
+    def __init__(self, tag, webhook_port, lead=True):
         dep = kget("deploy", "-n", NS, OP)
         c = dep["spec"]["template"]["spec"]["containers"][0]
         self.admin = free_port()
@@ -223,8 +241,11 @@ class Operator:
         self.log = os.path.join(work, f"operator-{tag}.log")
         self.p = subprocess.Popen([os.path.join(BIN, "tollgate-operator"), *args], env=env,
                                   stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"), stdin=subprocess.DEVNULL)
+        # A failed step must not leave it running past the test.
+        atexit.register(self.p.kill)
         wait_until("operator /readyz", lambda: self.alive() and http_get(self.url("/readyz"))[0] == 200)
-        wait_until("operator to lead", lambda: self.alive() and "tollgate_operator_leader 1" in self.metrics())
+        if lead:
+            wait_until("operator to lead", lambda: self.alive() and "tollgate_operator_leader 1" in self.metrics())
 
     def url(self, path):
         return f"http://127.0.0.1:{self.admin}{path}"
@@ -258,13 +279,15 @@ def namespace(name, enabled):
     wait_until(f"serviceaccount {name}/default", lambda: kget("sa", "-n", name, "default"))
 
 
-def policy(ns, name="chat", selector="chat", secret="llm-keys", own_sidecar=True):
+def policy(ns, name="chat", selector="chat", secret="llm-keys", own_sidecar=True, backoff=None):
     text = open(os.path.join(ROOT, "operator", "testdata", "policy.yaml")).read()
     if not own_sidecar:
         text = re.sub(r"\n  sidecar:\n(    .*\n)+", "\n", text)
         assert "sidecar:" not in text
     text = text.replace("name: chat\n", f"name: {name}\n", 1).replace("{app: chat}", "{app: %s}" % selector)
     text = text.replace("{name: llm-keys,", "{name: %s," % secret)
+    if backoff:
+        text = text.replace("initialBackoff: 100ms", f"initialBackoff: {backoff}")
     return kubectl("-n", ns, "create", "-f", "-", stdin=text, ok=False)
 
 
@@ -274,9 +297,11 @@ def ready(ns, name):
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conds) and p
 
 
-def pod(ns, name, labels):
+def pod(ns, name, labels, env_from=None):
     obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": labels},
            "spec": {"containers": [{"name": "app", "image": "example.test/app:1"}]}}
+    if env_from:
+        obj["spec"]["containers"][0]["envFrom"] = env_from
     out = kubectl("create", "-f", "-", "-o", "json", stdin=json.dumps(obj))
     return json.loads(out.stdout)
 
@@ -316,12 +341,23 @@ def operator():
     assert holder == state["op"].identity, holder
 
 
-@step("validating webhook (called by the API server) refuses a policy with a missing Secret")
+@step("validating webhook (called by the API server) refuses an invalid spec; a policy whose Secret is missing is admitted and says so")
 def validate():
     namespace("app-a", enabled=True)
-    p = policy("app-a", name="bad", secret="missing")
-    assert p.returncode != 0 and "Secret app-a/missing does not exist" in p.stderr, p.stderr
+    p = policy("app-a", name="bad", backoff="soon")
+    assert p.returncode != 0 and "spec.routes[0].retry.initialBackoff" in p.stderr, p.stderr
     assert state["op"].counter("tollgate_operator_admission_requests_total", webhook="validate", result="denied") >= 1
+    # Any order: the policy before its Secret.
+    assert policy("app-a", name="early", selector="early", secret="early-keys").returncode == 0
+
+    def secret_missing():
+        conds = ((kget("llmp", "-n", "app-a", "early") or {}).get("status") or {}).get("conditions", [])
+        return any(c["type"] == "Ready" and c["reason"] == "SecretMissing"
+                   and "Secret app-a/early-keys does not exist" in c["message"] for c in conds)
+    wait_until("Ready=False SecretMissing", secret_missing)
+    apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "early-keys", "namespace": "app-a"},
+           "stringData": {"openai": "sk-test-openai", "anthropic": "sk-test-anthropic"}})
+    wait_until("policy early Ready once its Secret exists", lambda: ready("app-a", "early"))
 
 
 @step("a valid policy becomes Ready with its ConfigMap and a ConfigUpdated Event")
@@ -366,12 +402,25 @@ def mutate():
     assert "debug" in config and "15900" in config, config
     env = {e["name"]: e.get("value") for e in p["spec"]["containers"][0]["env"]}
     assert env["OPENAI_BASE_URL"] == "http://127.0.0.1:15800/v1", env
+    # envFrom: the webhook reads the app's Secret (through the operator's
+    # RoleBinding) and keeps the key the app sets itself.
+    apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "app-own", "namespace": "app-a"},
+           "stringData": {"OPENAI_API_KEY": "sk-app-own"}})
+    p = pod("app-a", "env-from", {"app": "chat"}, env_from=[{"secretRef": {"name": "app-own"}}])
+    env = {e["name"]: e.get("value") for e in p["spec"]["containers"][0]["env"]}
+    assert "OPENAI_API_KEY" not in env and env["ANTHROPIC_API_KEY"] == "tollgate-placeholder", env
+    kubectl("-n", "app-a", "delete", "pod", "env-from")
 
 
-@step("status counts pods; the uninjected pod shows in tollgate_operator_uninjected_pods")
+@step("status counts pods (not the opted-out one); once it drops the opt-out label it shows in tollgate_operator_uninjected_pods")
 def counts():
     wait_until("pod counts", lambda: (ready("app-a", "chat") or {}).get("status", {}).get("injectedPods") == 1
-               and ready("app-a", "chat")["status"].get("matchedPods") == 2)
+               and ready("app-a", "chat")["status"].get("matchedPods") == 1
+               and 'tollgate_operator_uninjected_pods{namespace="app-a",policy="chat"} 0' in state["op"].metrics())
+    kubectl("-n", "app-a", "label", "pod", "optout", "tollgate.dev/inject-")
+    wait_until("pod counts", lambda: (ready("app-a", "chat") or {}).get("status", {}).get("matchedPods") == 2)
+    wait_until("uninjected gauge", lambda: 'tollgate_operator_uninjected_pods{namespace="app-a",policy="chat"} 1'
+               in state["op"].metrics())
     wait_until("uninjected gauge", lambda: 'tollgate_operator_uninjected_pods{namespace="app-a",policy="chat"} 1'
                in state["op"].metrics())
 
@@ -445,22 +494,38 @@ def rbac():
     # The first update takes the Lease; wait for a renewal too.
     wait_until("a Lease renewal", lambda: sum(1 for e in audit_events() if e["objectRef"]["resource"] == "leases"
                                                and e["verb"] == "update") >= 2 and holder_renewed(), timeout=30)
-    use, denied = used(audit_events())
+    # A second replica stands by, watching the Lease.
+    mark = audit_lines()
+    standby = Operator("standby", free_port(), lead=False)
+    wait_until("the standby's Lease watch", lambda: any(
+        e["objectRef"]["resource"] == "leases" and e["verb"] == "watch" for e in audit_events(mark)))
+    assert "tollgate_operator_leader 0" in standby.metrics()
+    standby.stop()
+    events = audit_events()
+    use, denied = used(events)
     assert not denied, f"forbidden: {denied}"
     g = granted()
     assert use <= g, f"used but not granted: {sorted(use - g)}"
     unused = g - use - set(UNUSED_OK)
     assert not unused, f"granted but never used (drop them): {sorted(unused)}"
+    # Secrets only where policies are, each through the operator's RoleBinding.
+    with_policies = {p["metadata"]["namespace"] for p in kget("llmp", "-A")["items"]}
+    read_in = {e["objectRef"].get("namespace") for e in events if e["objectRef"]["resource"] == "secrets"}
+    assert read_in and read_in <= with_policies, f"Secrets read in {read_in}, policies in {with_policies}"
+    assert secret_reader_namespaces() == with_policies, (secret_reader_namespaces(), with_policies)
     state["audit_mark"] = audit_lines()
 
 
-@step("RBAC: without `create` on configmaps, a new policy's ConfigMap is forbidden; restored, it reconciles")
-def ablation():
+def ablate(drop, create_policy, forbidden):
+    """Removes verbs (`drop(rule)` edits one rule in place) from the live
+    ClusterRole, creates a policy that needs them, and checks its reconcile
+    fails with `forbidden(key, namespace, name)` in the audit log; restored,
+    the policy turns Ready."""
     cr = kget("clusterrole", FULL, "--show-managed-fields")
     orig = copy.deepcopy(cr)
     for r in cr["rules"]:
-        if r["resources"] == ["configmaps"]:
-            r["verbs"] = [v for v in r["verbs"] if v != "create"]
+        drop(r)
+    cr["rules"] = [r for r in cr["rules"] if r["verbs"]]
     # Helm 4 applies server-side: edited and restored as its own field
     # manager, so the next upgrade finds no conflicting owner. Helm 3
     # patches client-side (three-way merge), so a plain replace will do.
@@ -471,16 +536,42 @@ def ablation():
                if manager else ("replace", "-f", "-"))
     kubectl(*as_helm, stdin=json.dumps(cr))
     op = state["op"]
+    mark = audit_lines()
     errors = op.counter("tollgate_operator_reconciles_total", result="error")
-    assert policy("app-a", name="second", selector="second").returncode == 0
+    ns, name = create_policy()
     wait_until("a reconcile error", lambda: op.counter("tollgate_operator_reconciles_total", result="error") > errors)
-    _, denied = used(audit_events(state["audit_mark"]))
-    assert any(k == ("", "configmaps", "patch") and name == "tollgate-second" for k, _, name in denied), denied
-    assert not ready("app-a", "second")
+    _, denied = used(audit_events(mark))
+    assert any(forbidden(*d) for d in denied), denied
+    assert not ready(ns, name)
     for k in ("resourceVersion", "uid", "creationTimestamp", "managedFields"):
         orig["metadata"].pop(k, None)
     kubectl(*as_helm, stdin=json.dumps(orig))
-    wait_until("policy second Ready after the retry", lambda: ready("app-a", "second"), timeout=90)
+    wait_until(f"policy {name} Ready after the retry", lambda: ready(ns, name), timeout=90)
+
+
+@step("RBAC: without `create` on configmaps, a new policy's ConfigMap is forbidden; restored, it reconciles")
+def ablation():
+    def drop(r):
+        if r["resources"] == ["configmaps"]:
+            r["verbs"] = [v for v in r["verbs"] if v != "create"]
+
+    def create():
+        assert policy("app-a", name="second", selector="second").returncode == 0
+        return "app-a", "second"
+    ablate(drop, create, lambda key, ns, name: key == ("", "configmaps", "create") and ns == "app-a")
+
+
+@step("RBAC: without `bind` on the Secret-reading ClusterRole, the first policy of a namespace cannot get Secret reads; restored, it reconciles")
+def ablation_bind():
+    def drop(r):
+        if r["resources"] == ["clusterroles"]:
+            r["verbs"] = [v for v in r["verbs"] if v != "bind"]
+
+    def create():
+        namespace("app-c", enabled=True)
+        assert policy("app-c").returncode == 0
+        return "app-c", "chat"
+    ablate(drop, create, lambda key, ns, name: key[1] == "rolebindings" and ns == "app-c")
 
 
 @step("helm upgrade keeps the generated certificate and applies changed values")

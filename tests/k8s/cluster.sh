@@ -248,8 +248,14 @@ start() {
   if [[ -n "$crds" ]]; then
     "$bin/kubectl" --kubeconfig "$state/kubeconfig" apply -f "$crds" >&2 \
       || die "kubectl apply -f $crds failed"
-    "$bin/kubectl" --kubeconfig "$state/kubeconfig" wait --for=condition=Established \
-      --timeout="${ready_timeout}s" crd --all >&2 || die "CRDs from $crds not Established"
+    # `kubectl wait` fails at once (not waits) on a CRD whose status has no
+    # conditions yet, as a busy API server may leave it for a moment.
+    local deadline=$((SECONDS + ready_timeout))
+    until "$bin/kubectl" --kubeconfig "$state/kubeconfig" wait --for=condition=Established \
+      --timeout="${ready_timeout}s" crd --all >/dev/null 2>&1; do
+      ((SECONDS < deadline)) || die "CRDs from $crds not Established"
+      sleep 0.2
+    done
   fi
 
   if [[ "$controllers" != 0 ]]; then

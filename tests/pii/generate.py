@@ -322,6 +322,104 @@ def generate(count: int, seed: int) -> list[dict]:
     return out
 
 
+def supplement(start: int, seed: int, count: int = 300) -> list[dict]:
+    """Classes added after the main corpus was fixed, drawn from their own
+    generator so the main corpus stays as it was: IPv4 with a port (the
+    address is PII, the port is not) and Cisco-notation MACs, some ending a
+    sentence."""
+    r = random.Random(seed * 31 + 7)
+    f = Faker("en_US")
+    f.seed_instance(seed * 31 + 7)
+    out = []
+    for i in range(count):
+        s = Sample()
+        if i % 2 == 0:
+            v = pick(r, [f.ipv4, f.ipv4_private, f.ipv4_public])()
+            port = pick(r, ["443", "8080", "5432", "6379", str(r.randrange(1024, 65536))])
+            pick(r, [
+                lambda: s.add("Connect to ").value(v, "ip_address").add(f":{port} and retry."),
+                lambda: s.add("upstream host=").value(v, "ip_address").add(f":{port} timed out"),
+                lambda: s.add("listening on ").value(v, "ip_address").add(f":{port}"),
+                lambda: s.add("The proxy at ").value(v, "ip_address").add(f":{port}."),
+            ])()
+        else:
+            h = f.mac_address().replace(":", "")
+            v = f"{h[0:4]}.{h[4:8]}.{h[8:12]}"
+            pick(r, [
+                lambda: s.add("The switch learned ").value(v, "mac_address").add("."),
+                lambda: s.add("Port 3 shows ").value(v, "mac_address").add(", then nothing."),
+                lambda: s.add("Blocked device ").value(v, "mac_address"),
+            ])()
+        out.append({"id": start + i, "locale": "en_US", "text": s.text, "spans": s.spans})
+    return out
+
+
+def platform_keys(start: int, seed: int, count: int = 450) -> list[dict]:
+    """Key formats of the major platforms, in the places they leak (env
+    files, config snippets, chat), and near misses that must stay silent:
+    their own generator, so the corpora before them are unchanged."""
+    r = random.Random(seed * 37 + 11)
+    alnum = string.ascii_letters + string.digits
+    tok = alnum + "_-"
+    hexd = "0123456789abcdef"
+    b64 = alnum + "+/"
+    kinds = [
+        ("google_api_key", lambda: "AIza" + rand_token(r, 35, tok), ["GOOGLE_API_KEY=", "maps key: ", "use key "]),
+        ("aws_secret_key", lambda: rand_token(r, 38, b64) + r.choice(string.ascii_uppercase) + r.choice(string.digits),
+         ["aws_secret_access_key = ", "AWS_SECRET_ACCESS_KEY=", '"SecretAccessKey": "']),
+        ("huggingface_token", lambda: "hf_" + "".join(r.choice(string.ascii_letters) for _ in range(34)), ["HF_TOKEN=", "huggingface-cli login --token ", "my hf token is "]),
+        ("stripe_key", lambda: r.choice(["sk_live_", "sk_test_", "rk_live_"]) + rand_token(r, r.randrange(24, 99), alnum),
+         ["STRIPE_SECRET_KEY=", "stripe.api_key = '", "charge with "]),
+        ("gitlab_token", lambda: r.choice(["glpat-", "glptt-", "gldt-"]) + rand_token(r, 20, tok), ["GITLAB_TOKEN=", "PRIVATE-TOKEN: ", "clone with "]),
+        ("npm_token", lambda: "npm_" + rand_token(r, 36, alnum), ["//registry.npmjs.org/:_authToken=", "NPM_TOKEN=", "publish token "]),
+        ("pypi_token", lambda: "pypi-AgEIcHlwaS5vcmc" + rand_token(r, r.randrange(60, 160), tok), ["password = ", "TWINE_PASSWORD=", "upload token "]),
+        ("azure_storage_key", None, None),
+        ("sendgrid_key", lambda: "SG." + rand_token(r, 22, tok) + "." + rand_token(r, 43, tok), ["SENDGRID_API_KEY=", "mail key ", "apiKey: "]),
+        ("twilio_key", lambda: "SK" + rand_token(r, 32, hexd), None),
+        ("discord_webhook", lambda: f"https://discord.com/api/webhooks/{r.randrange(10**17, 10**18)}/" + rand_token(r, 68, tok),
+         ["post alerts to ", "DISCORD_WEBHOOK=", "webhook: "]),
+        ("telegram_bot_token", lambda: f"{r.randrange(10**8, 10**10)}:AA" + rand_token(r, 33, tok), ["TELEGRAM_BOT_TOKEN=", "bot token ", "token: "]),
+        ("databricks_token", lambda: "dapi" + rand_token(r, 32, "0123456789abcdefgh"), ["DATABRICKS_TOKEN=", "token = ", "use "]),
+        ("gcp_service_account", None, None),
+    ]
+    negatives = [
+        lambda: f"The SKU {rand_token(r, 8, string.ascii_uppercase + string.digits)} is out of stock.",
+        lambda: "Set hf_model_name and hf_revision in the config.",
+        lambda: f"Version {r.randrange(1, 99)}:{r.randrange(10, 99)} of the AAR file.",
+        lambda: "Run npm_config_cache=/tmp npm ci.",
+        lambda: "The dapi docs describe the REST endpoints.",
+        lambda: f"Order {r.randrange(10**8, 10**9)}:AB ships today.",
+        lambda: "AIza is how the prefix starts, nothing more.",
+        lambda: "See the stripe sk_live_ prefix in the docs.",
+        # A service name and an error code: words, not a secret.
+        lambda: f"{pick(r, ['auth-svc', 'token-service', 'secret-store'])}: "
+                f"{pick(r, ['ssn_invalid_range', 'refresh_token_expired', 'quota_exceeded_v2', 'INVALID_API_KEY_FORMAT'])}",
+    ]
+    out = []
+    for i in range(count):
+        s = Sample()
+        if i % 5 == 4:
+            s.add(pick(r, negatives)())
+        else:
+            name, make, leads = kinds[i % len(kinds)]
+            if name == "azure_storage_key":
+                key = rand_token(r, 86, alnum + "+/") + "=="
+                s.add(f"DefaultEndpointsProtocol=https;AccountName={rand_token(r, 10, string.ascii_lowercase + string.digits)};AccountKey=")
+                s.value(key, name).add(";EndpointSuffix=core.windows.net")
+            elif name == "gcp_service_account":
+                s.add('{"type": "service_account", "project_id": "acme", "private_key_id": "')
+                s.value(rand_token(r, 40, hexd), name).add('", "client_email": "')
+                s.value("ci@acme.iam.gserviceaccount.com", "email").add('"}')
+            elif name == "twilio_key":
+                s.add(pick(r, ["Twilio API key ", "twilio key: ", "TWILIO_API_KEY="])).value(make(), name)
+            else:
+                s.add(pick(r, leads)).value(make(), name)
+                if leads[0].endswith('"'):
+                    s.add('"')
+        out.append({"id": start + i, "locale": "en_US", "text": s.text, "spans": s.spans})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=6000)
@@ -329,6 +427,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args()
     rows = generate(a.count, a.seed)
+    rows += supplement(len(rows), a.seed)
+    rows += platform_keys(len(rows), a.seed)
     with a.out.open("w") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

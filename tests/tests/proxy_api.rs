@@ -398,9 +398,21 @@ async fn client_disconnect_cancels_the_upstream_stream() {
 
 #[tokio::test]
 async fn stream_usage_is_counted_even_when_the_app_did_not_ask() {
+    stream_usage_counted_and_removed("compact").await;
+}
+
+/// An OpenAI-compatible upstream writing JSON as Python does
+/// (`"choices": []`): the usage-only chunk is still recognised and removed.
+#[tokio::test]
+async fn the_usage_chunk_is_removed_whatever_the_upstreams_json_layout() {
+    stream_usage_counted_and_removed("spaced").await;
+}
+
+async fn stream_usage_counted_and_removed(json_style: &str) {
     let (mock, proxy) = setup().await;
     let resp = client()
         .post(format!("{}/v1/chat/completions", proxy.url))
+        .header("x-mock-json-style", json_style)
         .json(&chat("gpt-4o-mini", "count my tokens please", true))
         .send()
         .await

@@ -121,6 +121,16 @@ async fn valid_reload_applies_and_invalid_is_refused_under_traffic() {
         "the log says what was wrong"
     );
 
+    // The bad edit reverted: the file again holds the active config, so the
+    // last reload ended valid and the alert's gauge clears.
+    proxy.write_config(&base.replace("models: [gpt-4o-mini,", "models: [gpt-4o, gpt-4o-mini,"));
+    wait_for("the gauge back to 1", Duration::from_secs(10), || async {
+        let m = proxy.metrics().await;
+        (metric(&m, "tollgate_config_last_reload_successful", &[]) == Some(1.0)).then_some(())
+    })
+    .await;
+    assert_eq!(proxy.config_hash().await, second);
+
     let (ok, failed) = traffic.finish().await;
     assert!(ok > 20, "traffic ran: {ok}");
     assert_eq!(failed, 0, "no request failed across reloads");

@@ -82,6 +82,44 @@ async fn weighted_alias_spreads_within_statistical_bounds() {
     );
 }
 
+/// A failure that ejects the target ends its retries at once: no
+/// `Retry-After` wait for an attempt the breaker will not let through; the
+/// next target is tried straight away.
+#[tokio::test]
+async fn no_retry_wait_for_a_target_just_ejected() {
+    let (a, b) = (open_mock().await, open_mock().await);
+    a.set_defaults(Switches {
+        status: Some(503),
+        retry_after: Some(2),
+        ..Default::default()
+    });
+    let proxy = ProxyProc::start(&two_providers(
+        &a,
+        &b,
+        "  defaults:\n    retry: {maxAttempts: 3, initialBackoff: 10ms}\n    circuitBreaker: {consecutiveFailures: 1, baseEjection: 60s}\n  routes:\n    - name: chat\n      strategy: round-robin\n      targets: [{provider: a, model: small}, {provider: b, model: big}]",
+    ));
+    let started = Instant::now();
+    let r = ask(&proxy, "chat", &[]).await;
+    assert_eq!(r.status(), 200, "answered by the next target");
+    assert_eq!(
+        models_seen(&a),
+        ["small"],
+        "one attempt at the ejected target"
+    );
+    assert_eq!(models_seen(&b), ["big"]);
+    let m = proxy.metrics().await;
+    assert_eq!(
+        metric(&m, "tollgate_retries_total", &[("target", "a/small")]),
+        None,
+        "no retry was scheduled"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited out Retry-After: {:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn retry_after_429_is_honoured_then_succeeds() {
     let (a, b) = (open_mock().await, open_mock().await);

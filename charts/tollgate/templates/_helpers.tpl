@@ -181,3 +181,12 @@ service:
 caBundle: {{ . }}
 {{- end }}
 {{- end }}
+
+{{/*
+Namespaces the webhooks are not called for, one per line: the release's,
+kube-system and webhook.excludedNamespaces. The webhook configurations and
+the operator's --excluded-namespace flags share this list.
+*/}}
+{{- define "tollgate.excludedNamespaces" -}}
+{{- concat (list .Release.Namespace "kube-system") .Values.webhook.excludedNamespaces | uniq | join "\n" }}
+{{- end }}

@@ -213,6 +213,18 @@ groups:
           summary: {{ `{{ $value }} workloads of LlmPolicy {{ $labels.namespace }}/{{ $labels.policy }} have their pods refused by Pod Security` | quote }}
           description: {{ `The namespace's Pod Security level refuses their pods, so they run nothing. The policy's PodsAdmitted condition names the workload and what the API server objects to; the injected sidecar meets restricted, so the app's own spec needs changing.` | quote }}
           runbook_url: {{ $runbook }}#tollgateworkloadpodsrefused
+      - alert: TollgatePolicySecretMissing
+        expr: |-
+          max by (namespace, policy) (
+            tollgate_operator_missing_secrets and on (pod) (tollgate_operator_leader == 1)
+          ) > 0
+        for: 5m
+        labels:
+          severity: warning
+        annotations:
+          summary: {{ `LlmPolicy {{ $labels.namespace }}/{{ $labels.policy }} names {{ $value }} Secrets or keys that do not exist` | quote }}
+          description: {{ `Pods injected now cannot mount them and their sidecar (and app) does not start. The policy's Ready condition (reason SecretMissing) names each Secret and key; create them in the policy's namespace and the policy turns Ready within seconds.` | quote }}
+          runbook_url: {{ $runbook }}#tollgatepolicysecretmissing
       - alert: TollgatePolicyNotAccepted
         expr: |-
           max (

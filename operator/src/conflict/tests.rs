@@ -24,6 +24,7 @@ fn pod(name: &str, labels: &[(&str, &str)], injected_by: Option<&str>) -> PodInf
         annotations: injected_by
             .map(|p| [(POLICY_ANNOTATION.to_string(), p.to_string())].into())
             .unwrap_or_default(),
+        eligible: true,
     }
 }
 
@@ -97,5 +98,18 @@ fn counts_matched_injected_uninjected_and_conflicts() {
     assert_eq!(c.matched, 3);
     assert_eq!(c.injected, 1);
     assert_eq!(c.uninjected, ["b-2", "b-3"]);
-    assert_eq!(c.lost_to, ["old".to_string()].into());
+    assert_eq!(c.lost_to, [("old".to_string(), WonBy::Age)].into());
+
+    // Same second: the winner is not older, it wins by name.
+    let a = policy("a", Some(5), json!({}));
+    let b = policy("b", Some(5), json!({}));
+    let c = pod_counts(&b, &[&a, &b], &[pod("p", &[], None)]);
+    assert_eq!(c.lost_to, [("a".to_string(), WonBy::Name)].into());
+
+    // A pod the webhook would not inject (opted out, excluded namespace) is
+    // neither matched nor uninjected.
+    let mut out = pod("b-4", &[("team", "b")], None);
+    out.eligible = false;
+    let c = pod_counts(&young, &all, &[out]);
+    assert_eq!((c.matched, c.uninjected.len()), (0, 0));
 }

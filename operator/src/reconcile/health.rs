@@ -4,10 +4,10 @@
 //! shows only as pods stuck in `ImagePullBackOff` or `ContainerCreating`;
 //! here it becomes a condition, an Event and a metric on the policy.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, PodStatus, Secret};
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
 use kube::core::Selector;
@@ -16,6 +16,7 @@ use kube::{Api, Client, ResourceExt};
 use crate::conflict::POLICY_ANNOTATION;
 use crate::crd::LlmPolicy;
 use crate::render::SecretVolume;
+use crate::secrets;
 use crate::webhook::mutate::SIDECAR_NAME;
 
 /// How long a new pod's sidecar may take to start before it counts as not
@@ -46,33 +47,42 @@ pub struct Health {
 }
 
 /// Checks each mounted Secret has every key the config reads. A missing key
-/// would leave every new pod waiting on its volume mount.
-pub async fn secret_problems(client: &Client, ns: &str, secrets: &[SecretVolume]) -> Vec<String> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+/// would leave every new pod waiting on its volume mount. A read refused
+/// (403) is retried for [`secrets::GRANT_WAIT`]: the RoleBinding that
+/// grants it may have just been created.
+pub async fn secret_problems(client: &Client, ns: &str, want: &[SecretVolume]) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + secrets::GRANT_WAIT;
+    let names: Vec<String> = want.iter().map(|s| s.secret.clone()).collect();
+    loop {
+        match secrets::keys(client, ns, &names).await {
+            Ok(found) => return missing(ns, want, &found),
+            Err(kube::Error::Api(e)) if e.code == 403 && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => return vec![format!("cannot read Secrets in {ns}: {e}")],
+        }
+    }
+}
+
+/// One sentence per Secret that does not exist or key it lacks; pure.
+fn missing(
+    ns: &str,
+    want: &[SecretVolume],
+    found: &BTreeMap<String, Option<BTreeSet<String>>>,
+) -> Vec<String> {
     let mut out = Vec::new();
-    for s in secrets {
-        match api.get_opt(&s.secret).await {
-            Ok(Some(found)) => out.extend(missing_keys(ns, s, &found)),
-            Ok(None) => out.push(format!("Secret {ns}/{} does not exist", s.secret)),
-            Err(e) => out.push(format!("cannot read Secret {ns}/{}: {e}", s.secret)),
+    for s in want {
+        match found.get(&s.secret) {
+            Some(Some(keys)) => out.extend(
+                s.keys
+                    .iter()
+                    .filter(|k| !keys.contains(*k))
+                    .map(|k| format!("Secret {ns}/{} has no key {k:?}", s.secret)),
+            ),
+            _ => out.push(format!("Secret {ns}/{} does not exist", s.secret)),
         }
     }
     out
-}
-
-fn missing_keys(ns: &str, want: &SecretVolume, found: &Secret) -> Vec<String> {
-    let has = |k: &str| {
-        found.data.as_ref().is_some_and(|d| d.contains_key(k))
-            || found
-                .string_data
-                .as_ref()
-                .is_some_and(|d| d.contains_key(k))
-    };
-    want.keys
-        .iter()
-        .filter(|k| !has(k))
-        .map(|k| format!("Secret {ns}/{} has no key {k:?}", want.secret))
-        .collect()
 }
 
 /// The policy's pods, full objects (the watch cache holds metadata only).

@@ -1,6 +1,6 @@
 //! Status' spend: each budget's current window, read from the Redis the
 //! policy's sidecars share, with the proxy's own key and window code
-//! ([`tollgate_proxy::budget::read_spend`]).
+//! ([`tollgate_spend::read_spend`]).
 //!
 //! Budgets scoped `policy`, `namespace` or `workload` have one counter per
 //! policy and show its spend. Budgets scoped `model` or `header` count each
@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use tollgate_config::{BudgetStore, Budgets, Config};
-use tollgate_proxy::budget::{read_spend, Identity, WindowSpend};
+use tollgate_spend::{read_spend, Identity, WindowSpend};
 
 use crate::crd::{BudgetStatus, LlmPolicySpec};
 use crate::metrics::Metrics;
@@ -86,7 +86,7 @@ pub async fn read(
         return Ok(vec![None; config.budgets.limits.len()]);
     };
     let mut conn =
-        tollgate_proxy::redis_conn::connect_lazy(r, password).map_err(SpendError::Settings)?;
+        tollgate_spend::redis_conn::connect_lazy(r, password).map_err(SpendError::Settings)?;
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);

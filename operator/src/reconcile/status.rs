@@ -3,7 +3,7 @@
 use k8s_openapi::jiff::Timestamp;
 
 use super::health::Health;
-use crate::conflict::PodCounts;
+use crate::conflict::{PodCounts, WonBy};
 use crate::crd::{condition, LlmPolicyStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -14,7 +14,13 @@ pub enum Outcome {
     Applied { hash: String },
     /// Refused, with every problem.
     Invalid(String),
+    /// Valid, but the ConfigMap's name is taken by an object this policy
+    /// did not create (why, for status); nothing was written.
+    NotWritten(String),
 }
+
+/// `Ready` and `Conflicted` reason of [`Outcome::NotWritten`].
+pub const CONFIG_MAP_NOT_OWNED: &str = "ConfigMapNotOwned";
 
 /// The new status. Transition times of unchanged conditions and the last
 /// good config hash are kept from `prev`.
@@ -35,9 +41,16 @@ pub fn build_status(
     let short = |h: &str| h.chars().take(12).collect::<String>();
     let lost = !counts.lost_to.is_empty();
     let lost_msg = || {
-        let names: Vec<&str> = counts.lost_to.iter().map(String::as_str).collect();
+        let names: Vec<String> = counts
+            .lost_to
+            .iter()
+            .map(|(n, by)| match by {
+                WonBy::Age => format!("{n} (older)"),
+                WonBy::Name => format!("{n} (created in the same second, wins the tie by name)"),
+            })
+            .collect();
         format!(
-            "older policy {} selects some of the same pods and wins them (the oldest policy wins, then the first by name)",
+            "policy {} selects some of the same pods and wins them (the oldest policy wins, then the first by name)",
             names.join(", ")
         )
     };
@@ -58,6 +71,15 @@ pub fn build_status(
             };
             c.set(condition::READY, ready, reason, message);
         }
+        Outcome::NotWritten(why) => {
+            c.set(
+                condition::ACCEPTED,
+                true,
+                "Valid",
+                "the spec renders into a valid config".into(),
+            );
+            c.set(condition::READY, false, CONFIG_MAP_NOT_OWNED, why.clone());
+        }
         Outcome::Invalid(e) => {
             c.set(condition::ACCEPTED, false, "InvalidSpec", e.clone());
             let message = match &prev.config_hash {
@@ -70,7 +92,14 @@ pub fn build_status(
             c.set(condition::READY, false, "InvalidSpec", message);
         }
     }
-    if lost {
+    if let Outcome::NotWritten(why) = outcome {
+        c.set(
+            condition::CONFLICTED,
+            true,
+            CONFIG_MAP_NOT_OWNED,
+            why.clone(),
+        );
+    } else if lost {
         c.set(condition::CONFLICTED, true, "OlderPolicyWins", lost_msg());
     } else {
         c.set(
@@ -83,6 +112,7 @@ pub fn build_status(
     let config_hash = match outcome {
         Outcome::Applied { hash } => Some(hash.clone()),
         Outcome::Invalid(_) => prev.config_hash.clone(),
+        Outcome::NotWritten(_) => None,
     };
     LlmPolicyStatus {
         conditions: c.out,
@@ -113,7 +143,11 @@ pub fn apply_health(
         generation: status.observed_generation,
         now,
     };
-    if !health.secrets.is_empty() {
+    let ready = c
+        .out
+        .iter()
+        .any(|c| c.type_ == condition::READY && c.status == "True");
+    if ready && !health.secrets.is_empty() {
         c.set(
             condition::READY,
             false,

@@ -239,6 +239,16 @@ fn keys_never_land_in_the_config_map() {
 fn invalid_values_name_the_spec_field() {
     let cases: Vec<(LlmPolicySpec, &str, &str)> = vec![
         (
+            edit(|v| v["routes"][0]["targets"][1]["provider"] = json!("anthropc")),
+            "spec.routes[0].targets[1].provider",
+            "no provider is named `anthropc`",
+        ),
+        (
+            edit(|v| v["routes"][0]["shadow"]["provider"] = json!("nope")),
+            "spec.routes[0].shadow.provider",
+            "no provider is named `nope`",
+        ),
+        (
             edit(|v| v["routes"][0]["retry"]["initialBackoff"] = json!("soon")),
             "spec.routes[0].retry.initialBackoff",
             "",
@@ -379,4 +389,27 @@ fn crd_sections_mirror_the_proxy_config() {
     same::<BudgetStore, RawBudgetStore>(&[], &["persistPath"]);
     same::<RedisStore, RawRedisStore>(&["passwordSecretRef"], &["passwordFile"]);
     same::<Limit, RawLimit>(&[], &[]);
+}
+
+/// `n` dictionary terms of 20 bytes each, in one custom PII type.
+fn with_terms(n: usize) -> LlmPolicySpec {
+    let terms: Vec<String> = (0..n).map(|i| format!("codename-{i:011}")).collect();
+    edit(|v| v["pii"] = serde_json::json!({"custom": [{"name": "codenames", "terms": terms}]}))
+}
+
+#[test]
+fn a_config_a_config_map_cannot_hold_is_refused() {
+    // About 0.6 MiB of terms renders and fits.
+    let r = ok(&with_terms(25_000));
+    assert!(r.yaml.len() < CONFIG_MAP_LIMIT);
+    // About 1.2 MiB does not: the API server would refuse the ConfigMap.
+    let err = render("team-a", "chat", &with_terms(50_000)).unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    assert_eq!(err.0[0].path, "spec");
+    let m = &err.0[0].message;
+    assert!(
+        m.contains("more than the 1024 KiB a ConfigMap holds"),
+        "{m}"
+    );
+    assert!(m.contains("(largest: spec.pii "), "{m}");
 }

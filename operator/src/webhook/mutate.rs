@@ -4,19 +4,23 @@
 //! A pod is injected when its namespace has `tollgate.dev/injection:
 //! enabled` or the pod has `tollgate.dev/inject: "true"` (label or
 //! annotation), an `LlmPolicy` of its namespace selects it, and it has not
-//! opted out with `tollgate.dev/inject: "false"`. The proxy runs as a native
+//! opted out with `tollgate.dev/inject: "false"`. Namespaces the webhooks
+//! never see (the operator's own, `kube-system`, the chart's
+//! `webhook.excludedNamespaces`) and mirror pods are never injected, and
+//! [`eligible`] says so to the status counts too. The proxy runs as a native
 //! sidecar (an init container with `restartPolicy: Always`): it starts
 //! before the app and stops after it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::ResourceExt;
 use serde_json::{json, Value};
 
 use crate::conflict::{winner, HASH_ANNOTATION, POLICY_ANNOTATION};
+use crate::context::Settings;
 use crate::crd::LlmPolicy;
-use crate::reconcile::config_map_name;
+use crate::reconcile::{config_map_name, CONFIG_MAP_NOT_OWNED};
 use crate::render::{render, Rendered, CONFIG_DIR, CONFIG_FILE, STATE_DIR};
 
 /// Namespace label that turns injection on.
@@ -28,52 +32,100 @@ pub const SIDECAR_NAME: &str = "tollgate-proxy";
 /// Value of the placeholder API keys (SDKs refuse to start without one).
 pub const PLACEHOLDER_KEY: &str = "tollgate-placeholder";
 
-/// Why a pod was or was not injected.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
-    /// Not injected; the reason is for logs and metrics.
-    Skip(&'static str),
-    /// Injected by `policy`; `patch` is a JSON patch (RFC 6902).
-    Inject { policy: String, patch: Value },
+/// What an app container gets from its `envFrom` sources, as read at
+/// admission (the webhook reads them: see `server::env_from`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvFrom {
+    /// Variable names the sources define (their `prefix` applied).
+    pub names: BTreeSet<String>,
+    /// Sources that could not be read (`ConfigMap app-env`): any variable
+    /// may come from them.
+    pub unreadable: Vec<String>,
 }
 
-fn flag(pod: &Pod, key: &str) -> Option<String> {
-    pod.labels()
-        .get(key)
-        .or_else(|| pod.annotations().get(key))
-        .cloned()
+/// [`EnvFrom`] by container name; containers without `envFrom` are absent.
+pub type EnvFromByContainer = BTreeMap<String, EnvFrom>;
+
+/// The pod's app containers take variables from `envFrom`.
+pub fn has_env_from(pod: &Pod) -> bool {
+    pod.spec
+        .iter()
+        .flat_map(|s| &s.containers)
+        .any(|c| c.env_from.as_ref().is_some_and(|e| !e.is_empty()))
 }
 
-/// Decides for a pod being created in a namespace with `namespace_labels`,
-/// among the namespace's `policies`.
-pub fn decide(
+/// Annotation the kubelet puts on the API copy of a static pod.
+const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
+/// Whether a pod with these labels and annotations, in `namespace`, is one
+/// the sidecar is meant for (before any policy is looked at): `Err` names
+/// why not. The webhook decides with it, and status counts only these pods
+/// as selected, so an opted-out pod never shows as uninjected.
+pub fn eligible(
+    namespace: &str,
+    namespace_labels: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+    excluded_namespaces: &[String],
+) -> Result<(), &'static str> {
+    let asked = labels
+        .get(POD_INJECT)
+        .or_else(|| annotations.get(POD_INJECT));
+    if asked.map(String::as_str) == Some("false") {
+        return Err("opted_out");
+    }
+    if excluded_namespaces.iter().any(|n| n == namespace) {
+        return Err("excluded_namespace");
+    }
+    if annotations.contains_key(MIRROR_ANNOTATION) {
+        return Err("mirror_pod");
+    }
+    let enabled = namespace_labels.get(NAMESPACE_LABEL).map(String::as_str) == Some("enabled");
+    if !enabled && asked.map(String::as_str) != Some("true") {
+        return Err("not_enabled");
+    }
+    Ok(())
+}
+
+/// The policy whose sidecar a pod being created in a namespace with
+/// `namespace_labels` gets, among the namespace's `policies`, with its
+/// rendered config; or why it gets none (for logs and metrics). The patch
+/// is [`patch`]'s, once the pod's `envFrom` sources are known.
+pub fn choose<'a>(
     pod: &Pod,
     namespace: &str,
     namespace_labels: &BTreeMap<String, String>,
-    policies: &[&LlmPolicy],
-    default_image: &str,
-) -> Decision {
-    let asked = flag(pod, POD_INJECT);
-    if asked.as_deref() == Some("false") {
-        return Decision::Skip("opted_out");
-    }
-    let enabled = namespace_labels.get(NAMESPACE_LABEL).map(String::as_str) == Some("enabled");
-    if !enabled && asked.as_deref() != Some("true") {
-        return Decision::Skip("not_enabled");
-    }
+    policies: &[&'a LlmPolicy],
+    settings: &Settings,
+) -> Result<(&'a LlmPolicy, Rendered), &'static str> {
+    eligible(
+        namespace,
+        namespace_labels,
+        pod.labels(),
+        pod.annotations(),
+        &settings.excluded_namespaces,
+    )?;
     if pod.annotations().contains_key(POLICY_ANNOTATION) || has_sidecar(pod) {
-        return Decision::Skip("already_injected");
+        return Err("already_injected");
     }
-    let Some(policy) = winner(policies.iter().copied(), pod.labels()) else {
-        return Decision::Skip("no_policy");
-    };
-    let Ok(rendered) = render(namespace, &policy.name_any(), &policy.spec) else {
-        return Decision::Skip("invalid_policy");
-    };
-    Decision::Inject {
-        policy: policy.name_any(),
-        patch: patch(pod, policy, &rendered, default_image),
+    let policy = winner(policies.iter().copied(), pod.labels()).ok_or("no_policy")?;
+    if config_map_not_owned(policy) {
+        // Its ConfigMap is someone else's object: the sidecar would read it.
+        return Err("config_map_not_owned");
     }
+    let rendered =
+        render(namespace, &policy.name_any(), &policy.spec).map_err(|_| "invalid_policy")?;
+    Ok((policy, rendered))
+}
+
+/// The policy's status says its ConfigMap's name is taken by an object it
+/// did not create.
+fn config_map_not_owned(policy: &LlmPolicy) -> bool {
+    policy
+        .status
+        .iter()
+        .flat_map(|s| &s.conditions)
+        .any(|c| c.type_ == crate::crd::condition::READY && c.reason == CONFIG_MAP_NOT_OWNED)
 }
 
 fn has_sidecar(pod: &Pod) -> bool {
@@ -86,8 +138,22 @@ fn has_sidecar(pod: &Pod) -> bool {
 
 /// The JSON patch that injects `policy`'s sidecar into `pod`: only `add`
 /// operations on what is missing (and `replace` of app env vars when the
-/// policy says to override them).
-pub fn patch(pod: &Pod, policy: &LlmPolicy, r: &Rendered, default_image: &str) -> Value {
+/// policy says to override them), with warnings for variables left unset.
+///
+/// A variable the app sets itself, in `env` or through `envFrom`, is kept
+/// unless the policy overrides app values (`overrideAppEnv`, base URLs
+/// only: an injected `env` entry wins over `envFrom`); placeholder keys
+/// never replace the app's own. When an `envFrom` source could not be read
+/// the webhook does not guess: it sets only what overrides anyway, and
+/// warns.
+pub fn patch(
+    pod: &Pod,
+    policy: &LlmPolicy,
+    r: &Rendered,
+    default_image: &str,
+    env_from: &EnvFromByContainer,
+) -> (Value, Vec<String>) {
+    let mut warnings = Vec::new();
     let mut ops = Vec::new();
     let spec = pod.spec.clone().unwrap_or_default();
 
@@ -128,7 +194,9 @@ pub fn patch(pod: &Pod, policy: &LlmPolicy, r: &Rendered, default_image: &str) -
             continue;
         }
         let env = c.env.clone().unwrap_or_default();
+        let from = env_from.get(&c.name).cloned().unwrap_or_default();
         let mut adds = Vec::new();
+        let mut unset = Vec::new();
         let vars = wanted
             .iter()
             .map(|v| (v, inj.override_app_env()))
@@ -136,6 +204,9 @@ pub fn patch(pod: &Pod, policy: &LlmPolicy, r: &Rendered, default_image: &str) -
         // Placeholders never replace a key the app set: it may be the app's own.
         for ((name, value), may_replace) in vars {
             match env.iter().position(|e| e.name == *name) {
+                // `env` wins over `envFrom`: adding it overrides.
+                None if from.names.contains(*name) && !may_replace => {}
+                None if !from.unreadable.is_empty() && !may_replace => unset.push(*name),
                 None => adds.push(json!({"name": name, "value": value})),
                 Some(j) if may_replace && env[j].value.as_deref() != Some(value.as_str()) => ops
                     .push(json!({
@@ -143,6 +214,14 @@ pub fn patch(pod: &Pod, policy: &LlmPolicy, r: &Rendered, default_image: &str) -
                     "value": {"name": name, "value": value}})),
                 Some(_) => {}
             }
+        }
+        if !unset.is_empty() {
+            warnings.push(format!(
+                "tollgate: container {:?}: {} not set: envFrom {} could not be read and may set them",
+                c.name,
+                unset.join(", "),
+                from.unreadable.join(", ")
+            ));
         }
         if c.env.is_none() && !adds.is_empty() {
             ops.push(
@@ -172,7 +251,7 @@ pub fn patch(pod: &Pod, policy: &LlmPolicy, r: &Rendered, default_image: &str) -
             );
         }
     }
-    Value::Array(ops)
+    (Value::Array(ops), warnings)
 }
 
 fn sidecar(policy: &LlmPolicy, r: &Rendered, default_image: &str) -> Value {

@@ -1,9 +1,10 @@
 //! The HTTPS server both webhooks share, and the one place an admission
 //! review becomes a response.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -11,18 +12,21 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use kube::api::ListParams;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
-use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use super::mutate::{decide, Decision};
+use super::mutate::{choose, has_env_from, patch, EnvFromByContainer};
 use super::validate::problems;
 use crate::context::Context;
 use crate::crd::LlmPolicy;
+use crate::secrets;
 
 /// Largest review accepted (the API server sends at most a few MiB).
 const MAX_BODY: usize = 8 << 20;
@@ -68,10 +72,26 @@ async fn handle(req: Request<Incoming>, ctx: &Context) -> Response<Full<Bytes>> 
             )
         }
     };
-    let (result, response) = if webhook == "mutate" {
-        mutate(&body, ctx)
+    let answer = if webhook == "mutate" {
+        mutate(&body, ctx).await
     } else {
-        validate(&body, ctx).await
+        Ok(validate(&body, ctx))
+    };
+    let (result, response) = match answer {
+        Ok(a) => a,
+        Err(Unavailable(why)) => {
+            // Not an answer: the API server applies the webhook's
+            // failurePolicy (Fail refuses the pod, Ignore admits it as is).
+            warn!(error = %why, "cannot decide an admission: caches stale and the API unreachable");
+            ctx.metrics
+                .admissions
+                .with_label_values(&[webhook, "error"])
+                .inc();
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Bytes::from(format!("tollgate: cannot decide now: {why}\n")),
+            );
+        }
     };
     ctx.metrics
         .admissions
@@ -105,60 +125,175 @@ fn parse<T: kube::Resource + serde::de::DeserializeOwned>(
     })
 }
 
+/// The webhook cannot decide: its caches are stale and the API server did
+/// not answer a live read.
+#[derive(Debug)]
+pub struct Unavailable(String);
+
+/// How long a live read may take when the caches are stale (the API
+/// server's webhook timeout is longer).
+const LIVE_READ: Duration = Duration::from_secs(3);
+
 /// Pods: inject the sidecar or let the pod through unchanged. Never denies:
 /// a pod the webhook cannot handle runs without the sidecar and is reported
-/// as uninjected by its policy.
-pub fn mutate(body: &[u8], ctx: &Context) -> (&'static str, AdmissionResponse) {
+/// as uninjected by its policy. Decides from the watch caches while they
+/// are current, else from a live read of the namespace and its policies;
+/// when that fails too it gives no answer ([`Unavailable`]).
+pub async fn mutate(
+    body: &[u8],
+    ctx: &Context,
+) -> Result<(&'static str, AdmissionResponse), Unavailable> {
     let req: AdmissionRequest<Pod> = match parse(body) {
         Ok(r) => r,
-        Err(resp) => return ("error", *resp),
+        Err(resp) => return Ok(("error", *resp)),
     };
     let resp = AdmissionResponse::from(&req);
     let Some(pod) = &req.object else {
-        return ("allowed", resp);
+        return Ok(("allowed", resp));
     };
     let ns = req
         .namespace
         .clone()
         .or_else(|| pod.namespace())
         .unwrap_or_default();
-    let ns_labels = ctx
-        .stores
-        .namespaces
-        .state()
-        .into_iter()
-        .find(|n| n.name_any() == ns)
-        .map(|n| n.labels().clone())
-        .unwrap_or_default();
-    let policies: Vec<LlmPolicy> = ctx
-        .stores
-        .policies
-        .state()
-        .into_iter()
-        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
-        .map(|p| ctx.settings.effective(&p))
-        .collect();
+    let (ns_labels, policies) = if ctx.stores.synced() {
+        let labels = ctx
+            .stores
+            .namespaces
+            .get(&ObjectRef::new(&ns))
+            .map(|n| n.labels().clone())
+            .unwrap_or_default();
+        let policies: Vec<LlmPolicy> = ctx
+            .stores
+            .policies
+            .state()
+            .into_iter()
+            .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+            .map(|p| ctx.settings.effective(&p))
+            .collect();
+        (labels, policies)
+    } else {
+        let (labels, policies) = tokio::time::timeout(LIVE_READ, live_view(ctx, &ns))
+            .await
+            .map_err(|_| Unavailable(format!("live read took over {LIVE_READ:?}")))?
+            .map_err(|e| Unavailable(e.to_string()))?;
+        let policies = policies.iter().map(|p| ctx.settings.effective(p)).collect();
+        (labels, policies)
+    };
     let refs: Vec<&LlmPolicy> = policies.iter().collect();
-    match decide(pod, &ns, &ns_labels, &refs, &ctx.settings.proxy_image) {
-        Decision::Skip(_) => ("allowed", resp),
-        Decision::Inject { policy, patch } => {
-            let patch: json_patch::Patch = serde_json::from_value(patch).expect("valid patch");
-            match resp.clone().with_patch(patch) {
-                Ok(r) => {
-                    ctx.metrics.injections.inc();
-                    info!(namespace = %ns, pod = %pod.name_any(), %policy, "injected");
-                    ("injected", r)
+    let Ok((policy, rendered)) = choose(pod, &ns, &ns_labels, &refs, &ctx.settings) else {
+        return Ok(("allowed", resp));
+    };
+    // The app's envFrom sources are read only for a pod being injected.
+    let env_from = if has_env_from(pod) {
+        env_from(ctx, &ns, pod).await
+    } else {
+        EnvFromByContainer::new()
+    };
+    let (patch, warnings) = patch(pod, policy, &rendered, &ctx.settings.proxy_image, &env_from);
+    let policy = policy.name_any();
+    let patch: json_patch::Patch = serde_json::from_value(patch).expect("valid patch");
+    Ok(match resp.clone().with_patch(patch) {
+        Ok(mut r) => {
+            if !warnings.is_empty() {
+                warn!(namespace = %ns, pod = %pod.name_any(), %policy, warnings = ?warnings, "injected with variables left unset");
+                r.warnings = Some(warnings);
+            }
+            if req.dry_run {
+                debug!(namespace = %ns, pod = %pod.name_any(), %policy, "would inject (dry run)");
+                return Ok(("injected_dry_run", r));
+            }
+            ctx.metrics.injections.inc();
+            info!(namespace = %ns, pod = %pod.name_any(), %policy, "injected");
+            ("injected", r)
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot serialize patch");
+            ("error", resp)
+        }
+    })
+}
+
+/// How long one `envFrom` source may take to read.
+const ENV_FROM_READ: Duration = Duration::from_secs(2);
+
+/// What each container's `envFrom` sources define. A source that does not
+/// exist defines nothing when `optional`, and is unreadable otherwise (the
+/// kubelet waits for it; it may appear with any keys). Secrets are read
+/// through the namespace's RoleBinding (see [`crate::secrets`]); key names
+/// only are kept.
+async fn env_from(ctx: &Context, ns: &str, pod: &Pod) -> EnvFromByContainer {
+    let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    // One read per source, whichever containers share it.
+    let mut read: BTreeMap<String, Option<Option<BTreeSet<String>>>> = BTreeMap::new();
+    let mut out = EnvFromByContainer::new();
+    for c in pod.spec.iter().flat_map(|s| &s.containers) {
+        for src in c.env_from.iter().flatten() {
+            let (kind, name, optional) = match (&src.config_map_ref, &src.secret_ref) {
+                (Some(r), _) => ("ConfigMap", r.name.clone(), r.optional == Some(true)),
+                (_, Some(r)) => ("Secret", r.name.clone(), r.optional == Some(true)),
+                _ => continue,
+            };
+            let key = format!("{kind} {name}");
+            if !read.contains_key(&key) {
+                let keys = async {
+                    if kind == "ConfigMap" {
+                        Ok(configmaps.get_opt(&name).await?.map(|cm| {
+                            let data = cm.data.into_iter().flatten().map(|(k, _)| k);
+                            let binary = cm.binary_data.into_iter().flatten().map(|(k, _)| k);
+                            data.chain(binary).collect()
+                        }))
+                    } else {
+                        let mut found =
+                            secrets::keys(&ctx.client, ns, std::slice::from_ref(&name)).await?;
+                        Ok::<_, kube::Error>(found.remove(&name).flatten())
+                    }
+                };
+                let got = match tokio::time::timeout(ENV_FROM_READ, keys).await {
+                    Ok(Ok(keys)) => Some(keys),
+                    Ok(Err(e)) => {
+                        warn!(namespace = %ns, source = %key, error = %e, "cannot read an envFrom source");
+                        None
+                    }
+                    Err(_) => None,
+                };
+                read.insert(key.clone(), got);
+            }
+            let entry = out.entry(c.name.clone()).or_default();
+            match &read[&key] {
+                Some(Some(keys)) => {
+                    let prefix = src.prefix.as_deref().unwrap_or_default();
+                    entry
+                        .names
+                        .extend(keys.iter().map(|k| format!("{prefix}{k}")));
                 }
-                Err(e) => {
-                    warn!(error = %e, "cannot serialize patch");
-                    ("error", resp)
-                }
+                Some(None) if optional => {}
+                Some(None) => entry.unreadable.push(format!("{key} (does not exist)")),
+                None => entry.unreadable.push(key),
             }
         }
     }
+    out
 }
 
-async fn validate(body: &[u8], ctx: &Context) -> (&'static str, AdmissionResponse) {
+/// The namespace's labels and policies, read from the API server.
+async fn live_view(
+    ctx: &Context,
+    ns: &str,
+) -> Result<(BTreeMap<String, String>, Vec<LlmPolicy>), kube::Error> {
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let labels = namespaces
+        .get_metadata_opt(ns)
+        .await?
+        .map(|n| n.labels().clone())
+        .unwrap_or_default();
+    let policies: Api<LlmPolicy> = Api::namespaced(ctx.client.clone(), ns);
+    let list = policies.list(&ListParams::default()).await?;
+    info!(namespace = %ns, "admission decided from a live read (watch caches stale)");
+    Ok((labels, list.items))
+}
+
+fn validate(body: &[u8], ctx: &Context) -> (&'static str, AdmissionResponse) {
     let req: AdmissionRequest<LlmPolicy> = match parse(body) {
         Ok(r) => r,
         Err(resp) => return ("error", *resp),
@@ -171,7 +306,7 @@ async fn validate(body: &[u8], ctx: &Context) -> (&'static str, AdmissionRespons
     if policy.metadata.namespace.is_none() {
         policy.metadata.namespace = req.namespace.clone();
     }
-    let problems = problems(&ctx.client, &policy).await;
+    let problems = problems(&policy);
     if problems.is_empty() {
         ("allowed", resp)
     } else {

@@ -32,12 +32,11 @@ async fn leader_of(ops: &[Operator; 2]) -> usize {
 }
 
 async fn holder(leases: &Api<Lease>) -> Option<String> {
-    leases
-        .get_opt("e2e-leader")
-        .await
-        .ok()??
-        .spec?
-        .holder_identity
+    holder_of(leases, "e2e-leader").await
+}
+
+async fn holder_of(leases: &Api<Lease>, name: &str) -> Option<String> {
+    leases.get_opt(name).await.ok()??.spec?.holder_identity
 }
 
 /// Some once the replica counted a successful reconcile (it counts when
@@ -195,4 +194,47 @@ async fn one_replica_leads_and_the_other_takes_over() {
     assert_eq!(holder(&leases).await, None, "released on shutdown");
 
     cleanup(&client, "e2e-leader", NS).await;
+}
+
+/// A leader stopped gracefully (a rolling update) hands over at once: the
+/// standby watches the Lease, so it does not wait for its next round. With
+/// 300 s leases a round is 100 s apart, so only the watch makes it.
+#[tokio::test]
+async fn a_graceful_stop_hands_the_lease_over_at_once() {
+    if !cluster() {
+        return;
+    }
+    let _serial = serial().await;
+    let client = client().await;
+    let ns = "e2e-handover";
+    namespace(&client, ns).await;
+    let names = ["replica-a", "replica-b"];
+    let launch = |name| Launch {
+        pod_name: Some(name),
+        lease_seconds: 300,
+        webhooks: false,
+        ..Launch::new("e2e-handover", ns)
+    };
+    let mut ops = [
+        launch(names[0]).start(&client).await,
+        launch(names[1]).start(&client).await,
+    ];
+    let first = leader_of(&ops).await;
+    let other = 1 - first;
+    assert!(ops[first].terminate().await.success());
+    eventually(
+        "the standby leads",
+        std::time::Duration::from_secs(10),
+        || async {
+            (ops[other].metric("tollgate_operator_leader").await == Some(1.0)).then_some(())
+        },
+    )
+    .await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
+    assert_eq!(
+        holder_of(&leases, "e2e-handover").await.as_deref(),
+        Some(names[other])
+    );
+
+    cleanup(&client, "e2e-handover", ns).await;
 }

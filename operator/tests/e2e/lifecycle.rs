@@ -57,27 +57,30 @@ async fn policy_lifecycle_injection_and_validation() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("weight must be greater than 0"), "{err}");
-
-    // The validating webhook refuses the rest, naming the field.
+    // The webhook names the exact target whose provider does not exist.
     let mut bad = policy(ns);
-    bad.metadata.name = Some("bad-secret".into());
-    bad.spec.providers[0]
-        .credentials_secret_ref
-        .as_mut()
-        .unwrap()
-        .name = "missing".into();
-    bad.spec.routes[0].retry.as_mut().unwrap().initial_backoff = Some("soon".into());
+    bad.metadata.name = Some("bad-provider".into());
+    bad.spec.routes[0].targets[1].provider = "anthropc".into();
     let err = policies
         .create(&PostParams::default(), &bad)
         .await
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains(
-            "spec.providers[0].credentialsSecretRef: Secret e2e-lifecycle/missing does not exist"
-        ),
+        err.contains("spec.routes[0].targets[1].provider: no provider is named `anthropc`"),
         "{err}"
     );
+
+    // The validating webhook refuses the rest, naming the field (a missing
+    // Secret is not its business: see secrets.rs).
+    let mut bad = policy(ns);
+    bad.metadata.name = Some("bad-backoff".into());
+    bad.spec.routes[0].retry.as_mut().unwrap().initial_backoff = Some("soon".into());
+    let err = policies
+        .create(&PostParams::default(), &bad)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("spec.routes[0].retry.initialBackoff"), "{err}");
 
     // A pod in the enabled namespace gets the sidecar, once.

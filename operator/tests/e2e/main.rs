@@ -18,16 +18,20 @@ use std::time::Duration;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client};
 use serde_json::json;
 use tollgate_operator::crd::LlmPolicy;
 
+mod counting;
+mod env_from;
 mod leader;
 mod lifecycle;
+mod ownership;
 mod restart;
+mod secrets;
 mod spend;
 
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -49,12 +53,23 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
+/// A port free now and never handed out before in this run: tests run
+/// concurrently, and two operators given one port would answer each
+/// other's webhooks.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub async fn client() -> Client {
@@ -72,6 +87,32 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// Waits until it accepts connections on `ports`; false if it exited.
+    async fn listening(&mut self, ports: &[u16]) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let child = self.child.as_mut().expect("running");
+            if child.try_wait().unwrap().is_some() {
+                self.child = None;
+                return false;
+            }
+            let mut all = true;
+            for p in ports {
+                all &= tokio::net::TcpStream::connect(("127.0.0.1", *p))
+                    .await
+                    .is_ok();
+            }
+            if all {
+                return true;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "operator not listening within 60 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Its `/metrics` text, or `None` while it does not answer.
     pub async fn metrics(&self) -> Option<String> {
         let r = reqwest::get(format!("{}/metrics", self.admin)).await.ok()?;
@@ -124,6 +165,8 @@ pub struct Launch<'a> {
     pub lease_seconds: u64,
     /// Register webhook configurations (scoped to `ns`) that point at it.
     pub webhooks: bool,
+    /// More flags.
+    pub args: Vec<String>,
 }
 
 impl<'a> Launch<'a> {
@@ -134,17 +177,36 @@ impl<'a> Launch<'a> {
             pod_name: None,
             lease_seconds: 15,
             webhooks: true,
+            args: Vec::new(),
         }
     }
 
     /// Starts it; with `webhooks`, creates the configurations first and the
-    /// operator patches its generated certificate into them.
+    /// operator patches its generated certificate into them. A port found free can be taken by another process before the
+    /// operator binds it (it then exits at once): up to five tries, each
+    /// with new ports.
     pub async fn start(&self, client: &Client) -> Operator {
-        let port = free_port();
-        let admin = free_port();
-        if self.webhooks {
-            webhook_configs(client, self.tag, self.ns, port).await;
+        for attempt in 1..=5 {
+            let (port, admin) = (free_port(), free_port());
+            if self.webhooks {
+                if attempt > 1 {
+                    delete_webhook_configs(client, self.tag).await;
+                }
+                webhook_configs(client, self.tag, self.ns, port).await;
+            }
+            let mut op = self.spawn(port, admin);
+            if op.listening(&[port, admin]).await {
+                return op;
+            }
+            eprintln!(
+                "operator {} exited at start (try {attempt}); new ports",
+                self.tag
+            );
         }
+        panic!("operator {} did not start in five tries", self.tag);
+    }
+
+    fn spawn(&self, port: u16, admin: u16) -> Operator {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate-operator"));
         cmd.args(["run", "--namespace", self.ns, "--lease-name", self.tag])
             .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
@@ -155,6 +217,7 @@ impl<'a> Launch<'a> {
         if let Some(p) = self.pod_name {
             cmd.args(["--pod-name", p]);
         }
+        cmd.args(&self.args);
         if self.webhooks {
             cmd.args([
                 "--mutating-webhook-config",
@@ -166,7 +229,10 @@ impl<'a> Launch<'a> {
             ]);
         }
         let child = cmd
-            .stdout(Stdio::null())
+            .stdout(match std::env::var_os("TOLLGATE_E2E_OPERATOR_LOG") {
+                Some(_) => Stdio::inherit(),
+                None => Stdio::null(),
+            })
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
@@ -213,6 +279,13 @@ async fn webhook_configs(client: &Client, tag: &str, ns: &str, port: u16) {
 /// Deletes what [`Launch::start`] and [`namespace`] created, so the suite
 /// can run again on the same cluster.
 pub async fn cleanup(client: &Client, tag: &str, ns: &str) {
+    delete_webhook_configs(client, tag).await;
+    let _ = Api::<Namespace>::all(client.clone())
+        .delete(ns, &DeleteParams::default())
+        .await;
+}
+
+async fn delete_webhook_configs(client: &Client, tag: &str) {
     let dp = DeleteParams::default();
     let name = format!("tollgate-{tag}");
     let _ = Api::<MutatingWebhookConfiguration>::all(client.clone())
@@ -221,7 +294,6 @@ pub async fn cleanup(client: &Client, tag: &str, ns: &str) {
     let _ = Api::<ValidatingWebhookConfiguration>::all(client.clone())
         .delete(&name, &dp)
         .await;
-    let _ = Api::<Namespace>::all(client.clone()).delete(ns, &dp).await;
 }
 
 /// The full example policy, in `ns`.
@@ -328,6 +400,48 @@ where
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A pod labelled `app: <app>` with one app container.
+pub fn app_pod(name: &str, app: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {"containers": [{"name": "app", "image": "example.test/app:1"}]},
+    }))
+    .unwrap()
+}
+
+/// The pod was admitted with the sidecar.
+pub fn injected(p: &Pod) -> bool {
+    p.spec
+        .as_ref()
+        .and_then(|s| s.init_containers.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.name == "tollgate-proxy"))
+}
+
+/// A condition of the policy: (status, reason, message).
+pub fn condition(p: &LlmPolicy, type_: &str) -> Option<(String, String, String)> {
+    let c = p
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// The reasons of the Events about the policy `name` in `ns`.
+pub async fn event_reasons(client: &Client, ns: &str, name: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .filter_map(|e| e.reason)
+        .collect()
 }
 
 /// Creates the policy, retrying while the validating webhook is not yet

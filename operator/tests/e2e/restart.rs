@@ -1,10 +1,14 @@
 //! The API server restarts under a running operator: its watches resume,
-//! a policy created afterwards is validated and reconciled, and a change to
-//! one created before is picked up.
+//! a pod created while they reconnect is decided from current state (a live
+//! read), a policy created afterwards is validated and reconciled, and a
+//! change to one created before is picked up.
 
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::Api;
 use serde_json::json;
 use tollgate_operator::crd::LlmPolicy;
@@ -54,16 +58,94 @@ async fn operator_recovers_when_the_api_server_restarts() {
     create_policy(&policies, &named(ns, "before")).await;
     wait_policy(&policies, "before", "Ready", ready(None)).await;
 
+    // Injection off in the namespace, and the operator's cache knows it: a
+    // pod of `before` is admitted without the sidecar.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let label = |v: Option<&str>| json!({"metadata": {"labels": {"tollgate.dev/injection": v}}});
+    namespaces
+        .patch(ns, &PatchParams::default(), &Patch::Merge(&label(None)))
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let mut n = 0;
+    eventually("the cache sees injection off", WAIT, || {
+        n += 1;
+        let pods = pods.clone();
+        async move {
+            let p = pods
+                .create(
+                    &PostParams::default(),
+                    &app_pod(&format!("probe-{n}"), "before"),
+                )
+                .await
+                .unwrap();
+            (!injected(&p)).then_some(())
+        }
+    })
+    .await;
+
+    // `/readyz` fails while the caches are stale.
+    let unready_seen = Arc::new(AtomicBool::new(false));
+    let poller = tokio::spawn({
+        let url = format!("{}/readyz", op.admin);
+        let seen = unready_seen.clone();
+        async move {
+            loop {
+                if let Ok(r) = reqwest::get(&url).await {
+                    if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                        seen.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    });
+
     restart_apiserver().await;
+
+    // As soon as the API server answers: injection on, a new policy, and
+    // its pod. The operator's watches are still reconnecting, so its
+    // caches know neither; the pod must still get its sidecar (or be
+    // refused, never admitted without it).
+    eventually("the API server serves again", AFTER_RESTART, || async {
+        namespaces
+            .patch(
+                ns,
+                &PatchParams::default(),
+                &Patch::Merge(&label(Some("enabled"))),
+            )
+            .await
+            .ok()
+    })
+    .await;
+    create_policy(&policies, &named(ns, "late")).await;
+    let pod = eventually("the late pod admitted", AFTER_RESTART, || async {
+        match pods
+            .create(&PostParams::default(), &app_pod("late-1", "late"))
+            .await
+        {
+            Ok(p) => Some(p),
+            // Refused while the operator could not decide (failurePolicy Fail).
+            Err(kube::Error::Api(e)) if e.message.contains("failed calling webhook") => None,
+            Err(e) => panic!("create pod: {e}"),
+        }
+    })
+    .await;
+    assert!(
+        injected(&pod),
+        "admitted without the sidecar while the operator's caches were stale"
+    );
+    poller.abort();
+    assert!(
+        unready_seen.load(Ordering::Relaxed),
+        "/readyz never said the caches were stale"
+    );
 
     // A new policy: the validating webhook answers (from the operator's
     // resumed policy cache) and the controller reconciles it.
     let mut bad = named(ns, "after");
-    bad.spec.providers[0]
-        .credentials_secret_ref
-        .as_mut()
-        .unwrap()
-        .name = "missing".into();
+    bad.spec.routes[0].retry.as_mut().unwrap().initial_backoff = Some("soon".into());
     let err = eventually("the API server serves again", AFTER_RESTART, || async {
         match policies.create(&Default::default(), &bad).await {
             Err(kube::Error::Api(e)) if e.code == 400 || e.code == 403 => Some(e.message),
@@ -71,10 +153,7 @@ async fn operator_recovers_when_the_api_server_restarts() {
         }
     })
     .await;
-    assert!(
-        err.contains("Secret e2e-restart/missing does not exist"),
-        "{err}"
-    );
+    assert!(err.contains("spec.routes[0].retry.initialBackoff"), "{err}");
     create_policy(&policies, &named(ns, "after")).await;
     wait_policy_within(&policies, "after", "Ready", ready(None), AFTER_RESTART).await;
 
@@ -94,9 +173,12 @@ async fn operator_recovers_when_the_api_server_restarts() {
     )
     .await;
     // Reconciles failed while the API server was away must not have
-    // killed the controller or left the operator unready.
-    let ready = reqwest::get(format!("{}/readyz", op.admin)).await.unwrap();
-    assert!(ready.status().is_success());
+    // killed the controller, and the caches are current again.
+    eventually("/readyz ready again", AFTER_RESTART, || async {
+        let r = reqwest::get(format!("{}/readyz", op.admin)).await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
 
     cleanup(&client, "e2e-restart", ns).await;
 }

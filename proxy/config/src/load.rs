@@ -77,7 +77,13 @@ pub fn from_yaml_str(text: &str) -> Result<Config, LoadError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         LoadError::Parse {
-            path: if path == "." { "(root)".into() } else { path },
+            // The root is `.`; an unknown field named `` at the root gives
+            // an empty path.
+            path: if path == "." || path.is_empty() {
+                "(root)".into()
+            } else {
+                path
+            },
             message: inner.to_string(),
         }
     })?;

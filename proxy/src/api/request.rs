@@ -2,7 +2,11 @@
 //!
 //! Only `model` and `stream` are extracted; every other field is skipped
 //! (but still syntax-checked), and the original bytes are forwarded
-//! unchanged, so the proxy never drops a field it does not know.
+//! unchanged, so the proxy never drops a field it does not know. Skipped
+//! values are not decoded: a lone surrogate escape (`"\ud800"`) or a
+//! number out of range (`1e400`) in a field the proxy does not read goes to
+//! the provider, which judges it; a feature that reads the whole body
+//! (PII, translation, the cache) answers 400 for it.
 
 use serde::Deserialize;
 

@@ -101,19 +101,26 @@ pub struct Event<'a> {
 
 /// Iterates the complete events in a frame produced by [`EventSplitter`].
 pub fn events(frame: &[u8]) -> impl Iterator<Item = Event<'_>> {
+    blocks(frame).filter_map(|(_, ev)| ev)
+}
+
+/// Iterates the blocks of a frame: each one's bytes as received, its
+/// terminating blank line included, with the event it holds (`None` for a
+/// comment-only block). Dropping a block from the output drops exactly
+/// that event.
+pub fn blocks(frame: &[u8]) -> impl Iterator<Item = (&[u8], Option<Event<'_>>)> {
     let mut rest = frame;
-    std::iter::from_fn(move || loop {
+    std::iter::from_fn(move || {
         if rest.is_empty() {
             return None;
         }
-        let (block, tail) = match last_boundary_first(rest) {
-            Some((end, next)) => (&rest[..end], &rest[next..]),
-            None => (rest, &rest[rest.len()..]),
+        let (block, next) = match last_boundary_first(rest) {
+            Some((end, next)) => (&rest[..end], next),
+            None => (rest, rest.len()),
         };
-        rest = tail;
-        if let Some(ev) = parse_block(block) {
-            return Some(ev);
-        }
+        let raw = &rest[..next];
+        rest = &rest[next..];
+        Some((raw, parse_block(block)))
     })
 }
 
@@ -219,6 +226,30 @@ mod tests {
             4,
             "one frame per event, including the comment"
         );
+    }
+
+    #[test]
+    fn blocks_keep_their_bytes_and_parse_their_event() {
+        let frame = b"data: 1\n\n: ping\n\nevent: e\r\ndata: 2\r\n\r\ndata: 3";
+        let got: Vec<(&[u8], Option<String>)> = blocks(frame)
+            .map(|(raw, ev)| {
+                (
+                    raw,
+                    ev.map(|e| String::from_utf8_lossy(&e.data).into_owned()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (&b"data: 1\n\n"[..], Some("1".into())),
+                (&b": ping\n\n"[..], None),
+                (&b"event: e\r\ndata: 2\r\n\r\n"[..], Some("2".into())),
+                (&b"data: 3"[..], Some("3".into())),
+            ]
+        );
+        let joined: Vec<u8> = blocks(frame).flat_map(|(raw, _)| raw.to_vec()).collect();
+        assert_eq!(joined, frame, "the blocks are the frame");
     }
 
     #[test]

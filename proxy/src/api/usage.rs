@@ -65,6 +65,15 @@ fn none<U>() -> Option<U> {
     None
 }
 
+/// An OpenAI stream chunk, as far as usage goes.
+#[derive(Deserialize)]
+struct OpenAiChunk {
+    #[serde(default)]
+    usage: Option<OpenAiUsage>,
+    #[serde(default)]
+    choices: Option<Vec<serde::de::IgnoredAny>>,
+}
+
 #[derive(Deserialize)]
 struct AnthropicMessageStart {
     message: WithUsage<AnthropicUsage>,
@@ -138,20 +147,25 @@ pub struct StreamUsage {
 }
 
 impl StreamUsage {
-    /// Feeds one SSE event. Cheap for events without usage: the JSON is
-    /// parsed only when the data mentions `usage`.
-    pub fn observe(&mut self, family: Family, event: Option<&str>, data: &[u8]) {
-        if !contains(data, b"\"usage\"") {
-            return;
-        }
+    /// Feeds one SSE event; true for OpenAI's final usage-only chunk
+    /// (`choices` empty, `usage` set: what `stream_options.include_usage`
+    /// adds). OpenAI events are parsed for their `usage` and `choices`
+    /// (skipping everything else); Anthropic's only when named
+    /// `message_start` or `message_delta`. Decided on parsed JSON, so any
+    /// formatting (spacing, field order) reads the same.
+    pub fn observe(&mut self, family: Family, event: Option<&str>, data: &[u8]) -> bool {
         match family {
             Family::OpenAi => {
-                if let Ok(WithUsage { usage: Some(u) }) =
-                    serde_json::from_slice::<WithUsage<OpenAiUsage>>(data)
-                {
+                let Ok(chunk) = serde_json::from_slice::<OpenAiChunk>(data) else {
+                    return false;
+                };
+                let usage_only =
+                    chunk.usage.is_some() && chunk.choices.is_some_and(|c| c.is_empty());
+                if let Some(u) = chunk.usage {
                     self.usage = Some(Usage::from(u));
                     self.complete = true;
                 }
+                usage_only
             }
             Family::Anthropic => {
                 let u = match event {
@@ -171,6 +185,7 @@ impl StreamUsage {
                         .merge_anthropic(&u);
                     self.complete |= event == Some("message_delta");
                 }
+                false
             }
         }
     }
@@ -185,13 +200,34 @@ impl StreamUsage {
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn usage_only(data: &[u8]) -> bool {
+        StreamUsage::default().observe(Family::OpenAi, None, data)
+    }
+
+    #[test]
+    fn usage_only_chunks_are_recognised_in_any_layout() {
+        for yes in [
+            &br#"{"choices":[],"usage":{"prompt_tokens":1}}"#[..],
+            br#"{"usage": {"prompt_tokens": 1}, "id": "x", "choices": []}"#,
+            b"{\n  \"choices\" : [ ],\n  \"usage\" : {}\n}",
+        ] {
+            assert!(usage_only(yes), "{}", String::from_utf8_lossy(yes));
+        }
+        for no in [
+            &br#"{"choices":[{"delta":{"content":"hi"}}],"usage":{"prompt_tokens":1}}"#[..],
+            br#"{"choices": [], "usage": null}"#,
+            br#"{"choices": []}"#,
+            br#"{"usage": {}}"#,
+            b"[DONE]",
+            b"not json",
+        ] {
+            assert!(!usage_only(no), "{}", String::from_utf8_lossy(no));
+        }
+    }
 
     #[test]
     fn openai_body() {

@@ -21,8 +21,11 @@ pub(crate) struct Held {
     pub lease_epoch: i64,
     /// Price used when the serving model has none of its own.
     pub price: Option<Price>,
-    /// False for a fail-open admission: nothing was reserved or consumed.
+    /// False for a fail-open admission: the store's answer was lost, so
+    /// the reservation may or may not exist (settlement finds out).
     pub reserved: bool,
+    /// [`super::plan::AdmitPlan::id`].
+    pub id: String,
 }
 
 pub(crate) struct HeldBudget {
@@ -215,6 +218,21 @@ impl Drop for Admission {
     }
 }
 
+/// A new [`Held::id`]: a random prefix per process and a counter.
+pub(crate) fn new_id() -> String {
+    static PROCESS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let process = *PROCESS.get_or_init(rand::random);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{process:016x}{n:x}")
+}
+
+/// Releases what a refused admission whose store call failed may have
+/// reserved.
+pub(crate) fn release_plan(inner: &Inner, held: &Held) -> SettlePlan {
+    settle_plan(inner, held, 0, 0)
+}
+
 fn settle_plan(inner: &Inner, held: &Held, usd: u64, tokens: u64) -> SettlePlan {
     let now_ms = inner.clock.now_ms();
     let budgets = held
@@ -238,14 +256,16 @@ fn settle_plan(inner: &Inner, held: &Held, usd: u64, tokens: u64) -> SettlePlan 
     let rates = held
         .rates
         .iter()
-        .filter(|r| r.estimated != tokens)
+        .filter(|r| !held.reserved || r.estimated != tokens)
         .map(|r| RateAdjust {
             key: r.key.clone(),
             limit: r.limit,
-            delta: tokens as i64 - r.estimated as i64,
+            estimated: r.estimated,
+            actual: tokens,
         })
         .collect();
     SettlePlan {
+        id: held.id.clone(),
         now_ms,
         budgets,
         rates,

@@ -82,15 +82,26 @@ pub enum StoreError {
     /// Redis' error kind and message (never the URL or password).
     #[error("redis: {0}")]
     Redis(String),
+    /// [`StoreError::Redis`] for a call that may have run, its reply lost
+    /// (`redis_conn::reply_lost`).
+    #[error("redis: {0}")]
+    Lost(String),
     #[error("unexpected reply: {0}")]
     Reply(String),
 }
 
 impl StoreError {
+    /// The call may have reached Redis and run there, its reply lost: a
+    /// timeout or a connection dropped mid-call (a refused connection sent
+    /// nothing).
+    pub fn maybe_applied(&self) -> bool {
+        matches!(self, StoreError::Timeout(_) | StoreError::Lost(_))
+    }
+
     pub fn metric_label(&self) -> &'static str {
         match self {
             StoreError::Timeout(_) => "timeout",
-            StoreError::Redis(_) => "redis",
+            StoreError::Redis(_) | StoreError::Lost(_) => "redis",
             StoreError::Reply(_) => "reply",
         }
     }

@@ -4,6 +4,8 @@
 //! Model `m1` costs $1/M input and $2/M output: 1 000 and 2 000 nano-USD a
 //! token. A request of 1 000 prompt tokens and 500 output tokens reserves
 //! `WORST` = 2 000 000 nano-USD ($0.002).
+// The fuzz targets (feature `fuzzing`) use only some of these.
+#![cfg_attr(not(test), allow(dead_code))]
 
 use std::sync::Arc;
 

@@ -253,10 +253,11 @@ impl MemoryStore {
             .collect();
         let now_us = plan.now_ms as f64 * 1000.0;
         for adj in &plan.rates {
-            let shift = adj.delta as f64 * RateOp::emission_us(adj.limit);
+            let delta = adj.delta();
+            let shift = delta as f64 * RateOp::emission_us(adj.limit);
             match st.rates.get_mut(&adj.key) {
                 Some(tat) => *tat = (*tat + shift).max(now_us),
-                None if adj.delta > 0 => {
+                None if delta > 0 => {
                     st.rates.insert(adj.key.clone(), now_us + shift);
                 }
                 None => {}

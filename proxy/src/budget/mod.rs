@@ -45,28 +45,27 @@ use tollgate_config::{Action, BudgetStore, Budgets, Limit, Price, Scope};
 mod admission;
 mod clock;
 mod error;
-#[cfg(test)]
-mod fixtures;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fixtures;
 mod memory;
 mod metrics;
 mod plan;
 mod pricing;
 mod redis;
-mod spend;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_windows;
 mod tokens;
-mod window;
 
 pub use admission::{Admission, Refused};
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use error::{BudgetError, Refusal, StoreError};
 pub use metrics::BudgetMetrics;
 pub use pricing::PriceTable;
-pub use spend::{read_spend, spend_key, WindowSpend};
-pub use window::Span;
+use tollgate_spend::keys::{fixed_scope_value, key, scope_hash, spent_key, MISSING};
+use tollgate_spend::window;
+pub use tollgate_spend::{read_spend, spend_key, Identity, Span, WindowSpend};
 
 use crate::api::usage::Usage;
 use crate::api::Family;
@@ -74,27 +73,6 @@ use memory::MemoryStore;
 use plan::*;
 use pricing::worst_case;
 use redis::RedisStore;
-
-/// Where the proxy runs: the scope values of `policy`, `namespace` and
-/// `workload` budgets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Identity {
-    pub policy: String,
-    pub namespace: Option<String>,
-    pub workload: Option<String>,
-}
-
-impl Identity {
-    /// The identity a proxy running `config` has: its name and metadata.
-    pub fn of(config: &tollgate_config::Config) -> Identity {
-        let meta = config.raw.metadata.as_ref();
-        Identity {
-            policy: config.name.clone().unwrap_or_default(),
-            namespace: meta.and_then(|m| m.namespace.clone()),
-            workload: meta.and_then(|m| m.workload.clone()),
-        }
-    }
-}
 
 /// What admission needs to know about a request.
 #[derive(Debug, Clone, Copy)]
@@ -108,10 +86,6 @@ pub struct AdmitRequest<'a> {
     pub prompt_tokens: u64,
     pub max_output_tokens: Option<u64>,
 }
-
-/// The scope value of a request without the scope header, or of a scope
-/// whose identity field is unset.
-const MISSING: &str = "(missing)";
 
 /// Budget admission and settlement. Send + Sync; share it in an `Arc`.
 pub struct BudgetEngine {
@@ -371,7 +345,9 @@ impl BudgetEngine {
         };
 
         let lease_epoch = window::lease_epoch(inner.lease_ms, now_ms);
+        let id = admission::new_id();
         let mut plan = AdmitPlan {
+            id: id.clone(),
             now_ms,
             lease_epoch,
             budgets: Vec::with_capacity(cfg.limits.len()),
@@ -383,6 +359,7 @@ impl BudgetEngine {
             lease_epoch,
             price,
             reserved: true,
+            id,
         };
         for (i, (l, scope)) in cfg.limits.iter().zip(limit_scopes).enumerate() {
             let span = Span::of(l.window, cfg.time_zone, now_ms);
@@ -460,20 +437,20 @@ impl BudgetEngine {
                 let Store::Redis(s) = &inner.store else {
                     unreachable!("the memory store does not fail")
                 };
+                // The answer was lost, not necessarily the call: Redis may
+                // have reserved. The settlement (or, when refused, a
+                // release queued now) undoes the reservation if the
+                // admission was applied, and only then.
+                held.reserved = false;
                 if !s.fail_open() {
+                    // Only then: an outage must not fill the queue with
+                    // releases of calls that never left.
+                    if e.maybe_applied() {
+                        s.enqueue(admission::release_plan(inner, &held));
+                    }
                     return Err(Denied::Final(Refused::from(Refusal::StoreUnavailable {
                         reason: e.metric_label().to_string(),
                     })));
-                }
-                // Nothing was reserved or consumed: settle counts actual
-                // spend and tokens in full.
-                held.reserved = false;
-                for b in &mut held.budgets {
-                    b.usd = 0;
-                    b.tokens = 0;
-                }
-                for r in &mut held.rates {
-                    r.estimated = 0;
                 }
                 return Ok(Admission::new(inner.clone(), held, None, Vec::new()));
             }
@@ -516,7 +493,7 @@ impl BudgetEngine {
         let id = &self.inner.identity;
         let value: &[u8] = match scope {
             Scope::Policy | Scope::Namespace | Scope::Workload => {
-                spend::fixed_scope_value(scope, id).unwrap_or(MISSING.as_bytes())
+                fixed_scope_value(scope, id).unwrap_or(MISSING.as_bytes())
             }
             Scope::Model => req.requested_model.as_bytes(),
             Scope::Header { name, missing } => match req.headers.get(name.as_str()) {
@@ -641,7 +618,7 @@ fn only_tokens_refused(plan: &AdmitPlan, result: &AdmitResult) -> bool {
 
 impl Inner {
     fn spent_key(&self, l: &Limit, span: &Span, scope: &str) -> String {
-        spend::spent_key(&self.prefix, l, span, scope)
+        spent_key(&self.prefix, l, span, scope)
     }
 
     fn reserved_key(&self, l: &Limit, scope: &str) -> String {

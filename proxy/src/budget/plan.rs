@@ -5,9 +5,7 @@
 //! stores implement the same arithmetic (here for memory, in Lua for
 //! Redis), so their tests share expectations.
 
-use sha2::{Digest, Sha256};
-
-use super::window::Span;
+use tollgate_spend::Span;
 
 /// Rate limits are per minute.
 pub const RATE_PERIOD_US: f64 = 60_000_000.0;
@@ -51,6 +49,10 @@ impl RateOp {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdmitPlan {
+    /// Unique per admission attempt: the Redis store marks what it did
+    /// under it, so a call whose reply was lost is applied once (see
+    /// `redis/admit.lua` and `redis/settle.lua`). The memory store ignores it.
+    pub id: String,
     pub now_ms: i64,
     /// Redis lease epoch of the reservations.
     pub lease_epoch: i64,
@@ -106,12 +108,26 @@ pub struct SettleOp {
 pub struct RateAdjust {
     pub key: String,
     pub limit: u64,
-    /// Actual minus estimated tokens.
-    pub delta: i64,
+    /// Tokens the admission consumed (when it was applied).
+    pub estimated: u64,
+    /// Tokens the request actually used.
+    pub actual: u64,
+}
+
+impl RateAdjust {
+    /// The correction once the admission is known to have been applied.
+    pub fn delta(&self) -> i64 {
+        self.actual as i64 - self.estimated as i64
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SettlePlan {
+    /// The admission's [`AdmitPlan::id`]: the settle script releases the
+    /// reservation (and counts the estimate against token rates) only if
+    /// the admission's mark is there, so a settlement of an admission
+    /// whose reply was lost is right either way.
+    pub id: String,
     pub now_ms: i64,
     pub budgets: Vec<SettleOp>,
     pub rates: Vec<RateAdjust>,
@@ -152,24 +168,6 @@ pub fn gcra(stored: Option<f64>, now_us: f64, op: &RateOp) -> RateState {
     }
 }
 
-/// The key-safe form of a scope value: 16 hex digits of its SHA-256.
-/// Header values may be user ids; hashed, keys stay bounded and neither the
-/// state file nor Redis holds the ids.
-pub fn scope_hash(value: &[u8]) -> String {
-    hex::encode(&Sha256::digest(value)[..8])
-}
-
-/// `prefix:part:part:...`.
-pub fn key(prefix: &str, parts: &[&str]) -> String {
-    let mut k = String::with_capacity(prefix.len() + 80);
-    k.push_str(prefix);
-    for p in parts {
-        k.push(':');
-        k.push_str(p);
-    }
-    k
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,16 +196,5 @@ mod tests {
             "oversized fits a full bucket"
         );
         assert!(!gcra(Some(1.0), 0.0, &huge).allowed);
-    }
-
-    #[test]
-    fn keys_hash_scope_values() {
-        let h = scope_hash(b"alice@example.com");
-        assert_eq!(h.len(), 16);
-        assert_ne!(h, scope_hash(b"bob@example.com"));
-        assert_eq!(
-            key("tg", &["spent", "team", &h]),
-            format!("tg:spent:team:{h}")
-        );
     }
 }

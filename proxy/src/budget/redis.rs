@@ -13,13 +13,14 @@
 //! in flight stops holding their budget after the lease timeout.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use redis::Script;
 use sha2::{Digest, Sha256};
+use tollgate_spend::redis_conn::{describe, reply_lost};
 
 use super::metrics::BudgetMetrics;
 use super::plan::*;
@@ -31,6 +32,10 @@ mod tests;
 
 /// Settlements kept while Redis is unreachable.
 pub const MAX_PENDING: usize = 100_000;
+/// How long a settlement's `settled` mark lives: a retry of a settlement
+/// Redis ran but whose reply was lost is a no-op within this time (a proxy
+/// cut off from Redis for longer would apply it twice).
+const SETTLED_TTL_MS: i64 = 2 * 3_600_000;
 /// How often queued settlements are retried.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// A calendar counter outlives its window by this much, for proxies whose
@@ -44,6 +49,9 @@ pub struct RedisStore {
     admit_script: Script,
     settle_script: Script,
     pending: Mutex<VecDeque<SettlePlan>>,
+    /// Queued settlements taken out by a flush and not yet written: still
+    /// pending (a flush that fails puts them back).
+    flushing: AtomicUsize,
     metrics: Arc<BudgetMetrics>,
     last_log_ms: AtomicI64,
 }
@@ -77,7 +85,7 @@ impl RedisStore {
         password: Option<String>,
         metrics: Arc<BudgetMetrics>,
     ) -> Result<Arc<RedisStore>, BudgetError> {
-        let conn = crate::redis_conn::connect_lazy(settings, password.as_deref())
+        let conn = tollgate_spend::redis_conn::connect_lazy(settings, password.as_deref())
             .map_err(BudgetError::RedisConfig)?;
         let store = Arc::new(RedisStore {
             settings: settings.clone(),
@@ -86,6 +94,7 @@ impl RedisStore {
             admit_script: Script::new(include_str!("redis/admit.lua")),
             settle_script: Script::new(include_str!("redis/settle.lua")),
             pending: Mutex::new(VecDeque::new()),
+            flushing: AtomicUsize::new(0),
             metrics,
             last_log_ms: AtomicI64::new(i64::MIN),
         });
@@ -112,6 +121,7 @@ impl RedisStore {
         let res =
             match tokio::time::timeout(self.settings.timeout, inv.invoke_async(&mut conn)).await {
                 Err(_) => Err(StoreError::Timeout(self.settings.timeout)),
+                Ok(Err(e)) if reply_lost(&e) => Err(StoreError::Lost(describe(&e))),
                 Ok(Err(e)) => Err(StoreError::Redis(describe(&e))),
                 Ok(Ok(v)) => Ok(v),
             };
@@ -140,6 +150,12 @@ impl RedisStore {
         }
     }
 
+    /// The keys of an admission's `admitted` and `settled` marks.
+    fn marks(&self, id: &str) -> (String, String) {
+        let p = &self.settings.key_prefix;
+        (format!("{p}:adm:{id}"), format!("{p}:done:{id}"))
+    }
+
     pub async fn admit(&self, plan: &AdmitPlan, lease_ms: i64) -> Result<AdmitResult, StoreError> {
         let mut inv = self.admit_script.prepare_invoke();
         let epoch_ms = super::window::lease_epoch_ms(lease_ms);
@@ -164,6 +180,8 @@ impl RedisStore {
         for op in &plan.rates {
             inv.key(&op.key).arg(op.limit).arg(op.cost);
         }
+        let (admitted, settled) = self.marks(&plan.id);
+        inv.key(admitted).key(settled);
         let v = self.call("admit", &inv).await?;
         let want = 1 + 6 * plan.budgets.len() + 2 * plan.rates.len();
         if v.len() != want {
@@ -202,7 +220,8 @@ impl RedisStore {
         let mut inv = self.settle_script.prepare_invoke();
         inv.arg(plan.now_ms * 1000)
             .arg(plan.budgets.len())
-            .arg(plan.rates.len());
+            .arg(plan.rates.len())
+            .arg(SETTLED_TTL_MS);
         for op in &plan.budgets {
             inv.key(&op.spent_key).key(&op.reserved_key);
             let (kind, expire) = kind_and_expiry(&op.span);
@@ -221,8 +240,13 @@ impl RedisStore {
                 .arg(op.tokens);
         }
         for adj in &plan.rates {
-            inv.key(&adj.key).arg(adj.limit).arg(adj.delta);
+            inv.key(&adj.key)
+                .arg(adj.limit)
+                .arg(adj.estimated)
+                .arg(adj.actual);
         }
+        let (admitted, settled) = self.marks(&plan.id);
+        inv.key(admitted).key(settled);
         let v = self.call("settle", &inv).await?;
         if v.len() != 2 * plan.budgets.len() {
             return Err(StoreError::Reply(format!(
@@ -261,8 +285,10 @@ impl RedisStore {
         self.metrics.pending.set(q.len() as i64);
     }
 
+    /// Settlements not yet written: queued, or being retried now.
     pub fn pending_len(&self) -> usize {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).len()
+        let q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        q.len() + self.flushing.load(Ordering::SeqCst)
     }
 
     /// Writes queued settlements, oldest first, until one fails.
@@ -270,19 +296,24 @@ impl RedisStore {
         loop {
             let next = {
                 let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-                q.pop_front()
+                let next = q.pop_front();
+                if next.is_some() {
+                    self.flushing.fetch_add(1, Ordering::SeqCst);
+                }
+                next
             };
             let Some(plan) = next else { return Ok(()) };
-            if let Err(source) = self.settle_now(&plan).await {
-                let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let res = self.settle_now(&plan).await;
+            let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            self.flushing.fetch_sub(1, Ordering::SeqCst);
+            if let Err(source) = res {
                 q.push_front(plan);
-                self.metrics.pending.set(q.len() as i64);
-                return Err(BudgetError::Unflushed {
-                    pending: q.len(),
-                    source,
-                });
+                let pending = q.len() + self.flushing.load(Ordering::SeqCst);
+                self.metrics.pending.set(pending as i64);
+                return Err(BudgetError::Unflushed { pending, source });
             }
-            self.metrics.pending.set(self.pending_len() as i64);
+            let pending = q.len() + self.flushing.load(Ordering::SeqCst);
+            self.metrics.pending.set(pending as i64);
         }
     }
 }
@@ -291,19 +322,6 @@ fn kind_and_expiry(span: &Span) -> (&'static str, i64) {
     match span {
         Span::Calendar { end_ms, .. } => ("c", end_ms + CLOCK_SLACK_MS),
         Span::Rolling { .. } => ("r", span.expires_ms()),
-    }
-}
-
-/// Redis' error kind and detail; the URL and password never appear in it.
-pub(super) fn describe(e: &redis::RedisError) -> String {
-    if e.is_timeout() {
-        "timeout".into()
-    } else if e.is_connection_refusal() {
-        "connection refused".into()
-    } else if e.is_io_error() || e.is_connection_dropped() {
-        "connection lost".into()
-    } else {
-        format!("{:?}: {}", e.kind(), e.detail().unwrap_or("(no detail)"))
     }
 }
 

@@ -179,7 +179,9 @@ async fn overshoot_bound_is_tight() {
     };
     let l = &e.inner().cfg.limits[0];
     let span = Span::of(l.window, e.inner().cfg.time_zone, T0);
-    let key = e.inner().spent_key(l, &span, &plan::scope_hash(b"p"));
+    let key = e
+        .inner()
+        .spent_key(l, &span, &tollgate_spend::keys::scope_hash(b"p"));
     assert_eq!(m.spent_for_test(&key), 10_000_000 + 5 * 600_000);
 }
 

@@ -223,9 +223,10 @@ async fn a_rate_refusal_reserves_no_budget() {
     let Store::Memory(m) = &e.inner().store else {
         unreachable!()
     };
-    let resv = e
-        .inner()
-        .reserved_key(&e.inner().cfg.limits[0], &plan::scope_hash(b"p"));
+    let resv = e.inner().reserved_key(
+        &e.inner().cfg.limits[0],
+        &tollgate_spend::keys::scope_hash(b"p"),
+    );
     assert_eq!(
         m.reserved_for_test(&resv),
         (WORST, 0),

@@ -24,7 +24,7 @@ impl RedisCache {
         settings: &tollgate_config::RedisStore,
         password: Option<String>,
     ) -> Result<RedisCache, CacheError> {
-        let conn = crate::redis_conn::connect_lazy(settings, password.as_deref())
+        let conn = tollgate_spend::redis_conn::connect_lazy(settings, password.as_deref())
             .map_err(CacheError::RedisConfig)?;
         Ok(RedisCache {
             settings: settings.clone(),

@@ -309,3 +309,95 @@ fn entry_wire_round_trip() {
     assert_eq!(Entry::from_json(&e.to_json()).unwrap(), e);
     assert!(Entry::from_json(b"garbage").is_none());
 }
+
+/// A JSON value as a tree whose object keys keep the order they were
+/// generated in, written out as text in that order or reversed, compact or
+/// spaced: the same JSON to any reader.
+#[derive(Debug, Clone)]
+enum Tree {
+    Leaf(Value),
+    Array(Vec<Tree>),
+    Object(Vec<(String, Tree)>),
+}
+
+impl Tree {
+    fn text(&self, reversed: bool, spaced: bool, out: &mut String) {
+        let (comma, colon) = if spaced { (", ", ": ") } else { (",", ":") };
+        match self {
+            Tree::Leaf(v) => out.push_str(&v.to_string()),
+            Tree::Array(items) => {
+                out.push('[');
+                for (i, t) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(comma);
+                    }
+                    t.text(reversed, spaced, out);
+                }
+                out.push(']');
+            }
+            Tree::Object(fields) => {
+                // Later duplicates win in every parser: keep the last of each.
+                let mut seen = std::collections::BTreeMap::new();
+                for (k, t) in fields {
+                    seen.insert(k.clone(), t);
+                }
+                let mut fields: Vec<_> = seen.into_iter().collect();
+                if reversed {
+                    fields.reverse();
+                }
+                out.push('{');
+                for (i, (k, t)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(comma);
+                    }
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push_str(colon);
+                    t.text(reversed, spaced, out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+fn tree() -> impl proptest::strategy::Strategy<Value = Tree> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        "[a-z ]{0,12}".prop_map(Value::from),
+    ]
+    .prop_map(Tree::Leaf);
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Tree::Array),
+            proptest::collection::vec(("[a-z_]{1,8}", inner), 0..5).prop_map(Tree::Object),
+        ]
+    })
+}
+
+proptest::proptest! {
+    /// Equal JSON gives an equal key, whatever the key order or spacing
+    /// (this would break if serde_json's maps kept insertion order, e.g. a
+    /// dependency turning on `preserve_order`).
+    #[test]
+    fn equal_json_gives_an_equal_key(
+        fields in proptest::collection::vec(("[a-z_]{1,8}", tree()), 1..6),
+    ) {
+        let mut fields = fields;
+        fields.push(("messages".into(), Tree::Leaf(json!([{"role": "user", "content": "hi"}]))));
+        let body = Tree::Object(fields);
+        let s = scope("chat", None);
+        let keys: Vec<_> = [(false, false), (true, false), (false, true), (true, true)]
+            .into_iter()
+            .map(|(reversed, spaced)| {
+                let mut text = String::new();
+                body.text(reversed, spaced, &mut text);
+                let v: Value = serde_json::from_str(&text).unwrap();
+                key(&s, &v, false).unwrap()
+            })
+            .collect();
+        proptest::prop_assert!(keys.windows(2).all(|w| w[0] == w[1]), "{keys:?}");
+    }
+}

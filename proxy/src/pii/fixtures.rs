@@ -1,4 +1,6 @@
 //! Test builders: an engine from a `pii:` YAML snippet.
+// The fuzz targets (feature `fuzzing`) use only some of these.
+#![cfg_attr(not(test), allow(dead_code))]
 
 use std::sync::Arc;
 
@@ -31,4 +33,20 @@ pub fn found(e: &Engine, text: &str) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// An OpenAI stream chunk carrying `content` as choice 0's delta.
+pub fn openai_chunk(content: &str) -> Vec<u8> {
+    serde_json::json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+           "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": null}]})
+    .to_string()
+    .into_bytes()
+}
+
+/// The OpenAI stream chunk that ends choice 0.
+pub fn openai_finish() -> Vec<u8> {
+    serde_json::json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+           "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    .to_string()
+    .into_bytes()
 }

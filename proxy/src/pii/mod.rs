@@ -184,5 +184,5 @@ impl Engine {
 
 #[cfg(test)]
 mod corpus;
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod fixtures;

@@ -10,7 +10,7 @@
 //!
 //! Scores then pass each type's `minScore`, and overlaps keep the strongest.
 
-mod context;
+pub(crate) mod context;
 mod custom;
 mod numeric;
 pub(crate) use numeric::MONTHS;
@@ -67,18 +67,9 @@ impl Enabled {
     }
 
     fn secrets(&self) -> bool {
-        [
-            Builtin::OpenaiKey,
-            Builtin::AnthropicKey,
-            Builtin::AwsAccessKey,
-            Builtin::GithubToken,
-            Builtin::SlackToken,
-            Builtin::Jwt,
-            Builtin::PrivateKey,
-            Builtin::GenericSecret,
-        ]
-        .iter()
-        .any(|&b| self.get(b))
+        Builtin::ALL
+            .into_iter()
+            .any(|b| b.is_secret() && self.get(b))
     }
 }
 

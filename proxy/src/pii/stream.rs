@@ -4,8 +4,9 @@
 //! Each text channel (a choice's content, a tool call's arguments, an
 //! Anthropic content block) keeps the text that could still be the start of
 //! an entity: the last unfinished word, a run of digits and separators that
-//! may continue (`4111 1111 ` …), an unterminated PEM block, or a partial
-//! placeholder. Everything before that goes out at once, filtered, in the
+//! may continue (`4111 1111 ` …), an unterminated PEM block, a partial
+//! placeholder, or a number not yet followed by the context words that may
+//! change its score. Everything before that goes out at once, filtered, in the
 //! event that brought it; the held rest follows with the next event, or is
 //! flushed before the event that closes the channel. For prose that is at
 //! most one event of delay; `maxHoldBack` bounds the rest.
@@ -20,6 +21,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::actions::{Direction, Pseudonyms, Redaction};
+use super::recognize::context;
 use super::response::{restore, ResponseFilter};
 use super::Engine;
 use crate::api::sse::events;
@@ -521,6 +523,22 @@ pub(crate) fn safe_cut(pending: &str, max_hold: usize) -> usize {
         }
     }
     cut = date_tail(p, cut);
+    // Context words up to `AFTER` bytes after a number change its score
+    // (`4111 1111 1111 1111 (order …)`): the last number stays held until
+    // that much text follows it, so a stream decides as the whole answer
+    // would.
+    if let Some(d) = p.iter().rposition(u8::is_ascii_digit) {
+        if n - d <= context::AFTER {
+            let mut s = p[..d]
+                .iter()
+                .rposition(u8::is_ascii_whitespace)
+                .map_or(0, |i| i + 1);
+            while s > 0 && run_char(p[s - 1]) && d - s < MAX_RUN {
+                s -= 1;
+            }
+            cut = cut.min(s);
+        }
+    }
     // An unterminated private key block holds everything after it.
     // It ends with the dashes after `-----END <label>`.
     if let Some(b) = find_last(p, b"-----BEGIN") {

@@ -182,7 +182,9 @@ pub async fn run(
                         .with_label_values(&[plan.label, &target.key, reason])
                         .inc();
                     last = Some(l);
-                    if n == policy.retry.max_attempts {
+                    // No wait for an attempt that will not be made: the
+                    // last one, or a target this failure just ejected.
+                    if n == policy.retry.max_attempts || ejected(&stats[i], plan) {
                         break;
                     }
                     let pause = backoff(&policy.retry, n, wait);

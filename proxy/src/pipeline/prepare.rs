@@ -27,9 +27,6 @@ pub struct TargetSpec<'a> {
 
 /// True when the app itself asked for the usage chunk of a stream.
 pub fn app_wants_stream_usage(raw: &Bytes, parsed: &mut Option<Value>) -> bool {
-    if !raw.windows(13).any(|w| w == b"include_usage") {
-        return false;
-    }
     parsed_value(raw, parsed)
         .ok()
         .and_then(|v| v.pointer("/stream_options/include_usage"))

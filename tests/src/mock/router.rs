@@ -17,7 +17,7 @@ use super::error::{fault, ApiError, Fault};
 use super::record::RecordedRequest;
 use super::sse::{EventSource, Pacing, SseStream};
 use super::state::State;
-use super::switches::Switches;
+use super::switches::{JsonStyle, Switches};
 use super::{anthropic, control, openai};
 
 /// Both APIs refuse bodies above 32 MiB.
@@ -140,6 +140,12 @@ impl Exchange<'_> {
     /// `reset_after_chunks` > 0 sends only its first half.
     pub async fn whole(&self, json: Vec<u8>) -> Response<MockBody> {
         sleep_ms(self.switches.ttft_ms).await;
+        let json = match self.switches.json_style() {
+            JsonStyle::Compact => json,
+            JsonStyle::Spaced => serde_json::from_slice::<serde_json::Value>(&json)
+                .map(|v| crate::mock::sse::spaced(&v))
+                .unwrap_or(json),
+        };
         let body = match self.switches.reset_after_chunks {
             Some(n) if n > 0 => {
                 let full_len = json.len() as u64;
@@ -164,6 +170,7 @@ impl Exchange<'_> {
             interval: Duration::from_millis(sw.chunk_interval_ms.unwrap_or(0)),
             reset_after: sw.reset_after_chunks,
             malformed: sw.malformed_sse(),
+            style: sw.json_style(),
         };
         let stream = SseStream::new(source, pacing, &self.state.stats);
         let mut resp = with_type(

@@ -19,6 +19,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::body::BodyError;
 use super::state::Stats;
+use super::switches::JsonStyle;
 
 /// The OpenAI end-of-stream sentinel.
 pub(crate) const DONE: &[u8] = b"data: [DONE]\n\n";
@@ -37,6 +38,69 @@ pub(crate) fn named_event(buf: &mut Vec<u8>, name: &str, payload: &impl Serializ
     buf.extend_from_slice(b"\ndata: ");
     write_json(buf, payload);
     buf.extend_from_slice(b"\n\n");
+}
+
+/// An event with each `data:` line's JSON rewritten [`JsonStyle::Spaced`];
+/// other lines (and `[DONE]`) as they are.
+fn restyle_event(event: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(event.len() + event.len() / 8);
+    for line in event.split_inclusive(|&b| b == b'\n') {
+        let json = line
+            .strip_prefix(b"data: ")
+            .and_then(|d| serde_json::from_slice::<serde_json::Value>(d.trim_ascii_end()).ok());
+        match json {
+            Some(v) => {
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(&spaced(&v));
+                out.push(b'\n');
+            }
+            None => out.extend_from_slice(line),
+        }
+    }
+    out
+}
+
+/// `v` as Python's `json.dumps` writes it by default: `", "` and `": "`
+/// separators, fields sorted by name (serde_json's map order).
+pub(crate) fn spaced(v: &serde_json::Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, Spaced);
+    v.serialize(&mut ser).expect("a Value serializes");
+    out
+}
+
+/// serde_json formatter with Python's default separators.
+struct Spaced;
+
+/// `", "` before every element but the first.
+fn comma<W: ?Sized + std::io::Write>(w: &mut W, first: bool) -> std::io::Result<()> {
+    if first {
+        Ok(())
+    } else {
+        w.write_all(b", ")
+    }
+}
+
+impl serde_json::ser::Formatter for Spaced {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        comma(w, first)
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        comma(w, first)
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
 }
 
 fn write_json(buf: &mut Vec<u8>, payload: &impl Serialize) {
@@ -61,6 +125,8 @@ pub(crate) struct Pacing {
     pub interval: Duration,
     pub reset_after: Option<u32>,
     pub malformed: bool,
+    /// How each event's JSON is written.
+    pub style: JsonStyle,
 }
 
 pub(crate) struct SseStream {
@@ -148,7 +214,13 @@ impl SseStream {
             return Some(Bytes::from_static(self.source.malformed()));
         }
         let mut buf = Vec::with_capacity(256);
-        self.source.next_event(&mut buf).then(|| Bytes::from(buf))
+        if !self.source.next_event(&mut buf) {
+            return None;
+        }
+        if self.pacing.style == JsonStyle::Spaced {
+            buf = restyle_event(&buf);
+        }
+        Some(Bytes::from(buf))
     }
 
     fn arm(&mut self, delay: Duration) {

@@ -62,6 +62,23 @@ pub struct Switches {
     pub reply: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_style: Option<JsonStyle>,
+}
+
+/// How the mock writes JSON (`x-mock-json-style`), so the proxy is never
+/// tested against one byte layout only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JsonStyle {
+    /// `{"a":1,"b":[]}`, fields in the APIs' documented order (OpenAI's and
+    /// Anthropic's own servers).
+    #[default]
+    Compact,
+    /// `{"a": 1, "b": []}` with fields sorted by name: Python's
+    /// `json.dumps` defaults, as OpenAI-compatible servers written in Python
+    /// send.
+    Spaced,
 }
 
 /// Named errors for `x-mock-error`.
@@ -114,6 +131,7 @@ impl Switches {
                 "omit-usage" => s.omit_usage = Some(flag(v, "x-mock-omit-usage")?),
                 "reply" => s.reply = Some(text(v)),
                 "tool-call" => s.tool_call = Some(text(v)),
+                "json-style" => s.json_style = Some(json_style(v)?),
                 _ => return Err(SwitchError::Unknown(name.as_str().to_owned())),
             }
         }
@@ -137,6 +155,7 @@ impl Switches {
             omit_usage: self.omit_usage.or(defaults.omit_usage),
             reply: self.reply.or_else(|| defaults.reply.clone()),
             tool_call: self.tool_call.or_else(|| defaults.tool_call.clone()),
+            json_style: self.json_style.or(defaults.json_style),
         }
     }
 
@@ -151,6 +170,21 @@ impl Switches {
 
     pub fn omit_usage(&self) -> bool {
         self.omit_usage.unwrap_or(false)
+    }
+
+    pub fn json_style(&self) -> JsonStyle {
+        self.json_style.unwrap_or_default()
+    }
+}
+
+fn json_style(v: &[u8]) -> Result<JsonStyle, SwitchError> {
+    match v {
+        b"compact" => Ok(JsonStyle::Compact),
+        b"spaced" => Ok(JsonStyle::Spaced),
+        _ => Err(SwitchError::Invalid {
+            header: "x-mock-json-style",
+            reason: "expected compact or spaced",
+        }),
     }
 }
 

@@ -195,10 +195,14 @@ async fn redis_outage_fails_open_or_closed_and_loses_no_settlement() {
     while let Some(status) = slow.join_next().await {
         assert_eq!(status.unwrap(), 200);
     }
+    // `closed` may also queue the release of its refused admission, if
+    // that call was cut mid-way (the reservation may exist).
     for (p, queued) in [(&open, 4.0), (&closed, 3.0)] {
         wait_for("queued settlements", Duration::from_secs(10), || async {
             let m = p.metrics().await;
-            (metric(&m, "tollgate_budget_pending_settlements", &[]) == Some(queued)).then_some(())
+            metric(&m, "tollgate_budget_pending_settlements", &[])
+                .is_some_and(|n| n >= queued)
+                .then_some(())
         })
         .await;
     }

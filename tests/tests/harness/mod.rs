@@ -3,6 +3,8 @@
 //! The binary comes from `TOLLGATE_PROXY_BIN`, or the workspace's
 //! `target/{debug,release}`; `cargo test --workspace` builds it (the proxy
 //! crate has integration tests, which makes cargo build its binary first).
+//! A binary older than the proxy's sources fails the test with the command
+//! that rebuilds it, rather than testing stale code.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -30,10 +32,47 @@ pub fn proxy_bin() -> PathBuf {
     for profile in ["debug", "release"] {
         let p = target.join(profile).join("tollgate-proxy");
         if p.exists() {
+            // Once per test binary: every proxy a suite starts is this one.
+            static FRESH: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+            FRESH.get_or_init(|| fresh_or_panic(&p, &root));
             return p;
         }
     }
     panic!("tollgate-proxy binary not found under {}; run `cargo build -p tollgate-proxy` (or `make test`)", target.display());
+}
+
+/// A binary older than the proxy's sources would test yesterday's code
+/// (`cargo test -p tollgate-tests` does not rebuild it, and cargo holds the
+/// build lock while tests run, so they cannot either): say so and stop.
+fn fresh_or_panic(bin: &Path, root: &Path) {
+    let built = std::fs::metadata(bin).and_then(|m| m.modified()).unwrap();
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    let mut visit = vec![
+        root.join("proxy/src"),
+        root.join("proxy/config/src"),
+        root.join("proxy/spend/src"),
+        root.join("proxy/Cargo.toml"),
+    ];
+    while let Some(p) = visit.pop() {
+        let Ok(meta) = std::fs::metadata(&p) else {
+            continue;
+        };
+        if meta.is_dir() {
+            visit.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else if let Ok(m) = meta.modified() {
+            if newest.as_ref().is_none_or(|(t, _)| m > *t) {
+                newest = Some((m, p));
+            }
+        }
+    }
+    if let Some((changed, path)) = newest {
+        assert!(
+            changed <= built,
+            "{} is older than {}: run `cargo build -p tollgate-proxy` first (or set TOLLGATE_PROXY_BIN)",
+            bin.display(),
+            path.display()
+        );
+    }
 }
 
 /// A mock with keys required, so tests can see exactly which key arrived.

@@ -4,7 +4,6 @@ use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateWaiting, ContainerStatus, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::ByteString;
 
 use super::*;
 
@@ -137,26 +136,27 @@ fn a_running_sidecar_whose_startup_probe_fails_is_not_started() {
 }
 
 #[test]
-fn missing_secret_keys_are_named() {
-    let want = SecretVolume {
+fn missing_secrets_and_keys_are_named() {
+    let want = |secret: &str| SecretVolume {
         volume: "v".into(),
-        secret: "llm-keys".into(),
+        secret: secret.into(),
         keys: vec!["anthropic".into(), "openai".into()],
         mount_path: "/m".into(),
     };
-    let mut found = Secret {
-        data: Some(BTreeMap::from([(
-            "openai".into(),
-            ByteString(b"sk".to_vec()),
-        )])),
-        ..Default::default()
-    };
+    let keys = |ks: &[&str]| Some(ks.iter().map(|k| k.to_string()).collect());
+    let mut found = BTreeMap::from([
+        ("llm-keys".to_string(), keys(&["openai"])),
+        ("gone".to_string(), None),
+    ]);
     assert_eq!(
-        missing_keys("team-a", &want, &found),
-        ["Secret team-a/llm-keys has no key \"anthropic\""]
+        missing("team-a", &[want("llm-keys"), want("gone")], &found),
+        [
+            "Secret team-a/llm-keys has no key \"anthropic\"",
+            "Secret team-a/gone does not exist"
+        ]
     );
-    found.string_data = Some(BTreeMap::from([("anthropic".into(), "k".into())]));
-    assert!(missing_keys("team-a", &want, &found).is_empty());
+    found.insert("llm-keys".into(), keys(&["openai", "anthropic", "extra"]));
+    assert!(missing("team-a", &[want("llm-keys")], &found).is_empty());
 }
 
 #[test]

@@ -128,7 +128,7 @@ fn invalid_keeps_the_last_good_hash() {
 fn conflicts_name_the_winner() {
     let counts = PodCounts {
         matched: 1,
-        lost_to: ["old".to_string()].into(),
+        lost_to: [("old".to_string(), WonBy::Age)].into(),
         ..Default::default()
     };
     let s = build_status(
@@ -140,11 +140,13 @@ fn conflicts_name_the_winner() {
         t(1),
     );
     assert_eq!(cond(&s, "Conflicted").status, "True");
-    assert!(cond(&s, "Conflicted").message.contains("older policy old"));
+    assert!(cond(&s, "Conflicted")
+        .message
+        .contains("policy old (older)"));
     assert_eq!(cond(&s, "Ready").status, "True", "it still wins a pod");
     let counts = PodCounts {
         matched: 0,
-        lost_to: ["old".to_string()].into(),
+        lost_to: [("old".to_string(), WonBy::Age)].into(),
         ..Default::default()
     };
     let s = build_status(
@@ -157,6 +159,25 @@ fn conflicts_name_the_winner() {
     );
     assert_eq!(cond(&s, "Ready").status, "False");
     assert_eq!(cond(&s, "Ready").reason, "Conflicted");
+    // A same-second tie is not "older".
+    let counts = PodCounts {
+        lost_to: [("a-first".to_string(), WonBy::Name)].into(),
+        ..Default::default()
+    };
+    let s = build_status(
+        &Default::default(),
+        Some(1),
+        &Outcome::Applied { hash: "h".into() },
+        &counts,
+        "cm",
+        t(1),
+    );
+    let m = &cond(&s, "Conflicted").message;
+    assert!(
+        m.contains("a-first (created in the same second, wins the tie by name)")
+            && !m.contains("older"),
+        "{m}"
+    );
 }
 
 #[test]

@@ -5,6 +5,46 @@ use super::*;
 
 const IMAGE: &str = "example.test/tollgate-proxy:default";
 
+/// Why a pod was or was not injected: [`choose`], then [`patch`].
+#[derive(Debug, Clone, PartialEq)]
+enum Decision {
+    Skip(&'static str),
+    Inject {
+        policy: String,
+        patch: Value,
+        warnings: Vec<String>,
+    },
+}
+
+fn decide(
+    pod: &Pod,
+    namespace: &str,
+    namespace_labels: &BTreeMap<String, String>,
+    policies: &[&LlmPolicy],
+    settings: &Settings,
+    env_from: &EnvFromByContainer,
+) -> Decision {
+    match choose(pod, namespace, namespace_labels, policies, settings) {
+        Err(why) => Decision::Skip(why),
+        Ok((policy, rendered)) => {
+            let (patch, warnings) = patch(pod, policy, &rendered, &settings.proxy_image, env_from);
+            Decision::Inject {
+                policy: policy.name_any(),
+                patch,
+                warnings,
+            }
+        }
+    }
+}
+
+fn settings() -> Settings {
+    Settings {
+        proxy_image: IMAGE.into(),
+        excluded_namespaces: vec!["tollgate-system".into(), "kube-system".into()],
+        ..Settings::default()
+    }
+}
+
 fn policy() -> LlmPolicy {
     let mut p: LlmPolicy =
         serde_yaml::from_str(include_str!("../../../testdata/policy.yaml")).unwrap();
@@ -40,7 +80,14 @@ fn enabled() -> BTreeMap<String, String> {
 }
 
 fn decide_for(pod: &Pod, ns: &BTreeMap<String, String>, p: &LlmPolicy) -> Decision {
-    decide(pod, "team-a", ns, &[p], IMAGE)
+    decide(
+        pod,
+        "team-a",
+        ns,
+        &[p],
+        &settings(),
+        &EnvFromByContainer::new(),
+    )
 }
 
 /// Applies the decision's patch; returns the pod as JSON.
@@ -101,6 +148,25 @@ fn who_gets_injected() {
     assert_eq!(
         decide_for(&other, &enabled(), &p),
         Decision::Skip("no_policy")
+    );
+    // Namespaces the webhooks are not called for, even when asked.
+    let s = settings();
+    let asked = pod(json!({"metadata": {"labels": {"tollgate.dev/inject": "true"}}}));
+    assert_eq!(
+        decide(
+            &asked,
+            "kube-system",
+            &enabled(),
+            &[&p],
+            &s,
+            &EnvFromByContainer::new()
+        ),
+        Decision::Skip("excluded_namespace")
+    );
+    let mirror = pod(json!({"metadata": {"annotations": {"kubernetes.io/config.mirror": "x"}}}));
+    assert_eq!(
+        decide_for(&mirror, &enabled(), &p),
+        Decision::Skip("mirror_pod")
     );
     let mut bad = policy();
     bad.spec.routes[0].retry.as_mut().unwrap().initial_backoff = Some("soon".into());
@@ -211,6 +277,78 @@ fn existing_env_is_respected_unless_told_otherwise() {
     assert_eq!(e["OPENAI_API_KEY"], "sk-own", "a key is never overwritten");
 }
 
+/// The pod's env after injection, given what `envFrom` defines for "app".
+fn env_with(from: EnvFrom, p: &LlmPolicy) -> (BTreeMap<String, String>, Vec<String>) {
+    let app = pod(
+        json!({"spec": {"containers": [{"name": "app", "image": "app:1",
+        "envFrom": [{"configMapRef": {"name": "app-env"}}]}]}}),
+    );
+    let env_from = EnvFromByContainer::from([("app".to_string(), from)]);
+    let Decision::Inject {
+        patch, warnings, ..
+    } = decide(&app, "team-a", &enabled(), &[p], &settings(), &env_from)
+    else {
+        panic!("not injected");
+    };
+    let mut doc = serde_json::to_value(&app).unwrap();
+    let patch: json_patch::Patch = serde_json::from_value(patch).unwrap();
+    json_patch::patch(&mut doc, &patch).unwrap();
+    (env(&doc, 0), warnings)
+}
+
+#[test]
+fn env_from_values_are_respected_like_env() {
+    let names = |ns: &[&str]| EnvFrom {
+        names: ns.iter().map(|n| n.to_string()).collect(),
+        unreadable: vec![],
+    };
+    // The app's envFrom sets a base URL and a key: both kept (an `env` entry
+    // would override them), the rest injected.
+    let (e, w) = env_with(names(&["OPENAI_BASE_URL", "OPENAI_API_KEY"]), &policy());
+    assert!(
+        !e.contains_key("OPENAI_BASE_URL") && !e.contains_key("OPENAI_API_KEY"),
+        "{e:?}"
+    );
+    assert_eq!(e["ANTHROPIC_BASE_URL"], "http://127.0.0.1:15800");
+    assert_eq!(e["ANTHROPIC_API_KEY"], PLACEHOLDER_KEY);
+    assert!(w.is_empty());
+    // overrideAppEnv: the base URL is set (wins over envFrom); the key never.
+    let mut p = policy();
+    p.spec.injection.as_mut().unwrap().override_app_env = Some(true);
+    let (e, _) = env_with(names(&["OPENAI_BASE_URL", "OPENAI_API_KEY"]), &p);
+    assert_eq!(e["OPENAI_BASE_URL"], "http://127.0.0.1:15800/v1");
+    assert!(!e.contains_key("OPENAI_API_KEY"), "{e:?}");
+    // A prefixed source (`APP_OPENAI_API_KEY`) collides with nothing.
+    let (e, _) = env_with(names(&["APP_OPENAI_API_KEY"]), &policy());
+    assert_eq!(e["OPENAI_API_KEY"], PLACEHOLDER_KEY);
+}
+
+#[test]
+fn an_unreadable_env_from_source_is_not_guessed() {
+    let from = EnvFrom {
+        names: Default::default(),
+        unreadable: vec!["Secret app-secret".into()],
+    };
+    let (e, w) = env_with(from.clone(), &policy());
+    assert!(e.is_empty(), "nothing set that the source may set: {e:?}");
+    assert_eq!(w.len(), 1);
+    assert!(
+        w[0].contains("\"app\"")
+            && w[0].contains("OPENAI_BASE_URL")
+            && w[0].contains("Secret app-secret"),
+        "{w:?}"
+    );
+    // What overrides anyway is set; keys still are not.
+    let mut p = policy();
+    p.spec.injection.as_mut().unwrap().override_app_env = Some(true);
+    let (e, w) = env_with(from, &p);
+    assert_eq!(
+        e.keys().collect::<Vec<_>>(),
+        ["ANTHROPIC_BASE_URL", "OPENAI_BASE_URL"]
+    );
+    assert!(w[0].contains("OPENAI_API_KEY, ANTHROPIC_API_KEY"), "{w:?}");
+}
+
 #[test]
 fn only_listed_containers_and_switches() {
     let app = pod(
@@ -293,7 +431,8 @@ fn oldest_policy_injects() {
         "team-a",
         &enabled(),
         &[&young, &old],
-        IMAGE,
+        &settings(),
+        &EnvFromByContainer::new(),
     );
     assert!(matches!(d, Decision::Inject { policy, .. } if policy == "chat"));
 }

@@ -2,7 +2,9 @@
 
 pub use crate::raw::{GuardAction, PiiAction, PiiValidator};
 
-/// The entity types the proxy recognizes without configuration.
+/// The entity types the proxy recognizes without configuration. The
+/// secrets (keys, tokens, credentials) come last, from `OpenaiKey` on
+/// ([`Builtin::is_secret`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Builtin {
     Email,
@@ -21,11 +23,25 @@ pub enum Builtin {
     SlackToken,
     Jwt,
     PrivateKey,
+    GoogleApiKey,
+    AwsSecretKey,
+    HuggingfaceToken,
+    StripeKey,
+    GitlabToken,
+    NpmToken,
+    PypiToken,
+    AzureStorageKey,
+    SendgridKey,
+    TwilioKey,
+    DiscordWebhook,
+    TelegramBotToken,
+    DatabricksToken,
+    GcpServiceAccount,
     GenericSecret,
 }
 
 impl Builtin {
-    pub const ALL: [Builtin; 17] = [
+    pub const ALL: [Builtin; 31] = [
         Builtin::Email,
         Builtin::Phone,
         Builtin::CreditCard,
@@ -42,6 +58,20 @@ impl Builtin {
         Builtin::SlackToken,
         Builtin::Jwt,
         Builtin::PrivateKey,
+        Builtin::GoogleApiKey,
+        Builtin::AwsSecretKey,
+        Builtin::HuggingfaceToken,
+        Builtin::StripeKey,
+        Builtin::GitlabToken,
+        Builtin::NpmToken,
+        Builtin::PypiToken,
+        Builtin::AzureStorageKey,
+        Builtin::SendgridKey,
+        Builtin::TwilioKey,
+        Builtin::DiscordWebhook,
+        Builtin::TelegramBotToken,
+        Builtin::DatabricksToken,
+        Builtin::GcpServiceAccount,
         Builtin::GenericSecret,
     ];
 
@@ -64,8 +94,27 @@ impl Builtin {
             Builtin::SlackToken => "slack_token",
             Builtin::Jwt => "jwt",
             Builtin::PrivateKey => "private_key",
+            Builtin::GoogleApiKey => "google_api_key",
+            Builtin::AwsSecretKey => "aws_secret_key",
+            Builtin::HuggingfaceToken => "huggingface_token",
+            Builtin::StripeKey => "stripe_key",
+            Builtin::GitlabToken => "gitlab_token",
+            Builtin::NpmToken => "npm_token",
+            Builtin::PypiToken => "pypi_token",
+            Builtin::AzureStorageKey => "azure_storage_key",
+            Builtin::SendgridKey => "sendgrid_key",
+            Builtin::TwilioKey => "twilio_key",
+            Builtin::DiscordWebhook => "discord_webhook",
+            Builtin::TelegramBotToken => "telegram_bot_token",
+            Builtin::DatabricksToken => "databricks_token",
+            Builtin::GcpServiceAccount => "gcp_service_account",
             Builtin::GenericSecret => "generic_secret",
         }
+    }
+
+    /// Keys, tokens and other credentials (the secrets recognizer's types).
+    pub fn is_secret(self) -> bool {
+        self.index() >= Builtin::OpenaiKey.index()
     }
 
     pub fn from_name(name: &str) -> Option<Builtin> {

@@ -192,6 +192,72 @@ fn anthropic_request_to_openai() {
         .unwrap_err()
         .to_string()
         .contains("web_search_20250305"));
+    // A text part without its text is refused both ways, not sent as null.
+    let oa = json!({"messages": [{"role": "user", "content": [{"type": "text", "texw": "x"}]}]});
+    let err = openai_to_anthropic_request(&oa, "c", &D).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "messages[0].content[0].text: must be a string"
+    );
+    let an =
+        json!({"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text"}]}]});
+    let err = anthropic_to_openai_request(&an, "g").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "messages[0].content[0].text: must be a string"
+    );
+    let bad_p = json!({"top_p": "high", "messages": []});
+    let err = openai_to_anthropic_request(&bad_p, "c", &D).unwrap_err();
+    assert_eq!(err.to_string(), "top_p: must be a number between 0 and 1");
+    let hot = json!({"max_tokens": 5, "temperature": 1.5, "messages": []});
+    let err = anthropic_to_openai_request(&hot, "g").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "temperature: must be a number between 0 and 1"
+    );
+    let empty = json!({"max_tokens": 5, "messages": [{"role": "assistant", "content": [{"type": "text", "text": ""}]}]});
+    let err = anthropic_to_openai_request(&empty, "g").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "messages[0].content[0].text: must not be empty"
+    );
+    let turns = |last: &str| {
+        json!({"max_tokens": 5, "messages": [
+            {"role": "user", "content": "Hi"}, {"role": "assistant", "content": ""},
+            {"role": last, "content": "Joke"}]})
+    };
+    let thinking = json!({"max_tokens": 5, "messages": [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "hm"}]},
+        {"role": "user", "content": "Joke"}]});
+    let err = anthropic_to_openai_request(&thinking, "g").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "messages[1].content: must hold text or a tool call for an OpenAI model"
+    );
+    let err = anthropic_to_openai_request(&turns("user"), "g").unwrap_err();
+    assert_eq!(err.to_string(), "messages[1].content: must not be empty");
+    let prefill = json!({"max_tokens": 5, "messages": [
+        {"role": "user", "content": "Hi"}, {"role": "assistant", "content": ""}]});
+    let out = anthropic_to_openai_request(&prefill, "g").unwrap();
+    assert_eq!(out["messages"], json!([{"role": "user", "content": "Hi"}]));
+    let err = anthropic_to_openai_request(&json!({"messages": []}), "g").unwrap_err();
+    assert_eq!(err.to_string(), "max_tokens: is required");
+    // A role the Messages API lacks is refused whatever the content's form
+    // (a string content used to carry `system` into the OpenAI request).
+    for content in [
+        json!("be terse"),
+        json!([{"type": "text", "text": "be terse"}]),
+    ] {
+        let req = json!({"max_tokens": 5, "messages": [{"role": "system", "content": content}]});
+        let err = anthropic_to_openai_request(&req, "g")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "messages[0].role: must be 'user' or 'assistant', not 'system'"
+        );
+    }
 }
 
 #[test]

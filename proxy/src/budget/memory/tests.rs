@@ -53,6 +53,7 @@ async fn all_or_nothing() {
     let a = op("a", 100, 60, true, DAY);
     let b = op("b", 50, 60, true, DAY);
     let plan = AdmitPlan {
+        id: String::new(),
         now_ms: 1_000,
         lease_epoch: 0,
         budgets: vec![a.clone(), b.clone()],
@@ -64,6 +65,7 @@ async fn all_or_nothing() {
     assert_eq!(s.reserved_for_test("resv:a"), (0, 0), "nothing reserved");
     // Not enforced: admitted, and both reserved.
     let plan = AdmitPlan {
+        id: String::new(),
         budgets: vec![a.clone(), op("b", 50, 60, false, DAY)],
         ..plan
     };
@@ -71,6 +73,7 @@ async fn all_or_nothing() {
     assert_eq!(s.reserved_for_test("resv:a"), (60, 0));
     assert_eq!(s.reserved_for_test("resv:b"), (60, 0));
     let totals = s.settle(&SettlePlan {
+        id: String::new(),
         now_ms: 2_000,
         budgets: vec![settle_op(&a, 7)],
         rates: vec![],
@@ -89,6 +92,7 @@ async fn rolling_slots_prune_and_report_the_oldest() {
     let b = op("r", 100, 0, true, at(10));
     for slot in [10, 10, 30] {
         s.settle(&SettlePlan {
+            id: String::new(),
             now_ms: slot * 1_000,
             budgets: vec![SettleOp {
                 span: at(slot),
@@ -99,6 +103,7 @@ async fn rolling_slots_prune_and_report_the_oldest() {
     }
     let check = |slot| {
         s.admit(&AdmitPlan {
+            id: String::new(),
             now_ms: slot * 1_000,
             lease_epoch: 0,
             budgets: vec![op("r", 100, 0, true, at(slot))],
@@ -121,6 +126,7 @@ async fn background_task_saves_periodically_and_prunes() {
     let s = store(Some(path.clone()), Duration::from_millis(20)).await;
     let b = op("a", 100, 10, true, DAY);
     s.settle(&SettlePlan {
+        id: String::new(),
         now_ms: 1_000,
         budgets: vec![settle_op(&b, 3)],
         rates: vec![],
@@ -132,6 +138,7 @@ async fn background_task_saves_periodically_and_prunes() {
     }
     // Dropping the last handle saves too (a reload retired the store).
     s.settle(&SettlePlan {
+        id: String::new(),
         now_ms: 1_000,
         budgets: vec![settle_op(&b, 4)],
         rates: vec![],
@@ -139,6 +146,7 @@ async fn background_task_saves_periodically_and_prunes() {
     drop(s);
     let s = store(Some(path.clone()), Duration::from_secs(60)).await;
     let st = s.admit(&AdmitPlan {
+        id: String::new(),
         now_ms: 1_000,
         lease_epoch: 0,
         budgets: vec![op("a", 100, 0, true, DAY)],

@@ -1,7 +1,8 @@
 -- Tollgate budget admission: check every budget and rate limit of one
 -- request and reserve all of them, or none.
 --
--- KEYS: per budget: spent key, reserved key; then one key per rate limit.
+-- KEYS: per budget: spent key, reserved key; then one key per rate limit;
+--   then this admission's marks: admitted, settled.
 -- ARGV: now_us, n_budgets, n_rates, lease_epoch, live_epochs, reserved_ttl_ms,
 --   per budget (8): kind ("c" calendar | "r" rolling), expire_at_ms,
 --     first_live_slot, limit_usd (-1: none), limit_tokens (-1: none),
@@ -10,6 +11,12 @@
 -- Returns: admitted, then per budget spent_usd, spent_tokens, reserved_usd,
 --   reserved_tokens, oldest spent slot (rolling; -1: none), fits; then per
 --   rate allowed, tat_us.
+--
+-- Exactly once: a reply the proxy never saw does not mean the script did
+-- not run. An admission that reserves sets its `admitted` mark (as long as
+-- its reservations live), which the settlement consumes; one that arrives
+-- after its own settlement (the proxy gave up on it and settled or
+-- released already) reserves nothing.
 
 local now_us = tonumber(ARGV[1])
 local nb = tonumber(ARGV[2])
@@ -45,7 +52,7 @@ local function sum_live(key, min)
 end
 
 local out = {0}
-local admitted = true
+local admitted = redis.call('EXISTS', KEYS[2 * nb + nr + 2]) == 0
 local a = 7
 for i = 1, nb do
   local b = a + (i - 1) * 8
@@ -109,5 +116,6 @@ if admitted then
     local ttl = math.ceil((tats[j] - now_us) / 1000) + 1000
     redis.call('SET', KEYS[2 * nb + j], string.format('%.0f', tats[j]), 'PX', ttl)
   end
+  redis.call('SET', KEYS[2 * nb + nr + 1], '1', 'PX', reserved_ttl)
 end
 return out

@@ -2,12 +2,19 @@
 -- settle time, release the reservation (if its lease is still live), and
 -- correct token rate counters from the estimate to actual usage.
 --
--- KEYS: per budget: spent key, reserved key; then one key per rate limit.
--- ARGV: now_us, n_budgets, n_rates,
+-- KEYS: per budget: spent key, reserved key; then one key per rate limit;
+--   then the admission's marks: admitted, settled.
+-- ARGV: now_us, n_budgets, n_rates, settled_ttl_ms,
 --   per budget (9): kind ("c" | "r"), expire_at_ms, slot, first_live_slot,
 --     lease_epoch, reserved_usd, reserved_tokens, usd, tokens;
---   per rate (2): per-minute limit, delta tokens (actual - estimated).
+--   per rate (3): per-minute limit, estimated tokens, actual tokens.
 -- Returns: per budget spent_usd, spent_tokens of the window after settling.
+--
+-- Exactly once: the `settled` mark makes a repeat (a retry of a call whose
+-- reply was lost) change nothing and return the totals as they are. The
+-- reservation is released, and token rates corrected from the estimate,
+-- only when the admission's `admitted` mark was there to consume: an
+-- admission whose reply was lost may or may not have reserved.
 
 local now_us = tonumber(ARGV[1])
 local nb = tonumber(ARGV[2])
@@ -42,13 +49,32 @@ local function sum_live(key, min)
 end
 
 local out = {}
-local a = 4
+local a = 5
+local admitted_key, settled_key = KEYS[2 * nb + nr + 1], KEYS[2 * nb + nr + 2]
+if not redis.call('SET', settled_key, '1', 'NX', 'PX', ARGV[4]) then
+  for i = 1, nb do
+    local b = a + (i - 1) * 9
+    local su, st
+    if ARGV[b] == 'c' then
+      local v = redis.call('HMGET', KEYS[2 * i - 1], 'u', 't')
+      su, st = tonumber(v[1]) or 0, tonumber(v[2]) or 0
+    else
+      su, st = sum_live(KEYS[2 * i - 1], tonumber(ARGV[b + 3]))
+    end
+    table.insert(out, su)
+    table.insert(out, st)
+  end
+  return out
+end
+local admitted = redis.call('DEL', admitted_key) == 1
 for i = 1, nb do
   local b = a + (i - 1) * 9
   local spent_key, reserved_key = KEYS[2 * i - 1], KEYS[2 * i]
   local epoch = ARGV[b + 4]
-  release(reserved_key, 'u:' .. epoch, ARGV[b + 5])
-  release(reserved_key, 't:' .. epoch, ARGV[b + 6])
+  if admitted then
+    release(reserved_key, 'u:' .. epoch, ARGV[b + 5])
+    release(reserved_key, 't:' .. epoch, ARGV[b + 6])
+  end
   local usd, tokens = ARGV[b + 7], ARGV[b + 8]
   local su, st
   if ARGV[b] == 'c' then
@@ -71,9 +97,13 @@ end
 
 local r0 = a + nb * 9
 for j = 1, nr do
-  local b = r0 + (j - 1) * 2
+  local b = r0 + (j - 1) * 3
   local key = KEYS[2 * nb + j]
-  local shift = (PERIOD_US / tonumber(ARGV[b])) * tonumber(ARGV[b + 1])
+  local delta = tonumber(ARGV[b + 2])
+  if admitted then
+    delta = delta - tonumber(ARGV[b + 1])
+  end
+  local shift = (PERIOD_US / tonumber(ARGV[b])) * delta
   local tat = tonumber(redis.call('GET', key) or '')
   local new = nil
   if tat ~= nil then

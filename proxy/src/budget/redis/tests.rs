@@ -433,3 +433,123 @@ async fn password_file_and_store_reuse_on_reload() {
         .unwrap();
     assert_eq!(err.metric_label(), "password_file");
 }
+
+/// Blocks `s` for `secs` with `DEBUG SLEEP` on a connection of its own,
+/// and returns once the server is seen busy (a PING goes unanswered for
+/// 50 ms): calls sent now run only after the sleep, long after a 100 ms
+/// client timeout, so their replies are lost to the proxy although Redis
+/// runs them.
+async fn stall(s: &Redis, secs: f64) {
+    // Both connections first: a connection opened during the sleep would
+    // wait it out.
+    let mut sleeper = conn(s).await;
+    let mut probe = conn(s).await;
+    tokio::spawn(async move {
+        // The client gives up on the reply (its response timeout); the
+        // server sleeps anyway.
+        let _: Result<(), _> = ::redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(secs)
+            .query_async(&mut sleeper)
+            .await;
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ping = ::redis::cmd("PING");
+        let ping = ping.query_async::<String>(&mut probe);
+        if tokio::time::timeout(Duration::from_millis(50), ping)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "redis never stalled");
+    }
+}
+
+/// Every field of every reservation hash of `prefix`.
+async fn reservations(s: &Redis, prefix: &str) -> Vec<(String, Vec<String>)> {
+    let mut c = conn(s).await;
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("{prefix}:resv:*"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for k in keys {
+        let fields: Vec<String> = ::redis::cmd("HGETALL")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        out.push((k, fields));
+    }
+    out
+}
+
+/// The spend of `e`'s first budget, read from Redis directly (nano-USD).
+async fn spent_usd(s: &Redis, e: &BudgetEngine) -> u64 {
+    let mut c = conn(s).await;
+    let cfg = &e.inner().cfg;
+    let spend = tollgate_spend::read_spend(&mut c, cfg, &identity(), SystemClock.now_ms())
+        .await
+        .unwrap();
+    spend[0].unwrap().usd
+}
+
+/// A call whose reply never reaches the proxy may still have run in Redis:
+/// the settlement retried from the queue is applied once, and an admission
+/// that timed out (admitted fail-open, or refused fail-closed) does not
+/// leave its reservation behind.
+#[tokio::test]
+async fn calls_whose_replies_are_lost_apply_once() {
+    let Some(s) = Redis::start_with(&["--enable-debug-command", "yes"]).await else {
+        return;
+    };
+    let limit = "  limits: [{name: d, scope: policy, window: day, usd: 1}]\n";
+    for fail_mode in ["open", "closed"] {
+        let prefix = format!("lost-{fail_mode}");
+        let cfg = format!(
+            "  store: {{type: redis, failMode: {fail_mode}, redis: {{url: \"{}\", keyPrefix: {prefix}, timeout: 100ms}}}}\n{limit}",
+            s.url()
+        );
+        let e = engine(&cfg, now_clock()).await;
+        let h = headers(&[]);
+
+        // A settlement that timed out after Redis ran it, then retried
+        // (each retry during the stall times out too, and runs later).
+        let a = e.admit(&req(&h)).await.unwrap();
+        assert!(a.is_reserved());
+        stall(&s, 0.7).await;
+        a.settle("m1", &usage(PROMPT, MAX_OUT), false).await;
+        assert_eq!(pending(&e), 1, "the timed-out settlement is queued");
+        wait_for("the queue to drain", || pending(&e) == 0).await;
+        assert_eq!(spent_usd(&s, &e).await, WORST, "{fail_mode}: applied once");
+        let left = reservations(&s, &prefix).await;
+        assert!(left.is_empty(), "{fail_mode}: {left:?}");
+
+        // An admission that timed out after Redis reserved it.
+        stall(&s, 0.7).await;
+        let settled = match e.admit(&req(&h)).await {
+            Ok(a) => {
+                assert_eq!(fail_mode, "open");
+                assert!(!a.is_reserved());
+                a.settle("m1", &usage(PROMPT, MAX_OUT), false).await;
+                2 * WORST
+            }
+            Err(Refusal::StoreUnavailable { .. }) => {
+                assert_eq!(fail_mode, "closed");
+                WORST
+            }
+            Err(other) => panic!("{other:?}"),
+        };
+        wait_for("the queue to drain", || pending(&e) == 0).await;
+        // Redis has run every stalled call once it answers a new one.
+        assert_eq!(spent_usd(&s, &e).await, settled, "{fail_mode}: spend");
+        let left = reservations(&s, &prefix).await;
+        assert!(
+            left.is_empty(),
+            "{fail_mode}: a reservation left behind: {left:?}"
+        );
+    }
+}

@@ -59,11 +59,29 @@ fn any_word(hay: &[u8], words: &[&str]) -> bool {
 
 /// `score`, raised by a positive and lowered by a negative context word.
 pub fn adjust(text: &str, start: usize, end: usize, score: f32, pos: &[&str], neg: &[&str]) -> f32 {
+    adjust_weak(text, start, end, score, pos, &[], neg)
+}
+
+/// [`adjust`], where the `weak` words are positive only while no negative
+/// word is near: "number" speaks for a phone, but in "order number" or
+/// "account number" it is that word's noun.
+pub fn adjust_weak(
+    text: &str,
+    start: usize,
+    end: usize,
+    score: f32,
+    pos: &[&str],
+    weak: &[&str],
+    neg: &[&str],
+) -> f32 {
+    let negative = !neg.is_empty() && near(text, start, end, NEG_BEFORE, 8, neg);
+    let positive = (!pos.is_empty() && near(text, start, end, BEFORE, AFTER, pos))
+        || (!negative && !weak.is_empty() && near(text, start, end, BEFORE, AFTER, weak));
     let mut s = score;
-    if !pos.is_empty() && near(text, start, end, BEFORE, AFTER, pos) {
+    if positive {
         s += BOOST;
     }
-    if !neg.is_empty() && near(text, start, end, NEG_BEFORE, 8, neg) {
+    if negative {
         s -= PENALTY;
     }
     s.clamp(0.0, 1.0)

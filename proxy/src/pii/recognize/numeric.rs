@@ -8,7 +8,7 @@
 
 use tollgate_config::Builtin;
 
-use super::context::{adjust, near};
+use super::context::{adjust, adjust_weak, near};
 use super::Enabled;
 use crate::pii::finding::Finding;
 use crate::pii::validate;
@@ -24,7 +24,6 @@ const PHONE_CTX: &[&str] = &[
     "fax",
     "contact",
     "reach",
-    "number",
     "whatsapp",
     "sms",
     "text",
@@ -42,6 +41,8 @@ const PHONE_CTX: &[&str] = &[
     "cellphone",
     "hotline",
 ];
+/// Phone words only while no negative word is near ("order number").
+const PHONE_WEAK: &[&str] = &["number"];
 const PHONE_NEG: &[&str] = &[
     "card",
     "ssn",
@@ -173,6 +174,15 @@ pub(super) fn at_digit(text: &str, i: usize, on: &Enabled, out: &mut Vec<Finding
     if (on.ip || on.mac) && boundary_before(b, hs) {
         hex_addr(text, hs, on, out);
     }
+    // A Cisco MAC (`fceb.1f27.6a82`) may lead with letters and dots before
+    // its first digit.
+    let cs = back_while(b, i, |c| c.is_ascii_hexdigit() || c == b'.');
+    if on.mac && cs < hs && out.len() == before && boundary_before(b, cs) {
+        if let Some(end) = mac(b, cs) {
+            let score = adjust(text, cs, end, 0.7, MAC_CTX, &[]);
+            out.push(Finding::new(cs, end, Builtin::MacAddress, score));
+        }
+    }
     if prev.is_ascii_alphabetic() {
         // Inside a word: only an IBAN (`DE89...`) starts before the digit.
         let ws = back_while(b, i, |c| c.is_ascii_alphanumeric());
@@ -207,7 +217,7 @@ pub(super) fn at_digit(text: &str, i: usize, on: &Enabled, out: &mut Vec<Finding
             let start = phone_start(b, i);
             // A Luhn-valid number with a card's shape is not a phone too.
             if let Some((end, base)) = phone(b, start).filter(|&(end, _)| Some(end) != card_end) {
-                let s = adjust(text, start, end, base, PHONE_CTX, PHONE_NEG);
+                let s = adjust_weak(text, start, end, base, PHONE_CTX, PHONE_WEAK, PHONE_NEG);
                 out.push(Finding::new(start, end, Builtin::Phone, s));
             }
         }
@@ -563,6 +573,13 @@ fn ipv4(b: &[u8], s: usize) -> Option<usize> {
             j += 1 + n;
         }
     }
+    // A port (`10.1.2.3:8080`): the address is the finding, the port stays.
+    if b.get(j) == Some(&b':') {
+        let n = digits_at(b, j + 1);
+        if (1..=5).contains(&n) && num(&b[j + 1..j + 1 + n]) <= 65535 {
+            return boundary_after(b, j + 1 + n).then_some(j);
+        }
+    }
     boundary_after(b, j).then_some(j)
 }
 
@@ -634,16 +651,22 @@ fn mac(b: &[u8], s: usize) -> Option<usize> {
         b.get(j..j + 4)
             .is_some_and(|p| p.iter().all(u8::is_ascii_hexdigit))
     };
-    let cisco = hex4(s)
+    // Not the tail of a longer dotted hex run (`c6f9.bf11.89e9.ab12`).
+    let inside = s >= 2 && b[s - 1] == b'.' && b[s - 2].is_ascii_hexdigit();
+    let cisco = !inside
+        && hex4(s)
         && b.get(s + 4) == Some(&b'.')
         && hex4(s + 5)
         && b.get(s + 9) == Some(&b'.')
         && hex4(s + 10);
-    (cisco
-        && !b
-            .get(s + 14)
-            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'.'))
-    .then_some(s + 14)
+    // A full stop ends it unless another group follows (`....89e9.` ends a
+    // sentence; `....89e9.ab` is something longer).
+    let continues = match b.get(s + 14) {
+        Some(c) if c.is_ascii_alphanumeric() => true,
+        Some(b'.') => b.get(s + 15).is_some_and(u8::is_ascii_alphanumeric),
+        _ => false,
+    };
+    (cisco && !continues).then_some(s + 14)
 }
 
 // === dates of birth ===

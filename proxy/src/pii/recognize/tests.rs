@@ -70,7 +70,42 @@ fn positives_by_type() {
             "fe80::1ff:fe23:4567:890a",
         ),
         ("mac a4:5e:60:e8:2f:1c", "mac_address", "a4:5e:60:e8:2f:1c"),
+        (
+            "switch port c6f9.bf11.89e9.",
+            "mac_address",
+            "c6f9.bf11.89e9",
+        ),
+        (
+            "seen c6f9.bf11.89e9, then gone",
+            "mac_address",
+            "c6f9.bf11.89e9",
+        ),
+        ("learned fceb.1f27.6a82.", "mac_address", "fceb.1f27.6a82"),
+        (
+            "shows acda.0cd6.a585, then",
+            "mac_address",
+            "acda.0cd6.a585",
+        ),
+        ("connect to 10.1.2.3:8080 now", "ip_address", "10.1.2.3"),
+        ("host=1.2.3.4:443", "ip_address", "1.2.3.4"),
+        ("upstream 10.0.0.0/8:53.", "ip_address", "10.0.0.0/8"),
         ("MAC 00-1B-44-11-3A-B7.", "mac_address", "00-1B-44-11-3A-B7"),
+        // Digits only, dashed: a MAC, not a phone number.
+        (
+            "nic 00-14-22-01-23-45 up",
+            "mac_address",
+            "00-14-22-01-23-45",
+        ),
+        (
+            "device 10-20-30-40-50-60.",
+            "mac_address",
+            "10-20-30-40-50-60",
+        ),
+        (
+            "value 00-14-22-01-23-45 ok",
+            "mac_address",
+            "00-14-22-01-23-45",
+        ),
         ("I was born on 1985-03-14.", "date_of_birth", "1985-03-14"),
         (
             "date of birth: March 3, 1985",
@@ -128,6 +163,8 @@ fn hard_negatives_stay_silent() {
         "sha 9fceb02d0ae598e95dc970b74767f19372d61af8",
         "uuid 123e4567-e89b-12d3-a456-426614174000",
         "the date 14.03.1985 in the log",
+        "ratio 1.2.3.4:567890 in the table",
+        "hex c6f9.bf11.89e9.ab12 is longer",
     ];
     for n in negatives {
         assert!(found(&e, n).is_empty(), "{n:?}: {:?}", found(&e, n));
@@ -183,4 +220,44 @@ fn non_ascii_text_is_safe() {
             .any(|(ty, v)| ty == "phone" && v == "+49 30 901820"),
         "{f:?}"
     );
+}
+
+#[test]
+fn a_platform_key_under_a_secret_name_is_its_own_type() {
+    assert_eq!(
+        one("HF_TOKEN=hf_AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh"),
+        (
+            "huggingface_token".to_string(),
+            "hf_AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGh".to_string()
+        )
+    );
+    assert_eq!(
+        one("aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY").0,
+        "aws_secret_key"
+    );
+}
+
+#[test]
+fn a_number_named_as_something_else_is_not_a_phone() {
+    let e = default_engine();
+    for benign in [
+        "Your order number is 555 123 4567",
+        "ticket 415-555-0132 closed",
+        "invoice (415) 555-0132 paid",
+    ] {
+        assert!(
+            found(&e, benign).is_empty(),
+            "{benign:?}: {:?}",
+            found(&e, benign)
+        );
+    }
+    // With a phone word too, it still is one.
+    assert_eq!(found(&e, "order line: call (415) 555-0132")[0].0, "phone");
+}
+
+#[test]
+fn my_number_is_still_a_phone() {
+    let e = default_engine();
+    assert_eq!(found(&e, "my number is 4155550132")[0].0, "phone");
+    assert_eq!(found(&e, "my number is 555 123 4567")[0].0, "phone");
 }

@@ -6,24 +6,10 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::pii::fixtures::engine;
+use crate::pii::fixtures::{engine, openai_chunk, openai_finish};
 
 fn metrics() -> Arc<Metrics> {
     Arc::new(Metrics::new())
-}
-
-fn oa_chunk(content: &str) -> Vec<u8> {
-    json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
-           "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": null}]})
-    .to_string()
-    .into_bytes()
-}
-
-fn oa_finish() -> Vec<u8> {
-    json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
-           "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    .to_string()
-    .into_bytes()
 }
 
 /// Runs OpenAI content deltas through `f`; returns the text the app sees,
@@ -31,9 +17,9 @@ fn oa_finish() -> Vec<u8> {
 fn run_openai(f: &mut StreamFilter, pieces: &[&str]) -> String {
     let mut out = Vec::new();
     for p in pieces {
-        out.extend(f.push(None, &oa_chunk(p)));
+        out.extend(f.push(None, &openai_chunk(p)));
     }
-    out.extend(f.push(None, &oa_finish()));
+    out.extend(f.push(None, &openai_finish()));
     out.extend(f.push(None, b"[DONE]"));
     out.extend(f.finish());
     let mut text = String::new();
@@ -342,13 +328,19 @@ fn wraps_a_translator() {
 #[test]
 fn hold_back_is_bounded() {
     assert_eq!(safe_cut("hello wor", 4096), 6);
-    assert_eq!(safe_cut("card 4111 1111 ", 4096), 5);
+    assert_eq!(safe_cut("card 4111 1111 ", 4096), 4);
     assert_eq!(
         safe_cut("I have 3 cats", 4096),
-        7,
+        6,
         "a number may start a date"
     );
-    assert_eq!(safe_cut("I have 3 cats ", 4096), 14);
+    assert_eq!(
+        safe_cut("I have 3 cats ", 4096),
+        6,
+        "a number waits for the context words after it"
+    );
+    let after = format!("I have 3 cats {}", "and a dog ".repeat(3));
+    assert_eq!(safe_cut(&after, 4096), after.len());
     assert_eq!(safe_cut("born March 3, ", 4096), 5);
     let pem = format!("key -----BEGIN RSA PRIVATE KEY-----\n{}", "A".repeat(100));
     assert_eq!(safe_cut(&pem, 4096), 4);

@@ -31,9 +31,6 @@ impl OutputText {
     /// Adds the generated text of one stream event (content, tool-call
     /// arguments, thinking) of the provider's API.
     pub fn push_event(&mut self, family: Family, data: &[u8]) {
-        if !contains(data, b"delta") && !contains(data, b"\"text\"") {
-            return;
-        }
         let Ok(v) = serde_json::from_slice::<Value>(data) else {
             return;
         };
@@ -148,8 +145,4 @@ impl OutputText {
             tokio::task::spawn_blocking(move || BudgetEngine::count_tokens(&model, &text));
         counted.await.unwrap_or(self.text.len() as u64 / 4) + self.beyond_chars.div_ceil(4)
     }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -87,6 +87,17 @@ async fn malformed_event_goes_mid_stream() {
     assert_eq!(events[3], "data: {\"i\":2}\n\n");
 }
 
+#[test]
+fn spaced_style_is_pythons_json_dumps() {
+    let event = b"event: x\ndata: {\"z\":[],\"a\":{\"b\":1,\"c\":[1,2]}}\n\n";
+    let out = restyle_event(event);
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        "event: x\ndata: {\"a\": {\"b\": 1, \"c\": [1, 2]}, \"z\": []}\n\n"
+    );
+    assert_eq!(restyle_event(b"data: [DONE]\n\n"), b"data: [DONE]\n\n");
+}
+
 #[tokio::test]
 async fn reset_after_n_events_fails_the_body() {
     let stats = Arc::new(Stats::default());

@@ -28,6 +28,7 @@ fn parses_every_header() {
         ("x-mock-omit-usage", "1"),
         ("x-mock-reply", "hello there"),
         ("x-mock-tool-call", "get_weather"),
+        ("x-mock-json-style", "spaced"),
         ("content-type", "application/json"),
     ]);
     let s = Switches::from_headers(&h).unwrap();
@@ -48,6 +49,7 @@ fn parses_every_header() {
             omit_usage: Some(true),
             reply: Some("hello there".into()),
             tool_call: Some("get_weather".into()),
+            json_style: Some(JsonStyle::Spaced),
         }
     );
 }
@@ -62,6 +64,7 @@ fn rejects_unknown_and_bad_values() {
         ("x-mock-omit-usage", "maybe"),
         ("x-mock-error", "teapot"),
         ("x-mock-latency-ms", "-1"),
+        ("x-mock-json-style", "pretty"),
     ] {
         assert!(
             matches!(

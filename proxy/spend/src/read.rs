@@ -10,11 +10,17 @@
 use std::collections::HashMap;
 
 use redis::aio::ConnectionLike;
-use tollgate_config::{BudgetStore, Budgets, Limit, Scope};
+use tollgate_config::{BudgetStore, Budgets, Limit};
 
-use super::plan::{key, scope_hash};
-use super::window::Span;
-use super::{Identity, StoreError, MISSING};
+use crate::keys::{fixed_scope_value, scope_hash, spent_key, Identity};
+use crate::redis_conn::describe;
+use crate::window::Span;
+
+/// Redis did not answer a read; the detail names the error kind, never
+/// the URL or password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("redis: {0}")]
+pub struct ReadError(pub String);
 
 /// One budget's spend in its current window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,39 +29,6 @@ pub struct WindowSpend {
     pub usd: u64,
     /// Input plus output tokens.
     pub tokens: u64,
-}
-
-/// The Redis key counting `limit`'s spend in `span` for the scope value
-/// whose [`scope_hash`] is `scope`.
-pub(super) fn spent_key(prefix: &str, l: &Limit, span: &Span, scope: &str) -> String {
-    match span {
-        Span::Calendar { start_ms, .. } => key(
-            prefix,
-            &[
-                "spent",
-                &l.name,
-                l.scope.kind(),
-                l.window.kind(),
-                &start_ms.to_string(),
-                scope,
-            ],
-        ),
-        Span::Rolling { slot_ms, .. } => key(
-            prefix,
-            &["roll", &l.name, l.scope.kind(), &slot_ms.to_string(), scope],
-        ),
-    }
-}
-
-/// The scope value every request of a proxy with `identity` shares, or
-/// `None` when the value comes from the request (`model`, `header`).
-pub(super) fn fixed_scope_value<'a>(scope: &Scope, identity: &'a Identity) -> Option<&'a [u8]> {
-    Some(match scope {
-        Scope::Policy => identity.policy.as_bytes(),
-        Scope::Namespace => identity.namespace.as_deref().unwrap_or(MISSING).as_bytes(),
-        Scope::Workload => identity.workload.as_deref().unwrap_or(MISSING).as_bytes(),
-        Scope::Model | Scope::Header { .. } => return None,
-    })
 }
 
 /// The Redis key holding `limit`'s spend in the window containing `now_ms`
@@ -87,7 +60,7 @@ pub async fn read_spend<C: ConnectionLike>(
     budgets: &Budgets,
     identity: &Identity,
     now_ms: i64,
-) -> Result<Vec<Option<WindowSpend>>, StoreError> {
+) -> Result<Vec<Option<WindowSpend>>, ReadError> {
     let mut out = Vec::with_capacity(budgets.limits.len());
     for l in &budgets.limits {
         let Some((k, span)) = spend_key(budgets, l, identity, now_ms) else {
@@ -102,7 +75,7 @@ pub async fn read_spend<C: ConnectionLike>(
                     .arg("t")
                     .query_async(conn)
                     .await
-                    .map_err(|e| StoreError::Redis(super::redis::describe(&e)))?;
+                    .map_err(|e| ReadError(describe(&e)))?;
                 WindowSpend {
                     usd: u.unwrap_or(0).max(0) as u64,
                     tokens: t.unwrap_or(0).max(0) as u64,
@@ -113,7 +86,7 @@ pub async fn read_spend<C: ConnectionLike>(
                     .arg(&k)
                     .query_async(conn)
                     .await
-                    .map_err(|e| StoreError::Redis(super::redis::describe(&e)))?;
+                    .map_err(|e| ReadError(describe(&e)))?;
                 sum_live(&fields, span.first_live_slot())
             }
         };
