@@ -50,9 +50,7 @@ pub fn openai_to_anthropic_request(req: &Value, target_model: &str, d: &Defaults
         .filter(|v| !v.is_null())
         .or_else(|| obj.get("max_tokens").filter(|v| !v.is_null()));
     let max = match max {
-        Some(v) => v
-            .as_u64()
-            .ok_or_else(|| TranslateError::invalid("max_tokens", "must be a positive integer"))?,
+        Some(v) => positive_int(v, "max_tokens")?,
         None => d.max_tokens,
     };
     out.insert("max_tokens".into(), max.into());
@@ -64,33 +62,40 @@ pub fn openai_to_anthropic_request(req: &Value, target_model: &str, d: &Defaults
         match key.as_str() {
             "model" | "messages" | "max_tokens" | "max_completion_tokens" => {}
             "stream" => {
-                out.insert("stream".into(), value.clone());
+                out.insert("stream".into(), boolean(value, "stream")?);
             }
-            // OpenAI allows 0..2, Anthropic 0..1: the range is clamped.
+            // OpenAI allows 0..2, Anthropic 0..1: the range is clamped;
+            // outside OpenAI's own range it is refused, as OpenAI would.
             "temperature" => {
                 let t = value
                     .as_f64()
-                    .ok_or_else(|| TranslateError::invalid("temperature", "must be a number"))?;
+                    .filter(|t| (0.0..=2.0).contains(t))
+                    .ok_or_else(|| {
+                        TranslateError::invalid("temperature", "must be a number between 0 and 2")
+                    })?;
                 out.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
             }
             "top_p" => {
+                if !value.as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)) {
+                    return Err(TranslateError::invalid(
+                        "top_p",
+                        "must be a number between 0 and 1",
+                    ));
+                }
                 out.insert("top_p".into(), value.clone());
             }
             "stop" => {
                 let seqs = match value {
-                    Value::String(s) => vec![Value::String(s.clone())],
-                    Value::Array(a) => a.clone(),
-                    _ => {
-                        return Err(TranslateError::invalid(
-                            "stop",
-                            "must be a string or an array of strings",
-                        ))
-                    }
+                    Value::String(s) => Value::Array(vec![Value::String(s.clone())]),
+                    _ => strings(value, "stop")?,
                 };
-                out.insert("stop_sequences".into(), Value::Array(seqs));
+                out.insert("stop_sequences".into(), seqs);
             }
             "user" => {
-                out.insert("metadata".into(), json!({ "user_id": value }));
+                out.insert(
+                    "metadata".into(),
+                    json!({ "user_id": string(value, "user")? }),
+                );
             }
             "tools" => {
                 out.insert("tools".into(), openai_tools(value)?);
@@ -166,7 +171,7 @@ fn openai_messages(messages: &[Value]) -> Result<(Option<String>, Vec<Value>)> {
                     .ok_or_else(|| {
                         TranslateError::invalid(format!("{field}.tool_call_id"), "is required")
                     })?;
-                let text = plain_text(content).unwrap_or_default();
+                let text = optional_text(content, &format!("{field}.content"))?;
                 (
                     "user",
                     vec![json!({"type": "tool_result", "tool_use_id": id, "content": text})],
@@ -183,6 +188,15 @@ fn openai_messages(messages: &[Value]) -> Result<(Option<String>, Vec<Value>)> {
             continue;
         }
         match out.last_mut() {
+            // Anthropic wants a user turn's tool results before its other
+            // content, whatever order the OpenAI messages came in.
+            Some((r, b)) if r == role && blocks[0]["type"] == "tool_result" => {
+                let at = b
+                    .iter()
+                    .position(|x| x["type"] != "tool_result")
+                    .unwrap_or(b.len());
+                b.splice(at..at, blocks);
+            }
             Some((r, b)) if r == role => b.extend(blocks),
             _ => out.push((role.to_string(), blocks)),
         }
@@ -206,7 +220,10 @@ fn openai_messages(messages: &[Value]) -> Result<(Option<String>, Vec<Value>)> {
 
 fn user_blocks(content: &Value, field: &str) -> Result<Vec<Value>> {
     match content {
-        Value::String(s) => Ok(vec![json!({"type": "text", "text": s})]),
+        Value::String(s) => {
+            let text = non_empty(s, &format!("{field}.content"))?;
+            Ok(vec![json!({"type": "text", "text": text})])
+        }
         Value::Array(parts) => parts
             .iter()
             .enumerate()
@@ -221,9 +238,7 @@ fn user_blocks(content: &Value, field: &str) -> Result<Vec<Value>> {
 
 fn user_part(p: &Value, field: &str) -> Result<Value> {
     match p.get("type").and_then(Value::as_str) {
-        Some("text") => {
-            Ok(json!({"type": "text", "text": p.get("text").cloned().unwrap_or_default()}))
-        }
+        Some("text") => Ok(json!({"type": "text", "text": block_text(p, field)?})),
         Some("image_url") => {
             let url = p
                 .pointer("/image_url/url")
@@ -277,19 +292,20 @@ fn assistant_blocks(m: &Value, field: &str) -> Result<Vec<Value>> {
                 .ok_or_else(|| {
                     TranslateError::invalid(format!("{f}.function.name"), "is required")
                 })?;
-            let args = c
-                .pointer("/function/arguments")
-                .and_then(Value::as_str)
-                .unwrap_or("{}");
+            let field = format!("{f}.function.arguments");
+            let args = match c.pointer("/function/arguments") {
+                None | Some(Value::Null) => "{}",
+                Some(Value::String(s)) => s.as_str(),
+                Some(_) => return Err(TranslateError::invalid(field, "must be a string")),
+            };
+            // Anthropic takes a tool call's input as a JSON object only.
             let input: Value = if args.trim().is_empty() {
                 json!({})
             } else {
-                serde_json::from_str(args).map_err(|e| {
-                    TranslateError::invalid(
-                        format!("{f}.function.arguments"),
-                        format!("is not valid JSON: {e}"),
-                    )
-                })?
+                let v = serde_json::from_str(args).map_err(|e| {
+                    TranslateError::invalid(field.as_str(), format!("is not valid JSON: {e}"))
+                })?;
+                object(&v, &field)?
             };
             blocks.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
         }
@@ -318,13 +334,13 @@ fn openai_tools(tools: &Value) -> Result<Value> {
             let mut tool = Map::new();
             tool.insert("name".into(), name.into());
             if let Some(d) = f.get("description").filter(|d| !d.is_null()) {
-                tool.insert("description".into(), d.clone());
+                let field = format!("tools[{i}].function.description");
+                tool.insert("description".into(), string(d, &field)?);
             }
-            let schema = f
-                .get("parameters")
-                .filter(|p| !p.is_null())
-                .cloned()
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+            let schema = match f.get("parameters").filter(|p| !p.is_null()) {
+                Some(p) => object(p, &format!("tools[{i}].function.parameters"))?,
+                None => json!({"type": "object", "properties": {}}),
+            };
             tool.insert("input_schema".into(), schema);
             Ok(Value::Object(tool))
         })
@@ -390,7 +406,8 @@ pub fn anthropic_to_openai_request(req: &Value, target_model: &str) -> Result<Va
         .and_then(Value::as_array)
         .ok_or_else(|| TranslateError::invalid("messages", "must be an array"))?;
     for (i, m) in input.iter().enumerate() {
-        anthropic_message(m, &format!("messages[{i}]"), &mut messages)?;
+        let last = i + 1 == input.len();
+        anthropic_message(m, &format!("messages[{i}]"), last, &mut messages)?;
     }
     out.insert("messages".into(), Value::Array(messages));
 
@@ -406,23 +423,32 @@ pub fn anthropic_to_openai_request(req: &Value, target_model: &str) -> Result<Va
                 } else {
                     "max_tokens"
                 };
-                out.insert(field.into(), value.clone());
+                out.insert(field.into(), positive_int(value, "max_tokens")?.into());
             }
             "stream" => {
-                out.insert("stream".into(), value.clone());
+                out.insert("stream".into(), boolean(value, "stream")?);
                 if value.as_bool() == Some(true) {
                     out.insert("stream_options".into(), json!({"include_usage": true}));
                 }
             }
+            // The Messages API's range, refused as Anthropic would (OpenAI
+            // takes temperatures up to 2, which would change the meaning).
             "temperature" | "top_p" => {
+                if !value.as_f64().is_some_and(|v| (0.0..=1.0).contains(&v)) {
+                    return Err(TranslateError::invalid(
+                        key.clone(),
+                        "must be a number between 0 and 1",
+                    ));
+                }
                 out.insert(key.clone(), value.clone());
             }
             "stop_sequences" => {
-                out.insert("stop".into(), value.clone());
+                out.insert("stop".into(), strings(value, "stop_sequences")?);
             }
             "metadata" => {
-                if let Some(u) = value.get("user_id").filter(|u| !u.is_null()) {
-                    out.insert("user".into(), u.clone());
+                let metadata = object(value, "metadata")?;
+                if let Some(u) = metadata.get("user_id").filter(|u| !u.is_null()) {
+                    out.insert("user".into(), string(u, "metadata.user_id")?);
                 }
             }
             "tools" => {
@@ -439,6 +465,7 @@ pub fn anthropic_to_openai_request(req: &Value, target_model: &str) -> Result<Va
         }
     }
     if let Some(choice) = obj.get("tool_choice").filter(|v| !v.is_null()) {
+        object(choice, "tool_choice")?;
         let kind = choice.get("type").and_then(Value::as_str).unwrap_or("auto");
         let mapped = match kind {
             "auto" => json!("auto"),
@@ -468,6 +495,11 @@ pub fn anthropic_to_openai_request(req: &Value, target_model: &str) -> Result<Va
             out.insert("parallel_tool_calls".into(), Value::Bool(false));
         }
     }
+    // Required by the Messages API: refused as Anthropic would, not sent
+    // on without a bound.
+    if obj.get("max_tokens").is_none_or(Value::is_null) {
+        return Err(TranslateError::invalid("max_tokens", "is required"));
+    }
     Ok(Value::Object(out))
 }
 
@@ -480,13 +512,36 @@ fn reasoning_model(model: &str) -> bool {
 
 /// Appends the OpenAI messages for one Anthropic message: tool results
 /// become `tool` messages ahead of the rest of a user turn.
-fn anthropic_message(m: &Value, field: &str, out: &mut Vec<Value>) -> Result<()> {
+fn anthropic_message(m: &Value, field: &str, last: bool, out: &mut Vec<Value>) -> Result<()> {
     let role = m
         .get("role")
         .and_then(Value::as_str)
         .ok_or_else(|| TranslateError::invalid(format!("{field}.role"), "is required"))?;
+    // Checked before the content: a string content must not carry a role
+    // the Messages API does not have (`system`, `tool`) into the target.
+    let assistant = match role {
+        "user" => false,
+        "assistant" => true,
+        other => {
+            return Err(TranslateError::invalid(
+                format!("{field}.role"),
+                format!("must be 'user' or 'assistant', not '{other}'"),
+            ))
+        }
+    };
     let content = m.get("content").unwrap_or(&Value::Null);
     let blocks: Vec<Value> = match content {
+        // Empty content is refused, as the Messages API does, except a
+        // final assistant turn (an empty prefill), which carries nothing.
+        Value::String(s) if s.is_empty() => {
+            if assistant && last {
+                return Ok(());
+            }
+            return Err(TranslateError::invalid(
+                format!("{field}.content"),
+                "must not be empty",
+            ));
+        }
         Value::String(s) => {
             out.push(json!({"role": role, "content": s}));
             return Ok(());
@@ -499,115 +554,132 @@ fn anthropic_message(m: &Value, field: &str, out: &mut Vec<Value>) -> Result<()>
             ))
         }
     };
-    match role {
-        "user" => {
-            let mut parts = Vec::new();
-            for (j, b) in blocks.iter().enumerate() {
-                let f = format!("{field}.content[{j}]");
-                match b.get("type").and_then(Value::as_str) {
-                    Some("text") => parts.push(
-                        json!({"type": "text", "text": b.get("text").cloned().unwrap_or_default()}),
-                    ),
-                    Some("image") => parts.push(image_part(b, &f)?),
-                    Some("tool_result") => {
-                        let id = b
-                            .get("tool_use_id")
-                            .and_then(Value::as_str)
-                            .ok_or_else(|| {
-                                TranslateError::invalid(format!("{f}.tool_use_id"), "is required")
-                            })?;
-                        let mut text = b.get("content").and_then(plain_text).unwrap_or_default();
-                        if b.get("is_error").and_then(Value::as_bool) == Some(true) {
-                            text = format!("Error: {text}");
-                        }
-                        out.push(json!({"role": "tool", "tool_call_id": id, "content": text}));
+    if !assistant {
+        let mut parts = Vec::new();
+        for (j, b) in blocks.iter().enumerate() {
+            let f = format!("{field}.content[{j}]");
+            match b.get("type").and_then(Value::as_str) {
+                Some("text") => parts.push(json!({"type": "text", "text": block_text(b, &f)?})),
+                Some("image") => parts.push(image_part(b, &f)?),
+                Some("tool_result") => {
+                    let id = b
+                        .get("tool_use_id")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| {
+                            TranslateError::invalid(format!("{f}.tool_use_id"), "is required")
+                        })?;
+                    let content = b.get("content").unwrap_or(&Value::Null);
+                    let mut text = optional_text(content, &format!("{f}.content"))?;
+                    if b.get("is_error").and_then(Value::as_bool) == Some(true) {
+                        text = format!("Error: {text}");
                     }
-                    Some(other) => {
-                        return Err(TranslateError::unsupported(
-                            format!("{f}.type"),
-                            format!("content block '{other}' cannot be routed to an OpenAI model"),
-                        ))
-                    }
-                    None => {
-                        return Err(TranslateError::invalid(format!("{f}.type"), "is required"))
-                    }
+                    out.push(json!({"role": "tool", "tool_call_id": id, "content": text}));
                 }
-            }
-            if !parts.is_empty() {
-                let content = if parts.iter().all(|p| p["type"] == "text") {
-                    Value::String(
-                        parts
-                            .iter()
-                            .filter_map(|p| p["text"].as_str())
-                            .collect::<Vec<_>>()
-                            .join("\n\n"),
-                    )
-                } else {
-                    Value::Array(parts)
-                };
-                out.push(json!({"role": "user", "content": content}));
+                Some(other) => {
+                    return Err(TranslateError::unsupported(
+                        format!("{f}.type"),
+                        format!("content block '{other}' cannot be routed to an OpenAI model"),
+                    ))
+                }
+                None => return Err(TranslateError::invalid(format!("{f}.type"), "is required")),
             }
         }
-        "assistant" => {
-            let mut text = String::new();
-            let mut calls = Vec::new();
-            for (j, b) in blocks.iter().enumerate() {
-                let f = format!("{field}.content[{j}]");
-                match b.get("type").and_then(Value::as_str) {
-                    Some("text") => {
-                        text.push_str(b.get("text").and_then(Value::as_str).unwrap_or(""))
-                    }
-                    Some("tool_use") => {
-                        let id = b.get("id").and_then(Value::as_str).ok_or_else(|| {
-                            TranslateError::invalid(format!("{f}.id"), "is required")
-                        })?;
-                        let name = b.get("name").and_then(Value::as_str).ok_or_else(|| {
-                            TranslateError::invalid(format!("{f}.name"), "is required")
-                        })?;
-                        let input = b.get("input").cloned().unwrap_or_else(|| json!({}));
-                        calls.push(json!({
-                            "id": id,
-                            "type": "function",
-                            "function": {"name": name, "arguments": input.to_string()},
-                        }));
-                    }
-                    // Reasoning from an earlier turn is the provider's own.
-                    Some("thinking" | "redacted_thinking") => {}
-                    Some(other) => {
-                        return Err(TranslateError::unsupported(
-                            format!("{f}.type"),
-                            format!("content block '{other}' cannot be routed to an OpenAI model"),
-                        ))
-                    }
-                    None => {
-                        return Err(TranslateError::invalid(format!("{f}.type"), "is required"))
-                    }
-                }
-            }
-            let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
-            if !calls.is_empty() {
-                msg["tool_calls"] = Value::Array(calls);
-            }
-            out.push(msg);
+        if !parts.is_empty() {
+            let content = if parts.iter().all(|p| p["type"] == "text") {
+                Value::String(
+                    parts
+                        .iter()
+                        .filter_map(|p| p["text"].as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n\n"),
+                )
+            } else {
+                Value::Array(parts)
+            };
+            out.push(json!({"role": "user", "content": content}));
         }
-        other => {
+    } else {
+        let mut text = String::new();
+        let mut calls = Vec::new();
+        for (j, b) in blocks.iter().enumerate() {
+            let f = format!("{field}.content[{j}]");
+            match b.get("type").and_then(Value::as_str) {
+                Some("text") => text.push_str(block_text(b, &f)?),
+                Some("tool_use") => {
+                    let id = b
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| TranslateError::invalid(format!("{f}.id"), "is required"))?;
+                    let name = b.get("name").and_then(Value::as_str).ok_or_else(|| {
+                        TranslateError::invalid(format!("{f}.name"), "is required")
+                    })?;
+                    let input = match b.get("input").filter(|v| !v.is_null()) {
+                        Some(v) => object(v, &format!("{f}.input"))?,
+                        None => json!({}),
+                    };
+                    calls.push(json!({
+                        "id": id,
+                        "type": "function",
+                        "function": {"name": name, "arguments": input.to_string()},
+                    }));
+                }
+                // Reasoning from an earlier turn is the provider's own.
+                Some("thinking" | "redacted_thinking") => {}
+                Some(other) => {
+                    return Err(TranslateError::unsupported(
+                        format!("{f}.type"),
+                        format!("content block '{other}' cannot be routed to an OpenAI model"),
+                    ))
+                }
+                None => return Err(TranslateError::invalid(format!("{f}.type"), "is required")),
+            }
+        }
+        // A final assistant turn with nothing to carry (thinking only) is an
+        // empty prefill, as with string content; elsewhere it would reach
+        // the model as an empty message.
+        if text.is_empty() && calls.is_empty() {
+            if last {
+                return Ok(());
+            }
             return Err(TranslateError::invalid(
-                format!("{field}.role"),
-                format!("must be 'user' or 'assistant', not '{other}'"),
-            ))
+                format!("{field}.content"),
+                "must hold text or a tool call for an OpenAI model",
+            ));
         }
+        let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
+        if !calls.is_empty() {
+            msg["tool_calls"] = Value::Array(calls);
+        }
+        out.push(msg);
     }
     Ok(())
+}
+
+/// The `text` of a text part or block: a string, as both APIs require.
+fn text_of<'a>(part: &'a Value, field: &str) -> Result<&'a str> {
+    part.get("text")
+        .and_then(Value::as_str)
+        .ok_or_else(|| TranslateError::invalid(format!("{field}.text"), "must be a string"))
+}
+
+/// The `text` of a text part or block that becomes (or is) an Anthropic
+/// text block: the Messages API refuses an empty one.
+fn block_text<'a>(block: &'a Value, field: &str) -> Result<&'a str> {
+    non_empty(text_of(block, field)?, &format!("{field}.text"))
 }
 
 fn image_part(b: &Value, field: &str) -> Result<Value> {
     let source = b.get("source").unwrap_or(&Value::Null);
     let url = match source.get("type").and_then(Value::as_str) {
         Some("base64") => {
-            let media = source
-                .get("media_type")
-                .and_then(Value::as_str)
-                .unwrap_or("image/png");
+            let media = match source.get("media_type").filter(|v| !v.is_null()) {
+                Some(Value::String(m)) => m.as_str(),
+                Some(_) => {
+                    let field = format!("{field}.source.media_type");
+                    return Err(TranslateError::invalid(field, "must be a string"));
+                }
+                None => "image/png",
+            };
             let data = source.get("data").and_then(Value::as_str).ok_or_else(|| {
                 TranslateError::invalid(format!("{field}.source.data"), "is required")
             })?;
@@ -655,16 +727,75 @@ fn anthropic_tools(tools: &Value) -> Result<Value> {
             let mut f = Map::new();
             f.insert("name".into(), name.into());
             if let Some(d) = t.get("description").filter(|d| !d.is_null()) {
-                f.insert("description".into(), d.clone());
+                f.insert(
+                    "description".into(),
+                    string(d, &format!("tools[{i}].description"))?,
+                );
             }
-            f.insert(
-                "parameters".into(),
-                t.get("input_schema")
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-            );
+            let schema = match t.get("input_schema").filter(|s| !s.is_null()) {
+                Some(s) => object(s, &format!("tools[{i}].input_schema"))?,
+                None => json!({"type": "object", "properties": {}}),
+            };
+            f.insert("parameters".into(), schema);
             Ok(json!({"type": "function", "function": Value::Object(f)}))
         })
         .collect::<Result<Vec<_>>>()
         .map(Value::Array)
+}
+
+// Values carried from one API to the other keep the type both give them:
+// anything else is refused here, naming the field, rather than passed on
+// for the provider to refuse (or to read some other way).
+
+fn positive_int(v: &Value, field: &str) -> Result<u64> {
+    v.as_u64()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| TranslateError::invalid(field, "must be a positive integer"))
+}
+
+fn boolean(v: &Value, field: &str) -> Result<Value> {
+    match v {
+        Value::Bool(_) => Ok(v.clone()),
+        _ => Err(TranslateError::invalid(field, "must be a boolean")),
+    }
+}
+
+fn string(v: &Value, field: &str) -> Result<Value> {
+    match v {
+        Value::String(_) => Ok(v.clone()),
+        _ => Err(TranslateError::invalid(field, "must be a string")),
+    }
+}
+
+fn strings(v: &Value, field: &str) -> Result<Value> {
+    match v {
+        Value::Array(a) if a.iter().all(Value::is_string) => Ok(v.clone()),
+        _ => Err(TranslateError::invalid(
+            field,
+            "must be an array of strings",
+        )),
+    }
+}
+
+fn object(v: &Value, field: &str) -> Result<Value> {
+    match v {
+        Value::Object(_) => Ok(v.clone()),
+        _ => Err(TranslateError::invalid(field, "must be a JSON object")),
+    }
+}
+
+/// A tool result's text: absent is empty, anything but text is refused.
+fn optional_text(content: &Value, field: &str) -> Result<String> {
+    match content {
+        Value::Null => Ok(String::new()),
+        _ => plain_text(content).ok_or_else(|| TranslateError::invalid(field, "must be text")),
+    }
+}
+
+/// Text the Messages API takes: a text block must not be empty.
+fn non_empty<'a>(text: &'a str, field: &str) -> Result<&'a str> {
+    if text.is_empty() {
+        return Err(TranslateError::invalid(field, "must not be empty"));
+    }
+    Ok(text)
 }
