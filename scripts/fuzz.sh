@@ -13,8 +13,9 @@
 # cargo-fuzz, built once into ~/.cache/tollgate/tools. The corpus each target
 # grows is kept in target/fuzz/corpus/TARGET (seeded from proxy/fuzz/seeds and
 # proxy/fuzz/regressions, which `cargo test` replays on stable). A finding is
-# written to target/fuzz/artifacts/TARGET/ and fails the run; once fixed, copy
-# it into proxy/fuzz/regressions/TARGET/. budget_stores runs against its own
+# written to target/fuzz/artifacts/TARGET/ and fails the run; its bytes are
+# printed (base64) with the panic, since another machine's build explores
+# other inputs. Once fixed, copy it into proxy/fuzz/regressions/TARGET/. budget_stores runs against its own
 # redis-server on a free loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,7 +89,16 @@ for t in "${TARGETS[@]}"; do
   else
     status=1
     echo "    FAILED: $t (log $log; finding in $artifacts)"
-    grep -E 'panicked at|Test unit written|^error' "$log" | head -5 | sed 's/^/    /' || true
+    grep -E -A3 'panicked at' "$log" | head -12 | sed 's/^/    /' || true
+    # The finding itself, so it can be replayed from CI's log alone:
+    #   echo BASE64 | base64 -d > f && cargo +nightly fuzz run ... TARGET f
+    for f in "$artifacts"*; do
+      [[ -f "$f" ]] || continue
+      echo "    finding $(basename "$f") ($(stat -c %s "$f") bytes), base64:"
+      head -c 16384 "$f" | base64 -w 0 | sed 's/^/    /'
+      echo
+    done
+    echo "    $(rustc +nightly --version)"
   fi
 done
 exit $status
