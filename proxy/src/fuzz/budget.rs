@@ -115,9 +115,13 @@ impl Scenario {
         }
     }
 
+    /// The lease outlasts any scenario (64 advances of at most ~64 h each,
+    /// ~170 days): Redis expires a dead proxy's reservations after it, the
+    /// memory store's die with the process, so past it the stores rightly
+    /// differ.
     fn config(&self, store: &str) -> String {
         format!(
-            "{store}  reservation: {{leaseTimeout: 2400h}}\n  limits:\n    - {{name: team-usd, scope: header, header: x-team, window: day, usd: {}.{:02}}}\n    - {{name: all-tokens, scope: policy, window: day, tokens: {}}}\n",
+            "{store}  reservation: {{leaseTimeout: 8760h}}\n  limits:\n    - {{name: team-usd, scope: header, header: x-team, window: day, usd: {}.{:02}}}\n    - {{name: all-tokens, scope: policy, window: day, tokens: {}}}\n",
             self.team_cents / 100,
             self.team_cents % 100,
             self.tokens

@@ -147,6 +147,9 @@ pub fn openai_to_anthropic_request(req: &Value, target_model: &str, d: &Defaults
 fn openai_messages(messages: &[Value]) -> Result<(Option<String>, Vec<Value>)> {
     let mut system: Vec<String> = Vec::new();
     let mut out: Vec<(String, Vec<Value>)> = Vec::new();
+    // The tool calls a `tool` message may answer: those of the assistant
+    // message before it (only other tool results in between).
+    let mut open_calls: Vec<&str> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         let field = format!("messages[{i}]");
         let role = m
@@ -162,8 +165,14 @@ fn openai_messages(messages: &[Value]) -> Result<(Option<String>, Vec<Value>)> {
                 system.push(text);
                 continue;
             }
-            "user" => ("user", user_blocks(content, &field)?),
-            "assistant" => ("assistant", assistant_blocks(m, &field)?),
+            "user" => {
+                open_calls.clear();
+                ("user", user_blocks(content, &field)?)
+            }
+            "assistant" => {
+                open_calls = call_ids(m);
+                ("assistant", assistant_blocks(m, &field)?)
+            }
             "tool" => {
                 let id = m
                     .get("tool_call_id")
@@ -171,6 +180,12 @@ fn openai_messages(messages: &[Value]) -> Result<(Option<String>, Vec<Value>)> {
                     .ok_or_else(|| {
                         TranslateError::invalid(format!("{field}.tool_call_id"), "is required")
                     })?;
+                if !open_calls.contains(&id) {
+                    return Err(TranslateError::invalid(
+                        format!("{field}.tool_call_id"),
+                        "answers no tool call of the assistant message before it",
+                    ));
+                }
                 let text = optional_text(content, &format!("{field}.content"))?;
                 (
                     "user",
@@ -187,16 +202,9 @@ fn openai_messages(messages: &[Value]) -> Result<(Option<String>, Vec<Value>)> {
         if blocks.is_empty() {
             continue;
         }
+        // Tool results follow their calls directly, so a merged user turn
+        // starts with them, as the Messages API requires.
         match out.last_mut() {
-            // Anthropic wants a user turn's tool results before its other
-            // content, whatever order the OpenAI messages came in.
-            Some((r, b)) if r == role && blocks[0]["type"] == "tool_result" => {
-                let at = b
-                    .iter()
-                    .position(|x| x["type"] != "tool_result")
-                    .unwrap_or(b.len());
-                b.splice(at..at, blocks);
-            }
             Some((r, b)) if r == role => b.extend(blocks),
             _ => out.push((role.to_string(), blocks)),
         }
@@ -218,17 +226,29 @@ fn openai_messages(messages: &[Value]) -> Result<(Option<String>, Vec<Value>)> {
     Ok((system, messages))
 }
 
+/// The ids of an OpenAI assistant message's tool calls.
+fn call_ids(m: &Value) -> Vec<&str> {
+    let calls = m.get("tool_calls").and_then(Value::as_array);
+    calls
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("id").and_then(Value::as_str))
+        .collect()
+}
+
+/// A user message's content as Anthropic blocks. Empty text (which OpenAI
+/// takes and the Messages API refuses) carries nothing and is left out.
 fn user_blocks(content: &Value, field: &str) -> Result<Vec<Value>> {
     match content {
-        Value::String(s) => {
-            let text = non_empty(s, &format!("{field}.content"))?;
-            Ok(vec![json!({"type": "text", "text": text})])
+        Value::String(s) if s.is_empty() => Ok(Vec::new()),
+        Value::String(s) => Ok(vec![json!({"type": "text", "text": s})]),
+        Value::Array(parts) => {
+            let mut blocks = Vec::new();
+            for (j, p) in parts.iter().enumerate() {
+                blocks.extend(user_part(p, &format!("{field}.content[{j}]"))?);
+            }
+            Ok(blocks)
         }
-        Value::Array(parts) => parts
-            .iter()
-            .enumerate()
-            .map(|(j, p)| user_part(p, &format!("{field}.content[{j}]")))
-            .collect(),
         _ => Err(TranslateError::invalid(
             format!("{field}.content"),
             "must be a string or an array of content parts",
@@ -236,9 +256,12 @@ fn user_blocks(content: &Value, field: &str) -> Result<Vec<Value>> {
     }
 }
 
-fn user_part(p: &Value, field: &str) -> Result<Value> {
+fn user_part(p: &Value, field: &str) -> Result<Option<Value>> {
     match p.get("type").and_then(Value::as_str) {
-        Some("text") => Ok(json!({"type": "text", "text": block_text(p, field)?})),
+        Some("text") => {
+            let text = text_of(p, field)?;
+            Ok((!text.is_empty()).then(|| json!({"type": "text", "text": text})))
+        }
         Some("image_url") => {
             let url = p
                 .pointer("/image_url/url")
@@ -246,7 +269,7 @@ fn user_part(p: &Value, field: &str) -> Result<Value> {
                 .ok_or_else(|| {
                     TranslateError::invalid(format!("{field}.image_url.url"), "is required")
                 })?;
-            Ok(image_source(url))
+            Ok(Some(image_source(url)))
         }
         Some(other) => Err(TranslateError::unsupported(
             format!("{field}.type"),
@@ -405,9 +428,35 @@ pub fn anthropic_to_openai_request(req: &Value, target_model: &str) -> Result<Va
         .get("messages")
         .and_then(Value::as_array)
         .ok_or_else(|| TranslateError::invalid("messages", "must be an array"))?;
+    // The Messages API takes consecutive assistant messages as one turn:
+    // they become one OpenAI message, and a user turn's tool results may
+    // answer any tool call of that turn (and no other).
+    let mut turn_calls: Vec<&str> = Vec::new();
+    let mut prev_assistant = false;
     for (i, m) in input.iter().enumerate() {
         let last = i + 1 == input.len();
-        anthropic_message(m, &format!("messages[{i}]"), last, &mut messages)?;
+        let assistant = m.get("role").and_then(Value::as_str) == Some("assistant");
+        let before = messages.len();
+        anthropic_message(
+            m,
+            &format!("messages[{i}]"),
+            last,
+            &turn_calls,
+            &mut messages,
+        )?;
+        if !assistant {
+            turn_calls.clear();
+        } else {
+            if !prev_assistant {
+                turn_calls.clear();
+            }
+            turn_calls.extend(tool_use_ids(m));
+            if prev_assistant && before > 0 && messages.len() == before + 1 {
+                let next = messages.pop().expect("pushed just now");
+                merge_assistant(&mut messages[before - 1], next);
+            }
+        }
+        prev_assistant = assistant;
     }
     out.insert("messages".into(), Value::Array(messages));
 
@@ -510,9 +559,44 @@ fn reasoning_model(model: &str) -> bool {
     ["o1", "o3", "o4", "gpt-5"].iter().any(|p| m.starts_with(p))
 }
 
+/// The ids of an Anthropic message's tool calls.
+fn tool_use_ids(m: &Value) -> impl Iterator<Item = &str> {
+    let blocks = m.get("content").and_then(Value::as_array);
+    blocks
+        .into_iter()
+        .flatten()
+        .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"))
+        .filter_map(|b| b.get("id").and_then(Value::as_str))
+}
+
+/// Folds an OpenAI assistant message into the one before it (text joined
+/// as the blocks of one turn are, tool calls in order).
+fn merge_assistant(into: &mut Value, next: Value) {
+    let text = |v: &Value| v["content"].as_str().unwrap_or_default().to_string();
+    let joined = text(into) + &text(&next);
+    into["content"] = if joined.is_empty() {
+        Value::Null
+    } else {
+        Value::String(joined)
+    };
+    if let Some(calls) = next.get("tool_calls").and_then(Value::as_array) {
+        match into.get_mut("tool_calls").and_then(Value::as_array_mut) {
+            Some(list) => list.extend(calls.iter().cloned()),
+            None => into["tool_calls"] = Value::Array(calls.clone()),
+        }
+    }
+}
+
 /// Appends the OpenAI messages for one Anthropic message: tool results
-/// become `tool` messages ahead of the rest of a user turn.
-fn anthropic_message(m: &Value, field: &str, last: bool, out: &mut Vec<Value>) -> Result<()> {
+/// (which must open a user turn and answer a call of the assistant turn
+/// before, `turn_calls`) become `tool` messages ahead of the rest.
+fn anthropic_message(
+    m: &Value,
+    field: &str,
+    last: bool,
+    turn_calls: &[&str],
+    out: &mut Vec<Value>,
+) -> Result<()> {
     let role = m
         .get("role")
         .and_then(Value::as_str)
@@ -562,12 +646,24 @@ fn anthropic_message(m: &Value, field: &str, last: bool, out: &mut Vec<Value>) -
                 Some("text") => parts.push(json!({"type": "text", "text": block_text(b, &f)?})),
                 Some("image") => parts.push(image_part(b, &f)?),
                 Some("tool_result") => {
+                    if !parts.is_empty() {
+                        return Err(TranslateError::invalid(
+                            f,
+                            "a tool result must come before the turn's other content",
+                        ));
+                    }
                     let id = b
                         .get("tool_use_id")
                         .and_then(Value::as_str)
                         .ok_or_else(|| {
                             TranslateError::invalid(format!("{f}.tool_use_id"), "is required")
                         })?;
+                    if !turn_calls.contains(&id) {
+                        return Err(TranslateError::invalid(
+                            format!("{f}.tool_use_id"),
+                            "answers no tool call of the assistant turn before it",
+                        ));
+                    }
                     let content = b.get("content").unwrap_or(&Value::Null);
                     let mut text = optional_text(content, &format!("{f}.content"))?;
                     if b.get("is_error").and_then(Value::as_bool) == Some(true) {
