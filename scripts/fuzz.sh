@@ -15,7 +15,7 @@
 # proxy/fuzz/regressions, which `cargo test` replays on stable). A finding is
 # written to target/fuzz/artifacts/TARGET/ and fails the run; its bytes are
 # printed (base64) with the panic, since another machine's build explores
-# other inputs. Once fixed, copy it into proxy/fuzz/regressions/TARGET/. budget_stores runs against its own
+# other inputs. target/fuzz/ledger.tsv keeps each run's wall and CPU seconds. Once fixed, copy it into proxy/fuzz/regressions/TARGET/. budget_stores runs against its own
 # redis-server on a free loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +59,13 @@ redis_pid=""
 cleanup() { [[ -n "$redis_pid" ]] && kill "$redis_pid" 2>/dev/null; true; }
 trap cleanup EXIT
 
+# Every run is written to a ledger (CPU seconds beside wall seconds: fuzzing
+# beside other work at a low priority gets a fraction of a core).
+LEDGER="$ROOT/target/fuzz/ledger.tsv"
+mkdir -p "$ROOT/target/fuzz"
+[[ -f "$LEDGER" ]] || printf 'finished\ttarget\tmode\twall_s\tcpu_s\truns\tresult\n' >"$LEDGER"
+TIMEFORMAT='%R %U %S'
+
 status=0
 for t in "${TARGETS[@]}"; do
   corpus="$ROOT/target/fuzz/corpus/$t"
@@ -82,10 +89,18 @@ for t in "${TARGETS[@]}"; do
   fi
   log="$ROOT/target/fuzz/$t.log"
   echo "==> fuzz $t (${limit[*]})"
-  if "${FUZZ[@]}" "$t" "${dirs[@]}" -- "${limit[@]}" \
-       -artifact_prefix="$artifacts" -dict=proxy/fuzz/fuzz.dict -print_final_stats=1 >"$log" 2>&1; then
-    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
-    echo "    ok: $runs runs, corpus $(ls "$corpus" | wc -l) inputs"
+  timing="$ROOT/target/fuzz/$t.time"
+  result=ok
+  { time "${FUZZ[@]}" "$t" "${dirs[@]}" -- "${limit[@]}" \
+      -artifact_prefix="$artifacts" -dict=proxy/fuzz/fuzz.dict -print_final_stats=1 >"$log" 2>&1; } 2>"$timing" \
+    || result=finding
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
+  read -r wall user sys <"$timing" || true
+  cpu=$(awk -v u="${user:-0}" -v s="${sys:-0}" 'BEGIN { printf "%.0f", u + s }')
+  printf '%s\t%s\t%s\t%.0f\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$t" "$( ((SMOKE)) && echo smoke || echo timed)" \
+    "${wall:-0}" "$cpu" "$runs" "$result" >>"$LEDGER"
+  if [[ "$result" == ok ]]; then
+    echo "    ok: $runs runs in ${cpu} CPU s, corpus $(ls "$corpus" | wc -l) inputs"
   else
     status=1
     echo "    FAILED: $t (log $log; finding in $artifacts)"
