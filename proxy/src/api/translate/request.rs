@@ -205,7 +205,7 @@ fn openai_messages(messages: &[Value]) -> Result<(Option<String>, Vec<Value>)> {
         // Tool results follow their calls directly, so a merged user turn
         // starts with them, as the Messages API requires.
         match out.last_mut() {
-            Some((r, b)) if r == role => b.extend(blocks),
+            Some((r, b)) if r == role => extend_turn(b, blocks, role == "assistant"),
             _ => out.push((role.to_string(), blocks)),
         }
     }
@@ -224,6 +224,29 @@ fn openai_messages(messages: &[Value]) -> Result<(Option<String>, Vec<Value>)> {
         })
         .collect();
     Ok((system, messages))
+}
+
+/// Appends a message's blocks to the turn of the message before it (the
+/// Messages API takes one turn per role). Consecutive assistant messages'
+/// texts become one text block, a blank line between: the blocks of one
+/// assistant turn are read back as one text (see `anthropic_message`).
+fn extend_turn(turn: &mut Vec<Value>, blocks: Vec<Value>, assistant: bool) {
+    let mut blocks = blocks.into_iter().peekable();
+    if assistant {
+        let last_text = turn.last_mut().filter(|b| b["type"] == "text");
+        if let (Some(last), Some(first)) = (last_text, blocks.peek()) {
+            if first["type"] == "text" {
+                let joined = format!(
+                    "{}\n\n{}",
+                    last["text"].as_str().unwrap_or_default(),
+                    first["text"].as_str().unwrap_or_default()
+                );
+                last["text"] = Value::String(joined);
+                blocks.next();
+            }
+        }
+    }
+    turn.extend(blocks);
 }
 
 /// The ids of an OpenAI assistant message's tool calls.

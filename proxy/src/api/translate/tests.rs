@@ -757,4 +757,13 @@ fn consecutive_assistant_turns_become_one_message() {
         .map(|c| c["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["t1", "t2"]);
+    // The other way, consecutive OpenAI assistant messages are one turn
+    // whose texts are one block, so the round trip gives them back as one.
+    let openai = json!({"messages": [{"role": "user", "content": "go"},
+        {"role": "assistant", "content": "Let me look."},
+        {"role": "assistant", "content": "Found it."}]});
+    let a = openai_to_anthropic_request(&openai, "c", &D).unwrap();
+    assert_eq!(a["messages"][1]["content"], "Let me look.\n\nFound it.");
+    let back = anthropic_to_openai_request(&a, "g").unwrap();
+    assert_eq!(back["messages"][1]["content"], "Let me look.\n\nFound it.");
 }
