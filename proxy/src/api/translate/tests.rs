@@ -2,6 +2,21 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::api::Event;
+
+/// One upstream event through `t`: the app's events, written.
+fn push(t: &mut dyn StreamTranslator, name: Option<&str>, data: &[u8]) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    t.push(&Event::new(name, Bytes::copy_from_slice(data)), &mut out);
+    out.into_iter().map(|mut e| e.to_bytes()).collect()
+}
+
+/// The end of the upstream through `t`.
+fn finish(t: &mut dyn StreamTranslator) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    t.finish(&mut out);
+    out.into_iter().map(|mut e| e.to_bytes()).collect()
+}
 
 const D: Defaults = Defaults { max_tokens: 4096 };
 
@@ -380,9 +395,9 @@ fn anthropic_stream_to_openai_chunks_with_tools_and_usage() {
     ];
     let mut out = Vec::new();
     for (name, data) in &input {
-        out.extend(t.push(*name, data));
+        out.extend(push(&mut t, *name, data));
     }
-    out.extend(t.finish());
+    out.extend(finish(&mut t));
     let ev = events(&out);
     assert!(
         ev.iter().all(|(n, _)| n.is_none()),
@@ -414,7 +429,7 @@ fn anthropic_stream_to_openai_chunks_with_tools_and_usage() {
     let mut quiet = AnthropicToOpenAiStream::new("m", false);
     let mut out = Vec::new();
     for (name, data) in &input {
-        out.extend(quiet.push(*name, data));
+        out.extend(push(&mut quiet, *name, data));
     }
     assert!(
         events(&out).iter().all(|(_, v)| v.get("usage").is_none()),
@@ -429,10 +444,10 @@ fn anthropic_stream_error_becomes_openai_error_chunk() {
         "error",
         json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
     );
-    let ev = events(&t.push(n, &d));
+    let ev = events(&push(&mut t, n, &d));
     assert_eq!(ev[0].1["error"]["message"], "Overloaded");
     assert!(
-        t.push(Some("message_stop"), b"{}").is_empty(),
+        push(&mut t, Some("message_stop"), b"{}").is_empty(),
         "nothing after an error"
     );
 }
@@ -470,9 +485,9 @@ fn openai_stream_to_anthropic_events() {
     ];
     let mut out = Vec::new();
     for d in &input {
-        out.extend(t.push(None, d));
+        out.extend(push(&mut t, None, d));
     }
-    out.extend(t.finish());
+    out.extend(finish(&mut t));
     let ev = events(&out);
     let names: Vec<&str> = ev.iter().map(|(n, _)| n.as_deref().unwrap()).collect();
     assert_eq!(
@@ -508,19 +523,26 @@ fn openai_stream_to_anthropic_events() {
 #[test]
 fn openai_stream_cut_short_is_left_open_for_the_error_event() {
     let mut t = OpenAiToAnthropicStream::new("m");
-    let out = t.push(
+    let out = push(
+        &mut t,
         None,
         &chunk(json!({"id": "x", "choices": [{"index": 0, "delta": {"content": "a"}}]})),
     );
     assert!(!out.is_empty());
     assert!(
-        t.finish().is_empty(),
+        finish(&mut t).is_empty(),
         "no message_stop without a finish reason"
     );
 
     let mut t = OpenAiToAnthropicStream::new("m");
-    t.push(None, &chunk(json!({"id": "x", "choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": "stop"}]})));
-    let names: Vec<_> = events(&t.finish())
+    push(
+        &mut t,
+        None,
+        &chunk(
+            json!({"id": "x", "choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": "stop"}]}),
+        ),
+    );
+    let names: Vec<_> = events(&finish(&mut t))
         .into_iter()
         .map(|(n, _)| n.unwrap())
         .collect();
