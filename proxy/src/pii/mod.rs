@@ -86,14 +86,14 @@ impl Answers {
     }
 }
 
-/// Names the prompt-guard rules a request tripped in `x-tollgate-guard`.
-pub fn decorate(filtered: Option<&Filtered>, headers: &mut http::HeaderMap) {
-    let Some(f) = filtered.filter(|f| !f.guard_rules.is_empty()) else {
-        return;
-    };
-    if let Ok(v) = http::HeaderValue::from_str(&f.guard_rules.join(",")) {
-        headers.insert("x-tollgate-guard", v);
+/// Names the prompt-guard rules a request tripped in `x-tollgate-guard`
+/// on its answer (the response pipeline's header filter writes it).
+pub(crate) fn guard_header(rules: &[&str]) -> Option<(&'static str, http::HeaderValue)> {
+    if rules.is_empty() {
+        return None;
     }
+    let v = http::HeaderValue::from_str(&rules.join(",")).ok()?;
+    Some(("x-tollgate-guard", v))
 }
 
 /// One policy, compiled: built when a config is loaded, shared by requests.

@@ -379,3 +379,6 @@ impl StreamTranslator for OpenAiToAnthropicStream {
         OpenAiToAnthropicStream::finish(self, out)
     }
 }
+
+#[cfg(test)]
+mod tests;

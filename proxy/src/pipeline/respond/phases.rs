@@ -1,29 +1,24 @@
-//! The phases of the response pipeline, one type each, in the order
-//! [`super::phases`] runs them. Each does one job and talks to the others
-//! only through the [`Tally`].
+//! The phases of the response pipeline, one type each, run in the order
+//! [`super::phases`] lists them; they talk to each other only through the
+//! [`Tally`]. Here, the phases at the edges of a response (the upstream's
+//! head, and the two that see its end); in [`observe`], those that read
+//! events; in [`rewrite`], those that change them.
 
-use std::sync::Arc;
+mod observe;
+mod rewrite;
 
 use http::header::{self, HeaderValue};
 use http::response::Parts;
 use http::StatusCode;
-use serde_json::Value;
-use tokio::sync::oneshot;
 
 use super::{Assembly, CacheOutcome, Phase, Tally};
-use crate::api::translate::{self, StreamTranslator};
-use crate::api::usage::{usage_only, StreamUsage, Usage};
-use crate::api::{Event, Family};
+use crate::api::Event;
 use crate::body::End;
-use crate::metrics::Metrics;
-use crate::pii::stream::StreamFilter;
-use crate::pipeline::budget::OutputText;
 use crate::pipeline::cache::{Pending, Shape, Tee};
 use crate::pipeline::settle::Settle;
 use crate::upstream::strip_hop_by_hop;
-
-/// Most text kept from a stream for a shadow comparison.
-const MAX_CAPTURE: usize = 256 * 1024;
+pub(super) use observe::{OutputCapture, ShadowCapture, UsageCapture};
+pub(super) use rewrite::{PiiFilter, StripUsageChunk, Translate};
 
 // === UpstreamHead ===
 
@@ -81,276 +76,8 @@ impl Phase for UpstreamHead {
                 h.insert(name, v);
             }
         }
-        if !self.guard.is_empty() {
-            if let Ok(v) = HeaderValue::from_str(&self.guard.join(",")) {
-                h.insert("x-tollgate-guard", v);
-            }
-        }
-    }
-}
-
-// === UsageCapture ===
-
-/// Usage the provider reported, in its own API.
-pub(super) struct UsageCapture {
-    api: Family,
-    usage: StreamUsage,
-}
-
-impl UsageCapture {
-    pub(super) fn new(api: Family) -> Box<dyn Phase> {
-        Box::new(UsageCapture {
-            api,
-            usage: StreamUsage::default(),
-        })
-    }
-}
-
-impl Phase for UsageCapture {
-    fn name(&self) -> &'static str {
-        "usage"
-    }
-
-    fn event(&mut self, ev: Event, tally: &mut Tally, out: &mut Vec<Event>) {
-        if ev.is_body() {
-            tally.usage = ev.json().and_then(|v| Usage::of_response(self.api, v));
-            tally.usage_complete = true;
-        } else {
-            self.usage.observe(self.api, &ev);
-            tally.usage = self.usage.get();
-            tally.usage_complete = self.usage.is_complete();
-        }
-        out.push(ev);
-    }
-}
-
-// === OutputCapture ===
-
-/// The text sent, for a budget estimate should usage be missing or the
-/// stream be cut: every event of a stream; a whole answer's only when it
-/// reported no usage.
-pub(super) struct OutputCapture {
-    api: Family,
-    text: Option<OutputText>,
-}
-
-impl OutputCapture {
-    pub(super) fn new(api: Family, stream: bool) -> Box<dyn Phase> {
-        Box::new(OutputCapture {
-            api,
-            text: stream.then(OutputText::default),
-        })
-    }
-}
-
-impl Phase for OutputCapture {
-    fn name(&self) -> &'static str {
-        "output text"
-    }
-
-    fn event(&mut self, ev: Event, tally: &mut Tally, out: &mut Vec<Event>) {
-        if let Some(v) = ev.json() {
-            match self.text.as_mut() {
-                Some(text) => text.push_event(self.api, v),
-                None if ev.is_body() && tally.usage.is_none() => {
-                    self.text = Some(OutputText::of_response(self.api, v));
-                }
-                None => {}
-            }
-        }
-        out.push(ev);
-    }
-
-    fn end(&mut self, _end: End, tally: &mut Tally) {
-        tally.text = self.text.take();
-    }
-}
-
-// === ShadowCapture ===
-
-/// The primary's text for a shadow comparison: a whole answer's at once, a
-/// stream's when it ends.
-pub(super) struct ShadowCapture {
-    api: Family,
-    tx: Option<oneshot::Sender<String>>,
-    text: String,
-}
-
-impl ShadowCapture {
-    pub(super) fn new((api, tx): (Family, oneshot::Sender<String>)) -> Box<dyn Phase> {
-        Box::new(ShadowCapture {
-            api,
-            tx: Some(tx),
-            text: String::new(),
-        })
-    }
-}
-
-impl Phase for ShadowCapture {
-    fn name(&self) -> &'static str {
-        "shadow capture"
-    }
-
-    fn event(&mut self, ev: Event, _tally: &mut Tally, out: &mut Vec<Event>) {
-        if ev.is_body() {
-            let text = crate::shadow::response_text(self.api, ev.json().unwrap_or(&Value::Null));
-            if let Some(tx) = self.tx.take() {
-                let _ = tx.send(text);
-            }
-        } else if self.text.len() < MAX_CAPTURE {
-            if let Some(t) = ev
-                .json()
-                .and_then(|v| crate::shadow::event_text(self.api, v))
-            {
-                self.text.push_str(t);
-            }
-        }
-        out.push(ev);
-    }
-
-    fn end(&mut self, _end: End, _tally: &mut Tally) {
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(std::mem::take(&mut self.text));
-        }
-    }
-}
-
-// === StripUsageChunk ===
-
-/// Drops OpenAI's usage-only chunk, which the proxy asked for on the app's
-/// behalf (decided on the event's JSON, whatever its formatting).
-pub(super) struct StripUsageChunk;
-
-impl StripUsageChunk {
-    pub(super) fn new(applies: bool) -> Option<Box<dyn Phase>> {
-        applies.then(|| Box::new(StripUsageChunk) as Box<dyn Phase>)
-    }
-}
-
-impl Phase for StripUsageChunk {
-    fn name(&self) -> &'static str {
-        "strip usage chunk"
-    }
-
-    fn event(&mut self, ev: Event, _tally: &mut Tally, out: &mut Vec<Event>) {
-        if !ev.json().is_some_and(usage_only) {
-            out.push(ev);
-        }
-    }
-}
-
-// === Translate ===
-
-/// The answer of the other API in the app's: a stream event by event, a
-/// whole answer at once.
-pub(super) enum Translate {
-    Stream(Box<dyn StreamTranslator>),
-    Whole { app: Family, model: String },
-}
-
-impl Translate {
-    pub(super) fn new(
-        app: Family,
-        api: Family,
-        stream: bool,
-        model: &str,
-        include_usage: bool,
-    ) -> Option<Box<dyn Phase>> {
-        if app == api {
-            return None;
-        }
-        let t = if stream {
-            Translate::Stream(translate::stream_translator(
-                app,
-                api,
-                model,
-                include_usage,
-            )?)
-        } else {
-            Translate::Whole {
-                app,
-                model: model.to_string(),
-            }
-        };
-        Some(Box::new(t))
-    }
-}
-
-impl Phase for Translate {
-    fn name(&self) -> &'static str {
-        "translate"
-    }
-
-    fn event(&mut self, ev: Event, _tally: &mut Tally, out: &mut Vec<Event>) {
-        match self {
-            Translate::Stream(t) => t.push(&ev, out),
-            Translate::Whole { app, model } => match ev.json() {
-                Some(v) => out.push(Event::built_body(translate::response(*app, v, model))),
-                None => out.push(ev),
-            },
-        }
-    }
-
-    fn finish(&mut self, _tally: &mut Tally, out: &mut Vec<Event>) {
-        if let Translate::Stream(t) = self {
-            t.finish(out);
-        }
-    }
-}
-
-// === PiiFilter ===
-
-/// Restores pseudonyms and masks what the model wrote, in the app's API.
-pub(super) enum PiiFilter {
-    Stream(Box<StreamFilter>),
-    Whole {
-        answers: crate::pii::Answers,
-        metrics: Arc<Metrics>,
-        app: Family,
-    },
-}
-
-impl PiiFilter {
-    pub(super) fn new(
-        answers: crate::pii::Answers,
-        metrics: &Arc<Metrics>,
-        app: Family,
-        stream: bool,
-    ) -> Box<dyn Phase> {
-        Box::new(if stream {
-            PiiFilter::Stream(Box::new(answers.stream(metrics, app)))
-        } else {
-            PiiFilter::Whole {
-                answers,
-                metrics: metrics.clone(),
-                app,
-            }
-        })
-    }
-}
-
-impl Phase for PiiFilter {
-    fn name(&self) -> &'static str {
-        "pii"
-    }
-
-    fn event(&mut self, mut ev: Event, _tally: &mut Tally, out: &mut Vec<Event>) {
-        match self {
-            PiiFilter::Stream(f) => f.push(ev, out),
-            PiiFilter::Whole {
-                answers,
-                metrics,
-                app,
-            } => {
-                ev.edit(|_, v| answers.whole(metrics, *app, v));
-                out.push(ev);
-            }
-        }
-    }
-
-    fn finish(&mut self, _tally: &mut Tally, out: &mut Vec<Event>) {
-        if let PiiFilter::Stream(f) = self {
-            f.finish(out);
+        if let Some((name, v)) = crate::pii::guard_header(&self.guard) {
+            h.insert(name, v);
         }
     }
 }
