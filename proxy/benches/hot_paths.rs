@@ -156,10 +156,10 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(stream.len() as u64));
     g.bench_function("split_and_usage_50_events_in_1k_chunks", |b| {
         b.iter(|| {
-            let mut split = EventSplitter::default();
+            let mut splitter = EventSplitter::default();
             let mut usage = StreamUsage::default();
             for chunk in stream.chunks(1024) {
-                if let Some(frame) = split.push(Bytes::copy_from_slice(chunk)) {
+                if let Some(frame) = splitter.push(Bytes::copy_from_slice(chunk)) {
                     for ev in split(&frame) {
                         usage.observe(Family::OpenAi, &ev);
                     }

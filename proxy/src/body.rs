@@ -248,12 +248,7 @@ impl Body for ResponseBody {
                     } else {
                         return Poll::Pending;
                     };
-                    let closing = fail(up, &**filter, why, "timeout");
-                    let failed = End::Failed {
-                        reason: "timeout",
-                        closed: true,
-                    };
-                    end_once(&mut this.ended, &mut **filter, failed);
+                    let closing = fail(up, &mut **filter, &mut this.ended, why, "timeout");
                     return Poll::Ready(Some(Ok(Frame::data(closing))));
                 }
                 Poll::Ready(None) => {
@@ -272,12 +267,7 @@ impl Body for ResponseBody {
                         return Poll::Ready(Some(Err(e)));
                     }
                     let why = "the provider's stream ended abruptly";
-                    let closing = fail(up, &**filter, why, "upstream_reset");
-                    let failed = End::Failed {
-                        reason: "upstream_reset",
-                        closed: true,
-                    };
-                    end_once(&mut this.ended, &mut **filter, failed);
+                    let closing = fail(up, &mut **filter, &mut this.ended, why, "upstream_reset");
                     return Poll::Ready(Some(Ok(Frame::data(closing))));
                 }
                 Poll::Ready(Some(Ok(frame))) => frame,
@@ -328,8 +318,14 @@ impl ResponseBody {
     }
 }
 
-/// Ends a committed stream with an error event.
-fn fail(up: &mut Upstream, filter: &dyn Filter, why: &str, reason: &'static str) -> Bytes {
+/// Ends a committed stream with an error event; the filter hears why.
+fn fail(
+    up: &mut Upstream,
+    filter: &mut dyn Filter,
+    ended: &mut bool,
+    why: &str,
+    reason: &'static str,
+) -> Bytes {
     up.done = true;
     if let Some(sse) = up.sse.as_mut() {
         // A partial event cannot be completed; drop it rather than send garbage.
@@ -339,7 +335,13 @@ fn fail(up: &mut Upstream, filter: &dyn Filter, why: &str, reason: &'static str)
         reason,
         "stream ended with an error event after it had started"
     );
-    filter.error_event(why)
+    let closing = filter.error_event(why);
+    let failed = End::Failed {
+        reason,
+        closed: true,
+    };
+    end_once(ended, filter, failed);
+    closing
 }
 
 impl Drop for ResponseBody {

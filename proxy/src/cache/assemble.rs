@@ -9,6 +9,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::replay::openai_shell;
 use crate::api::{Event, Family};
 
 /// Assembles framed SSE bytes (a replayed or recorded stream).
@@ -208,13 +209,7 @@ impl OpenAiParts {
                 json!({"index": index, "message": message, "logprobs": null, "finish_reason": c.finish})
             })
             .collect();
-        let mut out = json!({
-            "id": head.get("id").cloned().unwrap_or_default(),
-            "object": "chat.completion",
-            "created": head.get("created").cloned().unwrap_or_default(),
-            "model": head.get("model").cloned().unwrap_or_default(),
-            "choices": choices,
-        });
+        let mut out = openai_shell(&head, "chat.completion", Value::Array(choices));
         if let Some(fp) = head.get("system_fingerprint").filter(|f| !f.is_null()) {
             out["system_fingerprint"] = fp.clone();
         }

@@ -24,8 +24,6 @@
 //!   estimate, marked estimated, because the provider may bill it;
 //! - anything else (an error answer, a request that never left): released.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use serde_json::Value;
@@ -65,7 +63,7 @@ pub(crate) async fn admit(x: &mut Exchange<'_>) -> Result<Option<Hold>, ProxyErr
     let models: Vec<&str> = plan.targets.iter().map(|t| t.model.as_ref()).collect();
     let req = AdmitRequest {
         headers: &parts.headers,
-        requested_model: *model,
+        requested_model: model,
         models: &models,
         prompt_tokens: bound,
         max_output_tokens,

@@ -19,11 +19,11 @@
 //!    the budget reservation when the body is dropped.
 //!
 //! Phases talk only through the [`Tally`] (usage, output text, first byte
-//! time); none reaches into another. Each [`Event`] is parsed by the first
-//! phase that reads its JSON and shared by the rest; one no phase changed
-//! goes out as the bytes it came in. `body.rs` drives the chain for
-//! streams (framing, deadlines, backpressure, cancellation) through
-//! [`Filter`], and knows nothing else of it.
+//! time); none reaches into another. Each [`Event`](crate::api::Event) is
+//! parsed by the first phase that reads its JSON and shared by the rest; one
+//! no phase changed goes out as the bytes it came in. `body.rs` drives the
+//! [`Chain`] of a stream (framing, deadlines, backpressure, cancellation)
+//! through [`Filter`](crate::body::Filter), and knows nothing else of it.
 
 mod chain;
 mod phases;
@@ -270,18 +270,18 @@ pub(crate) fn phases(a: Assembly) -> Vec<Box<dyn Phase>> {
     let stream = a.shape == Some(cache::Shape::Stream);
     let api = a.api.filter(|_| events);
     [
-        UpstreamHead::new(&a),
-        api.map(UsageCapture::new),
+        UpstreamHead::phase(&a),
+        api.map(UsageCapture::phase),
         api.filter(|_| a.output_text)
-            .map(|api| OutputCapture::new(api, stream)),
-        api.zip(a.shadow).map(ShadowCapture::new),
-        StripUsageChunk::new(stream && a.injected_usage),
-        api.and_then(|api| Translate::new(a.app, api, stream, &a.model, a.include_usage)),
+            .map(|api| OutputCapture::phase(api, stream)),
+        api.zip(a.shadow).map(ShadowCapture::phase),
+        StripUsageChunk::phase(stream && a.injected_usage),
+        api.and_then(|api| Translate::phase(a.app, api, stream, &a.model, a.include_usage)),
         a.pii
             .filter(|_| events)
-            .map(|p| PiiFilter::new(p, &a.metrics, a.app, stream)),
-        CacheTee::new(a.cache, a.target, a.shape),
-        Some(SettleRecord::new(a.settle)),
+            .map(|p| PiiFilter::phase(p, &a.metrics, a.app, stream)),
+        CacheTee::phase(a.cache, a.target, a.shape),
+        Some(SettleRecord::phase(a.settle)),
     ]
     .into_iter()
     .flatten()

@@ -1,5 +1,7 @@
 //! What a request's reservation turns into, and what admission reserves.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use super::output::MAX_TEXT;

@@ -35,7 +35,7 @@ pub(super) struct UpstreamHead {
 }
 
 impl UpstreamHead {
-    pub(super) fn new(a: &Assembly) -> Option<Box<dyn Phase>> {
+    pub(super) fn phase(a: &Assembly) -> Option<Box<dyn Phase>> {
         let api = a.api?;
         Some(Box::new(UpstreamHead {
             request_id: a.request_id.clone(),
@@ -95,7 +95,7 @@ pub(super) struct CacheTee {
 }
 
 impl CacheTee {
-    pub(super) fn new(
+    pub(super) fn phase(
         cache: CacheOutcome,
         target: Option<String>,
         shape: Option<Shape>,
@@ -166,7 +166,7 @@ impl Phase for CacheTee {
 pub(super) struct SettleRecord(Settle);
 
 impl SettleRecord {
-    pub(super) fn new(settle: Settle) -> Box<dyn Phase> {
+    pub(super) fn phase(settle: Settle) -> Box<dyn Phase> {
         Box::new(SettleRecord(settle))
     }
 }

@@ -212,64 +212,32 @@ fn openai_text(frames: &[Bytes]) -> (String, bool) {
     (text, usage)
 }
 
+/// The phases of a stream from `api` to an OpenAI app, every feature on.
+fn stream_phases(shared: &Shared, api: Family) -> Vec<&'static str> {
+    let (tx, _rx) = oneshot::channel();
+    let a = all_on(shared, Family::OpenAi, api, cache::Shape::Stream, tx);
+    Chain::new(Family::OpenAi, phases(a)).names()
+}
+
 #[tokio::test]
 async fn a_stream_with_every_feature_on_gets_every_phase_in_order() {
     let shared = shared().await;
-    let (tx, _rx) = oneshot::channel();
-    let a = all_on(
-        &shared,
+    let (before, after) = (
+        ["upstream head", "usage", "output text", "shadow capture"],
+        ["pii", "cache tee", "settle"],
+    );
+    let same = [&before[..], &["strip usage chunk"], &after].concat();
+    assert_eq!(stream_phases(&shared, Family::OpenAi), same);
+    // Translated: the usage chunk is the app's own to ask for.
+    let translated = [&before[..], &["translate"], &after].concat();
+    assert_eq!(stream_phases(&shared, Family::Anthropic), translated);
+    let cx = Context::new(
         Family::OpenAi,
-        Family::OpenAi,
-        cache::Shape::Stream,
-        tx,
+        HeaderValue::from_static("r"),
+        shared.metrics.clone(),
     );
-    assert_eq!(
-        Chain::new(Family::OpenAi, phases(a)).names(),
-        [
-            "upstream head",
-            "usage",
-            "output text",
-            "shadow capture",
-            "strip usage chunk",
-            "pii",
-            "cache tee",
-            "settle"
-        ]
-    );
-    let (tx, _rx) = oneshot::channel();
-    let a = all_on(
-        &shared,
-        Family::OpenAi,
-        Family::Anthropic,
-        cache::Shape::Stream,
-        tx,
-    );
-    assert_eq!(
-        Chain::new(Family::OpenAi, phases(a)).names(),
-        [
-            "upstream head",
-            "usage",
-            "output text",
-            "shadow capture",
-            "translate",
-            "pii",
-            "cache tee",
-            "settle"
-        ],
-        "translated: the usage chunk is the app's own to ask for"
-    );
-    let own = Assembly::own(
-        Context::new(
-            Family::OpenAi,
-            HeaderValue::from_static("r"),
-            shared.metrics.clone(),
-        ),
-        settle(&shared),
-    );
-    assert_eq!(
-        format!("{:?}", Chain::new(Family::OpenAi, phases(own))),
-        "[\"settle\"]"
-    );
+    let own = Chain::new(Family::OpenAi, phases(Assembly::own(cx, settle(&shared))));
+    assert_eq!(format!("{own:?}"), "[\"settle\"]", "the proxy's own answer");
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ pub(crate) struct UsageCapture {
 }
 
 impl UsageCapture {
-    pub(crate) fn new(api: Family) -> Box<dyn Phase> {
+    pub(crate) fn phase(api: Family) -> Box<dyn Phase> {
         Box::new(UsageCapture {
             api,
             usage: StreamUsage::default(),
@@ -60,7 +60,7 @@ pub(crate) struct OutputCapture {
 }
 
 impl OutputCapture {
-    pub(crate) fn new(api: Family, stream: bool) -> Box<dyn Phase> {
+    pub(crate) fn phase(api: Family, stream: bool) -> Box<dyn Phase> {
         Box::new(OutputCapture {
             api,
             text: stream.then(OutputText::default),
@@ -102,7 +102,7 @@ pub(crate) struct ShadowCapture {
 }
 
 impl ShadowCapture {
-    pub(crate) fn new((api, tx): (Family, oneshot::Sender<String>)) -> Box<dyn Phase> {
+    pub(crate) fn phase((api, tx): (Family, oneshot::Sender<String>)) -> Box<dyn Phase> {
         Box::new(ShadowCapture {
             api,
             tx: Some(tx),

@@ -18,7 +18,7 @@ use crate::pipeline::respond::{Phase, Tally};
 pub(crate) struct StripUsageChunk;
 
 impl StripUsageChunk {
-    pub(crate) fn new(applies: bool) -> Option<Box<dyn Phase>> {
+    pub(crate) fn phase(applies: bool) -> Option<Box<dyn Phase>> {
         applies.then(|| Box::new(StripUsageChunk) as Box<dyn Phase>)
     }
 }
@@ -45,7 +45,7 @@ pub(crate) enum Translate {
 }
 
 impl Translate {
-    pub(crate) fn new(
+    pub(crate) fn phase(
         app: Family,
         api: Family,
         stream: bool,
@@ -107,7 +107,7 @@ pub(crate) enum PiiFilter {
 }
 
 impl PiiFilter {
-    pub(crate) fn new(
+    pub(crate) fn phase(
         answers: crate::pii::Answers,
         metrics: &Arc<Metrics>,
         app: Family,
