@@ -193,38 +193,43 @@ impl Event {
             .get()
             .and_then(Option::as_ref)
             .filter(|_| self.edited);
+        // A comment block always has its bytes: it is never built or edited.
         let bytes = match (self.shape, json) {
             (Shape::Body, Some(v)) => {
                 Bytes::from(serde_json::to_vec(v).expect("a JSON value serializes"))
             }
             (Shape::Body | Shape::Comment, None) => self.data.clone(),
-            (Shape::Sse | Shape::Comment, json) => {
-                let mut out = Vec::with_capacity(self.data.len() + 32);
-                if let Some(n) = &self.name {
-                    out.extend_from_slice(b"event: ");
-                    out.extend_from_slice(n);
-                    out.push(b'\n');
-                }
-                match json {
-                    Some(v) => {
-                        out.extend_from_slice(b"data: ");
-                        serde_json::to_writer(&mut out, v).expect("a JSON value serializes");
-                        out.push(b'\n');
-                    }
-                    None => {
-                        for line in self.data.split(|&c| c == b'\n') {
-                            out.extend_from_slice(b"data: ");
-                            out.extend_from_slice(line);
-                            out.push(b'\n');
-                        }
-                    }
-                }
-                out.push(b'\n');
-                Bytes::from(out)
-            }
+            (_, json) => self.framed(json),
         };
         self.bytes = Some(bytes.clone());
         bytes
+    }
+
+    /// The SSE lines of this event: its name, then its JSON (`json`, when a
+    /// phase edited or built it) or its data as received.
+    fn framed(&self, json: Option<&Value>) -> Bytes {
+        let mut out = Vec::with_capacity(self.data.len() + 32);
+        if let Some(n) = &self.name {
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(n);
+            out.push(b'\n');
+        }
+        match json {
+            Some(v) => {
+                out.extend_from_slice(b"data: ");
+                serde_json::to_writer(&mut out, v).expect("a JSON value serializes");
+                out.push(b'\n');
+            }
+            None => {
+                for line in self.data.split(|&c| c == b'\n') {
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(line);
+                    out.push(b'\n');
+                }
+            }
+        }
+        out.push(b'\n');
+        Bytes::from(out)
     }
 
     /// The bytes it came in as, when no phase changed it.
