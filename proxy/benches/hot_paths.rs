@@ -8,8 +8,8 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tollgate_proxy::api::request::parse_head;
-use tollgate_proxy::api::sse::{events, EventSplitter};
+use tollgate_proxy::api::request::{parse_head, Payload};
+use tollgate_proxy::api::sse::{split, EventSplitter};
 use tollgate_proxy::api::usage::StreamUsage;
 use tollgate_proxy::api::{Family, Operation};
 use tollgate_proxy::pipeline::prepare::{body_for, TargetSpec};
@@ -89,13 +89,12 @@ fn bench(c: &mut Criterion) {
             stream_usage: false,
         };
         b.iter(|| {
-            let mut parsed = None;
+            let payload = Payload::new(body.clone());
             black_box(
                 body_for(
                     Family::OpenAi,
                     Operation::ChatCompletions,
-                    &body,
-                    &mut parsed,
+                    &payload,
                     "chat-default",
                     &spec,
                 )
@@ -157,12 +156,12 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(stream.len() as u64));
     g.bench_function("split_and_usage_50_events_in_1k_chunks", |b| {
         b.iter(|| {
-            let mut split = EventSplitter::default();
+            let mut splitter = EventSplitter::default();
             let mut usage = StreamUsage::default();
             for chunk in stream.chunks(1024) {
-                if let Some(frame) = split.push(Bytes::copy_from_slice(chunk)) {
-                    for ev in events(&frame) {
-                        usage.observe(Family::OpenAi, ev.name, &ev.data);
+                if let Some(frame) = splitter.push(Bytes::copy_from_slice(chunk)) {
+                    for ev in split(&frame) {
+                        usage.observe(Family::OpenAi, &ev);
                     }
                 }
             }

@@ -10,8 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tollgate_proxy::api::{Family, Operation};
-use tollgate_proxy::body::EventTransform;
+use tollgate_proxy::api::{Event, Family, Operation};
 use tollgate_proxy::metrics::Metrics;
 use tollgate_proxy::pii::stream::StreamFilter;
 use tollgate_proxy::pii::{filter_request, Engine};
@@ -84,13 +83,12 @@ fn request(c: &mut Criterion) {
     let mut g = c.benchmark_group("pii_request");
     g.bench_function("filter_2k_chat_with_entities_and_guard", |b| {
         b.iter(|| {
-            let mut parsed = None;
+            let mut parsed: serde_json::Value = serde_json::from_slice(&body).unwrap();
             black_box(
                 filter_request(
                     &e,
                     Family::OpenAi,
                     Operation::ChatCompletions,
-                    &body,
                     &mut parsed,
                     &metrics.pii,
                 )
@@ -100,13 +98,12 @@ fn request(c: &mut Criterion) {
     });
     g.bench_function("filter_2k_chat_clean_and_guard", |b| {
         b.iter(|| {
-            let mut parsed = None;
+            let mut parsed: serde_json::Value = serde_json::from_slice(&clean).unwrap();
             black_box(
                 filter_request(
                     &e,
                     Family::OpenAi,
                     Operation::ChatCompletions,
-                    &clean,
                     &mut parsed,
                     &metrics.pii,
                 )
@@ -142,11 +139,16 @@ fn stream(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(p.len() as u64));
     g.bench_function("answer_2k_in_4_byte_events", |b| {
         b.iter(|| {
-            let mut f = StreamFilter::new(e.clone(), None, metrics.clone(), Family::OpenAi, None);
+            let mut f = StreamFilter::new(e.clone(), None, metrics.clone(), Family::OpenAi);
+            let mut out = Vec::new();
             for ev in &events {
-                black_box(f.push(None, ev));
+                f.push(Event::new(None, Bytes::copy_from_slice(ev)), &mut out);
+                for mut sent in out.drain(..) {
+                    black_box(sent.to_bytes());
+                }
             }
-            black_box(f.finish())
+            f.finish(&mut out);
+            black_box(out)
         })
     });
     g.finish();

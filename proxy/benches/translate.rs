@@ -11,10 +11,11 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::{json, Value};
-use tollgate_proxy::api::sse::{events, EventSplitter};
+use tollgate_proxy::api::sse::{split, EventSplitter};
 use tollgate_proxy::api::translate::{
     anthropic_to_openai_request, anthropic_to_openai_response, openai_to_anthropic_request,
     openai_to_anthropic_response, AnthropicToOpenAiStream, Defaults, OpenAiToAnthropicStream,
+    StreamTranslator,
 };
 
 const PROSE: &str = "The quick brown fox jumps over the lazy dog. ";
@@ -213,44 +214,22 @@ fn streams(c: &mut Criterion) {
     g.finish();
 }
 
-/// Both stream translators, as the pipeline drives them.
-trait Translator {
-    fn push(&mut self, event: Option<&str>, data: &[u8]) -> Vec<Bytes>;
-    fn finish(&mut self) -> Vec<Bytes>;
-}
-
-impl Translator for AnthropicToOpenAiStream {
-    fn push(&mut self, event: Option<&str>, data: &[u8]) -> Vec<Bytes> {
-        AnthropicToOpenAiStream::push(self, event, data)
-    }
-    fn finish(&mut self) -> Vec<Bytes> {
-        AnthropicToOpenAiStream::finish(self)
-    }
-}
-
-impl Translator for OpenAiToAnthropicStream {
-    fn push(&mut self, event: Option<&str>, data: &[u8]) -> Vec<Bytes> {
-        OpenAiToAnthropicStream::push(self, event, data)
-    }
-    fn finish(&mut self) -> Vec<Bytes> {
-        OpenAiToAnthropicStream::finish(self)
-    }
-}
-
 /// Feeds `stream` in 1 KB reads through the SSE splitter and `t`; the
 /// bytes written.
-fn pump(stream: &[u8], t: &mut impl Translator) -> usize {
-    let mut split = EventSplitter::default();
+fn pump(stream: &[u8], t: &mut impl StreamTranslator) -> usize {
+    let mut splitter = EventSplitter::default();
+    let mut app = Vec::new();
     let mut out = 0usize;
-    let len = |v: Vec<Bytes>| v.iter().map(Bytes::len).sum::<usize>();
     for chunk in stream.chunks(1024) {
-        if let Some(frame) = split.push(Bytes::copy_from_slice(chunk)) {
-            for ev in events(&frame) {
-                out += len(t.push(ev.name, &ev.data));
+        if let Some(frame) = splitter.push(Bytes::copy_from_slice(chunk)) {
+            for ev in split(&frame) {
+                t.push(&ev, &mut app);
             }
+            out += app.drain(..).map(|mut e| e.to_bytes().len()).sum::<usize>();
         }
     }
-    out + len(t.finish())
+    t.finish(&mut app);
+    out + app.drain(..).map(|mut e| e.to_bytes().len()).sum::<usize>()
 }
 
 criterion_group!(benches, requests, streams);

@@ -3,8 +3,9 @@
 //! This is the one place where an error becomes a response: the status code,
 //! a provider-shaped body (OpenAI `{"error":{...}}` or Anthropic
 //! `{"type":"error","error":{...}}`, chosen by the API the app called), and
-//! headers such as `Retry-After`. Messages never contain request content,
-//! credentials or PII.
+//! headers such as `Retry-After`; and, for a stream that fails after it has
+//! started, the closing error event ([`stream_error_event`]). Messages never
+//! contain request content, credentials or PII.
 
 use std::time::Duration;
 
@@ -15,6 +16,22 @@ use serde_json::json;
 use crate::api::Family;
 use crate::body::ResponseBody;
 use crate::budget::Refusal;
+
+/// The closing event, in `app`'s API, of a stream that cannot continue, so
+/// SDKs raise instead of waiting.
+pub fn stream_error_event(app: Family, message: &str) -> Bytes {
+    let text = match app {
+        Family::OpenAi => format!(
+            "data: {}\n\n",
+            json!({"error": {"message": message, "type": "server_error", "param": null, "code": "upstream_stream_error"}})
+        ),
+        Family::Anthropic => format!(
+            "event: error\ndata: {}\n\n",
+            json!({"type": "error", "error": {"type": "api_error", "message": message}})
+        ),
+    };
+    Bytes::from(text)
+}
 
 /// A request the proxy refuses or cannot complete.
 #[derive(Debug, thiserror::Error)]

@@ -13,9 +13,8 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::api::sse::{self, EventSplitter};
-use crate::api::translate::{self, Defaults};
-use crate::api::{Family, Operation};
-use crate::body::EventTransform;
+use crate::api::translate::{self, Defaults, StreamTranslator};
+use crate::api::{Event, Family, Operation};
 
 mod budget;
 mod input;
@@ -93,7 +92,7 @@ pub fn translate_stream(data: &[u8]) {
     let from_anthropic = input.bool();
     let splits = input.splits();
     let stream = input.rest();
-    let mut t: Box<dyn EventTransform> = if from_anthropic {
+    let mut t: Box<dyn StreamTranslator> = if from_anthropic {
         Box::new(translate::AnthropicToOpenAiStream::new("m", true))
     } else {
         Box::new(translate::OpenAiToAnthropicStream::new("m"))
@@ -182,16 +181,17 @@ pub fn pii_stream(data: &[u8]) {
             Some(pseudonyms.clone()),
             metrics.clone(),
             Family::OpenAi,
-            None,
         );
         let mut out = Vec::new();
+        let chunk = |data: Vec<u8>| Event::new(None, data);
         for p in pieces {
-            out.extend(f.push(None, &crate::pii::fixtures::openai_chunk(p)));
+            f.push(chunk(crate::pii::fixtures::openai_chunk(p)), &mut out);
         }
-        out.extend(f.push(None, &crate::pii::fixtures::openai_finish()));
-        out.extend(f.push(None, b"[DONE]"));
-        out.extend(f.finish());
-        openai_text(&out.concat())
+        f.push(chunk(crate::pii::fixtures::openai_finish()), &mut out);
+        f.push(Event::done(), &mut out);
+        f.finish(&mut out);
+        let sent: Vec<Bytes> = out.iter_mut().map(Event::to_bytes).collect();
+        openai_text(&sent.concat())
     };
     let pieces = input::cut_str(&text, &splits);
     let split = stream(&pieces);
@@ -263,19 +263,17 @@ fn split_frames(stream: &[u8], splits: &[usize]) -> Vec<Bytes> {
 
 /// Runs the events of `stream` (split as [`split_frames`] does) through
 /// `t`; returns everything it wrote.
-fn run_events(t: &mut dyn EventTransform, stream: &[u8], splits: &[usize]) -> Vec<u8> {
-    let mut out = Vec::new();
+fn run_events(t: &mut dyn StreamTranslator, stream: &[u8], splits: &[usize]) -> Vec<u8> {
+    let mut app = Vec::new();
     for frame in split_frames(stream, splits) {
-        for ev in sse::events(&frame) {
-            for b in t.push(ev.name, &ev.data) {
-                out.extend_from_slice(&b);
-            }
+        for ev in sse::split(&frame) {
+            t.push(&ev, &mut app);
         }
     }
-    for b in t.finish() {
-        out.extend_from_slice(&b);
-    }
-    out
+    t.finish(&mut app);
+    app.iter_mut()
+        .flat_map(|ev| ev.to_bytes().to_vec())
+        .collect()
 }
 
 /// The text of an OpenAI stream's content deltas (first choice).

@@ -1,36 +1,44 @@
 //! The one path every request takes, top to bottom.
 //!
+//! The request half, here:
+//!
 //! 1. **Classify**: which API and operation (`api::endpoint`), the request id.
 //! 2. **Admit**: the concurrency limit (503 with `Retry-After` beyond it).
 //! 3. **Read**: the body, within `server.maxRequestBody`.
 //! 4. **Parse**: `model` and `stream` (`api::request`); bad JSON is a 400.
-//!    Then the **PII filter and prompt guard** (`pii`) scan every text the
-//!    app sent, once, and rewrite or refuse the request.
+//!    From here on the request is one [`exchange::Exchange`]: its body's
+//!    JSON is parsed at most once and shared by every step. Then the **PII
+//!    filter and prompt guard** (`pii`) scan every text the app sent, once,
+//!    editing that JSON in place, and rewrite or refuse the request.
 //! 5. **Route**: alias rules, then a plan of targets (`routing`). Then the
 //!    **cache** (`cache`): a hit is answered at once, whole or replayed as a
-//!    stream; a miss carries a tap that stores a complete 200 answer.
+//!    stream; a miss carries the store of the answer to the response half.
 //! 6. **Budget**: admission reserves the request's worst case on every
 //!    budget and rate limit that applies, or refuses it (429, 503 when a
 //!    fail-closed store is down); a `downgrade` action swaps the plan for
 //!    a cheaper route (`budget`).
 //! 7. **Send**: attempts with retries and fallbacks (`attempt`), each with
 //!    the target's model, shaping and API translation (`prepare`) and the
-//!    provider's credentials (`upstream`).
-//! 8. **Respond**: stream events through as they arrive (translated when the
-//!    target speaks the other API), or buffer a JSON body, reading usage on
-//!    the way (`body`, `convert`); the budget headers are added.
-//! 9. **Settle**: when the last byte is out or the app left, record metrics
-//!    and the access log, and settle the budget reservation to the usage
-//!    (`settle`, `budget`).
+//!    provider's credentials (`upstream`). An attempt returns the answer as
+//!    it came.
+//!
+//! The response half, in [`respond`]: the answer (or the proxy's own
+//! answer, or an error) becomes the app's response through phases in one
+//! order — response header filter; per event (or once for a whole body)
+//! usage capture → output text → shadow capture → usage-chunk strip →
+//! translation → PII → cache tee; at the end, **settle**: metrics, the
+//! access log and the budget reservation, when the last byte is out or the
+//! app left (`settle`, `budget`).
 //!
 //! Errors at any step become a provider-shaped response in `error`.
 
 pub mod attempt;
 pub mod budget;
 pub mod cache;
-pub mod convert;
+pub(crate) mod exchange;
 pub mod local;
 pub mod prepare;
+pub mod respond;
 pub mod settle;
 
 use std::sync::Arc;
@@ -43,16 +51,17 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::api::endpoint::Unmatched;
-use crate::api::request::parse_head;
+use crate::api::request::{parse_head, Payload};
 use crate::api::{Endpoint, Family, Operation};
-use crate::body::ResponseBody;
+use crate::body::{upstream_body, ResponseBody};
 use crate::error::ProxyError;
 use crate::pii;
 use crate::routing::rules::{self, Features};
-use crate::routing::{Lookup, Table};
+use crate::routing::{Lookup, Plan, Table};
 use crate::state::{Runtime, Shared};
-use crate::upstream::{build_request, strip_hop_by_hop, Outgoing};
-use attempt::Exchange;
+use crate::upstream::{build_request, Outgoing};
+use exchange::Exchange;
+use respond::{respond, Answer, Body, CacheOutcome, Context, Reply};
 use settle::Settle;
 
 /// Handles one request from an app.
@@ -84,89 +93,39 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Res
                 Unmatched::NotFound => ProxyError::NotFound { method, path },
                 Unmatched::MethodNotAllowed => ProxyError::MethodNotAllowed { method, path },
             };
-            return settle.fail(family, err);
+            let cx = Context::new(family, request_id, shared.metrics.clone());
+            return respond(Err(err), cx, settle);
         }
     };
     settle.set_endpoint(endpoint);
+    let mut cx = Context::new(endpoint.family, request_id, shared.metrics.clone());
 
     // 2. Admit. The runtime is pinned here for the rest of the request.
     let rt = shared.runtime.load_full();
     let limit = rt.config.server.max_concurrent_requests;
     if !settle.admit(limit) {
-        return settle.fail(endpoint.family, ProxyError::Overloaded { limit });
+        return respond(Err(ProxyError::Overloaded { limit }), cx, settle);
     }
 
-    let mut cached = CacheOutcome::default();
-    match forward(
-        &shared,
-        &rt,
-        endpoint,
-        req,
-        &request_id,
-        &mut settle,
-        &mut cached,
-    )
-    .await
-    {
-        Ok(mut resp) => {
-            settle.responded(resp.status().as_u16());
-            settle.decorate(resp.headers_mut());
-            let tee = cached.attach(&mut resp);
-            resp.map(|b| {
-                let b = b.with_settle(settle);
-                match tee {
-                    Some(t) => b.with_cache(t),
-                    None => b,
-                }
-            })
-        }
-        Err(e) => settle.fail(endpoint.family, e),
-    }
+    let reply = forward(&shared, &rt, endpoint, req, &mut settle, &mut cx).await;
+    respond(reply, cx, settle)
 }
 
-/// The cache's part in a response: its header, and the store of a miss.
-#[derive(Default)]
-struct CacheOutcome {
-    header: Option<&'static str>,
-    store: Option<cache::Pending>,
-}
-
-impl CacheOutcome {
-    /// Sets `x-tollgate-cache`; returns the tap when a 200 may be stored.
-    fn attach(self, resp: &mut Response<ResponseBody>) -> Option<cache::Tee> {
-        if let Some(h) = self.header {
-            resp.headers_mut()
-                .insert(cache::HEADER, HeaderValue::from_static(h));
-        }
-        let store = self.store?;
-        if resp.status() != http::StatusCode::OK {
-            store.discard();
-            return None;
-        }
-        let target = resp
-            .headers()
-            .get("x-tollgate-target")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        Some(store.tee(target))
-    }
-}
-
+/// Steps 3 to 7: the request, until an answer (or a refusal).
 async fn forward(
     shared: &Shared,
     rt: &Arc<Runtime>,
     endpoint: Endpoint,
     req: Request<Incoming>,
-    request_id: &HeaderValue,
     settle: &mut Settle,
-    cached: &mut CacheOutcome,
-) -> Result<Response<ResponseBody>, ProxyError> {
+    cx: &mut Context,
+) -> Result<Reply, ProxyError> {
+    let request_id = cx.request_id.clone();
     if matches!(
         endpoint.operation,
         Operation::ListModels | Operation::GetModel
     ) {
-        return local::models(rt, endpoint.family, req.uri().path(), request_id);
+        return local::models(rt, endpoint.family, req.uri().path(), &request_id).map(Reply::Own);
     }
     let started = tokio::time::Instant::now();
 
@@ -180,52 +139,100 @@ async fn forward(
                 bytes = b;
             }
         }
-        return forward_other(rt, endpoint, parts, bytes, request_id, settle).await;
+        let answer = forward_other(rt, endpoint, parts, bytes, &request_id, settle).await?;
+        return Ok(Reply::Upstream(Box::new(answer)));
     }
 
     // 4. Parse.
     let head = parse_head(&bytes)?;
     let model = head.model.ok_or(ProxyError::MissingModel)?;
-
-    // 4b. Filter: PII and prompt guard, once, on the request as the app sent it.
-    let mut parsed = None;
-    let filtered = match &rt.pii {
-        Some(engine) => {
-            let f = pii::filter_request(
-                engine,
-                endpoint.family,
-                endpoint.operation,
-                &bytes,
-                &mut parsed,
-                &shared.metrics.pii,
-            )?;
-            if let Some(b) = &f.body {
-                bytes = b.clone();
-            }
-            Some(f)
-        }
-        None => None,
+    let mut x = Exchange {
+        rt,
+        shared,
+        endpoint,
+        request_id: &request_id,
+        parts,
+        body: Payload::new(bytes),
+        model: &model,
+        stream: head.stream,
+        started,
+        filtered: None,
+        plan: None,
     };
 
+    // 4b. Filter: PII and prompt guard, once, on the request as the app sent it.
+    if let Some(engine) = &rt.pii {
+        let (family, op) = (endpoint.family, endpoint.operation);
+        let f = pii::filter_request(engine, family, op, x.body.json_mut()?, &shared.metrics.pii)?;
+        if let Some(b) = &f.body {
+            x.body.rewritten(b.clone());
+        }
+        x.filtered = Some(f);
+    }
+
     // 5. Route: alias (with its rules) or a provider's allow-listed model.
-    let mut plan = match rt.routes.lookup(&rt.config, endpoint.family, &model)? {
+    let plan = route(&x)?;
+    settle.set_route(plan.label, plan.label, x.stream);
+    x.plan = Some(plan);
+
+    // 5b. Cache: a hit is answered here, at no cost; a miss may be stored.
+    // Pseudonyms make requests with different values look alike, and the
+    // answer holds this request's values once restored: never cached.
+    let pseudonymized = x.filtered.as_ref().is_some_and(|f| f.pseudonyms.is_some());
+    if !pseudonymized {
+        match cache::lookup(&x).await? {
+            cache::Step::Off => {}
+            cache::Step::Hit(resp) => return Ok(Reply::Own(*resp)),
+            cache::Step::Miss { header, store } => {
+                cx.cache = CacheOutcome {
+                    header: Some(header),
+                    store,
+                };
+            }
+        }
+    }
+
+    // 6. Budget: reserve, or refuse; a downgrade swaps the route.
+    if let Some(hold) = budget::admit(&mut x).await? {
+        settle.hold_budget(hold);
+    }
+    if let Some(route) = settle.downgrade_to() {
+        // Another route's answer is not this request's to cache.
+        cx.cache.store = None;
+        if let Some(r) = rt.config.routing.routes.iter().find(|r| r.name == route) {
+            let plan = Table::plan_route(&rt.config, r, None);
+            settle.set_route(plan.label, plan.label, x.stream);
+            x.plan = Some(plan);
+        }
+    }
+
+    // 7. Send: attempts, retries, fallbacks.
+    let answer = attempt::run(&x, settle).await?;
+    cx.pii = x.pii_answers();
+    cx.guard = x.filtered.take().map(|f| f.guard_rules).unwrap_or_default();
+    cx.model = model;
+    Ok(Reply::Upstream(Box::new(answer)))
+}
+
+/// The plan for the request: its alias's route (or the route a rule picks),
+/// or the provider that lists the model.
+fn route<'a>(x: &Exchange<'a>) -> Result<Plan<'a>, ProxyError> {
+    let (rt, family) = (x.rt, x.endpoint.family);
+    Ok(match rt.routes.lookup(&rt.config, family, x.model)? {
         Lookup::Direct { provider, label } => {
-            Table::plan_direct(&rt.config, provider, label, &model)
+            Table::plan_direct(&rt.config, provider, label, x.model)
         }
         Lookup::Alias(i) => {
             let route = &rt.config.routing.routes[i];
             let needs_body = route.rules.iter().any(|r| r.when.needs_body());
             let features = if needs_body {
-                Some(Features::of(
-                    endpoint.family,
-                    prepare::parsed_value(&bytes, &mut parsed)?,
-                ))
+                Some(Features::of(family, x.body.json()?))
             } else {
                 None
             };
-            match rules::first_match(&route.rules, &parts.headers, features.as_ref()) {
+            match rules::first_match(&route.rules, x.headers(), features.as_ref()) {
                 Some(rule) => {
-                    shared
+                    x.shared
                         .metrics
                         .rule_matches
                         .with_label_values(&[&route.name, &rule.name])
@@ -239,93 +246,7 @@ async fn forward(
                 None => Table::plan_route(&rt.config, route, None),
             }
         }
-    };
-    settle.set_route(plan.label, plan.label, head.stream);
-
-    // 5b. Cache: a hit is answered here, at no cost; a miss may be stored.
-    let route_name = rt
-        .config
-        .routing
-        .routes
-        .iter()
-        .any(|r| r.name == plan.label)
-        .then_some(plan.label);
-    // Pseudonyms make requests with different values look alike, and the
-    // answer holds this request's values once restored: never cached.
-    let pseudonymized = filtered.as_ref().is_some_and(|f| f.pseudonyms.is_some());
-    let step = if pseudonymized {
-        cache::Step::Off
-    } else {
-        cache::lookup(
-            rt,
-            endpoint,
-            &parts.headers,
-            &bytes,
-            &mut parsed,
-            &plan,
-            route_name,
-            head.stream,
-            request_id,
-        )
-        .await?
-    };
-    match step {
-        cache::Step::Off => {}
-        cache::Step::Hit(resp) => return Ok(*resp),
-        cache::Step::Miss { header, store } => {
-            cached.header = Some(header);
-            cached.store = store;
-        }
-    }
-
-    // 6. Budget: reserve, or refuse; a downgrade swaps the route.
-    if let Some(hold) = budget::admit(
-        &rt.budget,
-        &shared.settlements,
-        endpoint,
-        &parts.headers,
-        &bytes,
-        &mut parsed,
-        &model,
-        &plan,
-    )
-    .await?
-    {
-        settle.hold_budget(hold);
-    }
-    if let Some(route) = settle.downgrade_to() {
-        // Another route's answer is not this request's to cache.
-        cached.store = None;
-        if let Some(r) = rt.config.routing.routes.iter().find(|r| r.name == route) {
-            plan = Table::plan_route(&rt.config, r, None);
-            settle.set_route(plan.label, plan.label, head.stream);
-        }
-    }
-
-    // 7. Send: attempts, retries, fallbacks.
-    let mut x = Exchange {
-        rt,
-        shared,
-        endpoint,
-        method: &parts.method,
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        headers: &parts.headers,
-        request_id,
-        raw: &bytes,
-        parsed,
-        requested_model: &model,
-        stream: head.stream,
-        started,
-        pii: rt
-            .pii
-            .as_ref()
-            .zip(filtered.as_ref())
-            .and_then(|(e, f)| pii::Answers::of(e, f)),
-    };
-    let mut resp = attempt::run(&mut x, &plan, settle).await?;
-    pii::decorate(filtered.as_ref(), resp.headers_mut());
-    Ok(resp)
+    })
 }
 
 /// Other `/v1/*` paths: one attempt at the default provider, bytes as-is.
@@ -336,7 +257,7 @@ async fn forward_other(
     bytes: Bytes,
     request_id: &HeaderValue,
     settle: &mut Settle,
-) -> Result<Response<ResponseBody>, ProxyError> {
+) -> Result<Answer, ProxyError> {
     let idx = match (rt.config.unknown_paths, rt.config.default_provider) {
         (tollgate_config::UnknownPaths::Forward, Some(i)) => i,
         (policy, _) => {
@@ -381,18 +302,20 @@ async fn forward_other(
             Ok(r) => r?,
         };
     settle.upstream_answered(sent.elapsed(), resp.status().as_u16());
-    let (mut parts, body) = resp.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    parts.headers.remove(header::CONTENT_LENGTH);
-    if let Some(theirs) = parts.headers.insert("x-request-id", request_id.clone()) {
-        if theirs != request_id {
-            parts.headers.insert("x-upstream-request-id", theirs);
-        }
-    }
-    Ok(Response::from_parts(
-        parts,
-        ResponseBody::upstream(body, None, None),
-    ))
+    let (head, body) = resp.into_parts();
+    Ok(Answer {
+        head,
+        body: Body::Raw {
+            body: upstream_body(body),
+            first: None,
+        },
+        api: provider.kind.family(),
+        route: None,
+        target: None,
+        include_usage: false,
+        injected_usage: false,
+        shadow: None,
+    })
 }
 
 /// Reads the request body within `limit` bytes.

@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio::sync::{oneshot, Semaphore};
 use tollgate_config::Shadow;
 
+use crate::api::request::Payload;
 use crate::api::usage::Usage;
 use crate::api::{Family, Operation};
 use crate::budget::{AdmitRequest, BudgetEngine};
@@ -40,13 +41,6 @@ impl Mirrors {
             .or_insert_with(|| Arc::new(Semaphore::new(size)))
             .clone()
     }
-}
-
-/// Where the primary's text will come from.
-pub enum PrimaryText {
-    Ready(String),
-    /// A stream still being sent; its text arrives when it ends.
-    Later(oneshot::Receiver<String>),
 }
 
 /// Why a mirror was not completed.
@@ -80,7 +74,9 @@ pub struct Mirror {
     pub requested_model: String,
     pub headers: HeaderMap,
     pub request_id: HeaderValue,
-    pub primary: PrimaryText,
+    /// The primary's text: at once for a whole answer, at its end for a
+    /// stream (the response pipeline's shadow capture sends it).
+    pub primary: oneshot::Receiver<String>,
 }
 
 /// True for the share of requests that should be mirrored.
@@ -110,7 +106,6 @@ async fn run(m: Mirror) {
     let family = provider.kind.family();
     let started = Instant::now();
     let result = async {
-        let mut parsed = None;
         let spec = TargetSpec {
             family,
             kind: provider.kind,
@@ -118,11 +113,11 @@ async fn run(m: Mirror) {
             shaping: [None, None],
             stream_usage: false,
         };
+        let request = Payload::new(m.raw.clone());
         let mut body: Value = serde_json::from_slice(&body_for(
             m.app,
             m.operation,
-            &m.raw,
-            &mut parsed,
+            &request,
             &m.requested_model,
             &spec,
         )?)
@@ -218,7 +213,9 @@ async fn run(m: Mirror) {
         }
     };
     met.shadow_requests.with_label_values(&[route, "ok"]).inc();
-    let usage = Usage::from_response_body(family, &bytes);
+    let answer = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
+    let shadow_text = response_text(family, &answer);
+    let usage = Usage::of_response(family, &answer);
     if let Some((a, prompt_tokens)) = admission {
         match &usage {
             Some(u) => a.settle(&m.shadow.model, u, false).await,
@@ -226,10 +223,7 @@ async fn run(m: Mirror) {
             None => {
                 let estimate = Usage {
                     input: prompt_tokens,
-                    output: BudgetEngine::count_tokens(
-                        &m.shadow.model,
-                        &response_text(family, &bytes),
-                    ),
+                    output: BudgetEngine::count_tokens(&m.shadow.model, &shadow_text),
                     ..Usage::default()
                 };
                 a.settle(&m.shadow.model, &estimate, true).await
@@ -244,14 +238,10 @@ async fn run(m: Mirror) {
             .with_label_values(&[route, "output"])
             .inc_by(u.output);
     }
-    let shadow_text = response_text(family, &bytes);
-    let primary = match m.primary {
-        PrimaryText::Ready(t) => Some(t),
-        PrimaryText::Later(rx) => tokio::time::timeout(Duration::from_secs(600), rx)
-            .await
-            .ok()
-            .and_then(Result::ok),
-    };
+    let primary = tokio::time::timeout(Duration::from_secs(600), m.primary)
+        .await
+        .ok()
+        .and_then(Result::ok);
     let Some(primary) = primary else { return };
     let (exact, f1) = agreement(&primary, &shadow_text);
     met.shadow_agreement
@@ -263,10 +253,7 @@ async fn run(m: Mirror) {
 }
 
 /// The assistant text of a complete response in either API.
-pub fn response_text(family: Family, body: &[u8]) -> String {
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return String::new();
-    };
+pub fn response_text(family: Family, v: &Value) -> String {
     match family {
         Family::OpenAi => v
             .pointer("/choices/0/message/content")
@@ -288,13 +275,12 @@ pub fn response_text(family: Family, body: &[u8]) -> String {
 }
 
 /// The text in one stream event of either API (a content delta), if any.
-pub fn event_text(family: Family, data: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice(data).ok()?;
+pub fn event_text(family: Family, v: &Value) -> Option<&str> {
     let t = match family {
         Family::OpenAi => v.pointer("/choices/0/delta/content"),
         Family::Anthropic => v.pointer("/delta/text"),
     };
-    t.and_then(Value::as_str).map(str::to_string)
+    t.and_then(Value::as_str)
 }
 
 fn tokens(text: &str) -> Vec<String> {
@@ -352,36 +338,35 @@ mod tests {
 
     #[test]
     fn texts_of_both_apis() {
+        use serde_json::json;
         assert_eq!(
             response_text(
                 Family::OpenAi,
-                br#"{"choices":[{"message":{"content":"hi"}}]}"#
+                &json!({"choices":[{"message":{"content":"hi"}}]})
             ),
             "hi"
         );
         assert_eq!(
             response_text(
                 Family::Anthropic,
-                br#"{"content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}"#
+                &json!({"content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]})
             ),
             "ab"
         );
         assert_eq!(
             event_text(
                 Family::OpenAi,
-                br#"{"choices":[{"delta":{"content":"x"}}]}"#
-            )
-            .as_deref(),
+                &json!({"choices":[{"delta":{"content":"x"}}]})
+            ),
             Some("x")
         );
         assert_eq!(
             event_text(
                 Family::Anthropic,
-                br#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"y"}}"#
-            )
-            .as_deref(),
+                &json!({"type":"content_block_delta","delta":{"type":"text_delta","text":"y"}})
+            ),
             Some("y")
         );
-        assert_eq!(event_text(Family::OpenAi, b"[DONE]"), None);
+        assert_eq!(event_text(Family::OpenAi, &json!({"choices": []})), None);
     }
 }

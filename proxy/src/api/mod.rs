@@ -1,12 +1,15 @@
 //! The wire APIs the proxy speaks: which endpoint a request is, the few
-//! request fields the pipeline needs, usage reported by providers, and the
-//! SSE framing of streamed responses.
+//! request fields the pipeline needs, usage reported by providers, the SSE
+//! framing of streamed responses, and the [`Event`] (an SSE event or a whole
+//! body, parsed at most once) that the response pipeline passes along.
 
 pub mod endpoint;
+pub mod event;
 pub mod request;
 pub mod sse;
 pub mod translate;
 pub mod usage;
 
 pub use endpoint::{Endpoint, Operation};
+pub use event::Event;
 pub use tollgate_config::ApiFamily as Family;

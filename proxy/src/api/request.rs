@@ -7,8 +7,15 @@
 //! number out of range (`1e400`) in a field the proxy does not read goes to
 //! the provider, which judges it; a feature that reads the whole body
 //! (PII, translation, the cache) answers 400 for it.
+//!
+//! A [`Payload`] carries the body along the path: its bytes, and its JSON
+//! parsed at most once, by the first step that reads it.
 
+use std::sync::OnceLock;
+
+use bytes::Bytes;
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::error::ProxyError;
 
@@ -57,6 +64,64 @@ pub fn parse_head(body: &[u8]) -> Result<RequestHead, ProxyError> {
         model: head.model,
         stream: head.stream.unwrap_or(false),
     })
+}
+
+/// A request body: its bytes (as the app sent them, or as the PII filter
+/// rewrote them) and its JSON, parsed at most once.
+#[derive(Debug)]
+pub struct Payload {
+    raw: Bytes,
+    json: OnceLock<Value>,
+}
+
+impl Payload {
+    pub fn new(raw: Bytes) -> Payload {
+        Payload {
+            raw,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The bytes the app sent (or the PII filter wrote).
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    /// The JSON, parsed on first use.
+    pub fn json(&self) -> Result<&Value, ProxyError> {
+        if let Some(v) = self.json.get() {
+            return Ok(v);
+        }
+        let v = serde_json::from_slice(&self.raw)
+            .map_err(|e| ProxyError::MalformedJson(e.to_string()))?;
+        Ok(self.json.get_or_init(|| v))
+    }
+
+    /// The JSON to edit in place (then [`Payload::rewritten`]).
+    pub fn json_mut(&mut self) -> Result<&mut Value, ProxyError> {
+        self.json()?;
+        Ok(self.json.get_mut().expect("just parsed"))
+    }
+
+    /// The JSON if some step has parsed it already (this never parses).
+    pub fn parsed(&self) -> Option<&Value> {
+        self.json.get()
+    }
+
+    /// The bytes of the JSON after an edit.
+    pub fn rewritten(&mut self, raw: Bytes) {
+        self.raw = raw;
+    }
+
+    /// Lends the parsed JSON out (to a blocking task); see [`Payload::put`].
+    pub fn take(&mut self) -> Option<Value> {
+        self.json.take()
+    }
+
+    /// Gives back the JSON [`Payload::take`] lent out.
+    pub fn put(&mut self, v: Value) {
+        let _ = self.json.set(v);
+    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,13 @@
 //! [`EventSplitter`] re-frames an upstream byte stream so that every frame
 //! the proxy forwards ends on an event boundary: complete events go out as
 //! soon as their last byte arrives, and at most one partial event is held.
-//! [`events`] iterates the events inside such a frame.
+//! [`events`] iterates the events inside such a frame; [`split`] gives
+//! them as [`Event`]s that share the frame's buffer, and [`join`] writes
+//! what the pipeline made of them back into one frame.
 
 use bytes::{Bytes, BytesMut};
+
+use super::event::Event;
 
 /// Holds back the unfinished tail of an event stream.
 #[derive(Debug, Default)]
@@ -92,15 +96,15 @@ fn last_boundary(buf: &[u8], from: usize) -> Option<usize> {
     found
 }
 
-/// One parsed event: its `event:` name and its `data:` lines joined by `\n`.
+/// One event's fields: its `event:` name and its `data:` lines joined by `\n`.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Event<'a> {
+pub struct Fields<'a> {
     pub name: Option<&'a str>,
     pub data: std::borrow::Cow<'a, [u8]>,
 }
 
 /// Iterates the complete events in a frame produced by [`EventSplitter`].
-pub fn events(frame: &[u8]) -> impl Iterator<Item = Event<'_>> {
+pub fn events(frame: &[u8]) -> impl Iterator<Item = Fields<'_>> {
     blocks(frame).filter_map(|(_, ev)| ev)
 }
 
@@ -108,7 +112,7 @@ pub fn events(frame: &[u8]) -> impl Iterator<Item = Event<'_>> {
 /// terminating blank line included, with the event it holds (`None` for a
 /// comment-only block). Dropping a block from the output drops exactly
 /// that event.
-pub fn blocks(frame: &[u8]) -> impl Iterator<Item = (&[u8], Option<Event<'_>>)> {
+pub fn blocks(frame: &[u8]) -> impl Iterator<Item = (&[u8], Option<Fields<'_>>)> {
     let mut rest = frame;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -146,7 +150,7 @@ fn last_boundary_first(buf: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-fn parse_block(block: &[u8]) -> Option<Event<'_>> {
+fn parse_block(block: &[u8]) -> Option<Fields<'_>> {
     let mut name = None;
     let mut data: Option<std::borrow::Cow<'_, [u8]>> = None;
     for line in block.split(|&b| b == b'\n') {
@@ -180,10 +184,59 @@ fn parse_block(block: &[u8]) -> Option<Event<'_>> {
     if name.is_none() && data.is_none() {
         return None;
     }
-    Some(Event {
+    Some(Fields {
         name,
         data: data.unwrap_or(std::borrow::Cow::Borrowed(&[])),
     })
+}
+
+/// The blocks of a frame as [`Event`]s: slices of the frame's buffer (the
+/// data of a multi-line event is joined into its own).
+pub fn split(frame: &Bytes) -> impl Iterator<Item = Event> + '_ {
+    blocks(frame).map(move |(raw, fields)| {
+        let (name, data) = match fields {
+            None => (None, None),
+            Some(f) => (
+                f.name.map(|n| frame.slice_ref(n.as_bytes())),
+                Some(match f.data {
+                    std::borrow::Cow::Borrowed(d) => frame.slice_ref(d),
+                    std::borrow::Cow::Owned(d) => Bytes::from(d),
+                }),
+            ),
+        };
+        Event::received(frame.slice_ref(raw), name, data)
+    })
+}
+
+/// One frame of `events` (drained): `frame` itself when they are its
+/// blocks, in order and unchanged; otherwise their bytes joined. `None`
+/// when there is nothing to send.
+pub fn join(frame: &Bytes, events: &mut Vec<Event>) -> Option<Bytes> {
+    let base = frame.as_ptr() as usize;
+    let mut at = 0;
+    let whole = events.iter().all(|ev| {
+        let Some(b) = ev.received_bytes() else {
+            return false;
+        };
+        let here = b.as_ptr() as usize == base + at;
+        at += b.len();
+        here
+    });
+    if whole && at == frame.len() && !frame.is_empty() {
+        events.clear();
+        return Some(frame.clone());
+    }
+    match events.len() {
+        0 => None,
+        1 => events.pop().map(|mut ev| ev.to_bytes()),
+        _ => {
+            let mut out = BytesMut::new();
+            for mut ev in events.drain(..) {
+                out.extend_from_slice(&ev.to_bytes());
+            }
+            Some(out.freeze())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -277,6 +330,26 @@ mod tests {
             &s.push(Bytes::from_static(b"\r\n")).unwrap()[..],
             b"data: y\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn split_and_join_give_back_the_very_frame() {
+        let frame = Bytes::from_static(STREAM);
+        let mut evs: Vec<Event> = split(&frame).collect();
+        assert_eq!(evs.len(), 4, "the comment block too");
+        assert_eq!(evs[0].name(), Some("message_start"));
+        assert_eq!(evs[2].data(), b"{\"b\":\n2}");
+        assert!(evs[1].is_comment());
+        let out = join(&frame, &mut evs).unwrap();
+        assert_eq!(out.as_ptr(), frame.as_ptr(), "unchanged: the same buffer");
+        let mut evs: Vec<Event> = split(&frame).collect();
+        evs.remove(1);
+        let out = join(&frame, &mut evs).unwrap();
+        assert_eq!(
+            out,
+            &b"event: message_start\ndata: {\"a\":1}\n\ndata: {\"b\":\ndata: 2}\n\ndata: [DONE]\n\n"[..]
+        );
+        assert_eq!(join(&frame, &mut Vec::new()), None);
     }
 
     #[test]

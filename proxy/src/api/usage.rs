@@ -7,8 +7,9 @@
 //! `reasoning` is the part of `output` spent on reasoning.
 
 use serde::Deserialize;
+use serde_json::Value;
 
-use super::Family;
+use super::{Event, Family};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -55,30 +56,6 @@ struct AnthropicUsage {
     cache_read_input_tokens: Option<u64>,
 }
 
-#[derive(Deserialize)]
-struct WithUsage<U> {
-    #[serde(default = "none")]
-    usage: Option<U>,
-}
-
-fn none<U>() -> Option<U> {
-    None
-}
-
-/// An OpenAI stream chunk, as far as usage goes.
-#[derive(Deserialize)]
-struct OpenAiChunk {
-    #[serde(default)]
-    usage: Option<OpenAiUsage>,
-    #[serde(default)]
-    choices: Option<Vec<serde::de::IgnoredAny>>,
-}
-
-#[derive(Deserialize)]
-struct AnthropicMessageStart {
-    message: WithUsage<AnthropicUsage>,
-}
-
 impl From<OpenAiUsage> for Usage {
     fn from(u: OpenAiUsage) -> Self {
         Usage {
@@ -120,21 +97,43 @@ impl Usage {
 
     /// Usage from a complete (non-streamed) JSON response body.
     pub fn from_response_body(family: Family, body: &[u8]) -> Option<Usage> {
+        Usage::of_response(family, &serde_json::from_slice::<Value>(body).ok()?)
+    }
+
+    /// Usage from a complete response, parsed.
+    pub fn of_response(family: Family, body: &Value) -> Option<Usage> {
+        let u = body.get("usage").filter(|u| !u.is_null())?;
         match family {
-            Family::OpenAi => serde_json::from_slice::<WithUsage<OpenAiUsage>>(body)
-                .ok()?
-                .usage
-                .map(Usage::from),
+            Family::OpenAi => OpenAiUsage::deserialize(u).ok().map(Usage::from),
             Family::Anthropic => {
-                let u = serde_json::from_slice::<WithUsage<AnthropicUsage>>(body)
-                    .ok()?
-                    .usage?;
                 let mut usage = Usage::default();
-                usage.merge_anthropic(&u);
+                usage.merge_anthropic(&AnthropicUsage::deserialize(u).ok()?);
                 Some(usage)
             }
         }
     }
+}
+
+/// True for OpenAI's usage-only chunk: `choices` empty and `usage` set,
+/// what `stream_options.include_usage` adds at the end of a stream.
+pub fn usage_only(chunk: &Value) -> bool {
+    read_chunk(chunk).is_some_and(|(usage, no_choices)| usage.is_some() && no_choices)
+}
+
+/// An OpenAI chunk's `usage`, and whether its `choices` are an empty
+/// list; `None` when either field has the wrong type (then the chunk says
+/// nothing about usage).
+fn read_chunk(chunk: &Value) -> Option<(Option<OpenAiUsage>, bool)> {
+    let usage = match chunk.get("usage") {
+        None | Some(Value::Null) => None,
+        Some(u) => Some(OpenAiUsage::deserialize(u).ok()?),
+    };
+    let no_choices = match chunk.get("choices") {
+        None | Some(Value::Null) => false,
+        Some(Value::Array(c)) => c.is_empty(),
+        Some(_) => return None,
+    };
+    Some((usage, no_choices))
 }
 
 /// Collects usage from the events of a streamed response.
@@ -149,41 +148,39 @@ pub struct StreamUsage {
 impl StreamUsage {
     /// Feeds one SSE event; true for OpenAI's final usage-only chunk
     /// (`choices` empty, `usage` set: what `stream_options.include_usage`
-    /// adds). OpenAI events are parsed for their `usage` and `choices`
-    /// (skipping everything else); Anthropic's only when named
-    /// `message_start` or `message_delta`. Decided on parsed JSON, so any
+    /// adds). OpenAI events are read for their `usage` and `choices`;
+    /// Anthropic's only when named `message_start` or `message_delta` (the
+    /// others are not parsed here). Decided on parsed JSON, so any
     /// formatting (spacing, field order) reads the same.
-    pub fn observe(&mut self, family: Family, event: Option<&str>, data: &[u8]) -> bool {
+    pub fn observe(&mut self, family: Family, ev: &Event) -> bool {
         match family {
             Family::OpenAi => {
-                let Ok(chunk) = serde_json::from_slice::<OpenAiChunk>(data) else {
+                let Some((usage, no_choices)) = ev.json().and_then(read_chunk) else {
                     return false;
                 };
-                let usage_only =
-                    chunk.usage.is_some() && chunk.choices.is_some_and(|c| c.is_empty());
-                if let Some(u) = chunk.usage {
+                let usage_only = usage.is_some() && no_choices;
+                if let Some(u) = usage {
                     self.usage = Some(Usage::from(u));
                     self.complete = true;
                 }
                 usage_only
             }
             Family::Anthropic => {
-                let u = match event {
-                    Some("message_start") => serde_json::from_slice::<AnthropicMessageStart>(data)
-                        .ok()
-                        .and_then(|m| m.message.usage),
-                    Some("message_delta") => {
-                        serde_json::from_slice::<WithUsage<AnthropicUsage>>(data)
-                            .ok()
-                            .and_then(|m| m.usage)
-                    }
-                    _ => None,
+                let pointer = match ev.name() {
+                    Some("message_start") => "/message/usage",
+                    Some("message_delta") => "/usage",
+                    _ => return false,
                 };
+                let u = ev
+                    .json()
+                    .and_then(|v| v.pointer(pointer))
+                    .filter(|u| !u.is_null())
+                    .and_then(|u| AnthropicUsage::deserialize(u).ok());
                 if let Some(u) = u {
                     self.usage
                         .get_or_insert_with(Usage::default)
                         .merge_anthropic(&u);
-                    self.complete |= event == Some("message_delta");
+                    self.complete |= ev.name() == Some("message_delta");
                 }
                 false
             }
@@ -204,8 +201,12 @@ impl StreamUsage {
 mod tests {
     use super::*;
 
-    fn usage_only(data: &[u8]) -> bool {
-        StreamUsage::default().observe(Family::OpenAi, None, data)
+    fn usage_only(data: &'static [u8]) -> bool {
+        StreamUsage::default().observe(Family::OpenAi, &ev(None, data))
+    }
+
+    fn ev(name: Option<&str>, data: &'static [u8]) -> Event {
+        Event::new(name, bytes::Bytes::from_static(data))
     }
 
     #[test]
@@ -272,14 +273,16 @@ mod tests {
     #[test]
     fn anthropic_stream() {
         let mut s = StreamUsage::default();
-        s.observe(Family::Anthropic, Some("message_start"), br#"{"type":"message_start","message":{"id":"m","usage":{"input_tokens":9,"output_tokens":1,"cache_read_input_tokens":3}}}"#);
+        s.observe(Family::Anthropic, &ev(Some("message_start"), br#"{"type":"message_start","message":{"id":"m","usage":{"input_tokens":9,"output_tokens":1,"cache_read_input_tokens":3}}}"#));
         assert!(!s.is_complete(), "message_start has the input only");
         s.observe(
             Family::Anthropic,
-            Some("content_block_delta"),
-            br#"{"type":"content_block_delta","delta":{"text":"usage"}}"#,
+            &ev(
+                Some("content_block_delta"),
+                br#"{"type":"content_block_delta","delta":{"text":"usage"}}"#,
+            ),
         );
-        s.observe(Family::Anthropic, Some("message_delta"), br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":7}}"#);
+        s.observe(Family::Anthropic, &ev(Some("message_delta"), br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":7}}"#));
         assert!(s.is_complete());
         assert_eq!(
             s.get(),
@@ -298,14 +301,18 @@ mod tests {
         let mut s = StreamUsage::default();
         s.observe(
             Family::OpenAi,
-            None,
-            br#"{"choices":[{"delta":{"content":"hi"}}],"usage":null}"#,
+            &ev(
+                None,
+                br#"{"choices":[{"delta":{"content":"hi"}}],"usage":null}"#,
+            ),
         );
         assert_eq!(s.get(), None);
         s.observe(
             Family::OpenAi,
-            None,
-            br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#,
+            &ev(
+                None,
+                br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#,
+            ),
         );
         assert_eq!(s.get().unwrap().output, 2);
         assert!(s.is_complete());

@@ -2,18 +2,43 @@
 //! response its API returns without `stream`. Only a complete stream
 //! assembles: one that was cut, ended in an error event, or lacks a finish
 //! reason gives `None` and is never stored.
+//!
+//! The [`Assembler`] takes the events one at a time, as the response
+//! pipeline's cache tee sees them, and reads the JSON they already carry
+//! (it parses nothing itself).
 
 use serde_json::{json, Map, Value};
 
-use crate::api::sse::events;
-use crate::api::Family;
+use super::replay::openai_shell;
+use crate::api::{Event, Family};
 
-/// Assembles the framed SSE bytes the app received.
+/// Assembles framed SSE bytes (a replayed or recorded stream).
 pub fn assemble(family: Family, sse: &[u8]) -> Option<Value> {
-    match family {
-        Family::OpenAi => openai(sse),
-        Family::Anthropic => anthropic(sse),
+    let mut a = Assembler::new(family);
+    for f in crate::api::sse::events(sse) {
+        a.push(&Event::new(f.name, bytes::Bytes::copy_from_slice(&f.data)));
     }
+    a.finish()
+}
+
+/// A stream being assembled, event by event.
+pub struct Assembler {
+    state: State,
+    /// An event made the stream unstorable (not JSON, an error).
+    broken: bool,
+}
+
+enum State {
+    OpenAi(OpenAiParts),
+    Anthropic(AnthropicParts),
+}
+
+#[derive(Default)]
+struct OpenAiParts {
+    head: Option<Value>,
+    choices: Vec<(u64, Choice)>,
+    usage: Value,
+    done: bool,
 }
 
 #[derive(Default)]
@@ -26,25 +51,67 @@ struct Choice {
     finish: Option<Value>,
 }
 
-fn openai(sse: &[u8]) -> Option<Value> {
-    let mut head: Option<Value> = None;
-    let mut choices: Vec<(u64, Choice)> = Vec::new();
-    let mut usage = Value::Null;
-    let mut done = false;
-    for ev in events(sse) {
-        if ev.data.trim_ascii() == b"[DONE]" {
-            done = true;
-            continue;
+#[derive(Default)]
+struct AnthropicParts {
+    message: Option<Value>,
+    /// By block index: the block, and the partial JSON of a tool_use input.
+    blocks: Vec<(u64, Value, String)>,
+    stopped: bool,
+}
+
+impl Assembler {
+    pub fn new(family: Family) -> Assembler {
+        let state = match family {
+            Family::OpenAi => State::OpenAi(OpenAiParts::default()),
+            Family::Anthropic => State::Anthropic(AnthropicParts::default()),
+        };
+        Assembler {
+            state,
+            broken: false,
         }
-        let v: Value = serde_json::from_slice(&ev.data).ok()?;
+    }
+
+    /// One event the app received (comment blocks are not events).
+    pub fn push(&mut self, ev: &Event) {
+        if self.broken || ev.is_comment() {
+            return;
+        }
+        let ok = match &mut self.state {
+            State::OpenAi(p) => p.push(ev),
+            State::Anthropic(p) => p.push(ev),
+        };
+        self.broken = ok.is_none();
+    }
+
+    /// The whole response, when the stream was complete.
+    pub fn finish(self) -> Option<Value> {
+        if self.broken {
+            return None;
+        }
+        match self.state {
+            State::OpenAi(p) => p.finish(),
+            State::Anthropic(p) => p.finish(),
+        }
+    }
+}
+
+// === impl OpenAiParts ===
+
+impl OpenAiParts {
+    fn push(&mut self, ev: &Event) -> Option<()> {
+        if ev.is_done() {
+            self.done = true;
+            return Some(());
+        }
+        let v = ev.json()?;
         if v.get("error").is_some_and(|e| !e.is_null()) {
             return None;
         }
-        if head.is_none() {
-            head = Some(v.clone());
+        if self.head.is_none() {
+            self.head = Some(v.clone());
         }
         if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
-            usage = u.clone();
+            self.usage = u.clone();
         }
         for c in v
             .get("choices")
@@ -53,14 +120,14 @@ fn openai(sse: &[u8]) -> Option<Value> {
             .flatten()
         {
             let index = c.get("index").and_then(Value::as_u64).unwrap_or(0);
-            let pos = match choices.iter().position(|(i, _)| *i == index) {
+            let pos = match self.choices.iter().position(|(i, _)| *i == index) {
                 Some(p) => p,
                 None => {
-                    choices.push((index, Choice::default()));
-                    choices.len() - 1
+                    self.choices.push((index, Choice::default()));
+                    self.choices.len() - 1
                 }
             };
-            let ch = &mut choices[pos].1;
+            let ch = &mut self.choices[pos].1;
             let delta = c.get("delta").unwrap_or(&Value::Null);
             if let Some(r) = delta.get("role").filter(|r| !r.is_null()) {
                 ch.role = Some(r.clone());
@@ -101,75 +168,77 @@ fn openai(sse: &[u8]) -> Option<Value> {
                 ch.finish = Some(f.clone());
             }
         }
+        Some(())
     }
-    let head = head?;
-    if !done || choices.is_empty() || choices.iter().any(|(_, c)| c.finish.is_none()) {
-        return None;
+
+    fn finish(self) -> Option<Value> {
+        let OpenAiParts {
+            head,
+            mut choices,
+            usage,
+            done,
+        } = self;
+        let head = head?;
+        if !done || choices.is_empty() || choices.iter().any(|(_, c)| c.finish.is_none()) {
+            return None;
+        }
+        choices.sort_by_key(|(i, _)| *i);
+        let choices: Vec<Value> = choices
+            .into_iter()
+            .map(|(index, c)| {
+                let mut message = Map::new();
+                message.insert("role".into(), c.role.unwrap_or_else(|| json!("assistant")));
+                message.insert(
+                    "content".into(),
+                    c.content.map(Value::String).unwrap_or(Value::Null),
+                );
+                message.insert(
+                    "refusal".into(),
+                    c.refusal.map(Value::String).unwrap_or(Value::Null),
+                );
+                if !c.tools.is_empty() {
+                    let calls = c
+                        .tools
+                        .into_iter()
+                        .map(|(_, id, name, args)| {
+                            json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}})
+                        })
+                        .collect();
+                    message.insert("tool_calls".into(), Value::Array(calls));
+                }
+                json!({"index": index, "message": message, "logprobs": null, "finish_reason": c.finish})
+            })
+            .collect();
+        let mut out = openai_shell(&head, "chat.completion", Value::Array(choices));
+        if let Some(fp) = head.get("system_fingerprint").filter(|f| !f.is_null()) {
+            out["system_fingerprint"] = fp.clone();
+        }
+        if !usage.is_null() {
+            out["usage"] = usage;
+        }
+        Some(out)
     }
-    choices.sort_by_key(|(i, _)| *i);
-    let choices: Vec<Value> = choices
-        .into_iter()
-        .map(|(index, c)| {
-            let mut message = Map::new();
-            message.insert("role".into(), c.role.unwrap_or_else(|| json!("assistant")));
-            message.insert(
-                "content".into(),
-                c.content.map(Value::String).unwrap_or(Value::Null),
-            );
-            message.insert(
-                "refusal".into(),
-                c.refusal.map(Value::String).unwrap_or(Value::Null),
-            );
-            if !c.tools.is_empty() {
-                let calls = c
-                    .tools
-                    .into_iter()
-                    .map(|(_, id, name, args)| {
-                        json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}})
-                    })
-                    .collect();
-                message.insert("tool_calls".into(), Value::Array(calls));
-            }
-            json!({"index": index, "message": message, "logprobs": null, "finish_reason": c.finish})
-        })
-        .collect();
-    let mut out = json!({
-        "id": head.get("id").cloned().unwrap_or_default(),
-        "object": "chat.completion",
-        "created": head.get("created").cloned().unwrap_or_default(),
-        "model": head.get("model").cloned().unwrap_or_default(),
-        "choices": choices,
-    });
-    if let Some(fp) = head.get("system_fingerprint").filter(|f| !f.is_null()) {
-        out["system_fingerprint"] = fp.clone();
-    }
-    if !usage.is_null() {
-        out["usage"] = usage;
-    }
-    Some(out)
 }
 
-fn anthropic(sse: &[u8]) -> Option<Value> {
-    let mut message: Option<Value> = None;
-    // By block index: the block, and the partial JSON of a tool_use input.
-    let mut blocks: Vec<(u64, Value, String)> = Vec::new();
-    let mut stopped = false;
-    for ev in events(sse) {
-        let v: Value = serde_json::from_slice(&ev.data).ok()?;
+// === impl AnthropicParts ===
+
+impl AnthropicParts {
+    fn push(&mut self, ev: &Event) -> Option<()> {
+        let v = ev.json()?;
         let kind = ev
-            .name
-            .map(str::to_string)
-            .or_else(|| v.get("type").and_then(Value::as_str).map(str::to_string))
+            .name()
+            .or_else(|| v.get("type").and_then(Value::as_str))
             .unwrap_or_default();
-        match kind.as_str() {
-            "message_start" => message = Some(v.get("message")?.clone()),
+        match kind {
+            "message_start" => self.message = Some(v.get("message")?.clone()),
             "content_block_start" => {
                 let index = v.get("index").and_then(Value::as_u64)?;
-                blocks.push((index, v.get("content_block")?.clone(), String::new()));
+                self.blocks
+                    .push((index, v.get("content_block")?.clone(), String::new()));
             }
             "content_block_delta" => {
                 let index = v.get("index").and_then(Value::as_u64)?;
-                let (_, block, json_buf) = blocks.iter_mut().find(|(i, ..)| *i == index)?;
+                let (_, block, json_buf) = self.blocks.iter_mut().find(|(i, ..)| *i == index)?;
                 let delta = v.get("delta")?;
                 let append = |block: &mut Value, field: &str, key: &str| {
                     let add = delta.get(key).and_then(Value::as_str).unwrap_or("");
@@ -201,7 +270,7 @@ fn anthropic(sse: &[u8]) -> Option<Value> {
                 }
             }
             "message_delta" => {
-                let m = message.as_mut()?;
+                let m = self.message.as_mut()?;
                 if let Some(d) = v.get("delta").and_then(Value::as_object) {
                     for (k, val) in d {
                         m[k.as_str()] = val.clone();
@@ -215,29 +284,34 @@ fn anthropic(sse: &[u8]) -> Option<Value> {
                     }
                 }
             }
-            "message_stop" => stopped = true,
+            "message_stop" => self.stopped = true,
             "error" => return None,
             _ => {}
         }
+        Some(())
     }
-    let mut m = message?;
-    if !stopped || m.get("stop_reason").is_none_or(Value::is_null) {
-        return None;
+
+    fn finish(self) -> Option<Value> {
+        let mut m = self.message?;
+        if !self.stopped || m.get("stop_reason").is_none_or(Value::is_null) {
+            return None;
+        }
+        let mut blocks = self.blocks;
+        blocks.sort_by_key(|(i, ..)| *i);
+        let content: Option<Vec<Value>> = blocks
+            .into_iter()
+            .map(|(_, mut block, json_buf)| {
+                if matches!(
+                    block.get("type").and_then(Value::as_str),
+                    Some("tool_use" | "server_tool_use")
+                ) && !json_buf.is_empty()
+                {
+                    block["input"] = serde_json::from_str(&json_buf).ok()?;
+                }
+                Some(block)
+            })
+            .collect();
+        m["content"] = Value::Array(content?);
+        Some(m)
     }
-    blocks.sort_by_key(|(i, ..)| *i);
-    let content: Option<Vec<Value>> = blocks
-        .into_iter()
-        .map(|(_, mut block, json_buf)| {
-            if matches!(
-                block.get("type").and_then(Value::as_str),
-                Some("tool_use" | "server_tool_use")
-            ) && !json_buf.is_empty()
-            {
-                block["input"] = serde_json::from_str(&json_buf).ok()?;
-            }
-            Some(block)
-        })
-        .collect();
-    m["content"] = Value::Array(content?);
-    Some(m)
 }

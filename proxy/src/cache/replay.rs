@@ -32,15 +32,21 @@ fn named(out: &mut BytesMut, name: &str, v: &Value) {
     data(out, v);
 }
 
+/// An OpenAI answer or chunk of `object` with `choices`, and the id,
+/// creation time and model of `from`.
+pub(super) fn openai_shell(from: &Value, object: &str, choices: Value) -> Value {
+    json!({
+        "id": from.get("id").cloned().unwrap_or_default(),
+        "object": object,
+        "created": from.get("created").cloned().unwrap_or_default(),
+        "model": from.get("model").cloned().unwrap_or_default(),
+        "choices": choices,
+    })
+}
+
 fn openai(out: &mut BytesMut, whole: &Value, usage: &Usage, include_usage: bool) {
     let chunk = |choices: Value| {
-        let mut c = json!({
-            "id": whole.get("id").cloned().unwrap_or_default(),
-            "object": "chat.completion.chunk",
-            "created": whole.get("created").cloned().unwrap_or_default(),
-            "model": whole.get("model").cloned().unwrap_or_default(),
-            "choices": choices,
-        });
+        let mut c = openai_shell(whole, "chat.completion.chunk", choices);
         if let Some(fp) = whole.get("system_fingerprint") {
             c["system_fingerprint"] = fp.clone();
         }

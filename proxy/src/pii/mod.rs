@@ -56,53 +56,44 @@ impl Answers {
         })
     }
 
-    /// The event transform for a streamed answer: `inner` (a translator),
-    /// followed by the PII filter when there is work to do.
+    /// The filter for a streamed answer in `app`'s API.
     pub fn stream(
-        this: Option<&Answers>,
+        &self,
         metrics: &Arc<crate::metrics::Metrics>,
         app: crate::api::Family,
-        inner: Option<Box<dyn crate::body::EventTransform>>,
-    ) -> Option<Box<dyn crate::body::EventTransform>> {
-        match this {
-            None => inner,
-            Some(a) => stream::StreamFilter::wrap(
-                Some(&a.engine),
-                a.pseudonyms.as_ref(),
-                metrics,
-                app,
-                inner,
-            ),
-        }
+    ) -> stream::StreamFilter {
+        stream::StreamFilter::new(
+            self.engine.clone(),
+            self.pseudonyms.clone(),
+            metrics.clone(),
+            app,
+        )
     }
 
-    /// A whole JSON answer in the app's API, filtered.
+    /// Filters a whole answer in `app`'s API, parsed; true when it changed.
     pub fn whole(
-        this: Option<&Answers>,
+        &self,
         metrics: &crate::metrics::Metrics,
         app: crate::api::Family,
-        body: bytes::Bytes,
-    ) -> bytes::Bytes {
-        match this {
-            None => body,
-            Some(a) => response::ResponseFilter {
-                engine: &a.engine,
-                pseudonyms: a.pseudonyms.as_deref(),
-                metrics: &metrics.pii,
-            }
-            .whole(app, body),
+        answer: &mut serde_json::Value,
+    ) -> bool {
+        response::ResponseFilter {
+            engine: &self.engine,
+            pseudonyms: self.pseudonyms.as_deref(),
+            metrics: &metrics.pii,
         }
+        .edit(app, answer)
     }
 }
 
-/// Names the prompt-guard rules a request tripped in `x-tollgate-guard`.
-pub fn decorate(filtered: Option<&Filtered>, headers: &mut http::HeaderMap) {
-    let Some(f) = filtered.filter(|f| !f.guard_rules.is_empty()) else {
-        return;
-    };
-    if let Ok(v) = http::HeaderValue::from_str(&f.guard_rules.join(",")) {
-        headers.insert("x-tollgate-guard", v);
+/// Names the prompt-guard rules a request tripped in `x-tollgate-guard`
+/// on its answer (the response pipeline's header filter writes it).
+pub(crate) fn guard_header(rules: &[&str]) -> Option<(&'static str, http::HeaderValue)> {
+    if rules.is_empty() {
+        return None;
     }
+    let v = http::HeaderValue::from_str(&rules.join(",")).ok()?;
+    Some(("x-tollgate-guard", v))
 }
 
 /// One policy, compiled: built when a config is loaded, shared by requests.

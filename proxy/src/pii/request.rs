@@ -45,24 +45,17 @@ pub struct Filtered {
     pub guard_rules: Vec<&'static str>,
 }
 
-/// Scans and rewrites the request in `parsed` (parsed from `raw` on first
-/// use). A block is an error naming entity types or guard rules.
+/// Scans and rewrites the request `v` (the app's parsed body) in place;
+/// `body` in the outcome is `v` serialized when a text changed. A block is
+/// an error naming entity types or guard rules.
 pub fn filter_request(
     engine: &Engine,
     family: Family,
     op: Operation,
-    raw: &Bytes,
-    parsed: &mut Option<Value>,
+    v: &mut Value,
     metrics: &PiiMetrics,
 ) -> Result<Filtered, crate::error::ProxyError> {
     let started = Instant::now();
-    let v = match parsed {
-        Some(v) => v,
-        None => parsed.insert(
-            serde_json::from_slice(raw)
-                .map_err(|e| crate::error::ProxyError::MalformedJson(e.to_string()))?,
-        ),
-    };
     let mut scan = Scan::new(engine, metrics);
     visit(family, op, v, &mut |source, text: &mut String| {
         scan.text(guard_source(source), Direction::Request, text);
@@ -70,7 +63,7 @@ pub fn filter_request(
     let done = scan.finish(started)?;
     let body = done
         .changed
-        .then(|| Bytes::from(serde_json::to_vec(v).expect("a JSON value serializes")));
+        .then(|| Bytes::from(serde_json::to_vec(&*v).expect("a JSON value serializes")));
     Ok(Filtered {
         body,
         pseudonyms: (!done.pseudonyms.is_empty()).then(|| Arc::new(done.pseudonyms)),

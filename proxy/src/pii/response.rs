@@ -33,13 +33,24 @@ impl ResponseFilter<'_> {
         if !self.active() {
             return body;
         }
-        let started = Instant::now();
         let Ok(mut v) = serde_json::from_slice::<Value>(&body) else {
             return body;
         };
+        if !self.edit(app, &mut v) {
+            return body;
+        }
+        Bytes::from(serde_json::to_vec(&v).expect("a JSON value serializes"))
+    }
+
+    /// Filters a whole answer in the app's API, parsed; true when it changed.
+    pub fn edit(&self, app: Family, v: &mut Value) -> bool {
+        if !self.active() {
+            return false;
+        }
+        let started = Instant::now();
         let mut red = Redaction::default();
         let mut restored = 0u64;
-        visit_answer(app, &mut v, &mut |json_text, s: &mut String| {
+        visit_answer(app, v, &mut |json_text, s: &mut String| {
             if self.engine.scan_responses {
                 let found = self.engine.scanner.scan(s);
                 if let Some(new) = red.apply(self.engine, s, &found, Direction::Response) {
@@ -59,10 +70,7 @@ impl ResponseFilter<'_> {
             .scan_duration
             .with_label_values(&["response"])
             .observe(started.elapsed().as_secs_f64());
-        if !red.changed && restored == 0 {
-            return body;
-        }
-        Bytes::from(serde_json::to_vec(&v).expect("a JSON value serializes"))
+        red.changed || restored > 0
     }
 
     pub(super) fn record(&self, red: &Redaction, restored: u64) {

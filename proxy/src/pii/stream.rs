@@ -11,28 +11,25 @@
 //! flushed before the event that closes the channel. For prose that is at
 //! most one event of delay; `maxHoldBack` bounds the rest.
 //!
-//! The transform runs on events in the app's API, after any translation
-//! (it wraps the translator, if there is one).
+//! The filter reads events in the app's API: the response pipeline runs it
+//! after translation. Events it does not change go on as they came.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use serde_json::{json, Value};
 
+mod holdback;
+
 use super::actions::{Direction, Pseudonyms, Redaction};
-use super::recognize::context;
 use super::response::{restore, ResponseFilter};
 use super::Engine;
-use crate::api::sse::events;
-use crate::api::Family;
-use crate::body::EventTransform;
+use crate::api::{Event, Family};
 use crate::metrics::Metrics;
+use holdback::{floor_boundary, safe_cut};
 
 /// Raw text kept before a channel's held text, for context words.
 const CONTEXT: usize = 64;
-/// Longest run of digits and separators held as a possible entity.
-const MAX_RUN: usize = 96;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Key {
@@ -62,7 +59,6 @@ pub struct StreamFilter {
     pseudonyms: Option<Arc<Pseudonyms>>,
     metrics: Arc<Metrics>,
     app: Family,
-    inner: Option<Box<dyn EventTransform>>,
     channels: Vec<Channel>,
     /// The last OpenAI chunk, to build flush chunks from.
     template: Option<Value>,
@@ -74,20 +70,18 @@ pub struct StreamFilter {
 }
 
 impl StreamFilter {
-    /// A filter for answers in `app`'s API, after `inner` (a translator).
+    /// A filter for answers in `app`'s API.
     pub fn new(
         engine: Arc<Engine>,
         pseudonyms: Option<Arc<Pseudonyms>>,
         metrics: Arc<Metrics>,
         app: Family,
-        inner: Option<Box<dyn EventTransform>>,
     ) -> StreamFilter {
         StreamFilter {
             engine,
             pseudonyms,
             metrics,
             app,
-            inner,
             channels: Vec::new(),
             template: None,
             event_no: 0,
@@ -98,56 +92,35 @@ impl StreamFilter {
         }
     }
 
-    /// Wraps `inner` when the request's answers need filtering; otherwise
-    /// returns `inner` as it is.
-    pub fn wrap(
-        engine: Option<&Arc<Engine>>,
-        pseudonyms: Option<&Arc<Pseudonyms>>,
-        metrics: &Arc<Metrics>,
-        app: Family,
-        inner: Option<Box<dyn EventTransform>>,
-    ) -> Option<Box<dyn EventTransform>> {
-        let Some(engine) = engine else { return inner };
-        let restore = pseudonyms.is_some_and(|p| !p.is_empty());
-        if !engine.scan_responses && !restore {
-            return inner;
+    /// One event in the app's API; what may go out now goes to `out`: held
+    /// text that must precede it, then the event, rewritten if its text
+    /// changed.
+    pub fn push(&mut self, mut ev: Event, out: &mut Vec<Event>) {
+        if ev.is_comment() {
+            out.push(ev);
+            return;
         }
-        Some(Box::new(StreamFilter::new(
-            engine.clone(),
-            pseudonyms.cloned(),
-            metrics.clone(),
-            app,
-            inner,
-        )))
+        self.event_no += 1;
+        if ev.is_done() {
+            self.flush_all(out);
+            out.push(ev);
+            return;
+        }
+        ev.edit(|name, v| match self.app {
+            Family::OpenAi => self.openai(v, out),
+            Family::Anthropic => self.anthropic(name, v, out),
+        });
+        out.push(ev);
     }
 
-    fn handle(&mut self, name: Option<&str>, data: &[u8], out: &mut Vec<Bytes>) {
-        self.event_no += 1;
-        if data == b"[DONE]" {
-            self.flush_all(out);
-            out.push(frame(name, data));
-            return;
-        }
-        let Ok(mut v) = serde_json::from_slice::<Value>(data) else {
-            out.push(frame(name, data));
-            return;
-        };
-        let changed = match self.app {
-            Family::OpenAi => self.openai(&mut v, out),
-            Family::Anthropic => self.anthropic(name, &mut v, out),
-        };
-        if changed {
-            out.push(frame(
-                name,
-                &serde_json::to_vec(&v).expect("a JSON value serializes"),
-            ));
-        } else {
-            out.push(frame(name, data));
-        }
+    /// The stream ended: everything still held goes out.
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        self.flush_all(out);
+        self.record();
     }
 
     /// Returns whether `v` was rewritten.
-    fn openai(&mut self, v: &mut Value, out: &mut Vec<Bytes>) -> bool {
+    fn openai(&mut self, v: &mut Value, out: &mut Vec<Event>) -> bool {
         let mut changed = false;
         let mut finishing: Vec<u64> = Vec::new();
         if let Some(Value::Array(choices)) = v.get_mut("choices") {
@@ -205,7 +178,7 @@ impl StreamFilter {
         changed
     }
 
-    fn anthropic(&mut self, name: Option<&str>, v: &mut Value, out: &mut Vec<Bytes>) -> bool {
+    fn anthropic(&mut self, name: Option<&str>, v: &mut Value, out: &mut Vec<Event>) -> bool {
         let kind = v.get("type").and_then(Value::as_str).or(name).unwrap_or("");
         match kind {
             "content_block_delta" => {
@@ -341,7 +314,7 @@ impl StreamFilter {
         }
     }
 
-    fn flush_where(&mut self, pick: impl Fn(Key) -> bool, out: &mut Vec<Bytes>) {
+    fn flush_where(&mut self, pick: impl Fn(Key) -> bool, out: &mut Vec<Event>) {
         for ci in 0..self.channels.len() {
             let key = self.channels[ci].key;
             if !pick(key) || self.channels[ci].pending.is_empty() {
@@ -357,12 +330,12 @@ impl StreamFilter {
         }
     }
 
-    fn flush_all(&mut self, out: &mut Vec<Bytes>) {
+    fn flush_all(&mut self, out: &mut Vec<Event>) {
         self.flush_where(|_| true, out);
     }
 
     /// An event carrying held text on its own.
-    fn flush_event(&self, key: Key, legacy: bool, text: String) -> Bytes {
+    fn flush_event(&self, key: Key, legacy: bool, text: String) -> Event {
         match key {
             Key::Block(i, json) => {
                 let delta = if json {
@@ -371,7 +344,7 @@ impl StreamFilter {
                     json!({"type": "text_delta", "text": text})
                 };
                 let v = json!({"type": "content_block_delta", "index": i, "delta": delta});
-                frame(Some("content_block_delta"), v.to_string().as_bytes())
+                Event::built(Some("content_block_delta"), v)
             }
             Key::Content(i) | Key::ToolArgs(i, _) => {
                 let choice = match key {
@@ -391,7 +364,7 @@ impl StreamFilter {
                     .clone()
                     .unwrap_or_else(|| json!({"object": "chat.completion.chunk"}));
                 v["choices"] = json!([choice]);
-                frame(None, v.to_string().as_bytes())
+                Event::built(None, v)
             }
         }
     }
@@ -417,192 +390,10 @@ impl StreamFilter {
     }
 }
 
-impl EventTransform for StreamFilter {
-    fn push(&mut self, event: Option<&str>, data: &[u8]) -> Vec<Bytes> {
-        let mut out = Vec::new();
-        match self.inner.as_mut() {
-            Some(inner) => {
-                let translated = inner.push(event, data);
-                for b in translated {
-                    for ev in events(&b) {
-                        self.handle(ev.name, &ev.data, &mut out);
-                    }
-                }
-            }
-            None => self.handle(event, data, &mut out),
-        }
-        out
-    }
-
-    fn finish(&mut self) -> Vec<Bytes> {
-        let mut out = Vec::new();
-        if let Some(inner) = self.inner.as_mut() {
-            let tail = inner.finish();
-            for b in tail {
-                for ev in events(&b) {
-                    self.handle(ev.name, &ev.data, &mut out);
-                }
-            }
-        }
-        let mut flushed = Vec::new();
-        self.flush_all(&mut flushed);
-        out.extend(flushed);
-        self.record();
-        out
-    }
-}
-
 impl Drop for StreamFilter {
     fn drop(&mut self) {
         self.record();
     }
-}
-
-/// One SSE event.
-fn frame(name: Option<&str>, data: &[u8]) -> Bytes {
-    let mut s = Vec::with_capacity(data.len() + 32);
-    if let Some(n) = name {
-        s.extend_from_slice(b"event: ");
-        s.extend_from_slice(n.as_bytes());
-        s.push(b'\n');
-    }
-    for line in data.split(|&c| c == b'\n') {
-        s.extend_from_slice(b"data: ");
-        s.extend_from_slice(line);
-        s.push(b'\n');
-    }
-    s.push(b'\n');
-    Bytes::from(s)
-}
-
-fn floor_boundary(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-fn run_char(c: u8) -> bool {
-    c.is_ascii_digit()
-        || c.is_ascii_uppercase()
-        || matches!(c, b' ' | b'-' | b'.' | b'(' | b')' | b'+' | b'/' | b',')
-}
-
-/// How much of `pending` can go out now: everything before the earliest
-/// point where an entity may still be growing.
-pub(crate) fn safe_cut(pending: &str, max_hold: usize) -> usize {
-    let p = pending.as_bytes();
-    let n = p.len();
-    // The unfinished last word.
-    let mut cut = p
-        .iter()
-        .rposition(|c| c.is_ascii_whitespace())
-        .map_or(0, |i| i + 1);
-    // A run of digits and separators that may continue (cards, phones,
-    // IBANs in groups, dates), when the tail does not close it.
-    if p[cut..].iter().all(|&c| run_char(c)) {
-        let mut s = cut;
-        while s > 0 && run_char(p[s - 1]) && n - s < MAX_RUN {
-            s -= 1;
-        }
-        while s < cut && !(p[s].is_ascii_alphanumeric() || matches!(p[s], b'+' | b'(')) {
-            s += 1;
-        }
-        if p[s..].iter().any(u8::is_ascii_digit) {
-            cut = cut.min(s);
-            // A month name before a day (`March 3, 1985`).
-            if cut >= 2 && p[cut - 1] == b' ' {
-                let ws = p[..cut - 1]
-                    .iter()
-                    .rposition(|c| !c.is_ascii_alphabetic())
-                    .map_or(0, |i| i + 1);
-                if is_month(&p[ws..cut - 1]) {
-                    cut = ws;
-                }
-            }
-        }
-    }
-    cut = date_tail(p, cut);
-    // Context words up to `AFTER` bytes after a number change its score
-    // (`4111 1111 1111 1111 (order …)`): the last number stays held until
-    // that much text follows it, so a stream decides as the whole answer
-    // would.
-    if let Some(d) = p.iter().rposition(u8::is_ascii_digit) {
-        if n - d <= context::AFTER {
-            let mut s = p[..d]
-                .iter()
-                .rposition(u8::is_ascii_whitespace)
-                .map_or(0, |i| i + 1);
-            while s > 0 && run_char(p[s - 1]) && d - s < MAX_RUN {
-                s -= 1;
-            }
-            cut = cut.min(s);
-        }
-    }
-    // An unterminated private key block holds everything after it.
-    // It ends with the dashes after `-----END <label>`.
-    if let Some(b) = find_last(p, b"-----BEGIN") {
-        let closed = find_last(&p[b..], b"-----END")
-            .is_some_and(|e| find_last(&p[b + e + 8..], b"-----").is_some());
-        if !closed {
-            cut = cut.min(b);
-        }
-    }
-    // Bound the window.
-    if n - cut > max_hold {
-        cut = floor_boundary(pending, n - max_hold);
-    }
-    floor_boundary(pending, cut)
-}
-
-/// Moves `cut` back over trailing words that may begin a date with a month
-/// name (`March `, `3rd of `, `14 March `), so it is judged whole.
-fn date_tail(p: &[u8], cut: usize) -> usize {
-    let mut end = cut;
-    let mut start = cut;
-    let mut dateish = false;
-    for _ in 0..3 {
-        let e = p[..end]
-            .iter()
-            .rposition(|c| !matches!(c, b' ' | b',' | b'.'))
-            .map_or(0, |i| i + 1);
-        let s = p[..e]
-            .iter()
-            .rposition(|c| !c.is_ascii_alphanumeric())
-            .map_or(0, |i| i + 1);
-        let w = &p[s..e];
-        if w.is_empty() || e == end && end != cut {
-            break;
-        }
-        let digits = w.iter().take_while(|c| c.is_ascii_digit()).count();
-        let number = (1..=4).contains(&digits)
-            && matches!(&w[digits..], b"" | b"st" | b"nd" | b"rd" | b"th");
-        if is_month(w) || number {
-            dateish = true;
-            start = s;
-        } else if !w.eq_ignore_ascii_case(b"of") {
-            break;
-        }
-        end = s;
-    }
-    if dateish {
-        start
-    } else {
-        cut
-    }
-}
-
-fn is_month(w: &[u8]) -> bool {
-    // A prefix of a full month name: `Sep`, `Sept`, `Septem` while the
-    // rest of the word has not arrived.
-    w.len() >= 3
-        && super::recognize::MONTHS[..12]
-            .iter()
-            .any(|m| m.len() >= w.len() && m.as_bytes()[..w.len()].eq_ignore_ascii_case(w))
-}
-
-fn find_last(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).rposition(|w| w == needle)
 }
 
 #[cfg(test)]

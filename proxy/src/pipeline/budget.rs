@@ -24,20 +24,14 @@
 //!   estimate, marked estimated, because the provider may bill it;
 //! - anything else (an error answer, a request that never left): released.
 
-use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
-use http::HeaderMap;
 use serde_json::Value;
-use tokio::sync::Notify;
 
-use super::prepare;
+use super::exchange::Exchange;
+use crate::api::request::Payload;
 use crate::api::usage::Usage;
-use crate::api::{Endpoint, Family, Operation};
+use crate::api::{Family, Operation};
 use crate::budget::{Admission, AdmitRequest, BudgetEngine, Refused};
 use crate::error::ProxyError;
 use crate::routing::Plan;
@@ -47,35 +41,37 @@ use crate::routing::Plan;
 const BLOCKING_TOKENIZE: usize = 32 << 10;
 
 /// Admits a routed request; `None` when no budget or rate limit applies.
-#[allow(clippy::too_many_arguments)]
-pub async fn admit(
-    engine: &BudgetEngine,
-    tasks: &SettleTasks,
-    endpoint: Endpoint,
-    headers: &HeaderMap,
-    raw: &Bytes,
-    parsed: &mut Option<Value>,
-    requested_model: &str,
-    plan: &Plan<'_>,
-) -> Result<Option<Hold>, ProxyError> {
+pub(crate) async fn admit(x: &mut Exchange<'_>) -> Result<Option<Hold>, ProxyError> {
+    let Exchange {
+        rt,
+        shared,
+        endpoint,
+        parts,
+        body,
+        model,
+        plan,
+        ..
+    } = x;
+    let (engine, plan) = (&rt.budget, plan.as_ref().expect("routed"));
     // Counting tokens is free at the provider, so it is never limited.
     if engine.is_empty() || endpoint.operation == Operation::CountTokens {
         return Ok(None);
     }
-    let v = prepare::parsed_value(raw, parsed)?;
+    let v = body.json()?;
     let bound = BudgetEngine::prompt_token_bound(endpoint.family, v);
     let max_output_tokens = max_output(endpoint.operation, v, plan);
     let models: Vec<&str> = plan.targets.iter().map(|t| t.model.as_ref()).collect();
     let req = AdmitRequest {
-        headers,
-        requested_model,
+        headers: &parts.headers,
+        requested_model: model,
         models: &models,
         prompt_tokens: bound,
         max_output_tokens,
     };
+    let family = endpoint.family;
     let mut counted = None;
     let exact = async {
-        let n = prompt_tokens(endpoint.family, raw, parsed).await;
+        let n = prompt_tokens(family, body).await;
         counted = Some(n);
         n
     };
@@ -85,11 +81,11 @@ pub async fn admit(
             prompt: match counted {
                 Some(n) => Prompt::Counted(n),
                 None => Prompt::Deferred {
-                    family: endpoint.family,
-                    raw: raw.clone(),
+                    family,
+                    raw: body.raw().clone(),
                 },
             },
-            tasks: tasks.clone(),
+            tasks: shared.settlements.clone(),
         })),
         Err(Refused { refusal, headers }) => Err(ProxyError::Budget { refusal, headers }),
     }
@@ -111,40 +107,40 @@ impl Prompt {
         match self {
             Prompt::Counted(n) => n,
             Prompt::Deferred { family, raw } => {
-                let mut parsed = None;
-                if prepare::parsed_value(&raw, &mut parsed).is_err() {
+                let mut body = Payload::new(raw);
+                if body.json().is_err() {
                     return 0;
                 }
-                prompt_tokens(family, &raw, &mut parsed).await
+                prompt_tokens(family, &mut body).await
             }
         }
     }
 }
 
-/// The tokenizer's count of the prompt in `parsed` (already parsed), on
+/// The tokenizer's count of the prompt in `body` (already parsed), on
 /// the blocking pool when it is long or the tokenizer is not loaded yet.
-async fn prompt_tokens(family: Family, raw: &Bytes, parsed: &mut Option<Value>) -> u64 {
-    let model = parsed
-        .as_ref()
+async fn prompt_tokens(family: Family, body: &mut Payload) -> u64 {
+    let model = body
+        .parsed()
         .and_then(|v| v.get("model"))
         .and_then(Value::as_str)
         .unwrap_or("");
-    if raw.len() <= BLOCKING_TOKENIZE && BudgetEngine::tokenizer_warm(family, model) {
-        return parsed
-            .as_ref()
+    if body.raw().len() <= BLOCKING_TOKENIZE && BudgetEngine::tokenizer_warm(family, model) {
+        return body
+            .parsed()
             .map_or(0, |v| BudgetEngine::estimate_prompt_tokens(family, v));
     }
-    let Some(v) = parsed.take() else { return 0 };
+    let Some(v) = body.take() else { return 0 };
     let counted =
         tokio::task::spawn_blocking(move || (BudgetEngine::estimate_prompt_tokens(family, &v), v))
             .await;
     match counted {
         Ok((n, v)) => {
-            *parsed = Some(v);
+            body.put(v);
             n
         }
         // The value is gone with the task; it is parsed again when needed.
-        Err(_) => raw.len() as u64 / 4,
+        Err(_) => body.raw().len() as u64 / 4,
     }
 }
 
@@ -320,91 +316,10 @@ fn decide(end: &Ending, prompt_tokens: u64, text_tokens: impl FnOnce() -> u64) -
     Settlement::Release
 }
 
-// === impl SettleTasks ===
-
-/// Settlement tasks in flight, so shutdown can wait for them before it
-/// saves the budget state.
-#[derive(Clone, Default)]
-pub struct SettleTasks {
-    inner: Arc<Tasks>,
-}
-
-#[derive(Default)]
-struct Tasks {
-    running: AtomicUsize,
-    idle: Notify,
-}
-
-struct Running(Arc<Tasks>);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.0.running.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
-
-impl SettleTasks {
-    /// Runs `task` on the current runtime. Outside one, `task` is dropped,
-    /// and with it the admission, which releases itself.
-    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-        self.start(Box::pin(task));
-    }
-
-    /// Runs `task` here until it first has to wait, then as [`spawn`]
-    /// does: a memory-store settlement never waits, so it finishes in place
-    /// without waking another worker. Only for tasks that wait on nothing
-    /// but the runtime's own pools (a store client's connection must be
-    /// polled by the task that will own it).
-    ///
-    /// [`spawn`]: SettleTasks::spawn
-    pub fn run_in_place(&self, task: impl Future<Output = ()> + Send + 'static) {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return;
-        }
-        let mut task = Box::pin(task);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        if task.as_mut().poll(&mut cx).is_pending() {
-            self.start(task);
-        }
-    }
-
-    fn start(&self, task: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) {
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        self.inner.running.fetch_add(1, Ordering::AcqRel);
-        let running = Running(self.inner.clone());
-        rt.spawn(async move {
-            let _running = running;
-            task.await;
-        });
-    }
-
-    pub fn running(&self) -> usize {
-        self.inner.running.load(Ordering::Acquire)
-    }
-
-    /// Waits until no settlement runs; false if `within` passed first.
-    pub async fn wait_idle(&self, within: Duration) -> bool {
-        let idle = async {
-            loop {
-                let notified = self.inner.idle.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if self.running() == 0 {
-                    return;
-                }
-                notified.await;
-            }
-        };
-        tokio::time::timeout(within, idle).await.is_ok()
-    }
-}
-
 mod output;
+mod tasks;
 #[cfg(test)]
 mod tests;
 
 pub use output::OutputText;
+pub use tasks::SettleTasks;

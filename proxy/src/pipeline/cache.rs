@@ -4,36 +4,35 @@
 //! completions, embeddings; by default only deterministic ones) is looked
 //! up. A hit is answered from the cache — whole, or replayed as a stream —
 //! without budget admission or an upstream call: it costs nothing. A miss
-//! carries a [`Pending`] store that taps the response body the app
-//! receives; only a 200 that ended normally is stored (a stream is
-//! assembled into the whole response first). Responses say what happened in
-//! `x-tollgate-cache`: `hit`, `semantic-hit`, `miss` or `bypass`.
+//! carries a [`Pending`] store; the response pipeline's cache tee ([`Tee`])
+//! records the answer the app receives, and only a 200 that ended normally
+//! is stored (a stream is assembled into the whole response first).
+//! Responses say what happened in `x-tollgate-cache`: `hit`,
+//! `semantic-hit`, `miss` or `bypass`.
 //!
 //! On a route that opted into the semantic cache, an exact miss of a chat
 //! completion or message is looked up by meaning ([`semantic`]); its
 //! embedding rides along with the store so the answer gets indexed.
 
 mod semantic;
+mod tee;
+
+pub(crate) use tee::{Shape, Tee};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderValue};
-use http::{HeaderMap, Response, StatusCode};
+use http::{Response, StatusCode};
 use serde_json::Value;
 
-use super::prepare;
-use crate::api::usage::Usage;
-use crate::api::{Endpoint, Family, Operation};
+use super::exchange::Exchange;
+use crate::api::{Family, Operation};
 use crate::body::ResponseBody;
-use crate::cache::assemble::assemble;
 use crate::cache::replay::replay;
 use crate::cache::semantic::Probe;
 use crate::cache::{now_ms, Directive, Entry, Key, ResponseCache, Scope};
 use crate::error::ProxyError;
-use crate::routing::Plan;
-use crate::state::Runtime;
 
 pub const HEADER: &str = "x-tollgate-cache";
 
@@ -62,6 +61,21 @@ pub struct Pending {
     semantic: Option<Box<Probe>>,
 }
 
+#[cfg(test)]
+impl Pending {
+    /// A store under a fixed key, for tests of the response pipeline.
+    pub(crate) fn for_test(cache: Arc<ResponseCache>, family: Family, stream: bool) -> Pending {
+        Pending {
+            cache,
+            key: Key([7; 32]),
+            ttl: Duration::from_secs(60),
+            family,
+            stream,
+            semantic: None,
+        }
+    }
+}
+
 fn cacheable(op: Operation, stream: bool) -> bool {
     match op {
         Operation::ChatCompletions | Operation::Messages => true,
@@ -72,25 +86,23 @@ fn cacheable(op: Operation, stream: bool) -> bool {
 }
 
 /// Looks the request up.
-#[allow(clippy::too_many_arguments)]
-pub async fn lookup(
-    rt: &Runtime,
-    endpoint: Endpoint,
-    headers: &HeaderMap,
-    raw: &Bytes,
-    parsed: &mut Option<Value>,
-    plan: &Plan<'_>,
-    route: Option<&str>,
-    stream: bool,
-    request_id: &HeaderValue,
-) -> Result<Step, ProxyError> {
+pub(crate) async fn lookup(x: &Exchange<'_>) -> Result<Step, ProxyError> {
+    let (rt, endpoint, headers, plan) = (x.rt, x.endpoint, x.headers(), x.plan());
     let cache = &rt.cache;
     let policy = rt.config.name.as_deref().unwrap_or("");
     let cfg = cache.config();
+    // An alias has cache settings; an allow-listed model has the defaults.
+    let route = rt
+        .config
+        .routing
+        .routes
+        .iter()
+        .any(|r| r.name == plan.label)
+        .then_some(plan.label);
     let Some(ttl) = cfg.ttl_for(route) else {
         return Ok(Step::Off);
     };
-    if !cacheable(endpoint.operation, stream) {
+    if !cacheable(endpoint.operation, x.stream) {
         return Ok(Step::Off);
     }
     let directive = Directive::from_headers(headers);
@@ -101,7 +113,7 @@ pub async fn lookup(
             store: None,
         });
     }
-    let body = prepare::parsed_value(raw, parsed)?;
+    let body = x.body.json()?;
     let tenant = cfg
         .tenant_header
         .as_deref()
@@ -139,7 +151,7 @@ pub async fn lookup(
         key,
         ttl,
         family: endpoint.family,
-        stream,
+        stream: x.stream,
         semantic: None,
     };
     let by_meaning = cfg.semantic_for(route).filter(|_| {
@@ -153,7 +165,7 @@ pub async fn lookup(
         if let Some(rs) = by_meaning {
             // Not looked up, but the fresh answer is indexed.
             if let semantic::Outcome::Miss(probe) =
-                semantic::lookup(rt, rs, &scope, body, request_id, false).await
+                semantic::lookup(rt, rs, &scope, body, x.request_id, false).await
             {
                 pending.semantic = probe.map(Box::new);
             }
@@ -172,7 +184,7 @@ pub async fn lookup(
                     store: Some(pending),
                 });
             };
-            match semantic::lookup(rt, rs, &scope, body, request_id, true).await {
+            match semantic::lookup(rt, rs, &scope, body, x.request_id, true).await {
                 semantic::Outcome::Hit { entry, similarity } => {
                     (entry, "semantic-hit", Some(similarity))
                 }
@@ -198,7 +210,7 @@ pub async fn lookup(
     if let Some(nano) = rt.budget.cost_of(model, &entry.usage) {
         m.saved_usd.inc_by(nano as f64 / 1e9);
     }
-    let mut resp = hit_response(endpoint.family, &entry, stream, body, header);
+    let mut resp = hit_response(endpoint.family, &entry, x.stream, body, header);
     if let Some(s) = similarity {
         if let Ok(v) = HeaderValue::from_str(&format!("{s:.4}")) {
             resp.headers_mut().insert(SIMILARITY_HEADER, v);
@@ -247,93 +259,4 @@ fn hit_response(
         h.insert(header::AGE, v);
     }
     resp
-}
-
-impl Pending {
-    /// The tap for a 200 response body; `target` is the answering
-    /// `provider/model`.
-    pub fn tee(self, target: String) -> Tee {
-        Tee {
-            buf: BytesMut::new(),
-            limit: self.cache.config().max_entry_bytes as usize,
-            over: false,
-            target,
-            pending: self,
-        }
-    }
-
-    /// The answer was not a 200: nothing is stored.
-    pub fn discard(self) {
-        self.cache.not_stored("error");
-    }
-}
-
-/// Records the body the app receives, up to the entry limit.
-pub struct Tee {
-    buf: BytesMut,
-    limit: usize,
-    over: bool,
-    target: String,
-    pending: Pending,
-}
-
-impl Tee {
-    pub fn push(&mut self, data: &[u8]) {
-        if self.over {
-            return;
-        }
-        if self.buf.len() + data.len() > self.limit {
-            self.over = true;
-            self.buf = BytesMut::new();
-            return;
-        }
-        self.buf.extend_from_slice(data);
-    }
-
-    /// The body ended normally. `usage` is what the provider reported on a
-    /// stream (the app may not have received it).
-    pub fn complete(self, usage: Option<Usage>) {
-        let p = self.pending;
-        if self.over {
-            p.cache.not_stored("too_large");
-            return;
-        }
-        let bytes = self.buf.freeze();
-        let body = if p.stream {
-            let Some(mut whole) = assemble(p.family, &bytes) else {
-                p.cache.not_stored("incomplete");
-                return;
-            };
-            if p.family == Family::OpenAi && whole.get("usage").is_none() {
-                if let Some(u) = usage {
-                    whole["usage"] = serde_json::json!({
-                        "prompt_tokens": u.input,
-                        "completion_tokens": u.output,
-                        "total_tokens": u.input + u.output,
-                    });
-                }
-            }
-            Bytes::from(serde_json::to_vec(&whole).expect("a Value serializes"))
-        } else {
-            if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
-                p.cache.not_stored("incomplete");
-                return;
-            }
-            bytes
-        };
-        let usage = Usage::from_response_body(p.family, &body)
-            .or(usage)
-            .unwrap_or_default();
-        let entry = Entry {
-            body,
-            usage,
-            target: self.target,
-            stored_at_ms: now_ms(),
-        };
-        if p.cache.put(p.key, entry, p.ttl) {
-            if let Some(probe) = p.semantic {
-                p.cache.semantic().remember(*probe, p.key, p.ttl);
-            }
-        }
-    }
 }

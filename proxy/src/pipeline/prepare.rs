@@ -6,6 +6,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use tollgate_config::{ProviderType, Shaping};
 
+use crate::api::request::Payload;
 use crate::api::{Family, Operation};
 use crate::error::ProxyError;
 
@@ -25,31 +26,39 @@ pub struct TargetSpec<'a> {
     pub stream_usage: bool,
 }
 
+impl TargetSpec<'_> {
+    /// The proxy adds `stream_options.include_usage` for the app: the
+    /// target speaks the app's API and the app did not ask itself. The
+    /// response pipeline then strips that chunk again.
+    pub fn injects_usage(&self, app: Family, body: &Payload) -> bool {
+        self.stream_usage && self.family == app && !app_wants_stream_usage(body)
+    }
+}
+
 /// True when the app itself asked for the usage chunk of a stream.
-pub fn app_wants_stream_usage(raw: &Bytes, parsed: &mut Option<Value>) -> bool {
-    parsed_value(raw, parsed)
+pub fn app_wants_stream_usage(body: &Payload) -> bool {
+    body.json()
         .ok()
         .and_then(|v| v.pointer("/stream_options/include_usage"))
         .and_then(Value::as_bool)
         .unwrap_or(false)
 }
 
-/// Builds the body for one target. `parsed` caches the parsed request
-/// across attempts.
+/// Builds the body for one target: the app's bytes when nothing changes,
+/// otherwise from its JSON (parsed once, shared by every attempt).
 pub fn body_for(
     app: Family,
     op: Operation,
-    raw: &Bytes,
-    parsed: &mut Option<Value>,
+    body: &Payload,
     requested_model: &str,
     t: &TargetSpec<'_>,
 ) -> Result<Bytes, ProxyError> {
     let shaping_noop = t.shaping.iter().all(Option::is_none);
-    let inject_usage = t.stream_usage && t.family == app && !app_wants_stream_usage(raw, parsed);
+    let inject_usage = t.injects_usage(app, body);
     if t.family == app && t.model == requested_model && shaping_noop && !inject_usage {
-        return Ok(raw.clone());
+        return Ok(body.raw().clone());
     }
-    let v = parsed_value(raw, parsed)?;
+    let v = body.json()?;
     let mut out = if t.family != app {
         translate(app, op, v, t)?
     } else {
@@ -73,19 +82,6 @@ pub fn body_for(
     Ok(Bytes::from(
         serde_json::to_vec(&out).expect("a JSON value serializes"),
     ))
-}
-
-/// The parsed request, parsing it on first use.
-pub fn parsed_value<'a>(
-    raw: &Bytes,
-    parsed: &'a mut Option<Value>,
-) -> Result<&'a Value, ProxyError> {
-    if parsed.is_none() {
-        *parsed = Some(
-            serde_json::from_slice(raw).map_err(|e| ProxyError::MalformedJson(e.to_string()))?,
-        );
-    }
-    Ok(parsed.as_ref().expect("just set"))
 }
 
 fn translate(
@@ -163,67 +159,48 @@ mod tests {
     fn stream_usage_is_requested_when_the_app_did_not() {
         let mut t = spec("m", None);
         t.stream_usage = true;
-        let raw = Bytes::from_static(br#"{"model":"m","stream":true,"messages":[]}"#);
-        let out = body_for(
-            Family::OpenAi,
-            Operation::ChatCompletions,
-            &raw,
-            &mut None,
-            "m",
-            &t,
-        )
-        .unwrap();
+        let raw = Payload::new(Bytes::from_static(
+            br#"{"model":"m","stream":true,"messages":[]}"#,
+        ));
+        let out = body_for(Family::OpenAi, Operation::ChatCompletions, &raw, "m", &t).unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["stream_options"]["include_usage"], true);
-        let asked = Bytes::from_static(
+        let asked = Payload::new(Bytes::from_static(
             br#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#,
-        );
-        let mut parsed = None;
-        assert!(app_wants_stream_usage(&asked, &mut parsed));
-        let out = body_for(
-            Family::OpenAi,
-            Operation::ChatCompletions,
-            &asked,
-            &mut parsed,
-            "m",
-            &t,
-        )
-        .unwrap();
-        assert_eq!(out, asked, "already asked: bytes untouched");
+        ));
+        assert!(app_wants_stream_usage(&asked));
+        let out = body_for(Family::OpenAi, Operation::ChatCompletions, &asked, "m", &t).unwrap();
+        assert_eq!(&out, asked.raw(), "already asked: bytes untouched");
     }
 
     #[test]
     fn untouched_when_nothing_changes() {
-        let raw = Bytes::from_static(br#"{"model":"m",  "messages":[]}"#);
-        let mut parsed = None;
+        let raw = Payload::new(Bytes::from_static(br#"{"model":"m",  "messages":[]}"#));
         let out = body_for(
             Family::OpenAi,
             Operation::ChatCompletions,
             &raw,
-            &mut parsed,
             "m",
             &spec("m", None),
         )
         .unwrap();
-        assert_eq!(out, raw);
-        assert!(parsed.is_none(), "no parse on the fast path");
+        assert_eq!(&out, raw.raw());
+        assert!(raw.parsed().is_none(), "no parse on the fast path");
     }
 
     #[test]
     fn model_rewrite_and_shaping() {
-        let raw = Bytes::from_static(br#"{"model":"alias","messages":[],"max_tokens":99999,"logit_bias":{"1":2},"temperature":1}"#);
+        let raw = Payload::new(Bytes::from_static(br#"{"model":"alias","messages":[],"max_tokens":99999,"logit_bias":{"1":2},"temperature":1}"#));
         let s = Shaping {
             default_max_tokens: Some(256),
             max_tokens: Some(1000),
             set: vec![("temperature".into(), json!(0))],
             strip: vec!["logit_bias".into()],
         };
-        let mut parsed = None;
         let out = body_for(
             Family::OpenAi,
             Operation::ChatCompletions,
             &raw,
-            &mut parsed,
             "alias",
             &spec("real", Some(&s)),
         )

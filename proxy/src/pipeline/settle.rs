@@ -1,21 +1,21 @@
 //! The last phase: what a request cost and how it ended, recorded once.
 //!
-//! A [`Settle`] is created when a request arrives and travels with its
-//! response body; it records metrics, writes the access log line and ends
-//! the request's budget hold when it is dropped, i.e. when the last byte
-//! has gone out or the app went away.
+//! A [`Settle`] is created when a request arrives and, as the last phase of
+//! the response pipeline (`respond`), travels with its response body; it
+//! records metrics, writes the access log line and ends the request's
+//! budget hold when it is dropped, i.e. when the last byte has gone out or
+//! the app went away.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{HeaderMap, HeaderValue, Method, Response};
+use http::{HeaderMap, HeaderValue, Method};
 use tollgate_config::Provider;
 
 use super::budget::{Ending, Hold, OutputText};
 use crate::api::usage::Usage;
-use crate::api::{Endpoint, Family};
-use crate::body::ResponseBody;
+use crate::api::Endpoint;
 use crate::error::ProxyError;
 use crate::metrics::{status_class, Metrics};
 use crate::state::Shared;
@@ -193,9 +193,10 @@ impl Settle {
         }
     }
 
-    pub fn first_chunk(&mut self) {
+    /// The first bytes of the answer went out at `at`.
+    pub fn first_chunk_at(&mut self, at: Instant) {
         if self.first_chunk.is_none() {
-            self.first_chunk = Some(self.started.elapsed());
+            self.first_chunk = Some(at.saturating_duration_since(self.started));
         }
     }
 
@@ -216,20 +217,17 @@ impl Settle {
             .inc();
     }
 
-    /// Answers with the proxy's own error and settles.
-    pub fn fail(mut self, family: Family, err: ProxyError) -> Response<ResponseBody> {
+    /// The request failed with the proxy's own error.
+    pub fn failed(&mut self, err: &ProxyError) {
         self.status = err.status().as_u16();
         self.error = Some(err.metric_label());
         self.metrics
             .errors
             .with_label_values(&[err.metric_label()])
             .inc();
-        let mut resp = err.into_response(family, self.request_id.to_str().unwrap_or(""));
-        self.decorate(resp.headers_mut());
         if err.status().is_server_error() {
             tracing::warn!(request_id = self.request_id.to_str().unwrap_or(""), reason = err.metric_label(), error = %err, "request failed");
         }
-        resp.map(|b| b.with_settle(self))
     }
 }
 

@@ -24,9 +24,14 @@ fn message_of(body: &[u8], parsed: Option<&Value>, pointer: &str, status: u16) -
 /// An OpenAI `{"error":{...}}` body for an Anthropic error.
 pub fn anthropic_error_to_openai(status: u16, body: &[u8]) -> Value {
     let parsed = serde_json::from_slice::<Value>(body).ok();
-    let message = message_of(body, parsed.as_ref(), "/error/message", status);
+    anthropic_error_value(status, body, parsed.as_ref())
+}
+
+/// [`anthropic_error_to_openai`] for a body already parsed (`parsed`:
+/// its JSON, if it is JSON).
+pub(crate) fn anthropic_error_value(status: u16, body: &[u8], parsed: Option<&Value>) -> Value {
+    let message = message_of(body, parsed, "/error/message", status);
     let kind = parsed
-        .as_ref()
         .and_then(|v| v.pointer("/error/type"))
         .and_then(Value::as_str)
         .unwrap_or("");
@@ -53,9 +58,13 @@ pub fn anthropic_error_to_openai(status: u16, body: &[u8]) -> Value {
 /// An Anthropic `{"type":"error",...}` body for an OpenAI error.
 pub fn openai_error_to_anthropic(status: u16, body: &[u8]) -> Value {
     let parsed = serde_json::from_slice::<Value>(body).ok();
-    let message = message_of(body, parsed.as_ref(), "/error/message", status);
+    openai_error_value(status, body, parsed.as_ref())
+}
+
+/// [`openai_error_to_anthropic`] for a body already parsed.
+pub(crate) fn openai_error_value(status: u16, body: &[u8], parsed: Option<&Value>) -> Value {
+    let message = message_of(body, parsed, "/error/message", status);
     let code = parsed
-        .as_ref()
         .and_then(|v| v.pointer("/error/code"))
         .and_then(Value::as_str)
         .unwrap_or("");

@@ -13,7 +13,10 @@
 //! answer. Tool call ids pass through unchanged, so a conversation can
 //! move between providers and still match results to calls.
 
+use bytes::Bytes;
 use serde_json::Value;
+
+use crate::api::Family;
 
 mod errors;
 mod request;
@@ -25,7 +28,45 @@ mod tests;
 pub use errors::{anthropic_error_to_openai, openai_error_to_anthropic};
 pub use request::{anthropic_to_openai_request, openai_to_anthropic_request};
 pub use response::{anthropic_to_openai_response, openai_to_anthropic_response};
-pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};
+pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream, StreamTranslator};
+
+/// The translator of a stream from `upstream`'s API into `app`'s; `None`
+/// when they are the same API. `model` is the name the app asked for;
+/// `include_usage` whether it asked for OpenAI's final usage chunk.
+pub fn stream_translator(
+    app: Family,
+    upstream: Family,
+    model: &str,
+    include_usage: bool,
+) -> Option<Box<dyn StreamTranslator>> {
+    match (app, upstream) {
+        (Family::OpenAi, Family::Anthropic) => {
+            Some(Box::new(AnthropicToOpenAiStream::new(model, include_usage)))
+        }
+        (Family::Anthropic, Family::OpenAi) => Some(Box::new(OpenAiToAnthropicStream::new(model))),
+        _ => None,
+    }
+}
+
+/// A whole successful answer of the other API, in `app`'s.
+pub fn response(app: Family, answer: &Value, model: &str) -> Value {
+    match app {
+        Family::OpenAi => anthropic_to_openai_response(answer, model),
+        Family::Anthropic => openai_to_anthropic_response(answer, model),
+    }
+}
+
+/// An error body from `upstream`, in `app`'s API.
+pub fn error_body(app: Family, upstream: Family, status: u16, body: Bytes) -> Bytes {
+    if app == upstream {
+        return body;
+    }
+    let out = match app {
+        Family::OpenAi => anthropic_error_to_openai(status, &body),
+        Family::Anthropic => openai_error_to_anthropic(status, &body),
+    };
+    Bytes::from(serde_json::to_vec(&out).expect("a JSON value serializes"))
+}
 
 /// A request that cannot be expressed in the target's API.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

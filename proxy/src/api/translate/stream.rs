@@ -1,23 +1,33 @@
 //! SSE streams: Anthropic message events ⇄ OpenAI chat completion chunks.
 //!
-//! Each translator takes the upstream's events one at a time (name and
-//! data, as split by [`crate::api::sse`]) and returns the framed events for
-//! the app, holding only the little state the other API needs (the block
-//! or tool call in progress, the stop reason, usage).
+//! Each translator takes the upstream's events one at a time (as
+//! [`Event`]s, whose JSON the pipeline parses once for every phase) and
+//! builds the events for the app, holding only the little state the other
+//! API needs (the block or tool call in progress, the stop reason, usage).
+//! The events it builds carry their JSON: the phases after it read that
+//! value, and it is serialised once, on the way out.
 
-use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::errors::{anthropic_error_to_openai, openai_error_to_anthropic};
+use super::errors::{anthropic_error_value, openai_error_value};
 use super::response::{anthropic_usage, openai_usage};
 use super::{finish_reason, now_secs, stop_reason};
+use crate::api::Event;
 
-fn data_event(v: &Value) -> Bytes {
-    Bytes::from(format!("data: {v}\n\n"))
+/// A stream translator: upstream events in, the app's events out.
+pub trait StreamTranslator: Send {
+    /// One upstream event; the events for the app go to `out`.
+    fn push(&mut self, ev: &Event, out: &mut Vec<Event>);
+    /// The upstream ended.
+    fn finish(&mut self, out: &mut Vec<Event>);
 }
 
-fn named_event(name: &str, v: &Value) -> Bytes {
-    Bytes::from(format!("event: {name}\ndata: {v}\n\n"))
+fn data_event(v: Value) -> Event {
+    Event::built(None, v)
+}
+
+fn named_event(name: &'static str, v: Value) -> Event {
+    Event::built(Some(name), v)
 }
 
 /// Anthropic stream → OpenAI chunks.
@@ -47,8 +57,8 @@ impl AnthropicToOpenAiStream {
         }
     }
 
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> Bytes {
-        data_event(&json!({
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Event {
+        data_event(json!({
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
@@ -68,14 +78,15 @@ impl AnthropicToOpenAiStream {
         }
     }
 
-    pub fn push(&mut self, event: Option<&str>, data: &[u8]) -> Vec<Bytes> {
+    pub fn push(&mut self, ev: &Event, out: &mut Vec<Event>) {
         if self.done {
-            return Vec::new();
+            return;
         }
-        let Ok(v) = serde_json::from_slice::<Value>(data) else {
-            return Vec::new();
+        let Some(v) = ev.json() else {
+            return;
         };
-        let kind = event
+        let kind = ev
+            .name()
             .or_else(|| v.get("type").and_then(Value::as_str))
             .unwrap_or("");
         match kind {
@@ -84,17 +95,17 @@ impl AnthropicToOpenAiStream {
                     self.id = format!("chatcmpl-{}", id.strip_prefix("msg_").unwrap_or(id));
                 }
                 self.merge_usage(v.pointer("/message/usage"));
-                vec![self.chunk(json!({"role": "assistant", "content": ""}), None)]
+                out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
             }
             "content_block_start" => {
                 let block = v.get("content_block").unwrap_or(&Value::Null);
                 if block.get("type").and_then(Value::as_str) != Some("tool_use") {
-                    return Vec::new();
+                    return;
                 }
                 let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
                 let call = self.tool_blocks.len();
                 self.tool_blocks.push((index, call));
-                vec![self.chunk(
+                out.push(self.chunk(
                     json!({"tool_calls": [{
                         "index": call,
                         "id": block.get("id").cloned().unwrap_or_default(),
@@ -102,43 +113,41 @@ impl AnthropicToOpenAiStream {
                         "function": {"name": block.get("name").cloned().unwrap_or_default(), "arguments": ""},
                     }]}),
                     None,
-                )]
+                ));
             }
             "content_block_delta" => {
                 let delta = v.get("delta").unwrap_or(&Value::Null);
                 match delta.get("type").and_then(Value::as_str) {
                     Some("text_delta") => {
                         let text = delta.get("text").cloned().unwrap_or_default();
-                        vec![self.chunk(json!({"content": text}), None)]
+                        out.push(self.chunk(json!({"content": text}), None));
                     }
                     Some("input_json_delta") => {
                         let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
                         let Some(&(_, call)) = self.tool_blocks.iter().find(|(b, _)| *b == index)
                         else {
-                            return Vec::new();
+                            return;
                         };
                         let part = delta.get("partial_json").cloned().unwrap_or_default();
-                        vec![self.chunk(
+                        out.push(self.chunk(
                             json!({"tool_calls": [{"index": call, "function": {"arguments": part}}]}),
                             None,
-                        )]
+                        ));
                     }
                     // Thinking and signatures have no place in a chat chunk.
-                    _ => Vec::new(),
+                    _ => {}
                 }
             }
             "message_delta" => {
                 self.merge_usage(v.get("usage"));
-                match v.pointer("/delta/stop_reason").and_then(Value::as_str) {
-                    Some(r) => vec![self.chunk(json!({}), Some(finish_reason(r)))],
-                    None => Vec::new(),
+                if let Some(r) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
+                    out.push(self.chunk(json!({}), Some(finish_reason(r))));
                 }
             }
             "message_stop" => {
                 self.done = true;
-                let mut out = Vec::new();
                 if self.include_usage {
-                    out.push(data_event(&json!({
+                    out.push(data_event(json!({
                         "id": self.id,
                         "object": "chat.completion.chunk",
                         "created": self.created,
@@ -147,8 +156,7 @@ impl AnthropicToOpenAiStream {
                         "usage": openai_usage(&self.usage),
                     })));
                 }
-                out.push(Bytes::from_static(b"data: [DONE]\n\n"));
-                out
+                out.push(Event::done());
             }
             "error" => {
                 self.done = true;
@@ -158,15 +166,27 @@ impl AnthropicToOpenAiStream {
                     Some("invalid_request_error") => 400,
                     _ => 500,
                 };
-                vec![data_event(&anthropic_error_to_openai(status, data))]
+                out.push(data_event(anthropic_error_value(
+                    status,
+                    ev.data(),
+                    Some(v),
+                )));
             }
             // ping, content_block_stop
-            _ => Vec::new(),
+            _ => {}
         }
     }
 
-    pub fn finish(&mut self) -> Vec<Bytes> {
-        Vec::new()
+    /// Nothing is held: the app's events went out with the upstream's.
+    pub fn finish(&mut self, _out: &mut Vec<Event>) {}
+}
+
+impl StreamTranslator for AnthropicToOpenAiStream {
+    fn push(&mut self, ev: &Event, out: &mut Vec<Event>) {
+        AnthropicToOpenAiStream::push(self, ev, out)
+    }
+    fn finish(&mut self, out: &mut Vec<Event>) {
+        AnthropicToOpenAiStream::finish(self, out)
     }
 }
 
@@ -205,7 +225,7 @@ impl OpenAiToAnthropicStream {
         }
     }
 
-    fn start(&mut self, id: &str, out: &mut Vec<Bytes>) {
+    fn start(&mut self, id: &str, out: &mut Vec<Event>) {
         if self.started {
             return;
         }
@@ -213,45 +233,45 @@ impl OpenAiToAnthropicStream {
         let id = format!("msg_{}", id.strip_prefix("chatcmpl-").unwrap_or(id));
         out.push(named_event(
             "message_start",
-            &json!({"type": "message_start", "message": {
+            json!({"type": "message_start", "message": {
                 "id": id, "type": "message", "role": "assistant", "model": self.model,
                 "content": [], "stop_reason": null, "stop_sequence": null,
                 "usage": {"input_tokens": 0, "output_tokens": 0},
             }}),
         ));
-        out.push(named_event("ping", &json!({"type": "ping"})));
+        out.push(named_event("ping", json!({"type": "ping"})));
     }
 
-    fn close_block(&mut self, out: &mut Vec<Bytes>) {
+    fn close_block(&mut self, out: &mut Vec<Event>) {
         if self.block != Block::None {
             out.push(named_event(
                 "content_block_stop",
-                &json!({"type": "content_block_stop", "index": self.next_index - 1}),
+                json!({"type": "content_block_stop", "index": self.next_index - 1}),
             ));
             self.block = Block::None;
         }
     }
 
-    fn open_block(&mut self, block: Block, content_block: Value, out: &mut Vec<Bytes>) {
+    fn open_block(&mut self, block: Block, content_block: Value, out: &mut Vec<Event>) {
         self.close_block(out);
         out.push(named_event(
             "content_block_start",
-            &json!({"type": "content_block_start", "index": self.next_index, "content_block": content_block}),
+            json!({"type": "content_block_start", "index": self.next_index, "content_block": content_block}),
         ));
         self.next_index += 1;
         self.block = block;
     }
 
-    fn delta(&self, delta: Value) -> Bytes {
+    fn delta(&self, delta: Value) -> Event {
         named_event(
             "content_block_delta",
-            &json!({"type": "content_block_delta", "index": self.next_index - 1, "delta": delta}),
+            json!({"type": "content_block_delta", "index": self.next_index - 1, "delta": delta}),
         )
     }
 
     /// Closes the message: the open block, the stop reason with usage, and
     /// `message_stop`.
-    fn end(&mut self, out: &mut Vec<Bytes>) {
+    fn end(&mut self, out: &mut Vec<Event>) {
         if self.done {
             return;
         }
@@ -261,35 +281,33 @@ impl OpenAiToAnthropicStream {
         let usage = anthropic_usage(&self.usage);
         out.push(named_event(
             "message_delta",
-            &json!({"type": "message_delta",
+            json!({"type": "message_delta",
                 "delta": {"stop_reason": self.stop.unwrap_or("end_turn"), "stop_sequence": null},
                 "usage": usage}),
         ));
-        out.push(named_event(
-            "message_stop",
-            &json!({"type": "message_stop"}),
-        ));
+        out.push(named_event("message_stop", json!({"type": "message_stop"})));
     }
 
-    pub fn push(&mut self, _event: Option<&str>, data: &[u8]) -> Vec<Bytes> {
-        let mut out = Vec::new();
+    pub fn push(&mut self, ev: &Event, out: &mut Vec<Event>) {
         if self.done {
-            return out;
+            return;
         }
-        if data.trim_ascii() == b"[DONE]" {
-            self.end(&mut out);
-            return out;
+        if ev.is_done() {
+            self.end(out);
+            return;
         }
-        let Ok(v) = serde_json::from_slice::<Value>(data) else {
-            return out;
+        let Some(v) = ev.json() else {
+            return;
         };
         if v.get("error").is_some_and(|e| !e.is_null()) {
             self.done = true;
-            let body = openai_error_to_anthropic(500, data);
-            out.push(named_event("error", &body));
-            return out;
+            out.push(named_event(
+                "error",
+                openai_error_value(500, ev.data(), Some(v)),
+            ));
+            return;
         }
-        self.start(v.get("id").and_then(Value::as_str).unwrap_or(""), &mut out);
+        self.start(v.get("id").and_then(Value::as_str).unwrap_or(""), out);
         if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
             self.usage = u.clone();
         }
@@ -309,7 +327,7 @@ impl OpenAiToAnthropicStream {
                         continue;
                     }
                     if self.block != Block::Text {
-                        self.open_block(Block::Text, json!({"type": "text", "text": ""}), &mut out);
+                        self.open_block(Block::Text, json!({"type": "text", "text": ""}), out);
                     }
                     out.push(self.delta(json!({"type": "text_delta", "text": text})));
                 }
@@ -327,7 +345,7 @@ impl OpenAiToAnthropicStream {
                     self.open_block(
                         Block::Tool(index),
                         json!({"type": "tool_use", "id": id.unwrap_or_default(), "name": name, "input": {}}),
-                        &mut out,
+                        out,
                     );
                 }
                 if let Some(args) = call.pointer("/function/arguments").and_then(Value::as_str) {
@@ -342,16 +360,25 @@ impl OpenAiToAnthropicStream {
                 self.stop = Some(stop_reason(r));
             }
         }
-        out
     }
 
     /// A stream that ended without `[DONE]` but with a finish reason is
     /// closed properly; one cut short is left for the caller's error event.
-    pub fn finish(&mut self) -> Vec<Bytes> {
-        let mut out = Vec::new();
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
         if self.stop.is_some() {
-            self.end(&mut out);
+            self.end(out);
         }
-        out
     }
 }
+
+impl StreamTranslator for OpenAiToAnthropicStream {
+    fn push(&mut self, ev: &Event, out: &mut Vec<Event>) {
+        OpenAiToAnthropicStream::push(self, ev, out)
+    }
+    fn finish(&mut self, out: &mut Vec<Event>) {
+        OpenAiToAnthropicStream::finish(self, out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

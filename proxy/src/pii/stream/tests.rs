@@ -3,13 +3,29 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::api::sse::events;
 use crate::pii::fixtures::{engine, openai_chunk, openai_finish};
 
 fn metrics() -> Arc<Metrics> {
     Arc::new(Metrics::new())
+}
+
+/// One event through `f`: what goes out, written.
+fn send(f: &mut StreamFilter, name: Option<&str>, data: &[u8]) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    f.push(Event::new(name, Bytes::copy_from_slice(data)), &mut out);
+    out.into_iter().map(|mut e| e.to_bytes()).collect()
+}
+
+/// The end of the stream through `f`.
+fn end(f: &mut StreamFilter) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    f.finish(&mut out);
+    out.into_iter().map(|mut e| e.to_bytes()).collect()
 }
 
 /// Runs OpenAI content deltas through `f`; returns the text the app sees,
@@ -17,11 +33,11 @@ fn metrics() -> Arc<Metrics> {
 fn run_openai(f: &mut StreamFilter, pieces: &[&str]) -> String {
     let mut out = Vec::new();
     for p in pieces {
-        out.extend(f.push(None, &openai_chunk(p)));
+        out.extend(send(f, None, &openai_chunk(p)));
     }
-    out.extend(f.push(None, &openai_finish()));
-    out.extend(f.push(None, b"[DONE]"));
-    out.extend(f.finish());
+    out.extend(send(f, None, &openai_finish()));
+    out.extend(send(f, None, b"[DONE]"));
+    out.extend(end(f));
     let mut text = String::new();
     let mut finished = false;
     let mut done = false;
@@ -48,7 +64,7 @@ fn run_openai(f: &mut StreamFilter, pieces: &[&str]) -> String {
 }
 
 fn filter(e: &Arc<Engine>, p: Option<Arc<Pseudonyms>>, app: Family) -> StreamFilter {
-    StreamFilter::new(e.clone(), p, metrics(), app, None)
+    StreamFilter::new(e.clone(), p, metrics(), app)
 }
 
 const ENTITIES: [(&str, &str); 15] = [
@@ -241,9 +257,9 @@ fn anthropic_blocks_and_tool_json() {
     ];
     let mut out = Vec::new();
     for (name, data) in &input {
-        out.extend(f.push(Some(name), data.as_bytes()));
+        out.extend(send(&mut f, Some(name), data.as_bytes()));
     }
-    out.extend(f.finish());
+    out.extend(end(&mut f));
     let mut text = String::new();
     let mut json_args = String::new();
     let mut order = Vec::new();
@@ -275,11 +291,22 @@ fn anthropic_blocks_and_tool_json() {
 }
 
 #[test]
-fn wraps_a_translator() {
+fn follows_a_translator() {
     // Anthropic upstream, OpenAI app: the filter sees OpenAI chunks.
     let e = engine("  responses: {scan: true}");
-    let inner = crate::pipeline::convert::stream(Family::OpenAi, Family::Anthropic, "m", false);
-    let mut f = StreamFilter::new(e, None, metrics(), Family::OpenAi, inner);
+    let mut t =
+        crate::api::translate::stream_translator(Family::OpenAi, Family::Anthropic, "m", false)
+            .expect("the APIs differ");
+    let mut f = StreamFilter::new(e, None, metrics(), Family::OpenAi);
+    let mut through = |name: Option<&str>, data: &[u8], out: &mut Vec<Bytes>| {
+        let mut app = Vec::new();
+        t.push(&Event::new(name, Bytes::copy_from_slice(data)), &mut app);
+        for ev in app {
+            let mut sent = Vec::new();
+            f.push(ev, &mut sent);
+            out.extend(sent.into_iter().map(|mut e| e.to_bytes()));
+        }
+    };
     let input = [
         (
             "message_start",
@@ -309,9 +336,9 @@ fn wraps_a_translator() {
     ];
     let mut out = Vec::new();
     for (n, v) in &input {
-        out.extend(f.push(Some(n), v.to_string().as_bytes()));
+        through(Some(n), v.to_string().as_bytes(), &mut out);
     }
-    out.extend(f.finish());
+    out.extend(end(&mut f));
     let mut text = String::new();
     for b in &out {
         for ev in events(b) {

@@ -30,10 +30,7 @@ impl OutputText {
 
     /// Adds the generated text of one stream event (content, tool-call
     /// arguments, thinking) of the provider's API.
-    pub fn push_event(&mut self, family: Family, data: &[u8]) {
-        let Ok(v) = serde_json::from_slice::<Value>(data) else {
-            return;
-        };
+    pub fn push_event(&mut self, family: Family, v: &Value) {
         match family {
             Family::OpenAi => {
                 for c in v
@@ -63,11 +60,8 @@ impl OutputText {
     }
 
     /// The generated text of a whole JSON response of the provider's API.
-    pub fn of_response(family: Family, body: &[u8]) -> OutputText {
+    pub fn of_response(family: Family, v: &Value) -> OutputText {
         let mut out = OutputText::default();
-        let Ok(v) = serde_json::from_slice::<Value>(body) else {
-            return out;
-        };
         match family {
             Family::OpenAi => {
                 for c in v

@@ -1,5 +1,7 @@
 //! What a request's reservation turns into, and what admission reserves.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use super::output::MAX_TEXT;
@@ -89,31 +91,37 @@ fn failures_release_and_abandoned_requests_pay_their_prompt() {
     );
 }
 
+fn parse(json: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(json).unwrap()
+}
+
 #[test]
 fn output_text_of_streams_and_bodies() {
     let mut t = OutputText::default();
     t.push_event(
         Family::OpenAi,
-        br#"{"choices":[{"delta":{"content":"Hello there"}}]}"#,
+        &parse(br#"{"choices":[{"delta":{"content":"Hello there"}}]}"#),
     );
     t.push_event(
         Family::OpenAi,
-        br#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{\"a\":1}"}}]}}]}"#,
+        &parse(
+            br#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{\"a\":1}"}}]}}]}"#,
+        ),
     );
     t.push_event(
         Family::OpenAi,
-        br#"{"choices":[],"usage":{"prompt_tokens":1}}"#,
+        &parse(br#"{"choices":[],"usage":{"prompt_tokens":1}}"#),
     );
     assert_eq!(t.text, "Hello there{\"a\":1}");
     let mut a = OutputText::default();
     a.push_event(
         Family::Anthropic,
-        br#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"Hi"}}"#,
+        &parse(br#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"Hi"}}"#),
     );
     assert_eq!(a.text, "Hi");
     let body = OutputText::of_response(
         Family::Anthropic,
-        br#"{"content":[{"type":"text","text":"one two"},{"type":"tool_use","input":{"x":1}}]}"#,
+        &parse(br#"{"content":[{"type":"text","text":"one two"},{"type":"tool_use","input":{"x":1}}]}"#),
     );
     assert_eq!(body.text, "one two{\"x\":1}");
     assert!(body.tokens("claude-sonnet-4-5") >= 3);
@@ -185,13 +193,14 @@ async fn long_texts_are_counted_off_the_request_workers() {
     let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": words}]});
     let raw = Bytes::from(serde_json::to_vec(&body).unwrap());
     assert!(raw.len() > BLOCKING_TOKENIZE);
-    let mut parsed = Some(body.clone());
-    let n = prompt_tokens(Family::OpenAi, &raw, &mut parsed).await;
+    let mut payload = Payload::new(raw);
+    payload.json().unwrap();
+    let n = prompt_tokens(Family::OpenAi, &mut payload).await;
     assert_eq!(
         n,
         BudgetEngine::estimate_prompt_tokens(Family::OpenAi, &body)
     );
-    assert_eq!(parsed.as_ref(), Some(&body), "the parsed request is kept");
+    assert_eq!(payload.parsed(), Some(&body), "the parsed request is kept");
 
     let mut out = OutputText::default();
     out.push(&words);

@@ -1,0 +1,141 @@
+//! The phases that read an answer's events without changing them: usage,
+//! the text for budgets, the text for a shadow comparison. They run first,
+//! on the provider's own API.
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::api::usage::{StreamUsage, Usage};
+use crate::api::{Event, Family};
+use crate::body::End;
+use crate::pipeline::budget::OutputText;
+use crate::pipeline::respond::{Phase, Tally};
+
+/// Most text kept from a stream for a shadow comparison.
+const MAX_CAPTURE: usize = 256 * 1024;
+
+// === UsageCapture ===
+
+/// Usage the provider reported, in its own API.
+pub(crate) struct UsageCapture {
+    api: Family,
+    usage: StreamUsage,
+}
+
+impl UsageCapture {
+    pub(crate) fn phase(api: Family) -> Box<dyn Phase> {
+        Box::new(UsageCapture {
+            api,
+            usage: StreamUsage::default(),
+        })
+    }
+}
+
+impl Phase for UsageCapture {
+    fn name(&self) -> &'static str {
+        "usage"
+    }
+
+    fn event(&mut self, ev: Event, tally: &mut Tally, out: &mut Vec<Event>) {
+        if ev.is_body() {
+            tally.usage = ev.json().and_then(|v| Usage::of_response(self.api, v));
+            tally.usage_complete = true;
+        } else {
+            self.usage.observe(self.api, &ev);
+            tally.usage = self.usage.get();
+            tally.usage_complete = self.usage.is_complete();
+        }
+        out.push(ev);
+    }
+}
+
+// === OutputCapture ===
+
+/// The text sent, for a budget estimate should usage be missing or the
+/// stream be cut: every event of a stream; a whole answer's only when it
+/// reported no usage.
+pub(crate) struct OutputCapture {
+    api: Family,
+    text: Option<OutputText>,
+}
+
+impl OutputCapture {
+    pub(crate) fn phase(api: Family, stream: bool) -> Box<dyn Phase> {
+        Box::new(OutputCapture {
+            api,
+            text: stream.then(OutputText::default),
+        })
+    }
+}
+
+impl Phase for OutputCapture {
+    fn name(&self) -> &'static str {
+        "output text"
+    }
+
+    fn event(&mut self, ev: Event, tally: &mut Tally, out: &mut Vec<Event>) {
+        if let Some(v) = ev.json() {
+            match self.text.as_mut() {
+                Some(text) => text.push_event(self.api, v),
+                None if ev.is_body() && tally.usage.is_none() => {
+                    self.text = Some(OutputText::of_response(self.api, v));
+                }
+                None => {}
+            }
+        }
+        out.push(ev);
+    }
+
+    fn end(&mut self, _end: End, tally: &mut Tally) {
+        tally.text = self.text.take();
+    }
+}
+
+// === ShadowCapture ===
+
+/// The primary's text for a shadow comparison: a whole answer's at once, a
+/// stream's when it ends.
+pub(crate) struct ShadowCapture {
+    api: Family,
+    tx: Option<oneshot::Sender<String>>,
+    text: String,
+}
+
+impl ShadowCapture {
+    pub(crate) fn phase((api, tx): (Family, oneshot::Sender<String>)) -> Box<dyn Phase> {
+        Box::new(ShadowCapture {
+            api,
+            tx: Some(tx),
+            text: String::new(),
+        })
+    }
+}
+
+impl Phase for ShadowCapture {
+    fn name(&self) -> &'static str {
+        "shadow capture"
+    }
+
+    fn event(&mut self, ev: Event, _tally: &mut Tally, out: &mut Vec<Event>) {
+        if ev.is_body() {
+            let text = crate::shadow::response_text(self.api, ev.json().unwrap_or(&Value::Null));
+            if let Some(tx) = self.tx.take() {
+                let _ = tx.send(text);
+            }
+        } else if self.text.len() < MAX_CAPTURE {
+            if let Some(t) = ev
+                .json()
+                .and_then(|v| crate::shadow::event_text(self.api, v))
+            {
+                self.text.push_str(t);
+            }
+        }
+        out.push(ev);
+    }
+
+    fn end(&mut self, _end: End, _tally: &mut Tally) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(std::mem::take(&mut self.text));
+        }
+    }
+}
