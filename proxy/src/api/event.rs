@@ -10,6 +10,7 @@
 use std::cell::OnceCell;
 
 use bytes::Bytes;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// What an event is part of, which decides how it is written.
@@ -37,6 +38,8 @@ pub struct Event {
     json: OnceCell<Option<Value>>,
     /// `json` no longer says what `data` says: a phase edited or built it.
     edited: bool,
+    /// OpenAI's usage-only chunk (noted by the usage phase).
+    usage_only: bool,
     /// The bytes the event goes out as, while they are known: as received,
     /// or as serialised since the last edit.
     bytes: Option<Bytes>,
@@ -58,6 +61,7 @@ impl Event {
             data: data.unwrap_or_default(),
             json: OnceCell::new(),
             edited: false,
+            usage_only: false,
             bytes: Some(raw),
         }
     }
@@ -70,6 +74,7 @@ impl Event {
             data: data.into(),
             json: OnceCell::new(),
             edited: false,
+            usage_only: false,
             bytes: None,
         }
     }
@@ -82,6 +87,7 @@ impl Event {
             data: Bytes::new(),
             json: OnceCell::from(Some(v)),
             edited: true,
+            usage_only: false,
             bytes: None,
         }
     }
@@ -94,6 +100,7 @@ impl Event {
             data: Bytes::from_static(b"[DONE]"),
             json: OnceCell::from(None),
             edited: false,
+            usage_only: false,
             bytes: Some(Bytes::from_static(b"data: [DONE]\n\n")),
         }
     }
@@ -106,6 +113,7 @@ impl Event {
             data: bytes.clone(),
             json: OnceCell::new(),
             edited: false,
+            usage_only: false,
             bytes: Some(bytes),
         }
     }
@@ -118,6 +126,7 @@ impl Event {
             data: Bytes::new(),
             json: OnceCell::from(Some(v)),
             edited: true,
+            usage_only: false,
             bytes: None,
         }
     }
@@ -147,6 +156,30 @@ impl Event {
     /// True for OpenAI's `[DONE]`, which is not JSON.
     pub fn is_done(&self) -> bool {
         !self.edited && self.data.trim_ascii() == b"[DONE]"
+    }
+
+    /// Reads the data as `T` without keeping a parse: from the JSON when
+    /// a phase parsed it already, otherwise straight from the bytes (no
+    /// `Value` tree), for a phase that is the only reader of the JSON.
+    pub(crate) fn read<T: DeserializeOwned>(&self) -> Option<T> {
+        if let Some(parsed) = self.json.get() {
+            return parsed.as_ref().and_then(|v| T::deserialize(v).ok());
+        }
+        if self.shape == Shape::Comment || self.data.is_empty() || self.is_done() {
+            return None;
+        }
+        count_parse();
+        serde_json::from_slice(&self.data).ok()
+    }
+
+    /// Marks OpenAI's usage-only chunk (the usage phase recognises it).
+    pub(crate) fn note_usage_only(&mut self) {
+        self.usage_only = true;
+    }
+
+    /// True for a chunk the usage phase marked as usage-only.
+    pub(crate) fn is_usage_only(&self) -> bool {
+        self.usage_only
     }
 
     /// The JSON, parsed on the first call; `None` when it is not JSON.

@@ -136,6 +136,17 @@ fn read_chunk(chunk: &Value) -> Option<(Option<OpenAiUsage>, bool)> {
     Some((usage, no_choices))
 }
 
+/// The two fields of an OpenAI chunk usage capture needs, read straight
+/// from its bytes; a field of the wrong type fails the read, as in
+/// [`read_chunk`].
+#[derive(Deserialize)]
+struct ChunkView {
+    #[serde(default)]
+    usage: Option<OpenAiUsage>,
+    #[serde(default)]
+    choices: Option<Vec<serde::de::IgnoredAny>>,
+}
+
 /// Collects usage from the events of a streamed response.
 #[derive(Debug, Default)]
 pub struct StreamUsage {
@@ -143,9 +154,20 @@ pub struct StreamUsage {
     /// The final figures arrived: OpenAI's usage chunk, Anthropic's
     /// `message_delta` (before it, `message_start` has the input only).
     complete: bool,
+    /// No other phase reads the events' JSON: OpenAI chunks are read for
+    /// their two fields alone rather than parsed whole.
+    alone: bool,
 }
 
 impl StreamUsage {
+    /// For a stream whose JSON nothing else reads (routing only).
+    pub(crate) fn alone() -> StreamUsage {
+        StreamUsage {
+            alone: true,
+            ..StreamUsage::default()
+        }
+    }
+
     /// Feeds one SSE event; true for OpenAI's final usage-only chunk
     /// (`choices` empty, `usage` set: what `stream_options.include_usage`
     /// adds). OpenAI events are read for their `usage` and `choices`;
@@ -155,7 +177,15 @@ impl StreamUsage {
     pub fn observe(&mut self, family: Family, ev: &Event) -> bool {
         match family {
             Family::OpenAi => {
-                let Some((usage, no_choices)) = ev.json().and_then(read_chunk) else {
+                let chunk = if self.alone {
+                    ev.read::<ChunkView>().map(|c| {
+                        let no_choices = c.choices.is_some_and(|c| c.is_empty());
+                        (c.usage, no_choices)
+                    })
+                } else {
+                    ev.json().and_then(read_chunk)
+                };
+                let Some((usage, no_choices)) = chunk else {
                     return false;
                 };
                 let usage_only = usage.is_some() && no_choices;
@@ -201,8 +231,13 @@ impl StreamUsage {
 mod tests {
     use super::*;
 
+    /// Whether a chunk is usage-only, read both ways (whole parse and the
+    /// two-field read), which must agree.
     fn usage_only(data: &'static [u8]) -> bool {
-        StreamUsage::default().observe(Family::OpenAi, &ev(None, data))
+        let shared = StreamUsage::default().observe(Family::OpenAi, &ev(None, data));
+        let alone = StreamUsage::alone().observe(Family::OpenAi, &ev(None, data));
+        assert_eq!(shared, alone, "{}", String::from_utf8_lossy(data));
+        shared
     }
 
     fn ev(name: Option<&str>, data: &'static [u8]) -> Event {
@@ -215,6 +250,7 @@ mod tests {
             &br#"{"choices":[],"usage":{"prompt_tokens":1}}"#[..],
             br#"{"usage": {"prompt_tokens": 1}, "id": "x", "choices": []}"#,
             b"{\n  \"choices\" : [ ],\n  \"usage\" : {}\n}",
+            br#"{"\u0075sage": {"prompt_tokens": 1}, "choices": []}"#,
         ] {
             assert!(usage_only(yes), "{}", String::from_utf8_lossy(yes));
         }
@@ -223,6 +259,8 @@ mod tests {
             br#"{"choices": [], "usage": null}"#,
             br#"{"choices": []}"#,
             br#"{"usage": {}}"#,
+            br#"{"choices": 3, "usage": {"prompt_tokens": 1}}"#,
+            br#"{"choices": [], "usage": {"prompt_tokens": "x"}}"#,
             b"[DONE]",
             b"not json",
         ] {

@@ -269,13 +269,20 @@ pub(crate) fn phases(a: Assembly) -> Vec<Box<dyn Phase>> {
     let events = a.has_events();
     let stream = a.shape == Some(cache::Shape::Stream);
     let api = a.api.filter(|_| events);
+    let translated = api.is_some_and(|api| api != a.app);
+    // Usage reads the events alone when no later phase needs their JSON.
+    let alone = !a.output_text
+        && a.shadow.is_none()
+        && !translated
+        && a.pii.is_none()
+        && a.cache.store.is_none();
     [
         UpstreamHead::phase(&a),
-        api.map(UsageCapture::phase),
+        api.map(|api| UsageCapture::phase(api, alone)),
         api.filter(|_| a.output_text)
             .map(|api| OutputCapture::phase(api, stream)),
         api.zip(a.shadow).map(ShadowCapture::phase),
-        StripUsageChunk::phase(stream && a.injected_usage),
+        StripUsageChunk::phase(api.is_some() && stream && a.injected_usage),
         api.and_then(|api| Translate::phase(a.app, api, stream, &a.model, a.include_usage)),
         a.pii
             .filter(|_| events)

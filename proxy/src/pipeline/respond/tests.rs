@@ -324,7 +324,17 @@ async fn with_nothing_to_change_the_buffers_that_arrived_go_out() {
             }
             _ => ResponseBody::raw(upstream(&reads), None, Box::new(chain)),
         };
+        let before = parses();
         let got = collect(body).await;
+        if shape == cache::Shape::Stream {
+            // Usage alone reads each chunk's two fields: one read per
+            // JSON event (not [DONE]), no tree kept.
+            let json_events = reads
+                .iter()
+                .filter(|r| !r.starts_with(b"data: [DONE]"))
+                .count();
+            assert_eq!(parses() - before, json_events, "one read per event");
+        }
         assert_eq!(got.len(), reads.len(), "{shape:?}");
         for (g, r) in got.iter().zip(&reads) {
             assert_eq!(g.as_ptr(), r.as_ptr(), "{shape:?}: the very buffer");

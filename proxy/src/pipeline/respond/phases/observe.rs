@@ -16,18 +16,23 @@ const MAX_CAPTURE: usize = 256 * 1024;
 
 // === UsageCapture ===
 
-/// Usage the provider reported, in its own API.
+/// Usage the provider reported, in its own API; it marks OpenAI's
+/// usage-only chunk for the strip phase.
 pub(crate) struct UsageCapture {
     api: Family,
     usage: StreamUsage,
 }
 
 impl UsageCapture {
-    pub(crate) fn phase(api: Family) -> Box<dyn Phase> {
-        Box::new(UsageCapture {
-            api,
-            usage: StreamUsage::default(),
-        })
+    /// `alone`: no later phase reads the events' JSON, so chunks are read
+    /// for their usage fields only instead of parsed whole.
+    pub(crate) fn phase(api: Family, alone: bool) -> Box<dyn Phase> {
+        let usage = if alone {
+            StreamUsage::alone()
+        } else {
+            StreamUsage::default()
+        };
+        Box::new(UsageCapture { api, usage })
     }
 }
 
@@ -36,12 +41,14 @@ impl Phase for UsageCapture {
         "usage"
     }
 
-    fn event(&mut self, ev: Event, tally: &mut Tally, out: &mut Vec<Event>) {
+    fn event(&mut self, mut ev: Event, tally: &mut Tally, out: &mut Vec<Event>) {
         if ev.is_body() {
             tally.usage = ev.json().and_then(|v| Usage::of_response(self.api, v));
             tally.usage_complete = true;
         } else {
-            self.usage.observe(self.api, &ev);
+            if self.usage.observe(self.api, &ev) {
+                ev.note_usage_only();
+            }
             tally.usage = self.usage.get();
             tally.usage_complete = self.usage.is_complete();
         }

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use crate::api::translate::{self, StreamTranslator};
-use crate::api::usage::usage_only;
 use crate::api::{Event, Family};
 use crate::metrics::Metrics;
 use crate::pii::stream::StreamFilter;
@@ -14,7 +13,8 @@ use crate::pipeline::respond::{Phase, Tally};
 // === StripUsageChunk ===
 
 /// Drops OpenAI's usage-only chunk, which the proxy asked for on the app's
-/// behalf (decided on the event's JSON, whatever its formatting).
+/// behalf (the usage phase before it marks the chunk, from its JSON,
+/// whatever its formatting).
 pub(crate) struct StripUsageChunk;
 
 impl StripUsageChunk {
@@ -29,7 +29,7 @@ impl Phase for StripUsageChunk {
     }
 
     fn event(&mut self, ev: Event, _tally: &mut Tally, out: &mut Vec<Event>) {
-        if !ev.json().is_some_and(usage_only) {
+        if !ev.is_usage_only() {
             out.push(ev);
         }
     }
