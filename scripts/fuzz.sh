@@ -90,6 +90,8 @@ for t in "${TARGETS[@]}"; do
   log="$ROOT/target/fuzz/$t.log"
   echo "==> fuzz $t (${limit[*]})"
   timing="$ROOT/target/fuzz/$t.time"
+  start="$ROOT/target/fuzz/$t.start"
+  : >"$start"  # findings not older than this are this run's
   result=ok
   { time "${FUZZ[@]}" "$t" "${dirs[@]}" -- "${limit[@]}" \
       -artifact_prefix="$artifacts" -dict=proxy/fuzz/fuzz.dict -print_final_stats=1 >"$log" 2>&1; } 2>"$timing" \
@@ -108,7 +110,7 @@ for t in "${TARGETS[@]}"; do
     # The finding itself, so it can be replayed from CI's log alone:
     #   echo BASE64 | base64 -d > f && cargo +nightly fuzz run ... TARGET f
     for f in "$artifacts"*; do
-      [[ -f "$f" ]] || continue
+      [[ -f "$f" && ! "$f" -ot "$start" ]] || continue
       echo "    finding $(basename "$f") ($(stat -c %s "$f") bytes), base64:"
       head -c 16384 "$f" | base64 -w 0 | sed 's/^/    /'
       echo

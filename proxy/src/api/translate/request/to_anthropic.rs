@@ -228,26 +228,33 @@ fn openai_messages(messages: &[Value]) -> Result<(Option<String>, Vec<Value>)> {
 }
 
 /// Appends a message's blocks to the turn of the message before it (the
-/// Messages API takes one turn per role). Consecutive assistant messages'
-/// texts become one text block, a blank line between: the blocks of one
-/// assistant turn are read back as one text (see `anthropic_message`).
+/// Messages API takes one turn per role). An assistant turn keeps the
+/// shape one OpenAI message gives it, its text first as one block (the
+/// texts of consecutive messages joined by a blank line) and then the tool
+/// calls in order, so it reads back as the one OpenAI message it becomes
+/// (see `anthropic_message`).
 fn extend_turn(turn: &mut Vec<Value>, blocks: Vec<Value>, assistant: bool) {
-    let mut blocks = blocks.into_iter().peekable();
-    if assistant {
-        let last_text = turn.last_mut().filter(|b| b["type"] == "text");
-        if let (Some(last), Some(first)) = (last_text, blocks.peek()) {
-            if first["type"] == "text" {
+    if !assistant {
+        turn.extend(blocks);
+        return;
+    }
+    for b in blocks {
+        if b["type"] != "text" {
+            turn.push(b);
+            continue;
+        }
+        match turn.first_mut().filter(|t| t["type"] == "text") {
+            Some(first) => {
                 let joined = format!(
                     "{}\n\n{}",
-                    last["text"].as_str().unwrap_or_default(),
-                    first["text"].as_str().unwrap_or_default()
+                    first["text"].as_str().unwrap_or_default(),
+                    b["text"].as_str().unwrap_or_default()
                 );
-                last["text"] = Value::String(joined);
-                blocks.next();
+                first["text"] = Value::String(joined);
             }
+            None => turn.insert(0, b),
         }
     }
-    turn.extend(blocks);
 }
 
 /// The ids of an OpenAI assistant message's tool calls.

@@ -102,4 +102,18 @@ fn consecutive_assistant_turns_become_one_message() {
     assert_eq!(a["messages"][1]["content"], "Let me look.\n\nFound it.");
     let back = anthropic_to_openai_request(&a, "g").unwrap();
     assert_eq!(back["messages"][1]["content"], "Let me look.\n\nFound it.");
+    // A text after a tool call in the next message comes first in the
+    // turn, as one OpenAI message (text, then calls) would give it.
+    let openai = json!({"messages": [{"role": "user", "content": "go"},
+        {"role": "assistant", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "assistant", "content": "Also this."}]});
+    let a = openai_to_anthropic_request(&openai, "c", &D).unwrap();
+    let kinds: Vec<_> = a["messages"][1]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["text", "tool_use"]);
 }
