@@ -59,7 +59,7 @@ use crate::pii;
 use crate::routing::rules::{self, Features};
 use crate::routing::{Lookup, Plan, Table};
 use crate::state::{Runtime, Shared};
-use crate::upstream::{build_request, Outgoing};
+use crate::upstream::{build_request, Outgoing, UpstreamError};
 use exchange::Exchange;
 use respond::{respond, Answer, Body, CacheOutcome, Context, Reply};
 use settle::Settle;
@@ -125,7 +125,8 @@ async fn forward(
         endpoint.operation,
         Operation::ListModels | Operation::GetModel
     ) {
-        return local::models(rt, endpoint.family, req.uri().path(), &request_id).map(Reply::Own);
+        let listed = local::models(rt, endpoint.family, req.uri().path(), &request_id)?;
+        return Ok(Reply::Own(listed));
     }
     let started = tokio::time::Instant::now();
 
@@ -294,10 +295,11 @@ async fn forward_other(
     let resp =
         match tokio::time::timeout(timeout, rt.client.send(&provider.name, upstream_req)).await {
             Err(_) => {
-                return Err(ProxyError::UpstreamTimeout {
+                return Err(UpstreamError::Timeout {
                     provider: provider.name.clone(),
                     timeout,
-                })
+                }
+                .into())
             }
             Ok(r) => r?,
         };

@@ -19,14 +19,15 @@ use serde_json::Value;
 use tokio::sync::{oneshot, Semaphore};
 use tollgate_config::Shadow;
 
-use crate::api::request::Payload;
+use crate::api::request::{ParseError, Payload};
 use crate::api::usage::Usage;
 use crate::api::{Family, Operation};
 use crate::budget::{AdmitRequest, BudgetEngine};
+use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::pipeline::prepare::{body_for, TargetSpec};
 use crate::state::Runtime;
-use crate::upstream::{build_request, Outgoing};
+use crate::upstream::{build_request, Outgoing, UpstreamError};
 
 /// Bounds concurrent mirrors per route; survives reloads.
 #[derive(Default)]
@@ -46,8 +47,11 @@ impl Mirrors {
 /// Why a mirror was not completed.
 #[derive(Debug, thiserror::Error)]
 enum ShadowSkip {
+    /// The shadow target's body could not be built.
     #[error(transparent)]
-    Proxy(#[from] crate::error::ProxyError),
+    Proxy(#[from] ProxyError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
     /// `countAgainstBudget` and the budget had no room.
     #[error("budget exhausted")]
     Budget,
@@ -57,6 +61,7 @@ impl ShadowSkip {
     fn metric_label(&self) -> &'static str {
         match self {
             ShadowSkip::Proxy(e) => e.metric_label(),
+            ShadowSkip::Upstream(e) => e.metric_label(),
             ShadowSkip::Budget => "budget_refused",
         }
     }
@@ -121,7 +126,7 @@ async fn run(m: Mirror) {
             &m.requested_model,
             &spec,
         )?)
-        .map_err(|e| crate::error::ProxyError::MalformedJson(e.to_string()))?;
+        .map_err(|e| ProxyError::from(ParseError::Malformed(e.to_string())))?;
         // Always a whole answer: simpler to compare, no stream to hold open.
         if let Some(o) = body.as_object_mut() {
             o.insert("stream".into(), Value::Bool(false));
@@ -173,7 +178,7 @@ async fn run(m: Mirror) {
         let timeout = m.rt.config.routing.defaults.timeouts.total;
         let resp = tokio::time::timeout(timeout, m.rt.client.send(&provider.name, req))
             .await
-            .map_err(|_| crate::error::ProxyError::UpstreamTimeout {
+            .map_err(|_| UpstreamError::Timeout {
                 provider: provider.name.clone(),
                 timeout,
             })??;

@@ -7,6 +7,7 @@ use serde_json::Value;
 use tollgate_config::{ProviderType, Shaping};
 
 use crate::api::request::Payload;
+use crate::api::translate::TranslateError;
 use crate::api::{Family, Operation};
 use crate::error::ProxyError;
 
@@ -89,24 +90,24 @@ fn translate(
     op: Operation,
     v: &Value,
     t: &TargetSpec<'_>,
-) -> Result<Value, ProxyError> {
+) -> Result<Value, TranslateError> {
     use crate::api::translate as tr;
     match (app, op, t.family) {
-        (Family::OpenAi, Operation::ChatCompletions, Family::Anthropic) => tr::openai_to_anthropic_request(
-            v,
-            t.model,
-            &tr::Defaults {
-                max_tokens: DEFAULT_TRANSLATED_MAX_TOKENS,
-            },
-        )
-        .map_err(|e| ProxyError::InvalidField(e.to_string())),
-        (Family::Anthropic, Operation::Messages, Family::OpenAi) => {
-            tr::anthropic_to_openai_request(v, t.model).map_err(|e| ProxyError::InvalidField(e.to_string()))
+        (Family::OpenAi, Operation::ChatCompletions, Family::Anthropic) => {
+            tr::openai_to_anthropic_request(
+                v,
+                t.model,
+                &tr::Defaults {
+                    max_tokens: DEFAULT_TRANSLATED_MAX_TOKENS,
+                },
+            )
         }
-        _ => Err(ProxyError::InvalidField(format!(
-            "{} requests cannot be sent to a provider of the other API; only chat completions and messages are translated",
-            op.otel_name()
-        ))),
+        (Family::Anthropic, Operation::Messages, Family::OpenAi) => {
+            tr::anthropic_to_openai_request(v, t.model)
+        }
+        _ => Err(TranslateError::Operation {
+            operation: op.otel_name(),
+        }),
     }
 }
 

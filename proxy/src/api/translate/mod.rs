@@ -75,6 +75,10 @@ pub enum TranslateError {
     Unsupported { field: String, reason: String },
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
+    /// Only chat completions and messages have a counterpart in the other
+    /// API.
+    #[error("{operation} requests cannot be sent to a provider of the other API; only chat completions and messages are translated")]
+    Operation { operation: &'static str },
 }
 
 impl TranslateError {

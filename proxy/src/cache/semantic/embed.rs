@@ -13,8 +13,7 @@ use tollgate_config::Provider;
 use super::provider::ProviderEmbedder;
 use crate::cache::CacheError;
 use crate::credentials::Credential;
-use crate::error::ProxyError;
-use crate::upstream::Client;
+use crate::upstream::{Client, UpstreamError};
 
 /// What a provider embedder sends with: the runtime's providers, their
 /// credentials and the pooled client.
@@ -30,7 +29,7 @@ pub enum EmbedError {
     #[error("no embedding within {0:?}")]
     Timeout(Duration),
     #[error("{0}")]
-    Upstream(#[from] ProxyError),
+    Upstream(#[from] UpstreamError),
     #[error("the provider answered {status}: {body}")]
     Status { status: u16, body: String },
     #[error("unexpected embeddings answer: {0}")]
