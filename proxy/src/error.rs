@@ -28,7 +28,7 @@ use crate::upstream::UpstreamError;
 
 /// The closing event, in `app`'s API, of a stream that cannot continue, so
 /// SDKs raise instead of waiting.
-pub fn stream_error_event(app: Family, message: &str) -> Bytes {
+pub(crate) fn stream_error_event(app: Family, message: &str) -> Bytes {
     let text = match app {
         Family::OpenAi => format!(
             "data: {}\n\n",
@@ -203,7 +203,7 @@ impl ProxyError {
     }
 
     /// Renders the error in the shape of the API the app called.
-    pub fn into_response(&self, family: Family, request_id: &str) -> Response<ResponseBody> {
+    pub fn to_response(&self, family: Family, request_id: &str) -> Response<ResponseBody> {
         let message = self.to_string();
         let body = match family {
             Family::OpenAi => json!({
@@ -261,7 +261,7 @@ mod tests {
     #[tokio::test]
     async fn openai_shape() {
         let e = ProxyError::from(UnknownModel::not_served("gpt-9", Vec::new()));
-        let resp = e.into_response(Family::OpenAi, "req-1");
+        let resp = e.to_response(Family::OpenAi, "req-1");
         assert_eq!(resp.status(), 404);
         assert_eq!(resp.headers()["x-request-id"], "req-1");
         let v = body_json(resp).await;
@@ -282,7 +282,7 @@ mod tests {
                 HeaderValue::from_static("0.000000"),
             )],
         };
-        let resp = e.into_response(Family::OpenAi, "r");
+        let resp = e.to_response(Family::OpenAi, "r");
         assert_eq!(resp.status(), 429);
         assert_eq!(resp.headers()["retry-after"], "3");
         assert_eq!(
@@ -305,7 +305,7 @@ mod tests {
             },
             headers: Vec::new(),
         };
-        let resp = e.into_response(Family::Anthropic, "r");
+        let resp = e.to_response(Family::Anthropic, "r");
         assert_eq!(resp.status(), 429);
         assert_eq!(resp.headers()["retry-after"], "1");
         let v = body_json(resp).await;
@@ -317,7 +317,7 @@ mod tests {
             },
             headers: Vec::new(),
         };
-        let resp = e.into_response(Family::OpenAi, "r");
+        let resp = e.to_response(Family::OpenAi, "r");
         assert_eq!(resp.status(), 503);
         assert_eq!(resp.headers()["retry-after"], "1");
         assert_eq!(
@@ -444,7 +444,7 @@ mod tests {
 
     #[tokio::test]
     async fn anthropic_shape_and_retry_after() {
-        let resp = ProxyError::Overloaded { limit: 4 }.into_response(Family::Anthropic, "r");
+        let resp = ProxyError::Overloaded { limit: 4 }.to_response(Family::Anthropic, "r");
         assert_eq!(resp.status(), 503);
         assert_eq!(resp.headers()["retry-after"], "1");
         let v = body_json(resp).await;

@@ -32,14 +32,14 @@
 //!
 //! Errors at any step become a provider-shaped response in `error`.
 
-pub mod attempt;
-pub mod budget;
-pub mod cache;
+pub(crate) mod attempt;
+pub(crate) mod budget;
+pub(crate) mod cache;
 pub(crate) mod exchange;
-pub mod local;
+pub(crate) mod local;
 pub mod prepare;
-pub mod respond;
-pub mod settle;
+pub(crate) mod respond;
+pub(crate) mod settle;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -65,7 +65,7 @@ use respond::{respond, Answer, Body, CacheOutcome, Context, Reply};
 use settle::Settle;
 
 /// Handles one request from an app.
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ResponseBody> {
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ResponseBody> {
     let started = Instant::now();
     let request_id = request_id(&req);
     let anthropic_hint =

@@ -68,7 +68,7 @@ impl ShadowSkip {
 }
 
 /// Everything a mirror needs, owned (it outlives the request).
-pub struct Mirror {
+pub(crate) struct Mirror {
     pub rt: Arc<Runtime>,
     pub metrics: Arc<Metrics>,
     pub route: String,
@@ -85,13 +85,13 @@ pub struct Mirror {
 }
 
 /// True for the share of requests that should be mirrored.
-pub fn sampled(shadow: &Shadow) -> bool {
+pub(crate) fn sampled(shadow: &Shadow) -> bool {
     shadow.share >= 1.0 || rand::rng().random_bool(shadow.share)
 }
 
 /// Starts a mirror in the background, or drops it if the route's mirrors
 /// are all busy.
-pub fn spawn(mirrors: &Mirrors, m: Mirror) {
+pub(crate) fn spawn(mirrors: &Mirrors, m: Mirror) {
     let slots = mirrors.slots(&m.route, m.shadow.queue_size);
     let Ok(permit) = slots.try_acquire_owned() else {
         m.metrics
@@ -258,7 +258,7 @@ async fn run(m: Mirror) {
 }
 
 /// The assistant text of a complete response in either API.
-pub fn response_text(family: Family, v: &Value) -> String {
+pub(crate) fn response_text(family: Family, v: &Value) -> String {
     match family {
         Family::OpenAi => v
             .pointer("/choices/0/message/content")
@@ -280,7 +280,7 @@ pub fn response_text(family: Family, v: &Value) -> String {
 }
 
 /// The text in one stream event of either API (a content delta), if any.
-pub fn event_text(family: Family, v: &Value) -> Option<&str> {
+pub(crate) fn event_text(family: Family, v: &Value) -> Option<&str> {
     let t = match family {
         Family::OpenAi => v.pointer("/choices/0/delta/content"),
         Family::Anthropic => v.pointer("/delta/text"),
@@ -296,7 +296,7 @@ fn tokens(text: &str) -> Vec<String> {
 }
 
 /// (normalized exact match, token-overlap F1 in [0, 1]).
-pub fn agreement(a: &str, b: &str) -> (bool, f64) {
+pub(crate) fn agreement(a: &str, b: &str) -> (bool, f64) {
     let (ta, tb) = (tokens(a), tokens(b));
     if ta.is_empty() && tb.is_empty() {
         return (true, 1.0);

@@ -8,7 +8,7 @@
 
 mod error;
 
-pub use error::UpstreamError;
+pub(crate) use error::UpstreamError;
 
 use std::io::BufReader;
 use std::sync::Arc;
@@ -152,7 +152,7 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 /// Removes hop-by-hop headers, including those named by `Connection`.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -171,7 +171,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 const AUTH_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key"];
 
 /// Everything needed to build one upstream request.
-pub struct Outgoing<'a> {
+pub(crate) struct Outgoing<'a> {
     pub provider: &'a Provider,
     pub credential: Option<&'a Credential>,
     pub operation: Operation,
@@ -185,7 +185,7 @@ pub struct Outgoing<'a> {
 }
 
 /// Builds the upstream request from the app's headers.
-pub fn build_request(
+pub(crate) fn build_request(
     out: Outgoing<'_>,
     mut headers: HeaderMap,
 ) -> Result<Request<Full<Bytes>>, UpstreamError> {
@@ -261,7 +261,7 @@ pub fn build_request(
 /// OpenAI-style base URLs already end in the version (`.../v1`), so the
 /// app's `/v1` is dropped; Anthropic's do not; Azure puts the model (its
 /// deployment name) in the path and the API version in the query.
-pub fn upstream_uri(
+pub(crate) fn upstream_uri(
     p: &Provider,
     op: Operation,
     path: &str,

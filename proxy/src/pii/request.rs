@@ -24,7 +24,7 @@ use crate::api::{Family, Operation};
 
 /// Who wrote a text, which decides the guard's view of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     System,
     User,
     Assistant,
@@ -76,7 +76,7 @@ pub fn filter_request(
 /// string of a JSON body except `data:` URLs, as user input. Pseudonymize
 /// masks here (the answer is not read, so nothing could be restored).
 /// Bodies that are not JSON (file uploads, audio) pass unscanned.
-pub fn filter_other(
+pub(crate) fn filter_other(
     engine: &Engine,
     headers: &http::HeaderMap,
     raw: &Bytes,
@@ -211,7 +211,7 @@ fn guard_source(s: Source) -> Option<GuardSource> {
 }
 
 /// Calls `f` on every text of a request.
-pub fn visit(
+pub(crate) fn visit(
     family: Family,
     op: Operation,
     v: &mut Value,

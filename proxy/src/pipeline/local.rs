@@ -12,7 +12,7 @@ use crate::state::Runtime;
 
 /// `GET /v1/models` and `GET /v1/models/{id}` in the shape of the app's API
 /// (Anthropic's when the request carries Anthropic headers).
-pub fn models(
+pub(crate) fn models(
     rt: &Runtime,
     family: Family,
     path: &str,

@@ -13,7 +13,7 @@ use crate::error::ProxyError;
 
 /// Largest `max_tokens` sent to Anthropic when an OpenAI app gave none and
 /// no shaping sets a default (Anthropic requires the field).
-pub const DEFAULT_TRANSLATED_MAX_TOKENS: u64 = 4096;
+pub(crate) const DEFAULT_TRANSLATED_MAX_TOKENS: u64 = 4096;
 
 /// What the target needs.
 pub struct TargetSpec<'a> {
@@ -37,7 +37,7 @@ impl TargetSpec<'_> {
 }
 
 /// True when the app itself asked for the usage chunk of a stream.
-pub fn app_wants_stream_usage(body: &Payload) -> bool {
+pub(crate) fn app_wants_stream_usage(body: &Payload) -> bool {
     body.json()
         .ok()
         .and_then(|v| v.pointer("/stream_options/include_usage"))
@@ -112,7 +112,7 @@ fn translate(
 }
 
 /// Applies shaping to a request in the target's API.
-pub fn shape(v: &mut Value, s: &Shaping, family: Family, kind: ProviderType) {
+pub(crate) fn shape(v: &mut Value, s: &Shaping, family: Family, kind: ProviderType) {
     let Some(obj) = v.as_object_mut() else { return };
     for key in &s.strip {
         obj.remove(key);

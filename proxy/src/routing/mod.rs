@@ -7,13 +7,13 @@
 //! attempt loop lives in `pipeline::attempt`.
 
 pub mod balance;
-pub mod breaker;
-pub mod retry;
+pub(crate) mod breaker;
+pub(crate) mod retry;
 pub mod rules;
 pub mod targets;
 mod unknown;
 
-pub use unknown::UnknownModel;
+pub(crate) use unknown::UnknownModel;
 
 use std::borrow::Cow;
 use std::collections::HashMap;

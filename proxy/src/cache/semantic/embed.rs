@@ -51,7 +51,7 @@ impl EmbedError {
 }
 
 /// One configured embedder.
-pub enum Embedder {
+pub(crate) enum Embedder {
     Provider(ProviderEmbedder),
     #[cfg(feature = "local-embeddings")]
     Local(Arc<super::local::LocalEmbedder>),
@@ -59,7 +59,7 @@ pub enum Embedder {
 
 impl Embedder {
     /// Unit vectors for `texts`, in order.
-    pub async fn embed(
+    pub(crate) async fn embed(
         &self,
         up: &Upstream<'_>,
         texts: &[&str],
@@ -114,7 +114,7 @@ pub async fn local(
 
 /// Without the `local-embeddings` feature a local embedder is refused.
 #[cfg(not(feature = "local-embeddings"))]
-pub async fn local(
+pub(crate) async fn local(
     name: &str,
     _path: &Path,
     _max_tokens: usize,
