@@ -82,7 +82,7 @@ impl Embedder {
 /// The local model in `path`: the previous runtime's when it has the same
 /// folder and token limit, else loaded now (off the async threads).
 #[cfg(feature = "local-embeddings")]
-pub async fn local(
+pub(crate) async fn local(
     name: &str,
     path: &Path,
     max_tokens: usize,
