@@ -7,6 +7,11 @@
 //! iterate over carry `maxItems` / `maxLength`, so the API server's cost
 //! estimate for the rules stays within its budget.
 
+// Every type here is public (re-exported below). `KubeSchema`'s derive
+// copies each struct, `pub` included, into a scope of its own, which
+// `unreachable_pub` then reports; the copies are not ours to restrict.
+#![allow(unreachable_pub)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;

@@ -32,13 +32,13 @@ use tokio::time::{Instant, Sleep};
 use crate::api::sse::{self, EventSplitter};
 use crate::api::Event;
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// An upstream body, boxed: hyper's, or any body in tests.
-pub type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
+pub(crate) type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// Boxes a body as an [`UpstreamBody`].
-pub fn upstream_body<B>(body: B) -> UpstreamBody
+pub(crate) fn upstream_body<B>(body: B) -> UpstreamBody
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -360,7 +360,7 @@ impl Drop for ResponseBody {
 }
 
 /// An upstream body read up to a limit.
-pub enum Read {
+pub(crate) enum Read {
     Whole(Bytes),
     /// The first bytes past the limit; the rest is still in the body.
     Prefix(Bytes),
@@ -368,7 +368,7 @@ pub enum Read {
 
 /// Reads `body` to its end, or until more than `limit` bytes have arrived.
 /// Trailers are dropped, as when collecting a body.
-pub async fn read_up_to<B>(body: &mut B, limit: u64) -> Result<Read, B::Error>
+pub(crate) async fn read_up_to<B>(body: &mut B, limit: u64) -> Result<Read, B::Error>
 where
     B: Body<Data = Bytes> + Unpin,
 {

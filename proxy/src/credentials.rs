@@ -43,7 +43,7 @@ impl Secret {
 }
 
 /// The current state of one provider's key.
-pub type KeyState = Result<Secret, String>;
+pub(crate) type KeyState = Result<Secret, String>;
 
 /// One provider's key and where it comes from.
 pub struct Credential {

@@ -6,20 +6,29 @@
 //! headers such as `Retry-After`; and, for a stream that fails after it has
 //! started, the closing error event ([`stream_error_event`]). Messages never
 //! contain request content, credentials or PII.
-
-use std::time::Duration;
+//!
+//! The layers below return their own errors (the request parser's
+//! [`ParseError`], translation's [`TranslateError`], routing's
+//! [`UnknownModel`], the client's [`UpstreamError`], budget refusals, the
+//! PII policy's [`PiiError`]); they arrive here through `From`, and only
+//! this module decides their status, code and headers.
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use serde_json::json;
 
+use crate::api::request::ParseError;
+use crate::api::translate::TranslateError;
 use crate::api::Family;
 use crate::body::ResponseBody;
 use crate::budget::Refusal;
+use crate::pii::PiiError;
+use crate::routing::UnknownModel;
+use crate::upstream::UpstreamError;
 
 /// The closing event, in `app`'s API, of a stream that cannot continue, so
 /// SDKs raise instead of waiting.
-pub fn stream_error_event(app: Family, message: &str) -> Bytes {
+pub(crate) fn stream_error_event(app: Family, message: &str) -> Bytes {
     let text = match app {
         Family::OpenAi => format!(
             "data: {}\n\n",
@@ -40,14 +49,15 @@ pub enum ProxyError {
     BodyTooLarge { limit: u64 },
     #[error("could not read the request body: {0}")]
     BodyRead(String),
-    #[error("request body is not valid JSON: {0}")]
-    MalformedJson(String),
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// The request cannot be expressed in the target's API.
     #[error("invalid request: {0}")]
-    InvalidField(String),
+    Translate(#[from] TranslateError),
     #[error("you must provide a model parameter")]
     MissingModel,
-    #[error("{message}")]
-    UnknownModel { model: String, message: String },
+    #[error(transparent)]
+    UnknownModel(#[from] UnknownModel),
     #[error("the proxy is at its limit of {limit} concurrent requests; retry shortly")]
     Overloaded { limit: usize },
     #[error("every target of route `{route}` is ejected by its circuit breaker; retry shortly")]
@@ -58,14 +68,8 @@ pub enum ProxyError {
     MethodNotAllowed { method: String, path: String },
     #[error("{path} is not handled by this proxy and forwarding of other /v1 paths is {why}")]
     PathRejected { path: String, why: &'static str },
-    #[error("credentials for provider `{provider}` are not available ({reason})")]
-    CredentialsUnavailable { provider: String, reason: String },
-    #[error("could not reach provider `{provider}`: {reason}")]
-    UpstreamConnect { provider: String, reason: String },
-    #[error("provider `{provider}` did not respond within {}s", timeout.as_secs_f64())]
-    UpstreamTimeout { provider: String, timeout: Duration },
-    #[error("provider `{provider}` sent an invalid response: {reason}")]
-    UpstreamProtocol { provider: String, reason: String },
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
     /// Budget admission refused the request; `headers` tell the app where
     /// it stands (`x-tollgate-budget-remaining-*`, `x-ratelimit-*`).
     #[error("{refusal}")]
@@ -76,7 +80,7 @@ pub enum ProxyError {
     /// The PII policy or the prompt guard refused the request; the message
     /// names entity types or rules, never values.
     #[error(transparent)]
-    Pii(#[from] crate::pii::PiiError),
+    Pii(#[from] PiiError),
 }
 
 impl ProxyError {
@@ -84,16 +88,18 @@ impl ProxyError {
         use ProxyError::*;
         match self {
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            BodyRead(_) | MalformedJson(_) | InvalidField(_) | MissingModel => {
-                StatusCode::BAD_REQUEST
-            }
-            UnknownModel { .. } | NotFound { .. } | PathRejected { .. } => StatusCode::NOT_FOUND,
+            BodyRead(_) | Parse(_) | Translate(_) | MissingModel => StatusCode::BAD_REQUEST,
+            UnknownModel(_) | NotFound { .. } | PathRejected { .. } => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Overloaded { .. } | CredentialsUnavailable { .. } | AllTargetsEjected { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            UpstreamConnect { .. } | UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
-            UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Overloaded { .. } | AllTargetsEjected { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Upstream(e) => match e {
+                UpstreamError::CredentialsUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                UpstreamError::Connect { .. } | UpstreamError::Protocol { .. } => {
+                    StatusCode::BAD_GATEWAY
+                }
+                UpstreamError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+                UpstreamError::Uri(_) => StatusCode::BAD_REQUEST,
+            },
             Budget { refusal, .. } => refusal.status(),
             Pii(_) => StatusCode::BAD_REQUEST,
         }
@@ -105,19 +111,16 @@ impl ProxyError {
         match self {
             BodyTooLarge { .. } => "body_too_large",
             BodyRead(_) => "body_read",
-            MalformedJson(_) => "malformed_json",
-            InvalidField(_) => "invalid_field",
+            Parse(e) => e.metric_label(),
+            Translate(_) => "invalid_field",
             MissingModel => "missing_model",
-            UnknownModel { .. } => "unknown_model",
+            UnknownModel(_) => "unknown_model",
             Overloaded { .. } => "overloaded",
             AllTargetsEjected { .. } => "all_targets_ejected",
             NotFound { .. } => "not_found",
             MethodNotAllowed { .. } => "method_not_allowed",
             PathRejected { .. } => "path_rejected",
-            CredentialsUnavailable { .. } => "credentials_unavailable",
-            UpstreamConnect { .. } => "upstream_connect",
-            UpstreamTimeout { .. } => "upstream_timeout",
-            UpstreamProtocol { .. } => "upstream_protocol",
+            Upstream(e) => e.metric_label(),
             Budget { refusal, .. } => refusal.metric_label(),
             Pii(e) => e.metric_label(),
         }
@@ -128,19 +131,24 @@ impl ProxyError {
         use ProxyError::*;
         Some(match self {
             BodyTooLarge { .. } => "request_too_large",
-            MalformedJson(_) => "invalid_json",
+            Parse(ParseError::Malformed(_)) => "invalid_json",
             MissingModel => "missing_model",
-            UnknownModel { .. } => "model_not_found",
+            UnknownModel(_) => "model_not_found",
             Overloaded { .. } => "overloaded",
             AllTargetsEjected { .. } => "all_targets_ejected",
             NotFound { .. } | PathRejected { .. } => "unknown_url",
-            CredentialsUnavailable { .. } => "credentials_unavailable",
-            UpstreamConnect { .. } => "upstream_unreachable",
-            UpstreamTimeout { .. } => "upstream_timeout",
-            UpstreamProtocol { .. } => "upstream_invalid_response",
+            Upstream(e) => match e {
+                UpstreamError::CredentialsUnavailable { .. } => "credentials_unavailable",
+                UpstreamError::Connect { .. } => "upstream_unreachable",
+                UpstreamError::Timeout { .. } => "upstream_timeout",
+                UpstreamError::Protocol { .. } => "upstream_invalid_response",
+                UpstreamError::Uri(_) => return None,
+            },
             Budget { refusal, .. } => refusal.code(),
             Pii(e) => e.metric_label(),
-            BodyRead(_) | InvalidField(_) | MethodNotAllowed { .. } => return None,
+            BodyRead(_) | Parse(ParseError::Field(_)) | Translate(_) | MethodNotAllowed { .. } => {
+                return None
+            }
         })
     }
 
@@ -180,7 +188,7 @@ impl ProxyError {
 
     fn param(&self) -> Option<&'static str> {
         match self {
-            ProxyError::MissingModel | ProxyError::UnknownModel { .. } => Some("model"),
+            ProxyError::MissingModel | ProxyError::UnknownModel(_) => Some("model"),
             _ => None,
         }
     }
@@ -188,14 +196,14 @@ impl ProxyError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             ProxyError::Overloaded { .. } | ProxyError::AllTargetsEjected { .. } => Some(1),
-            ProxyError::CredentialsUnavailable { .. } => Some(5),
+            ProxyError::Upstream(UpstreamError::CredentialsUnavailable { .. }) => Some(5),
             ProxyError::Budget { refusal, .. } => refusal.retry_after_secs(),
             _ => None,
         }
     }
 
     /// Renders the error in the shape of the API the app called.
-    pub fn into_response(&self, family: Family, request_id: &str) -> Response<ResponseBody> {
+    pub fn to_response(&self, family: Family, request_id: &str) -> Response<ResponseBody> {
         let message = self.to_string();
         let body = match family {
             Family::OpenAi => json!({
@@ -240,6 +248,8 @@ impl ProxyError {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use http_body_util::BodyExt;
 
@@ -250,11 +260,8 @@ mod tests {
 
     #[tokio::test]
     async fn openai_shape() {
-        let e = ProxyError::UnknownModel {
-            model: "gpt-9".into(),
-            message: "The model `gpt-9` does not exist".into(),
-        };
-        let resp = e.into_response(Family::OpenAi, "req-1");
+        let e = ProxyError::from(UnknownModel::not_served("gpt-9", Vec::new()));
+        let resp = e.to_response(Family::OpenAi, "req-1");
         assert_eq!(resp.status(), 404);
         assert_eq!(resp.headers()["x-request-id"], "req-1");
         let v = body_json(resp).await;
@@ -275,7 +282,7 @@ mod tests {
                 HeaderValue::from_static("0.000000"),
             )],
         };
-        let resp = e.into_response(Family::OpenAi, "r");
+        let resp = e.to_response(Family::OpenAi, "r");
         assert_eq!(resp.status(), 429);
         assert_eq!(resp.headers()["retry-after"], "3");
         assert_eq!(
@@ -298,7 +305,7 @@ mod tests {
             },
             headers: Vec::new(),
         };
-        let resp = e.into_response(Family::Anthropic, "r");
+        let resp = e.to_response(Family::Anthropic, "r");
         assert_eq!(resp.status(), 429);
         assert_eq!(resp.headers()["retry-after"], "1");
         let v = body_json(resp).await;
@@ -310,7 +317,7 @@ mod tests {
             },
             headers: Vec::new(),
         };
-        let resp = e.into_response(Family::OpenAi, "r");
+        let resp = e.to_response(Family::OpenAi, "r");
         assert_eq!(resp.status(), 503);
         assert_eq!(resp.headers()["retry-after"], "1");
         assert_eq!(
@@ -319,9 +326,125 @@ mod tests {
         );
     }
 
+    /// Each layer's error keeps the status, label and code the app saw
+    /// when the layers returned `ProxyError` themselves.
+    #[test]
+    fn layer_errors_answer_as_before() {
+        let provider = || "p".to_string();
+        let cases: Vec<(ProxyError, u16, &str, Option<&str>)> = vec![
+            (
+                ParseError::Malformed("x".into()).into(),
+                400,
+                "malformed_json",
+                Some("invalid_json"),
+            ),
+            (
+                ParseError::Field("x".into()).into(),
+                400,
+                "invalid_field",
+                None,
+            ),
+            (
+                TranslateError::Operation {
+                    operation: "embeddings",
+                }
+                .into(),
+                400,
+                "invalid_field",
+                None,
+            ),
+            (
+                UnknownModel::not_served("m", Vec::new()).into(),
+                404,
+                "unknown_model",
+                Some("model_not_found"),
+            ),
+            (
+                UpstreamError::CredentialsUnavailable {
+                    provider: provider(),
+                    reason: "r".into(),
+                }
+                .into(),
+                503,
+                "credentials_unavailable",
+                Some("credentials_unavailable"),
+            ),
+            (
+                UpstreamError::Connect {
+                    provider: provider(),
+                    reason: "r".into(),
+                }
+                .into(),
+                502,
+                "upstream_connect",
+                Some("upstream_unreachable"),
+            ),
+            (
+                UpstreamError::Protocol {
+                    provider: provider(),
+                    reason: "r".into(),
+                }
+                .into(),
+                502,
+                "upstream_protocol",
+                Some("upstream_invalid_response"),
+            ),
+            (
+                UpstreamError::Timeout {
+                    provider: provider(),
+                    timeout: Duration::from_secs(2),
+                }
+                .into(),
+                504,
+                "upstream_timeout",
+                Some("upstream_timeout"),
+            ),
+            (
+                UpstreamError::Uri("u".into()).into(),
+                400,
+                "invalid_field",
+                None,
+            ),
+            (
+                PiiError::Guard { rules: vec!["r"] }.into(),
+                400,
+                "prompt_blocked",
+                Some("prompt_blocked"),
+            ),
+            (
+                PiiError::Blocked {
+                    types: vec!["us_ssn".into()],
+                }
+                .into(),
+                400,
+                "pii_blocked",
+                Some("pii_blocked"),
+            ),
+        ];
+        for (e, status, label, code) in cases {
+            assert_eq!(e.status().as_u16(), status, "{e}");
+            assert_eq!(e.metric_label(), label, "{e}");
+            assert_eq!(e.openai_code(), code, "{e}");
+        }
+        let e = ProxyError::from(ParseError::Field("`stream`: bad".into()));
+        assert_eq!(e.to_string(), "invalid request: `stream`: bad");
+        let e = ProxyError::from(TranslateError::Operation {
+            operation: "embeddings",
+        });
+        assert_eq!(
+            e.to_string(),
+            "invalid request: embeddings requests cannot be sent to a provider of the other API; only chat completions and messages are translated"
+        );
+        let e = ProxyError::from(UpstreamError::CredentialsUnavailable {
+            provider: provider(),
+            reason: "r".into(),
+        });
+        assert_eq!(e.retry_after(), Some(5));
+    }
+
     #[tokio::test]
     async fn anthropic_shape_and_retry_after() {
-        let resp = ProxyError::Overloaded { limit: 4 }.into_response(Family::Anthropic, "r");
+        let resp = ProxyError::Overloaded { limit: 4 }.to_response(Family::Anthropic, "r");
         assert_eq!(resp.status(), 503);
         assert_eq!(resp.headers()["retry-after"], "1");
         let v = body_json(resp).await;

@@ -5,25 +5,25 @@
 //! [`pipeline`] for the path a request takes, and [`app`] for lifecycle.
 #![forbid(unsafe_code)]
 
-pub mod admin;
+mod admin;
 pub mod api;
 pub mod app;
-pub mod body;
+mod body;
 pub mod budget;
 pub mod cache;
-pub mod credentials;
-pub mod error;
+mod credentials;
+mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzz;
 pub mod metrics;
 pub mod pii;
 pub mod pipeline;
-pub mod reload;
+mod reload;
 pub mod routing;
-pub mod server;
-pub mod shadow;
-pub mod state;
-pub mod upstream;
+mod server;
+mod shadow;
+mod state;
+mod upstream;
 
 pub use app::{Proxy, StartError};

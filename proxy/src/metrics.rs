@@ -310,7 +310,7 @@ impl Default for Metrics {
 }
 
 /// `2xx`, `4xx`, ... for a status code.
-pub fn status_class(status: u16) -> &'static str {
+pub(crate) fn status_class(status: u16) -> &'static str {
     match status {
         100..=199 => "1xx",
         200..=299 => "2xx",

@@ -32,14 +32,14 @@
 //!
 //! Errors at any step become a provider-shaped response in `error`.
 
-pub mod attempt;
-pub mod budget;
-pub mod cache;
+pub(crate) mod attempt;
+pub(crate) mod budget;
+pub(crate) mod cache;
 pub(crate) mod exchange;
-pub mod local;
+pub(crate) mod local;
 pub mod prepare;
-pub mod respond;
-pub mod settle;
+pub(crate) mod respond;
+pub(crate) mod settle;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -59,13 +59,13 @@ use crate::pii;
 use crate::routing::rules::{self, Features};
 use crate::routing::{Lookup, Plan, Table};
 use crate::state::{Runtime, Shared};
-use crate::upstream::{build_request, Outgoing};
+use crate::upstream::{build_request, Outgoing, UpstreamError};
 use exchange::Exchange;
 use respond::{respond, Answer, Body, CacheOutcome, Context, Reply};
 use settle::Settle;
 
 /// Handles one request from an app.
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ResponseBody> {
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ResponseBody> {
     let started = Instant::now();
     let request_id = request_id(&req);
     let anthropic_hint =
@@ -125,7 +125,8 @@ async fn forward(
         endpoint.operation,
         Operation::ListModels | Operation::GetModel
     ) {
-        return local::models(rt, endpoint.family, req.uri().path(), &request_id).map(Reply::Own);
+        let listed = local::models(rt, endpoint.family, req.uri().path(), &request_id)?;
+        return Ok(Reply::Own(listed));
     }
     let started = tokio::time::Instant::now();
 
@@ -294,10 +295,11 @@ async fn forward_other(
     let resp =
         match tokio::time::timeout(timeout, rt.client.send(&provider.name, upstream_req)).await {
             Err(_) => {
-                return Err(ProxyError::UpstreamTimeout {
+                return Err(UpstreamError::Timeout {
                     provider: provider.name.clone(),
                     timeout,
-                })
+                }
+                .into())
             }
             Ok(r) => r?,
         };

@@ -20,14 +20,14 @@ use crate::state::{Runtime, Shared};
 
 /// The result of one reload check.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Reload {
+pub(crate) enum Reload {
     Unchanged,
     Applied { hash: String },
     Failed { reason: String },
 }
 
 /// Reloads one config file into a [`Shared`].
-pub struct Reloader {
+pub(crate) struct Reloader {
     path: PathBuf,
     shared: Arc<Shared>,
     digest: [u8; 32],
@@ -35,7 +35,7 @@ pub struct Reloader {
 
 impl Reloader {
     /// `text` is the config text the proxy started with.
-    pub fn new(path: PathBuf, shared: Arc<Shared>, text: &str) -> Reloader {
+    pub(crate) fn new(path: PathBuf, shared: Arc<Shared>, text: &str) -> Reloader {
         Reloader {
             path,
             shared,
@@ -44,7 +44,7 @@ impl Reloader {
     }
 
     /// Reads the file and applies it if its content changed.
-    pub async fn check(&mut self) -> Reload {
+    pub(crate) async fn check(&mut self) -> Reload {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) => return self.failed(format!("cannot read {}: {e}", self.path.display())),
@@ -146,7 +146,7 @@ fn changes(kind: &notify::EventKind) -> bool {
 }
 
 /// Runs the watch loop until `stop` is cancelled.
-pub async fn watch(mut reloader: Reloader, poll: Duration, stop: CancellationToken) {
+pub(crate) async fn watch(mut reloader: Reloader, poll: Duration, stop: CancellationToken) {
     let (tx, mut rx) = mpsc::channel::<()>(1);
     let mut watcher =
         match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {

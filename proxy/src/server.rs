@@ -24,7 +24,7 @@ use crate::body::ResponseBody;
 /// Serves `handler` on `listener` until `stop` is cancelled, then waits up
 /// to `drain` for open connections to finish. Returns true if everything
 /// drained in time.
-pub async fn serve<H, F>(
+pub(crate) async fn serve<H, F>(
     listener: TcpListener,
     handler: H,
     header_read_timeout: impl Fn() -> Duration,
@@ -81,14 +81,14 @@ where
 }
 
 /// Binds a listener, naming the address on failure.
-pub async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {
+pub(crate) async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}"))
     })
 }
 
 /// Convenience for handlers that need shared state.
-pub fn with_state<S, F, Fut>(
+pub(crate) fn with_state<S, F, Fut>(
     state: Arc<S>,
     f: F,
 ) -> impl Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static

@@ -19,14 +19,15 @@ use serde_json::Value;
 use tokio::sync::{oneshot, Semaphore};
 use tollgate_config::Shadow;
 
-use crate::api::request::Payload;
+use crate::api::request::{ParseError, Payload};
 use crate::api::usage::Usage;
 use crate::api::{Family, Operation};
 use crate::budget::{AdmitRequest, BudgetEngine};
+use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::pipeline::prepare::{body_for, TargetSpec};
 use crate::state::Runtime;
-use crate::upstream::{build_request, Outgoing};
+use crate::upstream::{build_request, Outgoing, UpstreamError};
 
 /// Bounds concurrent mirrors per route; survives reloads.
 #[derive(Default)]
@@ -46,8 +47,11 @@ impl Mirrors {
 /// Why a mirror was not completed.
 #[derive(Debug, thiserror::Error)]
 enum ShadowSkip {
+    /// The shadow target's body could not be built.
     #[error(transparent)]
-    Proxy(#[from] crate::error::ProxyError),
+    Proxy(#[from] ProxyError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
     /// `countAgainstBudget` and the budget had no room.
     #[error("budget exhausted")]
     Budget,
@@ -57,13 +61,14 @@ impl ShadowSkip {
     fn metric_label(&self) -> &'static str {
         match self {
             ShadowSkip::Proxy(e) => e.metric_label(),
+            ShadowSkip::Upstream(e) => e.metric_label(),
             ShadowSkip::Budget => "budget_refused",
         }
     }
 }
 
 /// Everything a mirror needs, owned (it outlives the request).
-pub struct Mirror {
+pub(crate) struct Mirror {
     pub rt: Arc<Runtime>,
     pub metrics: Arc<Metrics>,
     pub route: String,
@@ -80,13 +85,13 @@ pub struct Mirror {
 }
 
 /// True for the share of requests that should be mirrored.
-pub fn sampled(shadow: &Shadow) -> bool {
+pub(crate) fn sampled(shadow: &Shadow) -> bool {
     shadow.share >= 1.0 || rand::rng().random_bool(shadow.share)
 }
 
 /// Starts a mirror in the background, or drops it if the route's mirrors
 /// are all busy.
-pub fn spawn(mirrors: &Mirrors, m: Mirror) {
+pub(crate) fn spawn(mirrors: &Mirrors, m: Mirror) {
     let slots = mirrors.slots(&m.route, m.shadow.queue_size);
     let Ok(permit) = slots.try_acquire_owned() else {
         m.metrics
@@ -121,7 +126,7 @@ async fn run(m: Mirror) {
             &m.requested_model,
             &spec,
         )?)
-        .map_err(|e| crate::error::ProxyError::MalformedJson(e.to_string()))?;
+        .map_err(|e| ProxyError::from(ParseError::Malformed(e.to_string())))?;
         // Always a whole answer: simpler to compare, no stream to hold open.
         if let Some(o) = body.as_object_mut() {
             o.insert("stream".into(), Value::Bool(false));
@@ -173,7 +178,7 @@ async fn run(m: Mirror) {
         let timeout = m.rt.config.routing.defaults.timeouts.total;
         let resp = tokio::time::timeout(timeout, m.rt.client.send(&provider.name, req))
             .await
-            .map_err(|_| crate::error::ProxyError::UpstreamTimeout {
+            .map_err(|_| UpstreamError::Timeout {
                 provider: provider.name.clone(),
                 timeout,
             })??;
@@ -253,7 +258,7 @@ async fn run(m: Mirror) {
 }
 
 /// The assistant text of a complete response in either API.
-pub fn response_text(family: Family, v: &Value) -> String {
+pub(crate) fn response_text(family: Family, v: &Value) -> String {
     match family {
         Family::OpenAi => v
             .pointer("/choices/0/message/content")
@@ -275,7 +280,7 @@ pub fn response_text(family: Family, v: &Value) -> String {
 }
 
 /// The text in one stream event of either API (a content delta), if any.
-pub fn event_text(family: Family, v: &Value) -> Option<&str> {
+pub(crate) fn event_text(family: Family, v: &Value) -> Option<&str> {
     let t = match family {
         Family::OpenAi => v.pointer("/choices/0/delta/content"),
         Family::Anthropic => v.pointer("/delta/text"),
@@ -291,7 +296,7 @@ fn tokens(text: &str) -> Vec<String> {
 }
 
 /// (normalized exact match, token-overlap F1 in [0, 1]).
-pub fn agreement(a: &str, b: &str) -> (bool, f64) {
+pub(crate) fn agreement(a: &str, b: &str) -> (bool, f64) {
     let (ta, tb) = (tokens(a), tokens(b));
     if ta.is_empty() && tb.is_empty() {
         return (true, 1.0);

@@ -6,6 +6,10 @@
 //! provider's own header; whatever key the app sent is dropped unless the
 //! provider is configured for passthrough.
 
+mod error;
+
+pub(crate) use error::UpstreamError;
+
 use std::io::BufReader;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +26,6 @@ use tollgate_config::{Provider, ProviderType, UpstreamConfig};
 
 use crate::api::Operation;
 use crate::credentials::Credential;
-use crate::error::ProxyError;
 
 /// Why an upstream client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +107,7 @@ impl Client {
         &self,
         provider: &str,
         req: Request<Full<Bytes>>,
-    ) -> Result<http::Response<hyper::body::Incoming>, ProxyError> {
+    ) -> Result<http::Response<hyper::body::Incoming>, UpstreamError> {
         self.inner
             .request(req)
             .await
@@ -112,7 +115,7 @@ impl Client {
     }
 }
 
-fn classify(provider: &str, e: &hyper_util::client::legacy::Error) -> ProxyError {
+fn classify(provider: &str, e: &hyper_util::client::legacy::Error) -> UpstreamError {
     // Walk the source chain for the most specific, non-sensitive reason.
     let mut reason = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -121,12 +124,12 @@ fn classify(provider: &str, e: &hyper_util::client::legacy::Error) -> ProxyError
         source = s.source();
     }
     if e.is_connect() {
-        ProxyError::UpstreamConnect {
+        UpstreamError::Connect {
             provider: provider.to_string(),
             reason,
         }
     } else {
-        ProxyError::UpstreamProtocol {
+        UpstreamError::Protocol {
             provider: provider.to_string(),
             reason,
         }
@@ -149,7 +152,7 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 /// Removes hop-by-hop headers, including those named by `Connection`.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -168,7 +171,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 const AUTH_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key"];
 
 /// Everything needed to build one upstream request.
-pub struct Outgoing<'a> {
+pub(crate) struct Outgoing<'a> {
     pub provider: &'a Provider,
     pub credential: Option<&'a Credential>,
     pub operation: Operation,
@@ -182,10 +185,10 @@ pub struct Outgoing<'a> {
 }
 
 /// Builds the upstream request from the app's headers.
-pub fn build_request(
+pub(crate) fn build_request(
     out: Outgoing<'_>,
     mut headers: HeaderMap,
-) -> Result<Request<Full<Bytes>>, ProxyError> {
+) -> Result<Request<Full<Bytes>>, UpstreamError> {
     let p = out.provider;
     strip_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
@@ -212,14 +215,12 @@ pub fn build_request(
         }
         if let Some(cred) = out.credential {
             let state = cred.get();
-            let secret =
-                state
-                    .as_ref()
-                    .as_ref()
-                    .map_err(|reason| ProxyError::CredentialsUnavailable {
-                        provider: p.name.clone(),
-                        reason: reason.clone(),
-                    })?;
+            let secret = state.as_ref().as_ref().map_err(|reason| {
+                UpstreamError::CredentialsUnavailable {
+                    provider: p.name.clone(),
+                    reason: reason.clone(),
+                }
+            })?;
             match p.kind {
                 ProviderType::Openai | ProviderType::OpenaiCompatible => {
                     headers.insert(header::AUTHORIZATION, secret.bearer.clone());
@@ -260,13 +261,13 @@ pub fn build_request(
 /// OpenAI-style base URLs already end in the version (`.../v1`), so the
 /// app's `/v1` is dropped; Anthropic's do not; Azure puts the model (its
 /// deployment name) in the path and the API version in the query.
-pub fn upstream_uri(
+pub(crate) fn upstream_uri(
     p: &Provider,
     op: Operation,
     path: &str,
     query: Option<&str>,
     model: Option<&str>,
-) -> Result<Uri, ProxyError> {
+) -> Result<Uri, UpstreamError> {
     let base = &p.base_url;
     let rest = path.strip_prefix("/v1").unwrap_or(path);
     let mut target = String::with_capacity(base.path.len() + path.len() + 32);
@@ -307,7 +308,7 @@ pub fn upstream_uri(
         .authority(base.authority.as_str())
         .path_and_query(target)
         .build()
-        .map_err(|e| ProxyError::InvalidField(format!("cannot form the upstream URL: {e}")))
+        .map_err(|e| UpstreamError::Uri(e.to_string()))
 }
 
 fn percent_encode_segment(s: &str, out: &mut String) {

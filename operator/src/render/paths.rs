@@ -3,7 +3,7 @@
 
 /// Maps a path in the rendered config (`routing.routes[0].targets[1]`) to
 /// the spec field it came from (`spec.routes[0].targets[1]`).
-pub fn to_spec(path: &str) -> String {
+pub(crate) fn to_spec(path: &str) -> String {
     const MAP: &[(&str, &str)] = &[
         ("routing.routes", "spec.routes"),
         ("routing.defaults", "spec.routeDefaults"),

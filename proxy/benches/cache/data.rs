@@ -10,10 +10,10 @@
 use tollgate_proxy::cache::semantic::vector::normalized;
 
 /// xorshift64* with Box–Muller normals: deterministic, no dependency.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
 
@@ -26,7 +26,7 @@ impl Rng {
         ((r >> 11) + 1) as f64 / (1u64 << 53) as f64
     }
 
-    pub fn normal(&mut self) -> f32 {
+    pub(crate) fn normal(&mut self) -> f32 {
         let (a, b) = (self.uniform(), self.uniform());
         ((-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()) as f32
     }
@@ -37,19 +37,19 @@ impl Rng {
 }
 
 /// `v` scaled to unit length, as the embedders leave their vectors.
-pub fn unit(v: Vec<f32>) -> Vec<f32> {
+pub(crate) fn unit(v: Vec<f32>) -> Vec<f32> {
     normalized(v).expect("a drawn vector is not zero")
 }
 
 /// `v` moved by 0.15 in a random direction: similarity about 0.989, above
 /// the bench's 0.95 threshold, so the lookup should find `v`.
-pub fn near(v: &[f32], rng: &mut Rng) -> Vec<f32> {
+pub(crate) fn near(v: &[f32], rng: &mut Rng) -> Vec<f32> {
     let d = unit(rng.normals(v.len()));
     unit(v.iter().zip(&d).map(|(a, b)| a + 0.15 * b).collect())
 }
 
 /// Where vectors are drawn from.
-pub enum Source {
+pub(crate) enum Source {
     /// A Gaussian with the mean and covariance of real prompts' embeddings
     /// (made only with `local-embeddings`):
     /// `mean + Σ zᵢ (vᵢ − mean) / √(n−1)`, `zᵢ ~ N(0, 1)`, normalized.
@@ -69,7 +69,7 @@ pub enum Source {
 impl Source {
     /// From embeddings of real prompts (unit vectors, at least two).
     #[cfg_attr(not(feature = "local-embeddings"), allow(dead_code))]
-    pub fn embedded(vectors: &[Vec<f32>]) -> Source {
+    pub(crate) fn embedded(vectors: &[Vec<f32>]) -> Source {
         let (n, dims) = (vectors.len(), vectors[0].len());
         let mut mean = vec![0f32; dims];
         for v in vectors {
@@ -83,7 +83,7 @@ impl Source {
         Source::Embedded { mean, spread }
     }
 
-    pub fn latent(dims: usize, latent: usize, noise: f32, rng: &mut Rng) -> Source {
+    pub(crate) fn latent(dims: usize, latent: usize, noise: f32, rng: &mut Rng) -> Source {
         let k = 1.0 / (latent as f32).sqrt();
         let map = (0..latent)
             .map(|_| rng.normals(dims).into_iter().map(|x| x * k).collect())
@@ -91,7 +91,7 @@ impl Source {
         Source::Latent { map, noise }
     }
 
-    pub fn draw(&self, rng: &mut Rng) -> Vec<f32> {
+    pub(crate) fn draw(&self, rng: &mut Rng) -> Vec<f32> {
         match self {
             Source::Embedded { mean, spread } => {
                 let mut v = mean.clone();
@@ -121,7 +121,7 @@ impl Source {
 /// The participation ratio `(Σλ)² / Σλ²` of the covariance of `vectors`
 /// (λ its eigenvalues): about how many directions the spread really
 /// uses, computed as `tr(C)² / ‖C‖²` through the Gram matrix.
-pub fn participation_ratio(vectors: &[Vec<f32>]) -> f64 {
+pub(crate) fn participation_ratio(vectors: &[Vec<f32>]) -> f64 {
     let (n, dims) = (vectors.len(), vectors[0].len());
     let mut mean = vec![0f64; dims];
     for v in vectors {

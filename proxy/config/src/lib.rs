@@ -10,7 +10,7 @@
 
 pub mod load;
 pub mod model;
-pub mod quantity;
+mod quantity;
 pub mod raw;
 
 pub use load::{from_yaml_str, load_file, FieldError, LoadError};

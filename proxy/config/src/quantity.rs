@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Parses a byte quantity: a plain integer, or a number with a Kubernetes
 /// suffix (`Ki Mi Gi Ti` binary, `k K M G T` decimal).
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -39,7 +39,7 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 }
 
 /// Parses a duration such as `250ms`, `30s`, `1m30s`, `2h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim())
         .map_err(|e| format!("`{text}` is not a duration ({e}); use e.g. 500ms, 30s, 5m"))
 }

@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod keys;
-pub mod read;
+mod read;
 pub mod redis_conn;
 pub mod window;
 

@@ -53,14 +53,14 @@ impl Operation {
 
 /// A classified request target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     pub family: Family,
     pub operation: Operation,
 }
 
 /// Why a path is not an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unmatched {
+pub(crate) enum Unmatched {
     /// Not under `/v1/`.
     NotFound,
     /// A known path with the wrong method.
@@ -71,7 +71,7 @@ impl Endpoint {
     /// Classifies `method path`. `anthropic_hint` is true when the request
     /// carries Anthropic headers (`anthropic-version` or `x-api-key`), which
     /// picks the error and list shape for paths both APIs share.
-    pub fn classify(
+    pub(crate) fn classify(
         method: &Method,
         path: &str,
         anthropic_hint: bool,

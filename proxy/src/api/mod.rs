@@ -3,13 +3,14 @@
 //! framing of streamed responses, and the [`Event`] (an SSE event or a whole
 //! body, parsed at most once) that the response pipeline passes along.
 
-pub mod endpoint;
-pub mod event;
+pub(crate) mod endpoint;
+pub(crate) mod event;
 pub mod request;
 pub mod sse;
 pub mod translate;
 pub mod usage;
 
-pub use endpoint::{Endpoint, Operation};
+pub(crate) use endpoint::Endpoint;
+pub use endpoint::Operation;
 pub use event::Event;
 pub use tollgate_config::ApiFamily as Family;

@@ -10,6 +10,8 @@
 //!
 //! A [`Payload`] carries the body along the path: its bytes, and its JSON
 //! parsed at most once, by the first step that reads it.
+//!
+//! Both refuse a body with a [`ParseError`], which the app sees as a 400.
 
 use std::sync::OnceLock;
 
@@ -17,7 +19,26 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::error::ProxyError;
+/// Why a request body cannot be read as the JSON the API expects.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON, not an object, or trailing bytes after it.
+    #[error("request body is not valid JSON: {0}")]
+    Malformed(String),
+    /// A field the proxy reads has the wrong type; names the field.
+    #[error("invalid request: {0}")]
+    Field(String),
+}
+
+impl ParseError {
+    /// Low-cardinality label for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ParseError::Malformed(_) => "malformed_json",
+            ParseError::Field(_) => "invalid_field",
+        }
+    }
+}
 
 /// What the pipeline needs from a JSON request body.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -35,14 +56,14 @@ struct Head {
 }
 
 /// Parses the head of a JSON body, naming the field on type errors.
-pub fn parse_head(body: &[u8]) -> Result<RequestHead, ProxyError> {
+pub fn parse_head(body: &[u8]) -> Result<RequestHead, ParseError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ProxyError::MalformedJson(
+        return Err(ParseError::Malformed(
             "the body is empty; expected a JSON object".into(),
         ));
     }
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(ProxyError::MalformedJson("expected a JSON object".into()));
+        return Err(ParseError::Malformed("expected a JSON object".into()));
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let head: Head = match serde_path_to_error::deserialize(&mut de) {
@@ -51,14 +72,14 @@ pub fn parse_head(body: &[u8]) -> Result<RequestHead, ProxyError> {
             let path = e.path().to_string();
             let inner = e.into_inner();
             return Err(if inner.is_data() {
-                ProxyError::InvalidField(format!("`{path}`: {inner}"))
+                ParseError::Field(format!("`{path}`: {inner}"))
             } else {
-                ProxyError::MalformedJson(inner.to_string())
+                ParseError::Malformed(inner.to_string())
             });
         }
     };
     de.end().map_err(|e| {
-        ProxyError::MalformedJson(format!("trailing characters after the JSON object ({e})"))
+        ParseError::Malformed(format!("trailing characters after the JSON object ({e})"))
     })?;
     Ok(RequestHead {
         model: head.model,
@@ -88,17 +109,17 @@ impl Payload {
     }
 
     /// The JSON, parsed on first use.
-    pub fn json(&self) -> Result<&Value, ProxyError> {
+    pub fn json(&self) -> Result<&Value, ParseError> {
         if let Some(v) = self.json.get() {
             return Ok(v);
         }
-        let v = serde_json::from_slice(&self.raw)
-            .map_err(|e| ProxyError::MalformedJson(e.to_string()))?;
+        let v =
+            serde_json::from_slice(&self.raw).map_err(|e| ParseError::Malformed(e.to_string()))?;
         Ok(self.json.get_or_init(|| v))
     }
 
     /// The JSON to edit in place (then [`Payload::rewritten`]).
-    pub fn json_mut(&mut self) -> Result<&mut Value, ProxyError> {
+    pub fn json_mut(&mut self) -> Result<&mut Value, ParseError> {
         self.json()?;
         Ok(self.json.get_mut().expect("just parsed"))
     }

@@ -98,13 +98,15 @@ fn last_boundary(buf: &[u8], from: usize) -> Option<usize> {
 
 /// One event's fields: its `event:` name and its `data:` lines joined by `\n`.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     pub name: Option<&'a str>,
     pub data: std::borrow::Cow<'a, [u8]>,
 }
 
-/// Iterates the complete events in a frame produced by [`EventSplitter`].
-pub fn events(frame: &[u8]) -> impl Iterator<Item = Fields<'_>> {
+/// Iterates the complete events in a frame produced by [`EventSplitter`]
+/// (tests and fuzz targets read what the proxy wrote).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn events(frame: &[u8]) -> impl Iterator<Item = Fields<'_>> {
     blocks(frame).filter_map(|(_, ev)| ev)
 }
 
@@ -112,7 +114,7 @@ pub fn events(frame: &[u8]) -> impl Iterator<Item = Fields<'_>> {
 /// terminating blank line included, with the event it holds (`None` for a
 /// comment-only block). Dropping a block from the output drops exactly
 /// that event.
-pub fn blocks(frame: &[u8]) -> impl Iterator<Item = (&[u8], Option<Fields<'_>>)> {
+pub(crate) fn blocks(frame: &[u8]) -> impl Iterator<Item = (&[u8], Option<Fields<'_>>)> {
     let mut rest = frame;
     std::iter::from_fn(move || {
         if rest.is_empty() {
@@ -211,7 +213,7 @@ pub fn split(frame: &Bytes) -> impl Iterator<Item = Event> + '_ {
 /// One frame of `events` (drained): `frame` itself when they are its
 /// blocks, in order and unchanged; otherwise their bytes joined. `None`
 /// when there is nothing to send.
-pub fn join(frame: &Bytes, events: &mut Vec<Event>) -> Option<Bytes> {
+pub(crate) fn join(frame: &Bytes, events: &mut Vec<Event>) -> Option<Bytes> {
     let base = frame.as_ptr() as usize;
     let mut at = 0;
     let whole = events.iter().all(|ev| {

@@ -114,12 +114,6 @@ impl Usage {
     }
 }
 
-/// True for OpenAI's usage-only chunk: `choices` empty and `usage` set,
-/// what `stream_options.include_usage` adds at the end of a stream.
-pub fn usage_only(chunk: &Value) -> bool {
-    read_chunk(chunk).is_some_and(|(usage, no_choices)| usage.is_some() && no_choices)
-}
-
 /// An OpenAI chunk's `usage`, and whether its `choices` are an empty
 /// list; `None` when either field has the wrong type (then the chunk says
 /// nothing about usage).

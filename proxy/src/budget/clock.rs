@@ -1,7 +1,6 @@
 //! Wall-clock time for windows and rate limits, injectable so tests can move
 //! across window boundaries without sleeping.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch.
@@ -11,7 +10,7 @@ pub trait Clock: Send + Sync + 'static {
 
 /// The system's wall clock.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
@@ -21,26 +20,38 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to.
-#[derive(Debug, Default)]
-pub struct FakeClock(AtomicI64);
+/// For tests and fuzz targets only.
+#[cfg(any(test, feature = "fuzzing"))]
+mod fake {
+    use std::sync::atomic::{AtomicI64, Ordering};
 
-impl FakeClock {
-    pub fn new(now_ms: i64) -> FakeClock {
-        FakeClock(AtomicI64::new(now_ms))
+    use super::Clock;
+
+    /// A clock that only moves when told to.
+    #[derive(Debug, Default)]
+    pub(crate) struct FakeClock(AtomicI64);
+
+    impl FakeClock {
+        pub(crate) fn new(now_ms: i64) -> FakeClock {
+            FakeClock(AtomicI64::new(now_ms))
+        }
+
+        #[cfg(test)]
+        pub(crate) fn set(&self, now_ms: i64) {
+            self.0.store(now_ms, Ordering::SeqCst);
+        }
+
+        pub(crate) fn advance(&self, ms: i64) {
+            self.0.fetch_add(ms, Ordering::SeqCst);
+        }
     }
 
-    pub fn set(&self, now_ms: i64) {
-        self.0.store(now_ms, Ordering::SeqCst);
-    }
-
-    pub fn advance(&self, ms: i64) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
+    impl Clock for FakeClock {
+        fn now_ms(&self) -> i64 {
+            self.0.load(Ordering::SeqCst)
+        }
     }
 }
 
-impl Clock for FakeClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use fake::FakeClock;

@@ -15,11 +15,11 @@ use tollgate_config::Budgets;
 use super::{AdmitRequest, BudgetEngine, Clock, Identity};
 use crate::api::usage::Usage;
 
-pub const WORST: u64 = 2_000_000;
-pub const PROMPT: u64 = 1_000;
-pub const MAX_OUT: u64 = 500;
+pub(crate) const WORST: u64 = 2_000_000;
+pub(crate) const PROMPT: u64 = 1_000;
+pub(crate) const MAX_OUT: u64 = 500;
 /// 2025-06-15T12:00:00Z.
-pub const T0: i64 = 1_749_988_800_000;
+pub(crate) const T0: i64 = 1_749_988_800_000;
 
 const BASE: &str = r#"
 apiVersion: tollgate.dev/v1alpha1
@@ -42,7 +42,7 @@ const PRICES: &str = r#"
 
 /// Validated budgets from a `budgets:` body (indented by two spaces);
 /// `m1`/`m2` prices are added unless the body has its own `pricing:`.
-pub fn budgets(body: &str) -> Budgets {
+pub(crate) fn budgets(body: &str) -> Budgets {
     let pricing = if body.contains("pricing:") {
         ""
     } else {
@@ -54,7 +54,7 @@ pub fn budgets(body: &str) -> Budgets {
         .budgets
 }
 
-pub fn identity() -> Identity {
+pub(crate) fn identity() -> Identity {
     Identity {
         policy: "p".into(),
         namespace: Some("team-ns".into()),
@@ -62,13 +62,13 @@ pub fn identity() -> Identity {
     }
 }
 
-pub async fn engine(body: &str, clock: Arc<dyn Clock>) -> BudgetEngine {
+pub(crate) async fn engine(body: &str, clock: Arc<dyn Clock>) -> BudgetEngine {
     BudgetEngine::with_clock(&budgets(body), &identity(), None, clock)
         .await
         .unwrap()
 }
 
-pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (k, v) in pairs {
         h.insert(
@@ -80,7 +80,7 @@ pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
 }
 
 /// `PROMPT` tokens, at most `MAX_OUT` output, served by `m1`.
-pub fn req(h: &HeaderMap) -> AdmitRequest<'_> {
+pub(crate) fn req(h: &HeaderMap) -> AdmitRequest<'_> {
     AdmitRequest {
         headers: h,
         requested_model: "m1",
@@ -90,7 +90,7 @@ pub fn req(h: &HeaderMap) -> AdmitRequest<'_> {
     }
 }
 
-pub fn usage(input: u64, output: u64) -> Usage {
+pub(crate) fn usage(input: u64, output: u64) -> Usage {
     Usage {
         input,
         output,
@@ -99,7 +99,7 @@ pub fn usage(input: u64, output: u64) -> Usage {
 }
 
 /// The value of a response header of an admission.
-pub fn header(a: &super::Admission, name: &str) -> Option<String> {
+pub(crate) fn header(a: &super::Admission, name: &str) -> Option<String> {
     a.headers()
         .into_iter()
         .find(|(n, _)| n == name)
@@ -107,7 +107,7 @@ pub fn header(a: &super::Admission, name: &str) -> Option<String> {
 }
 
 /// A metric line's value from the exposition text.
-pub fn metric(engine: &BudgetEngine, line_prefix: &str) -> Option<f64> {
+pub(crate) fn metric(engine: &BudgetEngine, line_prefix: &str) -> Option<f64> {
     let text = String::from_utf8(engine.metrics().encode()).unwrap();
     text.lines()
         .find(|l| l.starts_with(line_prefix))

@@ -126,7 +126,7 @@ impl State {
 }
 
 /// Counters in memory.
-pub struct MemoryStore {
+pub(crate) struct MemoryStore {
     state: Mutex<State>,
     path: Option<PathBuf>,
     interval_ms: AtomicU64,
@@ -139,7 +139,7 @@ impl MemoryStore {
     /// Loads `path` if it exists and starts the background task that saves
     /// it and drops expired counters. A corrupt file is moved aside (and
     /// counted) rather than stopping the proxy.
-    pub async fn open(
+    pub(crate) async fn open(
         path: Option<PathBuf>,
         interval: Duration,
         clock: Arc<dyn Clock>,
@@ -170,12 +170,12 @@ impl MemoryStore {
         store
     }
 
-    pub fn path(&self) -> Option<&PathBuf> {
+    pub(crate) fn path(&self) -> Option<&PathBuf> {
         self.path.as_ref()
     }
 
     /// A reload may change the interval of a reused store.
-    pub fn set_interval(&self, interval: Duration) {
+    pub(crate) fn set_interval(&self, interval: Duration) {
         self.interval_ms
             .store(interval.as_millis() as u64, Ordering::Relaxed);
     }
@@ -186,7 +186,7 @@ impl MemoryStore {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn admit(&self, plan: &AdmitPlan) -> AdmitResult {
+    pub(crate) fn admit(&self, plan: &AdmitPlan) -> AdmitResult {
         let mut st = self.lock();
         let mut admitted = true;
         let budgets: Vec<BudgetState> = plan
@@ -235,7 +235,7 @@ impl MemoryStore {
         }
     }
 
-    pub fn settle(&self, plan: &SettlePlan) -> Vec<Totals> {
+    pub(crate) fn settle(&self, plan: &SettlePlan) -> Vec<Totals> {
         let mut st = self.lock();
         let totals = plan
             .budgets
@@ -269,7 +269,7 @@ impl MemoryStore {
     }
 
     /// Writes the file now (no-op without `persistPath`).
-    pub async fn persist(&self) -> Result<(), BudgetError> {
+    pub(crate) async fn persist(&self) -> Result<(), BudgetError> {
         let Some(path) = &self.path else {
             return Ok(());
         };

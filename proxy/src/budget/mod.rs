@@ -58,14 +58,17 @@ mod tests;
 mod tests_windows;
 mod tokens;
 
-pub use admission::{Admission, Refused};
-pub use clock::{Clock, FakeClock, SystemClock};
-pub use error::{BudgetError, Refusal, StoreError};
-pub use metrics::BudgetMetrics;
-pub use pricing::PriceTable;
+pub(crate) use admission::{Admission, Refused};
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use clock::FakeClock;
+pub(crate) use clock::{Clock, SystemClock};
+pub(crate) use error::{BudgetError, Refusal, StoreError};
+pub(crate) use metrics::BudgetMetrics;
+pub(crate) use pricing::PriceTable;
 use tollgate_spend::keys::{fixed_scope_value, key, scope_hash, spent_key, MISSING};
 use tollgate_spend::window;
-pub use tollgate_spend::{read_spend, spend_key, Identity, Span, WindowSpend};
+pub(crate) use tollgate_spend::Span;
+pub use tollgate_spend::{Identity, WindowSpend};
 
 use crate::api::usage::Usage;
 use crate::api::Family;

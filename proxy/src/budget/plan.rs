@@ -8,11 +8,11 @@
 use tollgate_spend::Span;
 
 /// Rate limits are per minute.
-pub const RATE_PERIOD_US: f64 = 60_000_000.0;
+pub(super) const RATE_PERIOD_US: f64 = 60_000_000.0;
 
 /// One budget counter checked and reserved by an admission.
 #[derive(Debug, Clone, PartialEq)]
-pub struct BudgetOp {
+pub(crate) struct BudgetOp {
     pub spent_key: String,
     pub reserved_key: String,
     pub span: Span,
@@ -28,7 +28,7 @@ pub struct BudgetOp {
 
 /// One GCRA rate counter.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RateOp {
+pub(crate) struct RateOp {
     pub key: String,
     /// Index into `Budgets::rate_limits`.
     pub rule: usize,
@@ -42,13 +42,13 @@ pub struct RateOp {
 
 impl RateOp {
     /// Microseconds one unit occupies.
-    pub fn emission_us(limit: u64) -> f64 {
+    pub(crate) fn emission_us(limit: u64) -> f64 {
         RATE_PERIOD_US / limit as f64
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct AdmitPlan {
+pub(crate) struct AdmitPlan {
     /// Unique per admission attempt: the Redis store marks what it did
     /// under it, so a call whose reply was lost is applied once (see
     /// `redis/admit.lua` and `redis/settle.lua`). The memory store ignores it.
@@ -62,7 +62,7 @@ pub struct AdmitPlan {
 
 /// A budget counter as the admission found it (before its own reservation).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BudgetState {
+pub(crate) struct BudgetState {
     pub spent_usd: u64,
     pub spent_tokens: u64,
     pub reserved_usd: u64,
@@ -75,14 +75,14 @@ pub struct BudgetState {
 
 /// A rate counter after the admission.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateState {
+pub(crate) struct RateState {
     pub allowed: bool,
     /// Theoretical arrival time including this request (µs since the epoch).
     pub tat_us: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct AdmitResult {
+pub(crate) struct AdmitResult {
     /// Every enforced budget fit and every rate allowed: all were reserved.
     pub admitted: bool,
     pub budgets: Vec<BudgetState>,
@@ -91,7 +91,7 @@ pub struct AdmitResult {
 
 /// One budget counter settled.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SettleOp {
+pub(crate) struct SettleOp {
     /// The window current at settle time.
     pub spent_key: String,
     pub reserved_key: String,
@@ -105,7 +105,7 @@ pub struct SettleOp {
 
 /// A TPM counter corrected from the estimate to actual tokens.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RateAdjust {
+pub(crate) struct RateAdjust {
     pub key: String,
     pub limit: u64,
     /// Tokens the admission consumed (when it was applied).
@@ -116,13 +116,13 @@ pub struct RateAdjust {
 
 impl RateAdjust {
     /// The correction once the admission is known to have been applied.
-    pub fn delta(&self) -> i64 {
+    pub(crate) fn delta(&self) -> i64 {
         self.actual as i64 - self.estimated as i64
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct SettlePlan {
+pub(crate) struct SettlePlan {
     /// The admission's [`AdmitPlan::id`]: the settle script releases the
     /// reservation (and counts the estimate against token rates) only if
     /// the admission's mark is there, so a settlement of an admission
@@ -135,13 +135,13 @@ pub struct SettlePlan {
 
 /// Spend in a window after a settlement.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Totals {
+pub(crate) struct Totals {
     pub usd: u64,
     pub tokens: u64,
 }
 
 /// Whether `op`'s reservation fits on top of `s`.
-pub fn fits(op: &BudgetOp, s: &BudgetState) -> bool {
+pub(super) fn fits(op: &BudgetOp, s: &BudgetState) -> bool {
     let under = |limit: Option<u64>, spent: u64, reserved: u64, want: u64| {
         limit.is_none_or(|l| {
             u128::from(spent) + u128::from(reserved) + u128::from(want) <= u128::from(l)
@@ -158,7 +158,7 @@ pub fn fits(op: &BudgetOp, s: &BudgetState) -> bool {
 
 /// GCRA: the arrival time `stored` (or none) moved by `op`. A cost above
 /// the whole per-minute allowance is admitted only into a full bucket.
-pub fn gcra(stored: Option<f64>, now_us: f64, op: &RateOp) -> RateState {
+pub(super) fn gcra(stored: Option<f64>, now_us: f64, op: &RateOp) -> RateState {
     let e = RateOp::emission_us(op.limit);
     let tat = stored.unwrap_or(now_us).max(now_us);
     let new = tat + e * op.cost.min(op.limit) as f64;

@@ -48,24 +48,24 @@ const BUILT_IN: &[(&str, f64, f64, f64, f64)] = &[
 ];
 
 /// The label metrics use for the default price.
-pub const DEFAULT_LABEL: &str = "default";
+pub(super) const DEFAULT_LABEL: &str = "default";
 
 /// Prices by model.
 #[derive(Debug, Clone)]
-pub struct PriceTable {
+pub(crate) struct PriceTable {
     models: HashMap<String, Price>,
     default: Option<Price>,
 }
 
 /// A price and the table entry it came from (a bounded metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Priced<'a> {
+pub(crate) struct Priced<'a> {
     pub label: &'a str,
     pub price: Price,
 }
 
 impl PriceTable {
-    pub fn new(cfg: &Pricing) -> PriceTable {
+    pub(crate) fn new(cfg: &Pricing) -> PriceTable {
         let mut models: HashMap<String, Price> = BUILT_IN
             .iter()
             .map(|&(m, i, o, c, w)| (m.to_string(), Price::from_usd(i, o, Some(c), Some(w))))
@@ -81,7 +81,7 @@ impl PriceTable {
 
     /// The price of `model`: its own, its snapshot's base model's, or the
     /// default; `None` when unknown and no default is configured.
-    pub fn lookup<'a>(&'a self, model: &str) -> Option<Priced<'a>> {
+    pub(crate) fn lookup<'a>(&'a self, model: &str) -> Option<Priced<'a>> {
         if let Some((k, p)) = self.models.get_key_value(model) {
             return Some(Priced {
                 label: k,
@@ -146,7 +146,7 @@ fn round_up(total: u128) -> u64 {
 
 /// The most a request can cost: every prompt token at the dearer of the
 /// input and cache-write prices, and every allowed output token.
-pub fn worst_case(price: &Price, prompt_tokens: u64, max_output_tokens: u64) -> u64 {
+pub(super) fn worst_case(price: &Price, prompt_tokens: u64, max_output_tokens: u64) -> u64 {
     round_up(
         nano(prompt_tokens, price.input.max(price.cache_write))
             + nano(max_output_tokens, price.output),
@@ -155,7 +155,7 @@ pub fn worst_case(price: &Price, prompt_tokens: u64, max_output_tokens: u64) -> 
 
 /// The cost of reported usage. `usage.input` includes cached and
 /// cache-creation tokens, each billed at its own price.
-pub fn cost(price: &Price, usage: &Usage) -> u64 {
+pub(super) fn cost(price: &Price, usage: &Usage) -> u64 {
     let plain = usage
         .input
         .saturating_sub(usage.cached_input)

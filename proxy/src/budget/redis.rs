@@ -31,7 +31,7 @@ use super::{BudgetError, StoreError};
 mod tests;
 
 /// Settlements kept while Redis is unreachable.
-pub const MAX_PENDING: usize = 100_000;
+pub(super) const MAX_PENDING: usize = 100_000;
 /// How long a settlement's `settled` mark lives: a retry of a settlement
 /// Redis ran but whose reply was lost is a no-op within this time (a proxy
 /// cut off from Redis for longer would apply it twice).
@@ -42,7 +42,7 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// clocks run a little behind.
 const CLOCK_SLACK_MS: i64 = 60_000;
 
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     settings: tollgate_config::RedisStore,
     password_digest: Option<[u8; 32]>,
     conn: ConnectionManager,
@@ -57,7 +57,7 @@ pub struct RedisStore {
 }
 
 /// Reads the password file; its digest tells a reload whether it changed.
-pub async fn read_password(
+pub(super) async fn read_password(
     settings: &tollgate_config::RedisStore,
 ) -> Result<Option<String>, BudgetError> {
     let Some(path) = &settings.password_file else {
@@ -80,7 +80,7 @@ fn digest(password: Option<&str>) -> Option<[u8; 32]> {
 impl RedisStore {
     /// Prepares the connection without connecting: the proxy starts even
     /// when Redis is down.
-    pub fn open(
+    pub(crate) fn open(
         settings: &tollgate_config::RedisStore,
         password: Option<String>,
         metrics: Arc<BudgetMetrics>,
@@ -103,11 +103,15 @@ impl RedisStore {
     }
 
     /// True when a reload can keep this store (and its connection).
-    pub fn same(&self, settings: &tollgate_config::RedisStore, password: Option<&str>) -> bool {
+    pub(crate) fn same(
+        &self,
+        settings: &tollgate_config::RedisStore,
+        password: Option<&str>,
+    ) -> bool {
         self.settings == *settings && self.password_digest == digest(password)
     }
 
-    pub fn fail_open(&self) -> bool {
+    pub(crate) fn fail_open(&self) -> bool {
         self.settings.fail_mode == tollgate_config::FailMode::Open
     }
 
@@ -156,7 +160,11 @@ impl RedisStore {
         (format!("{p}:adm:{id}"), format!("{p}:done:{id}"))
     }
 
-    pub async fn admit(&self, plan: &AdmitPlan, lease_ms: i64) -> Result<AdmitResult, StoreError> {
+    pub(crate) async fn admit(
+        &self,
+        plan: &AdmitPlan,
+        lease_ms: i64,
+    ) -> Result<AdmitResult, StoreError> {
         let mut inv = self.admit_script.prepare_invoke();
         let epoch_ms = super::window::lease_epoch_ms(lease_ms);
         inv.arg(plan.now_ms * 1000)
@@ -265,7 +273,7 @@ impl RedisStore {
 
     /// Settles now, or queues the settlement for the background flusher
     /// when Redis does not answer (`None`).
-    pub async fn settle(&self, plan: SettlePlan) -> Option<Vec<Totals>> {
+    pub(crate) async fn settle(&self, plan: SettlePlan) -> Option<Vec<Totals>> {
         if self.pending_len() == 0 {
             if let Ok(t) = self.settle_now(&plan).await {
                 return Some(t);
@@ -275,7 +283,7 @@ impl RedisStore {
         None
     }
 
-    pub fn enqueue(&self, plan: SettlePlan) {
+    pub(crate) fn enqueue(&self, plan: SettlePlan) {
         let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         if q.len() >= MAX_PENDING {
             q.pop_front();
@@ -286,13 +294,13 @@ impl RedisStore {
     }
 
     /// Settlements not yet written: queued, or being retried now.
-    pub fn pending_len(&self) -> usize {
+    pub(crate) fn pending_len(&self) -> usize {
         let q = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         q.len() + self.flushing.load(Ordering::SeqCst)
     }
 
     /// Writes queued settlements, oldest first, until one fails.
-    pub async fn flush(&self) -> Result<(), BudgetError> {
+    pub(crate) async fn flush(&self) -> Result<(), BudgetError> {
         loop {
             let next = {
                 let mut q = self.pending.lock().unwrap_or_else(|p| p.into_inner());

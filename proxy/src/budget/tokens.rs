@@ -28,7 +28,7 @@ const ANTHROPIC_IMAGE: u64 = 1600;
 /// The two encodings; which one a request uses is decided in
 /// [`Encoding::of`] only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
+pub(super) enum Encoding {
     O200k,
     Cl100k,
 }
@@ -41,7 +41,7 @@ static WARM: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
 impl Encoding {
     /// The encoding of `model` in an API `family` (Anthropic models always
     /// use cl100k).
-    pub fn of(family: Family, model: &str) -> Encoding {
+    pub(super) fn of(family: Family, model: &str) -> Encoding {
         match family {
             Family::OpenAi if is_o200k(model) => Encoding::O200k,
             _ => Encoding::Cl100k,
@@ -49,7 +49,7 @@ impl Encoding {
     }
 
     /// True when counting needs no table load.
-    pub fn is_warm(self) -> bool {
+    pub(super) fn is_warm(self) -> bool {
         WARM[self as usize].load(Ordering::Relaxed)
     }
 
@@ -82,7 +82,7 @@ fn is_o200k(model: &str) -> bool {
 }
 
 /// Tokens of `text` with `model`'s encoding (chosen by name).
-pub fn count_tokens(model: &str, text: &str) -> u64 {
+pub(super) fn count_tokens(model: &str, text: &str) -> u64 {
     count(Encoding::of(Family::OpenAi, model).bpe(), text)
 }
 
@@ -96,7 +96,7 @@ fn count(bpe: &CoreBPE, text: &str) -> u64 {
 
 /// Estimated prompt tokens of a request body: chat completions, legacy
 /// completions, embeddings, responses, or Anthropic messages.
-pub fn estimate_prompt_tokens(family: Family, body: &Value) -> u64 {
+pub(super) fn estimate_prompt_tokens(family: Family, body: &Value) -> u64 {
     let model = body.get("model").and_then(Value::as_str).unwrap_or("");
     let bpe = Encoding::of(family, model).bpe();
     walk(family, body, &|text| count(bpe, text))
@@ -104,7 +104,7 @@ pub fn estimate_prompt_tokens(family: Family, body: &Value) -> u64 {
 
 /// An upper bound of [`estimate_prompt_tokens`]: the same walk, each text
 /// counted as its UTF-8 length. Costs one pass over the parsed body.
-pub fn prompt_token_bound(family: Family, body: &Value) -> u64 {
+pub(super) fn prompt_token_bound(family: Family, body: &Value) -> u64 {
     walk(family, body, &|text| text.len() as u64)
 }
 

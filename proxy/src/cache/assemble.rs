@@ -13,7 +13,8 @@ use super::replay::openai_shell;
 use crate::api::{Event, Family};
 
 /// Assembles framed SSE bytes (a replayed or recorded stream).
-pub fn assemble(family: Family, sse: &[u8]) -> Option<Value> {
+#[cfg(test)]
+pub(crate) fn assemble(family: Family, sse: &[u8]) -> Option<Value> {
     let mut a = Assembler::new(family);
     for f in crate::api::sse::events(sse) {
         a.push(&Event::new(f.name, bytes::Bytes::copy_from_slice(&f.data)));
@@ -22,7 +23,7 @@ pub fn assemble(family: Family, sse: &[u8]) -> Option<Value> {
 }
 
 /// A stream being assembled, event by event.
-pub struct Assembler {
+pub(crate) struct Assembler {
     state: State,
     /// An event made the stream unstorable (not JSON, an error).
     broken: bool,
@@ -60,7 +61,7 @@ struct AnthropicParts {
 }
 
 impl Assembler {
-    pub fn new(family: Family) -> Assembler {
+    pub(crate) fn new(family: Family) -> Assembler {
         let state = match family {
             Family::OpenAi => State::OpenAi(OpenAiParts::default()),
             Family::Anthropic => State::Anthropic(AnthropicParts::default()),
@@ -72,7 +73,7 @@ impl Assembler {
     }
 
     /// One event the app received (comment blocks are not events).
-    pub fn push(&mut self, ev: &Event) {
+    pub(crate) fn push(&mut self, ev: &Event) {
         if self.broken || ev.is_comment() {
             return;
         }
@@ -84,7 +85,7 @@ impl Assembler {
     }
 
     /// The whole response, when the stream was complete.
-    pub fn finish(self) -> Option<Value> {
+    pub(crate) fn finish(self) -> Option<Value> {
         if self.broken {
             return None;
         }

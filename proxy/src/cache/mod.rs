@@ -25,17 +25,17 @@ use prometheus::{
 };
 use tollgate_config::{Cache as CacheConfig, CacheStore};
 
-pub mod assemble;
-pub mod entry;
+pub(crate) mod assemble;
+pub(crate) mod entry;
 pub mod key;
 mod redis;
-pub mod replay;
+pub(crate) mod replay;
 pub mod semantic;
 #[cfg(test)]
 mod tests;
 
-pub use entry::Entry;
-pub use key::{Key, Scope, Uncacheable};
+pub(crate) use entry::Entry;
+pub use key::{Key, Scope};
 
 use self::redis::RedisCache;
 use self::semantic::SemanticCache;
@@ -68,7 +68,7 @@ impl CacheError {
 
 /// What the app asked of the cache in its headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Directive {
+pub(crate) enum Directive {
     /// Serve a hit, store a miss.
     Normal,
     /// `x-tollgate-cache: refresh` or `Cache-Control: no-cache`: skip the
@@ -79,7 +79,7 @@ pub enum Directive {
 }
 
 impl Directive {
-    pub fn from_headers(h: &http::HeaderMap) -> Directive {
+    pub(crate) fn from_headers(h: &http::HeaderMap) -> Directive {
         if let Some(v) = h.get("x-tollgate-cache").and_then(|v| v.to_str().ok()) {
             match v.trim().to_ascii_lowercase().as_str() {
                 "bypass" => return Directive::Bypass,
@@ -494,7 +494,7 @@ impl ResponseCache {
     }
 }
 
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -12,7 +12,7 @@ use super::key::Key;
 use super::CacheError;
 
 #[derive(Clone)]
-pub struct RedisCache {
+pub(super) struct RedisCache {
     settings: tollgate_config::RedisStore,
     password: Option<String>,
     conn: ConnectionManager,
@@ -20,7 +20,7 @@ pub struct RedisCache {
 
 impl RedisCache {
     /// Prepares a lazy connection: the proxy starts while Redis is down.
-    pub fn open(
+    pub(super) fn open(
         settings: &tollgate_config::RedisStore,
         password: Option<String>,
     ) -> Result<RedisCache, CacheError> {
@@ -34,7 +34,11 @@ impl RedisCache {
     }
 
     /// True when a reload can keep this connection.
-    pub fn same(&self, settings: &tollgate_config::RedisStore, password: Option<&str>) -> bool {
+    pub(super) fn same(
+        &self,
+        settings: &tollgate_config::RedisStore,
+        password: Option<&str>,
+    ) -> bool {
         self.settings == *settings && self.password.as_deref() == password
     }
 
@@ -42,14 +46,19 @@ impl RedisCache {
         format!("{}:cache:{}", self.settings.key_prefix, key.hex())
     }
 
-    pub async fn get(&self, key: &Key) -> Result<Option<Entry>, CacheError> {
+    pub(super) async fn get(&self, key: &Key) -> Result<Option<Entry>, CacheError> {
         let mut conn = self.conn.clone();
         let cmd = redis::cmd("GET").arg(self.redis_key(key)).to_owned();
         let v: Option<Vec<u8>> = self.bounded(cmd.query_async(&mut conn)).await?;
         Ok(v.and_then(|b| Entry::from_json(&b)))
     }
 
-    pub async fn put(&self, key: &Key, entry: &Entry, ttl: Duration) -> Result<(), CacheError> {
+    pub(super) async fn put(
+        &self,
+        key: &Key,
+        entry: &Entry,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
         let mut conn = self.conn.clone();
         let cmd = redis::cmd("SET")
             .arg(self.redis_key(key))

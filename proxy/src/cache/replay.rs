@@ -10,7 +10,7 @@ use crate::api::Family;
 
 /// The SSE body for `whole` (a response in `family`'s shape). `include_usage`:
 /// the OpenAI app asked for the final usage chunk.
-pub fn replay(family: Family, whole: &Value, usage: &Usage, include_usage: bool) -> Bytes {
+pub(crate) fn replay(family: Family, whole: &Value, usage: &Usage, include_usage: bool) -> Bytes {
     let mut out = BytesMut::new();
     match family {
         Family::OpenAi => openai(&mut out, whole, usage, include_usage),

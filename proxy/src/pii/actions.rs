@@ -16,21 +16,12 @@ use super::Engine;
 
 /// Which way the text travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
+pub(crate) enum Direction {
     Request,
     /// A request to an API the proxy forwards without reading its answer
     /// (other `/v1/*` paths): pseudonyms could not be restored, so they mask.
     Opaque,
     Response,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Request | Direction::Opaque => "request",
-            Direction::Response => "response",
-        }
-    }
 }
 
 /// Placeholders issued for one request, and their originals.
@@ -67,7 +58,7 @@ impl Pseudonyms {
 
 /// The effects of redacting one request or response.
 #[derive(Debug, Default)]
-pub struct Redaction {
+pub(crate) struct Redaction {
     pub pseudonyms: Pseudonyms,
     /// Types whose action is `block` (names, sorted).
     pub blocked: BTreeSet<String>,
@@ -80,7 +71,7 @@ pub struct Redaction {
 impl Redaction {
     /// Applies each finding's action to `text`; returns the rewritten text
     /// when anything changed.
-    pub fn apply(
+    pub(crate) fn apply(
         &mut self,
         engine: &Engine,
         text: &str,
@@ -135,7 +126,7 @@ impl Redaction {
 }
 
 /// HMAC-SHA-256 (RFC 2104).
-pub fn hmac_sha256(key: &[u8], msg: &[&[u8]]) -> [u8; 32] {
+pub(crate) fn hmac_sha256(key: &[u8], msg: &[&[u8]]) -> [u8; 32] {
     let mut k = [0u8; 64];
     if key.len() > 64 {
         k[..32].copy_from_slice(&Sha256::digest(key));

@@ -16,14 +16,14 @@ use serde_json::Value;
 use super::fixtures::default_engine;
 
 #[derive(Default, Debug, Clone, Copy)]
-pub struct Counts {
+pub(super) struct Counts {
     pub tp: u32,
     pub fp: u32,
     pub fn_: u32,
 }
 
 impl Counts {
-    pub fn precision(&self) -> f64 {
+    pub(super) fn precision(&self) -> f64 {
         let d = self.tp + self.fp;
         if d == 0 {
             1.0
@@ -32,7 +32,7 @@ impl Counts {
         }
     }
 
-    pub fn recall(&self) -> f64 {
+    pub(super) fn recall(&self) -> f64 {
         let d = self.tp + self.fn_;
         if d == 0 {
             1.0
@@ -46,7 +46,7 @@ impl Counts {
 type Spans = Vec<(usize, usize, String)>;
 
 /// Adds one sample's outcome to `counts`.
-pub fn score(gold: &Spans, predicted: &Spans, counts: &mut BTreeMap<String, Counts>) {
+pub(super) fn score(gold: &Spans, predicted: &Spans, counts: &mut BTreeMap<String, Counts>) {
     let mut used = vec![false; gold.len()];
     for (ps, pe, pt) in predicted {
         let hit = gold.iter().enumerate().position(|(i, (gs, ge, gt))| {

@@ -44,7 +44,7 @@ impl Finding {
 
 /// Keeps the best of overlapping findings (higher score, then longer, then
 /// earlier) and returns the rest sorted by position.
-pub fn resolve(mut found: Vec<Finding>) -> Vec<Finding> {
+pub(crate) fn resolve(mut found: Vec<Finding>) -> Vec<Finding> {
     if found.len() < 2 {
         return found;
     }

@@ -8,7 +8,7 @@ use super::Engine;
 
 /// An engine for `pii` (the YAML body of the `pii:` section, indented by
 /// two spaces per level as it would be under `pii:`).
-pub fn engine(pii: &str) -> Arc<Engine> {
+pub(crate) fn engine(pii: &str) -> Arc<Engine> {
     let yaml = format!(
         "apiVersion: tollgate.dev/v1alpha1\nkind: ProxyConfig\nmetadata: {{name: t}}\nproviders:\n  - {{name: openai, type: openai, credentials: {{env: K}}, models: [m]}}\npii:\n{pii}\n"
     );
@@ -17,12 +17,12 @@ pub fn engine(pii: &str) -> Arc<Engine> {
 }
 
 /// Every built-in recognizer on, with `mask`.
-pub fn default_engine() -> Arc<Engine> {
+pub(crate) fn default_engine() -> Arc<Engine> {
     engine("  enabled: true")
 }
 
 /// (type name, matched text) of each finding, in order.
-pub fn found(e: &Engine, text: &str) -> Vec<(String, String)> {
+pub(crate) fn found(e: &Engine, text: &str) -> Vec<(String, String)> {
     e.scanner
         .scan(text)
         .iter()
@@ -36,7 +36,7 @@ pub fn found(e: &Engine, text: &str) -> Vec<(String, String)> {
 }
 
 /// An OpenAI stream chunk carrying `content` as choice 0's delta.
-pub fn openai_chunk(content: &str) -> Vec<u8> {
+pub(crate) fn openai_chunk(content: &str) -> Vec<u8> {
     serde_json::json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
            "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": null}]})
     .to_string()
@@ -44,7 +44,7 @@ pub fn openai_chunk(content: &str) -> Vec<u8> {
 }
 
 /// The OpenAI stream chunk that ends choice 0.
-pub fn openai_finish() -> Vec<u8> {
+pub(crate) fn openai_finish() -> Vec<u8> {
     serde_json::json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     .to_string()

@@ -198,7 +198,7 @@ fn hidden_chars(text: &str) -> (bool, bool, bool) {
 }
 
 /// Removes invisible, bidi and tag characters (emoji sequences kept).
-pub fn strip_hidden(text: &str) -> Option<String> {
+pub(crate) fn strip_hidden(text: &str) -> Option<String> {
     let (inv, bidi, tags) = hidden_chars(text);
     if !(inv || bidi || tags) {
         return None;

@@ -19,14 +19,14 @@
 //! Detected values never reach logs, metrics or error messages: errors name
 //! entity types and rule names only.
 
-pub mod actions;
-pub mod error;
-pub mod finding;
-pub mod guard;
-pub mod metrics;
-pub mod recognize;
-pub mod request;
-pub mod response;
+pub(crate) mod actions;
+pub(crate) mod error;
+pub(crate) mod finding;
+pub(crate) mod guard;
+pub(crate) mod metrics;
+pub(crate) mod recognize;
+pub(crate) mod request;
+pub(crate) mod response;
 pub mod stream;
 mod validate;
 
@@ -34,22 +34,23 @@ use std::sync::Arc;
 
 use tollgate_config::{Builtin, Pii, PiiAction};
 
-pub use error::PiiError;
-pub use finding::{Entity, Finding};
-pub use metrics::PiiMetrics;
-pub use request::{filter_other, filter_request, Filtered};
+pub(crate) use error::PiiError;
+pub(crate) use finding::Entity;
+pub(crate) use metrics::PiiMetrics;
+pub use request::filter_request;
+pub(crate) use request::{filter_other, Filtered};
 
 /// What the answer to one request needs: the policy, and the pseudonyms
 /// its request was given.
 #[derive(Clone)]
-pub struct Answers {
+pub(crate) struct Answers {
     pub engine: Arc<Engine>,
     pub pseudonyms: Option<Arc<actions::Pseudonyms>>,
 }
 
 impl Answers {
     /// `None` when answers pass untouched (no response scan, nothing to restore).
-    pub fn of(engine: &Arc<Engine>, filtered: &Filtered) -> Option<Answers> {
+    pub(crate) fn of(engine: &Arc<Engine>, filtered: &Filtered) -> Option<Answers> {
         (engine.scan_responses || filtered.pseudonyms.is_some()).then(|| Answers {
             engine: engine.clone(),
             pseudonyms: filtered.pseudonyms.clone(),
@@ -57,7 +58,7 @@ impl Answers {
     }
 
     /// The filter for a streamed answer in `app`'s API.
-    pub fn stream(
+    pub(crate) fn stream(
         &self,
         metrics: &Arc<crate::metrics::Metrics>,
         app: crate::api::Family,
@@ -71,7 +72,7 @@ impl Answers {
     }
 
     /// Filters a whole answer in `app`'s API, parsed; true when it changed.
-    pub fn whole(
+    pub(crate) fn whole(
         &self,
         metrics: &crate::metrics::Metrics,
         app: crate::api::Family,

@@ -37,7 +37,7 @@ pub(crate) struct Enabled {
 }
 
 impl Enabled {
-    pub fn from_flags(all: [bool; Builtin::ALL.len()]) -> Enabled {
+    pub(crate) fn from_flags(all: [bool; Builtin::ALL.len()]) -> Enabled {
         let on = |b: Builtin| all[b.index()];
         Enabled {
             email: on(Builtin::Email),
@@ -54,11 +54,11 @@ impl Enabled {
     }
 
     #[cfg(test)]
-    pub fn all() -> Enabled {
+    pub(crate) fn all() -> Enabled {
         Enabled::from_flags([true; Builtin::ALL.len()])
     }
 
-    pub fn get(&self, b: Builtin) -> bool {
+    pub(crate) fn get(&self, b: Builtin) -> bool {
         self.all[b.index()]
     }
 

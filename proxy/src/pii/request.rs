@@ -24,7 +24,7 @@ use crate::api::{Family, Operation};
 
 /// Who wrote a text, which decides the guard's view of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     System,
     User,
     Assistant,
@@ -54,7 +54,7 @@ pub fn filter_request(
     op: Operation,
     v: &mut Value,
     metrics: &PiiMetrics,
-) -> Result<Filtered, crate::error::ProxyError> {
+) -> Result<Filtered, PiiError> {
     let started = Instant::now();
     let mut scan = Scan::new(engine, metrics);
     visit(family, op, v, &mut |source, text: &mut String| {
@@ -76,12 +76,12 @@ pub fn filter_request(
 /// string of a JSON body except `data:` URLs, as user input. Pseudonymize
 /// masks here (the answer is not read, so nothing could be restored).
 /// Bodies that are not JSON (file uploads, audio) pass unscanned.
-pub fn filter_other(
+pub(crate) fn filter_other(
     engine: &Engine,
     headers: &http::HeaderMap,
     raw: &Bytes,
     metrics: &PiiMetrics,
-) -> Result<Option<Bytes>, crate::error::ProxyError> {
+) -> Result<Option<Bytes>, PiiError> {
     let json = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -172,7 +172,7 @@ impl<'a> Scan<'a> {
 
     /// Counts the findings and the scan time; a block is an error naming
     /// guard rules or entity types, never values.
-    fn finish(self, started: Instant) -> Result<Scanned, crate::error::ProxyError> {
+    fn finish(self, started: Instant) -> Result<Scanned, PiiError> {
         let m = self.metrics;
         for ((entity, action), n) in &self.red.counts {
             m.detections
@@ -186,15 +186,13 @@ impl<'a> Scan<'a> {
             m.blocked.with_label_values(&["prompt_guard"]).inc();
             return Err(PiiError::Guard {
                 rules: self.guard_block,
-            }
-            .into());
+            });
         }
         if !self.red.blocked.is_empty() {
             m.blocked.with_label_values(&["pii"]).inc();
             return Err(PiiError::Blocked {
                 types: self.red.blocked.into_iter().collect(),
-            }
-            .into());
+            });
         }
         Ok(Scanned {
             changed: self.red.changed || self.stripped,
@@ -213,7 +211,7 @@ fn guard_source(s: Source) -> Option<GuardSource> {
 }
 
 /// Calls `f` on every text of a request.
-pub fn visit(
+pub(crate) fn visit(
     family: Family,
     op: Operation,
     v: &mut Value,

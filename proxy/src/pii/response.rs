@@ -7,7 +7,6 @@
 
 use std::time::Instant;
 
-use bytes::Bytes;
 use serde_json::Value;
 
 use super::actions::{Direction, Pseudonyms, Redaction};
@@ -15,7 +14,7 @@ use super::{Engine, PiiMetrics};
 use crate::api::Family;
 
 /// What a response filter needs from its request.
-pub struct ResponseFilter<'a> {
+pub(crate) struct ResponseFilter<'a> {
     pub engine: &'a Engine,
     pub pseudonyms: Option<&'a Pseudonyms>,
     pub metrics: &'a PiiMetrics,
@@ -23,13 +22,15 @@ pub struct ResponseFilter<'a> {
 
 impl ResponseFilter<'_> {
     /// True when answers need any work.
-    pub fn active(&self) -> bool {
+    pub(crate) fn active(&self) -> bool {
         self.engine.scan_responses || self.pseudonyms.is_some_and(|p| !p.is_empty())
     }
 
     /// Filters a whole JSON answer in the app's API. Bodies that are not
-    /// JSON pass unchanged.
-    pub fn whole(&self, app: Family, body: Bytes) -> Bytes {
+    /// JSON pass unchanged. (The response pipeline edits the answer it
+    /// parsed already; this is for tests and fuzz targets.)
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn whole(&self, app: Family, body: bytes::Bytes) -> bytes::Bytes {
         if !self.active() {
             return body;
         }
@@ -39,11 +40,11 @@ impl ResponseFilter<'_> {
         if !self.edit(app, &mut v) {
             return body;
         }
-        Bytes::from(serde_json::to_vec(&v).expect("a JSON value serializes"))
+        bytes::Bytes::from(serde_json::to_vec(&v).expect("a JSON value serializes"))
     }
 
     /// Filters a whole answer in the app's API, parsed; true when it changed.
-    pub fn edit(&self, app: Family, v: &mut Value) -> bool {
+    pub(crate) fn edit(&self, app: Family, v: &mut Value) -> bool {
         if !self.active() {
             return false;
         }
@@ -88,7 +89,7 @@ impl ResponseFilter<'_> {
 
 /// Replaces every placeholder of `p` in `s`; `json_text` escapes the
 /// originals for a JSON string context. Returns the text and the count.
-pub fn restore(s: &str, p: &Pseudonyms, json_text: bool) -> (String, u64) {
+pub(crate) fn restore(s: &str, p: &Pseudonyms, json_text: bool) -> (String, u64) {
     if !s.contains('[') {
         return (String::new(), 0);
     }

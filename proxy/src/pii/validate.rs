@@ -3,7 +3,7 @@
 //! SSA's never-issued ranges for US social security numbers.
 
 /// Luhn checksum over the ASCII digits of `s` (other bytes are skipped).
-pub fn luhn(s: &[u8]) -> bool {
+pub(super) fn luhn(s: &[u8]) -> bool {
     let mut sum = 0u32;
     let mut n = 0;
     for &b in s.iter().rev().filter(|b| b.is_ascii_digit()) {
@@ -23,7 +23,7 @@ pub fn luhn(s: &[u8]) -> bool {
 /// ISO 7064 mod 97-10 as IBANs use it: the first four characters move to
 /// the end, letters count 10..35, the number mod 97 must be 1. Spaces are
 /// skipped; anything else fails.
-pub fn mod97(s: &[u8]) -> bool {
+pub(super) fn mod97(s: &[u8]) -> bool {
     let chars: Vec<u8> = s.iter().copied().filter(|b| *b != b' ').collect();
     if chars.len() < 5 {
         return false;
@@ -46,7 +46,7 @@ pub fn mod97(s: &[u8]) -> bool {
 }
 
 /// IBAN length by country (SWIFT registry), for the countries that issue them.
-pub fn iban_length(country: &[u8]) -> Option<usize> {
+pub(super) fn iban_length(country: &[u8]) -> Option<usize> {
     const TABLE: &[(&[u8; 2], u8)] = &[
         (b"AD", 24),
         (b"AE", 23),
@@ -145,7 +145,7 @@ pub fn iban_length(country: &[u8]) -> Option<usize> {
 
 /// US SSN area/group/serial rules: area not 000, 666 or 900-999; group not
 /// 00; serial not 0000; and not one of the numbers published in ads.
-pub fn ssn(area: u32, group: u32, serial: u32) -> bool {
+pub(super) fn ssn(area: u32, group: u32, serial: u32) -> bool {
     if area == 0 || area == 666 || area >= 900 || group == 0 || serial == 0 {
         return false;
     }
@@ -155,7 +155,7 @@ pub fn ssn(area: u32, group: u32, serial: u32) -> bool {
 
 /// How well 12-19 digits fit a card brand: 2 for a known issuer range and
 /// length, 1 for a plausible major-industry digit and length, 0 for none.
-pub fn card_fit(digits: &[u8]) -> u8 {
+pub(super) fn card_fit(digits: &[u8]) -> u8 {
     if card_brand(digits) {
         return 2;
     }
@@ -172,7 +172,7 @@ pub fn card_fit(digits: &[u8]) -> u8 {
 }
 
 /// Maestro issuer ranges, whose cards may have as few as 12 digits.
-pub fn maestro(digits: &[u8]) -> bool {
+pub(super) fn maestro(digits: &[u8]) -> bool {
     let p = |k: usize| {
         digits[..k]
             .iter()
@@ -186,7 +186,7 @@ pub fn maestro(digits: &[u8]) -> bool {
 
 /// Payment-card brand prefixes and lengths (Visa, Mastercard, Amex,
 /// Discover, JCB, Diners, UnionPay, Maestro).
-pub fn card_brand(digits: &[u8]) -> bool {
+pub(super) fn card_brand(digits: &[u8]) -> bool {
     let n = digits.len();
     let p = |k: usize| -> u32 {
         digits[..k]
@@ -220,7 +220,7 @@ pub fn card_brand(digits: &[u8]) -> bool {
 }
 
 /// Shannon entropy in bits per byte.
-pub fn entropy(s: &[u8]) -> f64 {
+pub(super) fn entropy(s: &[u8]) -> f64 {
     if s.is_empty() {
         return 0.0;
     }

@@ -31,6 +31,7 @@ use crate::routing::retry::backoff;
 use crate::routing::targets::TargetStats;
 use crate::routing::Plan;
 use crate::state::Shared;
+use crate::upstream::UpstreamError;
 
 /// Why an attempt did not produce the answer.
 enum Failure {
@@ -177,10 +178,11 @@ pub(crate) async fn run(x: &Exchange<'_>, settle: &mut Settle) -> Result<Answer,
         None if !attempted_any => Err(ProxyError::AllTargetsEjected {
             route: plan.label.to_string(),
         }),
-        None => Err(ProxyError::UpstreamTimeout {
+        None => Err(UpstreamError::Timeout {
             provider: plan.label.to_string(),
             timeout: policy.retry.deadline,
-        }),
+        }
+        .into()),
     }
 }
 

@@ -177,7 +177,7 @@ fn max_output(op: Operation, v: &Value, plan: &Plan<'_>) -> Option<u64> {
 // === impl Hold ===
 
 /// An admitted request's reservation, until the request ends.
-pub struct Hold {
+pub(crate) struct Hold {
     admission: Admission,
     prompt: Prompt,
     tasks: SettleTasks,
@@ -185,7 +185,7 @@ pub struct Hold {
 
 /// How a request ended, as far as its budget is concerned.
 #[derive(Debug, Default)]
-pub struct Ending {
+pub(crate) struct Ending {
     /// The upstream model of the last attempt.
     pub served_model: Option<String>,
     /// Usage the provider reported, and whether it is the final figure.
@@ -209,7 +209,7 @@ enum Settlement {
 impl Hold {
     /// `x-tollgate-budget-remaining-*` and `x-ratelimit-*`, plus
     /// `x-tollgate-budget-action` when a downgrade fired.
-    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+    pub(crate) fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
         let mut h = self.admission.headers();
         if self.admission.downgrade_to().is_some() {
             h.push((
@@ -221,13 +221,13 @@ impl Hold {
     }
 
     /// The route a `downgrade` budget action chose.
-    pub fn downgrade_to(&self) -> Option<&str> {
+    pub(crate) fn downgrade_to(&self) -> Option<&str> {
         self.admission.downgrade_to()
     }
 
     /// Settles or releases: in place on a memory store, in the background
     /// otherwise.
-    pub fn finish(self, end: Ending) {
+    pub(crate) fn finish(self, end: Ending) {
         let Hold {
             admission,
             prompt,
@@ -321,5 +321,5 @@ mod tasks;
 #[cfg(test)]
 mod tests;
 
-pub use output::OutputText;
-pub use tasks::SettleTasks;
+pub(crate) use output::OutputText;
+pub(crate) use tasks::SettleTasks;

@@ -34,10 +34,10 @@ use crate::cache::semantic::Probe;
 use crate::cache::{now_ms, Directive, Entry, Key, ResponseCache, Scope};
 use crate::error::ProxyError;
 
-pub const HEADER: &str = "x-tollgate-cache";
+pub(crate) const HEADER: &str = "x-tollgate-cache";
 
 /// What the cache did for one request.
-pub enum Step {
+pub(crate) enum Step {
     /// The cache does not apply (off for this route, or an operation it
     /// does not keep): no header.
     Off,
@@ -51,7 +51,7 @@ pub enum Step {
 }
 
 /// A miss whose answer may be stored.
-pub struct Pending {
+pub(crate) struct Pending {
     cache: Arc<ResponseCache>,
     key: Key,
     ttl: Duration,
@@ -220,7 +220,7 @@ pub(crate) async fn lookup(x: &Exchange<'_>) -> Result<Step, ProxyError> {
 }
 
 /// On a semantic hit: the cosine similarity of the two prompts.
-pub const SIMILARITY_HEADER: &str = "x-tollgate-cache-similarity";
+pub(crate) const SIMILARITY_HEADER: &str = "x-tollgate-cache-similarity";
 
 fn hit_response(
     family: Family,

@@ -7,17 +7,17 @@ use serde_json::json;
 
 use crate::api::Family;
 use crate::body::ResponseBody;
-use crate::error::ProxyError;
+use crate::routing::UnknownModel;
 use crate::state::Runtime;
 
 /// `GET /v1/models` and `GET /v1/models/{id}` in the shape of the app's API
 /// (Anthropic's when the request carries Anthropic headers).
-pub fn models(
+pub(crate) fn models(
     rt: &Runtime,
     family: Family,
     path: &str,
     request_id: &HeaderValue,
-) -> Result<Response<ResponseBody>, ProxyError> {
+) -> Result<Response<ResponseBody>, UnknownModel> {
     let entry = |id: &str, provider: usize| match family {
         Family::OpenAi => json!({
             "id": id,
@@ -38,12 +38,7 @@ pub fn models(
             match found {
                 Some((m, p)) => entry(m, p),
                 None => {
-                    return Err(ProxyError::UnknownModel {
-                        model: id.to_string(),
-                        message: format!(
-                            "The model `{id}` does not exist or is not served by this proxy"
-                        ),
-                    })
+                    return Err(UnknownModel::not_served(id, Vec::new()));
                 }
             }
         }

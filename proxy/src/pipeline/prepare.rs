@@ -7,12 +7,13 @@ use serde_json::Value;
 use tollgate_config::{ProviderType, Shaping};
 
 use crate::api::request::Payload;
+use crate::api::translate::TranslateError;
 use crate::api::{Family, Operation};
 use crate::error::ProxyError;
 
 /// Largest `max_tokens` sent to Anthropic when an OpenAI app gave none and
 /// no shaping sets a default (Anthropic requires the field).
-pub const DEFAULT_TRANSLATED_MAX_TOKENS: u64 = 4096;
+pub(crate) const DEFAULT_TRANSLATED_MAX_TOKENS: u64 = 4096;
 
 /// What the target needs.
 pub struct TargetSpec<'a> {
@@ -36,7 +37,7 @@ impl TargetSpec<'_> {
 }
 
 /// True when the app itself asked for the usage chunk of a stream.
-pub fn app_wants_stream_usage(body: &Payload) -> bool {
+pub(crate) fn app_wants_stream_usage(body: &Payload) -> bool {
     body.json()
         .ok()
         .and_then(|v| v.pointer("/stream_options/include_usage"))
@@ -89,29 +90,29 @@ fn translate(
     op: Operation,
     v: &Value,
     t: &TargetSpec<'_>,
-) -> Result<Value, ProxyError> {
+) -> Result<Value, TranslateError> {
     use crate::api::translate as tr;
     match (app, op, t.family) {
-        (Family::OpenAi, Operation::ChatCompletions, Family::Anthropic) => tr::openai_to_anthropic_request(
-            v,
-            t.model,
-            &tr::Defaults {
-                max_tokens: DEFAULT_TRANSLATED_MAX_TOKENS,
-            },
-        )
-        .map_err(|e| ProxyError::InvalidField(e.to_string())),
-        (Family::Anthropic, Operation::Messages, Family::OpenAi) => {
-            tr::anthropic_to_openai_request(v, t.model).map_err(|e| ProxyError::InvalidField(e.to_string()))
+        (Family::OpenAi, Operation::ChatCompletions, Family::Anthropic) => {
+            tr::openai_to_anthropic_request(
+                v,
+                t.model,
+                &tr::Defaults {
+                    max_tokens: DEFAULT_TRANSLATED_MAX_TOKENS,
+                },
+            )
         }
-        _ => Err(ProxyError::InvalidField(format!(
-            "{} requests cannot be sent to a provider of the other API; only chat completions and messages are translated",
-            op.otel_name()
-        ))),
+        (Family::Anthropic, Operation::Messages, Family::OpenAi) => {
+            tr::anthropic_to_openai_request(v, t.model)
+        }
+        _ => Err(TranslateError::Operation {
+            operation: op.otel_name(),
+        }),
     }
 }
 
 /// Applies shaping to a request in the target's API.
-pub fn shape(v: &mut Value, s: &Shaping, family: Family, kind: ProviderType) {
+pub(crate) fn shape(v: &mut Value, s: &Shaping, family: Family, kind: ProviderType) {
     let Some(obj) = v.as_object_mut() else { return };
     for key in &s.strip {
         obj.remove(key);

@@ -143,7 +143,7 @@ pub(crate) fn respond(
     let reply = reply.unwrap_or_else(|err| {
         settle.failed(&err);
         let id = cx.request_id.to_str().unwrap_or("");
-        Reply::Own(err.into_response(cx.app, id))
+        Reply::Own(err.to_response(cx.app, id))
     });
     match reply {
         Reply::Own(resp) => {

@@ -31,7 +31,7 @@ enum Outcome {
 }
 
 /// The settle record of one request.
-pub struct Settle {
+pub(crate) struct Settle {
     metrics: Arc<Metrics>,
     in_flight: Arc<AtomicUsize>,
     admitted: bool,
@@ -61,7 +61,7 @@ pub struct Settle {
 }
 
 impl Settle {
-    pub fn begin(
+    pub(crate) fn begin(
         shared: &Shared,
         started: Instant,
         request_id: HeaderValue,
@@ -96,7 +96,7 @@ impl Settle {
     }
 
     /// Takes a concurrency slot if one is free under `limit`.
-    pub fn admit(&mut self, limit: usize) -> bool {
+    pub(crate) fn admit(&mut self, limit: usize) -> bool {
         let prev = self.in_flight.fetch_add(1, Ordering::AcqRel);
         if prev >= limit {
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -107,46 +107,46 @@ impl Settle {
         true
     }
 
-    pub fn set_endpoint(&mut self, e: Endpoint) {
+    pub(crate) fn set_endpoint(&mut self, e: Endpoint) {
         self.endpoint = Some(e);
     }
 
     /// The route label (alias or allow-list entry), requested-model label
     /// and whether the app asked for a stream.
-    pub fn set_route(&mut self, route: &str, model_label: &str, stream: bool) {
+    pub(crate) fn set_route(&mut self, route: &str, model_label: &str, stream: bool) {
         self.route = Some(route.to_string());
         self.model = Some(model_label.to_string());
         self.stream = stream;
     }
 
     /// The provider that (last) served the request.
-    pub fn set_provider(&mut self, p: &Provider) {
+    pub(crate) fn set_provider(&mut self, p: &Provider) {
         if self.provider.as_deref() != Some(p.name.as_str()) {
             self.provider = Some(p.name.clone());
         }
     }
 
     /// The request was admitted by its budgets.
-    pub fn hold_budget(&mut self, hold: Hold) {
+    pub(crate) fn hold_budget(&mut self, hold: Hold) {
         self.hold = Some(hold);
     }
 
     /// The route a budget `downgrade` action chose, if one fired.
-    pub fn downgrade_to(&self) -> Option<&str> {
+    pub(crate) fn downgrade_to(&self) -> Option<&str> {
         self.hold.as_ref().and_then(Hold::downgrade_to)
     }
 
     /// True when an output estimate may be needed: the text sent is kept.
-    pub fn wants_output_text(&self) -> bool {
+    pub(crate) fn wants_output_text(&self) -> bool {
         self.hold.is_some()
     }
 
-    pub fn set_output_text(&mut self, text: OutputText) {
+    pub(crate) fn set_output_text(&mut self, text: OutputText) {
         self.output_text = Some(text);
     }
 
     /// Adds the budget headers to a response.
-    pub fn decorate(&self, headers: &mut HeaderMap) {
+    pub(crate) fn decorate(&self, headers: &mut HeaderMap) {
         if let Some(h) = &self.hold {
             for (name, value) in h.headers() {
                 headers.insert(name, value);
@@ -155,7 +155,7 @@ impl Settle {
     }
 
     /// An attempt is about to be sent to `model`.
-    pub fn attempt_sent(&mut self, model: &str) {
+    pub(crate) fn attempt_sent(&mut self, model: &str) {
         if self.served_model.as_deref() != Some(model) {
             self.served_model = Some(model.to_string());
         }
@@ -163,11 +163,11 @@ impl Settle {
     }
 
     /// The attempt got its response headers, or failed.
-    pub fn attempt_done(&mut self) {
+    pub(crate) fn attempt_done(&mut self) {
         self.awaiting = false;
     }
 
-    pub fn upstream_answered(&mut self, took: Duration, status: u16) {
+    pub(crate) fn upstream_answered(&mut self, took: Duration, status: u16) {
         self.upstream_status = Some(status);
         self.status = status;
         let provider = self.provider.as_deref().unwrap_or("");
@@ -178,7 +178,7 @@ impl Settle {
     }
 
     /// Records the status sent to the app (if the upstream's was not already).
-    pub fn responded(&mut self, status: u16) {
+    pub(crate) fn responded(&mut self, status: u16) {
         if self.status == 0 {
             self.status = status;
         }
@@ -186,7 +186,7 @@ impl Settle {
 
     /// Usage the provider reported; `complete` when it is the final
     /// figure (a whole body, or a stream's closing usage).
-    pub fn set_usage(&mut self, usage: Option<Usage>, complete: bool) {
+    pub(crate) fn set_usage(&mut self, usage: Option<Usage>, complete: bool) {
         if usage.is_some() {
             self.usage = usage;
             self.usage_complete = complete;
@@ -194,20 +194,20 @@ impl Settle {
     }
 
     /// The first bytes of the answer went out at `at`.
-    pub fn first_chunk_at(&mut self, at: Instant) {
+    pub(crate) fn first_chunk_at(&mut self, at: Instant) {
         if self.first_chunk.is_none() {
             self.first_chunk = Some(at.saturating_duration_since(self.started));
         }
     }
 
-    pub fn completed(&mut self) {
+    pub(crate) fn completed(&mut self) {
         if self.outcome == Outcome::Open {
             self.outcome = Outcome::Completed;
         }
     }
 
     /// The upstream failed after the response was committed.
-    pub fn upstream_failed(&mut self, reason: &'static str) {
+    pub(crate) fn upstream_failed(&mut self, reason: &'static str) {
         self.outcome = Outcome::UpstreamFailed;
         self.error = Some(reason);
         let provider = self.provider.as_deref().unwrap_or("");
@@ -218,7 +218,7 @@ impl Settle {
     }
 
     /// The request failed with the proxy's own error.
-    pub fn failed(&mut self, err: &ProxyError) {
+    pub(crate) fn failed(&mut self, err: &ProxyError) {
         self.status = err.status().as_u16();
         self.error = Some(err.metric_label());
         self.metrics

@@ -7,10 +7,13 @@
 //! attempt loop lives in `pipeline::attempt`.
 
 pub mod balance;
-pub mod breaker;
-pub mod retry;
+pub(crate) mod breaker;
+pub(crate) mod retry;
 pub mod rules;
 pub mod targets;
+mod unknown;
+
+pub(crate) use unknown::UnknownModel;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -18,7 +21,6 @@ use std::collections::HashMap;
 use tollgate_config::{Config, ModelPattern, Route, RoutePolicy, Shadow, Shaping, Strategy};
 
 use crate::api::Family;
-use crate::error::ProxyError;
 
 /// The model → provider index of one config.
 #[derive(Debug, Default)]
@@ -110,7 +112,7 @@ impl Table {
         config: &Config,
         family: Family,
         model: &str,
-    ) -> Result<Lookup<'_>, ProxyError> {
+    ) -> Result<Lookup<'_>, UnknownModel> {
         if let Some(&i) = self.aliases.get(model) {
             return Ok(Lookup::Alias(i));
         }
@@ -120,42 +122,27 @@ impl Table {
         Err(self.unknown(config, family, model))
     }
 
-    fn unknown(&self, config: &Config, family: Family, model: &str) -> ProxyError {
+    fn unknown(&self, config: &Config, family: Family, model: &str) -> UnknownModel {
         let other = match family {
             Family::OpenAi => Family::Anthropic,
             Family::Anthropic => Family::OpenAi,
         };
-        let message = match self.direct(other, model) {
-            Some((i, _)) => format!(
-                "The model `{model}` is served by provider `{}`, which speaks the {} API; call it through that API or route to it with an alias",
-                config.providers[i].name,
-                match other {
-                    Family::OpenAi => "OpenAI",
-                    Family::Anthropic => "Anthropic Messages",
-                }
-            ),
-            None => {
-                let names: Vec<&str> = self
-                    .aliases
-                    .keys()
-                    .map(String::as_str)
-                    .chain(self.models(family).map(|(m, _)| m))
-                    .take(20)
-                    .collect();
-                if names.is_empty() {
-                    format!("The model `{model}` does not exist or is not served by this proxy")
-                } else {
-                    format!(
-                        "The model `{model}` does not exist or is not served by this proxy; available: {}",
-                        names.join(", ")
-                    )
-                }
-            }
-        };
-        ProxyError::UnknownModel {
-            model: model.to_string(),
-            message,
+        if let Some((i, _)) = self.direct(other, model) {
+            let api = match other {
+                Family::OpenAi => "OpenAI",
+                Family::Anthropic => "Anthropic Messages",
+            };
+            return UnknownModel::other_api(model, &config.providers[i].name, api);
         }
+        let names = self
+            .aliases
+            .keys()
+            .map(String::as_str)
+            .chain(self.models(family).map(|(m, _)| m))
+            .take(20)
+            .map(str::to_string)
+            .collect();
+        UnknownModel::not_served(model, names)
     }
 
     /// The plan for an alias.

@@ -8,13 +8,17 @@ use tollgate_config::RetryPolicy;
 
 /// Statuses worth another attempt: rate limits and transient server errors
 /// (529 is Anthropic's "overloaded").
-pub fn retryable_status(status: u16) -> bool {
+pub(crate) fn retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504 | 529)
 }
 
 /// Backoff before attempt `n + 1` (n ≥ 1 attempts made): exponential with
 /// full jitter, at least the provider's `Retry-After` when it sent one.
-pub fn backoff(p: &RetryPolicy, attempts_made: u32, retry_after: Option<Duration>) -> Duration {
+pub(crate) fn backoff(
+    p: &RetryPolicy,
+    attempts_made: u32,
+    retry_after: Option<Duration>,
+) -> Duration {
     let exp = p
         .initial_backoff
         .saturating_mul(
@@ -30,7 +34,7 @@ pub fn backoff(p: &RetryPolicy, attempts_made: u32, retry_after: Option<Duration
 }
 
 /// The provider's requested wait: `retry-after-ms`, or `Retry-After` in seconds.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         return (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms / 1000.0));
@@ -43,7 +47,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// True when an error body says the prompt did not fit the model's context
 /// (OpenAI `context_length_exceeded`, Anthropic "prompt is too long").
-pub fn is_context_length_error(status: u16, body: &[u8]) -> bool {
+pub(crate) fn is_context_length_error(status: u16, body: &[u8]) -> bool {
     if status != 400 && status != 413 {
         return false;
     }

@@ -99,7 +99,7 @@ fn collect_text(v: &Value, out: &mut String, images: &mut bool) {
 }
 
 /// True when every condition of `m` holds.
-pub fn matches(m: &Match, headers: &HeaderMap, f: Option<&Features>) -> bool {
+pub(crate) fn matches(m: &Match, headers: &HeaderMap, f: Option<&Features>) -> bool {
     if let Some(h) = &m.header {
         let Some(v) = headers.get(h.name.as_str()).and_then(|v| v.to_str().ok()) else {
             return false;

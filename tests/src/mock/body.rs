@@ -28,7 +28,7 @@ pub(crate) enum MockBody {
 }
 
 impl MockBody {
-    pub fn empty() -> Self {
+    pub(super) fn empty() -> Self {
         MockBody::Full(None)
     }
 }

@@ -21,7 +21,7 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    pub fn status(status: StatusCode) -> Self {
+    pub(super) fn status(status: StatusCode) -> Self {
         ApiError {
             status,
             message: None,
@@ -31,23 +31,23 @@ impl ApiError {
         }
     }
 
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             message: Some(message.into()),
             ..ApiError::status(status)
         }
     }
 
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(super) fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 
-    pub fn with_param(mut self, param: &'static str) -> Self {
+    pub(super) fn with_param(mut self, param: &'static str) -> Self {
         self.param = Some(param);
         self
     }
 
-    pub fn with_code(mut self, code: &'static str) -> Self {
+    pub(super) fn with_code(mut self, code: &'static str) -> Self {
         self.code = Some(code);
         self
     }

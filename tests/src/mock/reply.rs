@@ -29,7 +29,12 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    pub fn build(model: &str, last_user: &str, sw: &Switches, max_tokens: Option<u64>) -> Reply {
+    pub(super) fn build(
+        model: &str,
+        last_user: &str,
+        sw: &Switches,
+        max_tokens: Option<u64>,
+    ) -> Reply {
         let mut text = match &sw.reply {
             Some(verbatim) => verbatim.clone(),
             None => {
@@ -46,7 +51,7 @@ impl Reply {
         Reply { text, truncated }
     }
 
-    pub fn tokens(&self) -> u64 {
+    pub(super) fn tokens(&self) -> u64 {
         words(&self.text)
     }
 }
@@ -97,7 +102,7 @@ pub(crate) struct Pieces(Vec<usize>);
 
 impl Pieces {
     /// At most `n` pieces (at least one), each starting at a word, words spread evenly.
-    pub fn by_words(text: &str, n: usize) -> Pieces {
+    pub(super) fn by_words(text: &str, n: usize) -> Pieces {
         let starts: Vec<usize> = word_spans(text).map(|(s, _)| s).collect();
         let p = n.min(starts.len()).max(1);
         let mut b = Vec::with_capacity(p + 1);
@@ -110,7 +115,7 @@ impl Pieces {
     }
 
     /// At most `n` pieces (at least one) of about equal character count.
-    pub fn by_chars(text: &str, n: usize) -> Pieces {
+    pub(super) fn by_chars(text: &str, n: usize) -> Pieces {
         let chars = text.chars().count();
         let p = n.min(chars).max(1);
         let mut b = Vec::with_capacity(p + 1);
@@ -126,11 +131,11 @@ impl Pieces {
         Pieces(b)
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.0.len() - 1
     }
 
-    pub fn get<'t>(&self, text: &'t str, i: usize) -> &'t str {
+    pub(super) fn get<'t>(&self, text: &'t str, i: usize) -> &'t str {
         &text[self.0[i]..self.0[i + 1]]
     }
 }

@@ -118,17 +118,17 @@ pub(crate) struct Exchange<'a> {
 // === impl Exchange ===
 
 impl Exchange<'_> {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
         self.parts.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// The injected fault, counted once (call after auth).
-    pub fn fault(&self) -> Option<Fault> {
+    pub(super) fn fault(&self) -> Option<Fault> {
         fault(self.state, &self.switches)
     }
 
     /// Parses the JSON body, or the 400 both APIs give for a broken one.
-    pub fn json<'de, T: serde::Deserialize<'de>>(&'de self) -> Result<T, ApiError> {
+    pub(super) fn json<'de, T: serde::Deserialize<'de>>(&'de self) -> Result<T, ApiError> {
         serde_json::from_slice(&self.body).map_err(|e| {
             ApiError::bad_request(format!(
                 "We could not parse the JSON body of your request. ({e})"
@@ -138,7 +138,7 @@ impl Exchange<'_> {
 
     /// A whole JSON success; waits the time to first token first, and with
     /// `reset_after_chunks` > 0 sends only its first half.
-    pub async fn whole(&self, json: Vec<u8>) -> Response<MockBody> {
+    pub(super) async fn whole(&self, json: Vec<u8>) -> Response<MockBody> {
         sleep_ms(self.switches.ttft_ms).await;
         let json = match self.switches.json_style() {
             JsonStyle::Compact => json,
@@ -163,7 +163,7 @@ impl Exchange<'_> {
     }
 
     /// A streamed success.
-    pub fn stream(&self, source: Box<dyn EventSource>) -> Response<MockBody> {
+    pub(super) fn stream(&self, source: Box<dyn EventSource>) -> Response<MockBody> {
         let sw = &self.switches;
         let pacing = Pacing {
             ttft: Duration::from_millis(sw.ttft_ms.unwrap_or(0)),

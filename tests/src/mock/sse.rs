@@ -147,7 +147,7 @@ pub(crate) struct SseStream {
 // === impl SseStream ===
 
 impl SseStream {
-    pub fn new(source: Box<dyn EventSource>, pacing: Pacing, stats: &Arc<Stats>) -> Self {
+    pub(super) fn new(source: Box<dyn EventSource>, pacing: Pacing, stats: &Arc<Stats>) -> Self {
         let malformed_at = pacing
             .malformed
             .then(|| u32::try_from(source.len() / 2).unwrap_or(u32::MAX).max(1));
@@ -165,11 +165,14 @@ impl SseStream {
         }
     }
 
-    pub fn is_done(&self) -> bool {
+    pub(super) fn is_done(&self) -> bool {
         self.done
     }
 
-    pub fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyError>>> {
+    pub(super) fn poll_event(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, BodyError>>> {
         if self.done {
             return Poll::Ready(None);
         }

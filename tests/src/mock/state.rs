@@ -52,7 +52,7 @@ pub(crate) struct StatsView {
 // === impl State ===
 
 impl State {
-    pub fn new(cfg: &MockConfig) -> Self {
+    pub(super) fn new(cfg: &MockConfig) -> Self {
         State {
             openai_key: cfg.openai_key.as_deref().map(Into::into),
             anthropic_key: cfg.anthropic_key.as_deref().map(Into::into),
@@ -64,17 +64,17 @@ impl State {
         }
     }
 
-    pub fn defaults(&self) -> arc_swap::Guard<Arc<Switches>> {
+    pub(super) fn defaults(&self) -> arc_swap::Guard<Arc<Switches>> {
         self.defaults.load()
     }
 
-    pub fn set_defaults(&self, s: Switches) {
+    pub(super) fn set_defaults(&self, s: Switches) {
         self.defaults.store(Arc::new(s));
     }
 
     /// Counts a request and, unless recording is off, keeps the record
     /// `make` builds (only then is it built).
-    pub fn record(&self, make: impl FnOnce() -> RecordedRequest) {
+    pub(super) fn record(&self, make: impl FnOnce() -> RecordedRequest) {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         if self.recording.load(Ordering::Relaxed) {
             let r = make();
@@ -83,22 +83,22 @@ impl State {
         self.stats.changed.notify_waiters();
     }
 
-    pub fn set_recording(&self, on: bool) {
+    pub(super) fn set_recording(&self, on: bool) {
         self.recording.store(on, Ordering::Relaxed);
     }
 
-    pub fn records(&self) -> MutexGuard<'_, Vec<RecordedRequest>> {
+    pub(super) fn records(&self) -> MutexGuard<'_, Vec<RecordedRequest>> {
         lock(&self.records)
     }
 
     /// Forgets the records and the fail-first counters.
-    pub fn clear(&self) {
+    pub(super) fn clear(&self) {
         lock(&self.records).clear();
         lock(&self.scenarios).clear();
     }
 
     /// Counts one more request of `scenario`; returns how many came before it.
-    pub fn bump_scenario(&self, scenario: &str) -> u32 {
+    pub(super) fn bump_scenario(&self, scenario: &str) -> u32 {
         let mut map = lock(&self.scenarios);
         let seen = match map.get_mut(scenario) {
             Some(n) => n,
@@ -109,7 +109,7 @@ impl State {
         before
     }
 
-    pub fn stats_view(&self) -> StatsView {
+    pub(super) fn stats_view(&self) -> StatsView {
         let s = &self.stats;
         StatsView {
             active_streams: s.active.load(Ordering::SeqCst),

@@ -21,7 +21,7 @@ pub(crate) struct ToolCall {
 
 impl ToolCall {
     /// The tool call this request should get, if any.
-    pub fn choose(
+    pub(super) fn choose(
         tools: &[Value],
         tool_choice: Option<&Value>,
         switch: Option<&str>,
@@ -46,7 +46,7 @@ impl ToolCall {
         })
     }
 
-    pub fn tokens(&self) -> u64 {
+    pub(super) fn tokens(&self) -> u64 {
         words(&self.name) + words(&self.arguments)
     }
 }

@@ -16,7 +16,7 @@ const RELOAD_WITHIN: Duration = Duration::from_secs(10);
 
 /// The reload writes and how the proxy took them.
 #[derive(Debug, Default)]
-pub struct Reloads {
+pub(crate) struct Reloads {
     pub valid: u64,
     pub invalid: u64,
     /// Valid writes the proxy applied: a new config hash, the success
@@ -30,7 +30,7 @@ pub struct Reloads {
 }
 
 /// Rewrites the config every `every` until `until`.
-pub async fn reloads(
+pub(crate) async fn reloads(
     proxy: &ProxyProc,
     configs: &Configs,
     every: Duration,
@@ -122,7 +122,7 @@ impl ReloadState {
 /// Kills `redis` every `every` until `until`, keeps it down for `down`,
 /// then starts it again on the same port and data; returns the number of
 /// restarts. Redis runs when this returns.
-pub async fn redis_restarts(
+pub(crate) async fn redis_restarts(
     redis: &mut Redis,
     every: Duration,
     down: Duration,
@@ -150,7 +150,12 @@ const STALL: &str = "local t = redis.call('TIME') local start = t[1] * 1000000 +
 /// Stalls Redis for `stall` every `every` until `until` (a slow disk or a
 /// busy server, as the proxy's call timeout sees it); returns the number
 /// of stalls. `every` zero: none.
-pub async fn redis_stalls(url: &str, every: Duration, stall: Duration, until: Instant) -> u64 {
+pub(crate) async fn redis_stalls(
+    url: &str,
+    every: Duration,
+    stall: Duration,
+    until: Instant,
+) -> u64 {
     if every.is_zero() {
         return 0;
     }

@@ -15,24 +15,25 @@ use crate::harness;
 /// `appendfsync always` on a busy machine a call can take longer, and a
 /// call that times out after Redis ran it is counted wrongly by the proxy
 /// (`--redis-stall-every-s` shows it on purpose; see tests/README.md).
-pub const REDIS_TIMEOUT: &str = "1s";
+pub(crate) const REDIS_TIMEOUT: &str = "1s";
 
 /// The request header that picks a request's budget counter.
-pub const CLASS_HEADER: &str = "x-soak-class";
+pub(crate) const CLASS_HEADER: &str = "x-soak-class";
 /// The budget limit's name (part of its Redis keys).
-pub const LIMIT: &str = "soak";
+pub(crate) const LIMIT: &str = "soak";
 /// Cache bounds: unique prompts overflow them within seconds.
-pub const CACHE_MAX_ENTRIES: u64 = 64;
-pub const CACHE_MAX_BYTES: u64 = 64 * 1024;
+pub(crate) const CACHE_MAX_ENTRIES: u64 = 64;
+pub(crate) const CACHE_MAX_BYTES: u64 = 64 * 1024;
 
 /// Served model → USD per million input and output tokens, written into
 /// `budgets.pricing` and used again to price what the mock billed.
-pub const PRICES: &[(&str, u64, u64)] = &[("gpt-4o-mini", 2, 8), ("claude-sonnet-4-5", 3, 15)];
+pub(crate) const PRICES: &[(&str, u64, u64)] =
+    &[("gpt-4o-mini", 2, 8), ("claude-sonnet-4-5", 3, 15)];
 
 /// What `input` and `output` tokens on `model` cost, in nano-USD, as the
 /// proxy's price table computes it (nano-USD per million tokens, summed,
 /// rounded up once); `None` for a model without a price.
-pub fn cost_nano(model: &str, input: u64, output: u64) -> Option<u64> {
+pub(crate) fn cost_nano(model: &str, input: u64, output: u64) -> Option<u64> {
     const NANO_PER_USD: u128 = 1_000_000_000;
     let &(_, usd_in, usd_out) = PRICES.iter().find(|(m, _, _)| *m == model)?;
     let total = u128::from(input) * u128::from(usd_in) * NANO_PER_USD
@@ -47,14 +48,14 @@ const HARNESS_UPSTREAM: &str = "upstream: {credentialRefreshInterval: 1s}";
 const SOAK_UPSTREAM: &str = "upstream: {credentialRefreshInterval: 1s, poolIdleTimeout: 2s}";
 
 /// The config texts of one run.
-pub struct Configs {
+pub(crate) struct Configs {
     mock_url: String,
     store: String,
 }
 
 /// What a reload write is, and so what the proxy must do with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Write {
+pub(crate) enum Write {
     /// A real change: applied, `tollgate_config_last_reload_successful` 1.
     Valid,
     /// Refused; the last good config keeps serving and the gauge is 0.
@@ -63,7 +64,7 @@ pub enum Write {
 
 impl Configs {
     /// `store` is the `budgets.store` block (see `budgets::StoreBlock`).
-    pub fn new(mock_url: &str, store: String) -> Configs {
+    pub(crate) fn new(mock_url: &str, store: String) -> Configs {
         Configs {
             mock_url: mock_url.to_string(),
             store,
@@ -71,7 +72,7 @@ impl Configs {
     }
 
     /// The config the proxy starts with.
-    pub fn initial(&self) -> String {
+    pub(crate) fn initial(&self) -> String {
         self.valid(20)
     }
 
@@ -79,7 +80,7 @@ impl Configs {
     /// Valid ones alternate the retry backoff (30 ms, 20 ms, …), so each
     /// differs from the config it replaces; invalid ones alternate a YAML
     /// syntax error and a config error (an unknown field).
-    pub fn reload(&self, n: u64) -> (Write, String) {
+    pub(crate) fn reload(&self, n: u64) -> (Write, String) {
         if n % 2 == 0 {
             let backoff = if n % 4 == 0 { 30 } else { 20 };
             (Write::Valid, self.valid(backoff))

@@ -12,7 +12,7 @@ use serde_json::Value;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A request ready to send.
-pub struct Planned {
+pub(crate) struct Planned {
     pub url: String,
     pub body: Value,
     pub headers: Vec<(&'static str, String)>,
@@ -24,7 +24,7 @@ pub struct Planned {
 
 /// How the app ends a request early on purpose.
 #[derive(Debug, Clone, Copy)]
-pub enum Cut {
+pub(crate) enum Cut {
     /// Drops the stream after this many SSE events.
     AfterEvents(usize),
     /// Drops the request if no response has arrived by then.
@@ -33,7 +33,7 @@ pub enum Cut {
 
 /// How a request ended, as the app saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// 2xx, whole body or stream to its last event.
     Complete,
     /// 2xx from the response cache (`x-tollgate-cache: hit`).
@@ -53,7 +53,7 @@ pub enum Outcome {
 
 /// What a provider billed for one answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Billed {
+pub(crate) struct Billed {
     /// The upstream model (from `x-tollgate-target`).
     pub model: String,
     pub input: u64,
@@ -61,7 +61,7 @@ pub struct Billed {
 }
 
 #[derive(Debug, Clone)]
-pub struct Exchanged {
+pub(crate) struct Exchanged {
     pub outcome: Outcome,
     /// Set for `Complete` answers that carried usage.
     pub billed: Option<Billed>,
@@ -80,7 +80,7 @@ impl Exchanged {
 }
 
 /// Sends `req` and reads its answer as far as the app means to.
-pub async fn run(client: &reqwest::Client, req: &Planned) -> Exchanged {
+pub(crate) async fn run(client: &reqwest::Client, req: &Planned) -> Exchanged {
     match tokio::time::timeout(REQUEST_TIMEOUT, exchange(client, req)).await {
         Ok(x) => x,
         Err(_) => Exchanged::ended(Outcome::Broken("no end within 60 s")),

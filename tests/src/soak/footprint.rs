@@ -7,7 +7,12 @@ use std::time::{Duration, Instant};
 use super::procs::{self, Sample};
 
 /// Samples `pid` every `every` until `until` (or until it exits).
-pub async fn watch(pid: u32, started: Instant, every: Duration, until: Instant) -> Vec<Sample> {
+pub(crate) async fn watch(
+    pid: u32,
+    started: Instant,
+    every: Duration,
+    until: Instant,
+) -> Vec<Sample> {
     let mut out = Vec::new();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -23,7 +28,7 @@ pub async fn watch(pid: u32, started: Instant, every: Duration, until: Instant) 
 
 /// What the report says about memory and descriptors.
 #[derive(Debug, Clone)]
-pub struct Footprint {
+pub(crate) struct Footprint {
     /// Before any traffic.
     pub start: Sample,
     /// The first sample after warm-up.
@@ -43,7 +48,7 @@ pub struct Footprint {
 
 impl Footprint {
     /// `samples` from [`watch`]; warm-up ends `warmup_s` into the run.
-    pub fn of(
+    pub(crate) fn of(
         start: Sample,
         samples: &[Sample],
         warmup_s: f64,
@@ -76,7 +81,7 @@ fn per_10_min(per_second: f64) -> f64 {
 
 /// The least-squares slope of `y` over the samples' times (per second);
 /// `None` with fewer than two distinct times.
-pub fn slope(samples: &[Sample], y: impl Fn(&Sample) -> f64) -> Option<f64> {
+pub(crate) fn slope(samples: &[Sample], y: impl Fn(&Sample) -> f64) -> Option<f64> {
     let n = samples.len() as f64;
     let mean_t = samples.iter().map(|s| s.at).sum::<f64>() / n;
     let mean_y = samples.iter().map(&y).sum::<f64>() / n;

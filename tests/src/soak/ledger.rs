@@ -9,7 +9,7 @@ use crate::harness::{metric, ProxyProc};
 
 /// The proxy's counters at the end of the run.
 #[derive(Debug, Clone, Default)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     /// `tollgate_requests_total`, every label: requests answered.
     pub requests: u64,
     pub in_flight: u64,
@@ -37,7 +37,7 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    pub fn of(m: &str) -> Ledger {
+    pub(crate) fn of(m: &str) -> Ledger {
         let sum = |name: &str, labels: &[(&str, &str)]| metric_sum(m, name, labels) as u64;
         let one = |name: &str| metric(m, name, &[]).unwrap_or(0.0) as u64;
         let settlements = |outcome, est| {
@@ -83,7 +83,7 @@ impl Ledger {
     }
 
     /// Every admission ended: settled, released or dropped.
-    pub fn ended(&self) -> u64 {
+    pub(crate) fn ended(&self) -> u64 {
         self.settled_exact + self.settled_estimated + self.released + self.dropped
     }
 
@@ -100,7 +100,7 @@ impl Ledger {
 
 /// Polls the proxy's metrics until it is quiet after `sent` requests, or
 /// `within` passes; returns the last reading and whether it got quiet.
-pub async fn quiesce(proxy: &ProxyProc, sent: u64, within: Duration) -> (Ledger, bool) {
+pub(crate) async fn quiesce(proxy: &ProxyProc, sent: u64, within: Duration) -> (Ledger, bool) {
     let deadline = Instant::now() + within;
     loop {
         let l = Ledger::of(&proxy.metrics().await);

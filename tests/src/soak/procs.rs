@@ -14,14 +14,14 @@ use crate::harness::{ANTHROPIC_KEY, OPENAI_KEY};
 /// A `tollgate-mock` process that checks the harness's provider keys and
 /// keeps no request records (a long run would fill its memory); killed on
 /// drop.
-pub struct MockProc {
+pub(crate) struct MockProc {
     child: Child,
     /// `http://127.0.0.1:PORT`
     pub url: String,
 }
 
 impl MockProc {
-    pub async fn start(bin: &Path) -> anyhow::Result<MockProc> {
+    pub(crate) async fn start(bin: &Path) -> anyhow::Result<MockProc> {
         let mut child = Command::new(bin)
             .args(["--listen", "127.0.0.1:0", "--no-record"])
             .args(["--openai-key", OPENAI_KEY, "--anthropic-key", ANTHROPIC_KEY])
@@ -64,7 +64,7 @@ impl Drop for MockProc {
 
 /// One look at a process.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// Seconds since the run started.
     pub at: f64,
     pub rss_kib: u64,
@@ -72,14 +72,14 @@ pub struct Sample {
 }
 
 impl Sample {
-    pub fn rss_mib(&self) -> f64 {
+    pub(crate) fn rss_mib(&self) -> f64 {
         self.rss_kib as f64 / 1024.0
     }
 }
 
 /// `VmRSS` from `/proc/PID/status` and the entries of `/proc/PID/fd`;
 /// `None` once the process is gone.
-pub fn sample(pid: u32, at: f64) -> Option<Sample> {
+pub(crate) fn sample(pid: u32, at: f64) -> Option<Sample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss_kib = status
         .lines()
@@ -91,7 +91,7 @@ pub fn sample(pid: u32, at: f64) -> Option<Sample> {
 
 /// True while the process runs (an exited child not yet reaped is a zombie,
 /// state `Z`, and does not count).
-pub fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };

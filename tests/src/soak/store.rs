@@ -19,7 +19,7 @@ use super::config::LIMIT;
 
 /// One scope value's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub spent_nano_usd: i64,
     pub spent_tokens: i64,
     pub reserved_nano_usd: i64,
@@ -34,7 +34,7 @@ fn scope(value: &str) -> String {
 /// The counters of the header values `values`, and of every other value
 /// the limit has keys for (requests without the header, say), summed as
 /// `others`.
-pub async fn read(
+pub(crate) async fn read(
     url: &str,
     prefix: &str,
     values: &[&str],

@@ -10,7 +10,7 @@ use super::traffic::{Api, Class, Kind};
 
 /// Usage billed to one budget class, as the app saw it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Bill {
+pub(crate) struct Bill {
     /// Answers that carried usage.
     pub answers: u64,
     /// Input plus output tokens.
@@ -19,13 +19,13 @@ pub struct Bill {
 }
 
 #[derive(Default)]
-pub struct Tally {
+pub(crate) struct Tally {
     books: Mutex<Books>,
 }
 
 /// Everything counted so far.
 #[derive(Debug, Clone, Default)]
-pub struct Books {
+pub(crate) struct Books {
     pub sent: BTreeMap<Kind, u64>,
     pub sent_by_api: BTreeMap<(Api, bool), u64>,
     pub outcomes: BTreeMap<(Kind, Outcome), u64>,
@@ -40,15 +40,15 @@ pub struct Books {
 }
 
 impl Books {
-    pub fn total_sent(&self) -> u64 {
+    pub(crate) fn total_sent(&self) -> u64 {
         self.sent.values().sum()
     }
 
-    pub fn total_outcomes(&self) -> u64 {
+    pub(crate) fn total_outcomes(&self) -> u64 {
         self.outcomes.values().sum()
     }
 
-    pub fn sent_of(&self, class: Class) -> u64 {
+    pub(crate) fn sent_of(&self, class: Class) -> u64 {
         self.sent
             .iter()
             .filter(|(k, _)| k.class() == class)
@@ -57,7 +57,7 @@ impl Books {
     }
 
     /// Outcomes matching `f`, all kinds.
-    pub fn count(&self, f: impl Fn(&Outcome) -> bool) -> u64 {
+    pub(crate) fn count(&self, f: impl Fn(&Outcome) -> bool) -> u64 {
         self.outcomes
             .iter()
             .filter(|((_, o), _)| f(o))
@@ -68,14 +68,14 @@ impl Books {
 
 impl Tally {
     /// Counts a request as it leaves.
-    pub fn sent(&self, kind: Kind, api: Api, stream: bool) {
+    pub(crate) fn sent(&self, kind: Kind, api: Api, stream: bool) {
         let mut b = self.lock();
         *b.sent.entry(kind).or_default() += 1;
         *b.sent_by_api.entry((api, stream)).or_default() += 1;
     }
 
     /// Counts the one outcome of a request of `kind`.
-    pub fn record(&self, kind: Kind, x: &Exchanged) {
+    pub(crate) fn record(&self, kind: Kind, x: &Exchanged) {
         let mut b = self.lock();
         *b.outcomes.entry((kind, x.outcome)).or_default() += 1;
         match kind.class() {
@@ -98,7 +98,7 @@ impl Tally {
         }
     }
 
-    pub fn books(&self) -> Books {
+    pub(crate) fn books(&self) -> Books {
         self.lock().clone()
     }
 

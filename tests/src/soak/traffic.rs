@@ -22,7 +22,7 @@ use super::tally::Tally;
 
 /// Which API the app speaks and which the target does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Api {
+pub(crate) enum Api {
     OpenAi,
     Anthropic,
     /// An OpenAI app answered by an Anthropic target (route `soak-o2a`).
@@ -32,14 +32,14 @@ pub enum Api {
 }
 
 impl Api {
-    pub const ALL: [Api; 4] = [
+    pub(crate) const ALL: [Api; 4] = [
         Api::OpenAi,
         Api::Anthropic,
         Api::OpenAiToAnthropic,
         Api::AnthropicToOpenAi,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Api::OpenAi => "openai",
             Api::Anthropic => "anthropic",
@@ -49,7 +49,7 @@ impl Api {
     }
 
     /// The app speaks the OpenAI API.
-    pub fn openai_app(self) -> bool {
+    pub(crate) fn openai_app(self) -> bool {
         matches!(self, Api::OpenAi | Api::OpenAiToAnthropic)
     }
 
@@ -65,14 +65,14 @@ impl Api {
 
 /// The budget counter a request's spend goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Class {
+pub(crate) enum Class {
     Exact,
     Cut,
 }
 
 impl Class {
     /// The value of [`CLASS_HEADER`].
-    pub fn value(self) -> &'static str {
+    pub(crate) fn value(self) -> &'static str {
         match self {
             Class::Exact => "exact",
             Class::Cut => "cut",
@@ -81,7 +81,7 @@ impl Class {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A unique prompt: a cache miss that is stored, evicting another.
     Fresh,
     /// A prompt from a small pool: mostly cache hits.
@@ -107,7 +107,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub(crate) const ALL: [Kind; 11] = [
         Kind::Fresh,
         Kind::Repeat,
         Kind::Retry429,
@@ -136,7 +136,7 @@ impl Kind {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Fresh => "fresh",
             Kind::Repeat => "repeat",
@@ -152,7 +152,7 @@ impl Kind {
         }
     }
 
-    pub fn class(self) -> Class {
+    pub(crate) fn class(self) -> Class {
         match self {
             Kind::CutByClient | Kind::CutByUpstream | Kind::GiveUp => Class::Cut,
             _ => Class::Exact,
@@ -166,7 +166,7 @@ impl Kind {
 }
 
 /// How the traffic runs.
-pub struct Pace {
+pub(crate) struct Pace {
     pub rps: f64,
     pub max_in_flight: usize,
     /// Prompts `Repeat` requests draw from.
@@ -177,13 +177,13 @@ pub struct Pace {
 /// The two clients an app might be: HTTP/1.1 with a connection pool, and
 /// h2c (prior knowledge).
 #[derive(Clone)]
-pub struct Clients {
+pub(crate) struct Clients {
     pub http1: reqwest::Client,
     pub h2c: reqwest::Client,
 }
 
 impl Clients {
-    pub fn new() -> anyhow::Result<Clients> {
+    pub(crate) fn new() -> anyhow::Result<Clients> {
         let base = || {
             reqwest::Client::builder()
                 .pool_idle_timeout(Duration::from_secs(5))
@@ -199,7 +199,7 @@ impl Clients {
 /// Sends the mix to `base_url` until `until`, then waits for every request
 /// to end. Every request is counted in `tally` when it is sent and again
 /// when its one outcome is known.
-pub async fn run(
+pub(crate) async fn run(
     clients: Clients,
     base_url: &str,
     tally: &Arc<Tally>,

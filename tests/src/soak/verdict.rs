@@ -14,7 +14,7 @@ use super::traffic::{Api, Class, Kind};
 
 /// The bounds the run is held to.
 #[derive(Debug, Clone)]
-pub struct Bounds {
+pub(crate) struct Bounds {
     /// RSS slope after warm-up, MiB per 10 minutes.
     pub rss_slope_mib: f64,
     /// A fitted rise this small passes whatever its slope: the allocator's
@@ -25,7 +25,7 @@ pub struct Bounds {
 }
 
 /// Everything a run measured.
-pub struct Figures {
+pub(crate) struct Figures {
     pub minutes: f64,
     pub wall_s: f64,
     pub seed: u64,
@@ -50,7 +50,7 @@ pub struct Figures {
     pub panics: Vec<String>,
 }
 
-pub struct Check {
+pub(crate) struct Check {
     pub name: &'static str,
     pub pass: bool,
     pub detail: String,
@@ -61,7 +61,7 @@ fn check(name: &'static str, pass: bool, detail: String) -> Check {
 }
 
 impl Figures {
-    pub fn checks(&self) -> Vec<Check> {
+    pub(crate) fn checks(&self) -> Vec<Check> {
         let b = &self.books;
         let l = &self.ledger;
         let f = &self.footprint;
@@ -227,7 +227,7 @@ impl Figures {
     }
 
     /// The summary table.
-    pub fn render(&self, checks: &[Check]) -> String {
+    pub(crate) fn render(&self, checks: &[Check]) -> String {
         let mut s = String::new();
         let b = &self.books;
         let _ = writeln!(

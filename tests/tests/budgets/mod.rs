@@ -14,12 +14,12 @@ use serde_json::Value;
 use crate::harness::*;
 
 /// USD of one [`exact`] request.
-pub const COST: f64 = 0.01;
+pub(crate) const COST: f64 = 0.01;
 /// Reply words the mock produces for [`exact`] requests (more than 10).
-pub const REPLY: &str = "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12";
+pub(crate) const REPLY: &str = "w1 w2 w3 w4 w5 w6 w7 w8 w9 w10 w11 w12";
 
 /// `budgets:` prices (USD per million tokens), indented for the section.
-pub const PRICES: &str = r#"  pricing:
+pub(crate) const PRICES: &str = r#"  pricing:
     models:
       gpt-4o-mini: {input: 0, output: 1000}
       claude-sonnet-4-5: {input: 1000, output: 2000}
@@ -28,7 +28,7 @@ pub const PRICES: &str = r#"  pricing:
 
 /// A proxy config (the harness's two providers) with `budgets:` made of
 /// [`PRICES`] and `body`, and `extra` top-level YAML (e.g. `routing:`).
-pub fn config_with(mock: &MockServer, body: &str, extra: &str) -> String {
+pub(crate) fn config_with(mock: &MockServer, body: &str, extra: &str) -> String {
     config(
         &mock.url(),
         "",
@@ -38,14 +38,14 @@ pub fn config_with(mock: &MockServer, body: &str, extra: &str) -> String {
 
 /// A chat request that costs exactly [`COST`] (with the mock's reply set
 /// to [`REPLY`]).
-pub fn exact(stream: bool) -> serde_json::Value {
+pub(crate) fn exact(stream: bool) -> serde_json::Value {
     let mut v = chat("gpt-4o-mini", "spend some budget", stream);
     v["max_tokens"] = 10.into();
     v
 }
 
 /// A mock whose replies are [`REPLY`] and take `latency_ms`.
-pub async fn exact_mock(latency_ms: u64) -> MockServer {
+pub(crate) async fn exact_mock(latency_ms: u64) -> MockServer {
     let m = mock().await;
     m.set_defaults(tollgate_tests::mock::Switches {
         reply: Some(REPLY.into()),
@@ -56,7 +56,7 @@ pub async fn exact_mock(latency_ms: u64) -> MockServer {
 }
 
 /// Sends `body` to `/v1/chat/completions` with extra headers.
-pub async fn post_chat(
+pub(crate) async fn post_chat(
     c: &reqwest::Client,
     proxy: &ProxyProc,
     body: &serde_json::Value,
@@ -72,14 +72,14 @@ pub async fn post_chat(
 }
 
 /// A header of a response as text.
-pub fn header(r: &reqwest::Response, name: &str) -> Option<String> {
+pub(crate) fn header(r: &reqwest::Response, name: &str) -> Option<String> {
     r.headers()
         .get(name)
         .map(|v| v.to_str().unwrap().to_string())
 }
 
 /// The sum of every sample of `name` whose labels contain `labels`.
-pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
@@ -94,7 +94,7 @@ pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 /// Waits until `proxy` has ended `n` admissions (settled or released) and
 /// holds no reservation; returns its metrics text.
-pub async fn settled(proxy: &ProxyProc, n: f64) -> String {
+pub(crate) async fn settled(proxy: &ProxyProc, n: f64) -> String {
     wait_for("budget settlements", Duration::from_secs(20), || async {
         let m = proxy.metrics().await;
         let done = metric_sum(&m, "tollgate_budget_settlements_total", &[]);
@@ -105,15 +105,16 @@ pub async fn settled(proxy: &ProxyProc, n: f64) -> String {
 }
 
 /// Settled USD on `proxy`, all models.
-pub fn spend(metrics: &str) -> f64 {
+pub(crate) fn spend(metrics: &str) -> f64 {
     metric_sum(metrics, "tollgate_budget_spend_usd_total", &[])
 }
 
 /// A generous policy budget: admission and settlement run, nothing refuses.
-pub const ROOMY: &str = "  limits:\n    - {name: policy, scope: policy, window: day, usd: 100}\n";
+pub(crate) const ROOMY: &str =
+    "  limits:\n    - {name: policy, scope: policy, window: day, usd: 100}\n";
 
 /// The JSON data events of an SSE response, without `[DONE]`.
-pub async fn sse_datas(resp: reqwest::Response) -> Vec<Value> {
+pub(crate) async fn sse_datas(resp: reqwest::Response) -> Vec<Value> {
     let text = resp.text().await.unwrap();
     text.lines()
         .filter_map(|l| l.strip_prefix("data: "))
@@ -123,7 +124,7 @@ pub async fn sse_datas(resp: reqwest::Response) -> Vec<Value> {
 }
 
 /// Sends `body` to `path` (with `anthropic-version` for `/v1/messages`).
-pub async fn post(
+pub(crate) async fn post(
     proxy: &ProxyProc,
     path: &str,
     body: &Value,
@@ -140,7 +141,7 @@ pub async fn post(
 }
 
 /// Settled tokens of one model, type and estimate flag.
-pub fn tokens(m: &str, model: &str, kind: &str, estimated: &str) -> f64 {
+pub(crate) fn tokens(m: &str, model: &str, kind: &str, estimated: &str) -> f64 {
     metric_sum(
         m,
         "tollgate_budget_tokens_total",
@@ -149,7 +150,7 @@ pub fn tokens(m: &str, model: &str, kind: &str, estimated: &str) -> f64 {
 }
 
 /// `x-tollgate-budget-remaining-usd` as a number.
-pub fn remaining(r: &reqwest::Response) -> f64 {
+pub(crate) fn remaining(r: &reqwest::Response) -> f64 {
     header(r, "x-tollgate-budget-remaining-usd")
         .expect("budget header")
         .parse()
@@ -158,10 +159,10 @@ pub fn remaining(r: &reqwest::Response) -> f64 {
 
 // === Redis ===
 
-pub use tollgate_tests::redis::Redis;
+pub(crate) use tollgate_tests::redis::Redis;
 
 /// A `store:` block (indented for `budgets:`) on a test Redis.
-pub trait StoreBlock {
+pub(crate) trait StoreBlock {
     fn store(&self, prefix: &str, fail_mode: &str, timeout: &str) -> String;
 }
 

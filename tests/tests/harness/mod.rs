@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-pub use tollgate_tests::mock::{MockConfig, MockServer};
+pub(crate) use tollgate_tests::mock::{MockConfig, MockServer};
 
-pub const OPENAI_KEY: &str = "sk-test-openai-real";
-pub const ANTHROPIC_KEY: &str = "sk-ant-test-real";
+pub(crate) const OPENAI_KEY: &str = "sk-test-openai-real";
+pub(crate) const ANTHROPIC_KEY: &str = "sk-ant-test-real";
 
 /// Path of the proxy binary under test.
-pub fn proxy_bin() -> PathBuf {
+pub(crate) fn proxy_bin() -> PathBuf {
     if let Ok(p) = std::env::var("TOLLGATE_PROXY_BIN") {
         return PathBuf::from(p);
     }
@@ -76,7 +76,7 @@ fn fresh_or_panic(bin: &Path, root: &Path) {
 }
 
 /// A mock with keys required, so tests can see exactly which key arrived.
-pub async fn mock() -> MockServer {
+pub(crate) async fn mock() -> MockServer {
     MockServer::start(MockConfig {
         openai_key: Some(OPENAI_KEY.into()),
         anthropic_key: Some(ANTHROPIC_KEY.into()),
@@ -89,7 +89,7 @@ pub async fn mock() -> MockServer {
 /// A config with an OpenAI and an Anthropic provider on `mock_url`, keys
 /// from files in the proxy's directory; `extra` is appended verbatim (top
 /// level YAML), `server_extra` goes inside `server:`.
-pub fn config(mock_url: &str, server_extra: &str, extra: &str) -> String {
+pub(crate) fn config(mock_url: &str, server_extra: &str, extra: &str) -> String {
     format!(
         r#"apiVersion: tollgate.dev/v1alpha1
 kind: ProxyConfig
@@ -118,7 +118,7 @@ providers:
 }
 
 /// A running proxy process with its own directory (config and key files).
-pub struct ProxyProc {
+pub(crate) struct ProxyProc {
     child: Child,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
@@ -129,7 +129,7 @@ pub struct ProxyProc {
 
 impl ProxyProc {
     /// Writes `config` (with `KEYDIR` replaced) and the two key files, then starts.
-    pub fn start(config: &str) -> ProxyProc {
+    pub(crate) fn start(config: &str) -> ProxyProc {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("openai-key"), format!("{OPENAI_KEY}\n")).unwrap();
         std::fs::write(dir.path().join("anthropic-key"), ANTHROPIC_KEY).unwrap();
@@ -143,7 +143,7 @@ impl ProxyProc {
     }
 
     /// Starts on an existing config path inside `dir`.
-    pub fn start_at(dir: tempfile::TempDir, config_path: PathBuf) -> ProxyProc {
+    pub(crate) fn start_at(dir: tempfile::TempDir, config_path: PathBuf) -> ProxyProc {
         let log = std::fs::File::create(dir.path().join("proxy.log")).unwrap();
         let mut child = Command::new(proxy_bin())
             .args(["run", "--config"])
@@ -180,27 +180,27 @@ impl ProxyProc {
         }
     }
 
-    pub fn key_dir(&self) -> &Path {
+    pub(crate) fn key_dir(&self) -> &Path {
         self.dir.path()
     }
 
     /// Replaces the config in place (KEYDIR substituted).
-    pub fn write_config(&self, config: &str) {
+    pub(crate) fn write_config(&self, config: &str) {
         let text = config.replace("KEYDIR", self.dir.path().to_str().unwrap());
         let tmp = self.config_path.with_extension("tmp");
         std::fs::write(&tmp, text).unwrap();
         std::fs::rename(&tmp, &self.config_path).unwrap();
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("proxy.log")).unwrap_or_default()
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn sigterm(&self) {
+    pub(crate) fn sigterm(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -209,7 +209,7 @@ impl ProxyProc {
     }
 
     /// Waits for the process to exit (polling its status, bounded).
-    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + within;
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -222,7 +222,7 @@ impl ProxyProc {
         }
     }
 
-    pub async fn metrics(&self) -> String {
+    pub(crate) async fn metrics(&self) -> String {
         reqwest::get(format!("{}/metrics", self.admin))
             .await
             .unwrap()
@@ -232,7 +232,7 @@ impl ProxyProc {
     }
 
     /// The active config hash from `/config`.
-    pub async fn config_hash(&self) -> String {
+    pub(crate) async fn config_hash(&self) -> String {
         let v: serde_json::Value = reqwest::get(format!("{}/config", self.admin))
             .await
             .unwrap()
@@ -251,7 +251,7 @@ impl Drop for ProxyProc {
 }
 
 /// Polls `check` until it returns Some, or panics after `within`.
-pub async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+pub(crate) async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -267,7 +267,7 @@ where
 }
 
 /// Value of the first sample of `name` whose labels contain every `labels` pair.
-pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
@@ -280,17 +280,17 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-pub fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
         .unwrap()
 }
 
-pub fn chat(model: &str, text: &str, stream: bool) -> serde_json::Value {
+pub(crate) fn chat(model: &str, text: &str, stream: bool) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}], "stream": stream})
 }
 
-pub fn messages(model: &str, text: &str, stream: bool) -> serde_json::Value {
+pub(crate) fn messages(model: &str, text: &str, stream: bool) -> serde_json::Value {
     serde_json::json!({"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": text}], "stream": stream})
 }

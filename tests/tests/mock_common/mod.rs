@@ -5,18 +5,18 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use tollgate_tests::mock::{MockConfig, MockServer};
 
-pub const OPENAI_KEY: &str = "sk-mock-openai-0123456789";
-pub const ANTHROPIC_KEY: &str = "sk-ant-mock-0123456789";
+pub(crate) const OPENAI_KEY: &str = "sk-mock-openai-0123456789";
+pub(crate) const ANTHROPIC_KEY: &str = "sk-ant-mock-0123456789";
 
 /// A mock that accepts any key.
-pub async fn open_mock() -> MockServer {
+pub(crate) async fn open_mock() -> MockServer {
     MockServer::start(MockConfig::default())
         .await
         .expect("mock starts")
 }
 
 /// A mock that requires [`OPENAI_KEY`] and [`ANTHROPIC_KEY`].
-pub async fn keyed_mock() -> MockServer {
+pub(crate) async fn keyed_mock() -> MockServer {
     MockServer::start(MockConfig {
         openai_key: Some(OPENAI_KEY.into()),
         anthropic_key: Some(ANTHROPIC_KEY.into()),
@@ -26,14 +26,14 @@ pub async fn keyed_mock() -> MockServer {
     .expect("mock starts")
 }
 
-pub fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .build()
         .expect("client builds")
 }
 
-pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     pairs
         .iter()
         .map(|(k, v)| {
@@ -46,7 +46,7 @@ pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
 }
 
 /// POSTs JSON to an OpenAI path with the right key.
-pub async fn openai(
+pub(crate) async fn openai(
     mock: &MockServer,
     path: &str,
     body: &Value,
@@ -63,7 +63,7 @@ pub async fn openai(
 }
 
 /// POSTs JSON to an Anthropic path with the right key and version.
-pub async fn anthropic(
+pub(crate) async fn anthropic(
     mock: &MockServer,
     path: &str,
     body: &Value,
@@ -82,20 +82,20 @@ pub async fn anthropic(
 
 /// One server-sent event: its `event:` name (if any) and `data:` payload.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Event {
+pub(crate) struct Event {
     pub name: Option<String>,
     pub data: String,
 }
 
 impl Event {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.data)
             .unwrap_or_else(|e| panic!("event data is not JSON ({e}): {}", self.data))
     }
 }
 
 /// Splits an SSE body into events; asserts the framing on the way.
-pub fn sse(body: &str) -> Vec<Event> {
+pub(crate) fn sse(body: &str) -> Vec<Event> {
     assert!(
         body.ends_with("\n\n"),
         "stream ends with a blank line: {body:?}"
@@ -121,6 +121,6 @@ pub fn sse(body: &str) -> Vec<Event> {
         .collect()
 }
 
-pub fn words(s: &str) -> u64 {
+pub(crate) fn words(s: &str) -> u64 {
     s.split_whitespace().count() as u64
 }

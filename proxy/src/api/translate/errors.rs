@@ -22,7 +22,7 @@ fn message_of(body: &[u8], parsed: Option<&Value>, pointer: &str, status: u16) -
 }
 
 /// An OpenAI `{"error":{...}}` body for an Anthropic error.
-pub fn anthropic_error_to_openai(status: u16, body: &[u8]) -> Value {
+pub(crate) fn anthropic_error_to_openai(status: u16, body: &[u8]) -> Value {
     let parsed = serde_json::from_slice::<Value>(body).ok();
     anthropic_error_value(status, body, parsed.as_ref())
 }
@@ -56,7 +56,7 @@ pub(crate) fn anthropic_error_value(status: u16, body: &[u8], parsed: Option<&Va
 }
 
 /// An Anthropic `{"type":"error",...}` body for an OpenAI error.
-pub fn openai_error_to_anthropic(status: u16, body: &[u8]) -> Value {
+pub(crate) fn openai_error_to_anthropic(status: u16, body: &[u8]) -> Value {
     let parsed = serde_json::from_slice::<Value>(body).ok();
     openai_error_value(status, body, parsed.as_ref())
 }

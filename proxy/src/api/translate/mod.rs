@@ -25,7 +25,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use errors::{anthropic_error_to_openai, openai_error_to_anthropic};
+pub(crate) use errors::{anthropic_error_to_openai, openai_error_to_anthropic};
 pub use request::{anthropic_to_openai_request, openai_to_anthropic_request};
 pub use response::{anthropic_to_openai_response, openai_to_anthropic_response};
 pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream, StreamTranslator};
@@ -33,7 +33,7 @@ pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream, StreamTransla
 /// The translator of a stream from `upstream`'s API into `app`'s; `None`
 /// when they are the same API. `model` is the name the app asked for;
 /// `include_usage` whether it asked for OpenAI's final usage chunk.
-pub fn stream_translator(
+pub(crate) fn stream_translator(
     app: Family,
     upstream: Family,
     model: &str,
@@ -49,7 +49,7 @@ pub fn stream_translator(
 }
 
 /// A whole successful answer of the other API, in `app`'s.
-pub fn response(app: Family, answer: &Value, model: &str) -> Value {
+pub(crate) fn response(app: Family, answer: &Value, model: &str) -> Value {
     match app {
         Family::OpenAi => anthropic_to_openai_response(answer, model),
         Family::Anthropic => openai_to_anthropic_response(answer, model),
@@ -57,7 +57,7 @@ pub fn response(app: Family, answer: &Value, model: &str) -> Value {
 }
 
 /// An error body from `upstream`, in `app`'s API.
-pub fn error_body(app: Family, upstream: Family, status: u16, body: Bytes) -> Bytes {
+pub(crate) fn error_body(app: Family, upstream: Family, status: u16, body: Bytes) -> Bytes {
     if app == upstream {
         return body;
     }
@@ -75,6 +75,10 @@ pub enum TranslateError {
     Unsupported { field: String, reason: String },
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
+    /// Only chat completions and messages have a counterpart in the other
+    /// API.
+    #[error("{operation} requests cannot be sent to a provider of the other API; only chat completions and messages are translated")]
+    Operation { operation: &'static str },
 }
 
 impl TranslateError {

@@ -15,7 +15,7 @@ const VERSION: u32 = 1;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Snapshot {
+pub(super) struct Snapshot {
     version: u32,
     saved_at_ms: i64,
     calendar: Vec<CalendarEntry>,

@@ -37,7 +37,7 @@ const EF_SEARCH: usize = 128;
 /// No node goes above this layer (16 links per node reach 16^16 nodes).
 const MAX_LEVEL: usize = 15;
 
-pub struct Ann {
+pub(crate) struct Ann {
     graph: RwLock<Graph>,
     /// Held by an insert throughout; the state of its level generator.
     writer: Mutex<u64>,
@@ -45,7 +45,7 @@ pub struct Ann {
 
 impl Ann {
     /// A graph over `points` (id, unit vector).
-    pub fn build(points: &[(u64, &[f32])]) -> Ann {
+    pub(crate) fn build(points: &[(u64, &[f32])]) -> Ann {
         let ann = Ann {
             graph: RwLock::new(Graph::new(M)),
             writer: Mutex::new(0x2545_f491_4f6c_dd1d),
@@ -58,7 +58,7 @@ impl Ann {
 
     /// Adds a unit vector; one of another length than the first (another
     /// model) is left out, as it could never be similar.
-    pub fn insert(&self, id: u64, v: &[f32]) {
+    pub(crate) fn insert(&self, id: u64, v: &[f32]) {
         let mut rng = self.writer.lock().expect("ann writer");
         let level = draw_level(&mut rng);
         let plan = {
@@ -73,7 +73,7 @@ impl Ann {
 
     /// Up to `k` ids nearest to `query` among those `keep` accepts, nearest
     /// first as far as the coded vectors tell (to a few thousandths).
-    pub fn search(&self, query: &[f32], k: usize, keep: &dyn Fn(u64) -> bool) -> Vec<u64> {
+    pub(crate) fn search(&self, query: &[f32], k: usize, keep: &dyn Fn(u64) -> bool) -> Vec<u64> {
         let g = self.graph.read().expect("ann lock");
         g.search(query, k, EF_SEARCH, keep)
             .into_iter()
@@ -82,12 +82,12 @@ impl Ann {
     }
 
     /// About the memory a point of `dims` dimensions takes in a graph.
-    pub fn bytes_per_point(dims: usize) -> usize {
+    pub(crate) fn bytes_per_point(dims: usize) -> usize {
         Graph::bytes_per_point(dims, M)
     }
 
     /// Points in the graph, including those the index has let go.
-    pub fn points(&self) -> usize {
+    pub(crate) fn points(&self) -> usize {
         self.graph.read().expect("ann lock").len()
     }
 }

@@ -13,8 +13,7 @@ use tollgate_config::Provider;
 use super::provider::ProviderEmbedder;
 use crate::cache::CacheError;
 use crate::credentials::Credential;
-use crate::error::ProxyError;
-use crate::upstream::Client;
+use crate::upstream::{Client, UpstreamError};
 
 /// What a provider embedder sends with: the runtime's providers, their
 /// credentials and the pooled client.
@@ -30,7 +29,7 @@ pub enum EmbedError {
     #[error("no embedding within {0:?}")]
     Timeout(Duration),
     #[error("{0}")]
-    Upstream(#[from] ProxyError),
+    Upstream(#[from] UpstreamError),
     #[error("the provider answered {status}: {body}")]
     Status { status: u16, body: String },
     #[error("unexpected embeddings answer: {0}")]
@@ -52,7 +51,7 @@ impl EmbedError {
 }
 
 /// One configured embedder.
-pub enum Embedder {
+pub(crate) enum Embedder {
     Provider(ProviderEmbedder),
     #[cfg(feature = "local-embeddings")]
     Local(Arc<super::local::LocalEmbedder>),
@@ -60,7 +59,7 @@ pub enum Embedder {
 
 impl Embedder {
     /// Unit vectors for `texts`, in order.
-    pub async fn embed(
+    pub(crate) async fn embed(
         &self,
         up: &Upstream<'_>,
         texts: &[&str],
@@ -83,7 +82,7 @@ impl Embedder {
 /// The local model in `path`: the previous runtime's when it has the same
 /// folder and token limit, else loaded now (off the async threads).
 #[cfg(feature = "local-embeddings")]
-pub async fn local(
+pub(crate) async fn local(
     name: &str,
     path: &Path,
     max_tokens: usize,
@@ -115,7 +114,7 @@ pub async fn local(
 
 /// Without the `local-embeddings` feature a local embedder is refused.
 #[cfg(not(feature = "local-embeddings"))]
-pub async fn local(
+pub(crate) async fn local(
     name: &str,
     _path: &Path,
     _max_tokens: usize,

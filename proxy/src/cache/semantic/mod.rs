@@ -18,19 +18,19 @@ use http::HeaderValue;
 use sha2::{Digest, Sha256};
 use tollgate_config::{EmbedderKind, RouteSemantic, Semantic as SemanticConfig};
 
-pub mod ann;
-pub mod embed;
-pub mod guard;
+pub(crate) mod ann;
+pub(crate) mod embed;
+pub(crate) mod guard;
 pub mod index;
 #[cfg(feature = "local-embeddings")]
 pub mod local;
-pub mod provider;
-pub mod text;
+pub(crate) mod provider;
+pub(crate) mod text;
 pub mod vector;
 
-pub use embed::{EmbedError, Embedder, Upstream};
+pub(crate) use embed::{EmbedError, Embedder, Upstream};
 pub use guard::{Check, Profile};
-pub use text::Prompt;
+pub(crate) use text::Prompt;
 
 use self::index::{Index, Query, Slot};
 use super::{CacheError, CacheMetrics, Key};

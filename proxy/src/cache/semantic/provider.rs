@@ -19,7 +19,7 @@ use crate::upstream::{build_request, Outgoing};
 /// Larger answers are refused (a 3072-dimension vector is ~70 KB of JSON).
 const MAX_ANSWER: usize = 8 << 20;
 
-pub struct ProviderEmbedder {
+pub(crate) struct ProviderEmbedder {
     /// Index into the config's providers.
     pub provider: usize,
     pub model: String,
@@ -40,7 +40,7 @@ struct Item {
 }
 
 impl ProviderEmbedder {
-    pub async fn embed(
+    pub(crate) async fn embed(
         &self,
         up: &Upstream<'_>,
         texts: &[&str],
@@ -90,7 +90,7 @@ impl ProviderEmbedder {
 }
 
 /// The vectors of an embeddings answer, in input order, unit length.
-pub fn parse(bytes: &[u8], expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+pub(crate) fn parse(bytes: &[u8], expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
     let mut answer: Answer =
         serde_json::from_slice(bytes).map_err(|e| EmbedError::Malformed(e.to_string()))?;
     if answer.data.len() != expected {

@@ -1,7 +1,7 @@
 //! Unit vectors: cosine similarity is their dot product.
 
 /// Dot product, in eight independent lanes so the compiler vectorizes it.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; 8];

@@ -4,21 +4,21 @@
 //! it is not.
 
 /// How far before a candidate context words are looked for (bytes).
-pub const BEFORE: usize = 48;
+pub(crate) const BEFORE: usize = 48;
 /// How far after.
-pub const AFTER: usize = 24;
+pub(crate) const AFTER: usize = 24;
 
 /// Score added when a context word is near.
-pub const BOOST: f32 = 0.35;
+pub(crate) const BOOST: f32 = 0.35;
 /// Score removed when a negative context word is near.
-pub const PENALTY: f32 = 0.4;
+pub(crate) const PENALTY: f32 = 0.4;
 /// Negative words count only this close before a candidate.
-pub const NEG_BEFORE: usize = 24;
+pub(crate) const NEG_BEFORE: usize = 24;
 
 /// True when one of `words` occurs within `before` bytes before `start` or
 /// `after` bytes after `end`, ASCII case-insensitively, starting at a word
 /// boundary (words of three letters or fewer must also end at one).
-pub fn near(
+pub(crate) fn near(
     text: &str,
     start: usize,
     end: usize,
@@ -58,14 +58,21 @@ fn any_word(hay: &[u8], words: &[&str]) -> bool {
 }
 
 /// `score`, raised by a positive and lowered by a negative context word.
-pub fn adjust(text: &str, start: usize, end: usize, score: f32, pos: &[&str], neg: &[&str]) -> f32 {
+pub(crate) fn adjust(
+    text: &str,
+    start: usize,
+    end: usize,
+    score: f32,
+    pos: &[&str],
+    neg: &[&str],
+) -> f32 {
     adjust_weak(text, start, end, score, pos, &[], neg)
 }
 
 /// [`adjust`], where the `weak` words are positive only while no negative
 /// word is near: "number" speaks for a phone, but in "order number" or
 /// "account number" it is that word's noun.
-pub fn adjust_weak(
+pub(crate) fn adjust_weak(
     text: &str,
     start: usize,
     end: usize,

@@ -30,7 +30,7 @@ pub(super) struct Custom {
 }
 
 impl Custom {
-    pub fn new(recognizers: &[CustomRecognizer]) -> Custom {
+    pub(super) fn new(recognizers: &[CustomRecognizer]) -> Custom {
         let mut regexes = Vec::new();
         let mut terms: Vec<&str> = Vec::new();
         let mut dict_owner = Vec::new();
@@ -73,11 +73,11 @@ impl Custom {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.specs.is_empty()
     }
 
-    pub fn scan(&self, text: &str, out: &mut Vec<Finding>) {
+    pub(super) fn scan(&self, text: &str, out: &mut Vec<Finding>) {
         if let Some(set) = &self.set {
             for k in set.matches(text).iter() {
                 let (idx, re) = &self.regexes[k];

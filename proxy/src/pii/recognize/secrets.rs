@@ -124,7 +124,7 @@ pub(super) struct Secrets {
 }
 
 impl Secrets {
-    pub fn new() -> Secrets {
+    pub(super) fn new() -> Secrets {
         let ac = AhoCorasickBuilder::new()
             .match_kind(MatchKind::LeftmostFirst)
             .ascii_case_insensitive(true)
@@ -133,7 +133,7 @@ impl Secrets {
         Secrets { ac }
     }
 
-    pub fn scan(&self, text: &str, on: &Enabled, out: &mut Vec<Finding>) {
+    pub(super) fn scan(&self, text: &str, on: &Enabled, out: &mut Vec<Finding>) {
         let b = text.as_bytes();
         let mut skip_to = 0;
         for m in self.ac.find_iter(text) {

@@ -22,7 +22,7 @@ use crate::pipeline::settle::Settle;
 use crate::routing::retry::{is_context_length_error, retry_after, retryable_status};
 use crate::routing::targets::TargetStats;
 use crate::routing::PlanTarget;
-use crate::upstream::{build_request, Outgoing};
+use crate::upstream::{build_request, Outgoing, UpstreamError};
 
 /// JSON responses up to this size are buffered (to read usage, translate,
 /// and retry a body cut short); larger ones stream through uninspected.
@@ -54,7 +54,7 @@ pub(super) async fn attempt(
                 Operation::ChatCompletions | Operation::Completions
             ),
     };
-    let skip = |e| Failure::Skip(Last::Error(e));
+    let skip = |e: ProxyError| Failure::Skip(Last::Error(e));
     let body = body_for(app, x.endpoint.operation, &x.body, x.model, &spec).map_err(skip)?;
     let injected_usage = spec.injects_usage(app, &x.body);
     let req = build_request(
@@ -71,7 +71,7 @@ pub(super) async fn attempt(
         },
         x.headers().clone(),
     )
-    .map_err(skip)?;
+    .map_err(|e| skip(e.into()))?;
 
     let timeouts = &plan.policy.timeouts;
     let first_byte_by = (Instant::now() + timeouts.first_byte).min(deadline);
@@ -79,10 +79,13 @@ pub(super) async fn attempt(
     let _in_flight = stats.start();
     let sent = Instant::now();
     let timed_out = || Failure::Transient {
-        last: Last::Error(ProxyError::UpstreamTimeout {
-            provider: provider.name.clone(),
-            timeout: timeouts.first_byte,
-        }),
+        last: Last::Error(
+            UpstreamError::Timeout {
+                provider: provider.name.clone(),
+                timeout: timeouts.first_byte,
+            }
+            .into(),
+        ),
         wait: None,
         reason: "timeout",
     };
@@ -93,13 +96,13 @@ pub(super) async fn attempt(
     let resp = match sent_result {
         Err(_) => return Err(timed_out()),
         Ok(Err(e)) => {
-            let reason = if matches!(e, ProxyError::UpstreamConnect { .. }) {
+            let reason = if matches!(e, UpstreamError::Connect { .. }) {
                 "connect_error"
             } else {
                 "protocol_error"
             };
             return Err(Failure::Transient {
-                last: Last::Error(e),
+                last: Last::Error(e.into()),
                 wait: None,
                 reason,
             });
@@ -126,10 +129,13 @@ pub(super) async fn attempt(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/event-stream"));
     let cut = |e: String| Failure::Transient {
-        last: Last::Error(ProxyError::UpstreamProtocol {
-            provider: provider.name.clone(),
-            reason: e,
-        }),
+        last: Last::Error(
+            UpstreamError::Protocol {
+                provider: provider.name.clone(),
+                reason: e,
+            }
+            .into(),
+        ),
         wait: None,
         reason: "reset",
     };

@@ -14,13 +14,13 @@ pub(super) const MAX_TEXT: usize = 1 << 20;
 
 /// Text the app was sent, bounded.
 #[derive(Debug, Default)]
-pub struct OutputText {
+pub(crate) struct OutputText {
     pub(super) text: String,
     pub(super) beyond_chars: u64,
 }
 
 impl OutputText {
-    pub fn push(&mut self, s: &str) {
+    pub(crate) fn push(&mut self, s: &str) {
         if self.text.len() + s.len() <= MAX_TEXT {
             self.text.push_str(s);
         } else {
@@ -30,7 +30,7 @@ impl OutputText {
 
     /// Adds the generated text of one stream event (content, tool-call
     /// arguments, thinking) of the provider's API.
-    pub fn push_event(&mut self, family: Family, v: &Value) {
+    pub(crate) fn push_event(&mut self, family: Family, v: &Value) {
         match family {
             Family::OpenAi => {
                 for c in v
@@ -60,7 +60,7 @@ impl OutputText {
     }
 
     /// The generated text of a whole JSON response of the provider's API.
-    pub fn of_response(family: Family, v: &Value) -> OutputText {
+    pub(crate) fn of_response(family: Family, v: &Value) -> OutputText {
         let mut out = OutputText::default();
         match family {
             Family::OpenAi => {
@@ -122,7 +122,7 @@ impl OutputText {
     }
 
     /// Tokens with `model`'s tokenizer.
-    pub fn tokens(&self, model: &str) -> u64 {
+    pub(crate) fn tokens(&self, model: &str) -> u64 {
         BudgetEngine::count_tokens(model, &self.text) + self.beyond_chars.div_ceil(4)
     }
 

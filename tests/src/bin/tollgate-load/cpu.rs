@@ -12,13 +12,13 @@ use http::Uri;
 const USER_HZ: f64 = 100.0;
 
 /// The pids to watch for each target, by target index.
-pub struct CpuWatch {
+pub(crate) struct CpuWatch {
     pids: Vec<Vec<u32>>,
 }
 
 impl CpuWatch {
     /// `specs` are `NAME=PID[,PID…]`; names must be targets.
-    pub fn new(specs: &[String], targets: &[(String, Uri)]) -> anyhow::Result<CpuWatch> {
+    pub(crate) fn new(specs: &[String], targets: &[(String, Uri)]) -> anyhow::Result<CpuWatch> {
         let mut pids = vec![Vec::new(); targets.len()];
         for spec in specs {
             let (name, list) = spec
@@ -40,13 +40,13 @@ impl CpuWatch {
     }
 
     /// CPU seconds used so far by target `i`'s processes.
-    pub fn read(&self, i: usize) -> f64 {
+    pub(crate) fn read(&self, i: usize) -> f64 {
         self.pids[i].iter().map(|&p| cpu_secs(p)).sum()
     }
 
     /// CPU seconds since `before` (from [`CpuWatch::read`]), or `None` when
     /// no process is watched for target `i`.
-    pub fn since(&self, i: usize, before: f64) -> Option<f64> {
+    pub(crate) fn since(&self, i: usize, before: f64) -> Option<f64> {
         (!self.pids[i].is_empty()).then(|| self.read(i) - before)
     }
 }

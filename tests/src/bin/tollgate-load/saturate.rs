@@ -19,7 +19,7 @@ use crate::{
 };
 
 #[derive(Args, Debug)]
-pub struct SaturateArgs {
+pub(crate) struct SaturateArgs {
     /// `NAME=URL` of a chat-completions endpoint (repeatable).
     #[arg(long = "target", required = true)]
     targets: Vec<String>,
@@ -42,7 +42,7 @@ pub struct SaturateArgs {
     per_target: PerTarget,
 }
 
-pub async fn run(req: &RequestSpec, a: SaturateArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(req: &RequestSpec, a: SaturateArgs) -> anyhow::Result<()> {
     let targets = parse_targets(&a.targets)?;
     let clients: Vec<_> = targets.iter().map(|_| client(a.concurrency)).collect();
     let templates = templates(req, &targets, a.stream, &a.per_target)?;

@@ -161,7 +161,7 @@ pub(super) struct Usage {
 }
 
 impl Usage {
-    pub fn new(input_tokens: u64, output_tokens: u64) -> Self {
+    pub(super) fn new(input_tokens: u64, output_tokens: u64) -> Self {
         Usage {
             input_tokens,
             output_tokens,

@@ -20,7 +20,7 @@ pub(super) struct MessageStream {
 }
 
 impl MessageStream {
-    pub fn new(plan: Plan, chunks: usize) -> Self {
+    pub(super) fn new(plan: Plan, chunks: usize) -> Self {
         let pieces = match &plan.answer {
             Answer::Text(r) => Pieces::by_words(&r.text, chunks),
             Answer::Tool { call, .. } => Pieces::by_chars(&call.arguments, chunks),

@@ -66,7 +66,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The `bag-of-words*` embedding of `input`.
-pub fn bag_of_words(input: &str, dims: usize) -> Vec<f32> {
+pub(crate) fn bag_of_words(input: &str, dims: usize) -> Vec<f32> {
     let mut sum = vec![0f64; dims];
     for w in input
         .split(|c: char| !c.is_alphanumeric())

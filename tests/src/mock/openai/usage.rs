@@ -29,7 +29,7 @@ pub(crate) struct CompletionDetails {
 }
 
 impl Usage {
-    pub fn chat(prompt: u64, completion: u64) -> Self {
+    pub(super) fn chat(prompt: u64, completion: u64) -> Self {
         Usage {
             prompt_tokens_details: Some(PromptDetails::default()),
             completion_tokens_details: Some(CompletionDetails::default()),
@@ -37,7 +37,7 @@ impl Usage {
         }
     }
 
-    pub fn basic(prompt: u64, completion: u64) -> Self {
+    pub(super) fn basic(prompt: u64, completion: u64) -> Self {
         Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,

@@ -8,18 +8,18 @@
 
 /// A coded vector.
 #[derive(Clone, Copy)]
-pub struct Code<'a> {
+pub(super) struct Code<'a> {
     bytes: &'a [i8],
     scale: f32,
 }
 
 impl<'a> Code<'a> {
-    pub fn new(bytes: &'a [i8], scale: f32) -> Code<'a> {
+    pub(super) fn new(bytes: &'a [i8], scale: f32) -> Code<'a> {
         Code { bytes, scale }
     }
 
     /// About the dot product of the two vectors.
-    pub fn dot(self, other: Code<'_>) -> f32 {
+    pub(super) fn dot(self, other: Code<'_>) -> f32 {
         // Sixteen lanes: what makes the compiler use whole SIMD registers
         // (twice as fast as a plain sum). |sum| ≤ 128² · len fits an i32
         // up to 131,000 dimensions.
@@ -42,26 +42,26 @@ impl<'a> Code<'a> {
 }
 
 /// A vector coded on its own: a query, or one being inserted.
-pub struct Coded {
+pub(super) struct Coded {
     bytes: Vec<i8>,
     scale: f32,
 }
 
 impl Coded {
-    pub fn of(v: &[f32]) -> Coded {
+    pub(super) fn of(v: &[f32]) -> Coded {
         let mut bytes = Vec::with_capacity(v.len());
         let scale = encode(v, &mut bytes);
         Coded { bytes, scale }
     }
 
-    pub fn code(&self) -> Code<'_> {
+    pub(super) fn code(&self) -> Code<'_> {
         Code::new(&self.bytes, self.scale)
     }
 }
 
 /// Appends `v`'s bytes to `out` and returns its scale: the largest
 /// component maps to ±127.
-pub fn encode(v: &[f32], out: &mut Vec<i8>) -> f32 {
+pub(super) fn encode(v: &[f32], out: &mut Vec<i8>) -> f32 {
     let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
     if !max.is_finite() || max == 0.0 {
         out.extend(std::iter::repeat_n(0, v.len()));

@@ -18,7 +18,7 @@ use super::code::{encode, Code, Coded};
 /// A node and its distance (`1 - cosine`) to whatever is being placed or
 /// looked up; ordered by distance.
 #[derive(Debug, Clone, Copy)]
-pub struct Near {
+pub(super) struct Near {
     pub dist: f32,
     pub node: u32,
 }
@@ -47,13 +47,13 @@ impl Ord for Near {
 
 /// Links to add for one inserted vector: its own per layer (0 first), and
 /// the new link lists of the nodes that link back to it.
-pub struct Plan {
+pub(super) struct Plan {
     level: usize,
     own: Vec<Vec<u32>>,
     back: Vec<(u32, usize, Vec<u32>)>,
 }
 
-pub struct Graph {
+pub(super) struct Graph {
     /// Length of every vector; set by the first insert.
     dims: usize,
     /// Links per node on layers above 0; layer 0 has twice as many.
@@ -72,7 +72,7 @@ pub struct Graph {
 }
 
 impl Graph {
-    pub fn new(m: usize) -> Graph {
+    pub(super) fn new(m: usize) -> Graph {
         assert!((2..=127).contains(&m), "2m links must fit a u8 count");
         Graph {
             dims: 0,
@@ -89,17 +89,17 @@ impl Graph {
 
     /// The code, its scale, the id, the layer-0 links and the (mostly
     /// empty) upper ones.
-    pub fn bytes_per_point(dims: usize, m: usize) -> usize {
+    pub(super) fn bytes_per_point(dims: usize, m: usize) -> usize {
         dims + 4 + 8 + 2 * m * 4 + 1 + std::mem::size_of::<Vec<Vec<u32>>>()
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.ids.len()
     }
 
     /// Whether `v` can join: all vectors must have one length (one model),
     /// and nodes are numbered in a `u32`.
-    pub fn fits(&self, v: &[f32]) -> bool {
+    pub(super) fn fits(&self, v: &[f32]) -> bool {
         !v.is_empty() && (self.dims == 0 || self.dims == v.len()) && self.len() < u32::MAX as usize
     }
 
@@ -137,7 +137,7 @@ impl Graph {
     /// is asked only at the end because asking costs the index a read of
     /// the entry, a cache miss, and most nodes met on the way are not
     /// among the nearest.)
-    pub fn search(
+    pub(super) fn search(
         &self,
         q: &[f32],
         k: usize,
@@ -276,7 +276,7 @@ impl Graph {
 
     /// Works out where `v` goes, on layers 0..=`level`, looking at `ef`
     /// candidates per layer.
-    pub fn plan(&self, v: &[f32], level: usize, ef: usize) -> Plan {
+    pub(super) fn plan(&self, v: &[f32], level: usize, ef: usize) -> Plan {
         let mut plan = Plan {
             level,
             own: vec![Vec::new(); level + 1],
@@ -324,7 +324,7 @@ impl Graph {
     }
 
     /// Adds `v` (with the index's `id`) as `plan` says.
-    pub fn apply(&mut self, plan: Plan, id: u64, v: &[f32]) {
+    pub(super) fn apply(&mut self, plan: Plan, id: u64, v: &[f32]) {
         let node = self.len() as u32;
         if self.dims == 0 {
             self.dims = v.len();

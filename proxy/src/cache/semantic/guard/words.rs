@@ -1,7 +1,7 @@
 //! The guard's word lists (English).
 
 /// Words that negate.
-pub const NEGATIONS: &[&str] = &[
+pub(super) const NEGATIONS: &[&str] = &[
     "not", "no", "never", "none", "nothing", "nobody", "nowhere", "neither", "nor", "without",
     "cannot", "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "cant", "couldnt",
     "wouldnt", "shouldnt", "wont", "hasnt", "havent", "hadnt", "mustnt", "neednt", "aint",
@@ -9,7 +9,7 @@ pub const NEGATIONS: &[&str] = &[
 
 /// Filler the order check skips. Prepositions that carry direction (`to`,
 /// `from`, `than`, `by`, `into`, `before`, …) are not filler.
-pub const STOPWORDS: &[&str] = &[
+pub(super) const STOPWORDS: &[&str] = &[
     "a", "an", "the", "is", "are", "was", "were", "be", "been", "being", "am", "do", "does", "did",
     "doing", "have", "has", "had", "having", "i", "me", "my", "mine", "we", "us", "our", "you",
     "your", "he", "him", "his", "she", "her", "it", "its", "they", "them", "their", "this", "that",
@@ -24,7 +24,7 @@ pub const STOPWORDS: &[&str] = &[
 
 /// Common first words of a prompt: capitalized only because they open a
 /// sentence, so not names.
-pub const STARTERS: &[&str] = &[
+pub(super) const STARTERS: &[&str] = &[
     "explain",
     "describe",
     "write",
@@ -211,7 +211,7 @@ pub const STARTERS: &[&str] = &[
 
 /// A number word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NumberWord {
+pub(super) enum NumberWord {
     Unit(u64),
     /// `hundred`, `thousand`, …
     Scale(u64),
@@ -219,7 +219,7 @@ pub enum NumberWord {
     Ordinal(u64),
 }
 
-pub fn number_word(w: &str) -> Option<NumberWord> {
+pub(super) fn number_word(w: &str) -> Option<NumberWord> {
     use NumberWord::*;
     Some(match w {
         "zero" => Unit(0),
@@ -472,7 +472,7 @@ const OPPOSITES: &[&[&[&str]]] = &[
 ];
 
 /// `(group, side)` of an opposite word, for the first group it is in.
-pub fn opposite(w: &str) -> Option<(u16, u8)> {
+pub(super) fn opposite(w: &str) -> Option<(u16, u8)> {
     for (g, sides) in OPPOSITES.iter().enumerate() {
         for (s, words) in sides.iter().enumerate() {
             if words.contains(&w) {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 /// The fields of `config.json` the encoder needs.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Config {
+pub(crate) struct Config {
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub num_hidden_layers: usize,
@@ -45,7 +45,7 @@ struct Layer {
     output_norm: LayerNorm,
 }
 
-pub struct Bert {
+pub(crate) struct Bert {
     words: Embedding,
     positions: Embedding,
     token_types: Embedding,
@@ -57,7 +57,7 @@ pub struct Bert {
 }
 
 impl Bert {
-    pub fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Bert> {
+    pub(crate) fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Bert> {
         if cfg.hidden_act != "gelu" {
             candle_core::bail!(
                 "hidden_act `{}` is not supported (gelu only)",
@@ -104,7 +104,7 @@ impl Bert {
     }
 
     /// The mean of the last hidden states of `ids` (one sequence).
-    pub fn mean_pooled(&self, ids: &[u32]) -> candle_core::Result<Vec<f32>> {
+    pub(crate) fn mean_pooled(&self, ids: &[u32]) -> candle_core::Result<Vec<f32>> {
         let n = ids.len();
         let ids = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
         let positions = Tensor::arange(0u32, n as u32, &self.device)?.unsqueeze(0)?;

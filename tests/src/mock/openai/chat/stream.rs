@@ -21,7 +21,7 @@ pub(in crate::mock::openai) struct ChatStream {
 }
 
 impl ChatStream {
-    pub fn new(plan: Plan, include_usage: bool, chunks: usize) -> Self {
+    pub(super) fn new(plan: Plan, include_usage: bool, chunks: usize) -> Self {
         let pieces = match &plan.answer {
             Answer::Text(r) => Pieces::by_words(&r.text, chunks),
             Answer::Tool { call, .. } => Pieces::by_chars(&call.arguments, chunks),
