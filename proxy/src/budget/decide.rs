@@ -171,7 +171,7 @@ impl BudgetEngine {
             }
             return Err(Denied::Final(Refused {
                 refusal: self.refusal(&plan, &result),
-                headers: admission::headers(&plan, &result, false),
+                headers: headers::headers(&plan, &result, false),
             }));
         }
         let mut downgrade = None;
@@ -194,7 +194,7 @@ impl BudgetEngine {
                 .with_label_values(&[&l.name, l.action.as_str()])
                 .inc();
         }
-        let headers = admission::headers(&plan, &result, true);
+        let headers = headers::headers(&plan, &result, true);
         Ok(Admission::new(inner.clone(), held, downgrade, headers))
     }
 

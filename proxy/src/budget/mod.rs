@@ -48,6 +48,7 @@ mod decide;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod fixtures;
+mod headers;
 mod memory;
 mod metrics;
 mod plan;
