@@ -114,3 +114,12 @@ pub(crate) fn metric(engine: &BudgetEngine, line_prefix: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next())
         .map(|v| v.parse().unwrap())
 }
+
+/// A fake clock at [`T0`].
+pub(crate) fn clock() -> Arc<super::FakeClock> {
+    Arc::new(super::FakeClock::new(T0))
+}
+
+/// One policy-wide daily budget of one cent.
+pub(crate) const DAILY_1C: &str =
+    "  limits: [{name: daily, scope: policy, window: day, usd: 0.01}]\n";

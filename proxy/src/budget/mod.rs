@@ -57,6 +57,8 @@ mod redis;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_settle;
+#[cfg(test)]
 mod tests_windows;
 mod tokens;
 
