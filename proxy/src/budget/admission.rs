@@ -240,7 +240,9 @@ fn settle_plan(inner: &Inner, held: &Held, usd: u64, tokens: u64) -> SettlePlan 
         .iter()
         .map(|b| {
             let l = &inner.cfg.limits[b.limit];
-            let span = Span::of(l.window, inner.cfg.time_zone, now_ms);
+            let span = inner.memo.window(b.limit, now_ms, || {
+                Span::of(l.window, inner.cfg.time_zone, now_ms)
+            });
             SettleOp {
                 spent_key: inner.spent_key(l, &span, &b.scope),
                 reserved_key: b.reserved_key.clone(),

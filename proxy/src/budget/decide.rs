@@ -72,7 +72,9 @@ impl BudgetEngine {
             id,
         };
         for (i, (l, scope)) in cfg.limits.iter().zip(limit_scopes).enumerate() {
-            let span = Span::of(l.window, cfg.time_zone, now_ms);
+            let span = inner
+                .memo
+                .window(i, now_ms, || Span::of(l.window, cfg.time_zone, now_ms));
             let op = BudgetOp {
                 spent_key: inner.spent_key(l, &span, &scope),
                 reserved_key: inner.reserved_key(l, &scope),
@@ -201,6 +203,9 @@ impl BudgetEngine {
     /// The scope value's hash, or the header a `refuse` scope lacks.
     fn scope_hash(&self, scope: &Scope, req: &AdmitRequest<'_>) -> Result<String, String> {
         let id = &self.inner.identity;
+        if let Some(hash) = self.inner.memo.fixed_scope(scope) {
+            return Ok(hash.to_owned());
+        }
         let value: &[u8] = match scope {
             Scope::Policy | Scope::Namespace | Scope::Workload => {
                 fixed_scope_value(scope, id).unwrap_or(MISSING.as_bytes())

@@ -12,7 +12,7 @@ pub(crate) fn headers(
     result: &AdmitResult,
     admitted: bool,
 ) -> Vec<(HeaderName, HeaderValue)> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(8);
     let remaining = |limit: Option<u64>, spent: u64, reserved: u64, own: u64| {
         let own = if admitted { own } else { 0 };
         limit.map(|l| l.saturating_sub(spent.saturating_add(reserved).saturating_add(own)))
@@ -41,18 +41,36 @@ pub(crate) fn headers(
         push(
             &mut out,
             "x-tollgate-budget-remaining-usd",
-            format!("{}.{:06}", micro / 1_000_000, micro % 1_000_000),
+            &format!("{}.{:06}", micro / 1_000_000, micro % 1_000_000),
         );
     }
     if let Some(t) = tokens {
-        push(
-            &mut out,
-            "x-tollgate-budget-remaining-tokens",
-            t.to_string(),
-        );
+        out.push((
+            HeaderName::from_static("x-tollgate-budget-remaining-tokens"),
+            HeaderValue::from(t),
+        ));
     }
     let now_us = plan.now_ms as f64 * 1000.0;
-    for (kind, requests) in [("requests", true), ("tokens", false)] {
+    // Names parsed once, not per request.
+    const RATE: [(bool, [&str; 3]); 2] = [
+        (
+            true,
+            [
+                "x-ratelimit-limit-requests",
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+            ],
+        ),
+        (
+            false,
+            [
+                "x-ratelimit-limit-tokens",
+                "x-ratelimit-remaining-tokens",
+                "x-ratelimit-reset-tokens",
+            ],
+        ),
+    ];
+    for (requests, [limit_name, left_name, reset_name]) in RATE {
         let tightest = plan
             .rates
             .iter()
@@ -66,29 +84,21 @@ pub(crate) fn headers(
             })
             .min_by_key(|t| t.0);
         if let Some((left, limit, used_us)) = tightest {
-            push(
-                &mut out,
-                &format!("x-ratelimit-limit-{kind}"),
-                limit.to_string(),
-            );
-            push(
-                &mut out,
-                &format!("x-ratelimit-remaining-{kind}"),
-                left.to_string(),
-            );
-            push(
-                &mut out,
-                &format!("x-ratelimit-reset-{kind}"),
-                reset(used_us / 1000.0),
-            );
+            out.push((
+                HeaderName::from_static(limit_name),
+                HeaderValue::from(limit),
+            ));
+            out.push((HeaderName::from_static(left_name), HeaderValue::from(left)));
+            push(&mut out, reset_name, &reset(used_us / 1000.0));
         }
     }
     out
 }
 
-fn push(out: &mut Vec<(HeaderName, HeaderValue)>, name: &str, value: String) {
-    if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-        out.push((n, v));
+/// `name` is a lowercase constant; `value` is ASCII digits and letters.
+fn push(out: &mut Vec<(HeaderName, HeaderValue)>, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        out.push((HeaderName::from_static(name), v));
     }
 }
 

@@ -49,6 +49,7 @@ mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod fixtures;
 mod headers;
+mod memo;
 mod memory;
 mod metrics;
 mod plan;
@@ -109,6 +110,7 @@ pub(crate) struct Inner {
     lease_ms: i64,
     metrics: Arc<BudgetMetrics>,
     clock: Arc<dyn Clock>,
+    memo: memo::Memo,
 }
 
 #[derive(Clone)]
@@ -184,6 +186,7 @@ impl BudgetEngine {
                 lease_ms: cfg.lease_timeout.as_millis() as i64,
                 metrics,
                 clock,
+                memo: memo::Memo::new(cfg, identity),
             }),
         })
     }

@@ -82,7 +82,38 @@ pub fn key(scope: &Scope<'_>, body: &Value, deterministic_only: bool) -> Result<
     if deterministic_only && scope.operation != Operation::Embeddings && !deterministic(body) {
         return Err(Uncacheable::NotDeterministic);
     }
-    Ok(hash("tollgate-cache-v1", scope, &normalized(obj)))
+    Ok(hash("tollgate-cache-v1", scope, &Relevant(obj)))
+}
+
+/// The body without the fields that never change the answer, serialized
+/// as [`normalized`] would be, without copying the body.
+struct Relevant<'a>(&'a serde_json::Map<String, Value>);
+
+impl serde::Serialize for Relevant<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.0 {
+            if !IGNORED.contains(&k.as_str()) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// Feeds what serde_json writes straight into the digest.
+struct Digesting<'a>(&'a mut Sha256);
+
+impl std::io::Write for Digesting<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The body without the fields that never change the answer.
@@ -97,7 +128,7 @@ pub(crate) fn normalized(obj: &serde_json::Map<String, Value>) -> Value {
 }
 
 /// SHA-256 of a domain tag, the scope, and `body` in canonical form.
-pub(crate) fn hash(tag: &str, scope: &Scope<'_>, body: &Value) -> Key {
+pub(crate) fn hash(tag: &str, scope: &Scope<'_>, body: &impl serde::Serialize) -> Key {
     let mut h = Sha256::new();
     for part in [
         tag,
@@ -116,7 +147,6 @@ pub(crate) fn hash(tag: &str, scope: &Scope<'_>, body: &Value) -> Key {
     }
     h.update([u8::from(scope.tenant.is_some())]);
     // serde_json's map is ordered by key: this serialization is canonical.
-    let canonical = serde_json::to_vec(body).expect("a Value serializes");
-    h.update(&canonical);
+    serde_json::to_writer(Digesting(&mut h), body).expect("a Value serializes");
     Key(h.finalize().into())
 }

@@ -47,6 +47,23 @@ fn key_ignores_what_does_not_change_the_answer() {
     assert_eq!(key(&s, &reordered, true).unwrap(), k);
 }
 
+/// The key is computed without copying the body; it must equal the hash
+/// of the normalized copy, as before, so sidecars of two versions sharing a
+/// Redis during a rollout keep finding each other's entries.
+#[test]
+fn key_is_the_hash_of_the_normalized_body() {
+    let s = scope("r", Some("t"));
+    let mut v = base();
+    v["stream"] = json!(true);
+    v["user"] = json!("u-1");
+    v["tools"] = json!([{"type": "function", "function": {"name": "f", "parameters": {"b": 1, "a": [1.5, "x"]}}}]);
+    let copy = super::key::normalized(v.as_object().unwrap());
+    assert_eq!(
+        key(&s, &v, true).unwrap(),
+        super::key::hash("tollgate-cache-v1", &s, &copy)
+    );
+}
+
 #[test]
 fn key_changes_with_every_scoping_field() {
     let s = scope("r", None);

@@ -107,7 +107,9 @@ impl Guard {
     /// The rules `text` trips, in a fixed order.
     pub fn check(&self, text: &str) -> GuardHits {
         let mut rules = Vec::new();
-        if self.phrase_on.iter().any(|&on| on) {
+        // A plain search first: most texts trip no rule, and it is several
+        // times cheaper than finding which rules matched.
+        if self.phrase_on.iter().any(|&on| on) && self.phrases.is_match(text) {
             let m = self.phrases.matches(text);
             for (i, rule) in PHRASE_RULES.iter().enumerate() {
                 if self.phrase_on[i] && m.matched(i) {

@@ -29,32 +29,79 @@ pub(crate) fn near(
     let b = text.as_bytes();
     let lo = start.saturating_sub(before);
     let hi = (end + after).min(b.len());
-    any_word(&b[lo..start], words) || any_word(&b[end..hi], words)
+    let index = Index::new(words);
+    index.any_word(&b[lo..start]) || index.any_word(&b[end..hi])
 }
 
-fn any_word(hay: &[u8], words: &[&str]) -> bool {
-    // One pass over the word starts of the window, each compared with the
-    // words that begin with its letter.
-    for i in 0..hay.len() {
-        if i > 0 && hay[i - 1].is_ascii_alphanumeric() {
-            continue;
-        }
-        let first = hay[i].to_ascii_lowercase();
-        for w in words.iter().map(|w| w.as_bytes()) {
-            if w.first().map(u8::to_ascii_lowercase) != Some(first) || hay.len() - i < w.len() {
-                continue;
+/// The words of one search, bucketed by their first letter, so each word
+/// start of a window is compared only with the words that begin alike.
+struct Index<'w> {
+    words: &'w [&'w str],
+    /// Per bucket of first letters, a bit per word (lists of up to 64
+    /// words; longer ones are compared with every word start).
+    buckets: Option<[u64; 32]>,
+}
+
+impl<'w> Index<'w> {
+    fn new(words: &'w [&'w str]) -> Index<'w> {
+        let buckets = (words.len() <= 64).then(|| {
+            let mut buckets = [0u64; 32];
+            for (k, w) in words.iter().enumerate() {
+                if let Some(&c) = w.as_bytes().first() {
+                    buckets[bucket(c)] |= 1 << k;
+                }
             }
-            if !hay[i..i + w.len()].eq_ignore_ascii_case(w) {
-                continue;
-            }
-            let j = i + w.len();
-            if w.len() <= 3 && j < hay.len() && hay[j].is_ascii_alphanumeric() {
-                continue;
-            }
-            return true;
-        }
+            buckets
+        });
+        Index { words, buckets }
     }
-    false
+
+    /// True when a word of the index starts at a word start of `hay`.
+    fn any_word(&self, hay: &[u8]) -> bool {
+        for i in 0..hay.len() {
+            if i > 0 && hay[i - 1].is_ascii_alphanumeric() {
+                continue;
+            }
+            let found = match &self.buckets {
+                Some(buckets) => {
+                    let mut candidates = buckets[bucket(hay[i])];
+                    let mut found = false;
+                    while candidates != 0 && !found {
+                        let k = candidates.trailing_zeros() as usize;
+                        candidates &= candidates - 1;
+                        found = word_at(hay, i, self.words[k].as_bytes());
+                    }
+                    found
+                }
+                None => self.words.iter().any(|w| word_at(hay, i, w.as_bytes())),
+            };
+            if found {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// The bucket of a first letter: ASCII letters of either case share one,
+/// and no two letters share one.
+fn bucket(c: u8) -> usize {
+    (c.to_ascii_lowercase() & 31) as usize
+}
+
+/// True when `w` occurs at `i` (case-insensitively; words of three letters
+/// or fewer must also end at a word boundary).
+fn word_at(hay: &[u8], i: usize, w: &[u8]) -> bool {
+    let j = i + w.len();
+    j <= hay.len()
+        && !w.is_empty()
+        && hay[i..j].eq_ignore_ascii_case(w)
+        && (w.len() > 3 || j == hay.len() || !hay[j].is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+fn any_word(hay: &[u8], words: &[&str]) -> bool {
+    Index::new(words).any_word(hay)
 }
 
 /// `score`, raised by a positive and lowered by a negative context word.
@@ -109,6 +156,16 @@ mod tests {
             "short words end at a boundary"
         );
         assert!(near("PHONE: 1234", 7, 11, 48, 24, &["phone"]));
+    }
+
+    #[test]
+    fn long_word_lists_are_searched_whole() {
+        let mut words: Vec<String> = (0..70).map(|i| format!("w{i}x")).collect();
+        words.push("phone".into());
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        assert!(any_word(b"my phone is", &words));
+        assert!(any_word(b"see w69x", &words));
+        assert!(!any_word(b"see w70x and telephone", &words));
     }
 
     /// The straightforward search: every position, every word.
