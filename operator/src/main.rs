@@ -145,6 +145,12 @@ async fn main() -> anyhow::Result<()> {
     rustls::crypto::ring::default_provider()
         .install_default()
         .ok();
+    // Before any listener opens or the election starts: a SIGTERM from then
+    // on hands the Lease over instead of killing the process.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("SIGTERM handler")?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("SIGINT handler")?;
 
     let client = kube::Client::try_default()
         .await
@@ -228,10 +234,8 @@ async fn main() -> anyhow::Result<()> {
     let election = tokio::spawn(leader::run(client.clone(), lease.clone(), tx));
 
     let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
+            _ = int.recv() => {},
             _ = term.recv() => {},
         }
     };

@@ -104,6 +104,9 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(async move {
+        // Before the listeners open: a SIGTERM that comes as soon as the
+        // sidecar is ready must drain it, not kill it.
+        let shutdown = ShutdownSignal::install()?;
         let proxy = Proxy::start(path).await?;
         println!(
             "tollgate-proxy listening data=http://{} admin=http://{}",
@@ -113,20 +116,33 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
         use std::io::Write;
         let _ = std::io::stdout().flush();
         tracing::info!(data = %proxy.data_addr(), admin = %proxy.admin_addr(), "started");
-        shutdown_signal().await;
+        shutdown.recv().await;
         let drained = proxy.drain().await;
         tracing::info!(drained, "stopped");
         Ok(())
     })
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
+/// SIGTERM and SIGINT, listened for from [`ShutdownSignal::install`] on.
+struct ShutdownSignal {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    fn install() -> anyhow::Result<ShutdownSignal> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignal {
+            term: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("SIGINT handler")?,
+        })
+    }
+
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
+        }
     }
 }
 

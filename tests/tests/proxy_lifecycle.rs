@@ -90,11 +90,34 @@ async fn drain_deadline_bounds_shutdown() {
     let status = proxy
         .wait_exit(Duration::from_secs(10))
         .expect("the proxy exits at the deadline");
-    assert!(status.success());
+    assert!(status.success(), "exit status {status:?}\n{}", proxy.log());
     assert!(
         sent.elapsed() < Duration::from_secs(5),
         "took {:?}",
         sent.elapsed()
     );
     assert!(proxy.log().contains("drain deadline reached"));
+}
+
+/// The SIGTERM handler is in place before the proxy says it listens: a
+/// SIGTERM the moment it is up (a pod deleted right after it became ready)
+/// drains it and exits 0 instead of killing it. Several rounds, since the
+/// window it closes was narrow.
+#[tokio::test]
+async fn sigterm_right_after_start_drains() {
+    let mock = mock().await;
+    let cfg = config(&mock.url(), "", "");
+    for round in 0..5 {
+        let mut proxy = ProxyProc::start(&cfg);
+        proxy.sigterm();
+        let status = proxy
+            .wait_exit(Duration::from_secs(10))
+            .expect("the proxy exits");
+        assert!(status.success(), "round {round}: exit status {status:?}");
+        assert!(
+            proxy.log().contains("SIGTERM received"),
+            "round {round}: {}",
+            proxy.log()
+        );
+    }
 }
