@@ -102,7 +102,25 @@ impl Usage {
 
     /// Usage from a complete response, parsed.
     pub fn of_response(family: Family, body: &Value) -> Option<Usage> {
-        let u = body.get("usage").filter(|u| !u.is_null())?;
+        Usage::of_field(family, body.get("usage")?)
+    }
+
+    /// A whole answer's usage; with `alone` (nothing else reads the
+    /// answer's JSON) only its `usage` field is parsed and the rest is
+    /// skipped, so no tree of the whole answer is built.
+    pub(crate) fn of_body(family: Family, ev: &Event, alone: bool) -> Option<Usage> {
+        if alone {
+            Usage::of_field(family, &ev.read::<BodyView>()?.usage?)
+        } else {
+            ev.json().and_then(|v| Usage::of_response(family, v))
+        }
+    }
+
+    /// The answer's `usage` object in `family`'s shape (`null`: none).
+    fn of_field(family: Family, u: &Value) -> Option<Usage> {
+        if u.is_null() {
+            return None;
+        }
         match family {
             Family::OpenAi => OpenAiUsage::deserialize(u).ok().map(Usage::from),
             Family::Anthropic => {
@@ -141,6 +159,13 @@ struct ChunkView {
     choices: Option<Vec<serde::de::IgnoredAny>>,
 }
 
+/// A whole answer with its `usage` field alone parsed.
+#[derive(Deserialize)]
+struct BodyView {
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
 /// Collects usage from the events of a streamed response.
 #[derive(Debug, Default)]
 pub struct StreamUsage {
@@ -154,6 +179,11 @@ pub struct StreamUsage {
 }
 
 impl StreamUsage {
+    /// True when built by [`StreamUsage::alone`].
+    pub(crate) fn is_alone(&self) -> bool {
+        self.alone
+    }
+
     /// For a stream whose JSON nothing else reads (routing only).
     pub(crate) fn alone() -> StreamUsage {
         StreamUsage {
@@ -224,6 +254,31 @@ impl StreamUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A whole answer's usage read alone (its `usage` field only) is what
+    /// the whole parse reads, in both APIs and any layout.
+    #[test]
+    fn a_body_read_alone_agrees_with_the_whole_parse() {
+        let bodies: [(Family, &'static [u8]); 8] = [
+            (Family::OpenAi, br#"{"id":"c","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}"#),
+            (Family::OpenAi, br#"{ "usage" : { "completion_tokens" : 5 , "prompt_tokens" : 3, "prompt_tokens_details": {"cached_tokens": 1} }, "choices": [] }"#),
+            (Family::OpenAi, br#"{"choices":[],"usage":null}"#),
+            (Family::OpenAi, br#"{"choices":[]}"#),
+            (Family::OpenAi, br#"[1,2]"#),
+            (Family::OpenAi, br#"{"usage":{"prompt_tokens":"three"}}"#),
+            (Family::Anthropic, br#"{"type":"message","content":[{"type":"text","text":"hi"}],"usage":{"input_tokens":4,"output_tokens":6,"cache_read_input_tokens":2}}"#),
+            (Family::Anthropic, br#"{"usage": {"output_tokens": 6, "input_tokens": 4}, "type": "message"}"#),
+        ];
+        let mut found = 0;
+        for (family, data) in bodies {
+            let body = || Event::body(bytes::Bytes::from_static(data));
+            let whole = Usage::of_body(family, &body(), false);
+            let alone = Usage::of_body(family, &body(), true);
+            assert_eq!(whole, alone, "{}", String::from_utf8_lossy(data));
+            found += usize::from(alone.is_some());
+        }
+        assert_eq!(found, 4);
+    }
 
     /// Whether a chunk is usage-only, read both ways (whole parse and the
     /// two-field read), which must agree.

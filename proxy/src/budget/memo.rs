@@ -65,6 +65,10 @@ impl Memo {
 mod tests {
     use super::*;
 
+    fn cal(start_ms: i64, end_ms: i64) -> Span {
+        Span::Calendar { start_ms, end_ms }
+    }
+
     #[test]
     fn a_window_is_remembered_until_it_ends() {
         let cfg = crate::budget::fixtures::budgets(
@@ -75,33 +79,15 @@ mod tests {
         let at = |now_ms: i64, start_ms: i64, end_ms: i64| {
             memo.window(0, now_ms, || {
                 computed.set(computed.get() + 1);
-                Span::Calendar { start_ms, end_ms }
+                cal(start_ms, end_ms)
             })
         };
-        assert_eq!(
-            at(10, 0, 100),
-            Span::Calendar {
-                start_ms: 0,
-                end_ms: 100
-            }
-        );
+        assert_eq!(at(10, 0, 100), cal(0, 100));
         // Inside the window: the remembered one, not a new computation.
-        assert_eq!(
-            at(99, 7, 7),
-            Span::Calendar {
-                start_ms: 0,
-                end_ms: 100
-            }
-        );
+        assert_eq!(at(99, 7, 7), cal(0, 100));
         assert_eq!(computed.get(), 1);
         // At its end: computed again.
-        assert_eq!(
-            at(100, 100, 200),
-            Span::Calendar {
-                start_ms: 100,
-                end_ms: 200
-            }
-        );
+        assert_eq!(at(100, 100, 200), cal(100, 200));
         assert_eq!(computed.get(), 2);
         // A rolling window is not remembered.
         let rolling = Span::Rolling {
@@ -109,12 +95,6 @@ mod tests {
             slot_ms: 10,
         };
         assert_eq!(memo.window(0, 250, || rolling), rolling);
-        assert_eq!(
-            at(150, 9, 9),
-            Span::Calendar {
-                start_ms: 9,
-                end_ms: 9
-            }
-        );
+        assert_eq!(at(150, 9, 9), cal(9, 9));
     }
 }

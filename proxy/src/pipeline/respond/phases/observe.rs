@@ -43,7 +43,7 @@ impl Phase for UsageCapture {
 
     fn event(&mut self, mut ev: Event, tally: &mut Tally, out: &mut Vec<Event>) {
         if ev.is_body() {
-            tally.usage = ev.json().and_then(|v| Usage::of_response(self.api, v));
+            tally.usage = Usage::of_body(self.api, &ev, self.usage.is_alone());
             tally.usage_complete = true;
         } else {
             if self.usage.observe(self.api, &ev) {
