@@ -396,6 +396,44 @@ async fn client_disconnect_cancels_the_upstream_stream() {
     assert_eq!(metric(&m, "tollgate_requests_in_flight", &[]), Some(0.0));
 }
 
+/// An app that gives up before any answer is not a proxy error: the
+/// request counts as 4xx (nginx's 499), never as 5xx.
+#[tokio::test]
+async fn an_app_leaving_before_the_answer_counts_as_4xx() {
+    let (mock, proxy) = setup().await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let gave_up = impatient
+        .post(format!("{}/v1/chat/completions", proxy.url))
+        .header("x-mock-latency-ms", "5000")
+        .json(&chat("gpt-4o-mini", "slow", false))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the app timed out first");
+    let m = wait_for(
+        "the abandoned request counted",
+        Duration::from_secs(5),
+        || async {
+            let m = proxy.metrics().await;
+            metric(&m, "tollgate_requests_total", &[("status_class", "4xx")]).map(|_| m)
+        },
+    )
+    .await;
+    assert_eq!(
+        metric(&m, "tollgate_requests_total", &[("status_class", "4xx")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&m, "tollgate_requests_total", &[("status_class", "5xx")]),
+        None
+    );
+    assert_eq!(metric(&m, "tollgate_requests_in_flight", &[]), Some(0.0));
+    assert!(proxy.log().contains("status=499"), "{}", proxy.log());
+    drop(mock);
+}
+
 #[tokio::test]
 async fn stream_usage_is_counted_even_when_the_app_did_not_ask() {
     stream_usage_counted_and_removed("compact").await;

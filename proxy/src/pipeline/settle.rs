@@ -260,10 +260,16 @@ impl Drop for Settle {
         // Only labels the config resolved reach here; anything else is "unknown".
         let model = self.model.as_deref().unwrap_or("unknown");
         let route = self.route.as_deref().unwrap_or("unknown");
-        let class = if self.status == 0 {
+        // The app left before any answer: nginx's 499, counted as 4xx so an
+        // app giving up does not page anyone as a proxy error.
+        let status = match (self.status, self.outcome) {
+            (0, Outcome::ClientGone) => 499,
+            (s, _) => s,
+        };
+        let class = if status == 0 {
             "5xx"
         } else {
-            status_class(self.status)
+            status_class(status)
         };
         m.requests
             .with_label_values(&[route, model, provider, class])
@@ -272,7 +278,7 @@ impl Drop for Settle {
             .endpoint
             .map(|e| e.operation.otel_name())
             .unwrap_or("other");
-        let error_type = match (self.error, self.status) {
+        let error_type = match (self.error, status) {
             (Some(e), _) => e,
             (None, s) if s >= 400 => status_class(s),
             _ => "",
@@ -317,7 +323,7 @@ impl Drop for Settle {
             provider,
             model,
             stream = self.stream,
-            status = self.status,
+            status,
             upstream_status = self.upstream_status,
             error = self.error,
             outcome = ?self.outcome,
