@@ -202,13 +202,15 @@ impl BudgetEngine {
 
     /// The scope value's hash, or the header a `refuse` scope lacks.
     fn scope_hash(&self, scope: &Scope, req: &AdmitRequest<'_>) -> Result<String, String> {
-        let id = &self.inner.identity;
-        if let Some(hash) = self.inner.memo.fixed_scope(scope) {
-            return Ok(hash.to_owned());
-        }
         let value: &[u8] = match scope {
+            // Hashed once per engine.
             Scope::Policy | Scope::Namespace | Scope::Workload => {
-                fixed_scope_value(scope, id).unwrap_or(MISSING.as_bytes())
+                return Ok(self
+                    .inner
+                    .memo
+                    .fixed_scope(scope)
+                    .unwrap_or_default()
+                    .to_owned());
             }
             Scope::Model => req.requested_model.as_bytes(),
             Scope::Header { name, missing } => match req.headers.get(name.as_str()) {

@@ -70,7 +70,7 @@ pub(crate) use clock::{Clock, SystemClock};
 pub(crate) use error::{BudgetError, Refusal, StoreError};
 pub(crate) use metrics::BudgetMetrics;
 pub(crate) use pricing::PriceTable;
-use tollgate_spend::keys::{fixed_scope_value, key, scope_hash, spent_key, MISSING};
+use tollgate_spend::keys::{key, scope_hash, spent_key, MISSING};
 use tollgate_spend::window;
 pub(crate) use tollgate_spend::Span;
 pub use tollgate_spend::{Identity, WindowSpend};
@@ -103,7 +103,6 @@ pub struct BudgetEngine {
 
 pub(crate) struct Inner {
     cfg: Budgets,
-    identity: Identity,
     prices: PriceTable,
     store: Store,
     prefix: String,
@@ -179,7 +178,6 @@ impl BudgetEngine {
         Ok(BudgetEngine {
             inner: Arc::new(Inner {
                 cfg: cfg.clone(),
-                identity: identity.clone(),
                 prices: PriceTable::new(&cfg.pricing),
                 store,
                 prefix,
