@@ -118,8 +118,11 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
                         source,
                     })?;
             }
-            if let Some(watches) = ctx.secret_watches.lock().unwrap().upgrade() {
-                watches.ensure(&ns);
+            let watches = ctx.secret_watches.lock().unwrap().upgrade();
+            if let Some(watches) = watches {
+                watches
+                    .ensure(&ns, ctx.settings.secret_access.is_some())
+                    .await;
             }
             health.secrets = health::secret_problems(&ctx.client, &ns, &r.secrets).await;
             match refusals::refused(&ctx.client, &ns, &policy, now).await {

@@ -15,9 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, WatchStreamExt};
@@ -129,24 +132,21 @@ impl Watches {
     }
 
     /// Watches `ns` (once), and stops watching namespaces without policies.
-    pub fn ensure(self: &Arc<Self>, ns: &str) {
-        let with_policies: BTreeSet<String> = self
-            .policies
-            .state()
-            .iter()
-            .filter_map(|p| p.namespace())
-            .collect();
-        let mut running = self.running.lock().unwrap();
-        running.retain(|n, task| {
-            let keep = n == ns || with_policies.contains(n);
-            if !keep {
-                debug!(namespace = %n, "no policies left: Secret watch stopped");
-                task.abort();
-            }
-            keep
-        });
-        if running.contains_key(ns) {
+    /// With `granted_by_binding` (the operator reads Secrets through the
+    /// RoleBinding it has just applied), a new watch starts only once the API
+    /// server's authorizer grants it ([`await_grant`]): started earlier, its
+    /// first list would be refused and logged as a 403 in the audit log.
+    pub async fn ensure(self: &Arc<Self>, ns: &str, granted_by_binding: bool) {
+        if self.stop_stale_and_check(ns) {
             return;
+        }
+        if granted_by_binding && !await_grant(&self.client, ns).await {
+            warn!(namespace = %ns, "Secret reads not granted yet: Secret watch not started");
+            return;
+        }
+        let mut running = self.running.lock().unwrap();
+        if running.contains_key(ns) {
+            return; // another reconcile of the namespace started it meanwhile
         }
         let api: Api<PartialObjectMeta<Secret>> = Api::namespaced(self.client.clone(), ns);
         let me = Arc::downgrade(self);
@@ -165,6 +165,27 @@ impl Watches {
             }
         });
         running.insert(ns.to_string(), task);
+    }
+
+    /// Stops the watches of namespaces left without policies; whether `ns`
+    /// is watched already.
+    fn stop_stale_and_check(&self, ns: &str) -> bool {
+        let with_policies: BTreeSet<String> = self
+            .policies
+            .state()
+            .iter()
+            .filter_map(|p| p.namespace())
+            .collect();
+        let mut running = self.running.lock().unwrap();
+        running.retain(|n, task| {
+            let keep = n == ns || with_policies.contains(n);
+            if !keep {
+                debug!(namespace = %n, "no policies left: Secret watch stopped");
+                task.abort();
+            }
+            keep
+        });
+        running.contains_key(ns)
     }
 
     fn touched(&self, ns: &str, secret: &str) {
@@ -187,6 +208,52 @@ impl Drop for Watches {
 /// How long a reconcile waits for a RoleBinding it just created to take
 /// effect (the API server's authorizer cache) before reading Secrets.
 pub const GRANT_WAIT: Duration = Duration::from_secs(3);
+
+/// Waits, at most [`GRANT_WAIT`], until the API server's authorizer lets
+/// this operator list Secrets in `ns`; whether it does. A RoleBinding takes
+/// effect once the authorizer's cache has seen it, a few milliseconds to
+/// seconds after it is written; a SelfSubjectAccessReview asks that same
+/// authorizer, so a request made after a yes is not refused (on one API
+/// server; with several, each has its cache, and Secret reads still retry a
+/// 403 for [`GRANT_WAIT`]). A review the API server does not answer (the
+/// chart grants `create` on SelfSubjectAccessReviews, as Kubernetes' default
+/// `system:basic-user` role does) counts as a yes: the watch then starts and
+/// retries on its own, as it would without this wait.
+pub async fn await_grant(client: &Client, ns: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + GRANT_WAIT;
+    loop {
+        match may_list(client, ns).await {
+            Ok(true) => return true,
+            Ok(false) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Ok(false) => return false,
+            Err(e) => {
+                debug!(namespace = %ns, error = %e, "SelfSubjectAccessReview");
+                return true;
+            }
+        }
+    }
+}
+
+/// Asks the authorizer whether this operator may list Secrets in `ns`.
+async fn may_list(client: &Client, ns: &str) -> Result<bool, kube::Error> {
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(ns.to_string()),
+                verb: Some("list".into()),
+                resource: Some("secrets".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let answer = api.create(&PostParams::default(), &review).await?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
+}
 
 /// Key names of each Secret, `None` for one that does not exist; read
 /// once per name. Values are dropped at once.

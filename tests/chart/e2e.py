@@ -28,7 +28,6 @@ Run once per Helm major ($HELM: Helm 4, then Helm 3; see e2e.sh).
 import atexit
 import base64
 import copy
-import datetime
 import json
 import os
 import re
@@ -189,36 +188,18 @@ def secret_reader_namespaces():
     return out
 
 
-# How long the operator retries a Secret read refused right after it created
-# the RoleBinding granting it (the API server's authorizer cache catching
-# up): operator/src/secrets.rs GRANT_WAIT.
-GRANT_WAIT_S = 3.0
-
-
-def when(e):
-    return datetime.datetime.fromisoformat(e["stageTimestamp"].replace("Z", "+00:00")).timestamp()
-
-
 def used(events):
-    """The (group, resource, verb) the events used, and the requests refused.
-    A Secret read refused and then allowed within GRANT_WAIT_S is the
-    operator's documented wait for a RoleBinding it just made, not a missing
-    grant; any other 403 counts."""
+    """The (group, resource, verb) the events used, and the requests refused
+    (any 403: the operator waits for a RoleBinding it just made to take
+    effect before it reads Secrets, operator/src/secrets.rs await_grant)."""
     out, denied = set(), []
-    for i, e in enumerate(events):
+    for e in events:
         ref = e["objectRef"]
         res = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
         key = (ref.get("apiGroup", ""), res, e["verb"])
         code = e.get("responseStatus", {}).get("code")
         if code == 403:
-            target = (key, ref.get("namespace"), ref.get("name"))
-            retried = res == "secrets" and e["verb"] == "get" and any(
-                (("", "secrets", "get"), r["objectRef"].get("namespace"), r["objectRef"].get("name")) == target
-                and r.get("responseStatus", {}).get("code") in (200, 404)
-                and 0 <= when(r) - when(e) <= GRANT_WAIT_S
-                for r in events[i + 1:] if r["objectRef"]["resource"] == "secrets")
-            if not retried:
-                denied.append(target)
+            denied.append((key, ref.get("namespace"), ref.get("name")))
         out.add(key)
         if e["verb"] == "patch" and code == 201:
             out.add((key[0], key[1], "create"))  # server-side apply that created the object

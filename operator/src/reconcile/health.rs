@@ -48,8 +48,10 @@ pub struct Health {
 
 /// Checks each mounted Secret has every key the config reads. A missing key
 /// would leave every new pod waiting on its volume mount. A read refused
-/// (403) is retried for [`secrets::GRANT_WAIT`]: the RoleBinding that
-/// grants it may have just been created.
+/// (403) is retried for [`secrets::GRANT_WAIT`]: the RoleBinding that grants
+/// it may have just been created and not yet reached the cache of the API
+/// server that answers (the reconcile waits for it on the one that answered
+/// [`secrets::await_grant`]; with several API servers, another may lag).
 pub async fn secret_problems(client: &Client, ns: &str, want: &[SecretVolume]) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + secrets::GRANT_WAIT;
     let names: Vec<String> = want.iter().map(|s| s.secret.clone()).collect();
