@@ -66,17 +66,12 @@ pub fn parse_head(body: &[u8]) -> Result<RequestHead, ParseError> {
         return Err(ParseError::Malformed("expected a JSON object".into()));
     }
     let mut de = serde_json::Deserializer::from_slice(body);
-    let head: Head = match serde_path_to_error::deserialize(&mut de) {
+    // The plain read first: tracking the path of every value costs more
+    // than the read itself, and only a refusal needs it.
+    let head = match Head::deserialize(&mut de) {
         Ok(h) => h,
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            return Err(if inner.is_data() {
-                ParseError::Field(format!("`{path}`: {inner}"))
-            } else {
-                ParseError::Malformed(inner.to_string())
-            });
-        }
+        Err(e) if e.is_data() => return Err(with_path(body)),
+        Err(e) => return Err(ParseError::Malformed(e.to_string())),
     };
     de.end().map_err(|e| {
         ParseError::Malformed(format!("trailing characters after the JSON object ({e})"))
@@ -85,6 +80,24 @@ pub fn parse_head(body: &[u8]) -> Result<RequestHead, ParseError> {
         model: head.model,
         stream: head.stream.unwrap_or(false),
     })
+}
+
+/// The refusal of a body whose head has a field of the wrong type, naming
+/// the field: read again, tracking paths.
+fn with_path(body: &[u8]) -> ParseError {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, Head>(&mut de) {
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_data() {
+                ParseError::Field(format!("`{path}`: {inner}"))
+            } else {
+                ParseError::Malformed(inner.to_string())
+            }
+        }
+        Ok(_) => ParseError::Malformed("the request head cannot be read".into()),
+    }
 }
 
 /// A request body: its bytes (as the app sent them, or as the PII filter
@@ -174,6 +187,7 @@ mod tests {
         assert!(msg(br#"{"model":"m"} x"#).contains("trailing"));
         assert!(msg(br#"{"model":"m","stream":"yes"}"#).contains("`stream`"));
         assert!(msg(br#"{"model":7}"#).contains("`model`"));
+        assert!(msg(br#"{"model":"a","model":"b"}"#).contains("duplicate field `model`"));
         assert!(msg(br#"[1,2]"#).contains("expected a JSON object"));
         // Syntax errors inside fields the proxy does not read are still caught.
         assert!(msg(br#"{"model":"m","messages":[{]}"#).contains("not valid JSON"));

@@ -7,7 +7,8 @@
 //! stored — a streamed one once it has been assembled ([`assemble`]); an
 //! error or a cut stream never is.
 //!
-//! Entries live in memory (bounded by bytes and entries, per-entry TTL) and,
+//! Entries live in memory (bounded by bytes and entries, per-entry TTL; see
+//! [`Memory`]) and,
 //! with `store.type: redis`, also in Redis, so replicas share them. Memory
 //! answers first; a Redis hit is copied into memory. Redis errors and
 //! timeouts are misses and skipped stores, counted, never failed requests.
@@ -18,8 +19,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use moka::sync::Cache as Moka;
-use moka::Expiry;
 use tollgate_config::{Cache as CacheConfig, CacheStore};
 
 pub(crate) mod assemble;
@@ -100,25 +99,82 @@ impl Directive {
     }
 }
 
-/// Per-entry TTL.
-struct Ttl;
+/// The memory store: a sharded S3-FIFO cache (quick_cache) bounded by
+/// weight. Each entry weighs its bytes, and at least `maxBytes /
+/// maxEntries`, so the byte bound also bounds the number of entries. An
+/// entry past its TTL is a miss and is removed when looked up; the rest are
+/// swept at each scrape ([`ResponseCache::refresh_gauges`]), so the gauges
+/// count live entries. Chosen over moka for its cost per request: no
+/// housekeeping queue or frequency sketch on the store path.
+type Memory = quick_cache::sync::Cache<Key, Arc<Stored>, Weight>;
 
-impl Expiry<Key, Arc<Stored>> for Ttl {
-    fn expire_after_create(&self, _: &Key, v: &Arc<Stored>, _: Instant) -> Option<Duration> {
-        Some(v.ttl)
+/// An entry and the instant it expires.
+struct Stored {
+    entry: Entry,
+    expires: Instant,
+}
+
+impl Stored {
+    fn new(entry: Entry, ttl: Duration) -> Arc<Stored> {
+        Arc::new(Stored {
+            entry,
+            expires: Instant::now() + ttl,
+        })
+    }
+
+    fn live(&self, now: Instant) -> bool {
+        now < self.expires
     }
 }
 
-struct Stored {
-    entry: Entry,
-    ttl: Duration,
+/// The weight of an entry: its bytes, at least `floor`.
+#[derive(Clone)]
+struct Weight {
+    floor: u64,
+}
+
+impl quick_cache::Weighter<Key, Arc<Stored>> for Weight {
+    fn weight(&self, _: &Key, v: &Arc<Stored>) -> u64 {
+        v.entry.weight().max(self.floor)
+    }
+}
+
+/// The memory store for `cfg`'s bounds, and the most one entry may weigh.
+/// Shards (one lock each) are as many as the cores allow while a shard
+/// still holds two of the largest entries and 32 of the smallest: an entry
+/// must fit in its shard.
+fn memory(cfg: &CacheConfig) -> (Memory, u64) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let fit = cfg.max_bytes / cfg.max_entry_bytes.max(1).saturating_mul(2);
+    let want = fit.min(cores * 4).min(cfg.max_entries / 32).max(1);
+    // A power of two (quick_cache rounds up to one): round down.
+    let shards = 1u64 << (63 - want.leading_zeros());
+    let shard = cfg.max_bytes.div_ceil(shards);
+    // quick_cache admits an entry up to 97 % of its shard.
+    let most = shard / 10 * 9;
+    let floor = (cfg.max_bytes / cfg.max_entries.max(1)).clamp(1, most.max(1));
+    let options = quick_cache::OptionsBuilder::new()
+        .shards(shards as usize)
+        .weight_capacity(cfg.max_bytes)
+        .estimated_items_capacity(cfg.max_entries.min(1 << 20) as usize)
+        .build()
+        .expect("weight capacity is set");
+    let m = Memory::with_options(
+        options,
+        Weight { floor },
+        Default::default(),
+        Default::default(),
+    );
+    (m, most)
 }
 
 /// The cache. Share it in an `Arc`; it survives config reloads when its
 /// store settings are unchanged.
 pub struct ResponseCache {
     cfg: CacheConfig,
-    memory: Moka<Key, Arc<Stored>>,
+    memory: Arc<Memory>,
+    /// The most an entry may weigh in `memory` (see [`memory`]).
+    most: u64,
     redis: Option<RedisCache>,
     semantic: SemanticCache,
     metrics: Arc<CacheMetrics>,
@@ -149,21 +205,15 @@ impl ResponseCache {
             CacheStore::Memory => None,
         };
         let same_bounds = previous.is_some_and(|p| {
-            p.cfg.max_bytes == cfg.max_bytes && p.cfg.max_entries == cfg.max_entries
+            p.cfg.max_bytes == cfg.max_bytes
+                && p.cfg.max_entries == cfg.max_entries
+                && p.cfg.max_entry_bytes == cfg.max_entry_bytes
         });
-        let memory = match previous {
-            Some(p) if same_bounds => p.memory.clone(),
+        let (memory, most) = match previous {
+            Some(p) if same_bounds => (p.memory.clone(), p.most),
             _ => {
-                // Each entry weighs at least max_bytes / max_entries, so the
-                // byte bound also bounds the number of entries.
-                let floor = (cfg.max_bytes / cfg.max_entries.max(1)).max(1);
-                Moka::builder()
-                    .max_capacity(cfg.max_bytes)
-                    .weigher(move |_: &Key, v: &Arc<Stored>| {
-                        v.entry.weight().max(floor).min(u32::MAX as u64) as u32
-                    })
-                    .expire_after(Ttl)
-                    .build()
+                let (m, most) = memory(cfg);
+                (Arc::new(m), most)
             }
         };
         let redis = match &cfg.store {
@@ -182,6 +232,7 @@ impl ResponseCache {
         Ok(Arc::new(ResponseCache {
             cfg: cfg.clone(),
             memory,
+            most,
             redis,
             semantic,
             metrics,
@@ -203,8 +254,8 @@ impl ResponseCache {
     /// The entry under `key` (memory, then Redis) for a semantic match:
     /// not counted as a lookup of its own.
     pub async fn fetch(&self, key: &Key) -> Option<Entry> {
-        if let Some(s) = self.memory.get(key) {
-            return Some(s.entry.clone());
+        if let Some(e) = self.in_memory(key) {
+            return Some(e);
         }
         match self.redis.as_ref()?.get(key).await {
             Ok(e) => e,
@@ -223,9 +274,9 @@ impl ResponseCache {
     /// Looks `key` up: memory, then Redis.
     pub async fn get(&self, key: &Key) -> Option<Entry> {
         let started = Instant::now();
-        if let Some(s) = self.memory.get(key) {
+        if let Some(e) = self.in_memory(key) {
             self.observe("hit", "memory", started);
-            return Some(s.entry.clone());
+            return Some(e);
         }
         let Some(redis) = &self.redis else {
             self.observe("miss", "memory", started);
@@ -237,13 +288,7 @@ impl ResponseCache {
                 let age = now_ms().saturating_sub(entry.stored_at_ms);
                 let ttl = self.cfg.ttl.saturating_sub(Duration::from_millis(age));
                 if !ttl.is_zero() {
-                    self.memory.insert(
-                        *key,
-                        Arc::new(Stored {
-                            entry: entry.clone(),
-                            ttl,
-                        }),
-                    );
+                    self.memory.insert(*key, Stored::new(entry.clone(), ttl));
                 }
                 Some(entry)
             }
@@ -257,6 +302,17 @@ impl ResponseCache {
                 None
             }
         }
+    }
+
+    /// The live entry under `key` in memory; an expired one is removed.
+    fn in_memory(&self, key: &Key) -> Option<Entry> {
+        let s = self.memory.get(key)?;
+        let now = Instant::now();
+        if s.live(now) {
+            return Some(s.entry.clone());
+        }
+        self.memory.remove_if(key, |v| !v.live(now));
+        None
     }
 
     fn observe(&self, result: &str, store: &str, started: Instant) {
@@ -281,20 +337,14 @@ impl ResponseCache {
     /// Stores a complete answer for `ttl` (false: too large); Redis is
     /// written in the background.
     pub fn put(self: &Arc<Self>, key: Key, entry: Entry, ttl: Duration) -> bool {
-        if entry.body.len() as u64 > self.cfg.max_entry_bytes {
+        if entry.body.len() as u64 > self.cfg.max_entry_bytes || entry.weight() > self.most {
             self.metrics
                 .stores
                 .with_label_values(&["too_large", "memory"])
                 .inc();
             return false;
         }
-        self.memory.insert(
-            key,
-            Arc::new(Stored {
-                entry: entry.clone(),
-                ttl,
-            }),
-        );
+        self.memory.insert(key, Stored::new(entry.clone(), ttl));
         self.metrics
             .stores
             .with_label_values(&["stored", "memory"])
@@ -331,11 +381,12 @@ impl ResponseCache {
     }
 
     /// Brings the entry and byte gauges up to date (at each scrape, not on
-    /// each store: moka's pending evictions are run here first).
+    /// each store), after removing the expired entries.
     pub fn refresh_gauges(&self) {
-        self.memory.run_pending_tasks();
-        self.metrics.entries.set(self.memory.entry_count() as i64);
-        self.metrics.bytes.set(self.memory.weighted_size() as i64);
+        let now = Instant::now();
+        self.memory.retain(|_, v| v.live(now));
+        self.metrics.entries.set(self.memory.len() as i64);
+        self.metrics.bytes.set(self.memory.weight() as i64);
         self.metrics
             .semantic_entries
             .set(self.semantic.index().len() as i64);

@@ -293,6 +293,34 @@ async fn memory_store_expires_and_stays_within_bounds() {
 }
 
 #[tokio::test]
+async fn an_entry_of_the_largest_size_allowed_is_stored() {
+    let defaults = tollgate_config::Cache {
+        enabled: true,
+        ..Default::default()
+    };
+    // Each case: the bounds, and the body size stored.
+    let cases = [
+        (defaults.clone(), defaults.max_entry_bytes as usize - 200),
+        (cfg(64 << 10, 1000), 10_000),
+        (cfg(1 << 20, 1), 1000),
+        (cfg(1 << 20, 10_000), (1 << 19) - 200),
+    ];
+    for (bounds, size) in cases {
+        let c = ResponseCache::new(&bounds, None, Arc::new(CacheMetrics::new()))
+            .await
+            .unwrap();
+        assert!(c.put(k(3), entry(size), Duration::from_secs(60)));
+        assert!(
+            c.get(&k(3)).await.is_some(),
+            "{size} bytes with {} / {} / {}",
+            bounds.max_bytes,
+            bounds.max_entries,
+            bounds.max_entry_bytes
+        );
+    }
+}
+
+#[tokio::test]
 async fn entries_survive_a_reload_with_the_same_bounds() {
     let m = Arc::new(CacheMetrics::new());
     let a = ResponseCache::new(&cfg(1 << 20, 100), None, m.clone())
