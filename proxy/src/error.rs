@@ -3,7 +3,8 @@
 //! This is the one place where an error becomes a response: the status code,
 //! a provider-shaped body (OpenAI `{"error":{...}}` or Anthropic
 //! `{"type":"error","error":{...}}`, chosen by the API the app called), and
-//! headers such as `Retry-After`; and, for a stream that fails after it has
+//! headers such as `Retry-After` and `x-should-retry` (see
+//! [`ProxyError::retry_can_help`]); and, for a stream that fails after it has
 //! started, the closing error event ([`stream_error_event`]). Messages never
 //! contain request content, credentials or PII.
 //!
@@ -25,6 +26,13 @@ use crate::budget::Refusal;
 use crate::pii::PiiError;
 use crate::routing::UnknownModel;
 use crate::upstream::UpstreamError;
+
+/// The header the official SDKs read before deciding to retry.
+pub(crate) const SHOULD_RETRY: &str = "x-should-retry";
+
+/// The longest `Retry-After` the official OpenAI and Anthropic SDKs wait
+/// for; beyond it they fall back to their own short backoff.
+pub(crate) const SDK_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The closing event, in `app`'s API, of a stream that cannot continue, so
 /// SDKs raise instead of waiting.
@@ -186,6 +194,39 @@ impl ProxyError {
         }
     }
 
+    /// Whether the app retrying the same request can get another answer.
+    /// When it cannot, the response says `x-should-retry: false`, which the
+    /// official OpenAI and Anthropic SDKs obey before their own rules (they
+    /// would retry a 429 twice by default): an invalid request, a model or
+    /// path not served, a PII block, a budget header missing or a price
+    /// unknown stay so until the request or the policy changes; an
+    /// exhausted budget stays so until its window ends, which is more than
+    /// an SDK waits ([`SDK_MAX_WAIT`]) unless the window ends sooner.
+    pub fn retry_can_help(&self) -> bool {
+        use ProxyError::*;
+        match self {
+            BodyTooLarge { .. }
+            | Parse(_)
+            | Translate(_)
+            | MissingModel
+            | UnknownModel(_)
+            | NotFound { .. }
+            | MethodNotAllowed { .. }
+            | PathRejected { .. }
+            | Pii(_)
+            | Upstream(UpstreamError::Uri(_)) => false,
+            Budget { refusal, .. } => match refusal {
+                Refusal::BudgetExceeded { retry_after, .. }
+                | Refusal::RateLimited { retry_after, .. } => *retry_after <= SDK_MAX_WAIT,
+                Refusal::MissingHeader { .. } | Refusal::UnknownPrice { .. } => false,
+                Refusal::StoreUnavailable { .. } => true,
+            },
+            // The body did not arrive whole: sent again, it may.
+            BodyRead(_) => true,
+            Overloaded { .. } | AllTargetsEjected { .. } | Upstream(_) => true,
+        }
+    }
+
     fn param(&self) -> Option<&'static str> {
         match self {
             ProxyError::MissingModel | ProxyError::UnknownModel(_) => Some("model"),
@@ -236,6 +277,16 @@ impl ProxyError {
         );
         if let Some(secs) = self.retry_after() {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let ProxyError::Budget { refusal, .. } = self {
+            // The SDKs read the exact wait from here before `Retry-After`.
+            if let Some(wait) = refusal.retry_after() {
+                let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+                h.insert("retry-after-ms", HeaderValue::from(ms));
+            }
+        }
+        if !self.retry_can_help() {
+            h.insert(SHOULD_RETRY, HeaderValue::from_static("false"));
         }
         if let ProxyError::Budget { headers, .. } = self {
             for (name, value) in headers {

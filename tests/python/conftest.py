@@ -241,7 +241,7 @@ CACHED_GPT = "cached-gpt"
 CACHED_CLAUDE = "cached-claude"
 
 
-def proxy_config(mock_url: str, *, openai_key_env: str, anthropic_key_env: str) -> str:
+def proxy_config(mock_url: str, *, openai_key_env: str, anthropic_key_env: str, max_attempts: int = 1) -> str:
     def models(names: list[str]) -> str:
         return "[" + ", ".join(names) + "]"
 
@@ -268,7 +268,7 @@ providers:
 defaultProvider: openai
 routing:
   defaults:
-    retry: {{maxAttempts: 1}}
+    retry: {{maxAttempts: {max_attempts}, initialBackoff: 10ms}}
   routes:
     # Aliases that cross APIs: an OpenAI app answered by Anthropic, and back.
     - name: {TO_ANTHROPIC}
@@ -285,9 +285,17 @@ cache:
 """
 
 
-def start_proxy(workdir: Path, mock_url: str, *, openai_key: str, anthropic_key: str) -> Proxy:
+def start_proxy(
+    workdir: Path, mock_url: str, *, openai_key: str, anthropic_key: str, extra: str = "", max_attempts: int = 1
+) -> Proxy:
+    """A proxy fronting the mock; `extra` is appended to its config (top-level sections)."""
     config = workdir / "proxy.yaml"
-    config.write_text(proxy_config(mock_url, openai_key_env="TG_OPENAI_KEY", anthropic_key_env="TG_ANTHROPIC_KEY"))
+    config.write_text(
+        proxy_config(
+            mock_url, openai_key_env="TG_OPENAI_KEY", anthropic_key_env="TG_ANTHROPIC_KEY", max_attempts=max_attempts
+        )
+        + extra
+    )
     env = dict(os.environ, TG_OPENAI_KEY=openai_key, TG_ANTHROPIC_KEY=anthropic_key)
     env.setdefault("RUST_LOG", "info")
     env.setdefault("NO_COLOR", "1")

@@ -205,3 +205,65 @@ async fn anthropic_shape_and_retry_after() {
         .unwrap()
         .contains("4 concurrent"));
 }
+
+#[test]
+fn errors_retrying_cannot_fix_tell_the_sdks() {
+    let should_retry = |e: &ProxyError| {
+        e.to_response(Family::OpenAi, "r")
+            .headers()
+            .get(SHOULD_RETRY)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let budget = |retry_after: Duration| ProxyError::Budget {
+        refusal: Refusal::BudgetExceeded {
+            limit: "monthly".into(),
+            retry_after,
+        },
+        headers: Vec::new(),
+    };
+    let rate = |retry_after: Duration| ProxyError::Budget {
+        refusal: Refusal::RateLimited {
+            limit: "rpm".into(),
+            retry_after,
+        },
+        headers: Vec::new(),
+    };
+    let never = [
+        budget(Duration::from_secs(86_400)),
+        rate(Duration::from_secs(61)),
+        ProxyError::from(UnknownModel::not_served("gpt-9", Vec::new())),
+        ProxyError::MissingModel,
+        ProxyError::Pii(PiiError::Blocked {
+            types: vec!["credit_card".into()],
+        }),
+        ProxyError::Pii(PiiError::Guard {
+            rules: vec!["ignore_previous"],
+        }),
+        ProxyError::Budget {
+            refusal: Refusal::UnknownPrice { model: "m".into() },
+            headers: Vec::new(),
+        },
+    ];
+    for e in &never {
+        assert_eq!(should_retry(e).as_deref(), Some("false"), "{e}");
+    }
+    let worth_it = [
+        budget(Duration::from_secs(30)),
+        rate(Duration::from_millis(1500)),
+        ProxyError::Overloaded { limit: 4 },
+        ProxyError::AllTargetsEjected { route: "r".into() },
+        ProxyError::Budget {
+            refusal: Refusal::StoreUnavailable {
+                reason: "timeout".into(),
+            },
+            headers: Vec::new(),
+        },
+    ];
+    for e in &worth_it {
+        assert_eq!(should_retry(e), None, "{e}");
+    }
+    // The exact wait, which the SDKs read before `Retry-After`.
+    let resp = rate(Duration::from_millis(1500)).to_response(Family::Anthropic, "r");
+    assert_eq!(resp.headers()["retry-after-ms"], "1500");
+    assert_eq!(resp.headers()["retry-after"], "2");
+}

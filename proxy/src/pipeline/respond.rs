@@ -148,6 +148,7 @@ pub(crate) fn respond(
     match reply {
         Reply::Own(resp) => {
             let (mut head, body) = resp.into_parts();
+            retried_out(&mut head, &settle);
             let mut chain = Chain::new(cx.app, phases(Assembly::own(cx, settle)));
             chain.head(&mut head);
             Response::from_parts(head, body.with_filter(Box::new(chain)))
@@ -169,6 +170,9 @@ fn upstream(answer: Answer, cx: Context, settle: Settle) -> Response<ResponseBod
         shadow,
     } = answer;
     let app = cx.app;
+    if matches!(body, Body::Error(_)) {
+        retried_out(&mut head, &settle);
+    }
     let shape = match &body {
         Body::Whole(_) => Some(cache::Shape::Whole),
         Body::Stream { .. } => Some(cache::Shape::Stream),
@@ -209,6 +213,19 @@ fn upstream(answer: Answer, cx: Context, settle: Settle) -> Response<ResponseBod
         Body::Raw { body, first } => ResponseBody::raw(body, first, Box::new(chain)),
     };
     Response::from_parts(head, body)
+}
+
+/// An error answered after Tollgate's own retries or fallbacks tells the
+/// SDK not to retry on top of them (`x-should-retry: false`): each SDK
+/// retry would run every attempt again, multiplying the load on a provider
+/// already failing.
+fn retried_out(head: &mut http::response::Parts, settle: &Settle) {
+    if settle.attempts() > 1 && head.status.as_u16() >= 400 {
+        head.headers.insert(
+            crate::error::SHOULD_RETRY,
+            HeaderValue::from_static("false"),
+        );
+    }
 }
 
 /// What one response's phases are made of.

@@ -57,6 +57,8 @@ pub(crate) struct Settle {
     served_model: Option<String>,
     /// An attempt is waiting for the provider's response headers.
     awaiting: bool,
+    /// Attempts sent upstream, retries and fallbacks included.
+    attempts: u32,
     output_text: Option<OutputText>,
 }
 
@@ -91,6 +93,7 @@ impl Settle {
             hold: None,
             served_model: None,
             awaiting: false,
+            attempts: 0,
             output_text: None,
         }
     }
@@ -160,6 +163,12 @@ impl Settle {
             self.served_model = Some(model.to_string());
         }
         self.awaiting = true;
+        self.attempts += 1;
+    }
+
+    /// Attempts sent upstream so far, retries and fallbacks included.
+    pub(crate) fn attempts(&self) -> u32 {
+        self.attempts
     }
 
     /// The attempt got its response headers, or failed.
