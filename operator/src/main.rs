@@ -55,8 +55,22 @@ enum Command {
     Run(Box<RunArgs>),
 }
 
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    /// One human-readable line per event (colours only on a terminal).
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, the
+    /// event's fields flattened, and the current span's fields (`policy`,
+    /// `namespace` inside a reconcile) under `span`.
+    Json,
+}
+
 #[derive(Args)]
 struct RunArgs {
+    /// Log line format.
+    #[arg(long, env = "TOLLGATE_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
     /// Defaults for the injected sidecar, as a JSON `spec.sidecar` object
     /// (e.g. `{"resources":{...},"logLevel":"info"}`); a policy's own
     /// `spec.sidecar` fields win.
@@ -126,6 +140,26 @@ fn parse_sidecar(s: &str) -> Result<Sidecar, String> {
     serde_path_to_error::deserialize(de).map_err(|e| format!("{}: {}", e.path(), e.inner()))
 }
 
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -136,12 +170,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => *args,
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn".into()),
-        )
-        .init();
+    init_logging(args.log_format);
     rustls::crypto::ring::default_provider()
         .install_default()
         .ok();

@@ -261,7 +261,8 @@ def default_install_is_ha_and_locked_down():
     assert "--proxy-image=ghcr.io/tollgate-dev/tollgate-proxy:0.1.0" in c["args"]
     defaults = json.loads(next(a for a in c["args"] if a.startswith("--sidecar-defaults=")).split("=", 1)[1])
     assert defaults == {"resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-                 "port": 15800, "adminPort": 15801, "logLevel": "info", "logFormat": "text"}, defaults
+                 "port": 15800, "adminPort": 15801, "logLevel": "info", "logFormat": "json"}, defaults
+    assert env["TOLLGATE_LOG_FORMAT"]["value"] == "json", "the operator logs JSON by default"
     assert c["image"] == "ghcr.io/tollgate-dev/tollgate-operator:0.1.0"
     pdb = one(objs, "PodDisruptionBudget")
     assert pdb["spec"]["minAvailable"] == 1
@@ -474,6 +475,7 @@ def schema_refuses_typos_and_wrong_types():
     refused(["--set", "sidecar.image.tag=1", "--set", "sidecar.image.pullSecret=x"], "pullSecret")
     refused(["--set", "sidecar.loglevel=debug"], "additional properties 'loglevel' not allowed")
     refused(["--set", "sidecar.logFormat=xml"], "/sidecar/logFormat")
+    refused(["--set", "operator.logFormat=xml"], "/operator/logFormat")
     refused(["--set", "sidecar.resources.request.cpu=1"], "additional properties 'request' not allowed")
     refused(["--set", "operator.resources.limit.memory=1Gi"], "additional properties 'limit' not allowed")
     refused(["--set", "sidecar.resources.limits.memory=true"], "/sidecar/resources/limits/memory")

@@ -239,7 +239,8 @@ class Operator:
         kc = os.path.join(work, f"{tag}.kubeconfig")
         open(kc, "w").write(kubeconfig)
         env = dict(os.environ, KUBECONFIG=kc, POD_NAME=f"{OP}-local-{tag}", POD_NAMESPACE=NS)
-        env["RUST_LOG"] = next((e["value"] for e in c["env"] if e["name"] == "RUST_LOG"), "info")
+        # The Deployment's plain values (RUST_LOG, TOLLGATE_LOG_FORMAT).
+        env.update({e["name"]: e["value"] for e in c["env"] if "value" in e})
         self.identity = env["POD_NAME"]
         self.log = os.path.join(work, f"operator-{tag}.log")
         self.p = subprocess.Popen([os.path.join(BIN, "tollgate-operator"), *args], env=env,
@@ -373,6 +374,16 @@ def reconcile():
     wait_until("a ConfigUpdated event", lambda: any(
         e.get("reason") == "ConfigUpdated" and e["regarding"]["name"] == "chat"
         for e in kget("events.events.k8s.io", "-n", "app-a")["items"]))
+
+    # The chart's log format: a JSON object per line, the reconcile's
+    # policy and namespace on the lines logged inside it.
+    def logged():
+        lines = [json.loads(line) for line in open(state["op"].log) if line.strip()]
+        assert lines and all({"timestamp", "level"} <= set(line) for line in lines), lines[:3]
+        return any(line.get("reason") == "ConfigUpdated"
+                   and line.get("span", {}).get("policy") == "chat"
+                   and line["span"].get("namespace") == "app-a" for line in lines)
+    wait_until("the ConfigUpdated log line, as JSON, in the reconcile's span", logged)
 
 
 @step("mutating webhooks: enabled namespace and pod opt-in injected with the chart's sidecar defaults where a policy sets none; opt-out, unselected and excluded namespaces never sent")
