@@ -102,6 +102,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
 
     // 2. Admit. The runtime is pinned here for the rest of the request.
     let rt = shared.runtime.load_full();
+    settle.set_prices(&rt.budget);
     let limit = rt.config.server.max_concurrent_requests;
     if !settle.admit(limit) {
         return respond(Err(ProxyError::Overloaded { limit }), cx, settle);
@@ -183,8 +184,12 @@ async fn forward(
     if !pseudonymized {
         match cache::lookup(&x).await? {
             cache::Step::Off => {}
-            cache::Step::Hit(resp) => return Ok(Reply::Own(*resp)),
+            cache::Step::Hit { resp, header } => {
+                settle.set_cache(header);
+                return Ok(Reply::Own(*resp));
+            }
             cache::Step::Miss { header, store } => {
+                settle.set_cache(header);
                 cx.cache = CacheOutcome {
                     header: Some(header),
                     store,

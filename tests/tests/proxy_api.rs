@@ -484,3 +484,64 @@ async fn stream_usage_counted_and_removed(json_style: &str) {
     assert!(out.unwrap() > 0.0);
     assert_eq!(input, Some(4.0), "the mock counts words: 4");
 }
+
+/// The access log line of a request, from a proxy logging JSON.
+fn access_line(log: &str, request_id: &str) -> Option<Value> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["target"] == "tollgate::access" && v["request_id"] == request_id)
+}
+
+#[tokio::test]
+async fn the_access_log_line_says_route_target_attempts_cache_and_cost_as_json() {
+    let mock = mock().await;
+    let extra = "logging: {format: json}\nrouting:\n  defaults:\n    retry: {maxAttempts: 2, initialBackoff: 10ms}\n  routes:\n    - name: chat\n      targets: [{provider: openai, model: gpt-4o-mini}]\ncache:\n  ttl: 1h\n";
+    let proxy = ProxyProc::start(&config(&mock.url(), "", extra));
+    let mut body = chat("chat", "what does the access log say", false);
+    body["temperature"] = 0.into();
+    let send = |rid: &'static str| {
+        client()
+            .post(format!("{}/v1/chat/completions", proxy.url))
+            .header("x-request-id", rid)
+            // The first attempt fails: Tollgate's retry answers.
+            .header("x-mock-fail-first", "1")
+            .header("x-mock-scenario", "access-log")
+            .json(&body)
+            .send()
+    };
+    let first = send("access-1").await.unwrap();
+    assert_eq!(first.status(), 200);
+    let usage = first.json::<Value>().await.unwrap()["usage"].clone();
+    assert_eq!(send("access-2").await.unwrap().status(), 200);
+
+    let line = wait_for("the first access line", Duration::from_secs(5), || async {
+        access_line(&proxy.log(), "access-1")
+    })
+    .await;
+    assert_eq!(line["api"], "openai", "{line}");
+    assert_eq!(line["operation"], "chat");
+    assert_eq!(line["route"], "chat");
+    assert_eq!(line["served_by"], "openai/gpt-4o-mini");
+    assert_eq!(line["attempts"], 2, "one retry");
+    assert_eq!(line["cache"], "miss");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["input_tokens"], usage["prompt_tokens"]);
+    assert_eq!(line["output_tokens"], usage["completion_tokens"]);
+    // gpt-4o-mini is in the built-in price table.
+    let cost = line["cost_usd"]
+        .as_f64()
+        .expect("a priced request has a cost");
+    assert!(cost > 0.0 && cost < 0.01, "{cost}");
+
+    let hit = wait_for("the second access line", Duration::from_secs(5), || async {
+        access_line(&proxy.log(), "access-2")
+    })
+    .await;
+    assert_eq!(hit["cache"], "hit", "{hit}");
+    assert_eq!(hit["attempts"], 0, "answered from the cache");
+    assert!(
+        hit.get("cost_usd").is_none(),
+        "a hit costs nothing upstream"
+    );
+    assert_eq!(mock.requests().len(), 2, "two attempts, then the cache");
+}

@@ -80,6 +80,16 @@ pub enum ApiFamily {
     Anthropic,
 }
 
+impl ApiFamily {
+    /// Lowercase name, for logs and keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiFamily::OpenAi => "openai",
+            ApiFamily::Anthropic => "anthropic",
+        }
+    }
+}
+
 impl ProviderType {
     /// The wire API this provider type speaks.
     pub fn family(self) -> ApiFamily {

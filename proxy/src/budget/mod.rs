@@ -189,7 +189,6 @@ impl BudgetEngine {
         })
     }
 
-    /// No budgets and no rate limits: the pipeline skips admission.
     /// What `usage` on `model` costs, in nano-USD, at the price table
     /// (`None` for a model without a price). No metric is touched.
     pub fn cost_of(&self, model: &str, usage: &Usage) -> Option<u64> {
@@ -199,6 +198,7 @@ impl BudgetEngine {
             .map(|p| pricing::cost(&p.price, usage))
     }
 
+    /// No budgets and no rate limits: the pipeline skips admission.
     pub fn is_empty(&self) -> bool {
         self.inner.cfg.is_empty()
     }

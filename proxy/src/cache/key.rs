@@ -133,10 +133,7 @@ pub(crate) fn hash(tag: &str, scope: &Scope<'_>, body: &impl serde::Serialize) -
     for part in [
         tag,
         scope.policy,
-        match scope.family {
-            Family::OpenAi => "openai",
-            Family::Anthropic => "anthropic",
-        },
+        scope.family.as_str(),
         scope.operation.otel_name(),
         scope.route,
         scope.tenant.unwrap_or(""),

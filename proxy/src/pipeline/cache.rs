@@ -41,8 +41,11 @@ pub(crate) enum Step {
     /// The cache does not apply (off for this route, or an operation it
     /// does not keep): no header.
     Off,
-    /// Answered from the cache.
-    Hit(Box<Response<ResponseBody>>),
+    /// Answered from the cache; `header` is `hit` or `semantic-hit`.
+    Hit {
+        resp: Box<Response<ResponseBody>>,
+        header: &'static str,
+    },
     /// Go upstream; `store` is set when the answer may be stored.
     Miss {
         header: &'static str,
@@ -216,7 +219,10 @@ pub(crate) async fn lookup(x: &Exchange<'_>) -> Result<Step, ProxyError> {
             resp.headers_mut().insert(SIMILARITY_HEADER, v);
         }
     }
-    Ok(Step::Hit(Box::new(resp)))
+    Ok(Step::Hit {
+        resp: Box::new(resp),
+        header,
+    })
 }
 
 /// On a semantic hit: the cosine similarity of the two prompts.

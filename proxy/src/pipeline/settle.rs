@@ -16,6 +16,7 @@ use tollgate_config::Provider;
 use super::budget::{Ending, Hold, OutputText};
 use crate::api::usage::Usage;
 use crate::api::Endpoint;
+use crate::budget::BudgetEngine;
 use crate::error::ProxyError;
 use crate::metrics::{status_class, Metrics};
 use crate::state::Shared;
@@ -59,6 +60,10 @@ pub(crate) struct Settle {
     awaiting: bool,
     /// Attempts sent upstream, retries and fallbacks included.
     attempts: u32,
+    /// What the cache did (`x-tollgate-cache`), when it applied.
+    cache: Option<&'static str>,
+    /// The runtime's price table, for the access log's cost.
+    prices: Option<Arc<BudgetEngine>>,
     output_text: Option<OutputText>,
 }
 
@@ -94,6 +99,8 @@ impl Settle {
             served_model: None,
             awaiting: false,
             attempts: 0,
+            cache: None,
+            prices: None,
             output_text: None,
         }
     }
@@ -127,6 +134,16 @@ impl Settle {
         if self.provider.as_deref() != Some(p.name.as_str()) {
             self.provider = Some(p.name.clone());
         }
+    }
+
+    /// What the cache did, as `x-tollgate-cache` says it.
+    pub(crate) fn set_cache(&mut self, result: &'static str) {
+        self.cache = Some(result);
+    }
+
+    /// The price table that costs this request in the access log.
+    pub(crate) fn set_prices(&mut self, budget: &Arc<BudgetEngine>) {
+        self.prices = Some(budget.clone());
     }
 
     /// The request was admitted by its budgets.
@@ -249,6 +266,17 @@ impl Drop for Settle {
         if self.outcome == Outcome::Open {
             self.outcome = Outcome::ClientGone;
         }
+        // The provider's own figures, priced as a settlement would.
+        let cost_nano = match (&self.prices, &self.served_model, &self.usage) {
+            (Some(p), Some(model), Some(u)) if self.usage_complete => p.cost_of(model, u),
+            _ => None,
+        };
+        // `provider/model` of the attempt that answered (not `target`:
+        // that key is the log line's own in JSON).
+        let served_by = match (&self.provider, &self.served_model) {
+            (Some(p), Some(m)) => Some(format!("{p}/{m}")),
+            _ => None,
+        };
         if let Some(hold) = self.hold.take() {
             let answered = self
                 .upstream_status
@@ -329,17 +357,25 @@ impl Drop for Settle {
             request_id = self.request_id.to_str().unwrap_or(""),
             method = %self.method,
             path = %self.path,
-            provider,
+            api = self.endpoint.map(|e| e.family.as_str()),
+            operation = op,
+            route,
             model,
+            provider,
+            served_by,
+            attempts = self.attempts,
             stream = self.stream,
             status,
             upstream_status = self.upstream_status,
             error = self.error,
             outcome = ?self.outcome,
+            cache = self.cache,
             duration_ms = elapsed.as_secs_f64() * 1e3,
             ttfc_ms = self.first_chunk.map(|d| d.as_secs_f64() * 1e3),
             input_tokens = self.usage.map(|u| u.input),
             output_tokens = self.usage.map(|u| u.output),
+            cached_input_tokens = self.usage.map(|u| u.cached_input),
+            cost_usd = cost_nano.map(|n| n as f64 / 1e9),
             "request"
         );
     }
