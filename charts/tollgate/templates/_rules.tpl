@@ -38,11 +38,15 @@ groups:
       - record: tollgate:budget_usage_ratio:max
         expr: max by (namespace, limit) (tollgate_budget_usage_ratio)
       - record: tollgate:cache_lookups:rate5m
-        expr: sum by (namespace, result) (rate(tollgate_cache_lookups_total[5m]))
+        expr: sum by (namespace, result, store) (rate(tollgate_cache_lookups_total[5m]))
+      # Requests answered from the cache, exact or semantic, over requests
+      # looked up: each looked-up request has one exact lookup (memory or
+      # Redis); the semantic lookup that follows an exact miss adds a hit
+      # to the numerator, never a second request to the denominator.
       - record: tollgate:cache_hit:ratio_rate5m
         expr: |-
-          sum by (namespace) (tollgate:cache_lookups:rate5m{result="hit"})
-            / sum by (namespace) (tollgate:cache_lookups:rate5m{result=~"hit|miss"})
+          sum by (namespace) (tollgate:cache_lookups:rate5m{result=~"hit|semantic-hit"})
+            / sum by (namespace) (tollgate:cache_lookups:rate5m{store=~"memory|redis", result=~"hit|miss|error|timeout"})
       - record: tollgate:cache_saved_tokens:rate5m
         expr: sum by (namespace, type) (rate(tollgate_cache_saved_tokens_total[5m]))
       - record: tollgate:cache_saved_usd:rate5m
