@@ -18,6 +18,10 @@ const DURATION_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12,
     10.24, 20.48, 40.96, 81.92,
 ];
+/// OTel GenAI time-per-output-chunk buckets (seconds).
+const CHUNK_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+];
 /// OTel GenAI token-usage buckets.
 const TOKEN_BUCKETS: &[f64] = &[
     1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
@@ -31,6 +35,7 @@ pub struct Metrics {
     pub operation_duration: HistogramVec,
     pub upstream_duration: HistogramVec,
     pub time_to_first_chunk: HistogramVec,
+    pub time_per_output_chunk: HistogramVec,
     pub token_usage: HistogramVec,
     pub tokens: IntCounterVec,
     pub in_flight: IntGauge,
@@ -128,6 +133,13 @@ impl Metrics {
                 "Streams: time from receiving the request to forwarding the first event.",
                 &["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"],
                 DURATION_BUCKETS,
+            ),
+            time_per_output_chunk: histogram(
+                &r,
+                "gen_ai_client_operation_time_per_output_chunk_seconds",
+                "Streams: for each chunk sent to the app after the first, the time since the previous one.",
+                &["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"],
+                CHUNK_BUCKETS,
             ),
             token_usage: histogram(
                 &r,

@@ -545,3 +545,41 @@ async fn the_access_log_line_says_route_target_attempts_cache_and_cost_as_json()
     );
     assert_eq!(mock.requests().len(), 2, "two attempts, then the cache");
 }
+
+#[tokio::test]
+async fn each_chunk_after_the_first_records_its_gap() {
+    let (_mock, proxy) = setup().await;
+    let name = "gen_ai_client_operation_time_per_output_chunk_seconds";
+    let labels = [("gen_ai_provider_name", "openai")];
+    // A whole answer records nothing.
+    let whole = client()
+        .post(format!("{}/v1/chat/completions", proxy.url))
+        .json(&chat("gpt-4o-mini", "no chunks here", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    let m = proxy.metrics().await;
+    assert_eq!(metric(&m, &format!("{name}_count"), &labels), None);
+
+    let resp = client()
+        .post(format!("{}/v1/chat/completions", proxy.url))
+        .header("x-mock-chunks", "6")
+        .header("x-mock-chunk-interval-ms", "40")
+        .json(&chat("gpt-4o-mini", "chunk by chunk", true))
+        .send()
+        .await
+        .unwrap();
+    let (_, datas) = sse(resp).await;
+    let m = proxy.metrics().await;
+    let count = metric(&m, &format!("{name}_count"), &labels).unwrap();
+    let sum = metric(&m, &format!("{name}_sum"), &labels).unwrap();
+    // Six deltas 40 ms apart: at least five gaps, at most one per event
+    // after the first; together at least the five intervals.
+    assert!(
+        (5.0..datas.len() as f64).contains(&count),
+        "{count} gaps for {} events",
+        datas.len()
+    );
+    assert!(sum >= 5.0 * 0.035, "{sum} s in all");
+}

@@ -64,6 +64,10 @@ pub(crate) struct Settle {
     cache: Option<&'static str>,
     /// The runtime's price table, for the access log's cost.
     prices: Option<Arc<BudgetEngine>>,
+    /// When the latest chunk of a stream went to the app, and the
+    /// histogram of the gaps (labels resolved at the second chunk).
+    last_chunk: Option<Instant>,
+    chunk_gaps: Option<prometheus::Histogram>,
     output_text: Option<OutputText>,
 }
 
@@ -101,6 +105,8 @@ impl Settle {
             attempts: 0,
             cache: None,
             prices: None,
+            last_chunk: None,
+            chunk_gaps: None,
             output_text: None,
         }
     }
@@ -133,6 +139,29 @@ impl Settle {
     pub(crate) fn set_provider(&mut self, p: &Provider) {
         if self.provider.as_deref() != Some(p.name.as_str()) {
             self.provider = Some(p.name.clone());
+        }
+    }
+
+    /// A chunk of a stream went to the app: the gap since the previous one
+    /// is one observation of the time per output chunk.
+    pub(crate) fn chunk_sent(&mut self) {
+        if !self.stream {
+            return;
+        }
+        let now = Instant::now();
+        if let Some(prev) = self.last_chunk.replace(now) {
+            let gaps = self.chunk_gaps.get_or_insert_with(|| {
+                let op = self
+                    .endpoint
+                    .map(|e| e.operation.otel_name())
+                    .unwrap_or("other");
+                self.metrics.time_per_output_chunk.with_label_values(&[
+                    op,
+                    self.provider.as_deref().unwrap_or(""),
+                    self.model.as_deref().unwrap_or("unknown"),
+                ])
+            });
+            gaps.observe(now.duration_since(prev).as_secs_f64());
         }
     }
 

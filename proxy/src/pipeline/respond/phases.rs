@@ -181,6 +181,10 @@ impl Phase for SettleRecord {
         self.0.decorate(&mut head.headers);
     }
 
+    fn sent(&mut self, _data: &bytes::Bytes) {
+        self.0.chunk_sent();
+    }
+
     fn end(&mut self, end: End, tally: &mut Tally) {
         let s = &mut self.0;
         s.set_usage(tally.usage, tally.usage_complete);
