@@ -100,12 +100,20 @@ fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
 impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
-        let op_labels = [
+        // The OpenTelemetry GenAI attributes: the provider's well-known
+        // name (`openai`, `anthropic`, `azure.ai.openai`; an
+        // OpenAI-compatible provider's config name), the model asked for and
+        // the model that answered (the target's); `tollgate_provider` is the
+        // config's provider name.
+        let gen_ai = [
             "gen_ai_operation_name",
             "gen_ai_provider_name",
             "gen_ai_request_model",
-            "error_type",
+            "gen_ai_response_model",
+            "tollgate_provider",
         ];
+        let op_labels = [&gen_ai[..], &["error_type"]].concat();
+        let token_labels = [&gen_ai[..], &["gen_ai_token_type"]].concat();
         let m = Metrics {
             requests: counter(
                 &r,
@@ -131,21 +139,21 @@ impl Metrics {
                 &r,
                 "gen_ai_client_operation_time_to_first_chunk_seconds",
                 "Streams: time from receiving the request to forwarding the first event.",
-                &["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"],
+                &gen_ai,
                 DURATION_BUCKETS,
             ),
             time_per_output_chunk: histogram(
                 &r,
                 "gen_ai_client_operation_time_per_output_chunk_seconds",
                 "Streams: for each chunk sent to the app after the first, the time since the previous one.",
-                &["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model"],
+                &gen_ai,
                 CHUNK_BUCKETS,
             ),
             token_usage: histogram(
                 &r,
                 "gen_ai_client_token_usage",
                 "Tokens per request as reported by the provider, by token type (input, output).",
-                &["gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "gen_ai_token_type"],
+                &token_labels,
                 TOKEN_BUCKETS,
             ),
             tokens: counter(

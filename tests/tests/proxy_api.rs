@@ -158,7 +158,11 @@ async fn openai_stream_matches_non_stream_and_records_ttft() {
     let ttft = metric(
         &m,
         "gen_ai_client_operation_time_to_first_chunk_seconds_count",
-        &[("gen_ai_provider_name", "openai")],
+        &[
+            ("gen_ai_provider_name", "openai"),
+            ("gen_ai_response_model", "gpt-4o-mini"),
+            ("tollgate_provider", "openai"),
+        ],
     );
     assert_eq!(ttft, Some(1.0));
     // Both requests' output tokens were counted (non-stream + stream).

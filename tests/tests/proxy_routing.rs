@@ -567,3 +567,38 @@ async fn shadow_traffic_mirrors_compares_and_never_delays() {
         Some(2.0)
     );
 }
+
+/// The `gen_ai_*` metrics carry the model asked for and the model that
+/// answered; an OpenAI-compatible provider has no well-known
+/// `gen_ai_provider_name`, so its config name stands in.
+#[tokio::test]
+async fn gen_ai_metrics_name_the_requested_and_the_response_model() {
+    let (a, b) = (open_mock().await, open_mock().await);
+    let proxy = ProxyProc::start(&two_providers(
+        &a,
+        &b,
+        "  routes:\n    - name: chat\n      targets: [{provider: b, model: big}]",
+    ));
+    assert_eq!(ask(&proxy, "chat", &[]).await.status(), 200);
+    let m = proxy.metrics().await;
+    let labels = [
+        ("gen_ai_request_model", "chat"),
+        ("gen_ai_response_model", "big"),
+        ("gen_ai_provider_name", "b"),
+        ("tollgate_provider", "b"),
+    ];
+    assert_eq!(
+        metric(
+            &m,
+            "gen_ai_client_operation_duration_seconds_count",
+            &labels
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    let tokens = [&labels[..], &[("gen_ai_token_type", "output")]].concat();
+    assert_eq!(
+        metric(&m, "gen_ai_client_token_usage_count", &tokens),
+        Some(1.0)
+    );
+}

@@ -6,12 +6,13 @@
 //! budget hold when it is dropped, i.e. when the last byte has gone out or
 //! the app went away.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Method};
-use tollgate_config::Provider;
+use tollgate_config::{Provider, ProviderType};
 
 use super::budget::{Ending, Hold, OutputText};
 use crate::api::usage::Usage;
@@ -42,6 +43,8 @@ pub(crate) struct Settle {
     path: String,
     endpoint: Option<Endpoint>,
     provider: Option<String>,
+    /// The provider's OpenTelemetry `gen_ai.provider.name`.
+    gen_ai_provider: Option<Cow<'static, str>>,
     model: Option<String>,
     route: Option<String>,
     stream: bool,
@@ -89,6 +92,7 @@ impl Settle {
             path,
             endpoint: None,
             provider: None,
+            gen_ai_provider: None,
             model: None,
             route: None,
             stream: false,
@@ -139,6 +143,7 @@ impl Settle {
     pub(crate) fn set_provider(&mut self, p: &Provider) {
         if self.provider.as_deref() != Some(p.name.as_str()) {
             self.provider = Some(p.name.clone());
+            self.gen_ai_provider = Some(gen_ai_provider_name(p));
         }
     }
 
@@ -157,8 +162,10 @@ impl Settle {
                     .unwrap_or("other");
                 self.metrics.time_per_output_chunk.with_label_values(&[
                     op,
-                    self.provider.as_deref().unwrap_or(""),
+                    self.gen_ai_provider.as_deref().unwrap_or(""),
                     self.model.as_deref().unwrap_or("unknown"),
+                    self.served_model.as_deref().unwrap_or(""),
+                    self.provider.as_deref().unwrap_or(""),
                 ])
             });
             gaps.observe(now.duration_since(prev).as_secs_f64());
@@ -295,6 +302,7 @@ impl Drop for Settle {
         if self.outcome == Outcome::Open {
             self.outcome = Outcome::ClientGone;
         }
+        let response_model = self.served_model.clone().unwrap_or_default();
         // The provider's own figures, priced as a settlement would.
         let cost_nano = match (&self.prices, &self.served_model, &self.usage) {
             (Some(p), Some(model), Some(u)) if self.usage_complete => p.cost_of(model, u),
@@ -349,20 +357,27 @@ impl Drop for Settle {
             (None, s) if s >= 400 => status_class(s),
             _ => "",
         };
+        let gen_ai = [
+            op,
+            self.gen_ai_provider.as_deref().unwrap_or(""),
+            model,
+            &response_model,
+            provider,
+        ];
         m.operation_duration
-            .with_label_values(&[op, provider, model, error_type])
+            .with_label_values(&[&gen_ai[..], &[error_type]].concat())
             .observe(elapsed.as_secs_f64());
         if let Some(ttfc) = self.first_chunk.filter(|_| self.stream) {
             m.time_to_first_chunk
-                .with_label_values(&[op, provider, model])
+                .with_label_values(&gen_ai)
                 .observe(ttfc.as_secs_f64());
         }
         if let Some(u) = self.usage {
             m.token_usage
-                .with_label_values(&[op, provider, model, "input"])
+                .with_label_values(&[&gen_ai[..], &["input"]].concat())
                 .observe(u.input as f64);
             m.token_usage
-                .with_label_values(&[op, provider, model, "output"])
+                .with_label_values(&[&gen_ai[..], &["output"]].concat())
                 .observe(u.output as f64);
             for (kind, n) in [
                 ("input", u.input),
@@ -407,5 +422,16 @@ impl Drop for Settle {
             cost_usd = cost_nano.map(|n| n as f64 / 1e9),
             "request"
         );
+    }
+}
+
+/// OpenTelemetry's well-known `gen_ai.provider.name` for a provider's type;
+/// an OpenAI-compatible server has none, so its config name stands in.
+fn gen_ai_provider_name(p: &Provider) -> Cow<'static, str> {
+    match p.kind {
+        ProviderType::Openai => "openai".into(),
+        ProviderType::Anthropic => "anthropic".into(),
+        ProviderType::AzureOpenai => "azure.ai.openai".into(),
+        ProviderType::OpenaiCompatible => p.name.clone().into(),
     }
 }
