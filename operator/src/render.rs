@@ -132,6 +132,9 @@ pub fn render(namespace: &str, name: &str, spec: &LlmPolicySpec) -> Result<Rende
     if let Some(format) = &sidecar.log_format {
         logging.insert("format".into(), json!(format));
     }
+    if let Some(access) = &sidecar.access_log {
+        logging.insert("access".into(), json!(access));
+    }
     if !logging.is_empty() {
         doc.insert("logging".into(), Value::Object(logging));
     }

@@ -102,7 +102,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
 
     // 2. Admit. The runtime is pinned here for the rest of the request.
     let rt = shared.runtime.load_full();
-    settle.set_prices(&rt.budget);
+    settle.set_runtime(&rt);
     let limit = rt.config.server.max_concurrent_requests;
     if !settle.admit(limit) {
         return respond(Err(ProxyError::Overloaded { limit }), cx, settle);

@@ -70,8 +70,12 @@ impl Reloader {
         if config.server.listen != old.server.listen || config.admin.listen != old.admin.listen {
             tracing::warn!("listen addresses changed in config; they take effect after a restart");
         }
-        if config.logging != old.logging {
-            tracing::warn!("logging settings changed in config; they take effect after a restart");
+        if (&config.logging.format, &config.logging.level)
+            != (&old.logging.format, &old.logging.level)
+        {
+            tracing::warn!(
+                "logging format or level changed in config; they take effect after a restart"
+            );
         }
         let runtime = match Runtime::build(config, Some(&current)).await {
             Ok(r) => r,

@@ -197,6 +197,8 @@ pub struct Shared {
     pub mirrors: crate::shadow::Mirrors,
     /// Budget settlements still running; drain waits for them.
     pub settlements: SettleTasks,
+    /// Picks the successful requests the access log writes.
+    pub(crate) access_sampler: Arc<crate::pipeline::settle::access::Sampler>,
 }
 
 impl Shared {
@@ -213,6 +215,7 @@ impl Shared {
             targets: Targets::default(),
             mirrors: Default::default(),
             settlements: SettleTasks::default(),
+            access_sampler: Arc::default(),
         });
         shared.publish_credential_state();
         shared

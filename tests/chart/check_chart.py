@@ -261,7 +261,8 @@ def default_install_is_ha_and_locked_down():
     assert "--proxy-image=ghcr.io/tollgate-dev/tollgate-proxy:0.1.0" in c["args"]
     defaults = json.loads(next(a for a in c["args"] if a.startswith("--sidecar-defaults=")).split("=", 1)[1])
     assert defaults == {"resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-                 "port": 15800, "adminPort": 15801, "logLevel": "info", "logFormat": "json"}, defaults
+                 "port": 15800, "adminPort": 15801, "logLevel": "info", "logFormat": "json",
+                 "accessLog": {"enabled": True, "sample": 1}}, defaults
     assert env["TOLLGATE_LOG_FORMAT"]["value"] == "json", "the operator logs JSON by default"
     assert c["image"] == "ghcr.io/tollgate-dev/tollgate-operator:0.1.0"
     pdb = one(objs, "PodDisruptionBudget")
@@ -476,6 +477,7 @@ def schema_refuses_typos_and_wrong_types():
     refused(["--set", "sidecar.loglevel=debug"], "additional properties 'loglevel' not allowed")
     refused(["--set", "sidecar.logFormat=xml"], "/sidecar/logFormat")
     refused(["--set", "operator.logFormat=xml"], "/operator/logFormat")
+    refused(["--set-json", 'sidecar.accessLog={"sample":2}'], "/sidecar/accessLog/sample")
     refused(["--set", "sidecar.resources.request.cpu=1"], "additional properties 'request' not allowed")
     refused(["--set", "operator.resources.limit.memory=1Gi"], "additional properties 'limit' not allowed")
     refused(["--set", "sidecar.resources.limits.memory=true"], "/sidecar/resources/limits/memory")
@@ -496,6 +498,15 @@ def numeric_quantities_are_accepted_and_passed_as_strings():
     defaults = json.loads(next(a for a in c["args"] if a.startswith("--sidecar-defaults=")).split("=", 1)[1])
     assert defaults["resources"] == {"requests": {"cpu": "0.5", "memory": "64Mi"},
                                      "limits": {"cpu": "1", "memory": "256Mi"}}, defaults
+
+
+@check
+def the_access_log_setting_reaches_the_sidecar_defaults():
+    def defaults(*args):
+        c = container(render(*args))
+        return json.loads(next(a for a in c["args"] if a.startswith("--sidecar-defaults=")).split("=", 1)[1])
+    assert defaults()["accessLog"] == {"enabled": True, "sample": 1}, "every request by default"
+    assert defaults("--set-json", 'sidecar.accessLog={"sample":0.25}')["accessLog"] == {"enabled": True, "sample": 0.25}
 
 
 @check

@@ -587,3 +587,105 @@ async fn each_chunk_after_the_first_records_its_gap() {
     );
     assert!(sum >= 5.0 * 0.035, "{sum} s in all");
 }
+
+/// Request ids of the access log lines in a JSON log.
+fn access_ids(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["target"] == "tollgate::access")
+        .filter_map(|v| v["request_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_access_log_samples_successes_keeps_errors_and_follows_reloads() {
+    let mock = mock().await;
+    let with = |access: &str| {
+        config(
+            &mock.url(),
+            "",
+            &format!("logging: {{format: json, access: {access}}}\n"),
+        )
+    };
+    let proxy = ProxyProc::start(&with("{sample: 0.5}"));
+    let send = |rid: String, model: &'static str| {
+        client()
+            .post(format!("{}/v1/chat/completions", proxy.url))
+            .header("x-request-id", rid)
+            .json(&chat(model, "sampled", false))
+            .send()
+    };
+    for i in 0..4 {
+        assert_eq!(
+            send(format!("ok-{i}"), "gpt-4o-mini")
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    assert_eq!(
+        send("err-1".into(), "gpt-9-unknown")
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let ids = wait_for("the error's line", Duration::from_secs(5), || async {
+        let ids = access_ids(&proxy.log());
+        ids.contains(&"err-1".to_string()).then_some(ids)
+    })
+    .await;
+    assert_eq!(
+        ids.iter().filter(|id| id.starts_with("ok-")).count(),
+        2,
+        "half the successes: {ids:?}"
+    );
+
+    // Switched off by a reload, without a restart: not even errors.
+    let first = proxy.config_hash().await;
+    proxy.write_config(&with("{enabled: false}"));
+    wait_for("the reload", Duration::from_secs(10), || async {
+        (proxy.config_hash().await != first).then_some(())
+    })
+    .await;
+    assert_eq!(
+        send("off-ok".into(), "gpt-4o-mini").await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        send("off-err".into(), "gpt-9-unknown")
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    // A line written after both would show: the proxy logs in order.
+    let second = proxy.config_hash().await;
+    proxy.write_config(&with("{sample: 1}"));
+    wait_for("the second reload", Duration::from_secs(10), || async {
+        (proxy.config_hash().await != second).then_some(())
+    })
+    .await;
+    assert_eq!(
+        send("on-again".into(), "gpt-4o-mini")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let ids = wait_for(
+        "the line after switching on",
+        Duration::from_secs(5),
+        || async {
+            let ids = access_ids(&proxy.log());
+            ids.contains(&"on-again".to_string()).then_some(ids)
+        },
+    )
+    .await;
+    assert!(!ids.iter().any(|id| id.starts_with("off-")), "{ids:?}");
+    assert!(
+        !proxy.log().contains("take effect after a restart"),
+        "the access log needs no restart"
+    );
+}

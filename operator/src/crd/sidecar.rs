@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
-pub use tollgate_config::raw::LogFormat;
+pub use tollgate_config::raw::{LogFormat, RawAccessLog as AccessLog};
 
 /// Proxy port the apps call (on the pod's loopback) unless overridden.
 pub const DEFAULT_PORT: u16 = 15800;
@@ -41,6 +41,11 @@ pub struct Sidecar {
     /// `text` (default) or `json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// The access log: `enabled` (default true) and `sample`, the share of
+    /// successful requests logged, 0 to 1 (default 1); errors are always
+    /// logged. Applies without restarting the sidecar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<AccessLog>,
 }
 
 impl Sidecar {
@@ -61,6 +66,10 @@ impl Sidecar {
                 .clone()
                 .or_else(|| defaults.log_level.clone()),
             log_format: self.log_format.or(defaults.log_format),
+            access_log: self
+                .access_log
+                .clone()
+                .or_else(|| defaults.access_log.clone()),
         }
     }
 }

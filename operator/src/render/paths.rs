@@ -11,6 +11,7 @@ pub(crate) fn to_spec(path: &str) -> String {
         ("admin.listen", "spec.sidecar.adminPort"),
         ("logging.level", "spec.sidecar.logLevel"),
         ("logging.format", "spec.sidecar.logFormat"),
+        ("logging.access", "spec.sidecar.accessLog"),
         (
             "budgets.store.redis.passwordFile",
             "spec.budgets.store.redis.passwordSecretRef",

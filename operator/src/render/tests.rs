@@ -68,6 +68,16 @@ fn metadata_and_listeners() {
     assert_eq!(c.admin.listen.as_deref(), Some("0.0.0.0:9001"));
     assert_eq!(c.logging.format, tollgate_config::LogFormat::Json);
 
+    // The access log's share, passed on; out of range, refused at its field.
+    let spec = edit(|v| v["sidecar"] = json!({"accessLog": {"sample": 0.1}}));
+    let access = raw(&ok(&spec)).logging.access.expect("rendered");
+    assert_eq!((access.enabled, access.sample), (None, Some(0.1)));
+    refused(
+        &edit(|v| v["sidecar"] = json!({"accessLog": {"sample": 2}})),
+        "spec.sidecar.accessLog.sample",
+        "between 0 and 1",
+    );
+
     let spec = edit(|v| {
         v.as_object_mut().unwrap().remove("sidecar");
     });

@@ -227,6 +227,18 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
     if level.trim().is_empty() {
         v.err("logging.level", "must not be empty".into());
     }
+    let raw_access = raw.logging.access.clone().unwrap_or_default();
+    let sample = raw_access.sample.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&sample) {
+        v.err(
+            "logging.access.sample",
+            format!("must be between 0 and 1 (a share of requests), not {sample}"),
+        );
+    }
+    let access = AccessLog {
+        enabled: raw_access.enabled.unwrap_or(true),
+        sample,
+    };
 
     if !v.errors.is_empty() {
         return Err(LoadError::Invalid(v.errors));
@@ -242,6 +254,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
         logging: LoggingConfig {
             format: raw.logging.format,
             level,
+            access,
         },
         routing,
         budgets,

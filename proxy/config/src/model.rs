@@ -71,6 +71,16 @@ pub struct UpstreamConfig {
 pub struct LoggingConfig {
     pub format: LogFormat,
     pub level: String,
+    pub access: AccessLog,
+}
+
+/// Which requests get an access log line (applies on reload).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AccessLog {
+    /// The share of successful requests logged, in [0, 1]; 0 when the
+    /// access log is off. Errors are logged whenever it is on.
+    pub sample: f64,
+    pub enabled: bool,
 }
 
 /// Which wire API a request or provider speaks.

@@ -220,10 +220,14 @@ pub enum UnknownPaths {
     Reject,
 }
 
-/// Log settings. Changing them needs a restart.
+/// Log settings. Changing `format` or `level` needs a restart; `access`
+/// applies on reload.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RawLogging {
+    /// The access log: one line per request (target `tollgate::access`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<RawAccessLog>,
     /// `text` (default) or `json`.
     #[serde(default)]
     pub format: LogFormat,
@@ -231,6 +235,21 @@ pub struct RawLogging {
     /// `RUST_LOG` overrides it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<String>,
+}
+
+/// Which requests get an access log line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawAccessLog {
+    /// Default true; false writes none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The share of successful requests logged, 0 to 1 (default 1): 0.1
+    /// logs one in ten, evenly spaced. Requests answered with an error
+    /// status (or a stream that failed) are always logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
+    pub sample: Option<f64>,
 }
 
 /// Log line format.

@@ -12,15 +12,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Method};
-use tollgate_config::{Provider, ProviderType};
+use tollgate_config::{AccessLog, Provider};
 
 use super::budget::{Ending, Hold, OutputText};
 use crate::api::usage::Usage;
 use crate::api::Endpoint;
 use crate::budget::BudgetEngine;
+
+pub(crate) mod access;
+mod record;
 use crate::error::ProxyError;
 use crate::metrics::{status_class, Metrics};
-use crate::state::Shared;
+use crate::state::{Runtime, Shared};
 
 /// How a request ended, for logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +33,17 @@ enum Outcome {
     Completed,
     ClientGone,
     UpstreamFailed,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Open => "Open",
+            Outcome::Completed => "Completed",
+            Outcome::ClientGone => "ClientGone",
+            Outcome::UpstreamFailed => "UpstreamFailed",
+        }
+    }
 }
 
 /// The settle record of one request.
@@ -67,10 +81,11 @@ pub(crate) struct Settle {
     cache: Option<&'static str>,
     /// The runtime's price table, for the access log's cost.
     prices: Option<Arc<BudgetEngine>>,
-    /// When the latest chunk of a stream went to the app, and the
-    /// histogram of the gaps (labels resolved at the second chunk).
-    last_chunk: Option<Instant>,
-    chunk_gaps: Option<prometheus::Histogram>,
+    /// Which requests the access log writes (the runtime's `logging.access`).
+    access: AccessLog,
+    sampler: Arc<access::Sampler>,
+    /// The gaps between a stream's chunks.
+    chunk_gaps: record::ChunkGaps,
     output_text: Option<OutputText>,
 }
 
@@ -109,8 +124,12 @@ impl Settle {
             attempts: 0,
             cache: None,
             prices: None,
-            last_chunk: None,
-            chunk_gaps: None,
+            access: AccessLog {
+                enabled: true,
+                sample: 1.0,
+            },
+            sampler: shared.access_sampler.clone(),
+            chunk_gaps: record::ChunkGaps::default(),
             output_text: None,
         }
     }
@@ -143,33 +162,33 @@ impl Settle {
     pub(crate) fn set_provider(&mut self, p: &Provider) {
         if self.provider.as_deref() != Some(p.name.as_str()) {
             self.provider = Some(p.name.clone());
-            self.gen_ai_provider = Some(gen_ai_provider_name(p));
+            self.gen_ai_provider = Some(record::gen_ai_provider_name(p));
         }
     }
 
-    /// A chunk of a stream went to the app: the gap since the previous one
-    /// is one observation of the time per output chunk.
+    /// A chunk of a stream went to the app.
     pub(crate) fn chunk_sent(&mut self) {
-        if !self.stream {
-            return;
-        }
-        let now = Instant::now();
-        if let Some(prev) = self.last_chunk.replace(now) {
-            let gaps = self.chunk_gaps.get_or_insert_with(|| {
-                let op = self
-                    .endpoint
-                    .map(|e| e.operation.otel_name())
-                    .unwrap_or("other");
-                self.metrics.time_per_output_chunk.with_label_values(&[
-                    op,
-                    self.gen_ai_provider.as_deref().unwrap_or(""),
-                    self.model.as_deref().unwrap_or("unknown"),
-                    self.served_model.as_deref().unwrap_or(""),
-                    self.provider.as_deref().unwrap_or(""),
-                ])
+        if self.stream {
+            let labels = self.gen_ai(self.served_model.as_deref().unwrap_or(""));
+            let h = self.chunk_gaps.unresolved().then(|| {
+                self.metrics
+                    .time_per_output_chunk
+                    .with_label_values(&labels)
             });
-            gaps.observe(now.duration_since(prev).as_secs_f64());
+            self.chunk_gaps.sent(h);
         }
+    }
+
+    /// OpenTelemetry's GenAI labels of this request ([`record::Ended`]).
+    fn gen_ai<'a>(&'a self, response_model: &'a str) -> [&'a str; 5] {
+        [
+            self.endpoint.map_or("other", |e| e.operation.otel_name()),
+            self.gen_ai_provider.as_deref().unwrap_or(""),
+            // Only labels the config resolved; anything else is "unknown".
+            self.model.as_deref().unwrap_or("unknown"),
+            response_model,
+            self.provider.as_deref().unwrap_or(""),
+        ]
     }
 
     /// What the cache did, as `x-tollgate-cache` says it.
@@ -177,9 +196,11 @@ impl Settle {
         self.cache = Some(result);
     }
 
-    /// The price table that costs this request in the access log.
-    pub(crate) fn set_prices(&mut self, budget: &Arc<BudgetEngine>) {
-        self.prices = Some(budget.clone());
+    /// The runtime the request runs under: its price table (the access
+    /// log's cost) and which requests the access log writes.
+    pub(crate) fn set_runtime(&mut self, rt: &Runtime) {
+        self.prices = Some(rt.budget.clone());
+        self.access = rt.config.logging.access;
     }
 
     /// The request was admitted by its budgets.
@@ -329,10 +350,7 @@ impl Drop for Settle {
             });
         }
         let elapsed = self.started.elapsed();
-        let m = &self.metrics;
-        let provider = self.provider.as_deref().unwrap_or("");
-        // Only labels the config resolved reach here; anything else is "unknown".
-        let model = self.model.as_deref().unwrap_or("unknown");
+        let gen_ai = self.gen_ai(&response_model);
         let route = self.route.as_deref().unwrap_or("unknown");
         // The app left before any answer: nginx's 499, counted as 4xx so an
         // app giving up does not page anyone as a proxy error.
@@ -340,98 +358,52 @@ impl Drop for Settle {
             (0, Outcome::ClientGone) => 499,
             (s, _) => s,
         };
-        let class = if status == 0 {
-            "5xx"
-        } else {
-            status_class(status)
-        };
-        m.requests
-            .with_label_values(&[route, model, provider, class])
-            .inc();
-        let op = self
-            .endpoint
-            .map(|e| e.operation.otel_name())
-            .unwrap_or("other");
-        let error_type = match (self.error, status) {
-            (Some(e), _) => e,
-            (None, s) if s >= 400 => status_class(s),
-            _ => "",
-        };
-        let gen_ai = [
-            op,
-            self.gen_ai_provider.as_deref().unwrap_or(""),
-            model,
-            &response_model,
-            provider,
-        ];
-        m.operation_duration
-            .with_label_values(&[&gen_ai[..], &[error_type]].concat())
-            .observe(elapsed.as_secs_f64());
-        if let Some(ttfc) = self.first_chunk.filter(|_| self.stream) {
-            m.time_to_first_chunk
-                .with_label_values(&gen_ai)
-                .observe(ttfc.as_secs_f64());
-        }
-        if let Some(u) = self.usage {
-            m.token_usage
-                .with_label_values(&[&gen_ai[..], &["input"]].concat())
-                .observe(u.input as f64);
-            m.token_usage
-                .with_label_values(&[&gen_ai[..], &["output"]].concat())
-                .observe(u.output as f64);
-            for (kind, n) in [
-                ("input", u.input),
-                ("output", u.output),
-                ("cached_input", u.cached_input),
-                ("cache_creation", u.cache_creation),
-                ("reasoning", u.reasoning),
-            ] {
-                if n > 0 {
-                    m.tokens
-                        .with_label_values(&[provider, model, kind])
-                        .inc_by(n);
-                }
-            }
-        }
-        if self.stream && self.outcome == Outcome::ClientGone {
-            m.stream_disconnects.with_label_values(&[provider]).inc();
-        }
-        tracing::info!(
-            target: "tollgate::access",
-            request_id = self.request_id.to_str().unwrap_or(""),
-            method = %self.method,
-            path = %self.path,
-            api = self.endpoint.map(|e| e.family.as_str()),
-            operation = op,
+        record::Ended {
+            gen_ai,
             route,
-            model,
-            provider,
-            served_by,
-            attempts = self.attempts,
-            stream = self.stream,
-            status,
-            upstream_status = self.upstream_status,
-            error = self.error,
-            outcome = ?self.outcome,
-            cache = self.cache,
-            duration_ms = elapsed.as_secs_f64() * 1e3,
-            ttfc_ms = self.first_chunk.map(|d| d.as_secs_f64() * 1e3),
-            input_tokens = self.usage.map(|u| u.input),
-            output_tokens = self.usage.map(|u| u.output),
-            cached_input_tokens = self.usage.map(|u| u.cached_input),
-            cost_usd = cost_nano.map(|n| n as f64 / 1e9),
-            "request"
+            status_class: if status == 0 {
+                "5xx"
+            } else {
+                status_class(status)
+            },
+            error_type: match (self.error, status) {
+                (Some(e), _) => e,
+                (None, s) if s >= 400 => status_class(s),
+                _ => "",
+            },
+            elapsed,
+            ttfc: self.first_chunk.filter(|_| self.stream),
+            usage: self.usage,
+            disconnected_stream: self.stream && self.outcome == Outcome::ClientGone,
+        }
+        .observe(&self.metrics);
+        access::write(
+            self.access,
+            &self.sampler,
+            &access::Line {
+                request_id: self.request_id.to_str().unwrap_or(""),
+                method: &self.method,
+                path: &self.path,
+                api: self.endpoint.map(|e| e.family.as_str()),
+                operation: self.endpoint.map_or("other", |e| e.operation.otel_name()),
+                route,
+                model: gen_ai[2],
+                provider: gen_ai[4],
+                served_by,
+                attempts: self.attempts,
+                stream: self.stream,
+                status,
+                upstream_status: self.upstream_status,
+                error: self.error,
+                outcome: self.outcome.as_str(),
+                cache: self.cache,
+                duration_ms: elapsed.as_secs_f64() * 1e3,
+                ttfc_ms: self.first_chunk.map(|d| d.as_secs_f64() * 1e3),
+                input_tokens: self.usage.map(|u| u.input),
+                output_tokens: self.usage.map(|u| u.output),
+                cached_input_tokens: self.usage.map(|u| u.cached_input),
+                cost_usd: cost_nano.map(|n| n as f64 / 1e9),
+            },
         );
-    }
-}
-
-/// OpenTelemetry's well-known `gen_ai.provider.name` for a provider's type;
-/// an OpenAI-compatible server has none, so its config name stands in.
-fn gen_ai_provider_name(p: &Provider) -> Cow<'static, str> {
-    match p.kind {
-        ProviderType::Openai => "openai".into(),
-        ProviderType::Anthropic => "anthropic".into(),
-        ProviderType::AzureOpenai => "azure.ai.openai".into(),
-        ProviderType::OpenaiCompatible => p.name.clone().into(),
     }
 }

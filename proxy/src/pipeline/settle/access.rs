@@ -1,0 +1,113 @@
+//! The access log: one line per request (target `tollgate::access`) for the
+//! requests `logging.access` selects — every error, and an evenly spaced
+//! share of the rest.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tollgate_config::AccessLog;
+
+/// Picks the successful requests that are logged: with a share of 0.1,
+/// one in ten, evenly spaced (a count, not a coin: the share is exact).
+/// One per proxy, shared by every request; survives reloads.
+#[derive(Debug, Default)]
+pub(crate) struct Sampler(AtomicU64);
+
+impl Sampler {
+    /// Whether the next request is one of the `share` logged.
+    fn take(&self, share: f64) -> bool {
+        if share >= 1.0 {
+            return true;
+        }
+        if share <= 0.0 {
+            return false;
+        }
+        let n = self.0.fetch_add(1, Ordering::Relaxed) as f64;
+        ((n + 1.0) * share).floor() > (n * share).floor()
+    }
+}
+
+/// What one request's line says. Never a body, a header or a key.
+pub(super) struct Line<'a> {
+    pub request_id: &'a str,
+    pub method: &'a http::Method,
+    pub path: &'a str,
+    pub api: Option<&'static str>,
+    pub operation: &'static str,
+    pub route: &'a str,
+    pub model: &'a str,
+    pub provider: &'a str,
+    pub served_by: Option<String>,
+    pub attempts: u32,
+    pub stream: bool,
+    pub status: u16,
+    pub upstream_status: Option<u16>,
+    pub error: Option<&'static str>,
+    pub outcome: &'static str,
+    pub cache: Option<&'static str>,
+    pub duration_ms: f64,
+    pub ttfc_ms: Option<f64>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub cached_input_tokens: Option<u64>,
+    pub cost_usd: Option<f64>,
+}
+
+impl Line<'_> {
+    /// An error status, or a stream the provider cut: always logged.
+    fn is_error(&self) -> bool {
+        self.status >= 400 || self.outcome == "UpstreamFailed"
+    }
+}
+
+/// Writes `line` if `policy` selects it.
+pub(super) fn write(policy: AccessLog, sampler: &Sampler, line: &Line<'_>) {
+    if !policy.enabled || !(line.is_error() || sampler.take(policy.sample)) {
+        return;
+    }
+    tracing::info!(
+        target: "tollgate::access",
+        request_id = line.request_id,
+        method = %line.method,
+        path = %line.path,
+        api = line.api,
+        operation = line.operation,
+        route = line.route,
+        model = line.model,
+        provider = line.provider,
+        served_by = line.served_by,
+        attempts = line.attempts,
+        stream = line.stream,
+        status = line.status,
+        upstream_status = line.upstream_status,
+        error = line.error,
+        outcome = %line.outcome,
+        cache = line.cache,
+        duration_ms = line.duration_ms,
+        ttfc_ms = line.ttfc_ms,
+        input_tokens = line.input_tokens,
+        output_tokens = line.output_tokens,
+        cached_input_tokens = line.cached_input_tokens,
+        cost_usd = line.cost_usd,
+        "request"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_is_logged_evenly_and_exactly() {
+        for (share, of_100) in [(1.0, 100), (0.0, 0), (0.1, 10), (0.25, 25), (0.333, 33)] {
+            let s = Sampler::default();
+            let taken: Vec<bool> = (0..100).map(|_| s.take(share)).collect();
+            assert_eq!(taken.iter().filter(|t| **t).count(), of_100, "{share}");
+            if share == 0.1 {
+                // Evenly spaced: one in each run of ten.
+                for chunk in taken.chunks(10) {
+                    assert_eq!(chunk.iter().filter(|t| **t).count(), 1);
+                }
+            }
+        }
+    }
+}
