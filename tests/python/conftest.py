@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -331,6 +332,13 @@ def proxy(mock_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         openai_key=OPENAI_UPSTREAM_KEY,
         anthropic_key=ANTHROPIC_UPSTREAM_KEY,
     )
+    with stopped_after(p):
+        yield p
+
+
+@contextmanager
+def stopped_after(p: Proxy) -> Iterator[Proxy]:
+    """Stops the proxy once the block (a fixture's `yield`) ends."""
     try:
         yield p
     finally:
@@ -346,10 +354,8 @@ def misconfigured_proxy(mock_server: str, tmp_path_factory: pytest.TempPathFacto
         openai_key="sk-wrong-openai-key",
         anthropic_key="sk-ant-wrong-key",
     )
-    try:
+    with stopped_after(p):
         yield p
-    finally:
-        p.process.stop()
 
 
 # === SDK clients ===

@@ -30,6 +30,7 @@ from conftest import (
     Mock,
     Proxy,
     start_proxy,
+    stopped_after,
 )
 
 # Exhausted at once (any request's worst case costs more), until the month
@@ -62,20 +63,14 @@ def two_attempts(workdir: Path, mock_url: str, extra: str = "") -> Proxy:
 
 @pytest.fixture(scope="module")
 def refusing(mock_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    p = two_attempts(tmp_path_factory.mktemp("proxy-refusing"), mock_server, POLICY)
-    try:
+    with stopped_after(two_attempts(tmp_path_factory.mktemp("proxy-refusing"), mock_server, POLICY)) as p:
         yield p
-    finally:
-        p.process.stop()
 
 
 @pytest.fixture(scope="module")
 def retrying(mock_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    p = two_attempts(tmp_path_factory.mktemp("proxy-retrying"), mock_server)
-    try:
+    with stopped_after(two_attempts(tmp_path_factory.mktemp("proxy-retrying"), mock_server)) as p:
         yield p
-    finally:
-        p.process.stop()
 
 
 def requests_received(proxy: Proxy) -> float:
