@@ -138,6 +138,9 @@ pub fn render(namespace: &str, name: &str, spec: &LlmPolicySpec) -> Result<Rende
     if !logging.is_empty() {
         doc.insert("logging".into(), Value::Object(logging));
     }
+    if let Some(per_model) = sidecar.per_model_histograms {
+        doc.insert("metrics".into(), json!({ "perModelHistograms": per_model }));
+    }
 
     let mut routing = Map::new();
     if let Some(d) = &spec.route_defaults {

@@ -262,7 +262,7 @@ def default_install_is_ha_and_locked_down():
     defaults = json.loads(next(a for a in c["args"] if a.startswith("--sidecar-defaults=")).split("=", 1)[1])
     assert defaults == {"resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
                  "port": 15800, "adminPort": 15801, "logLevel": "info", "logFormat": "json",
-                 "accessLog": {"enabled": True, "sample": 1}}, defaults
+                 "accessLog": {"enabled": True, "sample": 1}, "perModelHistograms": True}, defaults
     assert env["TOLLGATE_LOG_FORMAT"]["value"] == "json", "the operator logs JSON by default"
     assert c["image"] == "ghcr.io/tollgate-dev/tollgate-operator:0.1.0"
     pdb = one(objs, "PodDisruptionBudget")
@@ -507,6 +507,7 @@ def the_access_log_setting_reaches_the_sidecar_defaults():
         return json.loads(next(a for a in c["args"] if a.startswith("--sidecar-defaults=")).split("=", 1)[1])
     assert defaults()["accessLog"] == {"enabled": True, "sample": 1}, "every request by default"
     assert defaults("--set-json", 'sidecar.accessLog={"sample":0.25}')["accessLog"] == {"enabled": True, "sample": 0.25}
+    assert defaults("--set", "sidecar.perModelHistograms=false")["perModelHistograms"] is False
 
 
 @check

@@ -602,3 +602,38 @@ async fn gen_ai_metrics_name_the_requested_and_the_response_model() {
         Some(1.0)
     );
 }
+
+/// Without per-model histograms (switched by a reload) the `gen_ai_*`
+/// histograms leave both models empty; the counters keep theirs.
+#[tokio::test]
+async fn per_model_histograms_can_be_switched_off_by_a_reload() {
+    let (a, b) = (open_mock().await, open_mock().await);
+    let routing = "  routes:\n    - name: chat\n      targets: [{provider: b, model: big}]";
+    let on = two_providers(&a, &b, routing);
+    let proxy = ProxyProc::start(&on);
+    let first = proxy.config_hash().await;
+    proxy.write_config(&format!("{on}metrics: {{perModelHistograms: false}}\n"));
+    wait_for("the reload", Duration::from_secs(10), || async {
+        (proxy.config_hash().await != first).then_some(())
+    })
+    .await;
+    assert_eq!(ask(&proxy, "chat", &[]).await.status(), 200);
+    let m = proxy.metrics().await;
+    let count = |model: &str, response: &str| {
+        metric(
+            &m,
+            "gen_ai_client_operation_duration_seconds_count",
+            &[
+                ("gen_ai_request_model", model),
+                ("gen_ai_response_model", response),
+                ("tollgate_provider", "b"),
+            ],
+        )
+    };
+    assert_eq!(count("", ""), Some(1.0), "{m}");
+    assert_eq!(count("chat", "big"), None);
+    assert_eq!(
+        metric(&m, "tollgate_requests_total", &[("model", "chat")]),
+        Some(1.0)
+    );
+}

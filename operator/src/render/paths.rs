@@ -13,6 +13,10 @@ pub(crate) fn to_spec(path: &str) -> String {
         ("logging.format", "spec.sidecar.logFormat"),
         ("logging.access", "spec.sidecar.accessLog"),
         (
+            "metrics.perModelHistograms",
+            "spec.sidecar.perModelHistograms",
+        ),
+        (
             "budgets.store.redis.passwordFile",
             "spec.budgets.store.redis.passwordSecretRef",
         ),

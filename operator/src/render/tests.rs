@@ -72,6 +72,8 @@ fn metadata_and_listeners() {
     let spec = edit(|v| v["sidecar"] = json!({"accessLog": {"sample": 0.1}}));
     let access = raw(&ok(&spec)).logging.access.expect("rendered");
     assert_eq!((access.enabled, access.sample), (None, Some(0.1)));
+    let spec = edit(|v| v["sidecar"] = json!({"perModelHistograms": false}));
+    assert_eq!(raw(&ok(&spec)).metrics.per_model_histograms, Some(false));
     refused(
         &edit(|v| v["sidecar"] = json!({"accessLog": {"sample": 2}})),
         "spec.sidecar.accessLog.sample",

@@ -256,6 +256,9 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
             level,
             access,
         },
+        metrics: MetricsConfig {
+            per_model_histograms: raw.metrics.per_model_histograms.unwrap_or(true),
+        },
         routing,
         budgets,
         cache,

@@ -31,6 +31,7 @@ pub struct Config {
     pub default_provider: Option<usize>,
     pub unknown_paths: UnknownPaths,
     pub logging: LoggingConfig,
+    pub metrics: MetricsConfig,
     pub routing: Routing,
     pub budgets: Budgets,
     pub cache: Cache,
@@ -72,6 +73,13 @@ pub struct LoggingConfig {
     pub format: LogFormat,
     pub level: String,
     pub access: AccessLog,
+}
+
+/// What `/metrics` exports (applies on reload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// The `gen_ai_*` histograms carry the requested and response model.
+    pub per_model_histograms: bool,
 }
 
 /// Which requests get an access log line (applies on reload).

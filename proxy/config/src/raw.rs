@@ -52,6 +52,9 @@ pub struct RawConfig {
     /// Log format and level.
     #[serde(default)]
     pub logging: RawLogging,
+
+    #[serde(default, skip_serializing_if = "RawMetrics::is_empty")]
+    pub metrics: RawMetrics,
     /// Model aliases and routes (filled by the routing feature).
     #[serde(default, skip_serializing_if = "RawRouting::is_empty")]
     pub routing: RawRouting,
@@ -235,6 +238,25 @@ pub struct RawLogging {
     /// `RUST_LOG` overrides it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<String>,
+}
+
+/// What `/metrics` exports. Applies on reload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawMetrics {
+    /// Default true: the `gen_ai_*` histograms (duration, time to first
+    /// chunk, time per chunk, token usage) are labelled with the requested
+    /// and the response model. False leaves both labels empty, one series
+    /// per operation and provider instead of per model: about 50 fewer
+    /// series for each model a pod calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_model_histograms: Option<bool>,
+}
+
+impl RawMetrics {
+    pub fn is_empty(&self) -> bool {
+        self == &RawMetrics::default()
+    }
 }
 
 /// Which requests get an access log line.

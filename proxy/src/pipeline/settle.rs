@@ -24,27 +24,7 @@ mod record;
 use crate::error::ProxyError;
 use crate::metrics::{status_class, Metrics};
 use crate::state::{Runtime, Shared};
-
-/// How a request ended, for logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    /// Still in progress (becomes `ClientGone` if dropped like this).
-    Open,
-    Completed,
-    ClientGone,
-    UpstreamFailed,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Open => "Open",
-            Outcome::Completed => "Completed",
-            Outcome::ClientGone => "ClientGone",
-            Outcome::UpstreamFailed => "UpstreamFailed",
-        }
-    }
-}
+use record::Outcome;
 
 /// The settle record of one request.
 pub(crate) struct Settle {
@@ -83,6 +63,8 @@ pub(crate) struct Settle {
     prices: Option<Arc<BudgetEngine>>,
     /// Which requests the access log writes (the runtime's `logging.access`).
     access: AccessLog,
+    /// The `gen_ai_*` histograms carry the models (`metrics.perModelHistograms`).
+    per_model: bool,
     sampler: Arc<access::Sampler>,
     /// The gaps between a stream's chunks.
     chunk_gaps: record::ChunkGaps,
@@ -129,6 +111,7 @@ impl Settle {
                 sample: 1.0,
             },
             sampler: shared.access_sampler.clone(),
+            per_model: true,
             chunk_gaps: record::ChunkGaps::default(),
             output_text: None,
         }
@@ -179,14 +162,19 @@ impl Settle {
         }
     }
 
-    /// OpenTelemetry's GenAI labels of this request ([`record::Ended`]).
+    /// OpenTelemetry's GenAI labels of this request ([`record::Ended`]);
+    /// the two models left empty without per-model histograms.
     fn gen_ai<'a>(&'a self, response_model: &'a str) -> [&'a str; 5] {
+        let (requested, response) = match self.per_model {
+            // Only labels the config resolved; anything else is "unknown".
+            true => (self.model.as_deref().unwrap_or("unknown"), response_model),
+            false => ("", ""),
+        };
         [
             self.endpoint.map_or("other", |e| e.operation.otel_name()),
             self.gen_ai_provider.as_deref().unwrap_or(""),
-            // Only labels the config resolved; anything else is "unknown".
-            self.model.as_deref().unwrap_or("unknown"),
-            response_model,
+            requested,
+            response,
             self.provider.as_deref().unwrap_or(""),
         ]
     }
@@ -201,6 +189,7 @@ impl Settle {
     pub(crate) fn set_runtime(&mut self, rt: &Runtime) {
         self.prices = Some(rt.budget.clone());
         self.access = rt.config.logging.access;
+        self.per_model = rt.config.metrics.per_model_histograms;
     }
 
     /// The request was admitted by its budgets.
@@ -358,9 +347,11 @@ impl Drop for Settle {
             (0, Outcome::ClientGone) => 499,
             (s, _) => s,
         };
+        let model = self.model.as_deref().unwrap_or("unknown");
         record::Ended {
             gen_ai,
             route,
+            model,
             status_class: if status == 0 {
                 "5xx"
             } else {
@@ -387,7 +378,7 @@ impl Drop for Settle {
                 api: self.endpoint.map(|e| e.family.as_str()),
                 operation: self.endpoint.map_or("other", |e| e.operation.otel_name()),
                 route,
-                model: gen_ai[2],
+                model,
                 provider: gen_ai[4],
                 served_by,
                 attempts: self.attempts,

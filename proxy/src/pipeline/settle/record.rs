@@ -9,13 +9,36 @@ use tollgate_config::{Provider, ProviderType};
 use crate::api::usage::Usage;
 use crate::metrics::Metrics;
 
+/// How a request ended, for logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Still in progress (becomes `ClientGone` if dropped like this).
+    Open,
+    Completed,
+    ClientGone,
+    UpstreamFailed,
+}
+
+impl Outcome {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Open => "Open",
+            Outcome::Completed => "Completed",
+            Outcome::ClientGone => "ClientGone",
+            Outcome::UpstreamFailed => "UpstreamFailed",
+        }
+    }
+}
+
 /// What one ended request tells the metrics.
 pub(super) struct Ended<'a> {
     /// OpenTelemetry's GenAI labels, in the metrics' order: operation,
     /// provider's well-known name, requested model, response model, and
-    /// the config's provider name.
+    /// the config's provider name (the models may be left empty).
     pub gen_ai: [&'a str; 5],
     pub route: &'a str,
+    /// The requested model's label, for the `tollgate_*` counters.
+    pub model: &'a str,
     pub status_class: &'static str,
     pub error_type: &'static str,
     pub elapsed: Duration,
@@ -29,7 +52,7 @@ pub(super) struct Ended<'a> {
 impl Ended<'_> {
     pub(super) fn observe(&self, m: &Metrics) {
         let gen_ai = &self.gen_ai;
-        let (model, provider) = (gen_ai[2], gen_ai[4]);
+        let (model, provider) = (self.model, gen_ai[4]);
         m.requests
             .with_label_values(&[self.route, model, provider, self.status_class])
             .inc();
