@@ -31,6 +31,10 @@ groups:
         expr: histogram_quantile(0.9, sum by (namespace, gen_ai_request_model, le) (rate(gen_ai_client_operation_time_to_first_chunk_seconds_bucket[5m])))
       - record: tollgate:time_to_first_chunk_seconds:p50_rate5m
         expr: histogram_quantile(0.5, sum by (namespace, gen_ai_request_model, le) (rate(gen_ai_client_operation_time_to_first_chunk_seconds_bucket[5m])))
+      - record: tollgate:time_per_output_chunk_seconds:p90_rate5m
+        expr: histogram_quantile(0.9, sum by (namespace, gen_ai_request_model, le) (rate(gen_ai_client_operation_time_per_output_chunk_seconds_bucket[5m])))
+      - record: tollgate:time_per_output_chunk_seconds:p50_rate5m
+        expr: histogram_quantile(0.5, sum by (namespace, gen_ai_request_model, le) (rate(gen_ai_client_operation_time_per_output_chunk_seconds_bucket[5m])))
       - record: tollgate:tokens:rate5m
         expr: sum by (namespace, provider, model, type) (rate(tollgate_tokens_total[5m]))
       - record: tollgate:budget_spend_usd:rate5m
