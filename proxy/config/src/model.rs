@@ -85,9 +85,10 @@ pub struct MetricsConfig {
 /// Which requests get an access log line (applies on reload).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AccessLog {
-    /// The share of successful requests logged, in [0, 1]; 0 when the
-    /// access log is off. Errors are logged whenever it is on.
+    /// The share of successful requests logged, in [0, 1].
     pub sample: f64,
+    /// Off: no line at all, not even for errors (which are logged
+    /// whenever it is on, whatever the share).
     pub enabled: bool,
 }
 

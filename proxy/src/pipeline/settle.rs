@@ -152,8 +152,8 @@ impl Settle {
     /// A chunk of a stream went to the app.
     pub(crate) fn chunk_sent(&mut self) {
         if self.stream {
-            let labels = self.gen_ai(self.served_model.as_deref().unwrap_or(""));
             let h = self.chunk_gaps.unresolved().then(|| {
+                let labels = self.gen_ai(self.served_model.as_deref().unwrap_or(""));
                 self.metrics
                     .time_per_output_chunk
                     .with_label_values(&labels)
@@ -312,18 +312,8 @@ impl Drop for Settle {
         if self.outcome == Outcome::Open {
             self.outcome = Outcome::ClientGone;
         }
-        let response_model = self.served_model.clone().unwrap_or_default();
-        // The provider's own figures, priced as a settlement would.
-        let cost_nano = match (&self.prices, &self.served_model, &self.usage) {
-            (Some(p), Some(model), Some(u)) if self.usage_complete => p.cost_of(model, u),
-            _ => None,
-        };
-        // `provider/model` of the attempt that answered (not `target`:
-        // that key is the log line's own in JSON).
-        let served_by = match (&self.provider, &self.served_model) {
-            (Some(p), Some(m)) => Some(format!("{p}/{m}")),
-            _ => None,
-        };
+        // The settlement below takes it; the metrics and the line read it.
+        let served_model = self.served_model.clone();
         if let Some(hold) = self.hold.take() {
             let answered = self
                 .upstream_status
@@ -339,7 +329,7 @@ impl Drop for Settle {
             });
         }
         let elapsed = self.started.elapsed();
-        let gen_ai = self.gen_ai(&response_model);
+        let gen_ai = self.gen_ai(served_model.as_deref().unwrap_or(""));
         let route = self.route.as_deref().unwrap_or("unknown");
         // The app left before any answer: nginx's 499, counted as 4xx so an
         // app giving up does not page anyone as a proxy error.
@@ -368,33 +358,42 @@ impl Drop for Settle {
             disconnected_stream: self.stream && self.outcome == Outcome::ClientGone,
         }
         .observe(&self.metrics);
-        access::write(
-            self.access,
-            &self.sampler,
-            &access::Line {
-                request_id: self.request_id.to_str().unwrap_or(""),
-                method: &self.method,
-                path: &self.path,
-                api: self.endpoint.map(|e| e.family.as_str()),
-                operation: self.endpoint.map_or("other", |e| e.operation.otel_name()),
-                route,
-                model,
-                provider: gen_ai[4],
-                served_by,
-                attempts: self.attempts,
-                stream: self.stream,
-                status,
-                upstream_status: self.upstream_status,
-                error: self.error,
-                outcome: self.outcome.as_str(),
-                cache: self.cache,
-                duration_ms: elapsed.as_secs_f64() * 1e3,
-                ttfc_ms: self.first_chunk.map(|d| d.as_secs_f64() * 1e3),
-                input_tokens: self.usage.map(|u| u.input),
-                output_tokens: self.usage.map(|u| u.output),
-                cached_input_tokens: self.usage.map(|u| u.cached_input),
-                cost_usd: cost_nano.map(|n| n as f64 / 1e9),
-            },
-        );
+        let failed = status >= 400 || self.outcome == Outcome::UpstreamFailed;
+        if !access::selected(self.access, &self.sampler, failed) {
+            return;
+        }
+        // The provider's own figures, priced as a settlement would.
+        let cost_nano = match (&self.prices, &served_model, &self.usage) {
+            (Some(p), Some(model), Some(u)) if self.usage_complete => p.cost_of(model, u),
+            _ => None,
+        };
+        access::write(&access::Line {
+            request_id: self.request_id.to_str().unwrap_or(""),
+            method: &self.method,
+            path: &self.path,
+            api: self.endpoint.map(|e| e.family.as_str()),
+            operation: gen_ai[0],
+            route,
+            model,
+            provider: gen_ai[4],
+            // `provider/model` of the attempt that answered (not `target`:
+            // that key is the log line's own in JSON).
+            served_by: (self.provider.as_deref())
+                .zip(served_model.as_deref())
+                .map(|(p, m)| format!("{p}/{m}")),
+            attempts: self.attempts,
+            stream: self.stream,
+            status,
+            upstream_status: self.upstream_status,
+            error: self.error,
+            outcome: self.outcome,
+            cache: self.cache,
+            duration_ms: elapsed.as_secs_f64() * 1e3,
+            ttfc_ms: self.first_chunk.map(|d| d.as_secs_f64() * 1e3),
+            input_tokens: self.usage.map(|u| u.input),
+            output_tokens: self.usage.map(|u| u.output),
+            cached_input_tokens: self.usage.map(|u| u.cached_input),
+            cost_usd: cost_nano.map(|n| n as f64 / 1e9),
+        });
     }
 }

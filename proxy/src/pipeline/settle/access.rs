@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tollgate_config::AccessLog;
 
+use super::record::Outcome;
+
 /// Picks the successful requests that are logged: with a share of 0.1,
 /// one in ten, evenly spaced (a count, not a coin: the share is exact).
 /// One per proxy, shared by every request; survives reloads.
@@ -32,7 +34,7 @@ pub(super) struct Line<'a> {
     pub method: &'a http::Method,
     pub path: &'a str,
     pub api: Option<&'static str>,
-    pub operation: &'static str,
+    pub operation: &'a str,
     pub route: &'a str,
     pub model: &'a str,
     pub provider: &'a str,
@@ -42,7 +44,7 @@ pub(super) struct Line<'a> {
     pub status: u16,
     pub upstream_status: Option<u16>,
     pub error: Option<&'static str>,
-    pub outcome: &'static str,
+    pub outcome: Outcome,
     pub cache: Option<&'static str>,
     pub duration_ms: f64,
     pub ttfc_ms: Option<f64>,
@@ -52,18 +54,18 @@ pub(super) struct Line<'a> {
     pub cost_usd: Option<f64>,
 }
 
-impl Line<'_> {
-    /// An error status, or a stream the provider cut: always logged.
-    fn is_error(&self) -> bool {
-        self.status >= 400 || self.outcome == "UpstreamFailed"
-    }
+/// Whether `policy` gives a request a line: every error (`failed`: an
+/// error status, or a stream the provider cut) while the log is on, and
+/// the sampled share of the rest. Nothing when the log filter drops the
+/// target's `info` lines (the line is not even built then).
+pub(super) fn selected(policy: AccessLog, sampler: &Sampler, failed: bool) -> bool {
+    policy.enabled
+        && tracing::enabled!(target: "tollgate::access", tracing::Level::INFO)
+        && (failed || sampler.take(policy.sample))
 }
 
-/// Writes `line` if `policy` selects it.
-pub(super) fn write(policy: AccessLog, sampler: &Sampler, line: &Line<'_>) {
-    if !policy.enabled || !(line.is_error() || sampler.take(policy.sample)) {
-        return;
-    }
+/// Writes a request's line.
+pub(super) fn write(line: &Line<'_>) {
     tracing::info!(
         target: "tollgate::access",
         request_id = line.request_id,
@@ -80,7 +82,7 @@ pub(super) fn write(policy: AccessLog, sampler: &Sampler, line: &Line<'_>) {
         status = line.status,
         upstream_status = line.upstream_status,
         error = line.error,
-        outcome = %line.outcome,
+        outcome = %line.outcome.as_str(),
         cache = line.cache,
         duration_ms = line.duration_ms,
         ttfc_ms = line.ttfc_ms,

@@ -96,7 +96,7 @@ impl Ended<'_> {
 #[derive(Default)]
 pub(super) struct ChunkGaps {
     last: Option<Instant>,
-    /// Resolved at the second chunk, then reused.
+    /// Resolved at the first chunk, then reused.
     histogram: Option<Histogram>,
 }
 
