@@ -27,6 +27,9 @@ fi
 stage "cargo build (binaries used by the black-box suites)"
 cargo build --workspace --bins --quiet
 
+stage "Jaeger for the tracing tests (built once from its Go module into ~/.cache; ~5 min cold)"
+tests/trace/build-jaeger.sh >/dev/null
+
 stage "cargo test"
 cargo test --workspace --no-fail-fast
 

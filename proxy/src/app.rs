@@ -38,6 +38,8 @@ pub struct Proxy {
     stop_rest: CancellationToken,
     data_task: JoinHandle<bool>,
     admin_task: JoinHandle<bool>,
+    /// Trace export, flushed at the end of drain.
+    traces: Option<tollgate_otel::Pipeline>,
 }
 
 /// Reads and validates a config file, keeping its text for reload checks.
@@ -58,7 +60,12 @@ impl Proxy {
         let (data_listen, admin_listen) =
             (runtime.config.server.listen, runtime.config.admin.listen);
         let poll = runtime.config.upstream.credential_refresh_interval;
-        let shared = Shared::new(runtime, Arc::new(Metrics::new()));
+        let metrics = Arc::new(Metrics::new());
+        let traces = start_tracing(&runtime.config.tracing, &metrics);
+        let tracer = traces
+            .as_ref()
+            .map(|p| crate::trace::Tracer::new(p.tracer().clone()));
+        let shared = Shared::with_tracer(runtime, metrics, tracer);
         let data = bind(data_listen, "server.listen").await?;
         let admin = bind(admin_listen, "admin.listen").await?;
         let data_addr = data.local_addr()?;
@@ -98,6 +105,7 @@ impl Proxy {
             stop_rest,
             data_task,
             admin_task,
+            traces,
         })
     }
 
@@ -137,9 +145,44 @@ impl Proxy {
             );
         }
         settle_budgets(&self.shared).await;
+        if let Some(traces) = self.traces {
+            traces.shutdown(SETTLE_ON_SHUTDOWN).await;
+        }
         self.stop_rest.cancel();
         let _ = self.admin_task.await;
         drained
+    }
+}
+
+/// Trace export per `tracing:` and the `OTEL_*` variables, or `None` when
+/// off. A setting the exporter refuses (say `OTEL_EXPORTER_OTLP_PROTOCOL=
+/// http/json`) leaves tracing off with an error line; traffic is never
+/// held up by tracing.
+fn start_tracing(
+    config: &tollgate_config::Tracing,
+    metrics: &Metrics,
+) -> Option<tollgate_otel::Pipeline> {
+    let settings = crate::trace::settings(config);
+    let counters = Arc::new(crate::trace::SpanCounters(metrics.trace_spans.clone()));
+    match tollgate_otel::Pipeline::install(
+        &settings,
+        &tollgate_otel::process_env,
+        "tollgate-proxy",
+        Vec::new(),
+        counters,
+    ) {
+        Ok(Some(p)) => {
+            tracing::info!(
+                protocol = p.protocol().as_str(),
+                "tracing on: spans export over OTLP"
+            );
+            Some(p)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "tracing off: the trace exporter cannot be set up");
+            None
+        }
     }
 }
 

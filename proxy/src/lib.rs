@@ -24,6 +24,7 @@ pub mod routing;
 mod server;
 mod shadow;
 mod state;
+mod trace;
 mod upstream;
 
 pub use app::{Proxy, StartError};

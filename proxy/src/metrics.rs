@@ -46,6 +46,8 @@ pub struct Metrics {
     pub config_last_reload_success: IntGauge,
     pub config_last_reload_timestamp: GaugeVec,
     pub credentials_ready: IntGaugeVec,
+    /// Finished spans, by what became of them (tracing on only).
+    pub trace_spans: IntCounterVec,
     pub attempts: IntCounterVec,
     pub retries: IntCounterVec,
     pub fallbacks: IntCounterVec,
@@ -204,6 +206,12 @@ impl Metrics {
                 "tollgate_provider_credentials_ready",
                 "1 if the provider's credentials are readable, 0 if not.",
                 &["provider"],
+            ),
+            trace_spans: counter(
+                &r,
+                "tollgate_trace_spans_total",
+                "Finished trace spans: exported, or dropped (queue_full: the export queue was full; export_failed: the collector refused or did not answer).",
+                &["result"],
             ),
             attempts: counter(
                 &r,

@@ -30,6 +30,12 @@
 //! access log and the budget reservation, when the last byte is out or the
 //! app left (`settle`, `budget`).
 //!
+//! With tracing on, the request is a server span (`trace`, continuing the
+//! app's `traceparent`), and the PII filter, the cache lookup, budget
+//! admission, each attempt (the provider's parent span) and the budget
+//! settlement are its children; the span's attributes are set when the
+//! request settles.
+//!
 //! Errors at any step become a provider-shaped response in `error`.
 
 pub(crate) mod attempt;
@@ -37,6 +43,7 @@ pub(crate) mod budget;
 pub(crate) mod cache;
 pub(crate) mod exchange;
 pub(crate) mod local;
+mod other;
 pub mod prepare;
 pub(crate) mod respond;
 pub(crate) mod settle;
@@ -49,19 +56,20 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use opentelemetry::KeyValue;
+use tracing::Instrument;
 
 use crate::api::endpoint::Unmatched;
 use crate::api::request::{parse_head, Payload};
 use crate::api::{Endpoint, Family, Operation};
-use crate::body::{upstream_body, ResponseBody};
+use crate::body::ResponseBody;
 use crate::error::ProxyError;
 use crate::pii;
 use crate::routing::rules::{self, Features};
 use crate::routing::{Lookup, Plan, Table};
 use crate::state::{Runtime, Shared};
-use crate::upstream::{build_request, Outgoing, UpstreamError};
 use exchange::Exchange;
-use respond::{respond, Answer, Body, CacheOutcome, Context, Reply};
+use respond::{respond, CacheOutcome, Context, Reply};
 use settle::Settle;
 
 /// Handles one request from an app.
@@ -77,6 +85,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         request_id.clone(),
         req.method().clone(),
         path,
+        req.headers(),
     );
 
     // 1. Classify.
@@ -108,7 +117,17 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         return respond(Err(ProxyError::Overloaded { limit }), cx, settle);
     }
 
-    let reply = forward(&shared, &rt, endpoint, req, &mut settle, &mut cx).await;
+    // Log lines of a traced request name its trace.
+    let log_span = match settle.trace().filter(|t| t.recording()) {
+        Some(t) => {
+            let (trace_id, span_id) = t.ids();
+            tracing::info_span!("request", %trace_id, %span_id)
+        }
+        None => tracing::Span::none(),
+    };
+    let reply = forward(&shared, &rt, endpoint, req, &mut settle, &mut cx)
+        .instrument(log_span)
+        .await;
     respond(reply, cx, settle)
 }
 
@@ -141,7 +160,7 @@ async fn forward(
                 bytes = b;
             }
         }
-        let answer = forward_other(rt, endpoint, parts, bytes, &request_id, settle).await?;
+        let answer = other::forward(rt, endpoint, parts, bytes, &request_id, settle).await?;
         return Ok(Reply::Upstream(Box::new(answer)));
     }
 
@@ -162,10 +181,28 @@ async fn forward(
         plan: None,
     };
 
+    if settle.tracing() {
+        let max_tokens = x.body.json().ok().and_then(|v| {
+            ["max_tokens", "max_completion_tokens", "max_output_tokens"]
+                .iter()
+                .find_map(|k| v.get(k).and_then(serde_json::Value::as_i64))
+        });
+        settle.set_request_facts(&model, max_tokens);
+    }
+
     // 4b. Filter: PII and prompt guard, once, on the request as the app sent it.
     if let Some(engine) = &rt.pii {
         let (family, op) = (endpoint.family, endpoint.operation);
-        let f = pii::filter_request(engine, family, op, x.body.json_mut()?, &shared.metrics.pii)?;
+        let mut phase = settle.phase("pii.filter");
+        let f = pii::filter_request(engine, family, op, x.body.json_mut()?, &shared.metrics.pii)
+            .inspect_err(|e| phase.fail(e.metric_label()))?;
+        if phase.recording() {
+            for (ty, n) in &f.found {
+                phase.set(KeyValue::new(format!("tollgate.pii.{ty}"), *n as i64));
+            }
+        }
+        drop(phase);
+        settle.set_pii_facts(f.found.clone(), &f.guard_rules);
         if let Some(b) = &f.body {
             x.body.rewritten(b.clone());
         }
@@ -182,7 +219,17 @@ async fn forward(
     // answer holds this request's values once restored: never cached.
     let pseudonymized = x.filtered.as_ref().is_some_and(|f| f.pseudonyms.is_some());
     if !pseudonymized {
-        match cache::lookup(&x).await? {
+        let mut phase = settle.phase("cache.lookup");
+        let step = cache::lookup(&x).await;
+        match &step {
+            Ok(cache::Step::Hit { header, .. } | cache::Step::Miss { header, .. }) => {
+                phase.set(KeyValue::new("tollgate.cache.result", *header));
+            }
+            Ok(cache::Step::Off) => phase.set(KeyValue::new("tollgate.cache.result", "off")),
+            Err(e) => phase.fail(e.metric_label()),
+        }
+        drop(phase);
+        match step? {
             cache::Step::Off => {}
             cache::Step::Hit { resp, header } => {
                 settle.set_cache(header);
@@ -199,9 +246,25 @@ async fn forward(
     }
 
     // 6. Budget: reserve, or refuse; a downgrade swaps the route.
-    if let Some(hold) = budget::admit(&mut x).await? {
-        settle.hold_budget(hold);
+    let mut phase = settle.phase("budget.admit");
+    match budget::admit(&mut x).await {
+        Ok(Some(hold)) => {
+            let decision = match hold.downgrade_to() {
+                Some(_) => "downgraded",
+                None => "admitted",
+            };
+            phase.set(KeyValue::new("tollgate.budget.decision", decision));
+            settle.set_budget_decision(decision);
+            settle.hold_budget(hold);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            phase.fail(e.metric_label());
+            settle.set_budget_decision("refused");
+            return Err(e);
+        }
     }
+    drop(phase);
     if let Some(route) = settle.downgrade_to() {
         // Another route's answer is not this request's to cache.
         cx.cache.store = None;
@@ -252,76 +315,6 @@ fn route<'a>(x: &Exchange<'a>) -> Result<Plan<'a>, ProxyError> {
                 None => Table::plan_route(&rt.config, route, None),
             }
         }
-    })
-}
-
-/// Other `/v1/*` paths: one attempt at the default provider, bytes as-is.
-async fn forward_other(
-    rt: &Runtime,
-    endpoint: Endpoint,
-    parts: http::request::Parts,
-    bytes: Bytes,
-    request_id: &HeaderValue,
-    settle: &mut Settle,
-) -> Result<Answer, ProxyError> {
-    let idx = match (rt.config.unknown_paths, rt.config.default_provider) {
-        (tollgate_config::UnknownPaths::Forward, Some(i)) => i,
-        (policy, _) => {
-            return Err(ProxyError::PathRejected {
-                path: parts.uri.path().to_string(),
-                why: match policy {
-                    tollgate_config::UnknownPaths::Reject => {
-                        "disabled by config (unknownPaths: reject)"
-                    }
-                    tollgate_config::UnknownPaths::Forward => "not configured (no defaultProvider)",
-                },
-            })
-        }
-    };
-    let provider = &rt.config.providers[idx];
-    settle.set_route("other", "unknown", false);
-    settle.set_provider(provider);
-    let upstream_req = build_request(
-        Outgoing {
-            provider,
-            credential: rt.credentials[idx].as_deref(),
-            operation: endpoint.operation,
-            method: parts.method,
-            path: parts.uri.path(),
-            query: parts.uri.query(),
-            model: None,
-            request_id,
-            body: bytes,
-        },
-        parts.headers,
-    )?;
-    let timeout = rt.config.routing.defaults.timeouts.first_byte;
-    let sent = std::time::Instant::now();
-    let resp =
-        match tokio::time::timeout(timeout, rt.client.send(&provider.name, upstream_req)).await {
-            Err(_) => {
-                return Err(UpstreamError::Timeout {
-                    provider: provider.name.clone(),
-                    timeout,
-                }
-                .into())
-            }
-            Ok(r) => r?,
-        };
-    settle.upstream_answered(sent.elapsed(), resp.status().as_u16());
-    let (head, body) = resp.into_parts();
-    Ok(Answer {
-        head,
-        body: Body::Raw {
-            body: upstream_body(body),
-            first: None,
-        },
-        api: provider.kind.family(),
-        route: None,
-        target: None,
-        include_usage: false,
-        injected_usage: false,
-        shadow: None,
     })
 }
 

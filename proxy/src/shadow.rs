@@ -7,6 +7,7 @@
 //! answer is compared with the primary's text: exact match after
 //! normalization (case, punctuation, whitespace) and token-overlap F1.
 
+use opentelemetry::KeyValue;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -82,6 +83,9 @@ pub(crate) struct Mirror {
     /// The primary's text: at once for a whole answer, at its end for a
     /// stream (the response pipeline's shadow capture sends it).
     pub primary: oneshot::Receiver<String>,
+    /// The shadow request's span: a trace of its own, linked to the
+    /// request's span (the app never waits for it); ended with the mirror.
+    pub span: crate::trace::Phase,
 }
 
 /// True for the share of requests that should be mirrored.
@@ -106,7 +110,8 @@ pub(crate) fn spawn(mirrors: &Mirrors, m: Mirror) {
     });
 }
 
-async fn run(m: Mirror) {
+async fn run(mut m: Mirror) {
+    let mut span = std::mem::take(&mut m.span);
     let provider = &m.rt.config.providers[m.shadow.provider];
     let family = provider.kind.family();
     let started = Instant::now();
@@ -172,6 +177,7 @@ async fn run(m: Mirror) {
                 model: Some(&m.shadow.model),
                 request_id: &m.request_id,
                 body: Bytes::from(serde_json::to_vec(&body).expect("serializes")),
+                trace: span.propagation(),
             },
             m.headers.clone(),
         )?;
@@ -201,6 +207,11 @@ async fn run(m: Mirror) {
     let (bytes, admission) = match result {
         Ok((s, b, a)) if s.is_success() => (b, a),
         Ok((s, _, a)) => {
+            span.set(KeyValue::new(
+                "http.response.status_code",
+                s.as_u16() as i64,
+            ));
+            span.fail("upstream_error");
             if let Some((a, _)) = a {
                 a.release().await;
             }
@@ -211,6 +222,7 @@ async fn run(m: Mirror) {
             return;
         }
         Err(e) => {
+            span.fail(e.metric_label());
             met.shadow_requests
                 .with_label_values(&[route, e.metric_label()])
                 .inc();
@@ -249,6 +261,8 @@ async fn run(m: Mirror) {
         .and_then(Result::ok);
     let Some(primary) = primary else { return };
     let (exact, f1) = agreement(&primary, &shadow_text);
+    span.set(KeyValue::new("tollgate.shadow.agreement_f1", f1));
+    span.set(KeyValue::new("tollgate.shadow.exact", exact));
     met.shadow_agreement
         .with_label_values(&[route, "token_f1"])
         .observe(f1);

@@ -199,10 +199,21 @@ pub struct Shared {
     pub settlements: SettleTasks,
     /// Picks the successful requests the access log writes.
     pub(crate) access_sampler: Arc<crate::pipeline::settle::access::Sampler>,
+    /// Request traces; `None` while tracing is off.
+    pub(crate) tracer: Option<crate::trace::Tracer>,
 }
 
 impl Shared {
     pub fn new(runtime: Runtime, metrics: Arc<Metrics>) -> Arc<Shared> {
+        Shared::with_tracer(runtime, metrics, None)
+    }
+
+    /// [`Shared::new`] with request traces going to `tracer`.
+    pub(crate) fn with_tracer(
+        runtime: Runtime,
+        metrics: Arc<Metrics>,
+        tracer: Option<crate::trace::Tracer>,
+    ) -> Arc<Shared> {
         metrics.set_active_config(
             &runtime.config.hash,
             runtime.config.name.as_deref().unwrap_or(""),
@@ -216,6 +227,7 @@ impl Shared {
             mirrors: Default::default(),
             settlements: SettleTasks::default(),
             access_sampler: Arc::default(),
+            tracer,
         });
         shared.publish_credential_state();
         shared

@@ -182,6 +182,9 @@ pub(crate) struct Outgoing<'a> {
     pub model: Option<&'a str>,
     pub request_id: &'a HeaderValue,
     pub body: Bytes,
+    /// The attempt's `traceparent` while tracing is on; without it the
+    /// app's trace headers pass as they came (if the provider takes them).
+    pub trace: Option<crate::trace::Propagation>,
 }
 
 /// Builds the upstream request from the app's headers.
@@ -199,6 +202,20 @@ pub(crate) fn build_request(
         HeaderValue::from_static("identity"),
     );
     headers.insert("x-request-id", out.request_id.clone());
+    match (&out.trace, p.propagate_trace) {
+        (_, false) => {
+            headers.remove("traceparent");
+            headers.remove("tracestate");
+        }
+        (Some(t), true) => {
+            headers.insert("traceparent", t.traceparent.clone());
+            match &t.tracestate {
+                Some(v) => headers.insert("tracestate", v.clone()),
+                None => headers.remove("tracestate"),
+            };
+        }
+        (None, true) => {}
+    }
     let internal: Vec<HeaderName> = headers
         .keys()
         .filter(|k| k.as_str().starts_with("x-tollgate-"))

@@ -123,7 +123,17 @@ TOLLGATE = {
     "tg-cache-hit": ("Tollgate, exact cache, every request a hit", CACHE),
     "tg-all": ("Tollgate, PII + memory budgets + cache (every request a miss)",
                PII + BUDGETS.format(store="") + CACHE),
+    # Routing only, traced: every request to Jaeger over OTLP/gRPC, or
+    # tracing on but every trace sampled out (the sections need Jaeger's port).
+    "tg-traced": ("Tollgate, routing only, every request traced (OTLP/gRPC to Jaeger)", None),
+    "tg-trace-unsampled": ("Tollgate, routing only, tracing on, every trace sampled out", None),
 }
+
+TRACING = """\
+tracing:
+  otlp: {{endpoint: "http://127.0.0.1:{port}", protocol: grpc}}
+  sampleRatio: {ratio}
+"""
 
 
 def redis_store(port: int) -> str:
@@ -131,9 +141,12 @@ def redis_store(port: int) -> str:
             "timeout: 100ms}, failMode: closed}\n")
 
 
-def start_tollgate(name: str, binary: Path, mock_url: str, run_dir: Path, redis_port: int | None = None) -> Contender:
+def start_tollgate(name: str, binary: Path, mock_url: str, run_dir: Path, redis_port: int | None = None,
+                   otlp_port: int | None = None) -> Contender:
     what, sections = TOLLGATE[name]
-    if sections is None:
+    if sections is None and name.startswith("tg-trace"):
+        sections = TRACING.format(port=otlp_port, ratio=1 if name == "tg-traced" else 0)
+    elif sections is None:
         sections = BUDGETS.format(store=redis_store(redis_port))
     config = procs.PROXY_CONFIG.format(mock_url=mock_url) + sections
     sub = run_dir / name
@@ -156,6 +169,51 @@ def start_redis(run_dir: Path) -> tuple[Popen, int]:
                         "--appendonly", "no", "--protected-mode", "yes"], run_dir)
     wait_tcp(port, p)
     return p, port
+
+
+# === jaeger (the collector of the traced contenders) ===
+
+JAEGER_CONFIG = """\
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [jaeger_storage_exporter]}}
+  telemetry: {{metrics: {{level: none}}, logs: {{level: warn}}}}
+extensions:
+  jaeger_query:
+    storage: {{traces: mem}}
+    http: {{endpoint: "127.0.0.1:{query}"}}
+    grpc: {{endpoint: "127.0.0.1:{query_grpc}"}}
+  jaeger_storage:
+    backends: {{mem: {{memory: {{max_traces: 20000}}}}}}
+receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: "127.0.0.1:{grpc}"}}
+      http: {{endpoint: "127.0.0.1:{http}"}}
+exporters:
+  jaeger_storage_exporter: {{trace_storage: mem}}
+"""
+
+
+def jaeger_binary() -> Path:
+    if os.environ.get("TOLLGATE_JAEGER_BIN"):
+        return Path(os.environ["TOLLGATE_JAEGER_BIN"])
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "tollgate/tools/jaeger-v1.75.0/bin/jaeger"
+
+
+def start_jaeger(run_dir: Path) -> tuple[Popen, int]:
+    """Jaeger v2 (tests/trace/build-jaeger.sh builds it); its OTLP/gRPC port."""
+    binary = jaeger_binary()
+    if not binary.is_file():
+        raise RuntimeError(f"no {binary} (tests/trace/build-jaeger.sh builds it)")
+    ports = {k: free_port() for k in ("grpc", "http", "query", "query_grpc")}
+    conf = run_dir / "jaeger.yaml"
+    conf.write_text(JAEGER_CONFIG.format(**ports))
+    p = Popen("jaeger", [str(binary), "--config", str(conf)], run_dir)
+    wait_tcp(ports["grpc"], p)
+    return p, ports["grpc"]
 
 
 # === nginx ===

@@ -278,6 +278,17 @@ def judge(r, rate, sat_by_think, hi, lo) -> list[tuple[str, str, str]]:
     else:
         out.append(("All features ≤ 1.3× pass-through CPU per request", "–", verdict(False, False)))
 
+    # Issue 21: tracing on costs ≤ 15% CPU per request, sampled out ≤ 3%
+    # (over routing only, the same requests untraced).
+    for name, limit, what in (("tg-traced", 1.15, "every request traced (OTLP/gRPC to Jaeger)"),
+                              ("tg-trace-unsampled", 1.03, "tracing on, every trace sampled out")):
+        x_ = hi0.get(name)
+        if t and x_ and t["cpu_us"] and x_["cpu_us"] is not None:
+            x = x_["cpu_us"] / t["cpu_us"]
+            out.append((f"Tracing: {what} ≤ {limit:.2f}× routing only CPU per request ({hi:g} req/s)",
+                        f"{x_['cpu_us']:.0f} vs {t['cpu_us']:.0f} µs = {x:.2f}×",
+                        verdict(x <= limit, x_["errors"] == 0)))
+
     # Issue 5: exact cache hits ≥ 2× the mock-direct throughput, at each
     # think time the load ran with; judged on the one with a think time,
     # since at 0 ms the mock's canned answer costs what a hit costs.

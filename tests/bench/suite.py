@@ -57,7 +57,8 @@ PROMPT = (f"Hi, I am Maria, {EMAIL} or +44 20 7946 0958. Please summarize the fo
           "to build and operate a road for a fixed term. Traffic forecasts drive the price of that "
           "debt, and when they prove optimistic the operator renegotiates or defaults.")
 
-ALL_TG = ["tollgate", "tg-pii", "tg-budget-mem", "tg-budget-redis", "tg-cache-hit", "tg-all"]
+ALL_TG = ["tollgate", "tg-pii", "tg-budget-mem", "tg-budget-redis", "tg-cache-hit", "tg-all",
+          "tg-traced", "tg-trace-unsampled"]
 
 # Sizes: (full, smoke). Smoke runs the harness end to end in seconds.
 SIZES = {
@@ -85,7 +86,8 @@ def main() -> int:
 
     started: dict[str, cs.Contender] = {}
     unavailable: dict[str, str] = {}
-    mock = redis = None
+    mock = redis = jaeger = None
+    otlp_port = None
     results: dict = {"size": size, "phases": [], "rss": {}, "streams": {}, "preflight": {}}
     try:
         mock = procs.start_mock(args.bin_dir / "tollgate-mock", cs.KEY, run_dir)
@@ -96,10 +98,19 @@ def main() -> int:
             started["nginx"] = cs.start_nginx(mock_url, run_dir)
         if "tg-budget-redis" in wanted:
             redis, redis_port = cs.start_redis(run_dir)
+        traced = [n for n in ("tg-traced", "tg-trace-unsampled") if n in wanted]
+        if traced:
+            try:
+                jaeger, otlp_port = cs.start_jaeger(run_dir)
+            except RuntimeError as err:
+                for n in traced:
+                    unavailable[n] = str(err)
+                    wanted.remove(n)
         for name in ALL_TG:
             if name in wanted:
                 started[name] = cs.start_tollgate(name, args.bin_dir / "tollgate-proxy", mock_url, run_dir,
-                                                  redis_port if name == "tg-budget-redis" else None)
+                                                  redis_port if name == "tg-budget-redis" else None,
+                                                  otlp_port)
         if "tg-musl" in wanted:
             if args.musl_bin.is_file():
                 started["tg-musl"] = cs.start_tollgate("tg-musl", args.musl_bin, mock_url, run_dir)
@@ -166,6 +177,8 @@ def main() -> int:
             c.stop()
         if mock is not None:
             mock.stop()
+        if jaeger is not None:
+            jaeger.stop()
 
     machine["Machine"] += f", {os.getloadavg()[0]:.2f} at the end"
     results["machine"] = machine

@@ -136,7 +136,8 @@ budgets:
 
 def routing_config(name, mock, shadow_mock, closed):
     """Retries, a route rule, shadow traffic, the semantic cache with a
-    working and an unreachable embedder."""
+    working and an unreachable embedder; traces exported to a collector
+    that is not there (so the span counter has its dropped series)."""
     return f"""
 apiVersion: tollgate.dev/v1alpha1
 kind: ProxyConfig
@@ -184,6 +185,8 @@ cache:
   routes:
     - {{name: faq, semantic: {{embedder: bow}}}}
     - {{name: faq-broken, semantic: {{embedder: broken}}}}
+tracing:
+  otlp: {{endpoint: "http://127.0.0.1:{closed}", protocol: grpc, timeout: 200ms}}
 """
 
 
@@ -220,7 +223,7 @@ budgets:
 def start_proxy(work, name, mock, store=None, text=None):
     path = os.path.join(work, f"{name}.yaml")
     open(path, "w").write(text if text is not None else config(name, mock, store))
-    env = dict(os.environ, TG_KEY="sk-test", RUST_LOG="warn")
+    env = dict(os.environ, TG_KEY="sk-test", RUST_LOG="warn", OTEL_BSP_SCHEDULE_DELAY="50")
     p = Proc([os.path.join(BIN, "tollgate-proxy"), "run", "--config", path],
              r"^tollgate-proxy listening data=(http://\S+) admin=(http://\S+)$",
              os.path.join(work, f"{name}.log"), env)
@@ -297,6 +300,7 @@ def routing_traffic(data, admin, config_path, shadow_mock):
     # A reload, then a refused one.
     text = open(config_path).read()
     open(config_path, "w").write(text.replace("maxAttempts: 2", "maxAttempts: 3"))
+    wait_until("spans dropped", lambda: family(admin, 'tollgate_trace_spans_total{result="export_failed"}'))
     wait_until("a reload", lambda: family(admin, 'tollgate_config_reloads_total{result="success"}'))
     open(config_path, "w").write(text.replace("routing:", "routing: [not, a, mapping]\nx:"))
     wait_until("a refused reload", lambda: family(admin, 'tollgate_config_reloads_total{result="failure"}'))

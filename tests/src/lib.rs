@@ -7,5 +7,6 @@
 
 #![forbid(unsafe_code)]
 
+pub mod jaeger;
 pub mod mock;
 pub mod redis;

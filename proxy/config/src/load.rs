@@ -222,6 +222,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
     let budgets = v.budgets(&raw.budgets, &route_names, raw.metadata.as_ref());
     let cache = v.cache(&raw.cache, &route_names, &raw.providers);
     let pii = v.pii(&raw.pii, raw.metadata.as_ref());
+    let tracing = v.tracing(&raw.tracing);
 
     let level = raw.logging.level.clone().unwrap_or_else(|| "info".into());
     if level.trim().is_empty() {
@@ -263,6 +264,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
         budgets,
         cache,
         pii,
+        tracing,
         hash: hash(&raw),
         raw,
     })
@@ -472,6 +474,7 @@ impl Validator {
                 .unwrap_or_else(|| "2023-06-01".to_string()),
             api_version: p.api_version.clone(),
             headers,
+            propagate_trace: p.propagate_trace.unwrap_or(true),
         }
     }
 
@@ -584,3 +587,4 @@ mod tests;
 mod tests_budgets;
 #[cfg(test)]
 mod tests_cache;
+mod tracing;

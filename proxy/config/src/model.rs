@@ -36,6 +36,7 @@ pub struct Config {
     pub budgets: Budgets,
     pub cache: Cache,
     pub pii: Pii,
+    pub tracing: Tracing,
     /// Hex SHA-256 of the config's canonical JSON form: equal configs hash
     /// equal whatever their YAML formatting.
     pub hash: String,
@@ -73,6 +74,19 @@ pub struct LoggingConfig {
     pub format: LogFormat,
     pub level: String,
     pub access: AccessLog,
+}
+
+/// OpenTelemetry trace export as the config file sets it; `None` leaves
+/// the field to the `OTEL_*` variables. Read at start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tracing {
+    /// The collector's base URL.
+    pub endpoint: Option<String>,
+    pub protocol: Option<crate::raw::OtlpProtocol>,
+    pub timeout: Option<Duration>,
+    pub service_name: Option<String>,
+    pub sample_ratio: Option<f64>,
+    pub queue_size: Option<usize>,
 }
 
 /// What `/metrics` exports (applies on reload).
@@ -141,6 +155,8 @@ pub struct Provider {
     pub anthropic_version: String,
     pub api_version: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// Send `traceparent`/`tracestate` to this provider while tracing is on.
+    pub propagate_trace: bool,
 }
 
 impl Provider {

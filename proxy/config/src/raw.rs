@@ -67,6 +67,10 @@ pub struct RawConfig {
     /// Budgets and rate limits (filled by the budget feature).
     #[serde(default, skip_serializing_if = "RawBudgets::is_empty")]
     pub budgets: RawBudgets,
+    /// OpenTelemetry traces (OTLP export). Off unless an endpoint is set
+    /// here or in `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`.
+    #[serde(default, skip_serializing_if = "RawTracing::is_empty")]
+    pub tracing: RawTracing,
 }
 
 /// Free-form identification of a config.
@@ -198,6 +202,11 @@ pub struct RawProvider {
     /// `/config`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// Default true: while tracing is on, requests to this provider carry a
+    /// W3C `traceparent` (and the app's `tracestate`) naming the attempt's
+    /// span as parent. False sends neither, the app's included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagate_trace: Option<bool>,
 }
 
 /// A provider key's source: exactly one of `env` or `file`.
@@ -257,6 +266,62 @@ impl RawMetrics {
     pub fn is_empty(&self) -> bool {
         self == &RawMetrics::default()
     }
+}
+
+/// OpenTelemetry trace export. Where a field is unset, the standard
+/// `OTEL_*` variable applies. Read at start: changing it needs a restart.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawTracing {
+    /// Where spans go. Unset: `OTEL_EXPORTER_OTLP_*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<RawOtlp>,
+    /// `service.name` of the spans. Default `OTEL_SERVICE_NAME`, else
+    /// `tollgate-proxy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    /// The share of new traces recorded, 0 to 1; a trace the app started
+    /// follows the app's sampled flag. Default `OTEL_TRACES_SAMPLER[_ARG]`,
+    /// else every trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
+    pub sample_ratio: Option<f64>,
+    /// Finished spans waiting for export; beyond it spans are dropped and
+    /// counted (`tollgate_trace_spans_total{result="queue_full"}`). Default
+    /// `OTEL_BSP_MAX_QUEUE_SIZE`, else 2048.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_size: Option<u32>,
+}
+
+impl RawTracing {
+    pub fn is_empty(&self) -> bool {
+        self == &RawTracing::default()
+    }
+}
+
+/// An OTLP collector.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawOtlp {
+    /// The collector's base URL, e.g. `http://otel-collector:4318`
+    /// (`/v1/traces` is added for `http/protobuf`) or
+    /// `http://otel-collector:4317` for `grpc`.
+    pub endpoint: String,
+    /// `http/protobuf` (default, as in OpenTelemetry) or `grpc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<OtlpProtocol>,
+    /// Time allowed for one export. Default `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// The OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum OtlpProtocol {
+    #[serde(rename = "grpc")]
+    Grpc,
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
 }
 
 /// Which requests get an access log line.

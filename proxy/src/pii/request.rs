@@ -43,6 +43,9 @@ pub struct Filtered {
     pub pseudonyms: Option<Arc<Pseudonyms>>,
     /// Guard rules that matched (for `x-tollgate-guard`).
     pub guard_rules: Vec<&'static str>,
+    /// What was found, by entity type: counts for the trace and the
+    /// access log, never values.
+    pub found: Vec<(String, u64)>,
 }
 
 /// Scans and rewrites the request `v` (the app's parsed body) in place;
@@ -68,6 +71,7 @@ pub fn filter_request(
         body,
         pseudonyms: (!done.pseudonyms.is_empty()).then(|| Arc::new(done.pseudonyms)),
         guard_rules: done.guard_rules,
+        found: done.found,
     })
 }
 
@@ -122,6 +126,8 @@ struct Scanned {
     changed: bool,
     pseudonyms: Pseudonyms,
     guard_rules: Vec<&'static str>,
+    /// Findings by entity type, sorted by type.
+    found: Vec<(String, u64)>,
 }
 
 impl<'a> Scan<'a> {
@@ -194,7 +200,17 @@ impl<'a> Scan<'a> {
                 types: self.red.blocked.into_iter().collect(),
             });
         }
+        let mut found: Vec<(String, u64)> = Vec::new();
+        for ((entity, _), n) in &self.red.counts {
+            let name = self.engine.name(*entity);
+            match found.iter_mut().find(|(t, _)| t == name) {
+                Some((_, total)) => *total += *n,
+                None => found.push((name.to_string(), *n)),
+            }
+        }
+        found.sort();
         Ok(Scanned {
+            found,
             changed: self.red.changed || self.stripped,
             pseudonyms: self.red.pseudonyms,
             guard_rules: self.guard_rules,

@@ -18,11 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use opentelemetry::KeyValue;
 use tokio::time::Instant;
 
 use super::exchange::Exchange;
 use super::respond::{Answer, Body};
-use super::settle::Settle;
+use super::settle::{split_authority, Settle};
 use crate::api::Family;
 use crate::error::ProxyError;
 use crate::routing::balance::{select, Choice};
@@ -73,6 +74,10 @@ pub(crate) async fn run(x: &Exchange<'_>, settle: &mut Settle) -> Result<Answer,
     let mut tried = vec![false; plan.targets.len()];
     let mut last: Option<Last> = None;
     let mut attempted_any = false;
+    // Why the next attempt is made, for its span: `first`, `retry`,
+    // `fallback`, `long_context`; and what the one before ended with.
+    let mut why: &'static str = "first";
+    let mut previous: Option<&'static str> = None;
 
     let mirror = plan.shadow.filter(|s| crate::shadow::sampled(s));
     let mut next = first_target(plan, &stats, x);
@@ -99,14 +104,66 @@ pub(crate) async fn run(x: &Exchange<'_>, settle: &mut Settle) -> Result<Answer,
                 break;
             }
             attempted_any = true;
-            match one::attempt(x, target, &stats[i], deadline, settle).await {
+            let mut span = settle.attempt_phase(&target.model);
+            if span.recording() {
+                let provider = &x.rt.config.providers[target.provider];
+                span.set(KeyValue::new(
+                    "gen_ai.request.model",
+                    target.model.to_string(),
+                ));
+                span.set(KeyValue::new(
+                    "gen_ai.provider.name",
+                    crate::pipeline::settle::gen_ai_provider_name(provider).into_owned(),
+                ));
+                let (host, port) = split_authority(&provider.base_url.authority);
+                span.set(KeyValue::new("server.address", host.to_string()));
+                if let Some(p) = port {
+                    span.set(KeyValue::new("server.port", p as i64));
+                }
+                span.set(KeyValue::new("tollgate.target", target.key.clone()));
+                span.set(KeyValue::new(
+                    "tollgate.attempt",
+                    settle.attempts() as i64 + 1,
+                ));
+                span.set(KeyValue::new("tollgate.attempt.reason", why));
+                if let Some(p) = previous {
+                    span.set(KeyValue::new("tollgate.attempt.previous_error", p));
+                }
+            }
+            let result = one::attempt(x, target, &stats[i], deadline, settle, &span).await;
+            match &result {
+                Ok(answer) => {
+                    span.set(KeyValue::new(
+                        "http.response.status_code",
+                        answer.head.status.as_u16() as i64,
+                    ));
+                    if !answer.head.status.is_success() {
+                        span.fail(crate::metrics::status_class(answer.head.status.as_u16()));
+                    }
+                }
+                Err(Failure::Transient { reason, .. }) => {
+                    span.fail(reason);
+                    previous = Some(reason);
+                }
+                Err(Failure::ContextLength(_)) => {
+                    span.fail("context_length");
+                    previous = Some("context_length");
+                }
+                Err(Failure::Skip(_)) => {
+                    span.fail("skipped");
+                    previous = Some("skipped");
+                }
+            }
+            drop(span);
+            why = "retry";
+            match result {
                 Ok(mut answer) => {
                     record(x.shared, &stats[i], policy, false);
                     m.attempts
                         .with_label_values(&[plan.label, &target.key, "success"])
                         .inc();
                     if let Some(shadow) = mirror {
-                        mirror_to(x, shadow, &mut answer);
+                        mirror_to(x, shadow, &mut answer, settle);
                     }
                     return Ok(answer);
                 }
@@ -151,6 +208,11 @@ pub(crate) async fn run(x: &Exchange<'_>, settle: &mut Settle) -> Result<Answer,
                 }
             }
         }
+        why = if jump_long_context {
+            "long_context"
+        } else {
+            "fallback"
+        };
         next = if jump_long_context {
             let j = (0..plan.targets.len()).find(|&j| !tried[j] && plan.targets[j].long_context);
             if j.is_some() {
@@ -188,10 +250,29 @@ pub(crate) async fn run(x: &Exchange<'_>, settle: &mut Settle) -> Result<Answer,
 
 /// Sends the request to the route's shadow too, in the background, when
 /// the answer has text to compare (a stream or a whole body).
-fn mirror_to(x: &Exchange<'_>, shadow: &tollgate_config::Shadow, answer: &mut Answer) {
+fn mirror_to(
+    x: &Exchange<'_>,
+    shadow: &tollgate_config::Shadow,
+    answer: &mut Answer,
+    settle: &Settle,
+) {
     if !matches!(answer.body, Body::Whole(_) | Body::Stream { .. }) {
         return;
     }
+    let span = match (&x.shared.tracer, settle.trace()) {
+        (Some(t), Some(r)) if r.recording() => {
+            let op = x.endpoint.operation.otel_name();
+            let mut span = t.linked(
+                format!("shadow {op} {}", shadow.model),
+                opentelemetry::trace::SpanKind::Client,
+                Some(r),
+            );
+            span.set(KeyValue::new("tollgate.route", x.plan().label.to_string()));
+            span.set(KeyValue::new("gen_ai.request.model", shadow.model.clone()));
+            span
+        }
+        _ => crate::trace::Phase::OFF,
+    };
     let (tx, primary) = tokio::sync::oneshot::channel();
     answer.shadow = Some(tx);
     crate::shadow::spawn(
@@ -208,6 +289,7 @@ fn mirror_to(x: &Exchange<'_>, shadow: &tollgate_config::Shadow, answer: &mut An
             headers: x.headers().clone(),
             request_id: x.request_id.clone(),
             primary,
+            span,
         },
     );
 }

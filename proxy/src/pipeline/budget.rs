@@ -26,6 +26,7 @@
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
+use opentelemetry::KeyValue;
 use serde_json::Value;
 
 use super::exchange::Exchange;
@@ -197,6 +198,8 @@ pub(crate) struct Ending {
     pub awaiting: bool,
     /// What the app was sent, for an estimate.
     pub text: Option<OutputText>,
+    /// The trace's `budget.settle` span, ended when the settlement is.
+    pub phase: crate::trace::Phase,
 }
 
 /// What the reservation turns into.
@@ -227,7 +230,7 @@ impl Hold {
 
     /// Settles or releases: in place on a memory store, in the background
     /// otherwise.
-    pub(crate) fn finish(self, end: Ending) {
+    pub(crate) fn finish(self, mut end: Ending) {
         let Hold {
             admission,
             prompt,
@@ -245,12 +248,19 @@ impl Hold {
             } else {
                 0
             };
+            let mut phase = std::mem::take(&mut end.phase);
             match decide(&end, prompt_tokens, || text_tokens) {
-                Settlement::Release => admission.release().await,
+                Settlement::Release => {
+                    phase.set(KeyValue::new("tollgate.budget.settlement", "released"));
+                    admission.release().await
+                }
                 Settlement::Settle { usage, estimated } => {
+                    let how = if estimated { "estimated" } else { "reported" };
+                    phase.set(KeyValue::new("tollgate.budget.settlement", how));
                     admission.settle(&model, &usage, estimated).await
                 }
             }
+            drop(phase);
         };
         if in_place {
             tasks.run_in_place(task);

@@ -21,10 +21,14 @@ use crate::budget::BudgetEngine;
 
 pub(crate) mod access;
 mod record;
+mod span;
 use crate::error::ProxyError;
 use crate::metrics::{status_class, Metrics};
 use crate::state::{Runtime, Shared};
+use crate::trace::RequestTrace;
+pub(crate) use record::gen_ai_provider_name;
 use record::Outcome;
+pub(crate) use span::split_authority;
 
 /// The settle record of one request.
 pub(crate) struct Settle {
@@ -69,6 +73,10 @@ pub(crate) struct Settle {
     /// The gaps between a stream's chunks.
     chunk_gaps: record::ChunkGaps,
     output_text: Option<OutputText>,
+    /// The request's trace (`None` while tracing is off).
+    trace: Option<RequestTrace>,
+    /// What the trace's server span says beyond the access line's fields.
+    span: span::SpanFacts,
 }
 
 impl Settle {
@@ -78,7 +86,9 @@ impl Settle {
         request_id: HeaderValue,
         method: Method,
         path: String,
+        headers: &HeaderMap,
     ) -> Settle {
+        let trace = shared.tracer.as_ref().map(|t| t.request(headers, &method));
         Settle {
             metrics: shared.metrics.clone(),
             in_flight: shared.in_flight.clone(),
@@ -114,6 +124,8 @@ impl Settle {
             per_model: true,
             chunk_gaps: record::ChunkGaps::default(),
             output_text: None,
+            trace,
+            span: span::SpanFacts::default(),
         }
     }
 
@@ -146,6 +158,9 @@ impl Settle {
         if self.provider.as_deref() != Some(p.name.as_str()) {
             self.provider = Some(p.name.clone());
             self.gen_ai_provider = Some(record::gen_ai_provider_name(p));
+            if self.tracing() {
+                self.span.server_address = Some(p.base_url.authority.clone());
+            }
         }
     }
 
@@ -298,7 +313,8 @@ impl Settle {
             .with_label_values(&[err.metric_label()])
             .inc();
         if err.status().is_server_error() {
-            tracing::warn!(request_id = self.request_id.to_str().unwrap_or(""), reason = err.metric_label(), error = %err, "request failed");
+            let trace_id = self.trace.as_ref().map(|t| t.ids().0);
+            tracing::warn!(request_id = self.request_id.to_str().unwrap_or(""), trace_id, reason = err.metric_label(), error = %err, "request failed");
         }
     }
 }
@@ -319,6 +335,7 @@ impl Drop for Settle {
                 .upstream_status
                 .is_some_and(|s| (200..300).contains(&s))
                 && (200..300).contains(&self.status);
+            let phase = self.phase("budget.settle");
             hold.finish(Ending {
                 served_model: self.served_model.take(),
                 usage: self.usage,
@@ -326,6 +343,7 @@ impl Drop for Settle {
                 answered,
                 awaiting: self.awaiting,
                 text: self.output_text.take(),
+                phase,
             });
         }
         let elapsed = self.started.elapsed();
@@ -359,7 +377,18 @@ impl Drop for Settle {
         }
         .observe(&self.metrics);
         let failed = status >= 400 || self.outcome == Outcome::UpstreamFailed;
-        if !access::selected(self.access, &self.sampler, failed) {
+        let error_type = match (self.error, status) {
+            (Some(e), _) => Some(e),
+            (None, s) if s >= 400 => Some(status_class(s)),
+            (None, _) if self.outcome == Outcome::UpstreamFailed => Some("upstream_failed"),
+            _ => None,
+        };
+        let logged = access::selected(self.access, &self.sampler, failed);
+        let traced = self.tracing();
+        if !logged && !traced {
+            if let Some(t) = &self.trace {
+                t.end(String::new(), None);
+            }
             return;
         }
         // The provider's own figures, priced as a settlement would.
@@ -367,33 +396,26 @@ impl Drop for Settle {
             (Some(p), Some(model), Some(u)) if self.usage_complete => p.cost_of(model, u),
             _ => None,
         };
-        access::write(&access::Line {
-            request_id: self.request_id.to_str().unwrap_or(""),
-            method: &self.method,
-            path: &self.path,
-            api: self.endpoint.map(|e| e.family.as_str()),
-            operation: gen_ai[0],
+        let ids = self.end_trace(
+            gen_ai,
+            route,
+            served_model.as_deref(),
+            status,
+            cost_nano,
+            error_type,
+        );
+        if !logged {
+            return;
+        }
+        self.write_access_line(access::Closing {
+            gen_ai,
             route,
             model,
-            provider: gen_ai[4],
-            // `provider/model` of the attempt that answered (not `target`:
-            // that key is the log line's own in JSON).
-            served_by: (self.provider.as_deref())
-                .zip(served_model.as_deref())
-                .map(|(p, m)| format!("{p}/{m}")),
-            attempts: self.attempts,
-            stream: self.stream,
             status,
-            upstream_status: self.upstream_status,
-            error: self.error,
-            outcome: self.outcome,
-            cache: self.cache,
-            duration_ms: elapsed.as_secs_f64() * 1e3,
-            ttfc_ms: self.first_chunk.map(|d| d.as_secs_f64() * 1e3),
-            input_tokens: self.usage.map(|u| u.input),
-            output_tokens: self.usage.map(|u| u.output),
-            cached_input_tokens: self.usage.map(|u| u.cached_input),
-            cost_usd: cost_nano.map(|n| n as f64 / 1e9),
+            served_model: served_model.as_deref(),
+            elapsed,
+            cost_nano,
+            ids,
         });
     }
 }

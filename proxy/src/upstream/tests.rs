@@ -25,6 +25,7 @@ fn outgoing<'a>(
         model: Some("gpt-4o"),
         request_id: rid,
         body: Bytes::from_static(b"{}"),
+        trace: None,
     }
 }
 

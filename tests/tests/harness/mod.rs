@@ -130,6 +130,11 @@ pub(crate) struct ProxyProc {
 impl ProxyProc {
     /// Writes `config` (with `KEYDIR` replaced) and the two key files, then starts.
     pub(crate) fn start(config: &str) -> ProxyProc {
+        Self::start_env(config, &[])
+    }
+
+    /// [`ProxyProc::start`] with extra environment variables.
+    pub(crate) fn start_env(config: &str, env: &[(&str, &str)]) -> ProxyProc {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("openai-key"), format!("{OPENAI_KEY}\n")).unwrap();
         std::fs::write(dir.path().join("anthropic-key"), ANTHROPIC_KEY).unwrap();
@@ -139,16 +144,25 @@ impl ProxyProc {
             config.replace("KEYDIR", dir.path().to_str().unwrap()),
         )
         .unwrap();
-        Self::start_at(dir, path)
+        Self::start_at_env(dir, path, env)
     }
 
     /// Starts on an existing config path inside `dir`.
     pub(crate) fn start_at(dir: tempfile::TempDir, config_path: PathBuf) -> ProxyProc {
+        Self::start_at_env(dir, config_path, &[])
+    }
+
+    fn start_at_env(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        env: &[(&str, &str)],
+    ) -> ProxyProc {
         let log = std::fs::File::create(dir.path().join("proxy.log")).unwrap();
         let mut child = Command::new(proxy_bin())
             .args(["run", "--config"])
             .arg(&config_path)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()

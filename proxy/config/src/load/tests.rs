@@ -268,3 +268,51 @@ fn routing_errors_name_their_paths() {
     assert!(has("routing.routes[0].shaping", "`messages` cannot be set"));
     assert!(has("routing.defaults.retry.maxAttempts", "at least 1"));
 }
+
+#[test]
+fn tracing_is_off_by_default_and_validated_when_set() {
+    let c = from_yaml_str(MINIMAL).unwrap();
+    assert_eq!(c.tracing, Tracing::default());
+    assert!(c.providers.iter().all(|p| p.propagate_trace));
+
+    let on = format!(
+        "{MINIMAL}tracing:\n  otlp: {{endpoint: 'http://otel-collector:4317', protocol: grpc, timeout: 3s}}\n  serviceName: checkout-llm\n  sampleRatio: 0.25\n  queueSize: 512\n"
+    );
+    let c = from_yaml_str(&on).unwrap();
+    assert_eq!(
+        c.tracing.endpoint.as_deref(),
+        Some("http://otel-collector:4317")
+    );
+    assert_eq!(c.tracing.protocol, Some(crate::raw::OtlpProtocol::Grpc));
+    assert_eq!(c.tracing.timeout, Some(Duration::from_secs(3)));
+    assert_eq!(c.tracing.service_name.as_deref(), Some("checkout-llm"));
+    assert_eq!(c.tracing.sample_ratio, Some(0.25));
+    assert_eq!(c.tracing.queue_size, Some(512));
+
+    let off = MINIMAL.replace(
+        "models: [claude-sonnet-4-5]",
+        "models: [claude-sonnet-4-5]\n    propagateTrace: false",
+    );
+    let c = from_yaml_str(&off).unwrap();
+    assert!(c.providers[0].propagate_trace && !c.providers[1].propagate_trace);
+
+    let bad = format!(
+        "{MINIMAL}tracing:\n  otlp: {{endpoint: 'otel-collector:4317', protocol: http/json}}\n"
+    );
+    let e = match from_yaml_str(&bad) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("http/json is not supported"),
+    };
+    assert!(e.contains("tracing.otlp.protocol"), "{e}");
+    let errs = errors(&format!(
+        "{MINIMAL}tracing:\n  otlp: {{endpoint: 'otel-collector:4317'}}\n  sampleRatio: 1.5\n  queueSize: 0\n  serviceName: ' '\n"
+    ));
+    for path in [
+        "tracing.otlp.endpoint",
+        "tracing.sampleRatio",
+        "tracing.queueSize",
+        "tracing.serviceName",
+    ] {
+        assert!(errs.iter().any(|e| e.starts_with(path)), "{path}: {errs:?}");
+    }
+}

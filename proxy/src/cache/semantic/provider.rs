@@ -64,6 +64,7 @@ impl ProviderEmbedder {
                 model: Some(&self.model),
                 request_id,
                 body: Bytes::from(serde_json::to_vec(&body).expect("serializes")),
+                trace: None,
             },
             headers,
         )?;

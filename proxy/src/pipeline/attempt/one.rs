@@ -22,6 +22,7 @@ use crate::pipeline::settle::Settle;
 use crate::routing::retry::{is_context_length_error, retry_after, retryable_status};
 use crate::routing::targets::TargetStats;
 use crate::routing::PlanTarget;
+use crate::trace::Phase;
 use crate::upstream::{build_request, Outgoing, UpstreamError};
 
 /// JSON responses up to this size are buffered (to read usage, translate,
@@ -37,6 +38,7 @@ pub(super) async fn attempt(
     stats: &Arc<TargetStats>,
     deadline: Instant,
     settle: &mut Settle,
+    span: &Phase,
 ) -> Result<Answer, Failure> {
     let (rt, plan, app) = (x.rt, x.plan(), x.endpoint.family);
     let provider = &rt.config.providers[target.provider];
@@ -68,6 +70,7 @@ pub(super) async fn attempt(
             model: Some(&target.model),
             request_id: x.request_id,
             body,
+            trace: span.propagation(),
         },
         x.headers().clone(),
     )

@@ -222,6 +222,7 @@ fn the_prompt_is_counted_exactly_when_the_settlement_uses_it() {
                             answered,
                             awaiting,
                             text: None,
+                            phase: Default::default(),
                         });
                     }
                 }

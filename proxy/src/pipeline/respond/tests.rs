@@ -41,7 +41,14 @@ async fn shared() -> Arc<Shared> {
 fn settle(shared: &Shared) -> Settle {
     let id = HeaderValue::from_static("req-1");
     let path = "/v1/chat/completions".to_string();
-    Settle::begin(shared, Instant::now(), id, Method::POST, path)
+    Settle::begin(
+        shared,
+        Instant::now(),
+        id,
+        Method::POST,
+        path,
+        &http::HeaderMap::new(),
+    )
 }
 
 /// One answer of `api` to an `app` request with every feature on: output

@@ -31,6 +31,13 @@ impl Sampler {
 /// What one request's line says. Never a body, a header or a key.
 pub(super) struct Line<'a> {
     pub request_id: &'a str,
+    /// The request's trace and span, while tracing is on.
+    pub trace_id: Option<&'a str>,
+    pub span_id: Option<&'a str>,
+    /// `admitted`, `downgraded` or `refused`, when budgets apply.
+    pub budget: Option<&'static str>,
+    /// PII found in the request by type, counts only (`email:1,phone:2`).
+    pub pii: Option<String>,
     pub method: &'a http::Method,
     pub path: &'a str,
     pub api: Option<&'static str>,
@@ -64,11 +71,73 @@ pub(super) fn selected(policy: AccessLog, sampler: &Sampler, failed: bool) -> bo
         && (failed || sampler.take(policy.sample))
 }
 
+/// How a request ended, as the settle record worked it out.
+pub(super) struct Closing<'a> {
+    pub gen_ai: [&'a str; 5],
+    pub route: &'a str,
+    pub model: &'a str,
+    pub status: u16,
+    pub served_model: Option<&'a str>,
+    pub elapsed: std::time::Duration,
+    pub cost_nano: Option<u64>,
+    pub ids: Option<(String, String)>,
+}
+
+impl super::Settle {
+    /// Writes this request's line.
+    pub(super) fn write_access_line(&self, c: Closing<'_>) {
+        let Closing {
+            gen_ai,
+            route,
+            model,
+            status,
+            served_model,
+            elapsed,
+            cost_nano,
+            ids,
+        } = c;
+        write(&Line {
+            request_id: self.request_id.to_str().unwrap_or(""),
+            trace_id: ids.as_ref().map(|(t, _)| t.as_str()),
+            span_id: ids.as_ref().map(|(_, s)| s.as_str()),
+            budget: self.span.budget,
+            pii: (!self.span.pii.is_empty()).then(|| super::span::pii_counts(&self.span.pii)),
+            method: &self.method,
+            path: &self.path,
+            api: self.endpoint.map(|e| e.family.as_str()),
+            operation: gen_ai[0],
+            route,
+            model,
+            provider: gen_ai[4],
+            // `provider/model` of the attempt that answered (not `target`:
+            // that key is the log line's own in JSON).
+            served_by: (self.provider.as_deref())
+                .zip(served_model)
+                .map(|(p, m)| format!("{p}/{m}")),
+            attempts: self.attempts,
+            stream: self.stream,
+            status,
+            upstream_status: self.upstream_status,
+            error: self.error,
+            outcome: self.outcome,
+            cache: self.cache,
+            duration_ms: elapsed.as_secs_f64() * 1e3,
+            ttfc_ms: self.first_chunk.map(|d| d.as_secs_f64() * 1e3),
+            input_tokens: self.usage.map(|u| u.input),
+            output_tokens: self.usage.map(|u| u.output),
+            cached_input_tokens: self.usage.map(|u| u.cached_input),
+            cost_usd: cost_nano.map(|n| n as f64 / 1e9),
+        });
+    }
+}
+
 /// Writes a request's line.
-pub(super) fn write(line: &Line<'_>) {
+fn write(line: &Line<'_>) {
     tracing::info!(
         target: "tollgate::access",
         request_id = line.request_id,
+        trace_id = line.trace_id,
+        span_id = line.span_id,
         method = %line.method,
         path = %line.path,
         api = line.api,
@@ -84,6 +153,8 @@ pub(super) fn write(line: &Line<'_>) {
         error = line.error,
         outcome = %line.outcome.as_str(),
         cache = line.cache,
+        budget = line.budget,
+        pii = line.pii,
         duration_ms = line.duration_ms,
         ttfc_ms = line.ttfc_ms,
         input_tokens = line.input_tokens,

@@ -120,7 +120,7 @@ impl ChunkGaps {
 
 /// OpenTelemetry's well-known `gen_ai.provider.name` for a provider's type;
 /// an OpenAI-compatible server has none, so its config name stands in.
-pub(super) fn gen_ai_provider_name(p: &Provider) -> Cow<'static, str> {
+pub(crate) fn gen_ai_provider_name(p: &Provider) -> Cow<'static, str> {
     match p.kind {
         ProviderType::Openai => "openai".into(),
         ProviderType::Anthropic => "anthropic".into(),

@@ -1,0 +1,374 @@
+//! Traces of requests (OpenTelemetry), built from what the pipeline
+//! already knows.
+//!
+//! A request gets a server span when tracing is on (`tracing:` or the
+//! `OTEL_*` variables; export is `tollgate_otel`'s): it continues the
+//! app's trace when the request carries a W3C `traceparent`, and has a
+//! child span for each phase that takes time — the PII filter, the cache
+//! lookup, budget admission and settlement, and each upstream attempt. An
+//! attempt's span is the parent named in the `traceparent` sent to the
+//! provider. The server span's attributes follow the OpenTelemetry GenAI
+//! conventions (`gen_ai.*`) plus `tollgate.*` and are set once, when the
+//! request settles. No message content, header value or key is recorded.
+//!
+//! With tracing off a request carries no trace at all; sampled out, it
+//! carries ids (propagated upstream with the sampled flag clear) and spans
+//! that record nothing. Attribute values are computed only for spans that
+//! record ([`Phase::recording`]).
+
+use std::borrow::Cow;
+
+use http::{HeaderMap, HeaderValue};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, TraceState, Tracer as _};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{SdkTracer, Span};
+
+/// The process's tracer, shared by every request.
+#[derive(Clone, Debug)]
+pub(crate) struct Tracer {
+    tracer: SdkTracer,
+}
+
+impl Tracer {
+    pub(crate) fn new(tracer: SdkTracer) -> Tracer {
+        Tracer { tracer }
+    }
+
+    /// The server span of a request, continuing the app's trace when its
+    /// `traceparent` is valid (a malformed one starts a new trace).
+    pub(crate) fn request(&self, headers: &HeaderMap, method: &http::Method) -> RequestTrace {
+        let parent = if headers.contains_key("traceparent") {
+            TraceContextPropagator::new().extract(&Headers(headers))
+        } else {
+            Context::new()
+        };
+        let span = self
+            .tracer
+            .span_builder(Cow::Borrowed("request"))
+            .with_kind(SpanKind::Server)
+            .start_with_context(&self.tracer, &parent);
+        let recording = span.is_recording();
+        let cx = Context::new().with_span(span);
+        if recording {
+            cx.span()
+                .set_attribute(KeyValue::new("http.request.method", method.to_string()));
+        }
+        RequestTrace {
+            tracer: self.tracer.clone(),
+            cx,
+            recording,
+        }
+    }
+
+    /// A new trace for work the request started but does not wait for
+    /// (the shadow request), linked to the request's span.
+    pub(crate) fn linked(
+        &self,
+        name: String,
+        kind: SpanKind,
+        link: Option<&RequestTrace>,
+    ) -> Phase {
+        let mut b = self.tracer.span_builder(name).with_kind(kind);
+        if let Some(r) = link {
+            b = b.with_links(vec![opentelemetry::trace::Link::with_context(
+                r.cx.span().span_context().clone(),
+            )]);
+        }
+        Phase(Some(b.start_with_context(&self.tracer, &Context::new())))
+    }
+}
+
+/// `traceparent` and `tracestate` in a request's headers.
+struct Headers<'a>(&'a HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// One request's trace: its server span (in a context, so phases are its
+/// children).
+pub(crate) struct RequestTrace {
+    tracer: SdkTracer,
+    cx: Context,
+    recording: bool,
+}
+
+impl RequestTrace {
+    /// Whether the server span records (the request was sampled).
+    pub(crate) fn recording(&self) -> bool {
+        self.recording
+    }
+
+    /// The trace id and the server span's id, as logs and headers write them.
+    pub(crate) fn ids(&self) -> (String, String) {
+        let span = self.cx.span();
+        let sc = span.span_context();
+        (sc.trace_id().to_string(), sc.span_id().to_string())
+    }
+
+    /// Starts a child span of the server span.
+    pub(crate) fn phase(&self, name: impl Into<Cow<'static, str>>, kind: SpanKind) -> Phase {
+        let span = self
+            .tracer
+            .span_builder(name)
+            .with_kind(kind)
+            .start_with_context(&self.tracer, &self.cx);
+        Phase(Some(span))
+    }
+
+    /// Sets attributes of the server span (only if it records).
+    pub(crate) fn set_all(&self, kvs: Vec<KeyValue>) {
+        if self.recording {
+            self.cx.span().set_attributes(kvs);
+        }
+    }
+
+    /// Ends the server span with `name` and, when the request failed, an
+    /// error status naming `error_type`.
+    pub(crate) fn end(&self, name: String, error_type: Option<&str>) {
+        let span = self.cx.span();
+        if self.recording {
+            span.update_name(name);
+            if let Some(e) = error_type {
+                span.set_attribute(KeyValue::new("error.type", e.to_string()));
+                span.set_status(Status::error(e.to_string()));
+            }
+        }
+        span.end();
+    }
+}
+
+/// A phase's span; ended when dropped. `Phase::OFF` when tracing is off.
+#[derive(Default)]
+pub(crate) struct Phase(Option<Span>);
+
+impl std::fmt::Debug for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Phase"
+        } else {
+            "Phase::OFF"
+        })
+    }
+}
+
+impl Phase {
+    pub(crate) const OFF: Phase = Phase(None);
+
+    /// Whether attributes set now are kept (worth computing).
+    pub(crate) fn recording(&self) -> bool {
+        self.0.as_ref().is_some_and(|s| s.is_recording())
+    }
+
+    pub(crate) fn set(&mut self, kv: KeyValue) {
+        if let Some(s) = &mut self.0 {
+            if s.is_recording() {
+                s.set_attribute(kv);
+            }
+        }
+    }
+
+    /// Marks the phase failed, with OpenTelemetry's `error.type`.
+    pub(crate) fn fail(&mut self, error_type: &str) {
+        if let Some(s) = &mut self.0 {
+            if s.is_recording() {
+                s.set_attribute(KeyValue::new("error.type", error_type.to_string()));
+                s.set_status(Status::error(error_type.to_string()));
+            }
+        }
+    }
+
+    /// The W3C headers naming this span as the parent of a request it
+    /// sends (sampled flag as decided); `None` when tracing is off.
+    pub(crate) fn propagation(&self) -> Option<Propagation> {
+        let sc = self.0.as_ref()?.span_context();
+        if !sc.is_valid() {
+            return None;
+        }
+        let traceparent = format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        );
+        let state = sc.trace_state();
+        let tracestate = (state != &TraceState::NONE)
+            .then(|| state.header())
+            .filter(|s| !s.is_empty())
+            .and_then(|s| HeaderValue::from_str(&s).ok());
+        Some(Propagation {
+            traceparent: HeaderValue::from_str(&traceparent).ok()?,
+            tracestate,
+        })
+    }
+}
+
+impl Drop for Phase {
+    fn drop(&mut self) {
+        if let Some(s) = &mut self.0 {
+            s.end();
+        }
+    }
+}
+
+/// `traceparent` (and `tracestate`) for a request to a provider.
+#[derive(Debug, Clone)]
+pub(crate) struct Propagation {
+    pub(crate) traceparent: HeaderValue,
+    pub(crate) tracestate: Option<HeaderValue>,
+}
+
+/// Exported and dropped spans, in the proxy's metrics.
+pub(crate) struct SpanCounters(pub(crate) prometheus::IntCounterVec);
+
+impl tollgate_otel::Counters for SpanCounters {
+    fn exported(&self, spans: u64) {
+        self.0.with_label_values(&["exported"]).inc_by(spans);
+    }
+
+    fn dropped(&self, reason: tollgate_otel::DropReason, spans: u64) {
+        self.0.with_label_values(&[reason.as_str()]).inc_by(spans);
+    }
+}
+
+/// The export settings the config file gives (`tracing:`).
+pub(crate) fn settings(t: &tollgate_config::Tracing) -> tollgate_otel::Settings {
+    use tollgate_config::raw::OtlpProtocol;
+    tollgate_otel::Settings {
+        endpoint: t.endpoint.clone(),
+        protocol: t.protocol.map(|p| match p {
+            OtlpProtocol::Grpc => tollgate_otel::Protocol::Grpc,
+            OtlpProtocol::HttpProtobuf => tollgate_otel::Protocol::HttpProtobuf,
+        }),
+        service_name: t.service_name.clone(),
+        sample_ratio: t.sample_ratio,
+        queue_size: t.queue_size,
+        timeout: t.timeout,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider};
+
+    fn tracer(sampler: Sampler) -> (Tracer, InMemorySpanExporter, SdkTracerProvider) {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .with_sampler(sampler)
+            .build();
+        (Tracer::new(provider.tracer("t")), exporter, provider)
+    }
+
+    fn headers(traceparent: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("traceparent", HeaderValue::from_str(traceparent).unwrap());
+        h.insert("tracestate", HeaderValue::from_static("vendor=abc"));
+        h
+    }
+
+    const APP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn the_apps_trace_continues_and_the_attempt_is_the_providers_parent() {
+        let (t, exported, _p) = tracer(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
+        let r = t.request(&headers(APP), &http::Method::POST);
+        assert!(r.recording());
+        let (trace_id, root_id) = r.ids();
+        assert_eq!(trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        let attempt = r.phase("chat m", SpanKind::Client);
+        let p = attempt.propagation().unwrap();
+        let tp = p.traceparent.to_str().unwrap().to_string();
+        assert!(
+            tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{tp}"
+        );
+        assert!(tp.ends_with("-01"), "{tp}");
+        // The app's vendor state travels on.
+        assert_eq!(p.tracestate.unwrap(), "vendor=abc");
+        drop(attempt);
+        r.end("chat m".into(), None);
+        let spans = exported.get_finished_spans().unwrap();
+        let attempt = spans
+            .iter()
+            .find(|s| s.span_kind == SpanKind::Client)
+            .unwrap();
+        let root = spans
+            .iter()
+            .find(|s| s.span_kind == SpanKind::Server)
+            .unwrap();
+        assert_eq!(attempt.parent_span_id, root.span_context.span_id());
+        assert_eq!(root.span_context.span_id().to_string(), root_id);
+        assert_eq!(
+            root.parent_span_id.to_string(),
+            "00f067aa0ba902b7",
+            "the app's span is the server span's parent"
+        );
+        assert!(tp.contains(&attempt.span_context.span_id().to_string()));
+    }
+
+    #[test]
+    fn an_unsampled_app_trace_is_followed_and_still_propagated() {
+        let (t, exported, _p) = tracer(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
+        let r = t.request(
+            &headers("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
+            &http::Method::POST,
+        );
+        assert!(!r.recording());
+        let attempt = r.phase("chat m", SpanKind::Client);
+        assert!(!attempt.recording());
+        let tp = attempt.propagation().unwrap().traceparent;
+        assert!(tp.to_str().unwrap().ends_with("-00"), "{tp:?}");
+        drop(attempt);
+        r.end("chat m".into(), Some("upstream_error"));
+        assert!(exported.get_finished_spans().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_malformed_traceparent_starts_a_new_trace() {
+        let (t, _exported, _p) = tracer(Sampler::AlwaysOn);
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "zz-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            let r = t.request(&headers(bad), &http::Method::POST);
+            let (trace_id, _) = r.ids();
+            assert_ne!(trace_id, "4bf92f3577b34da6a3ce929d0e0e4736", "{bad}");
+            assert_ne!(trace_id, "00000000000000000000000000000000", "{bad}");
+            assert!(r.recording());
+        }
+    }
+
+    #[test]
+    fn a_failed_request_says_why_in_status_and_error_type() {
+        let (t, exported, _p) = tracer(Sampler::AlwaysOn);
+        let r = t.request(&HeaderMap::new(), &http::Method::POST);
+        let mut phase = r.phase("budget.admit", SpanKind::Internal);
+        phase.fail("budget_exceeded");
+        drop(phase);
+        r.end("chat m".into(), Some("budget_exceeded"));
+        let spans = exported.get_finished_spans().unwrap();
+        assert_eq!(spans.len(), 2);
+        for s in &spans {
+            assert!(
+                matches!(&s.status, Status::Error { description } if description == "budget_exceeded")
+            );
+            assert!(s.attributes.iter().any(
+                |kv| kv.key.as_str() == "error.type" && kv.value.as_str() == "budget_exceeded"
+            ));
+        }
+        assert!(spans.iter().any(|s| s.name == "chat m"));
+    }
+}
