@@ -14,6 +14,7 @@ use crate::cache::Synced;
 use crate::crd::{LlmPolicy, Sidecar};
 use crate::metrics::Metrics;
 use crate::secrets::Watches;
+use crate::webhook::mutate::trace_env::SidecarTracing;
 
 /// Operator settings (flags).
 #[derive(Debug, Clone)]
@@ -32,6 +33,9 @@ pub struct Settings {
     /// Namespaces the webhooks are not called for (`--excluded-namespace`):
     /// their pods are never injected nor counted as uninjected.
     pub excluded_namespaces: Vec<String>,
+    /// Where injected sidecars send traces (`--sidecar-otlp-endpoint`);
+    /// `None`: they get no OpenTelemetry variables.
+    pub sidecar_tracing: Option<SidecarTracing>,
 }
 
 impl Default for Settings {
@@ -46,6 +50,7 @@ impl Default for Settings {
             sidecar_defaults: Sidecar::default(),
             excluded_namespaces: Vec::new(),
             secret_access: None,
+            sidecar_tracing: None,
         }
     }
 }

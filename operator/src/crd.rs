@@ -179,6 +179,12 @@ pub struct Provider {
     /// Extra headers sent upstream (not secrets: they land in the ConfigMap).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// Default true: while the sidecar exports traces, requests to this
+    /// provider carry a W3C `traceparent` (and the app's `tracestate`)
+    /// naming the proxy's span as parent. False sends neither, the app's
+    /// included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagate_trace: Option<bool>,
 }
 
 /// A key of a Secret in the policy's namespace.

@@ -4,6 +4,8 @@
 //! - [`crd`]: the `LlmPolicy` types, schema and CEL rules; no logic.
 //! - [`render`]: the pure spec → proxy config function, validated by the
 //!   proxy's own code.
+//! - [`logging`], [`telemetry`]: log lines, and the same spans exported as
+//!   OpenTelemetry traces.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -13,10 +15,12 @@ pub mod context;
 pub mod controller;
 pub mod crd;
 pub mod leader;
+pub mod logging;
 pub mod metrics;
 pub mod reconcile;
 pub mod render;
 pub mod secrets;
+pub mod telemetry;
 pub mod webhook;
 
 use kube::CustomResourceExt;

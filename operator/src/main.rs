@@ -14,7 +14,10 @@ use tracing::info;
 use tollgate_operator::context::{Context, Settings};
 use tollgate_operator::crd::Sidecar;
 use tollgate_operator::leader::LeaseConfig;
+use tollgate_operator::logging::{self, LogFormat};
 use tollgate_operator::metrics::Metrics;
+use tollgate_operator::telemetry::{self, Location};
+use tollgate_operator::webhook::mutate::trace_env::{parse_ratio, SidecarTracing};
 use tollgate_operator::{admin, controller, leader, webhook};
 
 /// jemalloc, with freed pages handed back to the system within about a
@@ -55,17 +58,6 @@ enum Command {
     Run(Box<RunArgs>),
 }
 
-/// How log lines are written to stderr.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum LogFormat {
-    /// One human-readable line per event (colours only on a terminal).
-    Text,
-    /// One JSON object per line: `timestamp`, `level`, `target`, the
-    /// event's fields flattened, and the current span's fields (`policy`,
-    /// `namespace` inside a reconcile) under `span`.
-    Json,
-}
-
 #[derive(Args)]
 struct RunArgs {
     /// Log line format.
@@ -82,6 +74,20 @@ struct RunArgs {
     /// Proxy image injected unless a policy names its own.
     #[arg(long, env = "TOLLGATE_PROXY_IMAGE")]
     proxy_image: Option<String>,
+    /// OTLP collector the injected sidecars send traces to (their
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`), e.g. `http://otel-collector.observability:4317`.
+    /// Unset: sidecars get no OpenTelemetry variables. (The operator's own
+    /// traces follow its `OTEL_*` variables.)
+    #[arg(long, env = "TOLLGATE_SIDECAR_OTLP_ENDPOINT")]
+    sidecar_otlp_endpoint: Option<String>,
+    /// `grpc` or `http/protobuf` for the sidecars' export; unset: the
+    /// proxy's default, `http/protobuf`.
+    #[arg(long, env = "TOLLGATE_SIDECAR_OTLP_PROTOCOL", value_parser = parse_protocol, requires = "sidecar_otlp_endpoint")]
+    sidecar_otlp_protocol: Option<tollgate_otel::Protocol>,
+    /// Share of new traces the sidecars sample, 0 to 1 (parent-based: an
+    /// app's sampled flag is followed); unset: all.
+    #[arg(long, env = "TOLLGATE_SIDECAR_TRACE_SAMPLE_RATIO", value_parser = parse_ratio, requires = "sidecar_otlp_endpoint")]
+    sidecar_trace_sample_ratio: Option<f64>,
     /// Namespace of the leader-election Lease (the operator's own).
     #[arg(long, env = "POD_NAMESPACE", default_value = "tollgate-system")]
     namespace: String,
@@ -140,24 +146,8 @@ fn parse_sidecar(s: &str) -> Result<Sidecar, String> {
     serde_path_to_error::deserialize(de).map_err(|e| format!("{}: {}", e.path(), e.inner()))
 }
 
-fn init_logging(format: LogFormat) {
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn".into()),
-        )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
-        LogFormat::Text => builder.init(),
-    }
+fn parse_protocol(s: &str) -> Result<tollgate_otel::Protocol, String> {
+    tollgate_otel::Protocol::parse(s).map_err(|e| e.to_string())
 }
 
 #[tokio::main]
@@ -170,7 +160,35 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => *args,
     };
-    init_logging(args.log_format);
+    let metrics = Metrics::new();
+    let location = Location {
+        pod: args.pod_name.clone(),
+        namespace: Some(args.namespace.clone()),
+    };
+    // As in the sidecar: a trace setting that cannot be used leaves tracing
+    // off with an error line; it never keeps the webhooks down.
+    let (traces, refused) =
+        match telemetry::install(&tollgate_otel::process_env, &location, &metrics) {
+            Ok(t) => (t, None),
+            Err(e) => (None, Some(e)),
+        };
+    logging::init(args.log_format, traces.as_ref());
+    if let Some(p) = &traces {
+        info!(protocol = p.protocol().as_str(), "exporting traces");
+    }
+    if let Some(e) = refused {
+        tracing::error!(error = %e, "tracing off: the OTEL_* settings cannot be used");
+    }
+    let result = run(args, metrics).await;
+    if let Some(p) = traces {
+        // Spans ended by now (the last reconciles and reviews) still go out.
+        p.shutdown(Duration::from_secs(5)).await;
+    }
+    result
+}
+
+/// Runs the webhooks, and the controller while leading, until SIGTERM or SIGINT.
+async fn run(args: RunArgs, metrics: Metrics) -> anyhow::Result<()> {
     rustls::crypto::ring::default_provider()
         .install_default()
         .ok();
@@ -199,6 +217,14 @@ async fn main() -> anyhow::Result<()> {
         settings.sidecar_defaults = d;
     }
     settings.excluded_namespaces = args.excluded_namespaces.clone();
+    settings.sidecar_tracing = args
+        .sidecar_otlp_endpoint
+        .filter(|e| !e.trim().is_empty())
+        .map(|endpoint| SidecarTracing {
+            endpoint,
+            protocol: args.sidecar_otlp_protocol,
+            sample_ratio: args.sidecar_trace_sample_ratio,
+        });
     if let (Some(role), Some(sa)) = (&args.secrets_role, &args.service_account) {
         settings.secret_access = Some(tollgate_operator::secrets::Access {
             role: role.clone(),
@@ -206,7 +232,6 @@ async fn main() -> anyhow::Result<()> {
             namespace: args.namespace.clone(),
         });
     }
-    let metrics = Metrics::new();
     let (stores, caches) = controller::watch_caches(&client);
 
     let listener = TcpListener::bind(args.admin_addr)

@@ -35,6 +35,9 @@ pub struct Metrics {
     pub tls_reloads: IntCounterVec,
     /// `result` (`success`, `error`): reads of budget spend from Redis.
     pub spend_reads: IntCounterVec,
+    /// `result` (`exported`, `queue_full`, `export_failed`): the operator's
+    /// own trace spans (see [`crate::telemetry`]).
+    pub trace_spans: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -147,6 +150,19 @@ impl Metrics {
         for r in ["success", "error"] {
             spend_reads.with_label_values(&[r]);
         }
+        let trace_spans = IntCounterVec::new(
+            Opts::new(
+                "tollgate_operator_trace_spans_total",
+                "The operator's finished trace spans, exported or dropped (queue full, export failed).",
+            ),
+            &["result"],
+        )
+        .unwrap();
+        // Every series from the start: zero while traces are off, and a
+        // drop rate can be alerted on before the first drop.
+        for r in ["exported", "queue_full", "export_failed"] {
+            trace_spans.with_label_values(&[r]);
+        }
         for c in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reconcile_duration.clone()),
@@ -161,6 +177,7 @@ impl Metrics {
             Box::new(leader.clone()),
             Box::new(tls_reloads.clone()),
             Box::new(spend_reads.clone()),
+            Box::new(trace_spans.clone()),
         ] {
             registry.register(c).unwrap();
         }
@@ -179,6 +196,7 @@ impl Metrics {
             leader,
             tls_reloads,
             spend_reads,
+            trace_spans,
         }
     }
 

@@ -15,13 +15,15 @@ use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use tracing::{info, instrument, warn};
+use tracing::field::Empty;
+use tracing::{info, instrument, warn, Span};
 
 use crate::conflict::{pod_counts, PodCounts, PodInfo};
 use crate::context::Context;
 use crate::crd::{condition, LlmPolicy, LlmPolicyStatus};
 use crate::render::{render, Rendered, CONFIG_FILE};
 use crate::secrets;
+use crate::telemetry::record_trace_id;
 use crate::webhook::mutate::eligible;
 
 mod events;
@@ -88,13 +90,45 @@ impl Error {
     }
 }
 
-#[instrument(skip_all, fields(policy = %policy.name_any(), namespace = policy.namespace().unwrap_or_default()))]
+/// Reconciles one policy in a `reconcile` span (exported as a trace when
+/// export is on) whose `result` is `success`, `invalid` or `error`.
+#[instrument(skip_all, fields(
+    policy = %policy.name_any(),
+    namespace = policy.namespace().unwrap_or_default(),
+    result = Empty,
+    error = Empty,
+    trace_id = Empty,
+    otel.status_code = Empty,
+))]
 pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let span = Span::current();
+    record_trace_id(&span);
     let _timer = ctx
         .metrics
         .reconcile_duration
         .with_label_values(&[] as &[&str])
         .start_timer();
+    let done = apply(&policy, &ctx).await;
+    match &done {
+        Ok((_, result)) => {
+            ctx.metrics.reconciles.with_label_values(&[result]).inc();
+            span.record("result", *result);
+        }
+        // Counted by `error_policy`.
+        Err(e) => {
+            span.record("result", "error");
+            span.record("error", e.metric_label());
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+    done.map(|(action, _)| action)
+}
+
+/// The reconcile itself: the next action and the result it is counted as.
+async fn apply(
+    policy: &Arc<LlmPolicy>,
+    ctx: &Arc<Context>,
+) -> Result<(Action, &'static str), Error> {
     let name = policy.name_any();
     let ns = policy
         .namespace()
@@ -104,10 +138,10 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
     let mut spent = None;
     let mut health = health::Health::default();
     let now = Timestamp::now();
-    let policies = namespace_policies(&ctx, &policy, &ns);
-    let outcome = match render(&ns, &name, &ctx.settings.effective(&policy).spec) {
+    let policies = namespace_policies(ctx, policy, &ns);
+    let outcome = match render(&ns, &name, &ctx.settings.effective(policy).spec) {
         Ok(r) => {
-            let not_owned = write_config_map(&ctx, &policy, &ns, &cm_name, &r).await?;
+            let not_owned = write_config_map(ctx, policy, &ns, &cm_name, &r).await?;
             // Secret reads in this namespace: granted, then watched.
             if let Some(access) = &ctx.settings.secret_access {
                 let owners: Vec<&LlmPolicy> = policies.iter().map(|p| p.as_ref()).collect();
@@ -125,7 +159,7 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
                     .await;
             }
             health.secrets = health::secret_problems(&ctx.client, &ns, &r.secrets).await;
-            match refusals::refused(&ctx.client, &ns, &policy, now).await {
+            match refusals::refused(&ctx.client, &ns, policy, now).await {
                 Ok(refused) => health.refused = refused,
                 Err(e) => warn!(error = %e, "cannot read FailedCreate events"),
             }
@@ -139,9 +173,9 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
         }
         Err(e) => Outcome::Invalid(e.to_string()),
     };
-    let counts = counts(&ctx, &policy, &policies, &ns);
+    let counts = counts(ctx, policy, &policies, &ns);
     if counts.injected > 0 {
-        match health::pods(&ctx.client, &ns, &policy).await {
+        match health::pods(&ctx.client, &ns, policy).await {
             Ok(pods) => (health.sidecars, health.starting) = health::assess(&pods, &name, now),
             // Pod status is extra information: the reconcile goes on without it.
             Err(e) => warn!(error = %e, "cannot list pods for sidecar health"),
@@ -180,7 +214,7 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
             name: name.clone(),
             source,
         })?;
-        events::publish_events(&ctx, &policy, &prev, &status).await;
+        events::publish_events(ctx, policy, &prev, &status).await;
     }
     ctx.failures.lock().unwrap().remove(&format!("{ns}/{name}"));
     ctx.metrics
@@ -202,10 +236,9 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
         .missing_secrets
         .with_label_values(&[&ns, &name])
         .set(health.secrets.len() as i64);
-    refresh_policy_gauge(&ctx);
+    refresh_policy_gauge(ctx);
     match outcome {
         Outcome::Applied { .. } | Outcome::NotWritten(_) => {
-            ctx.metrics.reconciles.with_label_values(&["success"]).inc();
             let mut next = if redis { spend::REFRESH } else { RESYNC };
             if health.starting
                 || matches!(outcome, Outcome::NotWritten(_))
@@ -215,13 +248,12 @@ pub async fn reconcile(policy: Arc<LlmPolicy>, ctx: Arc<Context>) -> Result<Acti
             {
                 next = next.min(RECHECK);
             }
-            Ok(Action::requeue(next))
+            Ok((Action::requeue(next), "success"))
         }
         Outcome::Invalid(e) => {
             warn!(error = %e, "invalid spec");
-            ctx.metrics.reconciles.with_label_values(&["invalid"]).inc();
             // Nothing to retry until the spec changes (a change triggers a reconcile).
-            Ok(Action::await_change())
+            Ok((Action::await_change(), "invalid"))
         }
     }
 }

@@ -227,7 +227,8 @@ def digest_pins_the_image_with_or_without_a_tag():
 def lint_strict_default_and_every_ci_file():
     files = sorted(f for f in os.listdir(os.path.join(CHART, "ci")) if f.endswith("-values.yaml"))
     assert {"minimal-values.yaml", "ha-values.yaml", "cert-manager-values.yaml",
-            "monitoring-values.yaml", "redis-budgets-values.yaml", "mirror-values.yaml"} <= set(files), files
+            "monitoring-values.yaml", "redis-budgets-values.yaml", "mirror-values.yaml",
+            "tracing-values.yaml"} <= set(files), files
     helm("lint", "--strict", CHART)
     for f in files:
         helm("lint", "--strict", CHART, "-f", os.path.join(CHART, "ci", f))
@@ -508,6 +509,44 @@ def the_access_log_setting_reaches_the_sidecar_defaults():
     assert defaults()["accessLog"] == {"enabled": True, "sample": 1}, "every request by default"
     assert defaults("--set-json", 'sidecar.accessLog={"sample":0.25}')["accessLog"] == {"enabled": True, "sample": 0.25}
     assert defaults("--set", "sidecar.perModelHistograms=false")["perModelHistograms"] is False
+
+
+def tracing_settings(*args):
+    """(operator env OTEL_* → value, sidecar trace flags) as rendered."""
+    c = container(render(*args))
+    env = {e["name"]: e.get("value") for e in c["env"] if e["name"].startswith("OTEL_")}
+    flags = [a for a in c["args"] if a.startswith(("--sidecar-otlp-", "--sidecar-trace-"))]
+    return env, flags
+
+
+@check
+def traces_are_off_by_default_and_on_with_an_endpoint():
+    assert tracing_settings() == ({}, []), "no OTEL_* variables and no sidecar trace flags by default"
+    env, flags = tracing_settings(*ci("tracing"))
+    assert env == {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.observability:4318",
+                   "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                   "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                   "OTEL_TRACES_SAMPLER_ARG": "0.1"}, env
+    assert flags == ["--sidecar-otlp-endpoint=http://otel-collector.observability:4318",
+                     "--sidecar-otlp-protocol=http/protobuf",
+                     "--sidecar-trace-sample-ratio=0.1"], flags
+    # gRPC and every trace by default; the pod's name and namespace (which
+    # the operator makes resource attributes) come from the downward API.
+    env, flags = tracing_settings("--set", "tracing.otlp.endpoint=http://c.test:4317")
+    assert env["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc" and env["OTEL_TRACES_SAMPLER_ARG"] == "1", env
+    assert "--sidecar-otlp-protocol=grpc" in flags and "--sidecar-trace-sample-ratio=1" in flags, flags
+    c = container(render("--set", "tracing.otlp.endpoint=http://c.test:4317"))
+    names = [e["name"] for e in c["env"]]
+    assert {"POD_NAME", "POD_NAMESPACE"} <= set(names), names
+    # The operator only: sidecars keep no trace settings.
+    env, flags = tracing_settings(*ci("tracing"), "--set", "tracing.sidecars=false")
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] and flags == [], (env, flags)
+    # Sidecars only when there is an endpoint at all.
+    assert tracing_settings("--set", "tracing.sidecars=true", "--set-json", "tracing.sampleRatio=0.5") == ({}, [])
+    refused(["--set", "tracing.otlp.protocol=http/json"], "/tracing/otlp/protocol")
+    refused(["--set-json", "tracing.sampleRatio=1.5"], "/tracing/sampleRatio")
+    refused(["--set", "tracing.otlp.endpoint=otel-collector:4317"], "/tracing/otlp/endpoint")
+    refused(["--set", "tracing.sidecar=true"], "additional properties 'sidecar' not allowed")
 
 
 @check

@@ -117,6 +117,16 @@ fn providers_reference_mounted_secret_files() {
 }
 
 #[test]
+fn trace_propagation_is_per_provider_and_on_unless_switched_off() {
+    let c = ok(&example()).config;
+    assert!(c.providers.iter().all(|p| p.propagate_trace));
+    let spec = edit(|v| v["providers"][0]["propagateTrace"] = json!(false));
+    let c = ok(&spec).config;
+    assert!(!c.providers[0].propagate_trace);
+    assert!(c.providers[1..].iter().all(|p| p.propagate_trace));
+}
+
+#[test]
 fn passthrough_provider_mounts_nothing() {
     let spec = edit(|v| {
         v["providers"] = json!([{"name": "local", "type": "openai-compatible", "baseUrl": "http://vllm:8000/v1",

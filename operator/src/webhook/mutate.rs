@@ -9,7 +9,9 @@
 //! `webhook.excludedNamespaces`) and mirror pods are never injected, and
 //! [`eligible`] says so to the status counts too. The proxy runs as a native
 //! sidecar (an init container with `restartPolicy: Always`): it starts
-//! before the app and stops after it.
+//! before the app and stops after it. When the operator is told where
+//! sidecars send traces, the container gets the OpenTelemetry variables
+//! ([`trace_env`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,6 +24,8 @@ use crate::context::Settings;
 use crate::crd::LlmPolicy;
 use crate::reconcile::{config_map_name, CONFIG_MAP_NOT_OWNED};
 use crate::render::{render, Rendered, CONFIG_DIR, CONFIG_FILE, STATE_DIR};
+
+pub mod trace_env;
 
 /// Namespace label that turns injection on.
 pub const NAMESPACE_LABEL: &str = "tollgate.dev/injection";
@@ -150,14 +154,14 @@ pub fn patch(
     pod: &Pod,
     policy: &LlmPolicy,
     r: &Rendered,
-    default_image: &str,
+    settings: &Settings,
     env_from: &EnvFromByContainer,
 ) -> (Value, Vec<String>) {
     let mut warnings = Vec::new();
     let mut ops = Vec::new();
     let spec = pod.spec.clone().unwrap_or_default();
 
-    let sidecar = sidecar(policy, r, default_image);
+    let sidecar = sidecar(policy, r, settings);
     match &spec.init_containers {
         Some(cs) if !cs.is_empty() => {
             ops.push(json!({"op": "add", "path": "/spec/initContainers/0", "value": sidecar}))
@@ -254,7 +258,7 @@ pub fn patch(
     (Value::Array(ops), warnings)
 }
 
-fn sidecar(policy: &LlmPolicy, r: &Rendered, default_image: &str) -> Value {
+fn sidecar(policy: &LlmPolicy, r: &Rendered, settings: &Settings) -> Value {
     let s = policy.spec.sidecar.clone().unwrap_or_default();
     let mut mounts = vec![
         json!({"name": "tollgate-config", "mountPath": CONFIG_DIR, "readOnly": true}),
@@ -269,7 +273,7 @@ fn sidecar(policy: &LlmPolicy, r: &Rendered, default_image: &str) -> Value {
     let probe = |path: &str, period: u32, failures: u32| json!({"httpGet": {"path": path, "port": r.admin_port}, "periodSeconds": period, "failureThreshold": failures});
     let mut c = json!({
         "name": SIDECAR_NAME,
-        "image": s.image.unwrap_or_else(|| default_image.to_string()),
+        "image": s.image.unwrap_or_else(|| settings.proxy_image.clone()),
         "restartPolicy": "Always",
         "args": ["run", "--config", format!("{CONFIG_DIR}/{CONFIG_FILE}")],
         "ports": [{"name": "tollgate-admin", "containerPort": r.admin_port}],
@@ -291,6 +295,9 @@ fn sidecar(policy: &LlmPolicy, r: &Rendered, default_image: &str) -> Value {
     });
     if let Some(p) = s.image_pull_policy {
         c["imagePullPolicy"] = json!(p.as_str());
+    }
+    if let Some(t) = &settings.sidecar_tracing {
+        c["env"] = Value::Array(t.env());
     }
     c
 }

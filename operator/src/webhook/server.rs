@@ -14,19 +14,21 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::api::ListParams;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, info, warn};
+use tracing::field::Empty;
+use tracing::{debug, info, info_span, warn, Instrument, Span};
 
 use super::mutate::{choose, has_env_from, patch, EnvFromByContainer};
 use super::validate::problems;
 use crate::context::Context;
 use crate::crd::LlmPolicy;
 use crate::secrets;
+use crate::telemetry::record_trace_id;
 
 /// Largest review accepted (the API server sends at most a few MiB).
 const MAX_BODY: usize = 8 << 20;
@@ -56,20 +58,70 @@ pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, ctx: Arc<Conte
 }
 
 async fn handle(req: Request<Incoming>, ctx: &Context) -> Response<Full<Bytes>> {
-    let path = req.uri().path().to_string();
-    let webhook = match path.as_str() {
+    let webhook = match req.uri().path() {
         "/mutate" => "mutate",
         "/validate" => "validate",
         _ => return reply(StatusCode::NOT_FOUND, Bytes::from_static(b"not found\n")),
     };
+    // What the review is about is recorded once it is parsed ([`describe`]);
+    // never the object itself (a pod's env, a policy's spec).
+    let span = info_span!(
+        "admission",
+        otel.kind = "server",
+        webhook,
+        kind = Empty,
+        operation = Empty,
+        namespace = Empty,
+        name = Empty,
+        dry_run = Empty,
+        result = Empty,
+        allowed = Empty,
+        trace_id = Empty,
+        otel.status_code = Empty,
+    );
+    record_trace_id(&span);
+    review(webhook, req, ctx).instrument(span).await
+}
+
+/// Records what an admission review is about in the current `admission` span.
+fn describe<T: kube::Resource>(req: &AdmissionRequest<T>) {
+    let span = Span::current();
+    span.record("kind", req.kind.kind.as_str());
+    span.record(
+        "operation",
+        match req.operation {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+            Operation::Connect => "CONNECT",
+        },
+    );
+    if let Some(ns) = &req.namespace {
+        span.record("namespace", ns.as_str());
+    }
+    // Empty for a pod named by `generateName` (the API server names it later).
+    if !req.name.is_empty() {
+        span.record("name", req.name.as_str());
+    }
+    span.record("dry_run", req.dry_run);
+}
+
+async fn review(
+    webhook: &'static str,
+    req: Request<Incoming>,
+    ctx: &Context,
+) -> Response<Full<Bytes>> {
+    let span = Span::current();
     let started = Instant::now();
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
+            span.record("result", "too_large");
+            span.record("otel.status_code", "ERROR");
             return reply(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Bytes::from_static(b"too large\n"),
-            )
+            );
         }
     };
     let answer = if webhook == "mutate" {
@@ -83,6 +135,8 @@ async fn handle(req: Request<Incoming>, ctx: &Context) -> Response<Full<Bytes>> 
             // Not an answer: the API server applies the webhook's
             // failurePolicy (Fail refuses the pod, Ignore admits it as is).
             warn!(error = %why, "cannot decide an admission: caches stale and the API unreachable");
+            span.record("result", "error");
+            span.record("otel.status_code", "ERROR");
             ctx.metrics
                 .admissions
                 .with_label_values(&[webhook, "error"])
@@ -93,6 +147,11 @@ async fn handle(req: Request<Incoming>, ctx: &Context) -> Response<Full<Bytes>> 
             );
         }
     };
+    span.record("result", result);
+    span.record("allowed", response.allowed);
+    if result == "error" {
+        span.record("otel.status_code", "ERROR");
+    }
     ctx.metrics
         .admissions
         .with_label_values(&[webhook, result])
@@ -147,6 +206,7 @@ pub async fn mutate(
         Ok(r) => r,
         Err(resp) => return Ok(("error", *resp)),
     };
+    describe(&req);
     let resp = AdmissionResponse::from(&req);
     let Some(pod) = &req.object else {
         return Ok(("allowed", resp));
@@ -190,7 +250,7 @@ pub async fn mutate(
     } else {
         EnvFromByContainer::new()
     };
-    let (patch, warnings) = patch(pod, policy, &rendered, &ctx.settings.proxy_image, &env_from);
+    let (patch, warnings) = patch(pod, policy, &rendered, &ctx.settings, &env_from);
     let policy = policy.name_any();
     let patch: json_patch::Patch = serde_json::from_value(patch).expect("valid patch");
     Ok(match resp.clone().with_patch(patch) {
@@ -298,6 +358,7 @@ fn validate(body: &[u8], ctx: &Context) -> (&'static str, AdmissionResponse) {
         Ok(r) => r,
         Err(resp) => return ("error", *resp),
     };
+    describe(&req);
     let resp = AdmissionResponse::from(&req);
     let Some(policy) = &req.object else {
         return ("allowed", resp);

@@ -33,6 +33,7 @@ mod ownership;
 mod restart;
 mod secrets;
 mod spend;
+mod traces;
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
@@ -167,6 +168,10 @@ pub struct Launch<'a> {
     pub webhooks: bool,
     /// More flags.
     pub args: Vec<String>,
+    /// More environment variables.
+    pub env: Vec<(String, String)>,
+    /// Where its stderr (its log) goes; `None`: the test's stderr.
+    pub log: Option<std::path::PathBuf>,
 }
 
 impl<'a> Launch<'a> {
@@ -178,6 +183,8 @@ impl<'a> Launch<'a> {
             lease_seconds: 15,
             webhooks: true,
             args: Vec::new(),
+            env: Vec::new(),
+            log: None,
         }
     }
 
@@ -218,6 +225,7 @@ impl<'a> Launch<'a> {
             cmd.args(["--pod-name", p]);
         }
         cmd.args(&self.args);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         if self.webhooks {
             cmd.args([
                 "--mutating-webhook-config",
@@ -233,7 +241,10 @@ impl<'a> Launch<'a> {
                 Some(_) => Stdio::inherit(),
                 None => Stdio::null(),
             })
-            .stderr(Stdio::inherit())
+            .stderr(match &self.log {
+                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .unwrap();
         Operator {

@@ -27,7 +27,7 @@ fn decide(
     match choose(pod, namespace, namespace_labels, policies, settings) {
         Err(why) => Decision::Skip(why),
         Ok((policy, rendered)) => {
-            let (patch, warnings) = patch(pod, policy, &rendered, &settings.proxy_image, env_from);
+            let (patch, warnings) = patch(pod, policy, &rendered, settings, env_from);
             Decision::Inject {
                 policy: policy.name_any(),
                 patch,
@@ -435,4 +435,110 @@ fn oldest_policy_injects() {
         &EnvFromByContainer::new(),
     );
     assert!(matches!(d, Decision::Inject { policy, .. } if policy == "chat"));
+}
+
+/// The sidecar's `env` after injection with `settings`, as (name, value or
+/// field path) in order.
+fn sidecar_env(settings: &Settings) -> Option<Vec<(String, String)>> {
+    let p = policy();
+    let pod = pod(json!({}));
+    let Decision::Inject { patch, .. } = decide(
+        &pod,
+        "team-a",
+        &enabled(),
+        &[&p],
+        settings,
+        &EnvFromByContainer::new(),
+    ) else {
+        panic!("not injected");
+    };
+    let mut doc = serde_json::to_value(&pod).unwrap();
+    let patch: json_patch::Patch = serde_json::from_value(patch).unwrap();
+    json_patch::patch(&mut doc, &patch).unwrap();
+    // The app's own variables never get the sidecar's.
+    assert!(env(&doc, 0).keys().all(|k| !k.starts_with("OTEL_")));
+    let env = doc["spec"]["initContainers"][0]
+        .get("env")?
+        .as_array()?
+        .clone();
+    Some(
+        env.iter()
+            .map(|e| {
+                let value = e["value"]
+                    .as_str()
+                    .or(e["valueFrom"]["fieldRef"]["fieldPath"].as_str())
+                    .unwrap();
+                (e["name"].as_str().unwrap().to_string(), value.to_string())
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn sidecars_get_the_trace_variables_only_when_told() {
+    assert_eq!(sidecar_env(&settings()), None, "no endpoint, no variables");
+
+    let tracing = trace_env::SidecarTracing {
+        endpoint: "http://otel-collector.observability:4317".into(),
+        protocol: Some(tollgate_otel::Protocol::Grpc),
+        sample_ratio: Some(0.25),
+    };
+    let s = Settings {
+        sidecar_tracing: Some(tracing.clone()),
+        ..settings()
+    };
+    let env = sidecar_env(&s).expect("variables");
+    let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
+    let get = |name: &str| &env.iter().find(|(n, _)| n == name).unwrap().1;
+    assert_eq!(
+        get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        "http://otel-collector.observability:4317"
+    );
+    assert_eq!(get("OTEL_EXPORTER_OTLP_PROTOCOL"), "grpc");
+    assert_eq!(get("OTEL_SERVICE_NAME"), "tollgate-proxy");
+    assert_eq!(get("OTEL_TRACES_SAMPLER"), "parentbased_traceidratio");
+    assert_eq!(get("OTEL_TRACES_SAMPLER_ARG"), "0.25");
+    assert_eq!(get("TOLLGATE_POD_NAME"), "metadata.name");
+    assert_eq!(get("TOLLGATE_POD_NAMESPACE"), "metadata.namespace");
+    let attrs = get("OTEL_RESOURCE_ATTRIBUTES");
+    assert_eq!(
+        attrs,
+        "k8s.pod.name=$(TOLLGATE_POD_NAME),k8s.namespace.name=$(TOLLGATE_POD_NAMESPACE),k8s.container.name=tollgate-proxy"
+    );
+    // The kubelet expands `$(VAR)` only for variables defined before.
+    let at = names
+        .iter()
+        .position(|n| *n == "OTEL_RESOURCE_ATTRIBUTES")
+        .unwrap();
+    for var in attrs
+        .split("$(")
+        .skip(1)
+        .map(|r| r.split(')').next().unwrap())
+    {
+        let defined = names.iter().position(|n| *n == var);
+        assert!(
+            defined.is_some_and(|d| d < at),
+            "{var} not defined before use: {names:?}"
+        );
+    }
+
+    // Without a protocol or ratio: the proxy's defaults (HTTP, all sampled).
+    let s = Settings {
+        sidecar_tracing: Some(trace_env::SidecarTracing {
+            protocol: None,
+            sample_ratio: None,
+            ..tracing
+        }),
+        ..settings()
+    };
+    let env = sidecar_env(&s).unwrap();
+    let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(names.contains(&"OTEL_EXPORTER_OTLP_ENDPOINT"), "{names:?}");
+    for absent in [
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
+    ] {
+        assert!(!names.contains(&absent), "{absent} in {names:?}");
+    }
 }

@@ -1,0 +1,84 @@
+//! Where injected sidecars send their traces: the standard OpenTelemetry
+//! variables the proxy reads, set on the `tollgate-proxy` container.
+//!
+//! The pod's name and namespace come from the downward API into two
+//! variables declared first, so the kubelet can expand them inside
+//! `OTEL_RESOURCE_ATTRIBUTES` (`$(VAR)` sees only earlier variables).
+//! Only the collector's address and sampling are passed: no headers, so no
+//! credentials end up in pod specs.
+
+use serde_json::{json, Value};
+use tollgate_otel::Protocol;
+
+use super::SIDECAR_NAME;
+
+/// The service name the sidecars' spans are exported under.
+pub const SERVICE: &str = "tollgate-proxy";
+/// The downward-API variable holding the pod's name.
+const POD_NAME: &str = "TOLLGATE_POD_NAME";
+/// The downward-API variable holding the pod's namespace.
+const POD_NAMESPACE: &str = "TOLLGATE_POD_NAMESPACE";
+
+/// Trace export settings for injected sidecars (`--sidecar-otlp-*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SidecarTracing {
+    /// The collector's base URL (`OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub endpoint: String,
+    /// `None`: the proxy's default (OTLP/HTTP, protobuf).
+    pub protocol: Option<Protocol>,
+    /// Share of new traces sampled, parent-based (a caller's sampled flag
+    /// is followed). `None`: all.
+    pub sample_ratio: Option<f64>,
+}
+
+impl SidecarTracing {
+    /// The sidecar container's `env` entries, in order.
+    pub fn env(&self) -> Vec<Value> {
+        let field = |name: &str, path: &str| json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}});
+        let var = |name: &str, value: &str| json!({"name": name, "value": value});
+        let mut env = vec![
+            field(POD_NAME, "metadata.name"),
+            field(POD_NAMESPACE, "metadata.namespace"),
+            var("OTEL_SERVICE_NAME", SERVICE),
+            var(
+                "OTEL_RESOURCE_ATTRIBUTES",
+                &format!(
+                    "k8s.pod.name=$({POD_NAME}),k8s.namespace.name=$({POD_NAMESPACE}),k8s.container.name={SIDECAR_NAME}"
+                ),
+            ),
+            var("OTEL_EXPORTER_OTLP_ENDPOINT", &self.endpoint),
+        ];
+        if let Some(p) = self.protocol {
+            env.push(var("OTEL_EXPORTER_OTLP_PROTOCOL", p.as_str()));
+        }
+        if let Some(r) = self.sample_ratio {
+            env.push(var("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"));
+            env.push(var("OTEL_TRACES_SAMPLER_ARG", &r.to_string()));
+        }
+        env
+    }
+}
+
+/// A sample ratio as a flag gives it: a number within 0..=1.
+pub fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        Ok(r) => Err(format!("{r} is not within 0..=1")),
+        Err(e) => Err(format!("{s:?}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_within_zero_and_one_only() {
+        assert_eq!(parse_ratio("0.1"), Ok(0.1));
+        assert_eq!(parse_ratio("1"), Ok(1.0));
+        assert_eq!(parse_ratio("0"), Ok(0.0));
+        assert!(parse_ratio("1.5").unwrap_err().contains("within 0..=1"));
+        assert!(parse_ratio("-0.1").is_err());
+        assert!(parse_ratio("half").unwrap_err().contains("half"));
+    }
+}
