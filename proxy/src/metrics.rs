@@ -48,6 +48,11 @@ pub struct Metrics {
     pub credentials_ready: IntGaugeVec,
     /// Finished spans, by what became of them (tracing on only).
     pub trace_spans: IntCounterVec,
+    /// Online verification of semantic hits (`pipeline::cache::verify`).
+    pub semantic_verifications: IntCounterVec,
+    pub semantic_verification_tokens: IntCounterVec,
+    pub semantic_agreement: GaugeVec,
+    pub semantic_serving: IntGaugeVec,
     pub attempts: IntCounterVec,
     pub retries: IntCounterVec,
     pub fallbacks: IntCounterVec,
@@ -212,6 +217,36 @@ impl Metrics {
                 "tollgate_trace_spans_total",
                 "Finished trace spans: exported, or dropped (queue_full: the export queue was full; export_failed: the collector refused or did not answer).",
                 &["result"],
+            ),
+            semantic_verifications: counter(
+                &r,
+                "tollgate_cache_semantic_verifications_total",
+                "Semantic hits verified against a fresh answer, by route and result (agree, disagree: below the floor; busy: no free slot; error: the call failed).",
+                &["route", "result"],
+            ),
+            semantic_verification_tokens: counter(
+                &r,
+                "tollgate_cache_semantic_verification_tokens_total",
+                "Tokens the verification calls used, by route and type (input, output); not counted against budgets.",
+                &["route", "type"],
+            ),
+            semantic_agreement: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        "tollgate_cache_semantic_agreement",
+                        "Rolling agreement (0 to 1) of verified semantic hits with fresh answers, by route.",
+                    ),
+                    &["route"],
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            semantic_serving: gauge_vec(
+                &r,
+                "tollgate_cache_semantic_serving",
+                "1 while a route serves semantic hits, 0 while verification has suspended them.",
+                &["route"],
             ),
             attempts: counter(
                 &r,

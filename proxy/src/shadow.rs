@@ -47,7 +47,7 @@ impl Mirrors {
 
 /// Why a mirror was not completed.
 #[derive(Debug, thiserror::Error)]
-enum ShadowSkip {
+pub(crate) enum ShadowSkip {
     /// The shadow target's body could not be built.
     #[error(transparent)]
     Proxy(#[from] ProxyError),
@@ -59,7 +59,7 @@ enum ShadowSkip {
 }
 
 impl ShadowSkip {
-    fn metric_label(&self) -> &'static str {
+    pub(crate) fn metric_label(&self) -> &'static str {
         match self {
             ShadowSkip::Proxy(e) => e.metric_label(),
             ShadowSkip::Upstream(e) => e.metric_label(),
@@ -116,27 +116,14 @@ async fn run(mut m: Mirror) {
     let family = provider.kind.family();
     let started = Instant::now();
     let result = async {
-        let spec = TargetSpec {
-            family,
-            kind: provider.kind,
-            model: &m.shadow.model,
-            shaping: [None, None],
-            stream_usage: false,
-        };
-        let request = Payload::new(m.raw.clone());
-        let mut body: Value = serde_json::from_slice(&body_for(
+        let body = whole_body(
             m.app,
             m.operation,
-            &request,
+            &m.raw,
             &m.requested_model,
-            &spec,
-        )?)
-        .map_err(|e| ProxyError::from(ParseError::Malformed(e.to_string())))?;
-        // Always a whole answer: simpler to compare, no stream to hold open.
-        if let Some(o) = body.as_object_mut() {
-            o.insert("stream".into(), Value::Bool(false));
-            o.remove("stream_options");
-        }
+            provider,
+            &m.shadow.model,
+        )?;
         // Counted against budgets only when configured; then it must also
         // fit them, like any request, or it is not sent.
         let admission = if m.shadow.count_against_budget && !m.rt.budget.is_empty() {
@@ -158,43 +145,16 @@ async fn run(mut m: Mirror) {
         } else {
             None
         };
-        let path = match family {
-            Family::OpenAi => "/v1/chat/completions",
-            Family::Anthropic => "/v1/messages",
-        };
-        let req = build_request(
-            Outgoing {
-                provider,
-                credential: m.rt.credentials[m.shadow.provider].as_deref(),
-                operation: if family == Family::OpenAi {
-                    Operation::ChatCompletions
-                } else {
-                    Operation::Messages
-                },
-                method: Method::POST,
-                path,
-                query: None,
-                model: Some(&m.shadow.model),
-                request_id: &m.request_id,
-                body: Bytes::from(serde_json::to_vec(&body).expect("serializes")),
-                trace: span.propagation(),
-            },
-            m.headers.clone(),
-        )?;
-        let timeout = m.rt.config.routing.defaults.timeouts.total;
-        let resp = tokio::time::timeout(timeout, m.rt.client.send(&provider.name, req))
-            .await
-            .map_err(|_| UpstreamError::Timeout {
-                provider: provider.name.clone(),
-                timeout,
-            })??;
-        let status = resp.status();
-        let bytes = tokio::time::timeout(timeout, resp.into_body().collect())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
+        let (status, bytes) = send_whole(
+            &m.rt,
+            m.shadow.provider,
+            &m.shadow.model,
+            &body,
+            &m.headers,
+            &m.request_id,
+            span.propagation(),
+        )
+        .await?;
         Ok::<_, ShadowSkip>((status, bytes, admission))
     }
     .await;
@@ -269,6 +229,85 @@ async fn run(mut m: Mirror) {
     met.shadow_agreement
         .with_label_values(&[route, "exact"])
         .observe(if exact { 1.0 } else { 0.0 });
+}
+
+/// The request `raw` (in the app's API) as a whole, non-streaming request
+/// for `model` of `provider` (in that provider's API).
+pub(crate) fn whole_body(
+    app: Family,
+    operation: Operation,
+    raw: &Bytes,
+    requested_model: &str,
+    provider: &tollgate_config::Provider,
+    model: &str,
+) -> Result<Value, ProxyError> {
+    let spec = TargetSpec {
+        family: provider.kind.family(),
+        kind: provider.kind,
+        model,
+        shaping: [None, None],
+        stream_usage: false,
+    };
+    let request = Payload::new(raw.clone());
+    let mut body: Value =
+        serde_json::from_slice(&body_for(app, operation, &request, requested_model, &spec)?)
+            .map_err(|e| ProxyError::from(ParseError::Malformed(e.to_string())))?;
+    // Always a whole answer: simpler to compare, no stream to hold open.
+    if let Some(o) = body.as_object_mut() {
+        o.insert("stream".into(), Value::Bool(false));
+        o.remove("stream_options");
+    }
+    Ok(body)
+}
+
+/// Sends `body` (from [`whole_body`]) to `model` of `providers[provider]`
+/// with its credentials, within the default total timeout; the status and
+/// the whole answer.
+pub(crate) async fn send_whole(
+    rt: &Runtime,
+    provider: usize,
+    model: &str,
+    body: &Value,
+    headers: &HeaderMap,
+    request_id: &HeaderValue,
+    trace: Option<crate::trace::Propagation>,
+) -> Result<(http::StatusCode, Bytes), ShadowSkip> {
+    let p = &rt.config.providers[provider];
+    let family = p.kind.family();
+    let (path, operation) = match family {
+        Family::OpenAi => ("/v1/chat/completions", Operation::ChatCompletions),
+        Family::Anthropic => ("/v1/messages", Operation::Messages),
+    };
+    let req = build_request(
+        Outgoing {
+            provider: p,
+            credential: rt.credentials[provider].as_deref(),
+            operation,
+            method: Method::POST,
+            path,
+            query: None,
+            model: Some(model),
+            request_id,
+            body: Bytes::from(serde_json::to_vec(body).expect("serializes")),
+            trace,
+        },
+        headers.clone(),
+    )?;
+    let timeout = rt.config.routing.defaults.timeouts.total;
+    let resp = tokio::time::timeout(timeout, rt.client.send(&p.name, req))
+        .await
+        .map_err(|_| UpstreamError::Timeout {
+            provider: p.name.clone(),
+            timeout,
+        })??;
+    let status = resp.status();
+    let bytes = tokio::time::timeout(timeout, resp.into_body().collect())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    Ok((status, bytes))
 }
 
 /// The assistant text of a complete response in either API.

@@ -201,6 +201,8 @@ pub struct Shared {
     pub(crate) access_sampler: Arc<crate::pipeline::settle::access::Sampler>,
     /// Request traces; `None` while tracing is off.
     pub(crate) tracer: Option<crate::trace::Tracer>,
+    /// Per-route verification of semantic hits; survives reloads.
+    pub(crate) verifiers: crate::pipeline::cache::Verifiers,
 }
 
 impl Shared {
@@ -228,6 +230,7 @@ impl Shared {
             settlements: SettleTasks::default(),
             access_sampler: Arc::default(),
             tracer,
+            verifiers: Default::default(),
         });
         shared.publish_credential_state();
         shared

@@ -183,7 +183,7 @@ cache:
       - {{name: broken, provider: gone, model: bag-of-words-2, timeout: 2s}}
     threshold: 0.6
   routes:
-    - {{name: faq, semantic: {{embedder: bow}}}}
+    - {{name: faq, semantic: {{embedder: bow, verify: {{share: 1}}}}}}
     - {{name: faq-broken, semantic: {{embedder: broken}}}}
 tracing:
   otlp: {{endpoint: "http://127.0.0.1:{closed}", protocol: grpc, timeout: 200ms}}
@@ -293,6 +293,8 @@ def routing_traffic(data, admin, config_path, shadow_mock):
     assert chat(data, "faq", "Is 7 a prime number?") == 200
     assert chat(data, "faq", "is 7 a prime number") == 200
     assert chat(data, "faq", "Is 8 a prime number?") == 200
+    # The semantic hit above is verified in the background (share 1).
+    wait_until("a verified semantic hit", lambda: family(admin, "tollgate_cache_semantic_agreement"))
     assert chat(data, "faq-broken", "What is a toll road?") == 200
     for name in ("tollgate_cache_semantic_similarity_count", "tollgate_cache_semantic_guard_refusals_total",
                  "tollgate_cache_embedding_errors_total"):

@@ -529,3 +529,142 @@ async fn a_refreshed_answer_is_indexed_too() {
     assert_eq!(content(&hit.body), content(&fresh.body));
     assert_eq!(calls(&m, "/v1/chat/completions"), 1);
 }
+
+/// Online verification: every semantic hit of `chat` is checked against a
+/// fresh answer; when the provider's answers change, the route stops
+/// serving semantic hits within one window, while exact hits go on.
+#[tokio::test]
+async fn a_route_whose_verified_answers_disagree_stops_serving_semantic_hits() {
+    let mock = mock().await;
+    let cfg = routes("").replace(
+        "    - {name: chat, semantic: {embedder: bow}}",
+        "    - {name: chat, semantic: {embedder: bow, verify: {share: 1, floor: 0.5, window: 4, minSamples: 2}}}",
+    );
+    let proxy = ProxyProc::start(&config(&mock.url(), "", &cfg));
+    let first = "Toll roads are financed by bonds backed by future toll revenue and by private concessions that build and operate the road for a fixed term.";
+    let changed = "Congestion pricing varies the price of a trip with the time of day so that drivers spread their journeys more evenly across the whole day.";
+    mock.set_defaults(Switches {
+        reply: Some(first.into()),
+        ..Switches::default()
+    });
+    let no: Headers = vec![];
+    let a = post(
+        &proxy,
+        "/v1/chat/completions",
+        &det("chat", "What is a toll road?", false),
+        &no,
+    )
+    .await;
+    assert_eq!(a.cache.as_deref(), Some("miss"));
+
+    let verifications = |result: &'static str| {
+        let proxy = &proxy;
+        async move {
+            let m = proxy.metrics().await;
+            metric(
+                &m,
+                "tollgate_cache_semantic_verifications_total",
+                &[("route", "chat"), ("result", result)],
+            )
+            .unwrap_or(0.0)
+        }
+    };
+    // Same answers upstream: the hit is served and its verification agrees.
+    let p1 = post(
+        &proxy,
+        "/v1/chat/completions",
+        &det("chat", "what is a toll road", false),
+        &no,
+    )
+    .await;
+    assert_eq!(p1.cache.as_deref(), Some("semantic-hit"));
+    assert_eq!(content(&p1.body), first);
+    wait_for(
+        "one agreeing verification",
+        Duration::from_secs(10),
+        || async { (verifications("agree").await == 1.0).then_some(()) },
+    )
+    .await;
+    // The verification is a whole request to the route's target.
+    assert_eq!(calls(&mock, "/v1/chat/completions"), 2);
+
+    // The provider now answers otherwise: the cache still serves the old
+    // answer, and each verification disagrees.
+    mock.set_defaults(Switches {
+        reply: Some(changed.into()),
+        ..Switches::default()
+    });
+    for (n, text) in [(1.0, "What is a toll road"), (2.0, "what is a toll road?")] {
+        let p = post(
+            &proxy,
+            "/v1/chat/completions",
+            &det("chat", text, false),
+            &no,
+        )
+        .await;
+        assert_eq!(p.cache.as_deref(), Some("semantic-hit"));
+        assert_eq!(content(&p.body), first);
+        wait_for("the verification", Duration::from_secs(10), || async {
+            (verifications("disagree").await == n).then_some(())
+        })
+        .await;
+    }
+    // Scores [1, ~0.1, ~0.1] (the two answers share a few words): below the
+    // floor of 0.5 within the window of 4.
+    let m = proxy.metrics().await;
+    assert_eq!(
+        metric(&m, "tollgate_cache_semantic_serving", &[("route", "chat")]),
+        Some(0.0),
+        "{m}"
+    );
+    let agreement = metric(
+        &m,
+        "tollgate_cache_semantic_agreement",
+        &[("route", "chat")],
+    )
+    .unwrap();
+    assert!(agreement < 0.5 && agreement > 1.0 / 3.0, "{agreement}");
+    assert!(
+        metric(
+            &m,
+            "tollgate_cache_semantic_verification_tokens_total",
+            &[("route", "chat"), ("type", "output")]
+        )
+        .unwrap()
+            > 0.0
+    );
+    assert!(
+        proxy.log().contains("semantic cache suspended"),
+        "{}",
+        proxy.log()
+    );
+
+    // Suspended: a paraphrase goes upstream and gets the provider's answer...
+    let p4 = post(
+        &proxy,
+        "/v1/chat/completions",
+        &det("chat", "WHAT is a toll road?", false),
+        &no,
+    )
+    .await;
+    assert_eq!(p4.cache.as_deref(), Some("miss"));
+    assert_eq!(content(&p4.body), changed);
+    // ...while the exact cache goes on serving the same request.
+    let again = post(
+        &proxy,
+        "/v1/chat/completions",
+        &det("chat", "What is a toll road?", false),
+        &no,
+    )
+    .await;
+    assert_eq!(again.cache.as_deref(), Some("hit"));
+    let m = proxy.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "tollgate_cache_lookups_total",
+            &[("result", "suspended"), ("store", "semantic")]
+        ),
+        Some(1.0)
+    );
+}

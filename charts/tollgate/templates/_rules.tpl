@@ -123,6 +123,15 @@ groups:
           summary: {{ `Target {{ $labels.target }} is ejected by its circuit breaker in {{ $labels.namespace }}` | quote }}
           description: {{ `The circuit breaker keeps {{ $labels.target }} out of selection; its route's other targets carry the traffic, or requests fail when there are none.` | quote }}
           runbook_url: {{ $runbook }}#tollgatecircuitbreakeropen
+      - alert: TollgateSemanticCacheSuspended
+        expr: min by (namespace, route) (tollgate_cache_semantic_serving) == 0
+        for: 5m
+        labels:
+          severity: warning
+        annotations:
+          summary: {{ `The semantic cache of route {{ $labels.route }} is suspended in {{ $labels.namespace }}` | quote }}
+          description: {{ `Fresh answers disagree with the semantic hits {{ $labels.route }} served: it now sends would-be hits upstream (costlier, never wrong) until verified answers agree again.` | quote }}
+          runbook_url: {{ $runbook }}#tollgatesemanticcachesuspended
       - alert: TollgateFallbacksSurging
         expr: |-
           sum by (namespace, route) (tollgate:fallbacks:rate5m)

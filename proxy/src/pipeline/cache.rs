@@ -16,8 +16,10 @@
 
 mod semantic;
 mod tee;
+mod verify;
 
 pub(crate) use tee::{Shape, Tee};
+pub(crate) use verify::Verifiers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,7 +170,7 @@ pub(crate) async fn lookup(x: &Exchange<'_>) -> Result<Step, ProxyError> {
         if let Some(rs) = by_meaning {
             // Not looked up, but the fresh answer is indexed.
             if let semantic::Outcome::Miss(probe) =
-                semantic::lookup(rt, rs, &scope, body, x.request_id, false).await
+                semantic::lookup(rt, rs, &scope, body, x.request_id, false, true).await
             {
                 pending.semantic = probe.map(Box::new);
             }
@@ -187,9 +189,23 @@ pub(crate) async fn lookup(x: &Exchange<'_>) -> Result<Step, ProxyError> {
                     store: Some(pending),
                 });
             };
-            match semantic::lookup(rt, rs, &scope, body, x.request_id, true).await {
+            let state =
+                x.shared
+                    .verifiers
+                    .route(plan.label, rs.verify.queue_size, &x.shared.metrics);
+            match semantic::lookup(rt, rs, &scope, body, x.request_id, true, state.serving()).await
+            {
                 semantic::Outcome::Hit { entry, similarity } => {
+                    verify::maybe_spawn(&state, &rs.verify, || check(x, rs, &entry));
                     (entry, "semantic-hit", Some(similarity))
+                }
+                semantic::Outcome::Suspended { entry, probe } => {
+                    verify::maybe_spawn(&state, &rs.verify, || check(x, rs, &entry));
+                    pending.semantic = Some(Box::new(probe));
+                    return Ok(Step::Miss {
+                        header: "miss",
+                        store: Some(pending),
+                    });
                 }
                 semantic::Outcome::Miss(probe) => {
                     pending.semantic = probe.map(Box::new);
@@ -223,6 +239,27 @@ pub(crate) async fn lookup(x: &Exchange<'_>) -> Result<Step, ProxyError> {
         resp: Box::new(resp),
         header,
     })
+}
+
+/// The verification of a semantic match of this request (see [`verify`]).
+fn check(x: &Exchange<'_>, rs: &tollgate_config::RouteSemantic, entry: &Entry) -> verify::Check {
+    let plan = x.plan();
+    let first = &plan.targets[0];
+    verify::Check {
+        rt: x.rt.clone(),
+        metrics: x.shared.metrics.clone(),
+        route: plan.label.to_string(),
+        verify: rs.verify,
+        provider: first.provider,
+        model: first.model.to_string(),
+        app: x.endpoint.family,
+        operation: x.endpoint.operation,
+        raw: x.body.raw().clone(),
+        requested_model: x.model.to_string(),
+        headers: x.headers().clone(),
+        request_id: x.request_id.clone(),
+        served: entry.body.clone(),
+    }
 }
 
 /// On a semantic hit: the cosine similarity of the two prompts.

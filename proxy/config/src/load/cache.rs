@@ -6,16 +6,18 @@ use std::time::Duration;
 use super::Validator;
 use crate::model::{
     BudgetStore, Cache, CacheStore, Embedder, EmbedderKind, FailMode, Guard, ProviderType,
-    RouteCache, RouteSemantic, Semantic,
+    RouteCache, RouteSemantic, Semantic, Verify,
 };
 use crate::raw::{
-    CacheStoreType, EmbedderType, RawCache, RawEmbedder, RawProvider, RawRouteSemantic, RawSemantic,
+    CacheStoreType, EmbedderType, RawCache, RawEmbedder, RawProvider, RawRouteSemantic,
+    RawSemantic, RawVerify,
 };
 
 /// Semantic defaults a route inherits from `cache.semantic`.
 struct SemanticDefaults {
     threshold: f32,
     guard: Guard,
+    verify: Verify,
 }
 
 impl Validator {
@@ -169,7 +171,19 @@ impl Validator {
                 .map(|n| n.min(usize::MAX as u64) as usize)
                 .unwrap_or(d.exact_scan_below),
         };
-        (semantic, SemanticDefaults { threshold, guard })
+        let verify = self.verify(
+            "cache.semantic.verify",
+            raw.verify.as_ref(),
+            Verify::default(),
+        );
+        (
+            semantic,
+            SemanticDefaults {
+                threshold,
+                guard,
+                verify,
+            },
+        )
     }
 
     fn embedder(&mut self, at: &str, e: &RawEmbedder, providers: &[RawProvider]) -> EmbedderKind {
@@ -308,11 +322,49 @@ impl Validator {
                 }
             },
         };
+        let verify = self.verify(
+            &format!("{at}.verify"),
+            raw.verify.as_ref(),
+            defaults.verify,
+        );
         raw.enabled.unwrap_or(true).then_some(RouteSemantic {
             embedder,
             threshold,
             guard,
+            verify,
         })
+    }
+
+    fn verify(&mut self, at: &str, raw: Option<&RawVerify>, d: Verify) -> Verify {
+        let Some(raw) = raw else { return d };
+        let v = Verify {
+            share: raw.share.unwrap_or(d.share),
+            floor: raw.floor.unwrap_or(d.floor),
+            window: raw.window.map_or(d.window, |n| n as usize),
+            min_samples: raw.min_samples.map_or(d.min_samples, |n| n as usize),
+            queue_size: raw.queue_size.map_or(d.queue_size, |n| n as usize),
+        };
+        for (field, x) in [("share", v.share), ("floor", v.floor)] {
+            if !(0.0..=1.0).contains(&x) {
+                self.err(
+                    &format!("{at}.{field}"),
+                    format!("must be between 0 and 1, not {x}"),
+                );
+            }
+        }
+        if v.window == 0 {
+            self.err(&format!("{at}.window"), "must be at least 1".into());
+        }
+        if v.min_samples > v.window {
+            self.err(
+                &format!("{at}.minSamples"),
+                format!("must not exceed the window ({})", v.window),
+            );
+        }
+        if v.queue_size == 0 {
+            self.err(&format!("{at}.queueSize"), "must be at least 1".into());
+        }
+        v
     }
 
     fn threshold(&mut self, path: &str, value: Option<f64>, default: f32) -> f32 {

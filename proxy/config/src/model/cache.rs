@@ -111,6 +111,31 @@ pub struct RouteSemantic {
     pub embedder: usize,
     pub threshold: f32,
     pub guard: Guard,
+    pub verify: Verify,
+}
+
+/// Online verification of a route's semantic hits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verify {
+    /// Share of semantic hits verified (0: off).
+    pub share: f64,
+    /// Rolling agreement below which semantic hits stop being served.
+    pub floor: f64,
+    pub window: usize,
+    pub min_samples: usize,
+    pub queue_size: usize,
+}
+
+impl Default for Verify {
+    fn default() -> Self {
+        Verify {
+            share: 0.05,
+            floor: 0.5,
+            window: 20,
+            min_samples: 5,
+            queue_size: 2,
+        }
+    }
 }
 
 /// Which guard checks run (all by default).

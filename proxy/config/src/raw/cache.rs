@@ -113,6 +113,38 @@ pub struct RawSemantic {
     /// searched exactly; a larger one through an HNSW graph. Default 2048.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exact_scan_below: Option<u64>,
+    /// Default online verification of semantic hits (on, at 5%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<RawVerify>,
+}
+
+/// Online verification: a share of semantic hits is also sent upstream in
+/// the background, the fresh answer compared with the one served, and a
+/// route whose rolling agreement falls below `floor` stops serving semantic
+/// hits (the exact cache goes on) until it recovers. Unset fields inherit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawVerify {
+    /// Share of semantic hits verified, 0 to 1, evenly spaced (0.05: one
+    /// in twenty). 0 turns verification off. Default 0.05.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
+    pub share: Option<f64>,
+    /// Rolling agreement (0 to 1) below which the route stops serving
+    /// semantic hits. Default 0.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1))]
+    pub floor: Option<f64>,
+    /// Verifications the rolling agreement is taken over. Default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<u32>,
+    /// Verifications needed before the floor applies. Default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_samples: Option<u32>,
+    /// Verifications of one route in flight at once; more are skipped
+    /// (and counted). Default 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_size: Option<u32>,
 }
 
 /// Where embeddings come from.
@@ -189,4 +221,8 @@ pub struct RawRouteSemantic {
     pub threshold: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard: Option<Vec<GuardCheck>>,
+    /// This route's online verification (fields not set inherit
+    /// `cache.semantic.verify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<RawVerify>,
 }

@@ -19,11 +19,18 @@ pub(super) enum Outcome {
         entry: Entry,
         similarity: f32,
     },
+    /// A match the route may not serve now (verification suspended it):
+    /// a miss that is verified like a hit.
+    Suspended {
+        entry: Entry,
+        probe: Probe,
+    },
     /// With the prompt's embedding when there was one.
     Miss(Option<Probe>),
 }
 
-/// Embeds the request; when `search`, also looks it up.
+/// Embeds the request; when `search`, also looks it up. A match is served
+/// only while the route is `serving`.
 pub(super) async fn lookup(
     rt: &Runtime,
     route: &RouteSemantic,
@@ -31,6 +38,7 @@ pub(super) async fn lookup(
     body: &Value,
     request_id: &HeaderValue,
     search: bool,
+    serving: bool,
 ) -> Outcome {
     let started = Instant::now();
     let cache = &rt.cache;
@@ -67,6 +75,10 @@ pub(super) async fn lookup(
     }
     for m in semantic.find(&probe) {
         match cache.fetch(&m.key).await {
+            Some(entry) if !serving => {
+                cache.semantic_lookup("suspended", started);
+                return Outcome::Suspended { entry, probe };
+            }
             Some(entry) => {
                 cache.semantic_lookup("semantic-hit", started);
                 cache
