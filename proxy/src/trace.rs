@@ -20,7 +20,9 @@ use std::borrow::Cow;
 
 use http::{HeaderMap, HeaderValue};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{Span as _, SpanKind, Status, TraceContextExt, TraceState, Tracer as _};
+use opentelemetry::trace::{
+    Span as _, SpanContext, SpanKind, Status, TraceContextExt, TraceState, Tracer as _,
+};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, Span};
@@ -76,7 +78,9 @@ impl Tracer {
                 r.cx.span().span_context().clone(),
             )]);
         }
-        Phase(Some(b.start_with_context(&self.tracer, &Context::new())))
+        Phase(Inner::Span(
+            b.start_with_context(&self.tracer, &Context::new()),
+        ))
     }
 }
 
@@ -114,14 +118,19 @@ impl RequestTrace {
         (sc.trace_id().to_string(), sc.span_id().to_string())
     }
 
-    /// Starts a child span of the server span.
+    /// Starts a child span of the server span. A request that is not
+    /// recorded gets none: its phases carry the server span's context
+    /// only, for propagation (sampled flag clear).
     pub(crate) fn phase(&self, name: impl Into<Cow<'static, str>>, kind: SpanKind) -> Phase {
+        if !self.recording {
+            return Phase(Inner::Context(self.cx.span().span_context().clone()));
+        }
         let span = self
             .tracer
             .span_builder(name)
             .with_kind(kind)
             .start_with_context(&self.tracer, &self.cx);
-        Phase(Some(span))
+        Phase(Inner::Span(span))
     }
 
     /// Sets attributes of the server span (only if it records).
@@ -148,48 +157,67 @@ impl RequestTrace {
 
 /// A phase's span; ended when dropped. `Phase::OFF` when tracing is off.
 #[derive(Default)]
-pub(crate) struct Phase(Option<Span>);
+pub(crate) struct Phase(Inner);
+
+// A phase lives on the stack for as long as it runs: boxing the span would
+// cost an allocation per span for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Default)]
+enum Inner {
+    #[default]
+    Off,
+    /// A request not recorded: only the context to propagate.
+    Context(SpanContext),
+    Span(Span),
+}
 
 impl std::fmt::Debug for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "Phase"
-        } else {
-            "Phase::OFF"
+        f.write_str(match self.0 {
+            Inner::Off => "Phase::OFF",
+            Inner::Context(_) => "Phase(unsampled)",
+            Inner::Span(_) => "Phase",
         })
     }
 }
 
 impl Phase {
-    pub(crate) const OFF: Phase = Phase(None);
+    pub(crate) const OFF: Phase = Phase(Inner::Off);
+
+    fn span(&mut self) -> Option<&mut Span> {
+        match &mut self.0 {
+            Inner::Span(s) if s.is_recording() => Some(s),
+            _ => None,
+        }
+    }
 
     /// Whether attributes set now are kept (worth computing).
     pub(crate) fn recording(&self) -> bool {
-        self.0.as_ref().is_some_and(|s| s.is_recording())
+        matches!(&self.0, Inner::Span(s) if s.is_recording())
     }
 
     pub(crate) fn set(&mut self, kv: KeyValue) {
-        if let Some(s) = &mut self.0 {
-            if s.is_recording() {
-                s.set_attribute(kv);
-            }
+        if let Some(s) = self.span() {
+            s.set_attribute(kv);
         }
     }
 
     /// Marks the phase failed, with OpenTelemetry's `error.type`.
     pub(crate) fn fail(&mut self, error_type: &str) {
-        if let Some(s) = &mut self.0 {
-            if s.is_recording() {
-                s.set_attribute(KeyValue::new("error.type", error_type.to_string()));
-                s.set_status(Status::error(error_type.to_string()));
-            }
+        if let Some(s) = self.span() {
+            s.set_attribute(KeyValue::new("error.type", error_type.to_string()));
+            s.set_status(Status::error(error_type.to_string()));
         }
     }
 
     /// The W3C headers naming this span as the parent of a request it
     /// sends (sampled flag as decided); `None` when tracing is off.
     pub(crate) fn propagation(&self) -> Option<Propagation> {
-        let sc = self.0.as_ref()?.span_context();
+        let sc = match &self.0 {
+            Inner::Off => return None,
+            Inner::Context(sc) => sc,
+            Inner::Span(s) => s.span_context(),
+        };
         if !sc.is_valid() {
             return None;
         }
@@ -213,7 +241,7 @@ impl Phase {
 
 impl Drop for Phase {
     fn drop(&mut self) {
-        if let Some(s) = &mut self.0 {
+        if let Inner::Span(s) = &mut self.0 {
             s.end();
         }
     }

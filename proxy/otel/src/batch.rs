@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
+use std::sync::Mutex;
+
+use tokio::sync::{oneshot, Notify};
 
 use crate::{Counters, DropReason, Env};
 
@@ -41,66 +42,77 @@ impl Limits {
     }
 }
 
-/// Runs until `stop` fires (or every sender is gone), then sends what is
-/// queued and returns.
+/// The queue between the span processor (any thread, never blocking) and
+/// the export task: a vector behind a mutex, so ending a span is a push; the
+/// task is woken only when a batch is full, else it wakes on its delay.
+/// (A channel would wake it for every span: a context switch per span.)
+pub(crate) struct Queue {
+    spans: Mutex<Vec<SpanData>>,
+    full: Notify,
+    limits: Limits,
+}
+
+impl Queue {
+    pub(crate) fn new(limits: Limits) -> Queue {
+        Queue {
+            spans: Mutex::new(Vec::with_capacity(limits.batch)),
+            full: Notify::new(),
+            limits,
+        }
+    }
+
+    /// Adds a finished span; false (and not kept) when the queue is full.
+    pub(crate) fn push(&self, span: SpanData) -> bool {
+        let mut q = self.spans.lock().expect("lock");
+        if q.len() >= self.limits.queue {
+            return false;
+        }
+        q.push(span);
+        if q.len() == self.limits.batch {
+            self.full.notify_one();
+        }
+        true
+    }
+
+    fn take(&self) -> Vec<SpanData> {
+        std::mem::take(&mut *self.spans.lock().expect("lock"))
+    }
+}
+
+/// Runs until `stop` fires, then sends what is queued and returns.
 pub(crate) async fn run<E: SpanExporter>(
-    mut rx: mpsc::Receiver<SpanData>,
+    queue: Arc<Queue>,
     mut stop: oneshot::Receiver<()>,
     exporter: E,
-    limits: Limits,
     counters: Arc<dyn Counters>,
 ) {
-    let mut batch: Vec<SpanData> = Vec::with_capacity(limits.batch);
+    let limits = queue.limits;
     let mut stopping = false;
     while !stopping {
-        // Wait for the first span of a batch.
         tokio::select! {
             biased;
             _ = &mut stop => stopping = true,
-            got = rx.recv() => match got {
-                Some(span) => batch.push(span),
-                None => stopping = true,
-            },
+            _ = queue.full.notified() => {}
+            _ = tokio::time::sleep(limits.delay) => {}
         }
-        // Fill it until it is full or its delay has passed.
-        let deadline = Instant::now() + limits.delay;
-        while !stopping && batch.len() < limits.batch {
-            tokio::select! {
-                biased;
-                _ = &mut stop => stopping = true,
-                got = tokio::time::timeout_at(deadline, rx.recv()) => match got {
-                    Ok(Some(span)) => batch.push(span),
-                    Ok(None) => stopping = true,
-                    Err(_) => break,
-                },
-            }
+        let mut spans = queue.take();
+        while !spans.is_empty() {
+            let rest = spans.split_off(spans.len().min(limits.batch));
+            send(&exporter, spans, limits.timeout, &*counters).await;
+            spans = rest;
         }
-        if stopping {
-            rx.close();
-            while let Ok(span) = rx.try_recv() {
-                batch.push(span);
-                if batch.len() >= limits.batch {
-                    send(&exporter, &mut batch, limits.timeout, &*counters).await;
-                }
-            }
-        }
-        send(&exporter, &mut batch, limits.timeout, &*counters).await;
     }
     let _ = exporter.shutdown();
 }
 
 async fn send<E: SpanExporter>(
     exporter: &E,
-    batch: &mut Vec<SpanData>,
+    batch: Vec<SpanData>,
     timeout: Duration,
     counters: &dyn Counters,
 ) {
-    if batch.is_empty() {
-        return;
-    }
     let n = batch.len() as u64;
-    let spans = std::mem::take(batch);
-    match tokio::time::timeout(timeout, exporter.export(spans)).await {
+    match tokio::time::timeout(timeout, exporter.export(batch)).await {
         Ok(Ok(())) => counters.exported(n),
         _ => counters.dropped(DropReason::ExportFailed, n),
     }
@@ -181,40 +193,53 @@ mod tests {
         }
     }
 
+    fn start(
+        l: Limits,
+        c: &Collector,
+        count: &Arc<Count>,
+    ) -> (Arc<Queue>, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let q = Arc::new(Queue::new(l));
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(run(q.clone(), stop_rx, c.clone(), count.clone()));
+        (q, stop_tx, task)
+    }
+
     #[tokio::test]
     async fn full_batches_go_at_once_and_the_rest_on_stop() {
-        let (tx, rx) = mpsc::channel(100);
-        let (stop_tx, stop_rx) = oneshot::channel();
         let c = Collector::default();
         let count = Arc::new(Count::default());
-        let task = tokio::spawn(run(rx, stop_rx, c.clone(), limits(100, 4), count.clone()));
-        for _ in 0..10 {
-            tx.send(span()).await.unwrap();
+        let (q, stop, task) = start(limits(100, 4), &c, &count);
+        for _ in 0..4 {
+            assert!(q.push(span()));
         }
-        // Two full batches go without waiting for the (hour-long) delay.
-        while c.batches.lock().unwrap().len() < 2 {
+        // A full batch goes without waiting for the (hour-long) delay.
+        while c.batches.lock().unwrap().is_empty() {
             tokio::task::yield_now().await;
         }
-        stop_tx.send(()).unwrap();
+        for _ in 0..6 {
+            assert!(q.push(span()));
+        }
+        stop.send(()).unwrap();
         task.await.unwrap();
-        assert_eq!(*c.batches.lock().unwrap(), vec![4, 4, 2]);
+        let batches = c.batches.lock().unwrap().clone();
+        assert_eq!(batches.iter().sum::<usize>(), 10);
+        assert_eq!(batches[0], 4);
+        assert!(batches.iter().all(|&b| b <= 4), "{batches:?}");
         assert_eq!(count.exported.load(Ordering::Relaxed), 10);
         assert_eq!(count.failed.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_partial_batch_goes_after_its_delay() {
-        let (tx, rx) = mpsc::channel(100);
-        let (_stop_tx, stop_rx) = oneshot::channel();
         let c = Collector::default();
         let count = Arc::new(Count::default());
         let l = Limits {
             delay: Duration::from_millis(500),
             ..limits(100, 50)
         };
-        tokio::spawn(run(rx, stop_rx, c.clone(), l, count.clone()));
-        tx.send(span()).await.unwrap();
-        tx.send(span()).await.unwrap();
+        let (q, _stop, _task) = start(l, &c, &count);
+        q.push(span());
+        q.push(span());
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(c.batches.lock().unwrap().is_empty());
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -222,19 +247,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refused_batch_is_counted_as_dropped() {
-        let (tx, rx) = mpsc::channel(100);
-        let (stop_tx, stop_rx) = oneshot::channel();
+    async fn a_full_queue_refuses_and_a_refused_batch_is_counted_as_dropped() {
         let c = Collector::default();
         c.down.store(true, Ordering::Relaxed);
         let count = Arc::new(Count::default());
-        let task = tokio::spawn(run(rx, stop_rx, c.clone(), limits(100, 3), count.clone()));
-        for _ in 0..5 {
-            tx.send(span()).await.unwrap();
-        }
-        stop_tx.send(()).unwrap();
+        let (q, stop, task) = start(limits(5, 5), &c, &count);
+        let taken = (0..7).filter(|_| q.push(span())).count();
+        // Five fit; the export of those five may start at once, so the
+        // next two may fit too, but never more than the queue holds.
+        assert!((5..=7).contains(&taken), "{taken}");
+        stop.send(()).unwrap();
         task.await.unwrap();
-        assert_eq!(count.failed.load(Ordering::Relaxed), 5);
+        assert_eq!(count.failed.load(Ordering::Relaxed), taken as u64);
         assert_eq!(count.exported.load(Ordering::Relaxed), 0);
     }
 

@@ -23,7 +23,7 @@ use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanProcessor};
 use opentelemetry_sdk::Resource;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 mod batch;
@@ -237,12 +237,17 @@ impl Pipeline {
         opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &resource);
 
         let limits = batch::Limits::from_env(env, settings.queue_size, timeout);
-        let (tx, rx) = mpsc::channel(limits.queue);
+        let queue = Arc::new(batch::Queue::new(limits));
         let (stop_tx, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(batch::run(rx, stop_rx, exporter, limits, counters.clone()));
+        let task = tokio::spawn(batch::run(
+            queue.clone(),
+            stop_rx,
+            exporter,
+            counters.clone(),
+        ));
         let mut builder = SdkTracerProvider::builder()
             .with_resource(resource)
-            .with_span_processor(Queue { tx, counters });
+            .with_span_processor(Processor { queue, counters });
         if let Some(r) = settings.sample_ratio {
             if !(0.0..=1.0).contains(&r) {
                 return Err(Error::SampleRatio(r));
@@ -306,23 +311,22 @@ fn env_millis(env: Env<'_>, name: &str) -> Option<Duration> {
 
 /// The span processor: a finished span goes into the bounded queue or, when
 /// it is full, is dropped and counted. Never blocks.
-#[derive(Debug)]
-struct Queue {
-    tx: mpsc::Sender<SpanData>,
+struct Processor {
+    queue: Arc<batch::Queue>,
     counters: Arc<dyn Counters>,
 }
 
-impl std::fmt::Debug for dyn Counters {
+impl std::fmt::Debug for Processor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Counters")
+        f.write_str("Processor")
     }
 }
 
-impl SpanProcessor for Queue {
+impl SpanProcessor for Processor {
     fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if self.tx.try_send(span).is_err() {
+        if !self.queue.push(span) {
             self.counters.dropped(DropReason::QueueFull, 1);
         }
     }
