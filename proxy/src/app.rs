@@ -154,6 +154,38 @@ impl Proxy {
     }
 }
 
+/// Why `tollgate-proxy calibrate` could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrateError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Calibrate(#[from] crate::cache::semantic::calibrate::CalibrateError),
+}
+
+/// `tollgate-proxy calibrate`: the route's semantic settings scored on
+/// labelled pairs (JSON lines), as a Markdown report; `thresholds` adds to
+/// the default ladder.
+pub async fn calibrate(
+    config: &Path,
+    route: &str,
+    pairs: &str,
+    thresholds: &[f32],
+) -> Result<String, CalibrateError> {
+    use crate::cache::semantic::calibrate;
+    let pairs = calibrate::parse_pairs(pairs)?;
+    let (config, _) = read_config(config).map_err(StartError::from)?;
+    let rt = Runtime::build(config, None)
+        .await
+        .map_err(StartError::from)?;
+    let (rs, scored) = calibrate::score(&rt, route, &pairs).await?;
+    let mut ladder = calibrate::thresholds(&rs);
+    ladder.extend_from_slice(thresholds);
+    ladder.sort_by(|a, b| a.total_cmp(b));
+    ladder.dedup_by(|a, b| (*a - *b).abs() < 1e-6);
+    Ok(calibrate::report(route, &rs, &scored, &ladder))
+}
+
 /// Trace export per `tracing:` and the `OTEL_*` variables, or `None` when
 /// off. A setting the exporter refuses (say `OTEL_EXPORTER_OTLP_PROTOCOL=
 /// http/json`) leaves tracing off with an error line; traffic is never

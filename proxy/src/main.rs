@@ -58,6 +58,22 @@ enum Command {
     },
     /// Print the JSON Schema of the config file.
     Schema,
+    /// Scores a route's semantic cache on labelled prompt pairs (JSON lines
+    /// of `{"a", "b", "same", "kind"}`): hit and false-hit rates per
+    /// threshold, with its embedder and guard.
+    Calibrate {
+        #[arg(long, short, env = "TOLLGATE_CONFIG")]
+        config: PathBuf,
+        /// The route (an alias with `cache.routes[].semantic`).
+        #[arg(long)]
+        route: String,
+        /// The pairs file.
+        #[arg(long)]
+        pairs: PathBuf,
+        /// More thresholds to report (repeatable).
+        #[arg(long = "threshold")]
+        thresholds: Vec<f32>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -81,6 +97,21 @@ fn main() -> ExitCode {
                 for fe in e.field_errors() {
                     eprintln!("  {fe}");
                 }
+                ExitCode::from(1)
+            }
+        },
+        Command::Calibrate {
+            config,
+            route,
+            pairs,
+            thresholds,
+        } => match calibrate(&config, &route, &pairs, &thresholds) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tollgate-proxy calibrate: {e:#}");
                 ExitCode::from(1)
             }
         },
@@ -124,6 +155,23 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
 }
 
 /// SIGTERM and SIGINT, listened for from [`ShutdownSignal::install`] on.
+fn calibrate(
+    config: &std::path::Path,
+    route: &str,
+    pairs: &std::path::Path,
+    thresholds: &[f32],
+) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(pairs).with_context(|| format!("reading {}", pairs.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    Ok(rt.block_on(tollgate_proxy::app::calibrate(
+        config, route, &text, thresholds,
+    ))?)
+}
+
 struct ShutdownSignal {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,

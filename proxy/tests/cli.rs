@@ -118,3 +118,95 @@ fn schema_is_json_schema_of_the_config() {
     assert!(v["properties"]["providers"].is_object());
     assert_eq!(v["additionalProperties"], false);
 }
+
+/// `calibrate` scores a route's embedder and guard on labelled pairs: the
+/// mock's bag-of-words embedder makes "Is 7 prime?" and "Is 8 prime?" 0.8
+/// similar, which only the guard refuses. (Multi-threaded: the mock
+/// answers while the test waits for the process.)
+#[tokio::test(flavor = "multi_thread")]
+async fn calibrate_reports_hits_and_false_hits_per_threshold() {
+    let mock = tollgate_tests::mock::MockServer::start(Default::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"apiVersion: tollgate.dev/v1alpha1
+kind: ProxyConfig
+providers:
+  - {{name: openai, type: openai, baseUrl: "{}/v1", passthrough: true, models: [gpt-4o-mini, bag-of-words-1]}}
+routing:
+  routes:
+    - {{name: faq, targets: [{{provider: openai, model: gpt-4o-mini}}]}}
+cache:
+  semantic:
+    embedders: [{{name: bow, provider: openai, model: bag-of-words-1}}]
+  routes:
+    - {{name: faq, semantic: {{threshold: 0.9}}}}
+"#,
+            mock.url()
+        ),
+    )
+    .unwrap();
+    let pairs = dir.path().join("pairs.jsonl");
+    std::fs::write(
+        &pairs,
+        r#"{"a": "What is a toll road?", "b": "what is a toll road", "same": true, "kind": "paraphrase"}
+{"a": "Is 7 a prime number?", "b": "Is 8 a prime number?", "same": false, "kind": "number"}
+"#,
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["calibrate", "--route", "faq", "--threshold", "0.75"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--pairs")
+        .arg(&pairs)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("2 pairs, 1 the same request, 1 not; threshold 0.90, guard on"),
+        "{stdout}"
+    );
+    // At 0.75 the changed number passes the embedder; the guard refuses it.
+    assert!(
+        stdout.contains("| 0.75 | off | 100.0% (1/1) | 100.0% (1/1) |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| 0.75 | on | 100.0% (1/1) | 0.0% (0/1) |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| 0.85 | off | 100.0% (1/1) | 0.0% (0/1) |"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("| number | 0.0% (0/1) |"), "{stdout}");
+    // The embedder really was asked, in one batch.
+    let calls = mock
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/embeddings")
+        .count();
+    assert_eq!(calls, 1);
+
+    // A route without a semantic cache is a clear error.
+    let out = Command::new(BIN)
+        .args(["calibrate", "--route", "nope"])
+        .arg("--config")
+        .arg(&config)
+        .arg("--pairs")
+        .arg(&pairs)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("route `nope` has no semantic cache"));
+}

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use tollgate_config::{EmbedderKind, RouteSemantic, Semantic as SemanticConfig};
 
 pub(crate) mod ann;
+pub mod calibrate;
 pub(crate) mod embed;
 pub(crate) mod guard;
 pub mod index;
