@@ -33,7 +33,7 @@ mod reading;
 use reading::{digit_numbers, is_entity, number_words, stem, tokens};
 mod words;
 
-use words::{opposite, NEGATIONS, STOPWORDS};
+use words::{opposites, NEGATIONS, STOPWORDS};
 
 /// What the guard keeps of a prompt.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -117,9 +117,7 @@ impl Profile {
             if NEGATIONS.contains(&lower) || lower.ends_with("n't") {
                 self.negations += 1;
             }
-            if let Some(side) = opposite(lower) {
-                self.opposites.push(side);
-            }
+            self.opposites.extend(opposites(lower));
             let h = fnv(lower);
             self.words.push(h);
             if is_entity(t) {

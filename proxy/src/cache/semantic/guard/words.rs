@@ -469,16 +469,38 @@ const OPPOSITES: &[&[&[&str]]] = &[
     &[&["income", "revenue"], &["expense", "expenses"]],
     &[&["profit"], &["loss"]],
     &[&["asset", "assets"], &["liability", "liabilities"]],
+    // Obligation is not permission ("must I" / "can I").
+    &[
+        &["must", "required", "mandatory", "obligatory", "obliged"],
+        &["can", "may", "allowed", "permitted", "optional"],
+    ],
+    // Units of time and currencies: the same number of another unit.
+    &[
+        &["second", "seconds", "sec", "secs"],
+        &["minute", "minutes", "mins"],
+        &["hour", "hours", "hr", "hrs"],
+        &["day", "days"],
+        &["week", "weeks"],
+        &["month", "months"],
+        &["year", "years"],
+    ],
+    &[
+        &["euro", "euros", "eur"],
+        &["dollar", "dollars", "usd"],
+        &["pound", "pounds", "gbp"],
+        &["yen", "jpy"],
+    ],
+    // Then and now ("who was" / "who is").
+    &[&["was", "were"], &["is", "are"]],
 ];
 
-/// `(group, side)` of an opposite word, for the first group it is in.
-pub(super) fn opposite(w: &str) -> Option<(u16, u8)> {
-    for (g, sides) in OPPOSITES.iter().enumerate() {
-        for (s, words) in sides.iter().enumerate() {
-            if words.contains(&w) {
-                return Some((g as u16, s as u8));
-            }
-        }
-    }
-    None
+/// `(group, side)` of an opposite word, for every group it is in
+/// (`allowed` is both the opposite of `denied` and of `required`).
+pub(super) fn opposites(w: &str) -> impl Iterator<Item = (u16, u8)> + '_ {
+    OPPOSITES.iter().enumerate().flat_map(move |(g, sides)| {
+        sides
+            .iter()
+            .position(|words| words.contains(&w))
+            .map(|s| (g as u16, s as u8))
+    })
 }
