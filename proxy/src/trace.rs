@@ -140,12 +140,14 @@ impl RequestTrace {
         }
     }
 
-    /// Ends the server span with `name` and, when the request failed, an
-    /// error status naming `error_type`.
-    pub(crate) fn end(&self, name: String, error_type: Option<&str>) {
+    /// Ends the server span, renamed `name` (when it records) and, when the
+    /// request failed, with an error status naming `error_type`.
+    pub(crate) fn end(&self, name: Option<String>, error_type: Option<&str>) {
         let span = self.cx.span();
         if self.recording {
-            span.update_name(name);
+            if let Some(name) = name {
+                span.update_name(name);
+            }
             if let Some(e) = error_type {
                 span.set_attribute(KeyValue::new("error.type", e.to_string()));
                 span.set_status(Status::error(e.to_string()));
@@ -221,11 +223,10 @@ impl Phase {
         if !sc.is_valid() {
             return None;
         }
-        let traceparent = format!(
-            "00-{}-{}-{:02x}",
-            sc.trace_id(),
-            sc.span_id(),
-            sc.trace_flags().to_u8()
+        let traceparent = traceparent(
+            &sc.trace_id().to_bytes(),
+            &sc.span_id().to_bytes(),
+            sc.trace_flags().to_u8(),
         );
         let state = sc.trace_state();
         let tracestate = (state != &TraceState::NONE)
@@ -233,7 +234,7 @@ impl Phase {
             .filter(|s| !s.is_empty())
             .and_then(|s| HeaderValue::from_str(&s).ok());
         Some(Propagation {
-            traceparent: HeaderValue::from_str(&traceparent).ok()?,
+            traceparent,
             tracestate,
         })
     }
@@ -245,6 +246,25 @@ impl Drop for Phase {
             s.end();
         }
     }
+}
+
+/// `00-{trace id}-{parent id}-{flags}`, written straight into a header
+/// value (a request pays for this whenever tracing is on, sampled or not).
+fn traceparent(trace: &[u8; 16], span: &[u8; 8], flags: u8) -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 55];
+    out[..3].copy_from_slice(b"00-");
+    let mut i = 3;
+    for b in trace.iter().chain(span).chain(std::iter::once(&flags)) {
+        if i == 35 || i == 52 {
+            out[i] = b'-';
+            i += 1;
+        }
+        out[i] = HEX[(b >> 4) as usize];
+        out[i + 1] = HEX[(b & 15) as usize];
+        i += 2;
+    }
+    HeaderValue::from_bytes(&out).expect("hex digits and dashes")
 }
 
 /// `traceparent` (and `tracestate`) for a request to a provider.
@@ -325,7 +345,7 @@ mod tests {
         // The app's vendor state travels on.
         assert_eq!(p.tracestate.unwrap(), "vendor=abc");
         drop(attempt);
-        r.end("chat m".into(), None);
+        r.end(Some("chat m".into()), None);
         let spans = exported.get_finished_spans().unwrap();
         let attempt = spans
             .iter()
@@ -358,8 +378,18 @@ mod tests {
         let tp = attempt.propagation().unwrap().traceparent;
         assert!(tp.to_str().unwrap().ends_with("-00"), "{tp:?}");
         drop(attempt);
-        r.end("chat m".into(), Some("upstream_error"));
+        r.end(Some("chat m".into()), Some("upstream_error"));
         assert!(exported.get_finished_spans().unwrap().is_empty());
+    }
+
+    #[test]
+    fn traceparent_is_written_as_w3c_says() {
+        let t = traceparent(
+            &[0x4b; 16],
+            &[0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7],
+            1,
+        );
+        assert_eq!(t, "00-4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b-00f067aa0ba902b7-01");
     }
 
     #[test]
@@ -386,7 +416,7 @@ mod tests {
         let mut phase = r.phase("budget.admit", SpanKind::Internal);
         phase.fail("budget_exceeded");
         drop(phase);
-        r.end("chat m".into(), Some("budget_exceeded"));
+        r.end(Some("chat m".into()), Some("budget_exceeded"));
         let spans = exported.get_finished_spans().unwrap();
         assert_eq!(spans.len(), 2);
         for s in &spans {

@@ -387,7 +387,7 @@ impl Drop for Settle {
         let traced = self.tracing();
         if !logged && !traced {
             if let Some(t) = &self.trace {
-                t.end(String::new(), None);
+                t.end(None, None);
             }
             return;
         }
@@ -396,18 +396,7 @@ impl Drop for Settle {
             (Some(p), Some(model), Some(u)) if self.usage_complete => p.cost_of(model, u),
             _ => None,
         };
-        let ids = self.end_trace(
-            gen_ai,
-            route,
-            served_model.as_deref(),
-            status,
-            cost_nano,
-            error_type,
-        );
-        if !logged {
-            return;
-        }
-        self.write_access_line(access::Closing {
+        let mut closing = access::Closing {
             gen_ai,
             route,
             model,
@@ -415,7 +404,11 @@ impl Drop for Settle {
             served_model: served_model.as_deref(),
             elapsed,
             cost_nano,
-            ids,
-        });
+            ids: None,
+        };
+        closing.ids = self.end_trace(&closing, error_type, logged);
+        if logged {
+            self.write_access_line(closing);
+        }
     }
 }

@@ -76,28 +76,31 @@ impl Settle {
 }
 
 impl Settle {
-    /// Ends the request's span, with its attributes when it records; the
-    /// trace and span ids, for the access line.
+    /// Ends the request's span, with its attributes and name when it
+    /// records; the trace and span ids when `logged` (for the access line).
     pub(super) fn end_trace(
         &self,
-        gen_ai: [&str; 5],
-        route: &str,
-        served_model: Option<&str>,
-        status: u16,
-        cost_nano: Option<u64>,
+        c: &super::access::Closing<'_>,
         error_type: Option<&str>,
+        logged: bool,
     ) -> Option<(String, String)> {
         let t = self.trace.as_ref()?;
-        if t.recording() {
-            t.set_all(self.span_attributes(gen_ai, route, served_model, status, cost_nano));
-        }
-        let op = gen_ai[0];
-        let name = match &self.span.requested_model {
-            Some(m) => format!("{op} {m}"),
-            None => op.to_string(),
-        };
+        let name = t.recording().then(|| {
+            t.set_all(self.span_attributes(
+                c.gen_ai,
+                c.route,
+                c.served_model,
+                c.status,
+                c.cost_nano,
+            ));
+            let op = c.gen_ai[0];
+            match &self.span.requested_model {
+                Some(m) => format!("{op} {m}"),
+                None => op.to_string(),
+            }
+        });
         t.end(name, error_type);
-        Some(t.ids())
+        logged.then(|| t.ids())
     }
 
     /// The server span's attributes: OpenTelemetry's GenAI ones, then
