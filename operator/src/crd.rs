@@ -67,6 +67,12 @@ pub const GROUP: &str = "tollgate.dev";
         json_path = ".status.injectedPods"
     ),
     printcolumn(
+        name = "Budgets",
+        type_ = "string",
+        description = "where budgets are counted: SharedStore (Redis) or PerPodStore (each replica enforces the full limits on its own)",
+        json_path = ".status.conditions[?(@.type==\"BudgetsShared\")].reason"
+    ),
+    printcolumn(
         name = "Spend",
         type_ = "string",
         description = "current window's spend of the first budget, USD first (Redis store only)",

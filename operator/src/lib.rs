@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod reconcile;
 pub mod render;
 pub mod secrets;
+pub mod sharing;
 pub mod telemetry;
 pub mod webhook;
 

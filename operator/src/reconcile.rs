@@ -23,6 +23,7 @@ use crate::context::Context;
 use crate::crd::{condition, LlmPolicy, LlmPolicyStatus};
 use crate::render::{render, Rendered, CONFIG_FILE};
 use crate::secrets;
+use crate::sharing::Sharing;
 use crate::telemetry::record_trace_id;
 use crate::webhook::mutate::eligible;
 
@@ -31,6 +32,7 @@ pub mod health;
 pub mod refusals;
 pub mod spend;
 mod status;
+use status::{apply_budgets, keep_budgets};
 pub use status::{apply_health, build_status, Outcome, CONFIG_MAP_NOT_OWNED};
 
 /// Field manager of everything the operator writes.
@@ -190,8 +192,11 @@ async fn apply(
         &cm_name,
         now,
     );
-    if !matches!(outcome, Outcome::Invalid(_)) {
+    if matches!(outcome, Outcome::Invalid(_)) {
+        keep_budgets(&mut status, &prev);
+    } else {
         apply_health(&mut status, &prev, &health, now);
+        apply_budgets(&mut status, &prev, Sharing::of(&policy.spec), now);
     }
     // An invalid spec keeps the last spend read; a valid one without a
     // Redis store has none.

@@ -1,6 +1,7 @@
 //! A real `redis-server` for the tests that share state through Redis: a
 //! child on a free loopback port, in its own temporary directory, with AOF
-//! on so a restart keeps its data; killed on drop.
+//! on so a restart keeps its data; killed on drop. And a real Redis Cluster
+//! of several such servers ([`RedisCluster`]).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -15,10 +16,7 @@ pub struct Redis {
 }
 
 fn redis_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("redis-server"))
-        .find(|p| p.is_file())
+    binary("redis-server")
 }
 
 impl Redis {
@@ -116,5 +114,177 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A real Redis Cluster: `masters` `redis-server` processes in cluster mode
+/// on free loopback ports, joined with `redis-cli --cluster create` (no
+/// replicas), each in its own directory; killed on drop.
+pub struct RedisCluster {
+    pub ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+    children: Vec<Child>,
+}
+
+impl RedisCluster {
+    /// Starts one, or returns `None` (skip) when `redis-server` or
+    /// `redis-cli` is not on PATH and `TOLLGATE_REQUIRE_REDIS` is unset.
+    pub async fn start(masters: usize) -> Option<RedisCluster> {
+        let (Some(server), Some(cli)) = (redis_binary(), binary("redis-cli")) else {
+            assert!(
+                std::env::var_os("TOLLGATE_REQUIRE_REDIS").is_none(),
+                "TOLLGATE_REQUIRE_REDIS is set but redis-server or redis-cli is not on PATH"
+            );
+            eprintln!("SKIPPED: redis-server/redis-cli not found on PATH");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<u16> = (0..masters)
+            .map(|_| {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port()
+            })
+            .collect();
+        let mut children = Vec::new();
+        for p in &ports {
+            let d = dir.path().join(p.to_string());
+            std::fs::create_dir(&d).unwrap();
+            children.push(
+                Command::new(&server)
+                    .args(["--port", &p.to_string(), "--bind", "127.0.0.1"])
+                    .arg("--dir")
+                    .arg(&d)
+                    .args([
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                    ])
+                    .args([
+                        "--cluster-node-timeout",
+                        "2000",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                    ])
+                    .args(["--daemonize", "no", "--protected-mode", "no"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("redis-server starts"),
+            );
+        }
+        let c = RedisCluster {
+            ports,
+            _dir: dir,
+            children,
+        };
+        for p in &c.ports {
+            wait_until(|| ping(*p), "a cluster node answers PING").await;
+        }
+        let mut create = Command::new(&cli);
+        create.arg("--cluster").arg("create");
+        for p in &c.ports {
+            create.arg(format!("127.0.0.1:{p}"));
+        }
+        let out = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        for p in c.ports.clone() {
+            let cli = cli.clone();
+            wait_until(
+                move || {
+                    let cli = cli.clone();
+                    async move {
+                        Command::new(&cli)
+                            .args(["-p", &p.to_string(), "cluster", "info"])
+                            .output()
+                            .is_ok_and(|o| {
+                                String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok")
+                            })
+                    }
+                },
+                "every node sees the cluster as ok",
+            )
+            .await;
+        }
+        Some(c)
+    }
+
+    /// The first node, as a seed URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.ports[0])
+    }
+
+    /// The other nodes, as seed URLs.
+    pub fn other_urls(&self) -> Vec<String> {
+        self.ports[1..]
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// `KEYS pattern` summed over every node (test-sized clusters only).
+    pub async fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in &self.ports {
+            let client = redis::Client::open(format!("redis://127.0.0.1:{p}")).unwrap();
+            let mut c = client.get_multiplexed_async_connection().await.unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            out.extend(keys.into_iter().map(|k| format!("{p} {k}")));
+        }
+        out
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn binary(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+async fn ping(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let mut buf = [0u8; 16];
+    s.write_all(b"PING\r\n").await.is_ok()
+        && matches!(s.read(&mut buf).await, Ok(n) if buf[..n].starts_with(b"+PONG"))
+}
+
+async fn wait_until<F, Fut>(mut check: F, what: &str)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -81,6 +81,14 @@ pub struct RedisStore {
     /// Bound on every Redis call. Default `100ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// True: `url` and `nodes` are seed nodes of a Redis Cluster (budget
+    /// keys then carry the key prefix as a hash tag, one slot per policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<bool>,
+    /// More seed nodes of the cluster, besides `url`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub nodes: Vec<String>,
 }
 
 /// One budget.

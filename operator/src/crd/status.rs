@@ -19,13 +19,19 @@ pub mod condition {
     /// No workload the policy selects has its pods refused by the
     /// namespace's Pod Security level (False: `PodSecurityRejected`).
     pub const PODS_ADMITTED: &str = "PodsAdmitted";
+    /// Whether the policy's budgets and rate limits are counted in a store
+    /// every selected pod shares (True: `SharedStore`, Redis) or in each
+    /// sidecar (False: `PerPodStore`, the memory store). Absent without
+    /// budgets or rate limits.
+    pub const BUDGETS_SHARED: &str = "BudgetsShared";
 }
 
 /// Observed state, written by the operator.
 #[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct LlmPolicyStatus {
-    /// `Accepted`, `Ready`, `Conflicted`, `SidecarsReady` and `PodsAdmitted`.
+    /// `Accepted`, `Ready`, `Conflicted`, `SidecarsReady`, `PodsAdmitted` and
+    /// (with budgets or rate limits) `BudgetsShared`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The generation these conditions describe.

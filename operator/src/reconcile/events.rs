@@ -2,12 +2,37 @@
 
 use super::*;
 
+use crate::sharing::PER_POD_BUDGETS;
+
 pub(super) async fn publish_events(
     ctx: &Context,
     policy: &LlmPolicy,
     prev: &LlmPolicyStatus,
     now: &LlmPolicyStatus,
 ) {
+    let events = due(prev, now);
+    if events.is_empty() {
+        return;
+    }
+    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter());
+    let reference = policy.object_ref(&());
+    for (type_, reason, note) in events {
+        info!(reason, %note, "event");
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(truncate(&note, 1000)),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&ev, &reference).await {
+            warn!(error = %e, reason, "cannot publish event");
+        }
+    }
+}
+
+/// The Events the change from `prev` to `now` calls for: (type, reason, note).
+fn due(prev: &LlmPolicyStatus, now: &LlmPolicyStatus) -> Vec<(EventType, &'static str, String)> {
     let find = |s: &LlmPolicyStatus, t: &str| s.conditions.iter().find(|c| c.type_ == t).cloned();
     let mut events = Vec::new();
     let accepted = find(now, condition::ACCEPTED);
@@ -63,24 +88,13 @@ pub(super) async fn publish_events(
             events.push((EventType::Warning, reason, c.message.clone()));
         }
     }
-    if events.is_empty() {
-        return;
-    }
-    let recorder = Recorder::new(ctx.client.clone(), ctx.reporter());
-    let reference = policy.object_ref(&());
-    for (type_, reason, note) in events {
-        info!(reason, %note, "event");
-        let ev = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(truncate(&note, 1000)),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        if let Err(e) = recorder.publish(&ev, &reference).await {
-            warn!(error = %e, reason, "cannot publish event");
+    if let Some(c) = find(now, condition::BUDGETS_SHARED) {
+        let before = find(prev, condition::BUDGETS_SHARED).map(|b| b.status);
+        if c.status == "False" && before.as_deref() != Some("False") {
+            events.push((EventType::Warning, PER_POD_BUDGETS, c.message.clone()));
         }
     }
+    events
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -93,3 +107,6 @@ fn truncate(s: &str, max: usize) -> String {
     }
     format!("{}…", &s[..end])
 }
+
+#[cfg(test)]
+mod tests;

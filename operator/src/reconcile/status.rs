@@ -5,6 +5,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::health::Health;
 use crate::conflict::{PodCounts, WonBy};
 use crate::crd::{condition, LlmPolicyStatus};
+use crate::sharing::Sharing;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 /// What happened to the spec.
@@ -215,6 +216,48 @@ pub fn apply_health(
         }
     }
     status.conditions = c.out;
+}
+
+/// Adds `BudgetsShared` to a valid policy's status: True (`SharedStore`)
+/// when its budgets and rate limits are counted in Redis, False
+/// (`PerPodStore`) when each sidecar counts its own; none without budgets
+/// (`sharing` is `None`).
+pub(crate) fn apply_budgets(
+    status: &mut LlmPolicyStatus,
+    prev: &LlmPolicyStatus,
+    sharing: Option<Sharing>,
+    now: Timestamp,
+) {
+    let mut c = Conditions {
+        prev: &prev.conditions,
+        out: std::mem::take(&mut status.conditions),
+        generation: status.observed_generation,
+        now,
+    };
+    match sharing {
+        Some(s) => c.set(
+            condition::BUDGETS_SHARED,
+            s.shared(),
+            s.reason(),
+            s.message().into(),
+        ),
+        None => c.out.retain(|c| c.type_ != condition::BUDGETS_SHARED),
+    }
+    status.conditions = c.out;
+}
+
+/// An invalid spec changes nothing the sidecars run: they keep the last
+/// valid config, and with it the store its budgets are counted in, so its
+/// `BudgetsShared` stays as it was.
+pub(crate) fn keep_budgets(status: &mut LlmPolicyStatus, prev: &LlmPolicyStatus) {
+    status
+        .conditions
+        .retain(|c| c.type_ != condition::BUDGETS_SHARED);
+    let kept = prev
+        .conditions
+        .iter()
+        .find(|c| c.type_ == condition::BUDGETS_SHARED);
+    status.conditions.extend(kept.cloned());
 }
 
 /// Conditions being written, with the ones they replace.

@@ -24,7 +24,7 @@ use tracing::field::Empty;
 use tracing::{debug, info, info_span, warn, Instrument, Span};
 
 use super::mutate::{choose, has_env_from, patch, EnvFromByContainer};
-use super::validate::problems;
+use super::validate::{problems, warnings};
 use crate::context::Context;
 use crate::crd::LlmPolicy;
 use crate::secrets;
@@ -359,7 +359,7 @@ fn validate(body: &[u8], ctx: &Context) -> (&'static str, AdmissionResponse) {
         Err(resp) => return ("error", *resp),
     };
     describe(&req);
-    let resp = AdmissionResponse::from(&req);
+    let mut resp = AdmissionResponse::from(&req);
     let Some(policy) = &req.object else {
         return ("allowed", resp);
     };
@@ -369,8 +369,15 @@ fn validate(body: &[u8], ctx: &Context) -> (&'static str, AdmissionResponse) {
     }
     let problems = problems(&policy);
     if problems.is_empty() {
+        let warnings = warnings(&policy);
+        if !warnings.is_empty() {
+            resp.warnings = Some(warnings);
+        }
         ("allowed", resp)
     } else {
         ("denied", resp.deny(problems.join("; ")))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,6 +2,9 @@
 //! a config the proxy accepts (regexes compile, prices and durations are
 //! sane, sections are well-formed, the config fits in a ConfigMap).
 //!
+//! Warnings admit the policy and reach the client (kubectl prints them):
+//! budgets counted per pod ([`crate::sharing`]).
+//!
 //! Secrets are not looked up here: a policy may be created before its
 //! Secrets (GitOps applies them in any order). Status reports a missing
 //! Secret or key (`Ready=False`, `SecretMissing`) until it exists.
@@ -10,6 +13,7 @@ use kube::ResourceExt;
 
 use crate::crd::LlmPolicy;
 use crate::render::render;
+use crate::sharing;
 
 /// Every problem with `policy`, empty when it is valid.
 pub fn problems(policy: &LlmPolicy) -> Vec<String> {
@@ -18,4 +22,10 @@ pub fn problems(policy: &LlmPolicy) -> Vec<String> {
         Ok(_) => vec![],
         Err(e) => e.0.iter().map(ToString::to_string).collect(),
     }
+}
+
+/// What the client should know about an admitted `policy`, empty when
+/// nothing.
+pub(crate) fn warnings(policy: &LlmPolicy) -> Vec<String> {
+    sharing::warning(&policy.spec).into_iter().collect()
 }

@@ -25,6 +25,7 @@ use kube::{Api, Client};
 use serde_json::json;
 use tollgate_operator::crd::LlmPolicy;
 
+mod budgets;
 mod counting;
 mod env_from;
 mod leader;

@@ -46,7 +46,7 @@ pub fn spend_key(
     let value = fixed_scope_value(&limit.scope, identity)?;
     let span = Span::of(limit.window, budgets.time_zone, now_ms);
     Some((
-        spent_key(&r.key_prefix, limit, &span, &scope_hash(value)),
+        spent_key(&r.budget_key_prefix(), limit, &span, &scope_hash(value)),
         span,
     ))
 }

@@ -172,7 +172,7 @@ impl BudgetEngine {
                     Some(s) => s,
                     None => RedisStore::open(r, password, metrics.clone())?,
                 };
-                (Store::Redis(store), r.key_prefix.clone())
+                (Store::Redis(store), r.budget_key_prefix())
             }
         };
         Ok(BudgetEngine {

@@ -3,7 +3,8 @@
 //! of its keys (EVALSHA, loading the script when Redis answers NOSCRIPT), so
 //! checks and reservations are atomic across limits and proxies.
 //!
-//! One multiplexed connection ([`ConnectionManager`]) reconnects by itself;
+//! One multiplexed connection ([`Conn`]: one Redis, or a Redis Cluster)
+//! reconnects by itself;
 //! every call is bounded by the configured timeout so admission never hangs.
 //! Settlements that fail are queued and retried in the background until
 //! Redis answers again, so spend of requests admitted while it was up is
@@ -17,9 +18,9 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
 use redis::Script;
 use sha2::{Digest, Sha256};
+use tollgate_spend::redis_conn::Conn;
 use tollgate_spend::redis_conn::{describe, reply_lost};
 
 use super::metrics::BudgetMetrics;
@@ -45,7 +46,7 @@ const CLOCK_SLACK_MS: i64 = 60_000;
 pub(crate) struct RedisStore {
     settings: tollgate_config::RedisStore,
     password_digest: Option<[u8; 32]>,
-    conn: ConnectionManager,
+    conn: Conn,
     admit_script: Script,
     settle_script: Script,
     pending: Mutex<VecDeque<SettlePlan>>,
@@ -156,7 +157,7 @@ impl RedisStore {
 
     /// The keys of an admission's `admitted` and `settled` marks.
     fn marks(&self, id: &str) -> (String, String) {
-        let p = &self.settings.key_prefix;
+        let p = self.settings.budget_key_prefix();
         (format!("{p}:adm:{id}"), format!("{p}:done:{id}"))
     }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use tollgate_spend::redis_conn::Conn;
 
 use super::entry::Entry;
 use super::key::Key;
@@ -15,7 +15,7 @@ use super::CacheError;
 pub(super) struct RedisCache {
     settings: tollgate_config::RedisStore,
     password: Option<String>,
-    conn: ConnectionManager,
+    conn: Conn,
 }
 
 impl RedisCache {

@@ -258,3 +258,64 @@ async fn redis_outage_fails_open_or_closed_and_loses_no_settlement() {
             .is_success());
     }
 }
+
+/// A budget shared through a real Redis Cluster (three masters): every key
+/// one admission touches carries the policy's hash tag, so its Lua script
+/// runs on one node; three proxies admit exactly $1.00 of $0.01 requests
+/// under 300 concurrent ones. The exact cache on the same cluster shares
+/// its entries (keys spread over the nodes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_proxies_share_a_budget_through_a_redis_cluster() {
+    let Some(cluster) = tollgate_tests::redis::RedisCluster::start(3).await else {
+        return;
+    };
+    let mock = exact_mock(100).await;
+    let nodes = cluster
+        .other_urls()
+        .iter()
+        .map(|u| format!("'{u}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let redis = format!(
+        "{{url: '{}', cluster: true, nodes: [{nodes}], keyPrefix: team-a, timeout: 2s}}",
+        cluster.url()
+    );
+    let body = format!(
+        "  store:\n    type: redis\n    failMode: closed\n    redis: {redis}\n  reservation: {{defaultMaxOutputTokens: 5}}\n  limits:\n    - {{name: team, scope: header, header: x-tollgate-team, window: day, usd: 1.0}}\n"
+    );
+    let cfg = config_with(
+        &mock,
+        &body,
+        &format!("cache:\n  ttl: 1h\n  store: {{type: redis, redis: {redis}}}\n"),
+    );
+    let proxies: Vec<ProxyProc> = (0..3).map(|_| ProxyProc::start(&cfg)).collect();
+
+    let (ok, refused) = storm(&proxies, 300, exact(false), "a").await;
+    let spent = all_settled(&proxies, ok as f64).await;
+    assert_eq!((ok, refused), (100, 200), "exactly $1.00 admitted");
+    assert!((spent - 1.0).abs() < 1e-9, "spent ${spent}");
+    // Every budget key is in the policy's slot, so on one node.
+    let budget_keys = cluster.keys("{team-a}:*").await;
+    assert!(!budget_keys.is_empty());
+    let nodes_used: std::collections::BTreeSet<&str> = budget_keys
+        .iter()
+        .map(|k| k.split_once(' ').unwrap().0)
+        .collect();
+    assert_eq!(nodes_used.len(), 1, "{budget_keys:?}");
+
+    // The cache: a deterministic request answered by one proxy is a hit on
+    // another, through the cluster.
+    let c = client();
+    let mut det = chat("gpt-4o-mini", "what does a toll road cost", false);
+    det["temperature"] = 0.into();
+    let first = post_chat(&c, &proxies[0], &det, &[("x-tollgate-team", "b")]).await;
+    assert_eq!(header(&first, "x-tollgate-cache").as_deref(), Some("miss"));
+    wait_for(
+        "the entry in the cluster",
+        Duration::from_secs(10),
+        || async { (!cluster.keys("team-a:cache:*").await.is_empty()).then_some(()) },
+    )
+    .await;
+    let second = post_chat(&c, &proxies[1], &det, &[("x-tollgate-team", "b")]).await;
+    assert_eq!(header(&second, "x-tollgate-cache").as_deref(), Some("hit"));
+}

@@ -191,3 +191,97 @@ fn backoff_doubles_up_to_five_minutes() {
         Duration::from_secs(256).min(Duration::from_secs(300))
     );
 }
+
+/// A valid policy's status at `gen`, `now`, after `prev`, with `sharing`.
+fn with_budgets(
+    prev: &LlmPolicyStatus,
+    gen: i64,
+    sharing: Option<Sharing>,
+    now: Timestamp,
+) -> LlmPolicyStatus {
+    let mut s = build_status(
+        prev,
+        Some(gen),
+        &Outcome::Applied { hash: "h".into() },
+        &PodCounts::default(),
+        "cm",
+        now,
+    );
+    apply_budgets(&mut s, prev, sharing, now);
+    s
+}
+
+#[test]
+fn per_pod_budgets_are_not_shared() {
+    let s = with_budgets(&Default::default(), 2, Some(Sharing::PerPod), t(10));
+    let c = cond(&s, "BudgetsShared");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "PerPodStore")
+    );
+    assert!(
+        c.message
+            .contains("each replica enforces the full limits on its own")
+            && c.message.contains("lost when the pod goes"),
+        "{}",
+        c.message
+    );
+    assert_eq!(c.observed_generation, Some(2));
+    // The other conditions are still there.
+    assert_eq!(cond(&s, "Ready").status, "True");
+}
+
+#[test]
+fn redis_budgets_are_shared_and_the_turn_is_a_transition() {
+    let a = with_budgets(&Default::default(), 1, Some(Sharing::PerPod), t(10));
+    let b = with_budgets(&a, 2, Some(Sharing::Shared), t(20));
+    let c = cond(&b, "BudgetsShared");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("True", "SharedStore")
+    );
+    assert_eq!(c.last_transition_time.0, t(20));
+    // Unchanged: the transition time stays, and a re-run writes nothing new.
+    let d = with_budgets(&b, 2, Some(Sharing::Shared), t(30));
+    assert_eq!(cond(&d, "BudgetsShared").last_transition_time.0, t(20));
+    assert_eq!(b, d);
+}
+
+#[test]
+fn without_budgets_the_condition_goes() {
+    let none = with_budgets(&Default::default(), 1, None, t(10));
+    assert!(
+        none.conditions.iter().all(|c| c.type_ != "BudgetsShared"),
+        "{:?}",
+        none.conditions
+    );
+    // Budgets removed from a policy that had them: removed from status.
+    let had = with_budgets(&Default::default(), 1, Some(Sharing::PerPod), t(10));
+    let mut s = had.clone();
+    apply_budgets(&mut s, &had, None, t(20));
+    assert!(
+        s.conditions.iter().all(|c| c.type_ != "BudgetsShared"),
+        "{:?}",
+        s.conditions
+    );
+}
+
+#[test]
+fn an_invalid_spec_keeps_the_running_configs_sharing() {
+    let a = with_budgets(&Default::default(), 1, Some(Sharing::PerPod), t(10));
+    let mut b = build_status(
+        &a,
+        Some(2),
+        &Outcome::Invalid("bad".into()),
+        &PodCounts::default(),
+        "cm",
+        t(20),
+    );
+    keep_budgets(&mut b, &a);
+    assert_eq!(cond(&b, "BudgetsShared"), cond(&a, "BudgetsShared"));
+    // A policy that had no budgets gets no condition from an invalid spec.
+    let none = with_budgets(&Default::default(), 1, None, t(10));
+    let mut c = none.clone();
+    keep_budgets(&mut c, &none);
+    assert!(c.conditions.iter().all(|c| c.type_ != "BudgetsShared"));
+}

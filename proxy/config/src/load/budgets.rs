@@ -432,12 +432,32 @@ impl Validator {
                 "must be at most 10s: admission waits for it".into(),
             );
         }
+        let cluster = r.cluster.unwrap_or(false);
+        if !cluster && !r.nodes.is_empty() {
+            self.err(
+                &format!("{at}.nodes"),
+                "only applies with `cluster: true`".into(),
+            );
+        }
+        for (i, n) in r.nodes.iter().enumerate() {
+            if let Err(e) = check_redis_url(n) {
+                self.err(&format!("{at}.nodes[{i}]"), e);
+            }
+        }
+        if cluster && key_prefix.contains(['{', '}']) {
+            self.err(
+                &format!("{at}.keyPrefix"),
+                "must not contain `{` or `}` with `cluster: true` (the prefix becomes the keys' hash tag)".into(),
+            );
+        }
         BudgetStore::Redis(RedisStore {
             url: r.url.clone(),
             password_file: r.password_file.as_ref().map(PathBuf::from),
             key_prefix,
             timeout,
             fail_mode,
+            cluster,
+            nodes: r.nodes.clone(),
         })
     }
 

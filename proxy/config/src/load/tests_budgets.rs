@@ -165,8 +165,43 @@ fn redis_store_defaults() {
             key_prefix: "tollgate".into(),
             timeout: Duration::from_millis(100),
             fail_mode: FailMode::Closed,
+            cluster: false,
+            nodes: vec![],
         })
     );
+}
+
+#[test]
+fn a_cluster_store_tags_budget_keys_and_takes_seed_nodes() {
+    let c = from_yaml_str(&with(
+        "  store:\n    type: redis\n    redis: {url: 'redis://10.0.0.1:7000', cluster: true, nodes: ['redis://10.0.0.2:7000'], keyPrefix: team-a}\n",
+    ))
+    .unwrap();
+    let BudgetStore::Redis(r) = &c.budgets.store else {
+        panic!("redis store")
+    };
+    assert!(r.cluster);
+    assert_eq!(r.nodes, ["redis://10.0.0.2:7000"]);
+    assert_eq!(r.budget_key_prefix(), "{team-a}");
+    let plain = RedisStore {
+        cluster: false,
+        ..r.clone()
+    };
+    assert_eq!(plain.budget_key_prefix(), "team-a");
+
+    let errs = errors(&with(
+        "  store:\n    type: redis\n    redis: {url: 'redis://10.0.0.1:7000', nodes: ['http://x']}\n",
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("nodes: only applies with `cluster: true`")),
+        "{errs:?}"
+    );
+    assert!(errs.iter().any(|e| e.contains("nodes[0]")), "{errs:?}");
+    let errs = errors(&with(
+        "  store:\n    type: redis\n    redis: {url: 'redis://10.0.0.1:7000', cluster: true, keyPrefix: '{x}'}\n",
+    ));
+    assert!(errs.iter().any(|e| e.contains("keyPrefix")), "{errs:?}");
 }
 
 #[test]

@@ -69,6 +69,24 @@ pub struct RedisStore {
     /// Bound on every call.
     pub timeout: Duration,
     pub fail_mode: FailMode,
+    /// `url` and `nodes` are seeds of a Redis Cluster.
+    pub cluster: bool,
+    /// More cluster seeds.
+    pub nodes: Vec<String>,
+}
+
+impl RedisStore {
+    /// The prefix of budget keys: in a cluster, a hash tag, so every key
+    /// one admission or settlement touches is in one slot (one Lua script
+    /// runs on one node). The cache's keys are independent and keep the
+    /// plain prefix, spreading over the cluster.
+    pub fn budget_key_prefix(&self) -> String {
+        if self.cluster {
+            format!("{{{}}}", self.key_prefix)
+        } else {
+            self.key_prefix.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

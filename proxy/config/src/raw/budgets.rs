@@ -99,6 +99,15 @@ pub struct RawRedisStore {
     /// Bound on every Redis call, connecting included. Default `100ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// Default false. True: `url` (and `nodes`) are seed nodes of a Redis
+    /// Cluster; the client follows its slots (`MOVED`/`ASK`) and failovers.
+    /// A budget's keys carry the key prefix as a hash tag (`{tollgate}:...`)
+    /// so one admission's keys share a slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<bool>,
+    /// More seed nodes of the cluster (`redis://host:port`), besides `url`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
 }
 
 /// What an unknown model costs.
