@@ -68,18 +68,41 @@ impl ShadowSkip {
     }
 }
 
-/// Everything a mirror needs, owned (it outlives the request).
-pub(crate) struct Mirror {
+/// A request as the app sent it, owned, for work that outlives it: a
+/// mirror, or the verification of a semantic hit.
+pub(crate) struct RequestCopy {
     pub rt: Arc<Runtime>,
     pub metrics: Arc<Metrics>,
+    /// The route's label.
     pub route: String,
-    pub shadow: Shadow,
     pub app: Family,
     pub operation: Operation,
     pub raw: Bytes,
     pub requested_model: String,
     pub headers: HeaderMap,
     pub request_id: HeaderValue,
+}
+
+impl RequestCopy {
+    pub(crate) fn of(x: &crate::pipeline::exchange::Exchange<'_>) -> RequestCopy {
+        RequestCopy {
+            rt: x.rt.clone(),
+            metrics: x.shared.metrics.clone(),
+            route: x.plan().label.to_string(),
+            app: x.endpoint.family,
+            operation: x.endpoint.operation,
+            raw: x.body.raw().clone(),
+            requested_model: x.model.to_string(),
+            headers: x.headers().clone(),
+            request_id: x.request_id.clone(),
+        }
+    }
+}
+
+/// Everything a mirror needs, owned (it outlives the request).
+pub(crate) struct Mirror {
+    pub req: RequestCopy,
+    pub shadow: Shadow,
     /// The primary's text: at once for a whole answer, at its end for a
     /// stream (the response pipeline's shadow capture sends it).
     pub primary: oneshot::Receiver<String>,
@@ -96,11 +119,12 @@ pub(crate) fn sampled(shadow: &Shadow) -> bool {
 /// Starts a mirror in the background, or drops it if the route's mirrors
 /// are all busy.
 pub(crate) fn spawn(mirrors: &Mirrors, m: Mirror) {
-    let slots = mirrors.slots(&m.route, m.shadow.queue_size);
+    let slots = mirrors.slots(&m.req.route, m.shadow.queue_size);
     let Ok(permit) = slots.try_acquire_owned() else {
-        m.metrics
+        m.req
+            .metrics
             .shadow_dropped
-            .with_label_values(&[&m.route])
+            .with_label_values(&[&m.req.route])
             .inc();
         return;
     };
@@ -112,33 +136,26 @@ pub(crate) fn spawn(mirrors: &Mirrors, m: Mirror) {
 
 async fn run(mut m: Mirror) {
     let mut span = std::mem::take(&mut m.span);
-    let provider = &m.rt.config.providers[m.shadow.provider];
+    let provider = &m.req.rt.config.providers[m.shadow.provider];
     let family = provider.kind.family();
     let started = Instant::now();
     let result = async {
-        let body = whole_body(
-            m.app,
-            m.operation,
-            &m.raw,
-            &m.requested_model,
-            provider,
-            &m.shadow.model,
-        )?;
+        let body = whole_body(&m.req, provider, &m.shadow.model)?;
         // Counted against budgets only when configured; then it must also
         // fit them, like any request, or it is not sent.
-        let admission = if m.shadow.count_against_budget && !m.rt.budget.is_empty() {
+        let admission = if m.shadow.count_against_budget && !m.req.rt.budget.is_empty() {
             let max_output = ["max_tokens", "max_completion_tokens"]
                 .iter()
                 .find_map(|k| body.get(*k).and_then(Value::as_u64));
             let prompt_tokens = BudgetEngine::estimate_prompt_tokens(family, &body);
             let req = AdmitRequest {
-                headers: &m.headers,
-                requested_model: &m.requested_model,
+                headers: &m.req.headers,
+                requested_model: &m.req.requested_model,
                 models: &[m.shadow.model.as_str()],
                 prompt_tokens,
                 max_output_tokens: max_output,
             };
-            match m.rt.budget.admit(&req).await {
+            match m.req.rt.budget.admit(&req).await {
                 Ok(a) => Some((a, prompt_tokens)),
                 Err(_) => return Err(ShadowSkip::Budget),
             }
@@ -146,12 +163,10 @@ async fn run(mut m: Mirror) {
             None
         };
         let (status, bytes) = send_whole(
-            &m.rt,
+            &m.req,
             m.shadow.provider,
             &m.shadow.model,
             &body,
-            &m.headers,
-            &m.request_id,
             span.propagation(),
         )
         .await?;
@@ -159,8 +174,8 @@ async fn run(mut m: Mirror) {
     }
     .await;
     let took = started.elapsed();
-    let met = &m.metrics;
-    let route = m.route.as_str();
+    let met = &m.req.metrics;
+    let route = m.req.route.as_str();
     met.shadow_duration
         .with_label_values(&[route])
         .observe(took.as_secs_f64());
@@ -234,10 +249,7 @@ async fn run(mut m: Mirror) {
 /// The request `raw` (in the app's API) as a whole, non-streaming request
 /// for `model` of `provider` (in that provider's API).
 pub(crate) fn whole_body(
-    app: Family,
-    operation: Operation,
-    raw: &Bytes,
-    requested_model: &str,
+    req: &RequestCopy,
     provider: &tollgate_config::Provider,
     model: &str,
 ) -> Result<Value, ProxyError> {
@@ -248,10 +260,15 @@ pub(crate) fn whole_body(
         shaping: [None, None],
         stream_usage: false,
     };
-    let request = Payload::new(raw.clone());
-    let mut body: Value =
-        serde_json::from_slice(&body_for(app, operation, &request, requested_model, &spec)?)
-            .map_err(|e| ProxyError::from(ParseError::Malformed(e.to_string())))?;
+    let request = Payload::new(req.raw.clone());
+    let mut body: Value = serde_json::from_slice(&body_for(
+        req.app,
+        req.operation,
+        &request,
+        &req.requested_model,
+        &spec,
+    )?)
+    .map_err(|e| ProxyError::from(ParseError::Malformed(e.to_string())))?;
     // Always a whole answer: simpler to compare, no stream to hold open.
     if let Some(o) = body.as_object_mut() {
         o.insert("stream".into(), Value::Bool(false));
@@ -264,14 +281,13 @@ pub(crate) fn whole_body(
 /// with its credentials, within the default total timeout; the status and
 /// the whole answer.
 pub(crate) async fn send_whole(
-    rt: &Runtime,
+    req: &RequestCopy,
     provider: usize,
     model: &str,
     body: &Value,
-    headers: &HeaderMap,
-    request_id: &HeaderValue,
     trace: Option<crate::trace::Propagation>,
 ) -> Result<(http::StatusCode, Bytes), ShadowSkip> {
+    let rt = &req.rt;
     let p = &rt.config.providers[provider];
     let family = p.kind.family();
     let (path, operation) = match family {
@@ -287,11 +303,11 @@ pub(crate) async fn send_whole(
             path,
             query: None,
             model: Some(model),
-            request_id,
+            request_id: &req.request_id,
             body: Bytes::from(serde_json::to_vec(body).expect("serializes")),
             trace,
         },
-        headers.clone(),
+        req.headers.clone(),
     )?;
     let timeout = rt.config.routing.defaults.timeouts.total;
     let resp = tokio::time::timeout(timeout, rt.client.send(&p.name, req))

@@ -138,12 +138,7 @@ pub fn apply_health(
     health: &Health,
     now: Timestamp,
 ) {
-    let mut c = Conditions {
-        prev: &prev.conditions,
-        out: std::mem::take(&mut status.conditions),
-        generation: status.observed_generation,
-        now,
-    };
+    let mut c = Conditions::amend(status, prev, now);
     let ready = c
         .out
         .iter()
@@ -228,12 +223,7 @@ pub(crate) fn apply_budgets(
     sharing: Option<Sharing>,
     now: Timestamp,
 ) {
-    let mut c = Conditions {
-        prev: &prev.conditions,
-        out: std::mem::take(&mut status.conditions),
-        generation: status.observed_generation,
-        now,
-    };
+    let mut c = Conditions::amend(status, prev, now);
     match sharing {
         Some(s) => c.set(
             condition::BUDGETS_SHARED,
@@ -268,7 +258,18 @@ struct Conditions<'a> {
     now: Timestamp,
 }
 
-impl Conditions<'_> {
+impl<'a> Conditions<'a> {
+    /// Conditions to add to `status`'s (taken out of it; put back by the
+    /// caller), with `prev`'s transition times.
+    fn amend(status: &mut LlmPolicyStatus, prev: &'a LlmPolicyStatus, now: Timestamp) -> Self {
+        Conditions {
+            prev: &prev.conditions,
+            out: std::mem::take(&mut status.conditions),
+            generation: status.observed_generation,
+            now,
+        }
+    }
+
     /// Adds (or replaces) a condition, keeping its transition time when its
     /// status did not change.
     fn set(&mut self, type_: &str, status: bool, reason: &str, message: String) {

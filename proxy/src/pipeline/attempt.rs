@@ -278,16 +278,8 @@ fn mirror_to(
     crate::shadow::spawn(
         &x.shared.mirrors,
         crate::shadow::Mirror {
-            rt: x.rt.clone(),
-            metrics: x.shared.metrics.clone(),
-            route: x.plan().label.to_string(),
+            req: crate::shadow::RequestCopy::of(x),
             shadow: shadow.clone(),
-            app: x.endpoint.family,
-            operation: x.endpoint.operation,
-            raw: x.body.raw().clone(),
-            requested_model: x.model.to_string(),
-            headers: x.headers().clone(),
-            request_id: x.request_id.clone(),
             primary,
             span,
         },

@@ -246,18 +246,10 @@ fn check(x: &Exchange<'_>, rs: &tollgate_config::RouteSemantic, entry: &Entry) -
     let plan = x.plan();
     let first = &plan.targets[0];
     verify::Check {
-        rt: x.rt.clone(),
-        metrics: x.shared.metrics.clone(),
-        route: plan.label.to_string(),
+        req: crate::shadow::RequestCopy::of(x),
         verify: rs.verify,
         provider: first.provider,
         model: first.model.to_string(),
-        app: x.endpoint.family,
-        operation: x.endpoint.operation,
-        raw: x.body.raw().clone(),
-        requested_model: x.model.to_string(),
-        headers: x.headers().clone(),
-        request_id: x.request_id.clone(),
         served: entry.body.clone(),
     }
 }

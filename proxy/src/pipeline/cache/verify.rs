@@ -22,16 +22,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tollgate_config::Verify;
 
 use crate::api::usage::Usage;
-use crate::api::{Family, Operation};
 use crate::metrics::Metrics;
-use crate::shadow::{agreement, response_text, send_whole, whole_body};
-use crate::state::Runtime;
+use crate::shadow::{agreement, response_text, send_whole, whole_body, RequestCopy};
 
 /// Answers of at most this many words are compared exactly.
 pub(crate) const SHORT: usize = 12;
@@ -144,19 +141,11 @@ pub(crate) fn score(fresh: &str, served: &str) -> f64 {
 
 /// A semantic hit (or would-be hit) to verify.
 pub(crate) struct Check {
-    pub rt: Arc<Runtime>,
-    pub metrics: Arc<Metrics>,
-    pub route: String,
+    pub req: RequestCopy,
     pub verify: Verify,
     /// The route's first target.
     pub provider: usize,
     pub model: String,
-    pub app: Family,
-    pub operation: Operation,
-    pub raw: Bytes,
-    pub requested_model: String,
-    pub headers: HeaderMap,
-    pub request_id: HeaderValue,
     /// The answer the cache holds (in the app's API).
     pub served: Bytes,
 }
@@ -180,35 +169,20 @@ pub(crate) fn maybe_spawn(state: &Arc<RouteState>, v: &Verify, check: impl FnOnc
 }
 
 fn count(c: &Check, result: &str) {
-    c.metrics
+    c.req
+        .metrics
         .semantic_verifications
-        .with_label_values(&[&c.route, result])
+        .with_label_values(&[&c.req.route, result])
         .inc();
 }
 
 async fn run(state: &RouteState, c: Check) {
-    let provider = &c.rt.config.providers[c.provider];
+    let provider = &c.req.rt.config.providers[c.provider];
     let answer = async {
-        let body = whole_body(
-            c.app,
-            c.operation,
-            &c.raw,
-            &c.requested_model,
-            provider,
-            &c.model,
-        )
-        .map_err(|_| "error")?;
-        let (status, bytes) = send_whole(
-            &c.rt,
-            c.provider,
-            &c.model,
-            &body,
-            &c.headers,
-            &c.request_id,
-            None,
-        )
-        .await
-        .map_err(|_| "error")?;
+        let body = whole_body(&c.req, provider, &c.model).map_err(|_| "error")?;
+        let (status, bytes) = send_whole(&c.req, c.provider, &c.model, &body, None)
+            .await
+            .map_err(|_| "error")?;
         if !status.is_success() {
             return Err("error");
         }
@@ -224,14 +198,16 @@ async fn run(state: &RouteState, c: Check) {
     };
     let family = provider.kind.family();
     if let Some(u) = Usage::of_response(family, &answer) {
-        let m = &c.metrics.semantic_verification_tokens;
-        m.with_label_values(&[&c.route, "input"]).inc_by(u.input);
-        m.with_label_values(&[&c.route, "output"]).inc_by(u.output);
+        let m = &c.req.metrics.semantic_verification_tokens;
+        m.with_label_values(&[&c.req.route, "input"])
+            .inc_by(u.input);
+        m.with_label_values(&[&c.req.route, "output"])
+            .inc_by(u.output);
     }
     let served: Value = serde_json::from_slice(&c.served).unwrap_or(Value::Null);
     let s = score(
         &response_text(family, &answer),
-        &response_text(c.app, &served),
+        &response_text(c.req.app, &served),
     );
     let (mean, changed) = state.record(s, &c.verify);
     count(
@@ -242,19 +218,21 @@ async fn run(state: &RouteState, c: Check) {
             "disagree"
         },
     );
-    c.metrics
+    c.req
+        .metrics
         .semantic_agreement
-        .with_label_values(&[&c.route])
+        .with_label_values(&[&c.req.route])
         .set(mean);
     if let Some(serving) = changed {
-        c.metrics
+        c.req
+            .metrics
             .semantic_serving
-            .with_label_values(&[&c.route])
+            .with_label_values(&[&c.req.route])
             .set(serving as i64);
         if serving {
-            tracing::info!(route = %c.route, agreement = mean, "semantic cache serving again: verified answers agree");
+            tracing::info!(route = %c.req.route, agreement = mean, "semantic cache serving again: verified answers agree");
         } else {
-            tracing::warn!(route = %c.route, agreement = mean, floor = c.verify.floor, "semantic cache suspended: verified answers disagree with served ones");
+            tracing::warn!(route = %c.req.route, agreement = mean, floor = c.verify.floor, "semantic cache suspended: verified answers disagree with served ones");
         }
     }
 }
