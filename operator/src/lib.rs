@@ -4,6 +4,7 @@
 //! - [`crd`]: the `LlmPolicy` types, schema and CEL rules; no logic.
 //! - [`render`]: the pure spec → proxy config function, validated by the
 //!   proxy's own code.
+//! - [`dry_run`]: `render` and `explain-pod`, the same decisions offline.
 //! - [`logging`], [`telemetry`]: log lines, and the same spans exported as
 //!   OpenTelemetry traces.
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@ pub mod conflict;
 pub mod context;
 pub mod controller;
 pub mod crd;
+pub mod dry_run;
 pub mod leader;
 pub mod logging;
 pub mod metrics;

@@ -1,5 +1,5 @@
-//! `tollgate-operator`: the controller and webhooks (`run`), and the CRD
-//! printer (`crd`).
+//! `tollgate-operator`: the controller and webhooks (`run`), the CRD
+//! printer (`crd`), and the dry runs (`render`, `explain-pod`).
 #![deny(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -18,7 +18,7 @@ use tollgate_operator::logging::{self, LogFormat};
 use tollgate_operator::metrics::Metrics;
 use tollgate_operator::telemetry::{self, Location};
 use tollgate_operator::webhook::mutate::trace_env::{parse_ratio, SidecarTracing};
-use tollgate_operator::{admin, controller, leader, webhook};
+use tollgate_operator::{admin, controller, dry_run, leader, webhook};
 
 /// jemalloc, with freed pages handed back to the system within about a
 /// second by a background thread: a large policy, once deleted, no longer
@@ -56,6 +56,60 @@ enum Command {
     Crd,
     /// Run the controller (while leading) and the webhooks.
     Run(Box<RunArgs>),
+    /// Print the proxy config the operator would write into each
+    /// LlmPolicy's ConfigMap, or the validating webhook's denial (offline).
+    Render(RenderArgs),
+    /// Say which LlmPolicy selects a pod, whether the webhook would inject
+    /// it and why not, and what the injection adds (offline).
+    ExplainPod(ExplainArgs),
+}
+
+/// The operator flags a dry run must match to answer as the cluster's
+/// operator does (the chart passes them to `run`).
+#[derive(Args)]
+struct DryRunSettings {
+    /// As `run --sidecar-defaults`: the chart's `sidecar` values as JSON.
+    #[arg(long, value_parser = parse_sidecar)]
+    sidecar_defaults: Option<Sidecar>,
+}
+
+#[derive(Args)]
+struct RenderArgs {
+    /// LlmPolicy manifest(s): YAML, several documents or a `kind: List`
+    /// allowed; `-` reads stdin.
+    #[arg(short = 'f', long = "filename")]
+    file: std::path::PathBuf,
+    /// Namespace of every policy; default: each policy's own, else `default`.
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    #[command(flatten)]
+    settings: DryRunSettings,
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    /// The Pod manifest, or a workload whose pod template to explain; `-`
+    /// reads stdin.
+    #[arg(short = 'f', long = "filename")]
+    file: std::path::PathBuf,
+    /// The LlmPolicies of the pod's namespace (e.g. `kubectl get llmp -o yaml`).
+    #[arg(long)]
+    policies: std::path::PathBuf,
+    /// The namespace's labels, `k=v,k2=v2` (`tollgate.dev/injection=enabled`
+    /// turns injection on).
+    #[arg(long, default_value = "")]
+    namespace_labels: String,
+    /// The pod's namespace; default: its own, else `default`.
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    /// As `run --excluded-namespace` (repeatable).
+    #[arg(long = "excluded-namespace")]
+    excluded_namespaces: Vec<String>,
+    /// As `run --proxy-image`.
+    #[arg(long)]
+    proxy_image: Option<String>,
+    #[command(flatten)]
+    settings: DryRunSettings,
 }
 
 #[derive(Args)]
@@ -159,6 +213,8 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Run(args) => *args,
+        Command::Render(args) => return render(args),
+        Command::ExplainPod(args) => return explain_pod(args),
     };
     let metrics = Metrics::new();
     let location = Location {
@@ -185,6 +241,61 @@ async fn main() -> anyhow::Result<()> {
         p.shutdown(Duration::from_secs(5)).await;
     }
     result
+}
+
+/// `render`: configs on stdout; exits 1 when the webhook would deny a policy.
+fn render(args: RenderArgs) -> anyhow::Result<()> {
+    let name = args.file.display().to_string();
+    let (policies, notes) = dry_run::policies(&name, &dry_run::read(&args.file)?)?;
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+    let settings = Settings {
+        sidecar_defaults: args.settings.sidecar_defaults.unwrap_or_default(),
+        ..Settings::default()
+    };
+    let out = dry_run::config::render_all(&policies, args.namespace.as_deref(), &settings);
+    print!("{}", out.stdout);
+    for line in &out.stderr {
+        eprintln!("{line}");
+    }
+    if out.denied {
+        std::io::Write::flush(&mut std::io::stdout())?;
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// `explain-pod`: the explanation on stdout; exits 0 whether or not the pod
+/// would be injected.
+fn explain_pod(args: ExplainArgs) -> anyhow::Result<()> {
+    let pod = dry_run::pod(
+        &args.file.display().to_string(),
+        &dry_run::read(&args.file)?,
+    )?;
+    let name = args.policies.display().to_string();
+    let (policies, notes) = dry_run::policies(&name, &dry_run::read(&args.policies)?)?;
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+    let mut settings = Settings {
+        sidecar_defaults: args.settings.sidecar_defaults.unwrap_or_default(),
+        excluded_namespaces: args.excluded_namespaces,
+        ..Settings::default()
+    };
+    if let Some(image) = args.proxy_image {
+        settings.proxy_image = image;
+    }
+    let labels = dry_run::labels(&args.namespace_labels)?;
+    let out = dry_run::explain::explain(
+        &pod,
+        args.namespace.as_deref(),
+        &labels,
+        &policies,
+        &settings,
+    );
+    print!("{}", out.text);
+    Ok(())
 }
 
 /// Runs the webhooks, and the controller while leading, until SIGTERM or SIGINT.

@@ -24,7 +24,7 @@ use tracing::field::Empty;
 use tracing::{debug, info, info_span, warn, Instrument, Span};
 
 use super::mutate::{choose, has_env_from, patch, EnvFromByContainer};
-use super::validate::{problems, warnings};
+use super::validate::verdict;
 use crate::context::Context;
 use crate::crd::LlmPolicy;
 use crate::secrets;
@@ -367,15 +367,14 @@ fn validate(body: &[u8], ctx: &Context) -> (&'static str, AdmissionResponse) {
     if policy.metadata.namespace.is_none() {
         policy.metadata.namespace = req.namespace.clone();
     }
-    let problems = problems(&policy);
-    if problems.is_empty() {
-        let warnings = warnings(&policy);
-        if !warnings.is_empty() {
-            resp.warnings = Some(warnings);
+    match verdict(&policy) {
+        Ok(warnings) => {
+            if !warnings.is_empty() {
+                resp.warnings = Some(warnings);
+            }
+            ("allowed", resp)
         }
-        ("allowed", resp)
-    } else {
-        ("denied", resp.deny(problems.join("; ")))
+        Err(denial) => ("denied", resp.deny(denial)),
     }
 }
 

@@ -24,6 +24,19 @@ pub fn problems(policy: &LlmPolicy) -> Vec<String> {
     }
 }
 
+/// The webhook's answer for `policy` as the operator applies it (its
+/// sidecar defaults merged, its namespace set): `Ok` with the warnings it
+/// is admitted with, or `Err` with the message it is denied with. The
+/// dry-run CLI prints the same message ([`crate::dry_run`]).
+pub fn verdict(policy: &LlmPolicy) -> Result<Vec<String>, String> {
+    let problems = problems(policy);
+    if problems.is_empty() {
+        Ok(warnings(policy))
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
 /// What the client should know about an admitted `policy`, empty when
 /// nothing.
 pub(crate) fn warnings(policy: &LlmPolicy) -> Vec<String> {
