@@ -85,10 +85,24 @@ pub struct RedisStore {
     /// keys then carry the key prefix as a hash tag, one slot per policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<bool>,
-    /// More seed nodes of the cluster, besides `url`.
+    /// More seed nodes of the cluster, besides `url`; with `sentinel`,
+    /// more Sentinels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub nodes: Vec<String>,
+    /// Sentinel-managed Redis: `url` and `nodes` are Sentinels, asked for
+    /// the current master of `masterName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<Sentinel>,
+}
+
+/// Which master the Sentinels are asked for.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Sentinel {
+    /// The master's name in the Sentinels' configuration.
+    #[schemars(length(min = 1, max = 253))]
+    pub master_name: String,
 }
 
 /// One budget.

@@ -410,6 +410,7 @@ fn crd_sections_mirror_the_proxy_config() {
     same::<Budgets, RawBudgets>(&[], &[]);
     same::<BudgetStore, RawBudgetStore>(&[], &["persistPath"]);
     same::<RedisStore, RawRedisStore>(&["passwordSecretRef"], &["passwordFile"]);
+    same::<Sentinel, RawSentinel>(&[], &[]);
     same::<Limit, RawLimit>(&[], &[]);
 }
 

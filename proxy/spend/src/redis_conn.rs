@@ -7,20 +7,69 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value};
 use tokio::sync::Mutex;
 
-/// A connection to one Redis (or a primary behind a load balancer), or to
-/// a Redis Cluster. Either way calls go over multiplexed connections and
+/// A connection to one Redis (or a primary behind a load balancer), to
+/// the master of Sentinel-managed Redis, or to a Redis Cluster. Either way calls go over multiplexed connections and
 /// reconnect by themselves; a cluster's client also follows its slots
 /// (`MOVED`, `ASK`) and failovers. Cheap to clone.
 #[derive(Clone)]
 pub enum Conn {
     Single(ConnectionManager),
     Cluster(LazyCluster),
+    Sentinel(LazySentinel),
+}
+
+/// A connection to the master the Sentinels name, asked for at the first
+/// call and again after a call fails at the transport or is refused as
+/// `READONLY` (the old master, demoted to a replica by a failover).
+#[derive(Clone)]
+pub struct LazySentinel(Arc<SentinelState>);
+
+struct SentinelState {
+    sentinels: Mutex<redis::sentinel::SentinelClient>,
+    conn: Mutex<Option<MultiplexedConnection>>,
+    timeout: Duration,
+}
+
+impl LazySentinel {
+    async fn get(&self) -> redis::RedisResult<MultiplexedConnection> {
+        let mut c = self.0.conn.lock().await;
+        if let Some(conn) = c.as_ref() {
+            return Ok(conn.clone());
+        }
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.0.timeout))
+            .set_response_timeout(Some(self.0.timeout));
+        let conn = tokio::time::timeout(self.0.timeout, async {
+            let client = self.0.sentinels.lock().await.async_get_client().await?;
+            client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+        })
+        .await
+        .map_err(|_| {
+            redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "asking the Sentinels for the master",
+            ))
+        })??;
+        *c = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn reset_after(&self, e: &redis::RedisError) {
+        let demoted = e.code() == Some("READONLY");
+        if demoted || e.is_connection_refusal() || e.is_connection_dropped() || e.is_io_error() {
+            *self.0.conn.lock().await = None;
+        }
+    }
 }
 
 /// A cluster connection made at the first call (so the proxy starts while
@@ -66,6 +115,14 @@ impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(lazy) => Box::pin(async move {
+                let mut conn = lazy.get().await?;
+                let r = conn.req_packed_command(cmd).await;
+                if let Err(e) = &r {
+                    lazy.reset_after(e).await;
+                }
+                r
+            }),
             Conn::Cluster(lazy) => Box::pin(async move {
                 let mut conn = lazy.get().await?;
                 let r = conn.req_packed_command(cmd).await;
@@ -85,6 +142,14 @@ impl ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Sentinel(lazy) => Box::pin(async move {
+                let mut conn = lazy.get().await?;
+                let r = conn.req_packed_commands(pipeline, offset, count).await;
+                if let Err(e) = &r {
+                    lazy.reset_after(e).await;
+                }
+                r
+            }),
             Conn::Cluster(lazy) => Box::pin(async move {
                 let mut conn = lazy.get().await?;
                 let r = conn.req_packed_commands(pipeline, offset, count).await;
@@ -99,7 +164,7 @@ impl ConnectionLike for Conn {
     fn get_db(&self) -> i64 {
         match self {
             Conn::Single(c) => c.get_db(),
-            Conn::Cluster(_) => 0,
+            Conn::Cluster(_) | Conn::Sentinel(_) => 0,
         }
     }
 }
@@ -125,6 +190,33 @@ pub fn connect_lazy(
         let client = b.build().map_err(|e| e.to_string())?;
         return Ok(Conn::Cluster(LazyCluster(Arc::new(ClusterState {
             client,
+            conn: Mutex::new(None),
+            timeout: settings.timeout,
+        }))));
+    }
+    if let Some(master) = &settings.sentinel_master {
+        let sentinels = std::iter::once(settings.url.as_str())
+            .chain(settings.nodes.iter().map(String::as_str))
+            .map(|u| u.into_connection_info().map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        // The master's own settings: its password (the Sentinels' URLs
+        // carry theirs, if any) and the database of `url`.
+        let mut node =
+            redis::RedisConnectionInfo::default().set_db(sentinels[0].redis_settings().db());
+        if let Some(p) = password {
+            node = node.set_password(p);
+        }
+        let info =
+            redis::sentinel::SentinelNodeConnectionInfo::default().set_redis_connection_info(node);
+        let client = redis::sentinel::SentinelClient::build(
+            sentinels,
+            master.clone(),
+            Some(info),
+            redis::sentinel::SentinelServerType::Master,
+        )
+        .map_err(|e| e.to_string())?;
+        return Ok(Conn::Sentinel(LazySentinel(Arc::new(SentinelState {
+            sentinels: Mutex::new(client),
             conn: Mutex::new(None),
             timeout: settings.timeout,
         }))));

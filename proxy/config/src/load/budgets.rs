@@ -433,10 +433,26 @@ impl Validator {
             );
         }
         let cluster = r.cluster.unwrap_or(false);
-        if !cluster && !r.nodes.is_empty() {
+        let sentinel_master = r
+            .sentinel
+            .as_ref()
+            .map(|s| s.master_name.trim().to_string());
+        if !cluster && sentinel_master.is_none() && !r.nodes.is_empty() {
             self.err(
                 &format!("{at}.nodes"),
-                "only applies with `cluster: true`".into(),
+                "only applies with `cluster: true` or `sentinel`".into(),
+            );
+        }
+        if cluster && sentinel_master.is_some() {
+            self.err(
+                &format!("{at}.sentinel"),
+                "cannot be combined with `cluster: true` (a cluster fails over by itself)".into(),
+            );
+        }
+        if sentinel_master.as_deref() == Some("") {
+            self.err(
+                &format!("{at}.sentinel.masterName"),
+                "must not be empty".into(),
             );
         }
         for (i, n) in r.nodes.iter().enumerate() {
@@ -458,6 +474,7 @@ impl Validator {
             fail_mode,
             cluster,
             nodes: r.nodes.clone(),
+            sentinel_master,
         })
     }
 

@@ -167,6 +167,7 @@ fn redis_store_defaults() {
             fail_mode: FailMode::Closed,
             cluster: false,
             nodes: vec![],
+            sentinel_master: None,
         })
     );
 }
@@ -379,4 +380,29 @@ fn budgets_change_the_hash() {
     ))
     .unwrap();
     assert_ne!(a.hash, b.hash);
+}
+
+#[test]
+fn a_sentinel_store_names_its_master_and_excludes_cluster() {
+    let c = from_yaml_str(&with(
+        "  store:\n    type: redis\n    redis: {url: 'redis://10.0.0.1:26379', nodes: ['redis://10.0.0.2:26379'], sentinel: {masterName: mymaster}}\n",
+    ))
+    .unwrap();
+    let BudgetStore::Redis(r) = &c.budgets.store else {
+        panic!("redis store")
+    };
+    assert_eq!(r.sentinel_master.as_deref(), Some("mymaster"));
+    assert_eq!(r.budget_key_prefix(), "tollgate");
+    let errs = errors(&with(
+        "  store:\n    type: redis\n    redis: {url: 'redis://10.0.0.1:26379', cluster: true, sentinel: {masterName: ' '}}\n",
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("sentinel: cannot be combined")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("sentinel.masterName")),
+        "{errs:?}"
+    );
 }

@@ -71,8 +71,10 @@ pub struct RedisStore {
     pub fail_mode: FailMode,
     /// `url` and `nodes` are seeds of a Redis Cluster.
     pub cluster: bool,
-    /// More cluster seeds.
+    /// More cluster seeds, or more Sentinels.
     pub nodes: Vec<String>,
+    /// With Sentinel: the master's name; `url` and `nodes` are Sentinels.
+    pub sentinel_master: Option<String>,
 }
 
 impl RedisStore {

@@ -105,9 +105,23 @@ pub struct RawRedisStore {
     /// so one admission's keys share a slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<bool>,
-    /// More seed nodes of the cluster (`redis://host:port`), besides `url`.
+    /// More seed nodes of the cluster (`redis://host:port`), besides `url`;
+    /// with `sentinel`, more Sentinels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<String>,
+    /// Sentinel-managed Redis: `url` (and `nodes`) are Sentinels, asked for
+    /// the current master of `masterName`; after a failover the next call
+    /// asks again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<RawSentinel>,
+}
+
+/// Which master the Sentinels are asked for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawSentinel {
+    /// The master's name in the Sentinels' configuration (`mymaster`).
+    pub master_name: String,
 }
 
 /// What an unknown model costs.
