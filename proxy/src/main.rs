@@ -139,13 +139,18 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
         // sidecar is ready must drain it, not kill it.
         let shutdown = ShutdownSignal::install()?;
         let proxy = Proxy::start(path).await?;
-        println!(
-            "tollgate-proxy listening data=http://{} admin=http://{}",
-            proxy.data_addr(),
-            proxy.admin_addr()
-        );
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
+        // Only the logger writes (stderr): a log pipeline sees nothing but
+        // log lines. A harness that binds port 0 asks for the addresses on
+        // stdout too (`TOLLGATE_PRINT_ADDRS=1`), one line it can wait for.
+        if std::env::var_os("TOLLGATE_PRINT_ADDRS").is_some_and(|v| !v.is_empty() && v != "0") {
+            println!(
+                "tollgate-proxy listening data=http://{} admin=http://{}",
+                proxy.data_addr(),
+                proxy.admin_addr()
+            );
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+        }
         tracing::info!(data = %proxy.data_addr(), admin = %proxy.admin_addr(), "started");
         shutdown.recv().await;
         let drained = proxy.drain().await;

@@ -210,3 +210,66 @@ cache:
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("route `nope` has no semantic cache"));
 }
+
+/// `run` writes only log lines, to stderr: the start with its addresses is
+/// logged, and stdout stays empty unless `TOLLGATE_PRINT_ADDRS` asks for
+/// the listening line.
+#[test]
+fn run_logs_its_start_and_prints_nothing_on_stdout_unless_asked() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: tollgate.dev/v1alpha1\nkind: ProxyConfig\nserver: {listen: 127.0.0.1:0}\nadmin: {listen: 127.0.0.1:0}\nlogging: {format: json}\nproviders:\n  - {name: o, type: openai, passthrough: true, models: [m]}\n",
+    )
+    .unwrap();
+    for print in [false, true] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .env_remove("TOLLGATE_PRINT_ADDRS")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        if print {
+            cmd.env("TOLLGATE_PRINT_ADDRS", "1");
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("\"started\"") {
+                    let _ = tx.send(line);
+                    return;
+                }
+            }
+        });
+        let started = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the start is logged");
+        let v: serde_json::Value = serde_json::from_str(&started).unwrap();
+        assert!(
+            v["data"].as_str().unwrap().starts_with("127.0.0.1:"),
+            "{started}"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        if print {
+            assert!(
+                out.starts_with("tollgate-proxy listening data=http://127.0.0.1:"),
+                "{out:?}"
+            );
+        } else {
+            assert_eq!(out, "", "stdout is for the listening line only when asked");
+        }
+    }
+}

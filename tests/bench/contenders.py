@@ -153,7 +153,7 @@ def start_tollgate(name: str, binary: Path, mock_url: str, run_dir: Path, redis_
     sub.mkdir()
     # procs.start_proxy writes proxy.yaml with only the provider; write ours.
     (sub / "proxy.yaml").write_text(config)
-    env = dict(os.environ, TG_BENCH_KEY=KEY)
+    env = dict(os.environ, TG_BENCH_KEY=KEY, TOLLGATE_PRINT_ADDRS="1")
     argv = [str(binary), "run", "--config", str(sub / "proxy.yaml")]
     pattern = r"data=(?P<data>http://127\.0\.0\.1:\d+) admin=(?P<admin>http://127\.0\.0\.1:\d+)"
     p = procs._start(name, argv, pattern, sub, env=env)

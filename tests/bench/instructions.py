@@ -76,7 +76,8 @@ def measure(bin_dir: Path, proxy: Path, name: str, requests: int, warmup: int, w
         out = run_dir / "callgrind.out"
         argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(proxy), "run",
                 "--config", str(config)]
-        p = procs._start(name, argv, LISTEN, run_dir, env=dict(os.environ, TG_BENCH_KEY=cs.KEY))
+        p = procs._start(name, argv, LISTEN, run_dir,
+                         env=dict(os.environ, TG_BENCH_KEY=cs.KEY, TOLLGATE_PRINT_ADDRS="1"))
         try:
             procs.wait_http_ok(p.urls["admin"] + "/readyz", timeout_s=120)
             url = p.urls["data"] + "/v1/chat/completions"

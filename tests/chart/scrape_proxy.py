@@ -223,7 +223,7 @@ budgets:
 def start_proxy(work, name, mock, store=None, text=None):
     path = os.path.join(work, f"{name}.yaml")
     open(path, "w").write(text if text is not None else config(name, mock, store))
-    env = dict(os.environ, TG_KEY="sk-test", RUST_LOG="warn", OTEL_BSP_SCHEDULE_DELAY="50")
+    env = dict(os.environ, TG_KEY="sk-test", RUST_LOG="warn", OTEL_BSP_SCHEDULE_DELAY="50", TOLLGATE_PRINT_ADDRS="1")
     p = Proc([os.path.join(BIN, "tollgate-proxy"), "run", "--config", path],
              r"^tollgate-proxy listening data=(http://\S+) admin=(http://\S+)$",
              os.path.join(work, f"{name}.log"), env)

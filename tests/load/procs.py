@@ -119,7 +119,7 @@ providers:
 def start_proxy(binary: Path, mock_url: str, key: str, run_dir: Path) -> Proc:
     config = run_dir / "proxy.yaml"
     config.write_text(PROXY_CONFIG.format(mock_url=mock_url))
-    env = dict(os.environ, TG_BENCH_KEY=key)
+    env = dict(os.environ, TG_BENCH_KEY=key, TOLLGATE_PRINT_ADDRS="1")
     argv = [str(binary), "run", "--config", str(config)]
     pattern = r"data=(?P<data>http://127\.0\.0\.1:\d+) admin=(?P<admin>http://127\.0\.0\.1:\d+)"
     proc = _start("proxy", argv, pattern, run_dir, env=env)

@@ -48,7 +48,7 @@ cache: {{ttl: 1h, routes: [{{name: chat}}]}}
 pii: {{action: mask}}
 """
 (work / "proxy.yaml").write_text(cfg)
-env = dict(os.environ, K="k")
+env = dict(os.environ, K="k", TOLLGATE_PRINT_ADDRS="1")
 p = subprocess.Popen([str(BIN / "tollgate-proxy"), "run", "--config", str(work / "proxy.yaml")], stdout=subprocess.PIPE, text=True, env=env)
 line = p.stdout.readline()
 data, admin = re.search(r"data=(\S+) admin=(\S+)", line).groups()

@@ -43,7 +43,7 @@ def start(binary: Path, mock_url: str, run_dir: Path, name: str, shadow: bool) -
     config.write_text(
         procs.PROXY_CONFIG.format(mock_url=mock_url) + ROUTE.format(shadow=SHADOW if shadow else "")
     )
-    env = dict(os.environ, TG_BENCH_KEY=KEY)
+    env = dict(os.environ, TG_BENCH_KEY=KEY, TOLLGATE_PRINT_ADDRS="1")
     argv = [str(binary), "run", "--config", str(config)]
     pattern = r"data=(?P<data>http://127\.0\.0\.1:\d+) admin=(?P<admin>http://127\.0\.0\.1:\d+)"
     p = procs._start(name, argv, pattern, d, env=env)

@@ -297,7 +297,7 @@ def start_proxy(
         )
         + extra
     )
-    env = dict(os.environ, TG_OPENAI_KEY=openai_key, TG_ANTHROPIC_KEY=anthropic_key)
+    env = dict(os.environ, TG_OPENAI_KEY=openai_key, TG_ANTHROPIC_KEY=anthropic_key, TOLLGATE_PRINT_ADDRS="1")
     env.setdefault("RUST_LOG", "info")
     env.setdefault("NO_COLOR", "1")
     proc = Process(

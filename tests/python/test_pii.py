@@ -55,7 +55,7 @@ def pii_proxy(mock_server: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     config.write_text(
         proxy_config(mock_server, openai_key_env="TG_OPENAI_KEY", anthropic_key_env="TG_ANTHROPIC_KEY") + PII_SECTION
     )
-    env = dict(os.environ, TG_OPENAI_KEY=OPENAI_UPSTREAM_KEY, TG_ANTHROPIC_KEY=ANTHROPIC_UPSTREAM_KEY)
+    env = dict(os.environ, TG_OPENAI_KEY=OPENAI_UPSTREAM_KEY, TG_ANTHROPIC_KEY=ANTHROPIC_UPSTREAM_KEY, TOLLGATE_PRINT_ADDRS="1")
     env.setdefault("RUST_LOG", "info")
     proc = Process([str(binary("tollgate-proxy")), "run", "--config", str(config)], log=workdir / "proxy.log", env=env)
     m = proc.announced(PROXY_LINE)

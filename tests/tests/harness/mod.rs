@@ -162,6 +162,8 @@ impl ProxyProc {
             .args(["run", "--config"])
             .arg(&config_path)
             .env("RUST_LOG", "info")
+            // The listening line on stdout, which this harness reads.
+            .env("TOLLGATE_PRINT_ADDRS", "1")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
