@@ -68,6 +68,7 @@ fn fill(source: &Source, rng: &mut Rng) -> Filled {
         .enumerate()
         .map(|(i, v)| {
             index.insert(Slot {
+                text: None,
                 part,
                 key: Key([(i % 251) as u8; 32]),
                 query: v.clone().into_boxed_slice(),

@@ -175,6 +175,8 @@ routing:
       targets: [{{provider: openai, model: gpt-4o-mini}}]
     - name: faq-broken
       targets: [{{provider: openai, model: gpt-4o-mini}}]
+    - name: faq-judged
+      targets: [{{provider: openai, model: gpt-4o-mini}}]
 cache:
   ttl: 1h
   semantic:
@@ -185,6 +187,7 @@ cache:
   routes:
     - {{name: faq, semantic: {{embedder: bow, verify: {{share: 1}}}}}}
     - {{name: faq-broken, semantic: {{embedder: broken}}}}
+    - {{name: faq-judged, semantic: {{embedder: bow, judge: {{provider: openai, model: gpt-4o-mini}}}}}}
 tracing:
   otlp: {{endpoint: "http://127.0.0.1:{closed}", protocol: grpc, timeout: 200ms}}
 """
@@ -296,6 +299,10 @@ def routing_traffic(data, admin, config_path, shadow_mock):
     # The semantic hit above is verified in the background (share 1).
     wait_until("a verified semantic hit", lambda: family(admin, "tollgate_cache_semantic_agreement"))
     assert chat(data, "faq-broken", "What is a toll road?") == 200
+    # A judged route: the mock's answer to the judge is neither yes nor no
+    # (an error, so a miss), which is enough for the judge's metrics.
+    assert chat(data, "faq-judged", "Is 7 a prime number?") == 200
+    assert chat(data, "faq-judged", "is 7 a prime number") == 200
     for name in ("tollgate_cache_semantic_similarity_count", "tollgate_cache_semantic_guard_refusals_total",
                  "tollgate_cache_embedding_errors_total"):
         assert family(admin, name), f"no {name}"

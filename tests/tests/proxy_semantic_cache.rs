@@ -668,3 +668,83 @@ async fn a_route_whose_verified_answers_disagree_stops_serving_semantic_hits() {
         Some(1.0)
     );
 }
+
+/// The second stage: a route with a judge serves a semantic candidate only
+/// when the judge model says the two prompts ask for the same thing.
+#[tokio::test]
+async fn a_judge_decides_whether_a_semantic_candidate_is_served() {
+    let mock = mock().await;
+    let cfg = routes("").replace(
+        "    - {name: chat, semantic: {embedder: bow}}",
+        "    - {name: chat, semantic: {embedder: bow, judge: {provider: openai, model: gpt-4o-mini, timeout: 2s}}}",
+    );
+    let proxy = ProxyProc::start(&config(&mock.url(), "", &cfg));
+    let reply = "Toll roads are roads where drivers pay a fee that finances the road.";
+    // The app's own answers come from this header; the judge (a request of
+    // the proxy's, without it) answers the mock's default reply.
+    let app: Headers = vec![("x-mock-reply", reply)];
+    let judged = |verdict: &str| Switches {
+        reply: Some(verdict.into()),
+        ..Switches::default()
+    };
+    let a = post(
+        &proxy,
+        "/v1/chat/completions",
+        &det("chat", "What is a toll road?", false),
+        &app,
+    )
+    .await;
+    assert_eq!(a.cache.as_deref(), Some("miss"));
+
+    mock.set_defaults(judged("No."));
+    let p1 = post(
+        &proxy,
+        "/v1/chat/completions",
+        &det("chat", "what is a toll road", false),
+        &app,
+    )
+    .await;
+    assert_eq!(p1.cache.as_deref(), Some("miss"), "the judge said no");
+    let judge_call = mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/chat/completions")
+        .find(|r| r.json()["messages"][0]["role"] == "system")
+        .expect("the judge was asked");
+    let asked = judge_call.json()["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        asked.contains("What is a toll road?") && asked.contains("what is a toll road"),
+        "{asked}"
+    );
+
+    mock.set_defaults(judged("yes"));
+    let p2 = post(
+        &proxy,
+        "/v1/chat/completions",
+        &det("chat", "What is a toll road", false),
+        &app,
+    )
+    .await;
+    assert_eq!(
+        p2.cache.as_deref(),
+        Some("semantic-hit"),
+        "the judge said yes"
+    );
+    assert_eq!(content(&p2.body), reply);
+
+    let m = proxy.metrics().await;
+    for (result, n) in [("same", 1.0), ("different", 1.0)] {
+        assert_eq!(
+            metric(
+                &m,
+                "tollgate_cache_semantic_judgments_total",
+                &[("result", result)]
+            ),
+            Some(n),
+            "{result}: {m}"
+        );
+    }
+}

@@ -24,6 +24,9 @@ pub struct CacheMetrics {
     pub guard_refusals: IntCounterVec,
     /// Similarity of served semantic hits.
     pub semantic_similarity: prometheus::Histogram,
+    /// result: same, different, error (the second stage's verdicts).
+    pub judgments: IntCounterVec,
+    pub judge_duration: prometheus::Histogram,
     pub semantic_entries: IntGauge,
 }
 
@@ -112,6 +115,21 @@ impl CacheMetrics {
         .expect("valid metric");
         r.register(Box::new(semantic_similarity.clone()))
             .expect("unique metric");
+        let judgments = counter(
+            "tollgate_cache_semantic_judgments_total",
+            "Semantic candidates a route's judge model was asked about, by verdict (same: served; different or error: a miss).",
+            &["result"],
+        );
+        let judge_duration = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "tollgate_cache_semantic_judge_duration_seconds",
+                "Time for a judge model to answer about one semantic candidate.",
+            )
+            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0]),
+        )
+        .expect("valid metric");
+        r.register(Box::new(judge_duration.clone()))
+            .expect("unique metric");
         let semantic_entries = IntGauge::new(
             "tollgate_cache_semantic_entries",
             "Prompts in the semantic index.",
@@ -132,6 +150,8 @@ impl CacheMetrics {
             embedding_errors,
             guard_refusals,
             semantic_similarity,
+            judgments,
+            judge_duration,
             semantic_entries,
         }
     }

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use super::Validator;
 use crate::model::{
-    BudgetStore, Cache, CacheStore, Embedder, EmbedderKind, FailMode, Guard, ProviderType,
+    BudgetStore, Cache, CacheStore, Embedder, EmbedderKind, FailMode, Guard, Judge, ProviderType,
     RouteCache, RouteSemantic, Semantic, Verify,
 };
 use crate::raw::{
-    CacheStoreType, EmbedderType, RawCache, RawEmbedder, RawProvider, RawRouteSemantic,
+    CacheStoreType, EmbedderType, RawCache, RawEmbedder, RawJudge, RawProvider, RawRouteSemantic,
     RawSemantic, RawVerify,
 };
 
@@ -80,7 +80,7 @@ impl Validator {
         let enabled = raw.enabled.unwrap_or(true);
         let default_semantic = RawSemantic::default();
         let raw_semantic = raw.semantic.as_ref().unwrap_or(&default_semantic);
-        let (semantic, defaults) = self.semantic(raw_semantic, max_entries, providers);
+        let (mut semantic, defaults) = self.semantic(raw_semantic, max_entries, providers);
         let mut by_route = BTreeMap::new();
         for (i, r) in raw.routes.iter().enumerate() {
             let at = format!("cache.routes[{i}]");
@@ -93,7 +93,15 @@ impl Validator {
             let route_enabled = r.enabled.unwrap_or(true);
             let semantic = match &r.semantic {
                 None => None,
-                Some(s) => self.route_semantic(&format!("{at}.semantic"), s, &semantic, &defaults),
+                Some(s) => {
+                    let judge = s.judge.as_ref().map(|j| {
+                        let j = self.judge(&format!("{at}.semantic.judge"), j, providers);
+                        semantic.judges.push(j);
+                        semantic.judges.len() - 1
+                    });
+                    self.route_semantic(&format!("{at}.semantic"), s, &semantic, &defaults)
+                        .map(|rs| RouteSemantic { judge, ..rs })
+                }
             };
             if semantic.is_some() && !route_enabled {
                 self.err(
@@ -164,6 +172,7 @@ impl Validator {
             });
         }
         let semantic = Semantic {
+            judges: Vec::new(),
             embedders,
             max_entries: semantic_max,
             exact_scan_below: raw
@@ -332,7 +341,40 @@ impl Validator {
             threshold,
             guard,
             verify,
+            judge: None,
         })
+    }
+
+    fn judge(&mut self, at: &str, j: &RawJudge, providers: &[RawProvider]) -> Judge {
+        let provider = match providers.iter().position(|p| p.name == j.provider) {
+            Some(i) => {
+                if providers[i].kind == ProviderType::Anthropic {
+                    self.err(
+                        &format!("{at}.provider"),
+                        format!(
+                            "`{}` is an Anthropic provider; the judge speaks the OpenAI chat API",
+                            j.provider
+                        ),
+                    );
+                }
+                i
+            }
+            None => {
+                self.err(
+                    &format!("{at}.provider"),
+                    format!("no provider is named `{}`", j.provider),
+                );
+                0
+            }
+        };
+        if j.model.trim().is_empty() {
+            self.err(&format!("{at}.model"), "must not be empty".into());
+        }
+        Judge {
+            provider,
+            model: j.model.clone(),
+            timeout: self.duration(&format!("{at}.timeout"), j.timeout.as_deref(), 2),
+        }
     }
 
     fn verify(&mut self, at: &str, raw: Option<&RawVerify>, d: Verify) -> Verify {

@@ -45,11 +45,23 @@ pub struct Semantic {
     pub embedders: Vec<Embedder>,
     pub max_entries: u64,
     pub exact_scan_below: usize,
+    /// The routes' judges (`RouteSemantic::judge` indexes this).
+    pub judges: Vec<Judge>,
+}
+
+/// A chat model asked whether two prompts ask for the same thing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judge {
+    /// Index into the config's providers.
+    pub provider: usize,
+    pub model: String,
+    pub timeout: Duration,
 }
 
 impl Default for Semantic {
     fn default() -> Self {
         Semantic {
+            judges: Vec::new(),
             embedders: Vec::new(),
             max_entries: 10_000,
             exact_scan_below: 2048,
@@ -112,6 +124,8 @@ pub struct RouteSemantic {
     pub threshold: f32,
     pub guard: Guard,
     pub verify: Verify,
+    /// Index into `Semantic::judges`: the second stage, if any.
+    pub judge: Option<usize>,
 }
 
 /// Online verification of a route's semantic hits.

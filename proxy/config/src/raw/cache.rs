@@ -225,4 +225,22 @@ pub struct RawRouteSemantic {
     /// `cache.semantic.verify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<RawVerify>,
+    /// A second stage: before a semantic hit is served, a chat model is
+    /// asked whether the stored prompt and this one ask for the same thing
+    /// (the best candidate only; "no", an error or a timeout is a miss).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<RawJudge>,
+}
+
+/// The model that judges a semantic candidate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawJudge {
+    /// An OpenAI-compatible provider from `providers` (not Anthropic).
+    pub provider: String,
+    /// A chat model, e.g. `gpt-4o-mini`.
+    pub model: String,
+    /// How long the judgment may take; slower is a miss. Default `2s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
 }

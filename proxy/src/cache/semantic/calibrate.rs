@@ -214,6 +214,7 @@ mod tests {
             threshold: 0.9,
             guard: Guard::ALL,
             verify: Default::default(),
+            judge: None,
         };
         let scored = [
             s(true, "paraphrase", 0.95, None),

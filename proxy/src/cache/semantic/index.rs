@@ -33,6 +33,8 @@ pub struct Slot {
     pub context: Option<Box<[f32]>>,
     pub profile: Profile,
     pub expires: Instant,
+    /// The query's text, kept only for a route with a judge (memory).
+    pub text: Option<Arc<str>>,
 }
 
 /// A candidate and its query similarity.

@@ -23,6 +23,7 @@ pub mod calibrate;
 pub(crate) mod embed;
 pub(crate) mod guard;
 pub mod index;
+pub(crate) mod judge;
 #[cfg(feature = "local-embeddings")]
 pub mod local;
 pub(crate) mod provider;
@@ -50,6 +51,8 @@ pub struct SemanticCache {
 /// A request's embedding, kept to index its answer.
 pub struct Probe {
     part: Key,
+    /// The query's text, for a route with a judge.
+    text: Option<Arc<str>>,
     query: Vec<f32>,
     context: Option<Vec<f32>>,
     profile: Profile,
@@ -58,6 +61,8 @@ pub struct Probe {
 
 /// A stored prompt that may be served.
 pub struct Match {
+    /// The stored query's text, when its route has a judge.
+    pub text: Option<Arc<str>>,
     pub id: u64,
     /// The exact-cache key of its answer.
     pub key: Key,
@@ -154,6 +159,7 @@ impl SemanticCache {
         h.update(prompt.scope.0);
         h.update(e.identity(up.providers).as_bytes());
         Ok(Probe {
+            text: route.judge.map(|_| Arc::from(prompt.query())),
             part: Key(h.finalize().into()),
             query,
             context,
@@ -193,6 +199,7 @@ impl SemanticCache {
                 continue;
             }
             out.push(Match {
+                text: c.slot.text.clone(),
                 id: c.id,
                 key: c.slot.key,
                 similarity,
@@ -204,6 +211,7 @@ impl SemanticCache {
     /// Indexes the prompt whose answer was stored under `key`.
     pub fn remember(&self, probe: Probe, key: Key, ttl: Duration) {
         let slot = Slot {
+            text: probe.text,
             part: probe.part,
             key,
             query: probe.query.into_boxed_slice(),

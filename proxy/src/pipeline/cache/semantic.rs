@@ -10,6 +10,7 @@ use http::HeaderValue;
 use serde_json::Value;
 use tollgate_config::RouteSemantic;
 
+use crate::cache::semantic::judge::{self, Verdict};
 use crate::cache::semantic::{EmbedError, Probe, Prompt, Upstream};
 use crate::cache::{Entry, Scope};
 use crate::state::Runtime;
@@ -74,6 +75,33 @@ pub(super) async fn lookup(
         return Outcome::Miss(Some(probe));
     }
     for m in semantic.find(&probe) {
+        if let Some(j) = route.judge {
+            // The second stage: only the best candidate is asked about.
+            let judge = &cache.config().semantic.judges[j];
+            let asked = Instant::now();
+            let verdict = match &m.text {
+                Some(stored) => judge::ask(&up, judge, stored, prompt.query(), request_id).await,
+                // Indexed before the route had a judge: not served unjudged.
+                None => Ok(Verdict::Different),
+            };
+            let metrics = cache.metrics();
+            metrics
+                .judge_duration
+                .observe(asked.elapsed().as_secs_f64());
+            let result = match &verdict {
+                Ok(Verdict::Same) => "same",
+                Ok(Verdict::Different) => "different",
+                Err(e) => {
+                    tracing::warn!(error = %e, "semantic cache: the judge did not answer; treated as a miss");
+                    "error"
+                }
+            };
+            metrics.judgments.with_label_values(&[result]).inc();
+            if !matches!(verdict, Ok(Verdict::Same)) {
+                cache.semantic_lookup("judged-different", started);
+                return Outcome::Miss(Some(probe));
+            }
+        }
         match cache.fetch(&m.key).await {
             Some(entry) if !serving => {
                 cache.semantic_lookup("suspended", started);

@@ -29,6 +29,7 @@ fn near(v: &[f32], seed: u64, noise: f32) -> Vec<f32> {
 
 fn slot(p: Key, key: u8, v: Vec<f32>, ttl: Duration) -> Slot {
     Slot {
+        text: None,
         part: p,
         key: Key([key; 32]),
         query: v.into_boxed_slice(),
