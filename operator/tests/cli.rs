@@ -79,6 +79,110 @@ fn render_prints_each_example_as_the_configmap_holds_it() {
     }
 }
 
+/// Every file of `examples/k8s`, sorted.
+fn k8s_examples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/k8s");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// `(name, key)` of every key of every Secret in a manifest file.
+fn secret_keys(docs: &[serde_yaml::Value]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for d in docs.iter().filter(|d| d["kind"].as_str() == Some("Secret")) {
+        let name = d["metadata"]["name"].as_str().unwrap().to_string();
+        for field in ["data", "stringData"] {
+            if let Some(m) = d[field].as_mapping() {
+                out.extend(
+                    m.keys()
+                        .map(|k| (name.clone(), k.as_str().unwrap().to_string())),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The LlmPolicy examples platform teams copy: each renders as the
+/// operator would write it (Secrets and other kinds skipped with a note),
+/// the proxy's own validation accepts the result, and every Secret key the
+/// sidecar would mount is in a Secret of the same file, or (for a file
+/// without Secrets) created by a `kubectl create secret` line of README.md.
+#[test]
+fn every_k8s_example_renders_and_names_only_secrets_it_provides() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let files = k8s_examples();
+    assert!(files.len() > 1, "{files:?}");
+    for path in files {
+        let shown = path.display();
+        let source = std::fs::read_to_string(&path).unwrap();
+        let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&source)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .filter(|v: &serde_yaml::Value| !v.is_null())
+            .collect();
+        let policies = docs
+            .iter()
+            .filter(|d| d["kind"].as_str() == Some("LlmPolicy"))
+            .count();
+        assert!(policies > 0, "{shown}: no LlmPolicy");
+
+        let out = run(
+            &["render", "-f", path.to_str().unwrap(), "-n", "team-a"],
+            None,
+        );
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{shown}: {stderr}");
+        let configs: Vec<&str> = stdout.split("\n---\n").collect();
+        assert_eq!(configs.len(), policies, "{shown}: {stdout}");
+        for c in configs {
+            tollgate_config::from_yaml_str(c).unwrap_or_else(|e| panic!("{shown}: {e}\n{c}"));
+        }
+
+        let provided = secret_keys(&docs);
+        for (name, _) in &provided {
+            assert!(
+                stderr.contains(&format!("skipped Secret {name}, not an LlmPolicy")),
+                "{shown}: {stderr}"
+            );
+        }
+        let mut mounted = 0;
+        for line in stdout.lines() {
+            let Some((_, r)) = line.split_once(" <- Secret team-a/") else {
+                continue;
+            };
+            let (name, key) = r.split_once(", key ").unwrap();
+            mounted += 1;
+            if provided.is_empty() {
+                let create = format!("create secret generic {name} --from-literal={key}=");
+                assert!(
+                    readme.contains(&create),
+                    "{shown}: README.md has no `{create}`"
+                );
+            } else {
+                assert!(
+                    provided.contains(&(name.to_string(), key.to_string())),
+                    "{shown}: the policy mounts Secret {name} key {key}, which the file's Secrets lack ({provided:?})"
+                );
+            }
+        }
+        assert!(mounted > 0, "{shown}: {stdout}");
+        // No Secret key in the file that no policy uses.
+        for (name, key) in &provided {
+            assert!(
+                stdout.contains(&format!(" <- Secret team-a/{name}, key {key}\n")),
+                "{shown}: Secret {name} key {key} is not used"
+            );
+        }
+    }
+}
+
 #[test]
 fn render_reads_several_policies_from_stdin() {
     let docs: Vec<String> = example_policies()
