@@ -94,13 +94,16 @@ fn translate(
     use crate::api::translate as tr;
     match (app, op, t.family) {
         (Family::OpenAi, Operation::ChatCompletions, Family::Anthropic) => {
-            tr::openai_to_anthropic_request(
-                v,
-                t.model,
-                &tr::Defaults {
-                    max_tokens: DEFAULT_TRANSLATED_MAX_TOKENS,
-                },
-            )
+            // Anthropic requires `max_tokens`: a request without one gets
+            // the route's or target's `defaultMaxTokens` (shaping would
+            // find it already set), else the built-in default.
+            let max_tokens = t
+                .shaping
+                .iter()
+                .flatten()
+                .find_map(|s| s.default_max_tokens)
+                .unwrap_or(DEFAULT_TRANSLATED_MAX_TOKENS);
+            tr::openai_to_anthropic_request(v, t.model, &tr::Defaults { max_tokens })
         }
         (Family::Anthropic, Operation::Messages, Family::OpenAi) => {
             tr::anthropic_to_openai_request(v, t.model)
@@ -218,5 +221,36 @@ mod tests {
         let mut v = json!({"model": "x", "messages": [], "max_tokens": 10});
         shape(&mut v, &s, Family::Anthropic, ProviderType::Anthropic);
         assert_eq!(v["max_tokens"], 10, "below the cap: kept");
+    }
+
+    #[test]
+    fn a_translated_request_without_max_tokens_gets_the_shaping_default() {
+        let app = Payload::new(bytes::Bytes::from(
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).to_string(),
+        ));
+        let shaping = Shaping {
+            default_max_tokens: Some(300),
+            ..Shaping::default()
+        };
+        fn anthropic(shaping: Option<&Shaping>) -> TargetSpec<'_> {
+            TargetSpec {
+                family: Family::Anthropic,
+                kind: ProviderType::Anthropic,
+                model: "claude",
+                shaping: [None, shaping],
+                stream_usage: false,
+            }
+        }
+        let out = |t: &TargetSpec<'_>| -> Value {
+            serde_json::from_slice(
+                &body_for(Family::OpenAi, Operation::ChatCompletions, &app, "m", t).unwrap(),
+            )
+            .unwrap()
+        };
+        assert_eq!(out(&anthropic(Some(&shaping)))["max_tokens"], 300);
+        assert_eq!(
+            out(&anthropic(None))["max_tokens"],
+            DEFAULT_TRANSLATED_MAX_TOKENS
+        );
     }
 }
