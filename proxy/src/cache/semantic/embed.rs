@@ -23,6 +23,66 @@ pub struct Upstream<'a> {
     pub client: &'a Client,
 }
 
+impl Upstream<'_> {
+    /// Posts a JSON `body` for `operation` (embeddings or a chat
+    /// completion) to `providers[provider]` with its credentials; the status
+    /// and at most `limit` bytes of the answer. (The semantic cache's own
+    /// calls: embeddings and the judge.)
+    pub(crate) async fn post_json(
+        &self,
+        provider: usize,
+        operation: crate::api::Operation,
+        model: &str,
+        body: &serde_json::Value,
+        request_id: &HeaderValue,
+        limit: usize,
+    ) -> Result<(http::StatusCode, bytes::Bytes), PostError> {
+        use http_body_util::{BodyExt, Limited};
+        let p = &self.providers[provider];
+        let path = match operation {
+            crate::api::Operation::Embeddings => "/v1/embeddings",
+            _ => "/v1/chat/completions",
+        };
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let req = crate::upstream::build_request(
+            crate::upstream::Outgoing {
+                provider: p,
+                credential: self.credentials.get(provider).and_then(|c| c.as_deref()),
+                operation,
+                method: http::Method::POST,
+                path,
+                query: None,
+                model: Some(model),
+                request_id,
+                body: bytes::Bytes::from(serde_json::to_vec(body).expect("serializes")),
+                trace: None,
+            },
+            headers,
+        )?;
+        let resp = self.client.send(&p.name, req).await?;
+        let status = resp.status();
+        let bytes = Limited::new(resp.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| PostError::Body(e.to_string()))?
+            .to_bytes();
+        Ok((status, bytes))
+    }
+}
+
+/// Why a call of [`Upstream::post_json`] got no answer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PostError {
+    #[error("{0}")]
+    Upstream(#[from] UpstreamError),
+    #[error("{0}")]
+    Body(String),
+}
+
 /// Why a prompt could not be embedded; the lookup is then a miss.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {

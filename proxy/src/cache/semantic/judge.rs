@@ -3,16 +3,13 @@
 //! serves both. Only the best candidate is asked; "no", an answer that is
 //! neither, an error or a timeout is a miss (never a failed request).
 
-use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
-use http::Method;
-use http_body_util::{BodyExt, Limited};
+use http::header::HeaderValue;
 use serde_json::{json, Value};
 use tollgate_config::Judge;
 
-use super::embed::Upstream;
+use super::embed::{PostError, Upstream};
 use crate::api::Operation;
-use crate::upstream::{build_request, Outgoing, UpstreamError};
+use crate::upstream::UpstreamError;
 
 const INSTRUCTIONS: &str =
     "You decide whether two requests to an assistant ask for the same thing, \
@@ -77,35 +74,21 @@ pub(crate) async fn ask(
     asked: &str,
     request_id: &HeaderValue,
 ) -> Result<Verdict, JudgeError> {
-    let provider = &up.providers[judge.provider];
-    let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let req = build_request(
-        Outgoing {
-            provider,
-            credential: up
-                .credentials
-                .get(judge.provider)
-                .and_then(|c| c.as_deref()),
-            operation: Operation::ChatCompletions,
-            method: Method::POST,
-            path: "/v1/chat/completions",
-            query: None,
-            model: Some(&judge.model),
-            request_id,
-            body: Bytes::from(serde_json::to_vec(&body(judge, stored, asked)).expect("serializes")),
-            trace: None,
-        },
-        headers,
-    )?;
     let call = async {
-        let resp = up.client.send(&provider.name, req).await?;
-        let status = resp.status();
-        let bytes = Limited::new(resp.into_body(), 1 << 20)
-            .collect()
+        let (status, bytes) = up
+            .post_json(
+                judge.provider,
+                Operation::ChatCompletions,
+                &judge.model,
+                &body(judge, stored, asked),
+                request_id,
+                1 << 20,
+            )
             .await
-            .map_err(|e| JudgeError::Malformed(e.to_string()))?
-            .to_bytes();
+            .map_err(|e| match e {
+                PostError::Upstream(u) => JudgeError::Upstream(u),
+                PostError::Body(b) => JudgeError::Malformed(b),
+            })?;
         if !status.is_success() {
             return Err(JudgeError::Status(status.as_u16()));
         }

@@ -4,17 +4,13 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
-use http::Method;
-use http_body_util::{BodyExt, Limited};
+use http::header::HeaderValue;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::embed::{EmbedError, Upstream};
+use super::embed::{EmbedError, PostError, Upstream};
 use super::vector::normalized;
 use crate::api::Operation;
-use crate::upstream::{build_request, Outgoing};
 
 /// Larger answers are refused (a 3072-dimension vector is ~70 KB of JSON).
 const MAX_ANSWER: usize = 8 << 20;
@@ -46,36 +42,25 @@ impl ProviderEmbedder {
         texts: &[&str],
         request_id: &HeaderValue,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let provider = &up.providers[self.provider];
         let mut body = json!({"model": self.model, "input": texts, "encoding_format": "float"});
         if let Some(d) = self.dimensions {
             body["dimensions"] = json!(d);
         }
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let req = build_request(
-            Outgoing {
-                provider,
-                credential: up.credentials.get(self.provider).and_then(|c| c.as_deref()),
-                operation: Operation::Embeddings,
-                method: Method::POST,
-                path: "/v1/embeddings",
-                query: None,
-                model: Some(&self.model),
-                request_id,
-                body: Bytes::from(serde_json::to_vec(&body).expect("serializes")),
-                trace: None,
-            },
-            headers,
-        )?;
         let call = async {
-            let resp = up.client.send(&provider.name, req).await?;
-            let status = resp.status();
-            let bytes = Limited::new(resp.into_body(), MAX_ANSWER)
-                .collect()
+            let (status, bytes) = up
+                .post_json(
+                    self.provider,
+                    Operation::Embeddings,
+                    &self.model,
+                    &body,
+                    request_id,
+                    MAX_ANSWER,
+                )
                 .await
-                .map_err(|e| EmbedError::Malformed(e.to_string()))?
-                .to_bytes();
+                .map_err(|e| match e {
+                    PostError::Upstream(u) => EmbedError::Upstream(u),
+                    PostError::Body(b) => EmbedError::Malformed(b),
+                })?;
             if !status.is_success() {
                 return Err(EmbedError::Status {
                     status: status.as_u16(),
