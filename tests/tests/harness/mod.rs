@@ -51,6 +51,7 @@ fn fresh_or_panic(bin: &Path, root: &Path) {
         root.join("proxy/src"),
         root.join("proxy/config/src"),
         root.join("proxy/spend/src"),
+        root.join("proxy/otel/src"),
         root.join("proxy/Cargo.toml"),
     ];
     while let Some(p) = visit.pop() {
