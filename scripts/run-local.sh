@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CONFIG="${TOLLGATE_CONFIG:-examples/local.yaml}"
-echo "building tollgate-proxy and the mock provider (release)..." >&2
-cargo build --release --quiet -p tollgate-proxy -p tollgate-tests --bin tollgate-proxy --bin tollgate-mock
+echo "building tollgate-proxy and the mock provider (release; a first build takes several minutes, later ones seconds)..." >&2
+# Cargo's own progress (crates compiled, a bar on a terminal), not silence.
+cargo build --release -p tollgate-proxy -p tollgate-tests --bin tollgate-proxy --bin tollgate-mock
 
 # Keys for the mock; a real key already in the environment is kept (and only
 # ever sent to the loopback mock unless you edit the config).
