@@ -182,11 +182,12 @@ async fn forward(
     };
 
     if settle.tracing() {
-        let max_tokens = x.body.json().ok().and_then(|v| {
-            ["max_tokens", "max_completion_tokens", "max_output_tokens"]
-                .iter()
-                .find_map(|k| v.get(k).and_then(serde_json::Value::as_i64))
-        });
+        let max_tokens = x
+            .body
+            .json()
+            .ok()
+            .and_then(crate::api::request::asked_max_tokens)
+            .map(|n| n as i64);
         settle.set_request_facts(&model, max_tokens);
     }
 

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::free_port;
+
 pub struct Jaeger {
     pub otlp_grpc: u16,
     pub otlp_http: u16,
@@ -33,14 +35,6 @@ fn jaeger_binary() -> Option<PathBuf> {
         .join(format!("jaeger-{version}"))
         .join("bin/jaeger");
     p.is_file().then_some(p)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Jaeger {

@@ -7,6 +7,15 @@
 
 #![forbid(unsafe_code)]
 
+/// A loopback port free at the time of asking (for a child server to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a loopback port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
 pub mod jaeger;
 pub mod mock;
 pub mod redis;

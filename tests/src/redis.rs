@@ -36,11 +36,7 @@ impl Redis {
             eprintln!("SKIPPED: redis-server not found on PATH (apt-get install -y redis-server)");
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let mut r = Redis {
             bin,
             port,
@@ -139,15 +135,7 @@ impl RedisCluster {
             return None;
         };
         let dir = tempfile::tempdir().unwrap();
-        let ports: Vec<u16> = (0..masters)
-            .map(|_| {
-                std::net::TcpListener::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap()
-                    .port()
-            })
-            .collect();
+        let ports: Vec<u16> = (0..masters).map(|_| crate::free_port()).collect();
         let mut children = Vec::new();
         for p in &ports {
             let d = dir.path().join(p.to_string());
@@ -318,13 +306,7 @@ impl RedisSentinel {
             return None;
         };
         let dir = tempfile::tempdir().unwrap();
-        let free = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
+        let free = crate::free_port;
         let (master_port, replica_port, sentinel_port) = (free(), free(), free());
         let node = |port: u16, extra: &[String]| {
             // Its own directory: a full resync writes an RDB file there.

@@ -55,6 +55,15 @@ struct Head {
     stream: Option<bool>,
 }
 
+/// The output limit a request body asks for, whichever field its API uses
+/// (`max_completion_tokens`, `max_tokens`, the Responses API's
+/// `max_output_tokens`), first found in that order.
+pub(crate) fn asked_max_tokens(v: &Value) -> Option<u64> {
+    ["max_completion_tokens", "max_tokens", "max_output_tokens"]
+        .iter()
+        .find_map(|f| v.get(*f).and_then(Value::as_u64))
+}
+
 /// Parses the head of a JSON body, naming the field on type errors.
 pub fn parse_head(body: &[u8]) -> Result<RequestHead, ParseError> {
     if body.iter().all(u8::is_ascii_whitespace) {

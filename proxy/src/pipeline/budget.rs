@@ -152,9 +152,7 @@ fn max_output(op: Operation, v: &Value, plan: &Plan<'_>) -> Option<u64> {
     if op == Operation::Embeddings {
         return Some(0);
     }
-    let asked = ["max_completion_tokens", "max_tokens", "max_output_tokens"]
-        .iter()
-        .find_map(|f| v.get(*f).and_then(Value::as_u64));
+    let asked = crate::api::request::asked_max_tokens(v);
     let choices = v.get("n").and_then(Value::as_u64).unwrap_or(1).max(1);
     let mut worst = asked;
     for (i, t) in plan.targets.iter().enumerate() {

@@ -356,6 +356,12 @@ impl Drop for Settle {
             (s, _) => s,
         };
         let model = self.model.as_deref().unwrap_or("unknown");
+        // A failed stream has its reason in `error` (`upstream_failed`).
+        let error_type = match (self.error, status) {
+            (Some(e), _) => Some(e),
+            (None, s) if s >= 400 => Some(status_class(s)),
+            _ => None,
+        };
         record::Ended {
             gen_ai,
             route,
@@ -365,11 +371,7 @@ impl Drop for Settle {
             } else {
                 status_class(status)
             },
-            error_type: match (self.error, status) {
-                (Some(e), _) => e,
-                (None, s) if s >= 400 => status_class(s),
-                _ => "",
-            },
+            error_type: error_type.unwrap_or(""),
             elapsed,
             ttfc: self.first_chunk.filter(|_| self.stream),
             usage: self.usage,
@@ -377,12 +379,6 @@ impl Drop for Settle {
         }
         .observe(&self.metrics);
         let failed = status >= 400 || self.outcome == Outcome::UpstreamFailed;
-        let error_type = match (self.error, status) {
-            (Some(e), _) => Some(e),
-            (None, s) if s >= 400 => Some(status_class(s)),
-            (None, _) if self.outcome == Outcome::UpstreamFailed => Some("upstream_failed"),
-            _ => None,
-        };
         let logged = access::selected(self.access, &self.sampler, failed);
         let traced = self.tracing();
         if !logged && !traced {

@@ -18,7 +18,6 @@
 //! `tollgate_cache_semantic_verification_tokens_total`.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -28,6 +27,7 @@ use tollgate_config::Verify;
 
 use crate::api::usage::Usage;
 use crate::metrics::Metrics;
+use crate::pipeline::settle::access::Sampler;
 use crate::shadow::{agreement, response_text, send_whole, whole_body, RequestCopy};
 
 /// Answers of at most this many words are compared exactly.
@@ -52,7 +52,7 @@ impl Verifiers {
             .or_insert_with(|| {
                 metrics.semantic_serving.with_label_values(&[route]).set(1);
                 Arc::new(RouteState {
-                    seen: AtomicU64::new(0),
+                    seen: Sampler::default(),
                     window: Mutex::new(Window {
                         scores: VecDeque::new(),
                         serving: true,
@@ -66,8 +66,8 @@ impl Verifiers {
 
 /// One route's rolling agreement and whether it serves semantic hits.
 pub(crate) struct RouteState {
-    /// Semantic hits (and would-be hits) seen, for the evenly spaced share.
-    seen: AtomicU64,
+    /// Picks the evenly spaced share of hits (and would-be hits) verified.
+    seen: Sampler,
     window: Mutex<Window>,
     slots: Arc<Semaphore>,
 }
@@ -85,14 +85,7 @@ impl RouteState {
 
     /// Whether this hit is one of the share verified.
     fn sampled(&self, share: f64) -> bool {
-        if share <= 0.0 {
-            return false;
-        }
-        if share >= 1.0 {
-            return true;
-        }
-        let n = self.seen.fetch_add(1, Ordering::Relaxed) as f64;
-        ((n + 1.0) * share).floor() > (n * share).floor()
+        self.seen.take(share)
     }
 
     /// Adds a score; the rolling agreement, and the new serving state when

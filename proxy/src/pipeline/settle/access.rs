@@ -8,15 +8,16 @@ use tollgate_config::AccessLog;
 
 use super::record::Outcome;
 
-/// Picks the successful requests that are logged: with a share of 0.1,
-/// one in ten, evenly spaced (a count, not a coin: the share is exact).
-/// One per proxy, shared by every request; survives reloads.
+/// Picks an evenly spaced share: with 0.1, one in ten (a count, not a
+/// coin: the share is exact). The access log's successful requests (one
+/// per proxy, shared by every request, surviving reloads), and each
+/// route's verified semantic hits (`cache::verify`).
 #[derive(Debug, Default)]
 pub(crate) struct Sampler(AtomicU64);
 
 impl Sampler {
-    /// Whether the next request is one of the `share` logged.
-    fn take(&self, share: f64) -> bool {
+    /// Whether the next one is in `share` (0 to 1) of all those asked.
+    pub(crate) fn take(&self, share: f64) -> bool {
         if share >= 1.0 {
             return true;
         }
