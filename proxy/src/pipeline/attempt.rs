@@ -49,6 +49,18 @@ enum Failure {
     Skip(Last),
 }
 
+impl Failure {
+    /// The attempt's outcome as the attempts metric and the attempt's span
+    /// name it.
+    fn label(&self) -> &'static str {
+        match self {
+            Failure::Transient { reason, .. } => reason,
+            Failure::ContextLength(_) => "context_length",
+            Failure::Skip(_) => "skipped",
+        }
+    }
+}
+
 /// The best answer so far when every attempt fails.
 enum Last {
     /// The provider's error answer: status, headers and (part of) its body.
@@ -106,52 +118,20 @@ pub(crate) async fn run(x: &Exchange<'_>, settle: &mut Settle) -> Result<Answer,
             attempted_any = true;
             let mut span = settle.attempt_phase(&target.model);
             if span.recording() {
-                let provider = &x.rt.config.providers[target.provider];
-                span.set(KeyValue::new(
-                    "gen_ai.request.model",
-                    target.model.to_string(),
-                ));
-                span.set(KeyValue::new(
-                    "gen_ai.provider.name",
-                    crate::pipeline::settle::gen_ai_provider_name(provider).into_owned(),
-                ));
-                let (host, port) = split_authority(&provider.base_url.authority);
-                span.set(KeyValue::new("server.address", host.to_string()));
-                if let Some(p) = port {
-                    span.set(KeyValue::new("server.port", p as i64));
-                }
-                span.set(KeyValue::new("tollgate.target", target.key.clone()));
-                span.set(KeyValue::new(
-                    "tollgate.attempt",
-                    settle.attempts() as i64 + 1,
-                ));
-                span.set(KeyValue::new("tollgate.attempt.reason", why));
-                if let Some(p) = previous {
-                    span.set(KeyValue::new("tollgate.attempt.previous_error", p));
-                }
+                describe(&mut span, x, target, settle.attempts() + 1, why, previous);
             }
             let result = one::attempt(x, target, &stats[i], deadline, settle, &span).await;
             match &result {
                 Ok(answer) => {
-                    span.set(KeyValue::new(
-                        "http.response.status_code",
-                        answer.head.status.as_u16() as i64,
-                    ));
+                    let status = answer.head.status.as_u16();
+                    span.set(KeyValue::new("http.response.status_code", status as i64));
                     if !answer.head.status.is_success() {
-                        span.fail(crate::metrics::status_class(answer.head.status.as_u16()));
+                        span.fail(crate::metrics::status_class(status));
                     }
                 }
-                Err(Failure::Transient { reason, .. }) => {
-                    span.fail(reason);
-                    previous = Some(reason);
-                }
-                Err(Failure::ContextLength(_)) => {
-                    span.fail("context_length");
-                    previous = Some("context_length");
-                }
-                Err(Failure::Skip(_)) => {
-                    span.fail("skipped");
-                    previous = Some("skipped");
+                Err(f) => {
+                    span.fail(f.label());
+                    previous = Some(f.label());
                 }
             }
             drop(span);
@@ -245,6 +225,38 @@ pub(crate) async fn run(x: &Exchange<'_>, settle: &mut Settle) -> Result<Answer,
             timeout: policy.retry.deadline,
         }
         .into()),
+    }
+}
+
+/// An attempt span's attributes: the target, the attempt's number and why
+/// it is made (and how the one before ended).
+fn describe(
+    span: &mut crate::trace::Phase,
+    x: &Exchange<'_>,
+    target: &crate::routing::PlanTarget<'_>,
+    n: u32,
+    why: &'static str,
+    previous: Option<&'static str>,
+) {
+    let provider = &x.rt.config.providers[target.provider];
+    span.set(KeyValue::new(
+        "gen_ai.request.model",
+        target.model.to_string(),
+    ));
+    span.set(KeyValue::new(
+        "gen_ai.provider.name",
+        crate::pipeline::settle::gen_ai_provider_name(provider).into_owned(),
+    ));
+    let (host, port) = split_authority(&provider.base_url.authority);
+    span.set(KeyValue::new("server.address", host.to_string()));
+    if let Some(p) = port {
+        span.set(KeyValue::new("server.port", p as i64));
+    }
+    span.set(KeyValue::new("tollgate.target", target.key.clone()));
+    span.set(KeyValue::new("tollgate.attempt", n as i64));
+    span.set(KeyValue::new("tollgate.attempt.reason", why));
+    if let Some(p) = previous {
+        span.set(KeyValue::new("tollgate.attempt.previous_error", p));
     }
 }
 

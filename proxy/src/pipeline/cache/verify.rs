@@ -48,6 +48,10 @@ impl Verifiers {
         metrics: &Metrics,
     ) -> Arc<RouteState> {
         let mut map = self.routes.lock().expect("lock");
+        // Asked on every exact miss of the route: no key allocated once known.
+        if let Some(s) = map.get(route) {
+            return s.clone();
+        }
         map.entry(route.to_string())
             .or_insert_with(|| {
                 metrics.semantic_serving.with_label_values(&[route]).set(1);
