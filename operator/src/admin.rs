@@ -1,6 +1,6 @@
 //! The admin listener, off the webhook path: `/metrics`, `/healthz`
 //! (the process runs), `/readyz` (the webhooks' watch caches are current:
-//! synced, and no watch error since).
+//! synced, and no watch error since; and there is a certificate to serve).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -15,20 +15,28 @@ use tokio::net::TcpListener;
 
 use crate::context::Stores;
 use crate::metrics::Metrics;
+use crate::webhook::tls::CertStore;
 
 /// Serves the admin endpoints on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: Metrics, stores: Arc<Stores>) {
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Metrics,
+    stores: Arc<Stores>,
+    certs: Arc<CertStore>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let metrics = metrics.clone();
         let stores = stores.clone();
+        let certs = certs.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
                 let metrics = metrics.clone();
                 let stores = stores.clone();
-                async move { Ok::<_, Infallible>(answer(&req, &metrics, &stores)) }
+                let certs = certs.clone();
+                async move { Ok::<_, Infallible>(answer(&req, &metrics, &stores, &certs)) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)
@@ -37,10 +45,19 @@ pub async fn serve(listener: TcpListener, metrics: Metrics, stores: Arc<Stores>)
     }
 }
 
-fn answer(req: &Request<Incoming>, metrics: &Metrics, stores: &Stores) -> Response<Full<Bytes>> {
+fn answer(
+    req: &Request<Incoming>,
+    metrics: &Metrics,
+    stores: &Stores,
+    certs: &CertStore,
+) -> Response<Full<Bytes>> {
     let (status, body) = match req.uri().path() {
         "/metrics" => (StatusCode::OK, metrics.render()),
         "/healthz" => (StatusCode::OK, "ok\n".into()),
+        "/readyz" if !certs.loaded() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no webhook certificate yet (waiting for its Secret)\n".into(),
+        ),
         "/readyz" if stores.synced() => (StatusCode::OK, "ready\n".into()),
         "/readyz" => (
             StatusCode::SERVICE_UNAVAILABLE,

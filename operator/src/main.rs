@@ -172,7 +172,8 @@ struct RunArgs {
     #[arg(long, env = "TOLLGATE_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
     webhook_addr: SocketAddr,
     /// Webhook certificate (PEM), e.g. from a cert-manager Secret. Without
-    /// it a self-signed certificate is generated at start.
+    /// it or `--tls-secret`, a self-signed certificate is generated at start
+    /// (one replica only: each would make its own).
     #[arg(long, requires = "tls_key_file")]
     tls_cert_file: Option<std::path::PathBuf>,
     #[arg(long, requires = "tls_cert_file")]
@@ -181,16 +182,42 @@ struct RunArgs {
     /// without a restart), in seconds.
     #[arg(long, default_value_t = 10)]
     tls_reload_seconds: u64,
+    /// Serve the webhooks from this Secret in `--namespace` (`tls.crt`,
+    /// `tls.key`), read through the API and watched: a renewal is served
+    /// without a restart; until it exists `/readyz` fails. Its `ca.crt` is
+    /// kept as the `caBundle` of `--mutating-webhook-config` and
+    /// `--validating-webhook-config` when they are given.
+    #[arg(long, conflicts_with = "tls_cert_file")]
+    tls_secret: Option<String>,
+    /// With `--tls-secret`: the operator makes that Secret (a CA and a
+    /// certificate for the `--tls-san` names) and rotates both; the replica
+    /// holding the Lease does, every replica serves it.
+    #[arg(long, requires = "tls_secret")]
+    tls_generate: bool,
+    /// Validity of a CA made by `--tls-generate` (e.g. `87600h`); replaced
+    /// when a third is left.
+    #[arg(long, default_value = "87600h", value_parser = webhook::tls::issue::parse_duration)]
+    tls_ca_validity: Duration,
+    /// Validity of a certificate made by `--tls-generate`; renewed when a
+    /// third is left.
+    #[arg(long, default_value = "8760h", value_parser = webhook::tls::issue::parse_duration)]
+    tls_cert_validity: Duration,
+    /// How long a new CA is trusted before the certificate switches to it,
+    /// and the old CA after the switch (time for every API server and
+    /// replica to follow).
+    #[arg(long, default_value = "1h", value_parser = webhook::tls::issue::parse_duration)]
+    tls_overlap: Duration,
     /// DNS names or IPs of a generated certificate (repeatable).
     #[arg(
         long = "tls-san",
         default_value = "tollgate-operator.tollgate-system.svc"
     )]
     tls_sans: Vec<String>,
-    /// MutatingWebhookConfiguration whose caBundle gets a generated certificate.
+    /// MutatingWebhookConfiguration whose caBundle the operator keeps: the
+    /// generated CA, or the `--tls-secret`'s `ca.crt`.
     #[arg(long)]
     mutating_webhook_config: Option<String>,
-    /// ValidatingWebhookConfiguration whose caBundle gets a generated certificate.
+    /// ValidatingWebhookConfiguration whose caBundle the operator keeps, as above.
     #[arg(long)]
     validating_webhook_config: Option<String>,
 }
@@ -298,6 +325,67 @@ fn explain_pod(args: ExplainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Fills `certs` from the certificate files, the `--tls-secret` (watched,
+/// and with `--tls-generate` made and rotated while `leading`), or a
+/// certificate generated now.
+async fn serve_certificate(
+    args: &RunArgs,
+    client: &kube::Client,
+    certs: &Arc<webhook::tls::CertStore>,
+    metrics: &Metrics,
+    leading: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    use webhook::tls;
+    let targets = tls::ca_bundle::Targets {
+        mutating: args.mutating_webhook_config.clone(),
+        validating: args.validating_webhook_config.clone(),
+    };
+    if let (Some(cert), Some(key)) = (&args.tls_cert_file, &args.tls_key_file) {
+        let pem = tls::read(cert, key)?;
+        certs.set(tls::certified_key(&pem)?);
+        let watch = tls::reload::Watch {
+            cert: cert.clone(),
+            key: key.clone(),
+            interval: Duration::from_secs(args.tls_reload_seconds.max(1)),
+        };
+        tokio::spawn(watch.run(certs.clone(), (pem.cert, pem.key), metrics.clone()));
+    } else if let Some(name) = &args.tls_secret {
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let follow = tls::follow::Follow {
+            api: kube::Api::namespaced(client.clone(), &args.namespace),
+            name: name.clone(),
+        };
+        tokio::spawn(follow.run(certs.clone(), metrics.clone(), changed.clone()));
+        let rotator = tls::rotate::Rotator {
+            client: client.clone(),
+            namespace: args.namespace.clone(),
+            name: name.clone(),
+            policy: args.tls_generate.then(|| tls::issue::Policy {
+                ca_validity: args.tls_ca_validity,
+                cert_validity: args.tls_cert_validity,
+                overlap: args.tls_overlap,
+                names: args.tls_sans.clone(),
+            }),
+            webhooks: targets,
+            lease: args.lease_name.clone(),
+            grace: Duration::from_secs(args.lease_seconds.max(1) * 4),
+        };
+        info!(secret = %name, generate = args.tls_generate, "webhook certificate from a Secret");
+        tokio::spawn(rotator.run(leading.clone(), changed, certs.clone()));
+    } else {
+        let pem = tls::generate(&args.tls_sans)?;
+        tls::patch_ca_bundle(
+            client,
+            targets.mutating.as_deref(),
+            targets.validating.as_deref(),
+            &pem.cert,
+        )
+        .await?;
+        certs.set(tls::certified_key(&pem)?);
+    }
+    Ok(())
+}
+
 /// Runs the webhooks, and the controller while leading, until SIGTERM or SIGINT.
 async fn run(args: RunArgs, metrics: Metrics) -> anyhow::Result<()> {
     rustls::crypto::ring::default_provider()
@@ -313,6 +401,11 @@ async fn run(args: RunArgs, metrics: Metrics) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
+    // Whether this replica leads: the election sends, the controller and
+    // the certificate rotator follow.
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let certs = webhook::tls::CertStore::empty();
+    serve_certificate(&args, &client, &certs, &metrics, &rx).await?;
     let identity = args
         .pod_name
         .clone()
@@ -353,42 +446,18 @@ async fn run(args: RunArgs, metrics: Metrics) -> anyhow::Result<()> {
         listener,
         metrics.clone(),
         Arc::new(stores.clone()),
+        certs.clone(),
     ));
 
     tokio::spawn(caches);
     let ctx = Context::new(client.clone(), stores, metrics.clone(), settings);
-
-    let pem = match (&args.tls_cert_file, &args.tls_key_file) {
-        (Some(c), Some(k)) => webhook::tls::read(c, k)?,
-        _ => {
-            let pem = webhook::tls::generate(&args.tls_sans)?;
-            webhook::tls::patch_ca_bundle(
-                &client,
-                args.mutating_webhook_config.as_deref(),
-                args.validating_webhook_config.as_deref(),
-                &pem.cert,
-            )
-            .await?;
-            pem
-        }
-    };
-    let store = webhook::tls::CertStore::new(webhook::tls::certified_key(&pem)?);
-    if let (Some(cert), Some(key)) = (args.tls_cert_file, args.tls_key_file) {
-        let watch = webhook::tls::reload::Watch {
-            cert,
-            key,
-            interval: Duration::from_secs(args.tls_reload_seconds.max(1)),
-        };
-        tokio::spawn(watch.run(store.clone(), (pem.cert, pem.key), metrics.clone()));
-    }
-    let tls = webhook::tls::server_config(store)?;
+    let tls = webhook::tls::server_config(certs)?;
     let listener = TcpListener::bind(args.webhook_addr)
         .await
         .with_context(|| format!("binding the webhook listener {}", args.webhook_addr))?;
     info!(addr = %listener.local_addr()?, "webhooks listening");
     tokio::spawn(webhook::server::serve(listener, tls, ctx.clone()));
 
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
     let lease = LeaseConfig {
         namespace: args.namespace,
         name: args.lease_name,

@@ -1,26 +1,30 @@
-//! The webhook server's certificate: read from PEM files (a Secret mounted
-//! by cert-manager or the chart, re-read when it changes: [`reload`]), or
-//! generated at start (rcgen) with its PEM patched as `caBundle` into the
-//! webhook configurations.
+//! The webhook server's certificate, from one of:
+//! - PEM files (a Secret mounted by cert-manager or the chart's `helm`
+//!   generator), re-read when they change: [`reload`];
+//! - a Secret read through the API and watched (`--tls-secret`): [`follow`].
+//!   With `--tls-generate` the operator makes it and rotates it
+//!   ([`issue`], [`stored`]), the replica holding the Lease does, and keeps
+//!   the webhook configurations' `caBundle` ([`rotate`], [`ca_bundle`]);
+//!   otherwise it is the user's, and its `ca.crt` may be injected the same way;
+//! - generated at start, one replica only (development): [`generate`].
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-
-use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
-};
-use k8s_openapi::ByteString;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
+use arc_swap::ArcSwapOption;
+use kube::Client;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
+pub mod ca_bundle;
+pub mod follow;
+pub mod issue;
 pub mod reload;
+pub mod rotate;
+pub mod stored;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +43,15 @@ pub enum TlsError {
     Generate(#[from] rcgen::Error),
     #[error("TLS config: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("issue a certificate: {0}")]
+    Issue(String),
+    #[error("{verb} Secret {name}: {source}")]
+    Secret {
+        verb: &'static str,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("patch caBundle into {kind} {name}: {source}")]
     Patch {
         kind: &'static str,
@@ -108,20 +121,30 @@ pub fn certified_key(pem: &CertPem) -> Result<CertifiedKey, TlsError> {
 }
 
 /// The certificate the server presents; replaced while it serves, each new
-/// handshake gets the current one.
-pub struct CertStore(ArcSwap<CertifiedKey>);
+/// handshake gets the current one. Empty until a Secret to serve from
+/// exists: handshakes fail and the replica is not ready.
+pub struct CertStore(ArcSwapOption<CertifiedKey>);
 
 impl CertStore {
     pub fn new(key: CertifiedKey) -> Arc<CertStore> {
-        Arc::new(CertStore(ArcSwap::from_pointee(key)))
+        Arc::new(CertStore(ArcSwapOption::from_pointee(key)))
+    }
+
+    pub fn empty() -> Arc<CertStore> {
+        Arc::new(CertStore(ArcSwapOption::empty()))
     }
 
     pub fn set(&self, key: CertifiedKey) {
-        self.0.store(Arc::new(key));
+        self.0.store(Some(Arc::new(key)));
     }
 
-    pub fn current(&self) -> Arc<CertifiedKey> {
+    pub fn current(&self) -> Option<Arc<CertifiedKey>> {
         self.0.load_full()
+    }
+
+    /// Whether there is a certificate to serve (`/readyz`).
+    pub fn loaded(&self) -> bool {
+        self.0.load().is_some()
     }
 }
 
@@ -133,7 +156,7 @@ impl fmt::Debug for CertStore {
 
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current())
+        self.current()
     }
 }
 
@@ -149,53 +172,18 @@ pub fn server_config(store: Arc<CertStore>) -> Result<Arc<ServerConfig>, TlsErro
     Ok(Arc::new(cfg))
 }
 
-/// Sets `caBundle` on every webhook of the named configurations.
+/// Sets `caBundle` on every webhook of the named configurations (the
+/// certificate generated at start).
 pub async fn patch_ca_bundle(
     client: &Client,
     mutating: Option<&str>,
     validating: Option<&str>,
     ca_pem: &str,
 ) -> Result<(), TlsError> {
-    let bundle =
-        serde_json::to_value(ByteString(ca_pem.as_bytes().to_vec())).expect("bytes serialize");
-    if let Some(name) = mutating {
-        let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-        let cfg = api.get(name).await.map_err(|source| TlsError::Patch {
-            kind: "MutatingWebhookConfiguration",
-            name: name.into(),
-            source,
-        })?;
-        let ops = ca_ops(cfg.webhooks.map(|w| w.len()).unwrap_or(0), &bundle);
-        api.patch(name, &PatchParams::default(), &Patch::<()>::Json(ops))
-            .await
-            .map_err(|source| TlsError::Patch {
-                kind: "MutatingWebhookConfiguration",
-                name: name.into(),
-                source,
-            })?;
-    }
-    if let Some(name) = validating {
-        let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-        let cfg = api.get(name).await.map_err(|source| TlsError::Patch {
-            kind: "ValidatingWebhookConfiguration",
-            name: name.into(),
-            source,
-        })?;
-        let ops = ca_ops(cfg.webhooks.map(|w| w.len()).unwrap_or(0), &bundle);
-        api.patch(name, &PatchParams::default(), &Patch::<()>::Json(ops))
-            .await
-            .map_err(|source| TlsError::Patch {
-                kind: "ValidatingWebhookConfiguration",
-                name: name.into(),
-                source,
-            })?;
-    }
+    let targets = ca_bundle::Targets {
+        mutating: mutating.map(String::from),
+        validating: validating.map(String::from),
+    };
+    ca_bundle::ensure(client, &targets, ca_pem).await?;
     Ok(())
-}
-
-fn ca_ops(n: usize, bundle: &serde_json::Value) -> json_patch::Patch {
-    let ops: Vec<serde_json::Value> = (0..n)
-        .map(|i| serde_json::json!({"op": "add", "path": format!("/webhooks/{i}/clientConfig/caBundle"), "value": bundle}))
-        .collect();
-    serde_json::from_value(serde_json::Value::Array(ops)).expect("valid patch")
 }
