@@ -19,10 +19,14 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 mod budgets;
+mod cache;
+mod pii;
 mod routes;
 mod sidecar;
 mod status;
 pub use budgets::*;
+pub use cache::*;
+pub use pii::*;
 pub use routes::*;
 pub use sidecar::*;
 pub use status::*;
@@ -45,6 +49,7 @@ pub const GROUP: &str = "tollgate.dev";
     kind = "LlmPolicy",
     plural = "llmpolicies",
     shortname = "llmp",
+    category = "tollgate",
     namespaced,
     status = "LlmPolicyStatus",
     derive = "PartialEq",
@@ -53,6 +58,12 @@ pub const GROUP: &str = "tollgate.dev";
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        description = "why the policy is or is not Ready (the Ready condition's reason)",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
     ),
     printcolumn(
         name = "Pods",
@@ -85,6 +96,7 @@ pub const GROUP: &str = "tollgate.dev";
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
 #[x_kube(validation = Rule::new(
     "!has(self.routes) || self.routes.all(r, !has(r.rules) || r.rules.all(x, self.routes.exists(q, q.name == x.route)))"
 ).message("every rule must send requests to a route in spec.routes").field_path(".routes"))]
@@ -95,16 +107,14 @@ pub const GROUP: &str = "tollgate.dev";
     "!has(self.budgets) || !has(self.budgets.limits) || self.budgets.limits.all(l, !has(l.downgradeTo) || (has(self.routes) && self.routes.exists(r, r.name == l.downgradeTo)))"
 ).message("a budget's downgradeTo must name a route in spec.routes").field_path(".budgets.limits"))]
 #[x_kube(validation = Rule::new(
-    "self.providers.all(p, self.providers.exists_one(q, q.name == p.name))"
-).message("provider names must be unique").field_path(".providers"))]
-#[x_kube(validation = Rule::new(
-    "!has(self.routes) || self.routes.all(r, self.routes.exists_one(q, q.name == r.name))"
-).message("route names must be unique").field_path(".routes"))]
+    "!has(self.cache) || !has(self.cache.routes) || self.cache.routes.all(c, has(self.routes) && self.routes.exists(r, r.name == c.name))"
+).message("every cache route must name a route in spec.routes").field_path(".cache.routes"))]
 pub struct LlmPolicySpec {
     /// Pods of this namespace the policy applies to. `{}` selects every pod.
     pub pod_selector: LabelSelector,
-    /// LLM providers the sidecar may call. At least one.
+    /// LLM providers the sidecar may call, by name. At least one.
     #[schemars(length(min = 1, max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub providers: Vec<Provider>,
     /// Provider that receives `/v1/*` paths the proxy does not route by model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,23 +123,28 @@ pub struct LlmPolicySpec {
     /// `forward` (default) other `/v1/*` paths to `defaultProvider`, or `reject` them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_paths: Option<UnknownPaths>,
-    /// Model aliases apps can request, with targets, fallbacks and rules.
+    /// Model aliases apps can request, with targets, fallbacks and rules,
+    /// by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub routes: Vec<Route>,
     /// Retries, timeouts and circuit breaking for every route unless it overrides them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_defaults: Option<RouteDefaults>,
-    /// Response cache: the proxy's `cache` section, passed through and
-    /// validated by the proxy's own rules.
+    /// Response cache: identical deterministic requests are answered
+    /// without a provider call (the exact cache), and on routes that opt in,
+    /// prompts that say the same in other words (the semantic cache). Each
+    /// sidecar keeps its own unless `store` is Redis. The proxy's `cache`
+    /// section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::crd::open_object")]
-    pub cache: Option<serde_json::Value>,
-    /// PII filtering and prompt guard: the proxy's `pii` section, passed
-    /// through and validated by the proxy's own rules.
+    pub cache: Option<Cache>,
+    /// PII filtering and prompt guard: personal data in prompts is masked,
+    /// hashed, pseudonymized or refused before it reaches a provider, and
+    /// injected instructions are flagged or refused. The proxy's `pii`
+    /// section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::crd::open_object")]
-    pub pii: Option<serde_json::Value>,
+    pub pii: Option<Pii>,
     /// Budgets, rate limits, prices and where the counters live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budgets: Option<Budgets>,
@@ -145,6 +160,7 @@ pub struct LlmPolicySpec {
 /// sidecar, never copied.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
 #[x_kube(validation = Rule::new(
     "has(self.credentialsSecretRef) != (has(self.passthrough) && self.passthrough)"
 ).message("set exactly one of credentialsSecretRef or passthrough: true"))]
@@ -196,6 +212,7 @@ pub struct Provider {
 /// A key of a Secret in the policy's namespace.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
 pub struct SecretKeyRef {
     /// Secret name.
     #[schemars(length(min = 1, max = 253))]
@@ -205,10 +222,46 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
-/// Schema of a free-form object whose fields the proxy's validation checks.
-pub(crate) fn open_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+/// For each property with a doc comment of its own, that comment is its
+/// description. kube lifts an `Option<T>`'s `T` into the property,
+/// description included, so `T`'s doc would replace the property's (the
+/// enum's "What happens to a detected value." over the field's list of
+/// values and default). Applied to a struct: `#[schemars(transform = ...)]`.
+pub(crate) fn own_docs(schema: &mut schemars::Schema) {
+    let Some(props) = schema
+        .get_mut("properties")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    for p in props.values_mut() {
+        if p.get("description").is_none() {
+            continue;
+        }
+        for s in p
+            .get_mut("anyOf")
+            .and_then(serde_json::Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(s) = s.as_object_mut() {
+                s.remove("description");
+            }
+        }
+    }
+}
+
+/// Schema of a map whose values are any JSON (request fields a route
+/// forces): the keys are listed, the values kept as written.
+pub(crate) fn any_values(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "type": "object",
-        "x-kubernetes-preserve-unknown-fields": true,
+        "additionalProperties": {"x-kubernetes-preserve-unknown-fields": true},
     })
+}
+
+/// Schema of a size: an integer number of bytes or a quantity such as
+/// `512Ki`, `16Mi` or `1G`.
+pub(crate) fn byte_size(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"x-kubernetes-int-or-string": true})
 }

@@ -132,6 +132,32 @@ fn typed<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// A policy's spec names only fields the CRD declares: the API server
+/// refuses any other (`kubectl apply`'s default `--validate=strict`) or
+/// drops it, and its typed form here would drop it silently.
+fn declared(source_name: &str, doc: usize, v: &Value) -> Result<(), Error> {
+    let Some(spec) = v.get("spec") else {
+        return Ok(());
+    };
+    let spec = serde_json::to_value(spec).map_err(|e| Error::Parse {
+        source_name: source_name.into(),
+        doc,
+        message: e.to_string(),
+    })?;
+    let unknown = crate::webhook::validate::unknown_fields(&spec);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Parse {
+        source_name: source_name.into(),
+        doc,
+        message: format!(
+            "{} (not in the LlmPolicy CRD: the API server refuses or drops it)",
+            unknown.join(", ")
+        ),
+    })
+}
+
 /// The `LlmPolicy` objects in `text`, and a note for each other object,
 /// which is skipped (a file may hold a policy with its Secret).
 pub fn policies(source_name: &str, text: &str) -> Result<(Vec<LlmPolicy>, Vec<String>), Error> {
@@ -139,6 +165,7 @@ pub fn policies(source_name: &str, text: &str) -> Result<(Vec<LlmPolicy>, Vec<St
     let mut notes = Vec::new();
     for (doc, v) in objects(source_name, text)? {
         if kind(&v) == "LlmPolicy" {
+            declared(source_name, doc, &v)?;
             policies.push(typed(source_name, doc, v)?);
         } else {
             notes.push(format!(

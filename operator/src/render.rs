@@ -152,11 +152,13 @@ pub fn render(namespace: &str, name: &str, spec: &LlmPolicySpec) -> Result<Rende
     if !routing.is_empty() {
         doc.insert("routing".into(), Value::Object(routing));
     }
+    // Written as the spec has them: unset fields stay unset (the proxy's
+    // defaults apply), so the config is the one the section describes.
     if let Some(c) = &spec.cache {
-        doc.insert("cache".into(), c.clone());
+        doc.insert("cache".into(), json!(c));
     }
     if let Some(p) = &spec.pii {
-        doc.insert("pii".into(), p.clone());
+        doc.insert("pii".into(), json!(p));
     }
     if let Some(b) = &spec.budgets {
         doc.insert("budgets".into(), budgets(b, &mut secrets));
@@ -257,7 +259,7 @@ fn check_pod_level(spec: &LlmPolicySpec) -> Result<(), RenderError> {
             message: "must differ from port".into(),
         });
     }
-    if spec.pii.as_ref().and_then(|p| p.get("hashSalt")).is_some() {
+    if spec.pii.as_ref().is_some_and(|p| p.hash_salt.is_some()) {
         errs.push(SpecError {
             path: "spec.pii.hashSalt".into(),
             message: "the salt would be stored in a ConfigMap; omit it (derived from the policy's name) until the proxy can read it from a file".into(),

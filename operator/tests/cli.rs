@@ -235,6 +235,27 @@ fn render_denies_an_invalid_policy_with_the_webhooks_message() {
     );
 }
 
+/// A typo in a typed section would be dropped by the API server (or
+/// refused by `kubectl apply`): the dry run names it instead of rendering
+/// without it.
+#[test]
+fn render_names_a_field_the_crd_lacks() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/k8s/cache.yaml");
+    let good = std::fs::read_to_string(path).unwrap();
+    let bad = good.replace("    maxEntries: 5000\n", "    maxEntires: 5000\n");
+    assert_ne!(bad, good);
+    let out = run(&["render", "-f", "-", "-n", "team-a"], Some(&bad));
+    assert!(!out.status.success());
+    assert_eq!(text(&out.stdout), "");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "-: document 2: unknown field \"spec.cache.maxEntires\" (not in the LlmPolicy CRD"
+        ),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn render_refuses_input_without_a_policy() {
     let out = run(

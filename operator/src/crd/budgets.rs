@@ -16,6 +16,7 @@ pub use tollgate_config::raw::{
 /// Budgets and rate limits.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
 #[x_kube(validation = Rule::new(
     "!has(self.rateLimits) || self.rateLimits.all(l, has(l.requestsPerMinute) || has(l.tokensPerMinute))"
 ).message("a rate limit needs requestsPerMinute, tokensPerMinute or both").field_path(".rateLimits"))]
@@ -33,19 +34,22 @@ pub struct Budgets {
     /// What an admitted request holds until its usage is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation: Option<Reservation>,
-    /// USD and token budgets.
+    /// USD and token budgets, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub limits: Vec<Limit>,
-    /// Requests and tokens per minute.
+    /// Requests and tokens per minute, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub rate_limits: Vec<RateLimit>,
 }
 
 /// The counter store.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
 #[x_kube(validation = Rule::new("!has(self.type) || self.type != 'redis' || has(self.redis)")
     .message("redis is required when type is redis"))]
 #[x_kube(validation = Rule::new("!has(self.redis) || (has(self.type) && self.type == 'redis')")
@@ -68,6 +72,7 @@ pub struct BudgetStore {
 /// Redis connection.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
 pub struct RedisStore {
     /// `redis://host:port/db` or `rediss://` for TLS. No password here.
     #[schemars(length(min = 1, max = 2048))]
@@ -99,6 +104,7 @@ pub struct RedisStore {
 /// Which master the Sentinels are asked for.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
 pub struct Sentinel {
     /// The master's name in the Sentinels' configuration.
     #[schemars(length(min = 1, max = 253))]
@@ -108,6 +114,7 @@ pub struct Sentinel {
 /// One budget.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
 #[x_kube(validation = Rule::new("has(self.usd) || has(self.tokens)").message("set usd, tokens or both"))]
 #[x_kube(validation = Rule::new("self.scope != 'header' || has(self.header)").message("header is required with scope: header"))]
 #[x_kube(validation = Rule::new("self.window != 'rolling' || has(self.rollingWindow)").message("rollingWindow is required with window: rolling"))]

@@ -15,6 +15,7 @@ pub use tollgate_config::raw::{
 /// Policy for every route unless the route overrides it.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
 pub struct RouteDefaults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<Retry>,
@@ -27,6 +28,7 @@ pub struct RouteDefaults {
 /// A model alias apps can request.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
 #[x_kube(validation = Rule::new("size(self.targets) > 0").message("a route needs at least one target"))]
 pub struct Route {
     /// The model name apps request, e.g. `chat-default`.
@@ -60,6 +62,7 @@ pub struct Route {
 /// One provider + upstream model.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
 pub struct Target {
     /// A provider name from `spec.providers`.
     #[schemars(length(min = 1, max = 63))]
@@ -82,6 +85,7 @@ pub struct Target {
 /// A routing rule: when all conditions hold, another route serves the request.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
 pub struct RouteRule {
     /// Shown in metrics and logs. Default `rule-<index>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,6 +101,7 @@ pub struct RouteRule {
 /// Per-target circuit breaker.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
 pub struct CircuitBreaker {
     /// Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,6 +130,7 @@ pub struct CircuitBreaker {
 /// Request shaping.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
 pub struct Shaping {
     /// `max_tokens` when the app sends none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,9 +138,10 @@ pub struct Shaping {
     /// Largest `max_tokens` allowed; larger values are lowered to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u64>,
-    /// Request fields forced to these values (any JSON).
+    /// Request fields forced to these values: a field name and any JSON
+    /// value (`temperature: 0`, `response_format: {type: json_object}`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(schema_with = "crate::crd::open_object")]
+    #[schemars(schema_with = "crate::crd::any_values")]
     pub set: BTreeMap<String, serde_json::Value>,
     /// Request fields removed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -144,6 +151,7 @@ pub struct Shaping {
 /// Shadow traffic to evaluate another model.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
 pub struct Shadow {
     /// A provider name from `spec.providers`.
     #[schemars(length(min = 1, max = 63))]

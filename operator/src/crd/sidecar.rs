@@ -15,6 +15,7 @@ pub const DEFAULT_ADMIN_PORT: u16 = 15801;
 /// The injected `tollgate-proxy` container.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
 #[x_kube(validation = Rule::new("(has(self.port) ? self.port : 15800) != (has(self.adminPort) ? self.adminPort : 15801)")
     .message("port and adminPort must differ"))]
 pub struct Sidecar {
@@ -128,6 +129,7 @@ impl PullPolicy {
 /// What injection changes in the app containers.
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
 pub struct Injection {
     /// Set `OPENAI_BASE_URL` and `ANTHROPIC_BASE_URL` to the sidecar. Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]

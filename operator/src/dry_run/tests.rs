@@ -67,6 +67,21 @@ fn policy_errors_name_the_document_and_field() {
     );
 }
 
+/// A typo would be dropped by the typed spec (and by the API server): it is
+/// named instead, as `kubectl apply` names it.
+#[test]
+fn fields_the_crd_lacks_are_named() {
+    let bad = POLICY.replace("  sidecar:\n", "  cache: {ttl: 1m, tll: 2m}\n  sidecar:\n");
+    assert_ne!(bad, POLICY);
+    let e = policies("in.yaml", &bad).unwrap_err().to_string();
+    assert!(
+        e.starts_with(
+            "in.yaml: document 1: unknown field \"spec.cache.tll\" (not in the LlmPolicy CRD"
+        ),
+        "{e}"
+    );
+}
+
 #[test]
 fn pod_from_a_pod_or_a_workload_template() {
     let p = pod_yaml("");
@@ -117,11 +132,14 @@ fn render_prints_the_configmap_bytes_and_secret_references() {
         "#   /var/run/secrets/tollgate/llm-keys/openai <- Secret team-a/llm-keys, key openai\n"
     ));
     tollgate_config::from_yaml_str(&out.stdout).unwrap();
-    // The memory store's per-pod budgets: the webhook's admission warning.
-    assert_eq!(out.stderr.len(), 1);
+    // The webhook's admission warnings: the memory store's per-pod
+    // budgets, and a sidecar with requests but no memory limit.
+    assert_eq!(out.stderr.len(), 2, "{:?}", out.stderr);
     assert!(
         out.stderr[0].starts_with("warning: LlmPolicy team-a/chat: spec.budgets: no shared store")
     );
+    assert!(out.stderr[1]
+        .starts_with("warning: LlmPolicy team-a/chat: spec.sidecar.resources: no memory limit"));
 }
 
 #[test]
@@ -194,9 +212,14 @@ fn explains_an_injected_pod() {
         assert!(e.text.contains(want), "{want:?} not in\n{}", e.text);
     }
     let hash = render("team-a", "chat", &ps[0].spec).unwrap().hash;
-    assert!(e.text.ends_with(&format!(
-        "  annotations: tollgate.dev/config-hash={hash}, tollgate.dev/policy=chat\n"
-    )));
+    // The example's sidecar has requests only: the injection's warning.
+    assert!(
+        e.text.ends_with(&format!(
+            "  annotations: tollgate.dev/config-hash={hash}, tollgate.dev/policy=chat\n  warning: tollgate: container tollgate-proxy has no memory limit (LlmPolicy chat, spec.sidecar.resources): set limits.memory\n"
+        )),
+        "{}",
+        e.text
+    );
     assert!(
         !e.text.contains("tollgate-placeholder"),
         "names, not values"

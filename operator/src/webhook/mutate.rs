@@ -15,13 +15,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use serde_json::{json, Value};
 
 use crate::conflict::{winner, HASH_ANNOTATION, POLICY_ANNOTATION};
 use crate::context::Settings;
-use crate::crd::LlmPolicy;
+use crate::crd::{LlmPolicy, Sidecar};
 use crate::reconcile::{config_map_name, CONFIG_MAP_NOT_OWNED};
 use crate::render::{render, Rendered, CONFIG_DIR, CONFIG_FILE, STATE_DIR};
 
@@ -240,6 +241,13 @@ pub fn patch(
         }
     }
 
+    if no_memory_limit(&policy.spec.sidecar.clone().unwrap_or_default()) {
+        warnings.push(format!(
+            "tollgate: container {SIDECAR_NAME} has no memory limit (LlmPolicy {}, spec.sidecar.resources): set limits.memory",
+            policy.name_any()
+        ));
+    }
+
     let notes = [
         (POLICY_ANNOTATION, policy.name_any()),
         (HASH_ANNOTATION, r.hash.clone()),
@@ -267,9 +275,7 @@ fn sidecar(policy: &LlmPolicy, r: &Rendered, settings: &Settings) -> Value {
     for v in &r.secrets {
         mounts.push(json!({"name": v.volume, "mountPath": v.mount_path, "readOnly": true}));
     }
-    let resources = s.resources.map(|r| json!(r)).unwrap_or_else(
-        || json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}),
-    );
+    let resources = json!(resources(&s));
     let probe = |path: &str, period: u32, failures: u32| json!({"httpGet": {"path": path, "port": r.admin_port}, "periodSeconds": period, "failureThreshold": failures});
     let mut c = json!({
         "name": SIDECAR_NAME,
@@ -300,6 +306,28 @@ fn sidecar(policy: &LlmPolicy, r: &Rendered, settings: &Settings) -> Value {
         c["env"] = Value::Array(t.env());
     }
     c
+}
+
+/// The sidecar's resources: the policy's own (its sidecar defaults merged),
+/// else 50m CPU and 64Mi memory requested and a 256Mi memory limit.
+pub fn resources(sidecar: &Sidecar) -> ResourceRequirements {
+    sidecar.resources.clone().unwrap_or_else(|| {
+        let q = |s: &str| Quantity(s.into());
+        ResourceRequirements {
+            requests: Some([("cpu".into(), q("50m")), ("memory".into(), q("64Mi"))].into()),
+            limits: Some([("memory".into(), q("256Mi"))].into()),
+            ..ResourceRequirements::default()
+        }
+    })
+}
+
+/// The injected sidecar would run without a memory limit: its caches and
+/// stream buffers could take the node's memory (a LimitRange's defaults do
+/// not reach it: they are applied before the webhook adds the container).
+pub fn no_memory_limit(sidecar: &Sidecar) -> bool {
+    !resources(sidecar)
+        .limits
+        .is_some_and(|l| l.contains_key("memory"))
 }
 
 fn volumes(policy: &LlmPolicy, r: &Rendered) -> Vec<Value> {

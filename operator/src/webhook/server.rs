@@ -24,7 +24,7 @@ use tracing::field::Empty;
 use tracing::{debug, info, info_span, warn, Instrument, Span};
 
 use super::mutate::{choose, has_env_from, patch, EnvFromByContainer};
-use super::validate::verdict;
+use super::validate::{namespace_warnings, unknown_fields, verdict};
 use crate::context::Context;
 use crate::crd::LlmPolicy;
 use crate::secrets;
@@ -127,7 +127,7 @@ async fn review(
     let answer = if webhook == "mutate" {
         mutate(&body, ctx).await
     } else {
-        Ok(validate(&body, ctx))
+        Ok(validate(&body, ctx).await)
     };
     let (result, response) = match answer {
         Ok(a) => a,
@@ -256,7 +256,7 @@ pub async fn mutate(
     Ok(match resp.clone().with_patch(patch) {
         Ok(mut r) => {
             if !warnings.is_empty() {
-                warn!(namespace = %ns, pod = %pod.name_any(), %policy, warnings = ?warnings, "injected with variables left unset");
+                warn!(namespace = %ns, pod = %pod.name_any(), %policy, warnings = ?warnings, "injected with warnings");
                 r.warnings = Some(warnings);
             }
             if req.dry_run {
@@ -341,19 +341,58 @@ async fn live_view(
     ctx: &Context,
     ns: &str,
 ) -> Result<(BTreeMap<String, String>, Vec<LlmPolicy>), kube::Error> {
-    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    let labels = namespaces
-        .get_metadata_opt(ns)
-        .await?
-        .map(|n| n.labels().clone())
-        .unwrap_or_default();
+    let labels = live_labels(ctx, ns).await?;
     let policies: Api<LlmPolicy> = Api::namespaced(ctx.client.clone(), ns);
     let list = policies.list(&ListParams::default()).await?;
     info!(namespace = %ns, "admission decided from a live read (watch caches stale)");
     Ok((labels, list.items))
 }
 
-fn validate(body: &[u8], ctx: &Context) -> (&'static str, AdmissionResponse) {
+/// A namespace's labels, read from the API server: a list by name (the
+/// chart grants `list` on namespaces, not `get`); empty for a namespace
+/// that does not exist.
+async fn live_labels(ctx: &Context, ns: &str) -> Result<BTreeMap<String, String>, kube::Error> {
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let by_name = ListParams::default().fields(&format!("metadata.name={ns}"));
+    let list = namespaces.list_metadata(&by_name).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .next()
+        .map(|n| n.labels().clone())
+        .unwrap_or_default())
+}
+
+/// The labels of the namespace `ns`, from the watch cache while it is
+/// current, else read live; `None` when that read fails too (the warnings
+/// that need them are then left out: they never decide an admission).
+async fn namespace_labels(ctx: &Context, ns: &str) -> Option<BTreeMap<String, String>> {
+    if ctx.stores.synced() {
+        return Some(
+            ctx.stores
+                .namespaces
+                .get(&ObjectRef::new(ns))
+                .map(|n| n.labels().clone())
+                .unwrap_or_default(),
+        );
+    }
+    match tokio::time::timeout(LIVE_READ, live_labels(ctx, ns)).await {
+        Ok(Ok(labels)) => Some(labels),
+        Ok(Err(e)) => {
+            warn!(namespace = %ns, error = %e, "cannot read the namespace's labels: its warnings are left out");
+            None
+        }
+        Err(_) => {
+            warn!(namespace = %ns, "reading the namespace's labels took over {LIVE_READ:?}: its warnings are left out");
+            None
+        }
+    }
+}
+
+/// Policies: denied when the spec does not render into a config the proxy
+/// accepts, or names fields the CRD lacks; admitted with warnings, some of
+/// them about the policy's namespace.
+async fn validate(body: &[u8], ctx: &Context) -> (&'static str, AdmissionResponse) {
     let req: AdmissionRequest<LlmPolicy> = match parse(body) {
         Ok(r) => r,
         Err(resp) => return ("error", *resp),
@@ -363,12 +402,29 @@ fn validate(body: &[u8], ctx: &Context) -> (&'static str, AdmissionResponse) {
     let Some(policy) = &req.object else {
         return ("allowed", resp);
     };
+    // The object as sent: the typed one has lost what the schema lacks.
+    let spec = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|mut r| {
+            r.pointer_mut("/request/object/spec")
+                .map(serde_json::Value::take)
+        });
+    let unknown = spec.as_ref().map(unknown_fields).unwrap_or_default();
     let mut policy = ctx.settings.effective(policy);
     if policy.metadata.namespace.is_none() {
         policy.metadata.namespace = req.namespace.clone();
     }
-    match verdict(&policy) {
-        Ok(warnings) => {
+    let verdict = match verdict(&policy) {
+        Ok(_) if !unknown.is_empty() => Err(unknown.join("; ")),
+        Err(denial) if !unknown.is_empty() => Err(format!("{}; {denial}", unknown.join("; "))),
+        v => v,
+    };
+    match verdict {
+        Ok(mut warnings) => {
+            let ns = policy.namespace().unwrap_or_default();
+            if let Some(labels) = namespace_labels(ctx, &ns).await {
+                warnings.extend(namespace_warnings(&policy, &labels));
+            }
             if !warnings.is_empty() {
                 resp.warnings = Some(warnings);
             }

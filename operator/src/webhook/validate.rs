@@ -1,20 +1,34 @@
 //! Deep checks of an `LlmPolicy` that CEL cannot make: the spec renders into
 //! a config the proxy accepts (regexes compile, prices and durations are
-//! sane, sections are well-formed, the config fits in a ConfigMap).
+//! sane, references resolve, the config fits in a ConfigMap), and it
+//! declares no field the CRD's schema lacks ([`unknown_fields`]: the API
+//! server prunes those before the webhook sees them, unless the installed
+//! CRD is older than the operator).
 //!
 //! Warnings admit the policy and reach the client (kubectl prints them):
-//! budgets counted per pod ([`crate::sharing`]), and a semantic cache
-//! route whose threshold is below [`LOW_THRESHOLD`].
+//! budgets counted per pod ([`crate::sharing`]), a semantic cache route
+//! whose threshold is below [`LOW_THRESHOLD`], a sidecar without a memory
+//! limit, and ([`namespace_warnings`]) no PII filtering in a namespace
+//! labelled [`PERSONAL_DATA_LABEL`].
 //!
 //! Secrets are not looked up here: a policy may be created before its
 //! Secrets (GitOps applies them in any order). Status reports a missing
 //! Secret or key (`Ready=False`, `SecretMissing`) until it exists.
 
+use std::collections::BTreeMap;
+
 use kube::ResourceExt;
 
-use crate::crd::LlmPolicy;
+use crate::crd::{Cache, LlmPolicy, Pii, PiiAction};
 use crate::render::render;
 use crate::sharing;
+use crate::webhook::mutate::no_memory_limit;
+
+mod fields;
+#[cfg(test)]
+mod tests;
+
+pub use fields::unknown_fields;
 
 /// Every problem with `policy`, empty when it is valid.
 pub fn problems(policy: &LlmPolicy) -> Vec<String> {
@@ -28,7 +42,8 @@ pub fn problems(policy: &LlmPolicy) -> Vec<String> {
 /// The webhook's answer for `policy` as the operator applies it (its
 /// sidecar defaults merged, its namespace set): `Ok` with the warnings it
 /// is admitted with, or `Err` with the message it is denied with. The
-/// dry-run CLI prints the same message ([`crate::dry_run`]).
+/// dry-run CLI prints the same message ([`crate::dry_run`]). Warnings that
+/// depend on the namespace are [`namespace_warnings`]'.
 pub fn verdict(policy: &LlmPolicy) -> Result<Vec<String>, String> {
     let problems = problems(policy);
     if problems.is_empty() {
@@ -39,36 +54,87 @@ pub fn verdict(policy: &LlmPolicy) -> Result<Vec<String>, String> {
 }
 
 /// What the client should know about an admitted `policy`, empty when
-/// nothing.
+/// nothing. Each is one line of plain ASCII without quotes, under 256
+/// characters: it travels in a `Warning` header, which the API server may
+/// cut beyond that.
 pub(crate) fn warnings(policy: &LlmPolicy) -> Vec<String> {
     let mut out: Vec<String> = sharing::warning(&policy.spec).into_iter().collect();
     out.extend(low_thresholds(policy.spec.cache.as_ref()));
+    if no_memory_limit(&policy.spec.sidecar.clone().unwrap_or_default()) {
+        out.push(NO_MEMORY_LIMIT.into());
+    }
     out
+}
+
+const NO_MEMORY_LIMIT: &str = "spec.sidecar.resources: no memory limit (set by neither the policy nor the operator's sidecar defaults): the sidecar's caches and buffers may take the node's memory; set spec.sidecar.resources.limits.memory";
+
+/// Namespace label saying the namespace's workloads handle personal data:
+/// `"true"`. A policy there without PII filtering is admitted with a warning.
+pub const PERSONAL_DATA_LABEL: &str = "tollgate.dev/personal-data";
+
+/// The warnings for `policy` that depend on its namespace, whose labels
+/// are `namespace_labels`.
+pub fn namespace_warnings(
+    policy: &LlmPolicy,
+    namespace_labels: &BTreeMap<String, String>,
+) -> Vec<String> {
+    if namespace_labels
+        .get(PERSONAL_DATA_LABEL)
+        .map(String::as_str)
+        != Some("true")
+    {
+        return vec![];
+    }
+    unfiltered(policy.spec.pii.as_ref())
+        .map(|why| {
+            format!("{why} although the namespace is labelled {PERSONAL_DATA_LABEL}=true: personal data in prompts reaches the providers unchanged")
+        })
+        .into_iter()
+        .collect()
+}
+
+/// Why `pii` lets every value through, or `None` when some type is masked,
+/// hashed, pseudonymized or blocked.
+fn unfiltered(pii: Option<&Pii>) -> Option<&'static str> {
+    let Some(p) = pii else {
+        return Some("spec.pii: no PII filtering (the section is not set)");
+    };
+    if p.enabled == Some(false) {
+        return Some("spec.pii.enabled: PII filtering is off");
+    }
+    let default = p.action.unwrap_or(PiiAction::Mask);
+    let builtin = tollgate_config::Builtin::ALL.iter().any(|b| {
+        let own = p.entities.get(b.name());
+        own.and_then(|e| e.enabled) != Some(false)
+            && own.and_then(|e| e.action).unwrap_or(default) != PiiAction::Audit
+    });
+    let custom = p
+        .custom
+        .iter()
+        .any(|c| c.action.unwrap_or(default) != PiiAction::Audit);
+    (!builtin && !custom).then_some("spec.pii: every entity type is audited only or off")
 }
 
 /// A semantic threshold below this serves near-miss prompts often (see
 /// tests/semantic/REPORT.md): admitted, with a warning.
 pub(crate) const LOW_THRESHOLD: f64 = 0.9;
 
-/// A warning for each semantic cache route of `cache` (the spec's
-/// free-form section, as the proxy reads it) whose threshold, its own or
-/// the `cache.semantic` default (0.95), is below [`LOW_THRESHOLD`].
-fn low_thresholds(cache: Option<&serde_json::Value>) -> Vec<String> {
+/// A warning for each semantic cache route of `cache` whose threshold, its
+/// own or the `cache.semantic` default (0.95), is below [`LOW_THRESHOLD`].
+fn low_thresholds(cache: Option<&Cache>) -> Vec<String> {
     let Some(cache) = cache else { return vec![] };
     let default = cache
-        .pointer("/semantic/threshold")
-        .and_then(serde_json::Value::as_f64)
+        .semantic
+        .as_ref()
+        .and_then(|s| s.threshold)
         .unwrap_or(0.95);
-    let routes = cache.get("routes").and_then(|r| r.as_array());
     let mut out = Vec::new();
-    for (i, r) in routes.into_iter().flatten().enumerate() {
-        let Some(sem) = r.get("semantic") else {
-            continue;
-        };
-        if sem.get("enabled").and_then(|e| e.as_bool()) == Some(false) {
+    for (i, r) in cache.routes.iter().enumerate() {
+        let Some(sem) = &r.semantic else { continue };
+        if sem.enabled == Some(false) {
             continue;
         }
-        let (t, at) = match sem.get("threshold").and_then(|t| t.as_f64()) {
+        let (t, at) = match sem.threshold {
             Some(t) => (t, format!("spec.cache.routes[{i}].semantic.threshold")),
             None => (default, "spec.cache.semantic.threshold".to_string()),
         };
@@ -79,42 +145,4 @@ fn low_thresholds(cache: Option<&serde_json::Value>) -> Vec<String> {
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn a_low_semantic_threshold_is_a_warning_naming_its_field() {
-        assert!(low_thresholds(None).is_empty());
-        let ok = json!({"routes": [{"name": "faq", "semantic": {"embedder": "e"}}]});
-        assert!(low_thresholds(Some(&ok)).is_empty(), "the 0.95 default");
-        let own = json!({"routes": [
-            {"name": "faq", "semantic": {"threshold": 0.85}},
-            {"name": "off", "semantic": {"threshold": 0.5, "enabled": false}},
-            {"name": "plain"}
-        ]});
-        let w = low_thresholds(Some(&own));
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(
-            w[0].starts_with("spec.cache.routes[0].semantic.threshold: 0.85 is below 0.9"),
-            "{}",
-            w[0]
-        );
-        assert!(
-            w[0].len() < 256 && !w[0].contains('"'),
-            "a Warning header value"
-        );
-        let inherited =
-            json!({"semantic": {"threshold": 0.8}, "routes": [{"name": "faq", "semantic": {}}]});
-        let w = low_thresholds(Some(&inherited));
-        assert_eq!(w.len(), 1);
-        assert!(
-            w[0].starts_with("spec.cache.semantic.threshold: 0.8 "),
-            "{}",
-            w[0]
-        );
-    }
 }

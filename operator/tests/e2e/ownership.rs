@@ -117,7 +117,9 @@ fn oversized(ns: &str) -> LlmPolicy {
     let mut p = policy(ns);
     p.metadata.name = Some("big".into());
     let terms: Vec<String> = (0..50_000).map(|i| format!("codename-{i:011}")).collect();
-    p.spec.pii = Some(json!({"custom": [{"name": "codenames", "terms": terms}]}));
+    p.spec.pii = Some(
+        serde_json::from_value(json!({"custom": [{"name": "codenames", "terms": terms}]})).unwrap(),
+    );
     p
 }
 

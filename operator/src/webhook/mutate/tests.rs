@@ -45,10 +45,15 @@ fn settings() -> Settings {
     }
 }
 
+/// The example policy, with a memory limit (the tests of warnings count
+/// only the warnings they are about; [`a_sidecar_without_a_memory_limit_is_warned_about`]
+/// takes it away).
 fn policy() -> LlmPolicy {
     let mut p: LlmPolicy =
         serde_yaml::from_str(include_str!("../../../testdata/policy.yaml")).unwrap();
     p.metadata.namespace = Some("team-a".into());
+    let resources = p.spec.sidecar.as_mut().unwrap().resources.as_mut().unwrap();
+    resources.limits = Some([("memory".into(), Quantity("256Mi".into()))].into());
     p.metadata.creation_timestamp =
         Some(Time(k8s_openapi::jiff::Timestamp::from_second(1).unwrap()));
     p
@@ -541,4 +546,34 @@ fn sidecars_get_the_trace_variables_only_when_told() {
     ] {
         assert!(!names.contains(&absent), "{absent} in {names:?}");
     }
+}
+
+#[test]
+fn a_sidecar_without_a_memory_limit_is_warned_about() {
+    let warnings = |p: &LlmPolicy| match decide_for(&pod(json!({})), &enabled(), p) {
+        Decision::Inject { warnings, .. } => warnings,
+        d => panic!("{d:?}"),
+    };
+    assert_eq!(warnings(&policy()), Vec::<String>::new());
+    let mut p = policy();
+    p.spec
+        .sidecar
+        .as_mut()
+        .unwrap()
+        .resources
+        .as_mut()
+        .unwrap()
+        .limits = None;
+    assert_eq!(
+        warnings(&p),
+        ["tollgate: container tollgate-proxy has no memory limit (LlmPolicy chat, spec.sidecar.resources): set limits.memory"]
+    );
+    // Without resources the default's 256Mi limit applies.
+    p.spec.sidecar.as_mut().unwrap().resources = None;
+    assert_eq!(warnings(&p), Vec::<String>::new());
+    let doc = injected(&pod(json!({})), &p);
+    assert_eq!(
+        doc["spec"]["initContainers"][0]["resources"],
+        json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}})
+    );
 }
