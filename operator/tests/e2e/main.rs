@@ -26,6 +26,7 @@ use serde_json::json;
 use tollgate_operator::crd::LlmPolicy;
 
 mod budgets;
+mod certs;
 mod counting;
 mod env_from;
 mod leader;
@@ -35,6 +36,7 @@ mod restart;
 mod secrets;
 mod spend;
 mod traces;
+mod typed;
 
 pub const WAIT: Duration = Duration::from_secs(60);
 
@@ -86,6 +88,8 @@ pub struct Operator {
     child: Option<Child>,
     /// `http://127.0.0.1:PORT` of its admin listener.
     pub admin: String,
+    /// The port of its webhook listener.
+    pub webhook: u16,
 }
 
 impl Operator {
@@ -251,6 +255,7 @@ impl<'a> Launch<'a> {
         Operator {
             child: Some(child),
             admin: format!("http://127.0.0.1:{admin}"),
+            webhook: port,
         }
     }
 }

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{WatchEvent, WatchParams};
 use kube::Api;
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::stored::{text, TLS_CRT, TLS_KEY};
 use super::{certified_key, CertPem, CertStore};
@@ -40,13 +40,20 @@ impl Follow {
             name: self.name.clone(),
         };
         let mut backoff = Backoff::default();
+        // The resourceVersion last seen (`None`: absent), so a read that
+        // finds nothing new wakes no one.
+        let mut seen: Option<Option<String>> = None;
         loop {
             let rv = match self.api.get_opt(&self.name).await {
                 Ok(s) => {
                     backoff.reset();
                     serving.take(s.as_ref());
-                    changed.notify_one();
-                    s.and_then(|s| s.metadata.resource_version)
+                    let rv = s.and_then(|s| s.metadata.resource_version);
+                    if seen.as_ref() != Some(&rv) {
+                        changed.notify_one();
+                    }
+                    seen = Some(rv.clone());
+                    rv
                 }
                 Err(e) => {
                     warn!(secret = %self.name, error = %e, "cannot read the webhook certificate Secret");
@@ -71,11 +78,23 @@ impl Follow {
             let mut failed = false;
             while let Some(event) = events.next().await {
                 match event {
-                    Ok(WatchEvent::Added(s) | WatchEvent::Modified(s)) => serving.take(Some(&s)),
-                    Ok(WatchEvent::Deleted(_)) => serving.take(None),
+                    Ok(WatchEvent::Added(s) | WatchEvent::Modified(s)) => {
+                        serving.take(Some(&s));
+                        seen = Some(s.metadata.resource_version);
+                    }
+                    Ok(WatchEvent::Deleted(_)) => {
+                        serving.take(None);
+                        seen = Some(None);
+                    }
                     Ok(WatchEvent::Bookmark(_)) => continue,
                     // Too old a resourceVersion and the like: read again.
-                    Ok(WatchEvent::Error(_)) | Err(_) => {
+                    Ok(WatchEvent::Error(e)) => {
+                        debug!(secret = %self.name, error = %e.message, "watch of the webhook certificate Secret ended");
+                        failed = true;
+                        break;
+                    }
+                    Err(e) => {
+                        debug!(secret = %self.name, error = %e, "watch of the webhook certificate Secret ended");
                         failed = true;
                         break;
                     }

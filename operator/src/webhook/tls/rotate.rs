@@ -62,7 +62,8 @@ impl Rotator {
         let mut failures = 0u32;
         let mut waiting_since: Option<Instant> = None;
         loop {
-            let wake = if *leading.borrow_and_update() {
+            let leads = *leading.borrow_and_update();
+            let wake = if leads {
                 waiting_since = None;
                 match self.pass().await {
                     Ok(next) => {
@@ -89,10 +90,21 @@ impl Rotator {
                 waiting_since = None;
                 Instant::now() + RECHECK
             };
-            tokio::select! {
-                _ = tokio::time::sleep_until(wake) => {}
-                _ = changed.notified() => {}
-                r = leading.changed() => if r.is_err() { return },
+            // The election reports every round; only a change of
+            // leadership is news.
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(wake) => break,
+                    _ = changed.notified() => break,
+                    r = leading.changed() => {
+                        if r.is_err() {
+                            return;
+                        }
+                        if *leading.borrow_and_update() != leads {
+                            break;
+                        }
+                    }
+                }
             }
         }
     }
