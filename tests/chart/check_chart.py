@@ -228,7 +228,7 @@ def lint_strict_default_and_every_ci_file():
     files = sorted(f for f in os.listdir(os.path.join(CHART, "ci")) if f.endswith("-values.yaml"))
     assert {"minimal-values.yaml", "ha-values.yaml", "cert-manager-values.yaml",
             "monitoring-values.yaml", "redis-budgets-values.yaml", "mirror-values.yaml",
-            "tracing-values.yaml"} <= set(files), files
+            "tracing-values.yaml", "user-secret-values.yaml"} <= set(files), files
     helm("lint", "--strict", CHART)
     for f in files:
         helm("lint", "--strict", CHART, "-f", os.path.join(CHART, "ci", f))
@@ -278,6 +278,15 @@ def default_install_is_ha_and_locked_down():
             assert o["metadata"]["namespace"] == NS, f"{o['kind']} {o['metadata']['name']} not in {NS}"
 
 
+def certificate_rbac(objs):
+    """(rules of the webhook certificate's Role, or None; the ClusterRole's
+    rules on webhook configurations)."""
+    role = find(objs, "Role", "t-tollgate-webhook-certs")
+    rules = one(objs, "ClusterRole", "t-tollgate")["rules"]
+    return (role[0]["rules"] if role else None,
+            [r for r in rules if r["apiGroups"] == ["admissionregistration.k8s.io"]])
+
+
 @check
 def rbac_is_least_privilege():
     objs = render()
@@ -295,15 +304,30 @@ def rbac_is_least_privilege():
                      "resourceNames": ["t-tollgate-secrets"], "verbs": ["bind"]}], bind
     args = container(objs)["args"]
     assert "--secrets-role=t-tollgate-secrets" in args and "--service-account=t-tollgate" in args, args
-    assert not any(r.endswith("webhookconfigurations") for _, r, _ in flat), "helm-made certificates need no caBundle patching"
-    role = one(objs, "Role")
+    role = one(objs, "Role", "t-tollgate-leader-election")
     assert role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
                              "resourceNames": ["t-tollgate-operator"], "verbs": ["get", "update", "watch"]}], role["rules"]
     assert one(objs, "Lease")["metadata"]["name"] == "t-tollgate-operator"
-    # Operator-made certificates: only the chart's own configurations may be patched.
-    rules = one(render(*ci("minimal")), "ClusterRole", "t-tollgate")["rules"]
-    wh = [r for r in rules if r["apiGroups"] == ["admissionregistration.k8s.io"]]
-    assert len(wh) == 1 and wh[0]["resourceNames"] == ["t-tollgate"] and set(wh[0]["verbs"]) == {"get", "patch"}
+    # The operator-made certificate (the default): its one Secret by name
+    # (create cannot be limited to a name), and the caBundle of the chart's
+    # own two configurations only.
+    assert certificate_rbac(objs) == (
+        [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["t-tollgate-webhook-certs"],
+          "verbs": ["get", "watch", "update"]},
+         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}],
+        [{"apiGroups": ["admissionregistration.k8s.io"],
+          "resources": ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],
+          "resourceNames": ["t-tollgate"], "verbs": ["get", "patch"]}]), certificate_rbac(objs)
+    # A user's Secret: read and watched only; the caBundle from the values
+    # (user-secret variant) needs no access to the configurations.
+    assert certificate_rbac(render(*ci("user-secret"))) == (
+        [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["platform-webhook-tls"],
+          "verbs": ["get", "watch"]}], [])
+    _, wh = certificate_rbac(render(*ci("user-secret"), "--set", "webhook.tls.caBundle="))
+    assert wh and wh[0]["resourceNames"] == ["t-tollgate"] and wh[0]["verbs"] == ["get", "patch"], wh
+    # Mounted certificates (cert-manager, the helm generator): neither.
+    for args in (["--set", "webhook.tls.generator=helm"], ["--set", "certManager.enabled=true"]):
+        assert certificate_rbac(render(*args)) == (None, []), args
     sa = one(objs, "ServiceAccount")["metadata"]["name"]
     for b in find(objs, "ClusterRoleBinding") + find(objs, "RoleBinding"):
         assert b["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": NS}]
@@ -322,7 +346,7 @@ def b64(s):
 
 @check
 def webhooks_select_enabled_namespaces_and_trust_the_generated_ca():
-    objs = render()
+    objs = render("--set", "webhook.tls.generator=helm")
     secret = one(objs, "Secret", "t-tollgate-webhook-tls")
     ca, crt = b64(secret["data"]["ca.crt"]), b64(secret["data"]["tls.crt"])
     with tempfile.TemporaryDirectory() as d:
@@ -347,6 +371,8 @@ def webhooks_select_enabled_namespaces_and_trust_the_generated_ca():
     assert pod_hook["objectSelector"]["matchLabels"] == {"tollgate.dev/inject": "true"}
     assert {"key": "tollgate.dev/injection", "operator": "NotIn", "values": ["enabled"]} in pod_hook["namespaceSelector"]["matchExpressions"]
     assert [h["failurePolicy"] for h in hooks] == ["Fail", "Fail", "Fail"]
+    args = container(objs)["args"]
+    assert "--tls-cert-file=/etc/tollgate/webhook-tls/tls.crt" in args and not [a for a in args if "webhook-config" in a]
     objs = render("--set", "webhook.mutating.failurePolicy=Ignore", "--set", "webhook.excludedNamespaces={monitoring}")
     mwc = one(objs, "MutatingWebhookConfiguration")
     assert [h["failurePolicy"] for h in mwc["webhooks"]] == ["Ignore", "Ignore"]
@@ -360,6 +386,8 @@ def development_url_goes_into_client_config_and_certificate():
     objs = render("--set", "webhook.url=https://127.0.0.1:9443")
     for h in one(objs, "MutatingWebhookConfiguration")["webhooks"]:
         assert h["clientConfig"]["url"] == "https://127.0.0.1:9443/mutate" and "service" not in h["clientConfig"]
+    assert "--tls-san=127.0.0.1" in container(objs)["args"]
+    objs = render("--set", "webhook.url=https://127.0.0.1:9443", "--set", "webhook.tls.generator=helm")
     crt = b64(one(objs, "Secret")["data"]["tls.crt"])
     sans = openssl("x509", "-noout", "-ext", "subjectAltName", stdin=crt)
     assert "IP Address:127.0.0.1" in sans, sans
@@ -367,18 +395,72 @@ def development_url_goes_into_client_config_and_certificate():
     assert "--tls-san=op.example.test" in args, args
 
 
+def tls_args(objs):
+    return [a for a in container(objs)["args"] if a.startswith(("--tls-", "--mutating-", "--validating-"))]
+
+
 @check
-def minimal_variant_lets_the_single_operator_make_its_certificate():
-    objs = render(*ci("minimal"))
-    assert one(objs, "Deployment")["spec"]["replicas"] == 1
-    assert not find(objs, "PodDisruptionBudget") and not find(objs, "Secret")
-    args = container(objs)["args"]
-    for a in ("--mutating-webhook-config=t-tollgate", "--validating-webhook-config=t-tollgate",
-              "--tls-san=t-tollgate-operator.tollgate-system.svc"):
-        assert a in args, args
-    assert not any(a.startswith("--tls-cert-file") for a in args)
+def the_operator_makes_the_certificate_by_default_for_any_replica_count():
+    for args, replicas in (([], 2), (ci("ha"), 3), (ci("minimal"), 1)):
+        objs = render(*args)
+        assert one(objs, "Deployment")["spec"]["replicas"] == replicas
+        assert tls_args(objs) == [
+            "--tls-secret=t-tollgate-webhook-certs", "--tls-generate",
+            "--tls-ca-validity=87600h", "--tls-cert-validity=8760h",
+            "--tls-san=t-tollgate-operator", "--tls-san=t-tollgate-operator.tollgate-system",
+            "--tls-san=t-tollgate-operator.tollgate-system.svc",
+            "--tls-san=t-tollgate-operator.tollgate-system.svc.cluster.local",
+            "--mutating-webhook-config=t-tollgate", "--validating-webhook-config=t-tollgate"], tls_args(objs)
+        # Nothing generated in the manifests: no Secret, no caBundle, no mount.
+        assert not find(objs, "Secret"), args
+        pod = one(objs, "Deployment")["spec"]["template"]["spec"]
+        assert "volumes" not in pod and "volumeMounts" not in pod["containers"][0], args
+        for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+            w = one(objs, kind)
+            assert all("caBundle" not in h["clientConfig"] for h in w["webhooks"]), kind
+            assert "annotations" not in w["metadata"], kind
+    a = tls_args(render("--set", "webhook.tls.operator.certValidity=2160h",
+                        "--set", "webhook.tls.operator.caValidity=43800h"))
+    assert "--tls-cert-validity=2160h" in a and "--tls-ca-validity=43800h" in a, a
+    for h in one(render(*ci("minimal")), "MutatingWebhookConfiguration")["webhooks"]:
+        assert h["failurePolicy"] == "Ignore"
+
+
+@check
+def helm_template_renders_the_same_bytes_every_time():
+    """GitOps tools render with `helm template` (Argo CD) or compare
+    renders: every variant but the `helm` generator renders identically."""
+    variants = [[]] + [["-f", os.path.join(CHART, "ci", f)]
+                       for f in sorted(os.listdir(os.path.join(CHART, "ci"))) if f.endswith("-values.yaml")]
+    for args in variants:
+        for apis in ((), MONITORING_APIS + ["cert-manager.io/v1"]):
+            cmd = ["template", "t", CHART, "-n", NS, *args] + [x for a in apis for x in ("--api-versions", a)]
+            first, second = helm(*cmd).stdout, helm(*cmd).stdout
+            assert first == second, f"{args or 'the defaults'}: two renders differ"
+            assert "BEGIN RSA PRIVATE KEY" not in first and "BEGIN PRIVATE KEY" not in first, args
+    # The check would catch a generated certificate: the helm generator's
+    # differs on every render (documented as not GitOps-safe).
+    gen = ["template", "t", CHART, "-n", NS, "--set", "webhook.tls.generator=helm"]
+    assert helm(*gen).stdout != helm(*gen).stdout
+
+
+@check
+def a_users_secret_is_served_and_its_ca_rendered_or_injected():
+    objs = render(*ci("user-secret"))
+    values = yaml.safe_load(open(os.path.join(CHART, "ci", "user-secret-values.yaml")))
+    pem = values["webhook"]["tls"]["caBundle"]
+    assert tls_args(objs) == ["--tls-secret=platform-webhook-tls"], tls_args(objs)
+    assert not find(objs, "Secret")
+    hooks = one(objs, "MutatingWebhookConfiguration")["webhooks"] + one(objs, "ValidatingWebhookConfiguration")["webhooks"]
+    for h in hooks:
+        assert b64(h["clientConfig"]["caBundle"]) == pem, h["name"]
+    openssl("x509", "-noout", "-subject", stdin=pem)
+    # Without caBundle the operator copies the Secret's ca.crt.
+    objs = render(*ci("user-secret"), "--set", "webhook.tls.caBundle=")
+    assert tls_args(objs) == ["--tls-secret=platform-webhook-tls", "--mutating-webhook-config=t-tollgate",
+                              "--validating-webhook-config=t-tollgate"], tls_args(objs)
     for h in one(objs, "MutatingWebhookConfiguration")["webhooks"]:
-        assert "caBundle" not in h["clientConfig"] and h["failurePolicy"] == "Ignore"
+        assert "caBundle" not in h["clientConfig"]
 
 
 @check
@@ -406,7 +488,8 @@ def cert_manager_variant():
         assert w["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{NS}/t-tollgate-webhook"
         assert all("caBundle" not in h["clientConfig"] for h in w["webhooks"])
     c = container(objs)
-    assert "--tls-cert-file=/etc/tollgate/webhook-tls/tls.crt" in c["args"]
+    assert tls_args(objs) == ["--tls-cert-file=/etc/tollgate/webhook-tls/tls.crt",
+                              "--tls-key-file=/etc/tollgate/webhook-tls/tls.key"], tls_args(objs)
     vol = one(objs, "Deployment")["spec"]["template"]["spec"]["volumes"][0]
     assert vol["secret"]["secretName"] == "t-tollgate-webhook-tls"
     # Without an issuerRef the chart makes a self-signed CA and an Issuer for it.
@@ -469,6 +552,10 @@ def schema_refuses_typos_and_wrong_types():
     refused(["--set", "webhook.mutating.timeoutSeconds=60"], "/webhook/mutating/timeoutSeconds")
     refused(["--set", "webhook.url=http://127.0.0.1:9443"], "/webhook/url")
     refused(["--set", "webhook.tls.generator=openssl"], "/webhook/tls/generator")
+    refused(["--set", "webhook.tls.operator.certValidity=1y"], "/webhook/tls/operator/certValidity")
+    refused(["--set", "webhook.tls.operator.caValidity=1.5h"], "/webhook/tls/operator/caValidity")
+    refused(["--set", "webhook.tls.caBundle=not a certificate"], "/webhook/tls/caBundle")
+    refused(["--set", "webhook.tls.secretName=Platform_TLS"], "/webhook/tls/secretName")
     refused(["--set", "crds.keep=maybe"], "/crds/keep")
     refused(["--set", "monitoring.prometheusRule.thresholds.upstreamErrorRatio=5"], "upstreamErrorRatio")
     refused(["--set", "monitoring.prometheusRule.thresholds.webhookLatencyP99Seconds=0.5"], "webhookLatencyP99Seconds")
@@ -551,11 +638,19 @@ def traces_are_off_by_default_and_on_with_an_endpoint():
 
 @check
 def impossible_combinations_fail_with_a_reason():
-    refused(["--set", "webhook.tls.generator=operator"],
-            "webhook.tls.generator=operator needs operator.replicaCount=1 (got 2)")
-    refused(["--set", "certManager.enabled=true", "--set", "webhook.tls.generator=operator",
-             "--set", "operator.replicaCount=1", "--set", "operator.podDisruptionBudget.enabled=false"],
-            "exclude each other")
+    refused(["--set", "certManager.enabled=true", "--set", "webhook.tls.generator=helm"],
+            "certManager.enabled and webhook.tls.generator=helm exclude each other")
+    refused(["--set", "certManager.enabled=true", "--set", "webhook.tls.generator=secret",
+             "--set", "webhook.tls.secretName=x"],
+            "certManager.enabled and webhook.tls.generator=secret exclude each other")
+    refused(["--set", "webhook.tls.generator=secret"], "webhook.tls.generator=secret needs webhook.tls.secretName")
+    refused(["--set", "webhook.tls.secretName=x"],
+            "webhook.tls.secretName is read only with webhook.tls.generator=secret (the certificate comes from operator)")
+    refused(["--set", "certManager.enabled=true", "--set", "webhook.tls.secretName=x"],
+            "(the certificate comes from cert-manager)")
+    refused(["-f", os.path.join(CHART, "ci", "user-secret-values.yaml"), "--set", "webhook.tls.generator=operator",
+             "--set", "webhook.tls.secretName="],
+            "webhook.tls.caBundle is read only with webhook.tls.generator=secret")
     refused(["--set", "operator.replicaCount=1"], "minAvailable (1) must be below operator.replicaCount (1)")
     refused(["--set", "grafanaDashboard.enabled=true"], "grafanaDashboard.enabled needs monitoring.prometheusRule.enabled")
     refused(["--set", "sidecar.adminPort=15800"], "sidecar.port and sidecar.adminPort must differ (both 15800)")

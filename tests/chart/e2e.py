@@ -3,27 +3,33 @@
 
 Run once per Helm major ($HELM: Helm 4, then Helm 3; see e2e.sh).
 
-1. `helm install` (defaults: 2 replicas, helm-made webhook certificate,
+1. `helm install` (defaults: 2 replicas, operator-made webhook certificate,
    webhook.url pointing at a local port since the cluster has no network;
    monitoring requested while the cluster lacks its API: NOTES warns).
 2. The operator binary runs locally with the Deployment's own flags and a
-   token of the chart's ServiceAccount: it must lead, reconcile, answer
-   the webhooks the chart registered (the API server calls them), and
-   every request it made must be allowed.
+   token of the chart's ServiceAccount: it must lead, create the webhook
+   certificate Secret and fill in the caBundle, reconcile, answer the
+   webhooks the chart registered (the API server calls them), and every
+   request it made must be allowed.
 3. RBAC, from the API server's audit log: every verb the chart grants was
    used and every verb used was granted (least privilege both ways); Secrets
    are read only in namespaces with policies, through the RoleBindings the
    operator made; one verb removed from the live ClusterRole (ConfigMap
    `create`, then ClusterRole `bind`) makes reconciles fail.
-4. A renewed certificate written over the mounted files is served without
-   a restart. The operator's metrics cover every operator metric the alerts
-   and the dashboard read, and are exactly those the README documents.
-5. `helm upgrade` keeping the certificate; once monitoring.coreos.com/v1
-   is served, the same upgrade renders the ServiceMonitor, PodMonitor and
-   PrometheusRule (Capabilities from the real API server); then switching
-   to the operator-made certificate with one replica and failurePolicy Ignore.
-6. `helm uninstall` leaves nothing of the release behind but the kept CRD;
-   reinstalled with crds.keep=false, uninstall removes the CRD too.
+4. A CA rotation asked for on the Secret reaches the serving replica and
+   the caBundle without a restart, pods injected throughout. The operator's
+   metrics cover every operator metric the alerts and the dashboard read,
+   and are exactly those the README documents.
+5. `helm upgrade` keeping the operator's caBundle (Helm applies manifests
+   without it); once monitoring.coreos.com/v1 is served, the same upgrade
+   renders the ServiceMonitor, PodMonitor and PrometheusRule (Capabilities
+   from the real API server); then switching to a user's Secret (its CA
+   injected, read-only RBAC), then to the helm-made certificate with one
+   replica and failurePolicy Ignore, where renewed files written over the
+   mount are served without a restart.
+6. `helm uninstall` leaves nothing of the release behind but the kept CRD
+   (the operator's Secret goes with the Lease that owns it); reinstalled
+   with crds.keep=false, uninstall removes the CRD too.
 """
 import atexit
 import base64
@@ -45,6 +51,8 @@ AUDIT = os.environ["TOLLGATE_CHART_AUDIT_LOG"]
 CHART = os.path.join(ROOT, "charts", "tollgate")
 REL, NS = "tg", "tollgate-system"
 FULL, OP = "tg-tollgate", "tg-tollgate-operator"
+CERTS = f"{FULL}-webhook-certs"  # the operator-made certificate's Secret
+USER_SECRET = "platform-webhook-tls"
 SA_USER = f"system:serviceaccount:{NS}:{FULL}"
 WAIT = 60
 # Granted but not necessarily used in this test, and why.
@@ -171,9 +179,10 @@ def rule_set(rules):
 def granted():
     cr = kget("clusterrole", FULL)
     role = kget("role", "-n", NS, f"{FULL}-leader-election")
+    certs = kget("role", "-n", NS, f"{FULL}-webhook-certs") or {"rules": []}
     # Bound by the operator itself, per namespace with policies.
     secrets = kget("clusterrole", f"{FULL}-secrets")
-    return rule_set(cr["rules"]) | rule_set(role["rules"]) | rule_set(secrets["rules"])
+    return rule_set(cr["rules"]) | rule_set(role["rules"]) | rule_set(certs["rules"]) | rule_set(secrets["rules"])
 
 
 def secret_reader_namespaces():
@@ -226,6 +235,10 @@ class Operator:
                 assert os.path.dirname(path) in mounts, f"{path} is not mounted"
                 a = f"{flag}={os.path.join(work, 'tls', os.path.basename(path))}"
             args.append(a)
+        if "--tls-generate" in args:
+            # A new CA trusted 2 s (not an hour) before it signs: the
+            # rotation step waits for its switch.
+            args.append("--tls-overlap=2s")
         if any(a.startswith("--tls-cert-file=") for a in args):
             # Re-read every second rather than every 10 (the chart's default).
             args.append("--tls-reload-seconds=1")
@@ -314,10 +327,47 @@ def injected(p):
     return any(c["name"] == "tollgate-proxy" for c in p["spec"].get("initContainers", []))
 
 
+def served_certificate():
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", state["port"]), timeout=3) as raw:
+        with ctx.wrap_socket(raw) as tls:
+            return ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True))
+
+
+def pem_body(pem):
+    return "".join(line for line in pem.strip().splitlines() if "-----" not in line)
+
+
+def write_pair(crt, key):
+    """Both files swapped in by rename, as a kubelet's ..data swap would."""
+    d = os.path.join(work, "tls")
+    for name, text in (("tls.key", key), ("tls.crt", crt)):
+        open(os.path.join(d, f".{name}"), "w").write(text)
+    for name in ("tls.key", "tls.crt"):
+        os.replace(os.path.join(d, f".{name}"), os.path.join(d, name))
+
+
 state = {}
 
 
-@step("helm install: CRD, RBAC, Lease, webhooks with the helm-made CA")
+def ca_bundles():
+    """The caBundle (PEM) of every webhook of both configurations."""
+    hooks = kget("mutatingwebhookconfiguration", FULL)["webhooks"] + kget("validatingwebhookconfiguration", FULL)["webhooks"]
+    return [base64.b64decode(h["clientConfig"].get("caBundle", "")).decode() for h in hooks]
+
+
+def secret_text(name, key):
+    s = kget("secret", "-n", NS, name)
+    return base64.b64decode(s["data"][key]).decode() if s else None
+
+
+def pem_count(bundle):
+    return bundle.count("-----BEGIN CERTIFICATE-----")
+
+
+@step("helm install: CRD, RBAC, Lease, webhooks without a caBundle (the operator makes the certificate)")
 def install():
     state["port"] = free_port()
     notes = helm("install", REL, CHART, "-n", NS, "--create-namespace",
@@ -325,16 +375,16 @@ def install():
                  "--set", "sidecar.port=15900", "--set", "sidecar.logLevel=debug", *MONITORING_ON).stdout
     assert "kubectl label namespace team-a tollgate.dev/injection=enabled" in notes, notes
     assert "kind: LlmPolicy" in notes and "Injection failurePolicy is Fail" in notes, notes
+    assert f"Webhook certificate: made by the operator in the Secret {CERTS}" in notes, notes
     for kind in MONITORING:
         assert f"WARNING: {kind} was requested, but this cluster does not serve" in notes, notes
         assert not kget(MONITORING[kind], "-n", NS), f"{kind} rendered without its API"
     kubectl("wait", "--for=condition=Established", "crd/llmpolicies.tollgate.dev", "--timeout=60s")
-    mwc = kget("mutatingwebhookconfiguration", FULL)
-    ca = base64.b64decode(kget("secret", "-n", NS, f"{FULL}-webhook-tls")["data"]["ca.crt"])
-    assert all(base64.b64decode(w["clientConfig"]["caBundle"]) == ca for w in mwc["webhooks"])
+    # Nothing generated by Helm: the operator makes the Secret and the caBundle.
+    assert kget("secret", "-n", NS, CERTS) is None and kget("secret", "-n", NS, f"{FULL}-webhook-tls") is None
+    assert ca_bundles() == ["", "", ""], ca_bundles()
     assert kget("lease", "-n", NS, OP) and kget("pdb", "-n", NS, OP)
     assert kget("deploy", "-n", NS, OP)["spec"]["replicas"] == 2
-    state["ca"] = ca
 
 
 @step("operator runs with the chart's ServiceAccount token and the Deployment's flags, and leads")
@@ -343,6 +393,16 @@ def operator():
     state["op"] = Operator("a", state["port"])
     holder = kget("lease", "-n", NS, OP)["spec"]["holderIdentity"]
     assert holder == state["op"].identity, holder
+    # The leader made one CA and certificate, owned by the release's Lease,
+    # and put the CA in every webhook's caBundle.
+    secret = kget("secret", "-n", NS, CERTS)
+    assert secret["type"] == "kubernetes.io/tls", secret["type"]
+    owner = secret["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"]) == ("Lease", OP, kget("lease", "-n", NS, OP)["metadata"]["uid"])
+    ca = secret_text(CERTS, "ca.crt")
+    assert pem_count(ca) == 1
+    wait_until("the CA in every caBundle", lambda: ca_bundles() == [ca] * 3)
+    assert pem_body(served_certificate()) == pem_body(secret_text(CERTS, "tls.crt"))
 
 
 @step("validating webhook (called by the API server) refuses an invalid spec; a policy whose Secret is missing is admitted and says so")
@@ -439,45 +499,37 @@ def counts():
                in state["op"].metrics())
 
 
-def served_certificate():
-    import ssl
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", state["port"]), timeout=3) as raw:
-        with ctx.wrap_socket(raw) as tls:
-            return ssl.DER_cert_to_PEM_cert(tls.getpeercert(binary_form=True))
-
-
-def pem_body(pem):
-    return "".join(line for line in pem.strip().splitlines() if "-----" not in line)
-
-
-def write_pair(crt, key):
-    """Both files swapped in by rename, as a kubelet's ..data swap would."""
-    d = os.path.join(work, "tls")
-    for name, text in (("tls.key", key), ("tls.crt", crt)):
-        open(os.path.join(d, f".{name}"), "w").write(text)
-    for name in ("tls.key", "tls.crt"):
-        os.replace(os.path.join(d, f".{name}"), os.path.join(d, name))
-
-
-@step("a renewed certificate written over the mounted files is served without a restart (as after a cert-manager renewal)")
-def renewal():
-    d = os.path.join(work, "tls")
-    orig = (open(os.path.join(d, "tls.crt")).read(), open(os.path.join(d, "tls.key")).read())
-    assert pem_body(served_certificate()) == pem_body(orig[0])
-    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
-        "-subj", "/CN=renewed", "-addext", "subjectAltName=IP:127.0.0.1",
-        "-keyout", os.path.join(work, "renewed.key"), "-out", os.path.join(work, "renewed.crt"))
-    renewed = open(os.path.join(work, "renewed.crt")).read()
+@step("a CA rotation asked for on the Secret reaches the replica and the caBundle without a restart; pods injected throughout")
+def rotation():
     op = state["op"]
-    write_pair(renewed, open(os.path.join(work, "renewed.key")).read())
-    wait_until("the renewed certificate served", lambda: pem_body(served_certificate()) == pem_body(renewed), timeout=15)
+    old_ca, old_leaf = secret_text(CERTS, "ca.crt"), secret_text(CERTS, "tls.crt")
+    kubectl("-n", NS, "annotate", "secret", CERTS, "tollgate.dev/rotate=ca")
+    created, refused = [], []
+
+    def step_done(check):
+        def poll():
+            # Whatever is served meanwhile, the API server trusts it: every
+            # pod is admitted, with its sidecar.
+            name = f"rotating-{len(created)}"
+            try:
+                if not injected(pod("app-a", name, {"app": "chat"})):
+                    refused.append(f"{name}: admitted without the sidecar")
+                created.append(name)
+            except AssertionError as e:
+                refused.append(f"{name}: {e}")
+            return check(ca_bundles()[0])
+        return poll
+    wait_until("old and new CA in the caBundle", step_done(lambda b: pem_count(b) == 2 and b.endswith(old_ca)))
+    new_ca = ca_bundles()[0][: -len(old_ca)]
+    wait_until("the certificate signed by the new CA served", step_done(
+        lambda b: pem_body(served_certificate()) != pem_body(old_leaf)
+        and pem_body(served_certificate()) == pem_body(secret_text(CERTS, "tls.crt"))))
+    wait_until("the old CA out of the caBundle", step_done(lambda b: ca_bundles() == [new_ca] * 3))
+    assert secret_text(CERTS, "ca.crt") == new_ca
+    assert "tollgate.dev/rotate" not in kget("secret", "-n", NS, CERTS)["metadata"]["annotations"]
     assert op.counter("tollgate_operator_tls_reloads_total", result="success") >= 1
-    # Back to the one the webhook configurations trust.
-    write_pair(*orig)
-    wait_until("the original certificate served again", lambda: pem_body(served_certificate()) == pem_body(orig[0]),
-               timeout=15)
+    assert not refused and len(created) >= 3, (refused, len(created))
+    kubectl("-n", "app-a", "delete", "pod", *created, "--wait=false")
 
 
 @step("the operator's metrics hold every operator metric the alerts and dashboard read, and match the README reference")
@@ -524,7 +576,10 @@ def rbac():
     assert not unused, f"granted but never used (drop them): {sorted(unused)}"
     # Secrets only where policies are, each through the operator's RoleBinding.
     with_policies = {p["metadata"]["namespace"] for p in kget("llmp", "-A")["items"]}
-    read_in = {e["objectRef"].get("namespace") for e in events if e["objectRef"]["resource"] == "secrets"}
+    secrets = [e["objectRef"] for e in events if e["objectRef"]["resource"] == "secrets"]
+    # In the release namespace, the webhook certificate's Secret only.
+    assert {r.get("name") for r in secrets if r.get("namespace") == NS} == {CERTS}, secrets
+    read_in = {r.get("namespace") for r in secrets if r.get("namespace") != NS}
     assert read_in and read_in <= with_policies, f"Secrets read in {read_in}, policies in {with_policies}"
     assert secret_reader_namespaces() == with_policies, (secret_reader_namespaces(), with_policies)
     state["audit_mark"] = audit_lines()
@@ -588,12 +643,14 @@ def ablation_bind():
     ablate(drop, create, lambda key, ns, name: key[1] == "rolebindings" and ns == "app-c")
 
 
-@step("helm upgrade keeps the generated certificate and applies changed values")
+@step("helm upgrade keeps the operator's caBundle (not in the manifests) and applies changed values")
 def upgrade_keep():
+    before = ca_bundles()
+    assert before[0] and before == [secret_text(CERTS, "ca.crt")] * 3
     helm("upgrade", REL, CHART, "-n", NS, "--reuse-values", "--set", "webhook.mutating.timeoutSeconds=3")
     mwc = kget("mutatingwebhookconfiguration", FULL)
     assert [w["timeoutSeconds"] for w in mwc["webhooks"]] == [3, 3]
-    assert base64.b64decode(mwc["webhooks"][0]["clientConfig"]["caBundle"]) == state["ca"], "CA regenerated"
+    assert ca_bundles() == before, "the upgrade dropped or changed the operator's caBundle"
     assert injected(pod("app-a", "after-upgrade", {"app": "chat"}))
 
 
@@ -616,26 +673,84 @@ def upgrade_monitoring():
     assert sum(1 for g in groups for r in g["rules"] if "alert" in r) >= 19, groups
 
 
-@step("helm upgrade to one replica, operator-made certificate, failurePolicy Ignore: the operator patches the CA in")
-def upgrade_operator_tls():
+@step("helm upgrade to a user's Secret: served, its ca.crt injected, the Secret only read")
+def upgrade_user_secret():
     state["op"].stop()
+    d = os.path.join(work, "user-pki")
+    os.makedirs(d, exist_ok=True)
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+        "-subj", "/CN=platform-ca", "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.crt")
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=webhook",
+        "-keyout", f"{d}/tls.key", "-out", f"{d}/tls.csr")
+    open(f"{d}/ext", "w").write("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", f"{d}/tls.csr", "-CA", f"{d}/ca.crt", "-CAkey", f"{d}/ca.key",
+        "-CAcreateserial", "-days", "1", "-extfile", f"{d}/ext", "-out", f"{d}/tls.crt")
+    kubectl("-n", NS, "create", "secret", "generic", USER_SECRET, f"--from-file=ca.crt={d}/ca.crt",
+            f"--from-file=tls.crt={d}/tls.crt", f"--from-file=tls.key={d}/tls.key")
+    written = kget("secret", "-n", NS, USER_SECRET)["metadata"]["resourceVersion"]
     mark = audit_lines()
-    helm("upgrade", REL, CHART, "-n", NS, "--reuse-values", "--set", "operator.replicaCount=1",
-         "--set", "operator.podDisruptionBudget.enabled=false", "--set", "webhook.tls.generator=operator",
-         "--set", "webhook.mutating.failurePolicy=Ignore")
-    assert kget("secret", "-n", NS, f"{FULL}-webhook-tls") is None, "the helm-made Secret is removed"
+    notes = helm("upgrade", REL, CHART, "-n", NS, "--reuse-values", "--set", "webhook.tls.generator=secret",
+                 "--set", f"webhook.tls.secretName={USER_SECRET}").stdout
+    assert f"Webhook certificate: from your Secret {USER_SECRET}" in notes, notes
+    role = kget("role", "-n", NS, f"{FULL}-webhook-certs")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [USER_SECRET],
+                              "verbs": ["get", "watch"]}], role["rules"]
+    state["op"] = Operator("b", state["port"])
+    ca = open(f"{d}/ca.crt").read()
+    wait_until("the user's CA in every caBundle", lambda: ca_bundles() == [ca] * 3)
+    assert pem_body(served_certificate()) == pem_body(open(f"{d}/tls.crt").read())
+    assert injected(pod("app-a", "user-secret", {"app": "chat"}))
+    assert kget("secret", "-n", NS, USER_SECRET)["metadata"]["resourceVersion"] == written, "the operator wrote it"
+    use, denied = used(audit_events(mark))
+    assert not denied, f"forbidden: {denied}"
+    assert ("", "secrets", "watch") in use and ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch") in use
+    state["op"].stop()
+
+
+def renewal():
+    """A renewed certificate written over the mounted files is served
+    without a restart (as after a cert-manager renewal)."""
+    d = os.path.join(work, "tls")
+    orig = (open(os.path.join(d, "tls.crt")).read(), open(os.path.join(d, "tls.key")).read())
+    assert pem_body(served_certificate()) == pem_body(orig[0])
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+        "-subj", "/CN=renewed", "-addext", "subjectAltName=IP:127.0.0.1",
+        "-keyout", os.path.join(work, "renewed.key"), "-out", os.path.join(work, "renewed.crt"))
+    renewed = open(os.path.join(work, "renewed.crt")).read()
+    op = state["op"]
+    write_pair(renewed, open(os.path.join(work, "renewed.key")).read())
+    wait_until("the renewed certificate served", lambda: pem_body(served_certificate()) == pem_body(renewed), timeout=15)
+    assert op.counter("tollgate_operator_tls_reloads_total", result="success") >= 1
+    # Back to the one the webhook configurations trust.
+    write_pair(*orig)
+    wait_until("the original certificate served again", lambda: pem_body(served_certificate()) == pem_body(orig[0]),
+               timeout=15)
+
+
+@step("helm upgrade to the helm-made certificate, one replica, failurePolicy Ignore; renewed files over the mount served without a restart")
+def upgrade_helm_generator():
+    args = ["upgrade", REL, CHART, "-n", NS, "--reuse-values", "--set", "operator.replicaCount=1",
+            "--set", "operator.podDisruptionBudget.enabled=false", "--set", "webhook.tls.generator=helm",
+            "--set", "webhook.tls.secretName=", "--set", "webhook.mutating.failurePolicy=Ignore"]
+    if HELM_VERSION.startswith("v4."):
+        # The operator owns the caBundle it wrote: Helm 4's server-side
+        # apply takes it over for a rendered one only with --force-conflicts
+        # (README, Webhook certificates).
+        p = run(HELM, *args, ok=False)
+        assert p.returncode != 0 and "clientConfig.caBundle" in p.stderr, p.stderr[-1500:]
+        args.append("--force-conflicts")
+    notes = helm(*args).stdout
+    assert "Not GitOps-safe" in notes, notes
+    assert kget("role", "-n", NS, f"{FULL}-webhook-certs") is None
     assert kget("pdb", "-n", NS, OP) is None
     assert kget("deploy", "-n", NS, OP)["spec"]["replicas"] == 1
     mwc = kget("mutatingwebhookconfiguration", FULL)
     assert [w["failurePolicy"] for w in mwc["webhooks"]] == ["Ignore", "Ignore"]
-    state["op"] = Operator("b", state["port"])
-    ca = lambda: base64.b64decode(kget("mutatingwebhookconfiguration", FULL)["webhooks"][0]["clientConfig"].get("caBundle", ""))  # noqa: E731
-    wait_until("the operator's CA in the webhook configuration", lambda: ca() and ca() != state["ca"])
-    assert injected(pod("app-a", "operator-tls", {"app": "chat"}))
-    use, denied = used(audit_events(mark))
-    assert not denied, f"forbidden: {denied}"
-    for kind in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
-        assert {("admissionregistration.k8s.io", kind, v) for v in ("get", "patch")} <= use
+    ca = secret_text(f"{FULL}-webhook-tls", "ca.crt")
+    assert ca_bundles() == [ca] * 3, "the helm-made CA rendered into every caBundle"
+    state["op"] = Operator("c", state["port"])
+    assert injected(pod("app-a", "helm-tls", {"app": "chat"}))
+    renewal()
     state["op"].stop()
 
 
@@ -647,6 +762,11 @@ def uninstall():
         items = kget(kind, "-n", NS, "-l", sel)["items"]
         assert not items, f"{kind} left: {[i['metadata']['name'] for i in items]}"
     assert kget("lease", "-n", NS, OP) is None
+    # The operator's Secret is no chart object: garbage-collected with the
+    # Lease that owns it. The user's own Secret is theirs.
+    wait_until("the operator's Secret collected with its Lease", lambda: kget("secret", "-n", NS, CERTS) is None)
+    assert kget("secret", "-n", NS, USER_SECRET)
+    kubectl("-n", NS, "delete", "secret", USER_SECRET)
     for kind in ("clusterrole", "clusterrolebinding", "mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
         items = kget(kind, "-l", sel)["items"]
         assert not items, f"{kind} left: {[i['metadata']['name'] for i in items]}"

@@ -96,8 +96,36 @@ appVersion, which need not be what the digest names).
 {{- include "tollgate.fullname" . }}
 {{- end }}
 
+{{/* The Secret cert-manager or the `helm` generator writes, mounted by the operator. */}}
 {{- define "tollgate.webhookSecretName" -}}
 {{- printf "%s-webhook-tls" (include "tollgate.fullname" .) }}
+{{- end }}
+
+{{/*
+Where the webhook certificate comes from: `cert-manager`, `operator`,
+`secret` or `helm` (certManager.enabled wins over the default generator).
+*/}}
+{{- define "tollgate.tlsMode" -}}
+{{- if .Values.certManager.enabled }}cert-manager{{ else }}{{ .Values.webhook.tls.generator }}{{ end }}
+{{- end }}
+
+{{/*
+The Secret the operator reads through the API (--tls-secret): the one it
+makes (`operator`; a different name from the `helm` generator's, which Helm
+deletes on an upgrade away from it), or the user's (`secret`).
+*/}}
+{{- define "tollgate.operatorSecretName" -}}
+{{- if eq (include "tollgate.tlsMode" .) "secret" }}
+{{- .Values.webhook.tls.secretName }}
+{{- else }}
+{{- printf "%s-webhook-certs" (include "tollgate.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* Whether the operator keeps the webhook configurations' caBundle. */}}
+{{- define "tollgate.operatorPatchesCaBundle" -}}
+{{- $mode := include "tollgate.tlsMode" . }}
+{{- if or (eq $mode "operator") (and (eq $mode "secret") (not .Values.webhook.tls.caBundle)) }}true{{ end }}
 {{- end }}
 
 {{- define "tollgate.leaseName" -}}
@@ -141,11 +169,18 @@ appVersion, which need not be what the digest names).
 {{/* Combinations that cannot work: fail the render with a message saying why. */}}
 {{- define "tollgate.validate" -}}
 {{- $op := .Values.operator }}
-{{- if and .Values.certManager.enabled (eq .Values.webhook.tls.generator "operator") }}
-{{- fail "certManager.enabled and webhook.tls.generator=operator exclude each other: choose cert-manager or let the operator generate its certificate" }}
+{{- $tls := .Values.webhook.tls }}
+{{- if and .Values.certManager.enabled (ne $tls.generator "operator") }}
+{{- fail (printf "certManager.enabled and webhook.tls.generator=%s exclude each other: choose who makes the webhook certificate (with cert-manager, leave the generator at its default)" $tls.generator) }}
 {{- end }}
-{{- if and (not .Values.certManager.enabled) (eq .Values.webhook.tls.generator "operator") (gt (int $op.replicaCount) 1) }}
-{{- fail (printf "webhook.tls.generator=operator needs operator.replicaCount=1 (got %d): each replica would generate its own certificate and the webhook configurations can trust only one. Use generator=helm or certManager.enabled" (int $op.replicaCount)) }}
+{{- if and (eq (include "tollgate.tlsMode" .) "secret") (not $tls.secretName) }}
+{{- fail "webhook.tls.generator=secret needs webhook.tls.secretName: the Secret (tls.crt, tls.key, ca.crt) in the release namespace the operator serves from" }}
+{{- end }}
+{{- if and $tls.secretName (ne (include "tollgate.tlsMode" .) "secret") }}
+{{- fail (printf "webhook.tls.secretName is read only with webhook.tls.generator=secret (the certificate comes from %s)" (include "tollgate.tlsMode" .)) }}
+{{- end }}
+{{- if and $tls.caBundle (ne (include "tollgate.tlsMode" .) "secret") }}
+{{- fail "webhook.tls.caBundle is read only with webhook.tls.generator=secret (otherwise the chart's generator or cert-manager provides the CA)" }}
 {{- end }}
 {{- if and $op.podDisruptionBudget.enabled (ge (int $op.podDisruptionBudget.minAvailable) (int $op.replicaCount)) }}
 {{- fail (printf "operator.podDisruptionBudget.minAvailable (%d) must be below operator.replicaCount (%d), or no node could ever be drained; disable the budget for a single replica" (int $op.podDisruptionBudget.minAvailable) (int $op.replicaCount)) }}
