@@ -117,10 +117,11 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         return respond(Err(ProxyError::Overloaded { limit }), cx, settle);
     }
 
-    // Log lines of a traced request name its trace.
+    // Log lines of a traced request name its trace (the ids are written
+    // only when some line is).
     let log_span = match settle.trace().filter(|t| t.recording()) {
         Some(t) => {
-            let (trace_id, span_id) = t.ids();
+            let (trace_id, span_id) = t.id_values();
             tracing::info_span!("request", %trace_id, %span_id)
         }
         None => tracing::Span::none(),
@@ -182,12 +183,7 @@ async fn forward(
     };
 
     if settle.tracing() {
-        let max_tokens = x
-            .body
-            .json()
-            .ok()
-            .and_then(crate::api::request::asked_max_tokens)
-            .map(|n| n as i64);
+        let max_tokens = head.max_tokens.and_then(|n| i64::try_from(n).ok());
         settle.set_request_facts(&model, max_tokens);
     }
 

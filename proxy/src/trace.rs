@@ -46,17 +46,18 @@ impl Tracer {
         } else {
             Context::new()
         };
+        // Room for the attributes set when the request settles (about 25),
+        // so recording them does not grow the vector step by step.
+        let mut attributes = Vec::with_capacity(32);
+        attributes.push(KeyValue::new("http.request.method", method_name(method)));
         let span = self
             .tracer
             .span_builder(Cow::Borrowed("request"))
             .with_kind(SpanKind::Server)
+            .with_attributes(attributes)
             .start_with_context(&self.tracer, &parent);
         let recording = span.is_recording();
         let cx = Context::new().with_span(span);
-        if recording {
-            cx.span()
-                .set_attribute(KeyValue::new("http.request.method", method.to_string()));
-        }
         RequestTrace {
             tracer: self.tracer.clone(),
             cx,
@@ -82,6 +83,22 @@ impl Tracer {
             b.start_with_context(&self.tracer, &Context::new()),
         ))
     }
+}
+
+/// A request method as a span attribute: the standard ones by reference.
+fn method_name(m: &http::Method) -> opentelemetry::Value {
+    use http::Method;
+    let name: &'static str = match *m {
+        Method::POST => "POST",
+        Method::GET => "GET",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => return m.to_string().into(),
+    };
+    name.into()
 }
 
 /// `traceparent` and `tracestate` in a request's headers.
@@ -113,9 +130,17 @@ impl RequestTrace {
 
     /// The trace id and the server span's id, as logs and headers write them.
     pub(crate) fn ids(&self) -> (String, String) {
+        let (t, s) = self.id_values();
+        (t.to_string(), s.to_string())
+    }
+
+    /// The ids as values that write themselves only when displayed.
+    pub(crate) fn id_values(
+        &self,
+    ) -> (opentelemetry::trace::TraceId, opentelemetry::trace::SpanId) {
         let span = self.cx.span();
         let sc = span.span_context();
-        (sc.trace_id().to_string(), sc.span_id().to_string())
+        (sc.trace_id(), sc.span_id())
     }
 
     /// Starts a child span of the server span. A request that is not

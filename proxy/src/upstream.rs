@@ -201,17 +201,21 @@ pub(crate) fn build_request(
         header::ACCEPT_ENCODING,
         HeaderValue::from_static("identity"),
     );
-    headers.insert("x-request-id", out.request_id.clone());
+    // Names as constants: a `&str` name is parsed on every insert.
+    const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+    headers.insert(X_REQUEST_ID, out.request_id.clone());
+    const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
     match (&out.trace, p.propagate_trace) {
         (_, false) => {
-            headers.remove("traceparent");
-            headers.remove("tracestate");
+            headers.remove(TRACEPARENT);
+            headers.remove(TRACESTATE);
         }
         (Some(t), true) => {
-            headers.insert("traceparent", t.traceparent.clone());
+            headers.insert(TRACEPARENT, t.traceparent.clone());
             match &t.tracestate {
-                Some(v) => headers.insert("tracestate", v.clone()),
-                None => headers.remove("tracestate"),
+                Some(v) => headers.insert(TRACESTATE, v.clone()),
+                None => headers.remove(TRACESTATE),
             };
         }
         (None, true) => {}

@@ -16,6 +16,7 @@ targets with `suite.py`.
     python3 tests/bench/instructions.py                      # routing only and every feature
     python3 tests/bench/instructions.py --contenders tollgate,tg-pii --requests 300
     python3 tests/bench/instructions.py --proxy OLD --proxy NEW   # two builds side by side
+    python3 tests/bench/instructions.py --contenders tollgate,tg-traced,tg-trace-unsampled  # Jaeger built
 
 For each contender and proxy binary: start the mock and the proxy under
 `valgrind --tool=callgrind`, send warm-up requests (first-use costs:
@@ -67,9 +68,15 @@ def drive(bin_dir: Path, name: str, url: str, count: int) -> dict:
 def measure(bin_dir: Path, proxy: Path, name: str, requests: int, warmup: int, work: Path, top: int) -> dict:
     run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work))
     mock = procs.start_mock(bin_dir / "tollgate-mock", cs.KEY, run_dir)
+    jaeger = None
     try:
         what, sections = cs.TOLLGATE[name]
-        if sections is None:
+        if sections is None and name.startswith("tg-trace"):
+            # The export task runs in the proxy's process, so its work is
+            # counted with the requests'.
+            jaeger, otlp_port = cs.start_jaeger(run_dir)
+            sections = cs.TRACING.format(port=otlp_port, ratio=1 if name == "tg-traced" else 0)
+        elif sections is None:
             raise SystemExit(f"{name} needs a redis-server; not measured here")
         config = run_dir / "proxy.yaml"
         config.write_text(procs.PROXY_CONFIG.format(mock_url=mock.urls["data"]) + sections)
@@ -96,6 +103,8 @@ def measure(bin_dir: Path, proxy: Path, name: str, requests: int, warmup: int, w
                 "instructions_per_request": total / sent, "top": top_functions(dumps[-1], sent, top)}
     finally:
         mock.stop()
+        if jaeger:
+            jaeger.stop()
 
 
 def top_functions(dump: Path, requests: int, n: int) -> list[tuple[str, float]]:

@@ -18,6 +18,7 @@ pub struct Jaeger {
     pub otlp_grpc: u16,
     pub otlp_http: u16,
     pub query: u16,
+    tls: bool,
     _dir: tempfile::TempDir,
     child: Child,
 }
@@ -37,10 +38,35 @@ fn jaeger_binary() -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
+/// How the OTLP receivers are set up beyond the defaults.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// TLS on both receivers (PEM files): the server's certificate and key
+    /// and, for mutual TLS, the CA client certificates must chain to.
+    pub tls: Option<ReceiverTls>,
+    /// A request header the collector copies into every span it receives,
+    /// as the attribute `received.<header>` (the receivers keep the
+    /// request's metadata and the `attributes` processor reads it): shows
+    /// which headers reached the collector.
+    pub copy_header: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReceiverTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
 impl Jaeger {
     /// Starts one, or returns `None` (skip) when there is no binary and
     /// `TOLLGATE_REQUIRE_JAEGER` is unset.
     pub async fn start() -> Option<Jaeger> {
+        Jaeger::start_with(Options::default()).await
+    }
+
+    /// [`Jaeger::start`] with receivers set up as `opts` says.
+    pub async fn start_with(opts: Options) -> Option<Jaeger> {
         let Some(bin) = jaeger_binary() else {
             assert!(
                 std::env::var_os("TOLLGATE_REQUIRE_JAEGER").is_none(),
@@ -52,13 +78,36 @@ impl Jaeger {
         let dir = tempfile::tempdir().unwrap();
         let (otlp_grpc, otlp_http, query, query_grpc) =
             (free_port(), free_port(), free_port(), free_port());
+        let tls = opts.tls.as_ref().map_or(String::new(), |t| {
+            let mut s = format!(
+                "\n        tls:\n          cert_file: {}\n          key_file: {}",
+                t.cert.display(),
+                t.key.display()
+            );
+            if let Some(ca) = &t.client_ca {
+                s.push_str(&format!("\n          client_ca_file: {}", ca.display()));
+            }
+            s
+        });
+        // Copying a header: the receivers keep the request's metadata, a
+        // processor in the pipeline writes it into each span.
+        let (metadata, pipeline_processors, processors_section) = match &opts.copy_header {
+            Some(h) => (
+                "\n        include_metadata: true".to_string(),
+                "      processors: [attributes]\n".to_string(),
+                format!(
+                    "processors:\n  attributes:\n    actions:\n      - {{key: received.{h}, from_context: metadata.{h}, action: insert}}\n"
+                ),
+            ),
+            None => (String::new(), String::new(), String::new()),
+        };
         let config = format!(
             r#"service:
   extensions: [jaeger_storage, jaeger_query]
   pipelines:
     traces:
       receivers: [otlp]
-      exporters: [jaeger_storage_exporter]
+{pipeline_processors}      exporters: [jaeger_storage_exporter]
   telemetry:
     metrics:
       level: none
@@ -77,13 +126,13 @@ extensions:
       mem:
         memory:
           max_traces: 100000
-receivers:
+{processors_section}receivers:
   otlp:
     protocols:
       grpc:
-        endpoint: 127.0.0.1:{otlp_grpc}
+        endpoint: 127.0.0.1:{otlp_grpc}{tls}{metadata}
       http:
-        endpoint: 127.0.0.1:{otlp_http}
+        endpoint: 127.0.0.1:{otlp_http}{tls}{metadata}
 exporters:
   jaeger_storage_exporter:
     trace_storage: mem
@@ -103,6 +152,7 @@ exporters:
             otlp_grpc,
             otlp_http,
             query,
+            tls: opts.tls.is_some(),
             _dir: dir,
             child,
         };
@@ -130,12 +180,20 @@ exporters:
 
     /// The OTLP/gRPC receiver's base URL.
     pub fn grpc_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.otlp_grpc)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.otlp_grpc)
     }
 
     /// The OTLP/HTTP receiver's base URL (without `/v1/traces`).
     pub fn http_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.otlp_http)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.otlp_http)
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// What Jaeger logged (for failure messages).

@@ -18,4 +18,5 @@ pub fn free_port() -> u16 {
 
 pub mod jaeger;
 pub mod mock;
+pub mod pki;
 pub mod redis;

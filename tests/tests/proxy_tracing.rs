@@ -402,3 +402,109 @@ async fn a_provider_can_be_kept_out_of_the_trace() {
         Some("anthropic")
     );
 }
+
+/// OTLP over TLS with a private CA and a client certificate (the collector
+/// requires one), both protocols, and the headers of
+/// `OTEL_EXPORTER_OTLP_HEADERS` arriving at the collector (it copies one
+/// into the spans it keeps). A proxy without the client certificate cannot
+/// export, and its requests do not notice.
+#[tokio::test]
+async fn export_over_mutual_tls_with_headers_from_the_environment() {
+    let pki = tollgate_tests::pki::Pki::generate();
+    let Some(jaeger) = Jaeger::start_with(tollgate_tests::jaeger::Options {
+        tls: Some(tollgate_tests::jaeger::ReceiverTls {
+            cert: pki.server_cert.clone(),
+            key: pki.server_key.clone(),
+            client_ca: Some(pki.ca.clone()),
+        }),
+        copy_header: Some("x-tenant".into()),
+    })
+    .await
+    else {
+        return;
+    };
+    let mock = mock().await;
+    let ca = pki.ca.display().to_string();
+    let cert = pki.client_cert.display().to_string();
+    let key = pki.client_key.display().to_string();
+    for (protocol, url) in [
+        ("grpc", jaeger.grpc_url()),
+        ("http/protobuf", jaeger.http_url()),
+    ] {
+        assert!(url.starts_with("https://"), "{url}");
+        let service = format!("tg-trace-tls-{}", protocol.replace('/', "-"));
+        let env = [
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", url.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+            ("OTEL_SERVICE_NAME", service.as_str()),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca.as_str()),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", cert.as_str()),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", key.as_str()),
+            // Percent-encoded as W3C baggage: "team a/1".
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=team%20a%2F1"),
+        ];
+        let proxy = ProxyProc::start_env(&config(&mock.url(), "", ""), &env);
+        let r = client()
+            .post(format!("{}/v1/chat/completions", proxy.url))
+            .json(&chat("gpt-4o-mini", "hello over tls", false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let traces = jaeger.wait_for(&service, |t| !t.is_empty()).await;
+        let spans = traces[0].spans();
+        let server = spans
+            .iter()
+            .find(|s| s.tag_str("span.kind").as_deref() == Some("server"))
+            .expect("the request's span");
+        assert_eq!(
+            server.tag_str("received.x-tenant").as_deref(),
+            Some("team a/1"),
+            "{protocol}: the header reached the collector decoded"
+        );
+        let log = proxy.log();
+        assert!(
+            !log.contains("team a"),
+            "{protocol}: a header value was logged: {log}"
+        );
+    }
+
+    // Without the client certificate the collector refuses the handshake.
+    let url = jaeger.grpc_url();
+    let proxy = ProxyProc::start_env(
+        &config(&mock.url(), "", ""),
+        &[
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", url.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_SERVICE_NAME", "tg-trace-tls-refused"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca.as_str()),
+        ],
+    );
+    for i in 0..3 {
+        let r = client()
+            .post(format!("{}/v1/chat/completions", proxy.url))
+            .json(&chat("gpt-4o-mini", &format!("refused {i}"), false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    wait_for(
+        "refused exports counted",
+        Duration::from_secs(30),
+        || async {
+            let m = proxy.metrics().await;
+            let failed = metric(
+                &m,
+                "tollgate_trace_spans_total",
+                &[("result", "export_failed")],
+            )?;
+            (failed >= 3.0).then_some(())
+        },
+    )
+    .await;
+    assert!(jaeger.traces("tg-trace-tls-refused").await.is_empty());
+}

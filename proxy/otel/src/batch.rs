@@ -2,11 +2,11 @@
 //! batches (when a batch is full or its delay has passed), counts what was
 //! sent and what was lost, and on stop sends what is left.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-use std::sync::Mutex;
+use opentelemetry_sdk::trace::SpanData;
 
 use tokio::sync::{oneshot, Notify};
 
@@ -79,8 +79,15 @@ impl Queue {
     }
 }
 
+/// Where batches go (the OTLP exporter; a fake in tests).
+pub(crate) trait Export: Send + Sync + 'static {
+    /// Sends a batch; on success, how many of its spans the collector
+    /// rejected (a partial success).
+    fn export(&self, batch: &[SpanData]) -> impl Future<Output = Result<u64, ()>> + Send;
+}
+
 /// Runs until `stop` fires, then sends what is queued and returns.
-pub(crate) async fn run<E: SpanExporter>(
+pub(crate) async fn run<E: Export>(
     queue: Arc<Queue>,
     mut stop: oneshot::Receiver<()>,
     exporter: E,
@@ -95,25 +102,28 @@ pub(crate) async fn run<E: SpanExporter>(
             _ = queue.full.notified() => {}
             _ = tokio::time::sleep(limits.delay) => {}
         }
-        let mut spans = queue.take();
-        while !spans.is_empty() {
-            let rest = spans.split_off(spans.len().min(limits.batch));
-            send(&exporter, spans, limits.timeout, &*counters).await;
-            spans = rest;
+        let spans = queue.take();
+        for batch in spans.chunks(limits.batch) {
+            send(&exporter, batch, limits.timeout, &*counters).await;
         }
     }
-    let _ = exporter.shutdown();
 }
 
-async fn send<E: SpanExporter>(
+async fn send<E: Export>(
     exporter: &E,
-    batch: Vec<SpanData>,
+    batch: &[SpanData],
     timeout: Duration,
     counters: &dyn Counters,
 ) {
     let n = batch.len() as u64;
     match tokio::time::timeout(timeout, exporter.export(batch)).await {
-        Ok(Ok(())) => counters.exported(n),
+        Ok(Ok(rejected)) => {
+            let rejected = rejected.min(n);
+            counters.exported(n - rejected);
+            if rejected > 0 {
+                counters.dropped(DropReason::ExportFailed, rejected);
+            }
+        }
         _ => counters.dropped(DropReason::ExportFailed, n),
     }
 }
@@ -124,7 +134,6 @@ mod tests {
     use std::sync::Mutex;
 
     use opentelemetry::trace::{SpanContext, SpanKind, Status};
-    use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
     use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
 
     use super::*;
@@ -149,20 +158,22 @@ mod tests {
         }
     }
 
-    /// Records batch sizes; refuses every batch while `down`.
+    /// Records batch sizes; refuses every batch while `down`, rejects
+    /// `reject` spans of each batch it takes.
     #[derive(Debug, Clone, Default)]
     struct Collector {
         batches: Arc<Mutex<Vec<usize>>>,
         down: Arc<AtomicBool>,
+        reject: u64,
     }
 
-    impl SpanExporter for Collector {
-        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+    impl Export for Collector {
+        async fn export(&self, batch: &[SpanData]) -> Result<u64, ()> {
             if self.down.load(Ordering::Relaxed) {
-                return Err(OTelSdkError::InternalFailure("collector down".into()));
+                return Err(());
             }
             self.batches.lock().unwrap().push(batch.len());
-            Ok(())
+            Ok(self.reject)
         }
     }
 
@@ -260,6 +271,23 @@ mod tests {
         task.await.unwrap();
         assert_eq!(count.failed.load(Ordering::Relaxed), taken as u64);
         assert_eq!(count.exported.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn spans_the_collector_rejects_are_counted_as_failed() {
+        let c = Collector {
+            reject: 1,
+            ..Collector::default()
+        };
+        let count = Arc::new(Count::default());
+        let (q, stop, task) = start(limits(100, 3), &c, &count);
+        for _ in 0..3 {
+            assert!(q.push(span()));
+        }
+        stop.send(()).unwrap();
+        task.await.unwrap();
+        assert_eq!(count.exported.load(Ordering::Relaxed), 2);
+        assert_eq!(count.failed.load(Ordering::Relaxed), 1);
     }
 
     #[test]

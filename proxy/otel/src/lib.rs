@@ -9,17 +9,22 @@
 //!
 //! Settings come from the caller's config ([`Settings`]) and, where it is
 //! silent, from the standard `OTEL_*` variables (`OTEL_EXPORTER_OTLP_[TRACES_]
-//! ENDPOINT`, `..._PROTOCOL`, `..._HEADERS`, `..._TIMEOUT`, `OTEL_SERVICE_NAME`,
+//! ENDPOINT`, `..._PROTOCOL`, `..._HEADERS`, `..._TIMEOUT`, `..._CERTIFICATE`,
+//! `..._CLIENT_CERTIFICATE`, `..._CLIENT_KEY`, `OTEL_SERVICE_NAME`,
 //! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER[_ARG]`, `OTEL_BSP_*`).
 //! Export is off unless an endpoint is configured somewhere, and
 //! `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none` turn it off.
+//!
+//! The spans are the `opentelemetry` SDK's; the OTLP requests are written
+//! here ([`proto`]) and sent with hyper ([`transport`]): the exporter crate
+//! cost more per span than the request it described (see `proto`).
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanProcessor};
 use opentelemetry_sdk::Resource;
@@ -27,6 +32,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 mod batch;
+mod proto;
+mod transport;
 
 pub use opentelemetry_sdk::trace::SdkTracer;
 
@@ -85,8 +92,12 @@ pub enum Error {
     Protocol(String),
     #[error("sample ratio {0} is not within 0..=1")]
     SampleRatio(f64),
-    #[error("cannot build the OTLP exporter: {0}")]
-    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    #[error("OTLP endpoint {0}")]
+    Endpoint(String),
+    #[error("OTLP headers: {0}")]
+    Headers(String),
+    #[error("OTLP TLS: {0}")]
+    Tls(String),
 }
 
 /// Why spans were not exported.
@@ -152,9 +163,17 @@ impl Settings {
         }
     }
 
-    /// The URL the exporter sends to when these settings name an endpoint.
-    fn url(&self, protocol: Protocol) -> Option<String> {
-        let base = self.endpoint.as_deref()?.trim_end_matches('/');
+    /// The URL the exporter sends to: these settings' endpoint, else
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (taken as it is), else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`. A base URL gets `/v1/traces` for
+    /// HTTP/protobuf (once); gRPC uses only its scheme and authority.
+    fn url(&self, protocol: Protocol, env: Env<'_>) -> Option<String> {
+        let base = match (&self.endpoint, env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) {
+            (Some(e), _) => e.trim().to_string(),
+            (None, Some(traces)) => return Some(traces.trim().to_string()),
+            (None, None) => env("OTEL_EXPORTER_OTLP_ENDPOINT")?.trim().to_string(),
+        };
+        let base = base.trim_end_matches('/');
         Some(match protocol {
             Protocol::Grpc => base.to_string(),
             Protocol::HttpProtobuf if base.ends_with("/v1/traces") => base.to_string(),
@@ -203,28 +222,16 @@ impl Pipeline {
             .or_else(|| env_millis(env, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"))
             .or_else(|| env_millis(env, "OTEL_EXPORTER_OTLP_TIMEOUT"))
             .unwrap_or(Duration::from_secs(10));
-        let mut exporter = match protocol {
-            Protocol::Grpc => {
-                let mut b = SpanExporter::builder()
-                    .with_tonic()
-                    .with_protocol(opentelemetry_otlp::Protocol::Grpc)
-                    .with_timeout(timeout);
-                if let Some(url) = settings.url(protocol) {
-                    b = b.with_endpoint(url);
-                }
-                b.build()?
-            }
-            Protocol::HttpProtobuf => {
-                let mut b = SpanExporter::builder()
-                    .with_http()
-                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                    .with_timeout(timeout);
-                if let Some(url) = settings.url(protocol) {
-                    b = b.with_endpoint(url);
-                }
-                b.build()?
-            }
-        };
+        let url = settings
+            .url(protocol, env)
+            .ok_or_else(|| Error::Endpoint("is not set".into()))?;
+        let transport = transport::Transport::new(
+            &url,
+            protocol,
+            transport::headers_from_env(env)?,
+            &transport::Tls::from_env(env),
+            timeout,
+        )?;
         let name = settings
             .service_name
             .clone()
@@ -234,7 +241,10 @@ impl Pipeline {
             .with_attributes(resource)
             .with_service_name(name)
             .build();
-        opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &resource);
+        let exporter = Exporter {
+            encoder: proto::Encoder::new(&resource),
+            transport,
+        };
 
         let limits = batch::Limits::from_env(env, settings.queue_size, timeout);
         let queue = Arc::new(batch::Queue::new(limits));
@@ -298,6 +308,34 @@ impl Drop for Pipeline {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// Encodes a batch and sends it, trying again (twice, after 100 ms and
+/// 400 ms) when the failure may pass; the batch's timeout bounds it all.
+struct Exporter {
+    encoder: proto::Encoder,
+    transport: transport::Transport,
+}
+
+impl batch::Export for Exporter {
+    async fn export(&self, spans: &[SpanData]) -> Result<u64, ()> {
+        let mut body = vec![0; self.transport.prefix()];
+        self.encoder.request(spans, &mut body);
+        self.transport.frame(&mut body);
+        let body = Bytes::from(body);
+        let mut backoff = Duration::from_millis(100);
+        for attempt in 0..3 {
+            match self.transport.send(body.clone()).await {
+                Ok(rejected) => return Ok(rejected),
+                Err(e) if e.retryable() && attempt < 2 => {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 4;
+                }
+                Err(_) => return Err(()),
+            }
+        }
+        Err(())
     }
 }
 
@@ -410,23 +448,53 @@ mod tests {
             endpoint: Some(e.into()),
             ..Settings::default()
         };
+        let none = env_of(&[]);
         assert_eq!(
-            s("http://c:4318").url(Protocol::HttpProtobuf).unwrap(),
-            "http://c:4318/v1/traces"
-        );
-        assert_eq!(
-            s("http://c:4318/").url(Protocol::HttpProtobuf).unwrap(),
-            "http://c:4318/v1/traces"
-        );
-        assert_eq!(
-            s("http://c:4318/v1/traces")
-                .url(Protocol::HttpProtobuf)
+            s("http://c:4318")
+                .url(Protocol::HttpProtobuf, &none)
                 .unwrap(),
             "http://c:4318/v1/traces"
         );
         assert_eq!(
-            s("http://c:4317").url(Protocol::Grpc).unwrap(),
+            s("http://c:4318/")
+                .url(Protocol::HttpProtobuf, &none)
+                .unwrap(),
+            "http://c:4318/v1/traces"
+        );
+        assert_eq!(
+            s("http://c:4318/v1/traces")
+                .url(Protocol::HttpProtobuf, &none)
+                .unwrap(),
+            "http://c:4318/v1/traces"
+        );
+        assert_eq!(
+            s("http://c:4317").url(Protocol::Grpc, &none).unwrap(),
             "http://c:4317"
         );
+    }
+
+    #[test]
+    fn the_traces_endpoint_variable_is_taken_as_it_is() {
+        let env = env_of(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/custom"),
+        ]);
+        let none = Settings::default();
+        assert_eq!(
+            none.url(Protocol::HttpProtobuf, &env).unwrap(),
+            "http://c:4318/custom"
+        );
+        let base = env_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318/")]);
+        assert_eq!(
+            none.url(Protocol::HttpProtobuf, &base).unwrap(),
+            "http://base:4318/v1/traces"
+        );
+        // The config's endpoint comes first.
+        let set = Settings {
+            endpoint: Some("http://mine:4317".into()),
+            ..Settings::default()
+        };
+        assert_eq!(set.url(Protocol::Grpc, &env).unwrap(), "http://mine:4317");
+        assert!(none.url(Protocol::Grpc, &env_of(&[])).is_none());
     }
 }

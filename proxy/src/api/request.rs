@@ -1,7 +1,7 @@
 //! The request fields the pipeline reads before forwarding.
 //!
-//! Only `model` and `stream` are extracted; every other field is skipped
-//! (but still syntax-checked), and the original bytes are forwarded
+//! Only `model`, `stream` and the output limit are extracted; every other
+//! field is skipped (but still syntax-checked), and the original bytes are forwarded
 //! unchanged, so the proxy never drops a field it does not know. Skipped
 //! values are not decoded: a lone surrogate escape (`"\ud800"`) or a
 //! number out of range (`1e400`) in a field the proxy does not read goes to
@@ -45,6 +45,8 @@ impl ParseError {
 pub struct RequestHead {
     pub model: Option<String>,
     pub stream: bool,
+    /// The output limit asked for, as [`asked_max_tokens`] reads it.
+    pub max_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -53,15 +55,77 @@ struct Head {
     model: Option<String>,
     #[serde(default)]
     stream: Option<bool>,
+    // Read leniently: the proxy only reports these; a value of another type
+    // is the provider's to judge, as for any field the proxy does not use.
+    #[serde(default)]
+    max_completion_tokens: Lenient,
+    #[serde(default)]
+    max_tokens: Lenient,
+    #[serde(default)]
+    max_output_tokens: Lenient,
 }
 
 /// The output limit a request body asks for, whichever field its API uses
 /// (`max_completion_tokens`, `max_tokens`, the Responses API's
-/// `max_output_tokens`), first found in that order.
+/// `max_output_tokens`), first found in that order. ([`parse_head`] reads
+/// the same fields in the same order.)
 pub(crate) fn asked_max_tokens(v: &Value) -> Option<u64> {
     ["max_completion_tokens", "max_tokens", "max_output_tokens"]
         .iter()
         .find_map(|f| v.get(*f).and_then(Value::as_u64))
+}
+
+/// A non-negative integer, or `None` for a value of any other type (which
+/// is skipped, not refused).
+#[derive(Default)]
+struct Lenient(Option<u64>);
+
+impl<'de> Deserialize<'de> for Lenient {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Lenient, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Lenient;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Lenient, E> {
+                Ok(Lenient(Some(v)))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_unit<E>(self) -> Result<Lenient, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Lenient, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Lenient(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Lenient, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Lenient(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Parses the head of a JSON body, naming the field on type errors.
@@ -88,6 +152,11 @@ pub fn parse_head(body: &[u8]) -> Result<RequestHead, ParseError> {
     Ok(RequestHead {
         model: head.model,
         stream: head.stream.unwrap_or(false),
+        max_tokens: head
+            .max_completion_tokens
+            .0
+            .or(head.max_tokens.0)
+            .or(head.max_output_tokens.0),
     })
 }
 
@@ -178,10 +247,30 @@ mod tests {
             h,
             RequestHead {
                 model: Some("m".into()),
-                stream: true
+                stream: true,
+                max_tokens: None,
             }
         );
         assert!(!parse_head(br#"{"model":"m"}"#).unwrap().stream);
+    }
+
+    #[test]
+    fn the_output_limit_is_read_as_asked_max_tokens_reads_it() {
+        for body in [
+            r#"{"model":"m","max_tokens":50}"#,
+            r#"{"model":"m","max_tokens":50,"max_completion_tokens":70}"#,
+            r#"{"max_output_tokens":9,"model":"m","max_tokens":50}"#,
+            r#"{"model":"m","max_completion_tokens":"x","max_tokens":50}"#,
+            r#"{"model":"m","max_tokens":-1,"max_output_tokens":[1,{"a":2}]}"#,
+            r#"{"model":"m","max_tokens":1.5,"max_completion_tokens":{"a":[null]}}"#,
+            r#"{"model":"m","max_tokens":null}"#,
+            r#"{"model":"m"}"#,
+        ] {
+            let v: Value = serde_json::from_str(body).unwrap();
+            let head = parse_head(body.as_bytes()).expect("a value of another type is not refused");
+            assert_eq!(head.max_tokens, asked_max_tokens(&v), "{body}");
+            assert_eq!(head.model.as_deref(), Some("m"), "{body}");
+        }
     }
 
     #[test]

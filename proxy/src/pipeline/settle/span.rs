@@ -44,9 +44,11 @@ impl Settle {
         match &self.trace {
             Some(t) => {
                 let op = self.endpoint.map_or("other", |e| e.operation.otel_name());
-                let name = match model {
-                    "" => op.to_string(),
-                    m => format!("{op} {m}"),
+                // The name is written only for a span that records.
+                let name: std::borrow::Cow<'static, str> = match model {
+                    _ if !t.recording() => op.into(),
+                    "" => op.into(),
+                    m => format!("{op} {m}").into(),
                 };
                 t.phase(name, SpanKind::Client)
             }
@@ -115,9 +117,13 @@ impl Settle {
     ) -> Vec<KeyValue> {
         let mut kv = Vec::with_capacity(24);
         let s = |v: &str| opentelemetry::Value::from(v.to_string());
-        kv.push(KeyValue::new("gen_ai.operation.name", s(gen_ai[0])));
-        if !gen_ai[1].is_empty() {
-            kv.push(KeyValue::new("gen_ai.provider.name", s(gen_ai[1])));
+        // A static name is kept by reference, not copied.
+        let name = |v: &'static str| opentelemetry::Value::from(v);
+        let op = self.endpoint.map_or("other", |e| e.operation.otel_name());
+        debug_assert_eq!(op, gen_ai[0]);
+        kv.push(KeyValue::new("gen_ai.operation.name", name(op)));
+        if let Some(p) = self.gen_ai_provider.clone().filter(|p| !p.is_empty()) {
+            kv.push(KeyValue::new("gen_ai.provider.name", p));
         }
         if let Some(m) = &self.span.requested_model {
             kv.push(KeyValue::new("gen_ai.request.model", s(m)));
@@ -159,15 +165,18 @@ impl Settle {
         }
         kv.push(KeyValue::new("tollgate.attempts", self.attempts as i64));
         kv.push(KeyValue::new("tollgate.stream", self.stream));
-        kv.push(KeyValue::new("tollgate.outcome", s(self.outcome.as_str())));
+        kv.push(KeyValue::new(
+            "tollgate.outcome",
+            name(self.outcome.as_str()),
+        ));
         if let Some(c) = self.cache {
-            kv.push(KeyValue::new("tollgate.cache.result", s(c)));
+            kv.push(KeyValue::new("tollgate.cache.result", name(c)));
         }
         if let Some(n) = cost_nano {
             kv.push(KeyValue::new("tollgate.cost_usd", n as f64 / 1e9));
         }
         if let Some(b) = self.span.budget {
-            kv.push(KeyValue::new("tollgate.budget.decision", s(b)));
+            kv.push(KeyValue::new("tollgate.budget.decision", name(b)));
         }
         for (ty, n) in &self.span.pii {
             kv.push(KeyValue::new(format!("tollgate.pii.{ty}"), *n as i64));
