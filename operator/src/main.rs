@@ -142,6 +142,15 @@ struct RunArgs {
     /// app's sampled flag is followed); unset: all.
     #[arg(long, env = "TOLLGATE_SIDECAR_TRACE_SAMPLE_RATIO", value_parser = parse_ratio, requires = "sidecar_otlp_endpoint")]
     sidecar_trace_sample_ratio: Option<f64>,
+    /// A Secret, in each injected pod's namespace, whose key `headers` holds
+    /// the sidecars' `OTEL_EXPORTER_OTLP_HEADERS` (collector credentials);
+    /// optional for the pod. Unset: no headers.
+    #[arg(
+        long,
+        env = "TOLLGATE_SIDECAR_OTLP_HEADERS_SECRET",
+        requires = "sidecar_otlp_endpoint"
+    )]
+    sidecar_otlp_headers_secret: Option<String>,
     /// Namespace of the leader-election Lease (the operator's own).
     #[arg(long, env = "POD_NAMESPACE", default_value = "tollgate-system")]
     namespace: String,
@@ -428,6 +437,10 @@ async fn run(args: RunArgs, metrics: Metrics) -> anyhow::Result<()> {
             endpoint,
             protocol: args.sidecar_otlp_protocol,
             sample_ratio: args.sidecar_trace_sample_ratio,
+            headers_secret: args
+                .sidecar_otlp_headers_secret
+                .clone()
+                .filter(|s| !s.trim().is_empty()),
         });
     if let (Some(role), Some(sa)) = (&args.secrets_role, &args.service_account) {
         settings.secret_access = Some(tollgate_operator::secrets::Access {

@@ -630,6 +630,20 @@ def traces_are_off_by_default_and_on_with_an_endpoint():
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] and flags == [], (env, flags)
     # Sidecars only when there is an endpoint at all.
     assert tracing_settings("--set", "tracing.sidecars=true", "--set-json", "tracing.sampleRatio=0.5") == ({}, [])
+    # Collector headers only from a Secret: the operator's own in the
+    # release namespace, the sidecars' of the same name in their namespace
+    # (both optional); never a value in the manifests.
+    c = container(render(*ci("tracing"), "--set", "tracing.otlp.headersSecret=otlp-headers"))
+    headers = [e for e in c["env"] if e["name"] == "OTEL_EXPORTER_OTLP_HEADERS"]
+    assert headers == [{"name": "OTEL_EXPORTER_OTLP_HEADERS", "valueFrom": {"secretKeyRef": {
+        "name": "otlp-headers", "key": "headers", "optional": True}}}], headers
+    assert "--sidecar-otlp-headers-secret=otlp-headers" in c["args"], c["args"]
+    env, _ = tracing_settings(*ci("tracing"))
+    assert "OTEL_EXPORTER_OTLP_HEADERS" not in env, env
+    c = container(render(*ci("tracing"), "--set", "tracing.otlp.headersSecret=otlp-headers",
+                         "--set", "tracing.sidecars=false"))
+    assert not any(a.startswith("--sidecar-otlp-headers") for a in c["args"]), c["args"]
+    refused(["--set", "tracing.otlp.headersSecret=Bad_Name"], "/tracing/otlp/headersSecret")
     refused(["--set", "tracing.otlp.protocol=http/json"], "/tracing/otlp/protocol")
     refused(["--set-json", "tracing.sampleRatio=1.5"], "/tracing/sampleRatio")
     refused(["--set", "tracing.otlp.endpoint=otel-collector:4317"], "/tracing/otlp/endpoint")

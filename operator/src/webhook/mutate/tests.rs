@@ -469,11 +469,20 @@ fn sidecar_env(settings: &Settings) -> Option<Vec<(String, String)>> {
     Some(
         env.iter()
             .map(|e| {
+                let from = &e["valueFrom"];
+                let secret = from["secretKeyRef"].as_object().map(|r| {
+                    format!(
+                        "secret {} key {} optional {}",
+                        r["name"], r["key"], r["optional"]
+                    )
+                });
                 let value = e["value"]
                     .as_str()
-                    .or(e["valueFrom"]["fieldRef"]["fieldPath"].as_str())
+                    .or(from["fieldRef"]["fieldPath"].as_str())
+                    .map(str::to_string)
+                    .or(secret)
                     .unwrap();
-                (e["name"].as_str().unwrap().to_string(), value.to_string())
+                (e["name"].as_str().unwrap().to_string(), value)
             })
             .collect(),
     )
@@ -487,6 +496,7 @@ fn sidecars_get_the_trace_variables_only_when_told() {
         endpoint: "http://otel-collector.observability:4317".into(),
         protocol: Some(tollgate_otel::Protocol::Grpc),
         sample_ratio: Some(0.25),
+        headers_secret: Some("otlp-headers".into()),
     };
     let s = Settings {
         sidecar_tracing: Some(tracing.clone()),
@@ -504,6 +514,12 @@ fn sidecars_get_the_trace_variables_only_when_told() {
     assert_eq!(get("OTEL_TRACES_SAMPLER"), "parentbased_traceidratio");
     assert_eq!(get("OTEL_TRACES_SAMPLER_ARG"), "0.25");
     assert_eq!(get("TOLLGATE_POD_NAME"), "metadata.name");
+    // Headers (credentials) from a Secret in the pod's namespace, never a
+    // value in the spec; optional, so a missing one never stops the pod.
+    assert_eq!(
+        get("OTEL_EXPORTER_OTLP_HEADERS"),
+        r#"secret "otlp-headers" key "headers" optional true"#
+    );
     assert_eq!(get("TOLLGATE_POD_NAMESPACE"), "metadata.namespace");
     let attrs = get("OTEL_RESOURCE_ATTRIBUTES");
     assert_eq!(
@@ -532,6 +548,7 @@ fn sidecars_get_the_trace_variables_only_when_told() {
         sidecar_tracing: Some(trace_env::SidecarTracing {
             protocol: None,
             sample_ratio: None,
+            headers_secret: None,
             ..tracing
         }),
         ..settings()
@@ -543,6 +560,7 @@ fn sidecars_get_the_trace_variables_only_when_told() {
         "OTEL_EXPORTER_OTLP_PROTOCOL",
         "OTEL_TRACES_SAMPLER",
         "OTEL_TRACES_SAMPLER_ARG",
+        "OTEL_EXPORTER_OTLP_HEADERS",
     ] {
         assert!(!names.contains(&absent), "{absent} in {names:?}");
     }

@@ -4,8 +4,11 @@
 //! The pod's name and namespace come from the downward API into two
 //! variables declared first, so the kubelet can expand them inside
 //! `OTEL_RESOURCE_ATTRIBUTES` (`$(VAR)` sees only earlier variables).
-//! Only the collector's address and sampling are passed: no headers, so no
-//! credentials end up in pod specs.
+//! The collector's headers (often credentials) never appear in a pod spec:
+//! with `--sidecar-otlp-headers-secret`, the sidecar reads
+//! `OTEL_EXPORTER_OTLP_HEADERS` from a Secret of that name in its own
+//! namespace (optional: a pod starts without it, and its export is refused
+//! and counted).
 
 use serde_json::{json, Value};
 use tollgate_otel::Protocol;
@@ -29,7 +32,13 @@ pub struct SidecarTracing {
     /// Share of new traces sampled, parent-based (a caller's sampled flag
     /// is followed). `None`: all.
     pub sample_ratio: Option<f64>,
+    /// A Secret in the pod's namespace whose key `headers` holds
+    /// `OTEL_EXPORTER_OTLP_HEADERS`.
+    pub headers_secret: Option<String>,
 }
+
+/// The key of the headers Secret.
+pub const HEADERS_KEY: &str = "headers";
 
 impl SidecarTracing {
     /// The sidecar container's `env` entries, in order.
@@ -54,6 +63,12 @@ impl SidecarTracing {
         if let Some(r) = self.sample_ratio {
             env.push(var("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"));
             env.push(var("OTEL_TRACES_SAMPLER_ARG", &r.to_string()));
+        }
+        if let Some(secret) = &self.headers_secret {
+            env.push(json!({
+                "name": "OTEL_EXPORTER_OTLP_HEADERS",
+                "valueFrom": {"secretKeyRef": {"name": secret, "key": HEADERS_KEY, "optional": true}},
+            }));
         }
         env
     }
