@@ -5,7 +5,11 @@
 //! Field names follow the Kubernetes API conventions (camelCase, `...Ref`,
 //! durations as strings such as `30s`). Lists and strings that CEL rules
 //! iterate over carry `maxItems` / `maxLength`, so the API server's cost
-//! estimate for the rules stays within its budget.
+//! estimate for the rules stays within its budget. Lists of named entries
+//! are list maps keyed by `name` (unique names without CEL, and
+//! server-side apply merges them entry by entry). Every section is typed,
+//! so a field the schema lacks is refused or dropped by the API server
+//! (see [`crate::webhook::validate::unknown_fields`]).
 
 // Every type here is public (re-exported below). `KubeSchema`'s derive
 // copies each struct, `pub` included, into a scope of its own, which
