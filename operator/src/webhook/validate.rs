@@ -7,7 +7,7 @@
 //!
 //! Warnings admit the policy and reach the client (kubectl prints them):
 //! budgets counted per pod ([`crate::sharing`]), a semantic cache route
-//! whose threshold is below [`LOW_THRESHOLD`], a sidecar without a memory
+//! whose threshold is below 0.9 (`LOW_THRESHOLD`), a sidecar without a memory
 //! limit, and ([`namespace_warnings`]) no PII filtering in a namespace
 //! labelled [`PERSONAL_DATA_LABEL`].
 //!
