@@ -176,6 +176,30 @@ def images(*args):
 
 
 @check
+def artifact_hub_annotations_match_the_chart():
+    chart = yaml.safe_load(open(os.path.join(CHART, "Chart.yaml")))
+    a = chart["annotations"]
+    op, proxy = images()
+    listed = {i["name"]: i["image"] for i in yaml.safe_load(a["artifacthub.io/images"])}
+    assert listed == {"tollgate-operator": op, "tollgate-proxy": proxy}, (listed, op, proxy)
+    crd = yaml.safe_load(open(os.path.join(ROOT, "crds", "llmpolicy.yaml")))
+    [entry] = yaml.safe_load(a["artifacthub.io/crds"])
+    served = [v["name"] for v in crd["spec"]["versions"] if v.get("served")]
+    assert (entry["name"], entry["kind"], entry["version"]) == \
+        (crd["metadata"]["name"], crd["spec"]["names"]["kind"], served[-1]), entry
+    # Each example is a policy the operator renders (its own validation).
+    binary = os.environ.get("TOLLGATE_OPERATOR_BIN", os.path.join(ROOT, "target", "debug", "tollgate-operator"))
+    for example in yaml.safe_load(a["artifacthub.io/crdsExamples"]):
+        assert example["kind"] == "LlmPolicy", example
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            yaml.safe_dump(example, f)
+            f.flush()
+            r = subprocess.run([binary, "render", "-f", f.name, "-n", "default"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    assert a["artifacthub.io/operator"] == "true"
+
+
+@check
 def mirror_variant_replaces_the_registry_and_pins_digests():
     values = yaml.safe_load(open(os.path.join(CHART, "ci", "mirror-values.yaml")))
     op, proxy = images(*ci("mirror"))
@@ -704,6 +728,19 @@ def every_value_has_a_doc_comment():
             continue  # a grouping key: its own keys are checked
         raise AssertionError(f"values.yaml: {path} has no `# --` comment")
     assert len(documented) > 50, len(documented)
+
+
+@check
+def the_readme_values_table_is_generated_from_values_yaml():
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import values_doc
+    # The generator documents exactly the keys this file's check finds
+    # documented, and the README holds what it generates.
+    assert [p for p, _ in values_doc.documented(open(os.path.join(CHART, "values.yaml")).read())] == \
+        [p for p, d in value_paths() if d]
+    readme = open(os.path.join(CHART, "README.md")).read()
+    assert values_doc.rendered(readme) == readme, \
+        "charts/tollgate/README.md is out of date: run python3 tests/chart/values_doc.py --write"
 
 
 @check
