@@ -580,6 +580,7 @@ fn is_token(s: &str) -> bool {
 mod budgets;
 mod cache;
 mod pii;
+mod redis;
 mod routing;
 #[cfg(test)]
 mod tests;
@@ -587,4 +588,6 @@ mod tests;
 mod tests_budgets;
 #[cfg(test)]
 mod tests_cache;
+#[cfg(test)]
+mod tests_redis;
 mod tracing;

@@ -9,9 +9,11 @@
 
 pub mod keys;
 mod read;
+pub mod redis_auth;
 pub mod redis_conn;
 pub mod window;
 
 pub use keys::Identity;
 pub use read::{read_spend, spend_key, ReadError, WindowSpend};
+pub use redis_auth::{RedisSecrets, SecretError};
 pub use window::Span;

@@ -1,8 +1,9 @@
 //! One way to reach Redis, for every store that keeps state there (budget
 //! counters, cache entries, the operator's spend reads): a lazily
-//! connecting, self-reconnecting multiplexed connection — to one Redis or
-//! to a Redis Cluster — whose calls are bounded by the configured timeout,
-//! so the proxy starts and serves while Redis is down.
+//! connecting, self-reconnecting multiplexed connection — to one Redis, to
+//! the master Sentinels name, or to a Redis Cluster — over TCP or TLS, as
+//! an ACL user, whose calls are bounded by the configured timeout, so the
+//! proxy starts and serves while Redis is down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,8 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value};
 use tokio::sync::Mutex;
+
+use crate::redis_auth::RedisSecrets;
 
 /// A connection to one Redis (or a primary behind a load balancer), to
 /// the master of Sentinel-managed Redis, or to a Redis Cluster. Either way calls go over multiplexed connections and
@@ -169,23 +172,35 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// The connection for `settings`, with `password` (from its Secret file).
-/// Errors are invalid settings; nothing is connected yet.
+/// The connection for `settings`, authenticated with `secrets` (its ACL
+/// user's password; over TLS, the CA and client certificate). Errors are
+/// invalid settings; nothing is connected yet.
 pub fn connect_lazy(
     settings: &tollgate_config::RedisStore,
-    password: Option<&str>,
+    secrets: &RedisSecrets,
 ) -> Result<Conn, String> {
-    if settings.cluster {
-        let seeds = std::iter::once(settings.url.as_str())
+    let seeds = || {
+        std::iter::once(settings.url.as_str())
             .chain(settings.nodes.iter().map(String::as_str))
             .map(|u| u.into_connection_info().map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut b = redis::cluster::ClusterClientBuilder::new(seeds)
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let certs = secrets.certificates();
+    let password = secrets.password.as_deref();
+    let username = settings.username.as_deref();
+    if settings.cluster {
+        let mut b = redis::cluster::ClusterClientBuilder::new(seeds()?)
             .connection_timeout(settings.timeout)
             .response_timeout(settings.timeout)
             .retries(1);
+        if let Some(u) = username {
+            b = b.username(u);
+        }
         if let Some(p) = password {
             b = b.password(p);
+        }
+        if let Some(c) = certs {
+            b = b.certs(c);
         }
         let client = b.build().map_err(|e| e.to_string())?;
         return Ok(Conn::Cluster(LazyCluster(Arc::new(ClusterState {
@@ -195,26 +210,35 @@ pub fn connect_lazy(
         }))));
     }
     if let Some(master) = &settings.sentinel_master {
-        let sentinels = std::iter::once(settings.url.as_str())
-            .chain(settings.nodes.iter().map(String::as_str))
-            .map(|u| u.into_connection_info().map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
-        // The master's own settings: its password (the Sentinels' URLs
-        // carry theirs, if any) and the database of `url`.
-        let mut node =
-            redis::RedisConnectionInfo::default().set_db(sentinels[0].redis_settings().db());
-        if let Some(p) = password {
-            node = node.set_password(p);
-        }
-        let info =
-            redis::sentinel::SentinelNodeConnectionInfo::default().set_redis_connection_info(node);
-        let client = redis::sentinel::SentinelClient::build(
-            sentinels,
-            master.clone(),
-            Some(info),
+        let sentinels = seeds()?;
+        // The master's own settings: its user, password and TLS, and the
+        // database of `url`. The Sentinels are asked without a password,
+        // over TLS (with the same CA and client certificate) when their
+        // URLs are `rediss://`.
+        let db = sentinels[0].redis_settings().db();
+        let tls = matches!(sentinels[0].addr(), redis::ConnectionAddr::TcpTls { .. });
+        let mut b = redis::sentinel::SentinelClientBuilder::new(
+            sentinels.into_iter().map(|s| s.addr().clone()),
+            master,
             redis::sentinel::SentinelServerType::Master,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .set_client_to_redis_db(db);
+        if let Some(u) = username {
+            b = b.set_client_to_redis_username(u);
+        }
+        if let Some(p) = password {
+            b = b.set_client_to_redis_password(p);
+        }
+        if tls {
+            b = b.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
+        }
+        if let Some(c) = certs {
+            b = b
+                .set_client_to_redis_certificates(c.clone())
+                .set_client_to_sentinel_certificates(c);
+        }
+        let client = b.build().map_err(|e| e.to_string())?;
         return Ok(Conn::Sentinel(LazySentinel(Arc::new(SentinelState {
             sentinels: Mutex::new(client),
             conn: Mutex::new(None),
@@ -226,11 +250,19 @@ pub fn connect_lazy(
         .as_str()
         .into_connection_info()
         .map_err(|e| e.to_string())?;
-    if let Some(p) = password {
-        let redis = info.redis_settings().clone().set_password(p);
-        info = info.set_redis_settings(redis);
+    let mut redis = info.redis_settings().clone();
+    if let Some(u) = username {
+        redis = redis.set_username(u);
     }
-    let client = redis::Client::open(info).map_err(|e| e.to_string())?;
+    if let Some(p) = password {
+        redis = redis.set_password(p);
+    }
+    info = info.set_redis_settings(redis);
+    let client = match certs {
+        Some(c) => redis::Client::build_with_tls(info, c),
+        None => redis::Client::open(info),
+    }
+    .map_err(|e| e.to_string())?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(settings.timeout))
         .set_response_timeout(Some(settings.timeout))
@@ -249,15 +281,36 @@ pub fn reply_lost(e: &redis::RedisError) -> bool {
     e.is_timeout() || (!e.is_connection_refusal() && (e.is_io_error() || e.is_connection_dropped()))
 }
 
-/// Redis' error kind and detail; the URL and password never appear in it.
+/// Redis' error kind and detail; the URL, password and certificates never
+/// appear in it. A TLS handshake that failed says why (an unknown CA, a
+/// client certificate the server asked for and did not get); a refused
+/// password says so.
 pub fn describe(e: &redis::RedisError) -> String {
     if e.is_timeout() {
         "timeout".into()
     } else if e.is_connection_refusal() {
         "connection refused".into()
+    } else if let Some(tls) = tls_failure(e) {
+        format!("TLS: {tls}")
     } else if e.is_io_error() || e.is_connection_dropped() {
         "connection lost".into()
+    } else if e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
+    {
+        format!(
+            "authentication failed (wrong user or password?): {}",
+            e.detail().unwrap_or("(no detail)")
+        )
     } else {
         format!("{:?}: {}", e.kind(), e.detail().unwrap_or("(no detail)"))
     }
+}
+
+/// The TLS error behind `e`: rustls reports a failed handshake or a fatal
+/// alert as an I/O error of kind `InvalidData`, whose message names the
+/// reason (`invalid peer certificate: UnknownIssuer`, `received fatal
+/// alert: CertificateRequired`) and nothing of the keys.
+fn tls_failure(e: &redis::RedisError) -> Option<String> {
+    let io = std::error::Error::source(e)?.downcast_ref::<std::io::Error>()?;
+    (io.kind() == std::io::ErrorKind::InvalidData).then(|| io.to_string())
 }

@@ -110,12 +110,9 @@ impl StoreError {
 /// Building or persisting the engine failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BudgetError {
-    #[error("cannot read the Redis password file {path}: {source}")]
-    PasswordFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The password or a TLS file (the error names which, never its contents).
+    #[error(transparent)]
+    Secrets(#[from] tollgate_spend::SecretError),
     #[error("invalid Redis settings: {0}")]
     RedisConfig(String),
     #[error("cannot write budget state to {path}: {source}")]
@@ -137,7 +134,7 @@ pub enum BudgetError {
 impl BudgetError {
     pub fn metric_label(&self) -> &'static str {
         match self {
-            BudgetError::PasswordFile { .. } => "password_file",
+            BudgetError::Secrets(e) => e.metric_label(),
             BudgetError::RedisConfig(_) => "redis_config",
             BudgetError::Persist { .. } => "persist",
             BudgetError::StateFile { .. } => "state_file",

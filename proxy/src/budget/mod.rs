@@ -163,14 +163,14 @@ impl BudgetEngine {
                 (Store::Memory(store), "tg".to_string())
             }
             BudgetStore::Redis(r) => {
-                let password = redis::read_password(r).await?;
+                let secrets = tollgate_spend::RedisSecrets::read(r).await?;
                 let reuse = prev.and_then(|p| match &p.store {
-                    Store::Redis(s) if s.same(r, password.as_deref()) => Some(s.clone()),
+                    Store::Redis(s) if s.same(r, &secrets) => Some(s.clone()),
                     _ => None,
                 });
                 let store = match reuse {
                     Some(s) => s,
-                    None => RedisStore::open(r, password, metrics.clone())?,
+                    None => RedisStore::open(r, &secrets, metrics.clone())?,
                 };
                 (Store::Redis(store), r.budget_key_prefix())
             }

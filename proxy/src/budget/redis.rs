@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use redis::Script;
-use sha2::{Digest, Sha256};
 use tollgate_spend::redis_conn::Conn;
 use tollgate_spend::redis_conn::{describe, reply_lost};
+use tollgate_spend::RedisSecrets;
 
 use super::metrics::BudgetMetrics;
 use super::plan::*;
@@ -45,7 +45,9 @@ const CLOCK_SLACK_MS: i64 = 60_000;
 
 pub(crate) struct RedisStore {
     settings: tollgate_config::RedisStore,
-    password_digest: Option<[u8; 32]>,
+    /// Of the password and TLS files' contents: a reload that changed any
+    /// opens a new connection.
+    secrets_digest: [u8; 32],
     conn: Conn,
     admit_script: Script,
     settle_script: Script,
@@ -57,40 +59,19 @@ pub(crate) struct RedisStore {
     last_log_ms: AtomicI64,
 }
 
-/// Reads the password file; its digest tells a reload whether it changed.
-pub(super) async fn read_password(
-    settings: &tollgate_config::RedisStore,
-) -> Result<Option<String>, BudgetError> {
-    let Some(path) = &settings.password_file else {
-        return Ok(None);
-    };
-    let text =
-        tokio::fs::read_to_string(path)
-            .await
-            .map_err(|source| BudgetError::PasswordFile {
-                path: path.clone(),
-                source,
-            })?;
-    Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
-}
-
-fn digest(password: Option<&str>) -> Option<[u8; 32]> {
-    password.map(|p| Sha256::digest(p.as_bytes()).into())
-}
-
 impl RedisStore {
     /// Prepares the connection without connecting: the proxy starts even
     /// when Redis is down.
     pub(crate) fn open(
         settings: &tollgate_config::RedisStore,
-        password: Option<String>,
+        secrets: &RedisSecrets,
         metrics: Arc<BudgetMetrics>,
     ) -> Result<Arc<RedisStore>, BudgetError> {
-        let conn = tollgate_spend::redis_conn::connect_lazy(settings, password.as_deref())
+        let conn = tollgate_spend::redis_conn::connect_lazy(settings, secrets)
             .map_err(BudgetError::RedisConfig)?;
         let store = Arc::new(RedisStore {
             settings: settings.clone(),
-            password_digest: digest(password.as_deref()),
+            secrets_digest: secrets.digest(),
             conn,
             admit_script: Script::new(include_str!("redis/admit.lua")),
             settle_script: Script::new(include_str!("redis/settle.lua")),
@@ -107,9 +88,9 @@ impl RedisStore {
     pub(crate) fn same(
         &self,
         settings: &tollgate_config::RedisStore,
-        password: Option<&str>,
+        secrets: &RedisSecrets,
     ) -> bool {
-        self.settings == *settings && self.password_digest == digest(password)
+        self.settings == *settings && self.secrets_digest == secrets.digest()
     }
 
     pub(crate) fn fail_open(&self) -> bool {

@@ -42,11 +42,9 @@ use self::semantic::SemanticCache;
 pub enum CacheError {
     #[error("invalid Redis settings: {0}")]
     RedisConfig(String),
-    #[error("cannot read the Redis password file {path}: {source}")]
-    PasswordFile {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    /// The password or a TLS file (the error names which, never its contents).
+    #[error(transparent)]
+    Secrets(#[from] tollgate_spend::SecretError),
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),
     #[error("Redis: {0}")]
@@ -188,20 +186,8 @@ impl ResponseCache {
         previous: Option<&Arc<ResponseCache>>,
         metrics: Arc<CacheMetrics>,
     ) -> Result<Arc<ResponseCache>, CacheError> {
-        let password = match &cfg.store {
-            CacheStore::Redis(r) => match &r.password_file {
-                None => None,
-                Some(path) => Some(
-                    tokio::fs::read_to_string(path)
-                        .await
-                        .map_err(|source| CacheError::PasswordFile {
-                            path: path.clone(),
-                            source,
-                        })?
-                        .trim_end_matches(['\r', '\n'])
-                        .to_string(),
-                ),
-            },
+        let secrets = match &cfg.store {
+            CacheStore::Redis(r) => Some(tollgate_spend::RedisSecrets::read(r).await?),
             CacheStore::Memory => None,
         };
         let same_bounds = previous.is_some_and(|p| {
@@ -218,10 +204,13 @@ impl ResponseCache {
         };
         let redis = match &cfg.store {
             CacheStore::Memory => None,
-            CacheStore::Redis(r) => match previous.and_then(|p| p.redis.as_ref()) {
-                Some(old) if old.same(r, password.as_deref()) => Some(old.clone()),
-                _ => Some(RedisCache::open(r, password)?),
-            },
+            CacheStore::Redis(r) => {
+                let secrets = secrets.unwrap_or_default();
+                match previous.and_then(|p| p.redis.as_ref()) {
+                    Some(old) if old.same(r, &secrets) => Some(old.clone()),
+                    _ => Some(RedisCache::open(r, &secrets)?),
+                }
+            }
         };
         let semantic = SemanticCache::new(
             &cfg.semantic,

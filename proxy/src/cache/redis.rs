@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use tollgate_spend::redis_conn::Conn;
+use tollgate_spend::redis_conn::{describe, Conn};
+use tollgate_spend::RedisSecrets;
 
 use super::entry::Entry;
 use super::key::Key;
@@ -14,7 +15,8 @@ use super::CacheError;
 #[derive(Clone)]
 pub(super) struct RedisCache {
     settings: tollgate_config::RedisStore,
-    password: Option<String>,
+    /// The password and TLS files' contents it was made with.
+    secrets: RedisSecrets,
     conn: Conn,
 }
 
@@ -22,13 +24,13 @@ impl RedisCache {
     /// Prepares a lazy connection: the proxy starts while Redis is down.
     pub(super) fn open(
         settings: &tollgate_config::RedisStore,
-        password: Option<String>,
+        secrets: &RedisSecrets,
     ) -> Result<RedisCache, CacheError> {
-        let conn = tollgate_spend::redis_conn::connect_lazy(settings, password.as_deref())
+        let conn = tollgate_spend::redis_conn::connect_lazy(settings, secrets)
             .map_err(CacheError::RedisConfig)?;
         Ok(RedisCache {
             settings: settings.clone(),
-            password,
+            secrets: secrets.clone(),
             conn,
         })
     }
@@ -37,9 +39,9 @@ impl RedisCache {
     pub(super) fn same(
         &self,
         settings: &tollgate_config::RedisStore,
-        password: Option<&str>,
+        secrets: &RedisSecrets,
     ) -> bool {
-        self.settings == *settings && self.password.as_deref() == password
+        self.settings == *settings && self.secrets == *secrets
     }
 
     fn redis_key(&self, key: &Key) -> String {
@@ -76,7 +78,7 @@ impl RedisCache {
     ) -> Result<T, CacheError> {
         match tokio::time::timeout(self.settings.timeout, fut).await {
             Err(_) => Err(CacheError::Timeout(self.settings.timeout)),
-            Ok(Err(e)) => Err(CacheError::Redis(e.to_string())),
+            Ok(Err(e)) => Err(CacheError::Redis(describe(&e))),
             Ok(Ok(v)) => Ok(v),
         }
     }

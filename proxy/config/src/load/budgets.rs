@@ -228,7 +228,7 @@ impl Validator {
     }
 
     /// A duration of at least `min`; `default` when absent.
-    fn dur_min(
+    pub(super) fn dur_min(
         &mut self,
         path: &str,
         value: Option<&str>,
@@ -396,88 +396,6 @@ impl Validator {
         }
     }
 
-    pub(super) fn redis(
-        &mut self,
-        at: &str,
-        r: &RawRedisStore,
-        fail_mode: FailMode,
-    ) -> BudgetStore {
-        if let Err(e) = check_redis_url(&r.url) {
-            self.err(&format!("{at}.url"), e);
-        }
-        if matches!(&r.password_file, Some(p) if p.trim().is_empty()) {
-            self.err(&format!("{at}.passwordFile"), "must not be empty".into());
-        }
-        let key_prefix = r.key_prefix.clone().unwrap_or_else(|| "tollgate".into());
-        if key_prefix.is_empty()
-            || key_prefix.len() > 64
-            || key_prefix
-                .bytes()
-                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            self.err(
-                &format!("{at}.keyPrefix"),
-                "must be 1 to 64 characters without spaces".into(),
-            );
-        }
-        let timeout = self.dur_min(
-            &format!("{at}.timeout"),
-            r.timeout.as_deref(),
-            Duration::from_millis(100),
-            Duration::from_millis(1),
-        );
-        if timeout > Duration::from_secs(10) {
-            self.err(
-                &format!("{at}.timeout"),
-                "must be at most 10s: admission waits for it".into(),
-            );
-        }
-        let cluster = r.cluster.unwrap_or(false);
-        let sentinel_master = r
-            .sentinel
-            .as_ref()
-            .map(|s| s.master_name.trim().to_string());
-        if !cluster && sentinel_master.is_none() && !r.nodes.is_empty() {
-            self.err(
-                &format!("{at}.nodes"),
-                "only applies with `cluster: true` or `sentinel`".into(),
-            );
-        }
-        if cluster && sentinel_master.is_some() {
-            self.err(
-                &format!("{at}.sentinel"),
-                "cannot be combined with `cluster: true` (a cluster fails over by itself)".into(),
-            );
-        }
-        if sentinel_master.as_deref() == Some("") {
-            self.err(
-                &format!("{at}.sentinel.masterName"),
-                "must not be empty".into(),
-            );
-        }
-        for (i, n) in r.nodes.iter().enumerate() {
-            if let Err(e) = check_redis_url(n) {
-                self.err(&format!("{at}.nodes[{i}]"), e);
-            }
-        }
-        if cluster && key_prefix.contains(['{', '}']) {
-            self.err(
-                &format!("{at}.keyPrefix"),
-                "must not contain `{` or `}` with `cluster: true` (the prefix becomes the keys' hash tag)".into(),
-            );
-        }
-        BudgetStore::Redis(RedisStore {
-            url: r.url.clone(),
-            password_file: r.password_file.as_ref().map(PathBuf::from),
-            key_prefix,
-            timeout,
-            fail_mode,
-            cluster,
-            nodes: r.nodes.clone(),
-            sentinel_master,
-        })
-    }
-
     fn pricing(&mut self, p: &RawPricing) -> Pricing {
         let at = "budgets.pricing";
         let default_price = p
@@ -558,36 +476,4 @@ fn window_name(w: WindowKind) -> &'static str {
         WindowKind::Month => "month",
         WindowKind::Rolling => "rolling",
     }
-}
-
-/// `redis://[user@]host[:port][/db]` or `rediss://...`; a password in the
-/// URL is refused because `/config` shows the URL.
-fn check_redis_url(url: &str) -> Result<(), String> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(format!(
-            "`{url}` is not a URL (expected redis://host:port/db)"
-        ));
-    };
-    if scheme != "redis" && scheme != "rediss" {
-        return Err(format!("`{url}`: scheme must be redis or rediss"));
-    }
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    if let Some((userinfo, _)) = authority.rsplit_once('@') {
-        if userinfo.contains(':') {
-            return Err(
-                "the URL must not carry a password; use `passwordFile` instead".to_string(),
-            );
-        }
-    }
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if host.is_empty() || host.starts_with(':') {
-        return Err(format!("`{url}` has no host"));
-    }
-    let path = rest.split_once('?').map_or(rest, |(p, _)| p);
-    if let Some(db) = path.split_once('/').map(|(_, db)| db) {
-        if !db.is_empty() && db.parse::<u32>().is_err() {
-            return Err(format!("`{url}`: the path must be a database number"));
-        }
-    }
-    Ok(())
 }

@@ -168,6 +168,8 @@ fn redis_store_defaults() {
             cluster: false,
             nodes: vec![],
             sentinel_master: None,
+            username: None,
+            tls: None,
         })
     );
 }

@@ -75,6 +75,26 @@ pub struct RedisStore {
     pub nodes: Vec<String>,
     /// With Sentinel: the master's name; `url` and `nodes` are Sentinels.
     pub sentinel_master: Option<String>,
+    /// The ACL user: `username`, else the user in `url`.
+    pub username: Option<String>,
+    /// TLS files (the URLs are `rediss://`).
+    pub tls: Option<RedisTls>,
+}
+
+/// The files of a TLS connection to Redis; read when the store opens.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    /// CA certificates trusted instead of the public roots.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key, for mutual TLS.
+    pub client: Option<ClientCertFiles>,
+}
+
+/// A client certificate (chain) and its private key, PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 impl RedisStore {

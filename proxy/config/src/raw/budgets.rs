@@ -93,6 +93,16 @@ pub struct RawRedisStore {
     /// File holding the password (a mounted Secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<String>,
+    /// ACL user (Redis 6+) the password belongs to; or the user in `url`
+    /// (`redis://tollgate@host:6379`), not both. Default: Redis' `default`
+    /// user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TLS files for `rediss://` URLs: a private CA and, for mutual TLS, a
+    /// client certificate. Without it `rediss://` trusts the public web
+    /// PKI roots and sends no client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RawRedisTls>,
     /// Prefix of every key. Default `tollgate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_prefix: Option<String>,
@@ -114,6 +124,24 @@ pub struct RawRedisStore {
     /// asks again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sentinel: Option<RawSentinel>,
+}
+
+/// The files of a TLS connection to Redis (mounted Secrets).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawRedisTls {
+    /// PEM file of the CA certificates that signed the servers' (instead
+    /// of the public roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// PEM file of the client certificate (and its chain), for servers
+    /// that ask for one (`tls-auth-clients yes`); with `keyFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<String>,
+    /// PEM file of the client certificate's private key (PKCS#8, PKCS#1 or
+    /// SEC1); with `certFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
 }
 
 /// Which master the Sentinels are asked for.
