@@ -114,8 +114,13 @@ impl Runtime {
             previous.map(|p| p.budget.as_ref()),
         )
         .await?;
+        let owner = crate::cache::semantic::shared::Owner {
+            policy: config.name.as_deref().unwrap_or(""),
+            providers: &config.providers,
+        };
         let cache = crate::cache::ResponseCache::new(
             &config.cache,
+            owner,
             previous.map(|p| &p.cache),
             previous
                 .map(|p| p.cache.metrics().clone())

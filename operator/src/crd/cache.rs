@@ -21,6 +21,9 @@ pub use tollgate_config::raw::{
 #[x_kube(validation = Rule::new(
     "!has(self.routes) || self.routes.all(r, !has(r.semantic) || !has(r.semantic.embedder) || (has(self.semantic) && has(self.semantic.embedders) && self.semantic.embedders.exists(e, e.name == r.semantic.embedder)))"
 ).message("a route's semantic.embedder must name an embedder in cache.semantic.embedders").field_path(".routes"))]
+#[x_kube(validation = Rule::new(
+    "(!has(self.semantic) || !has(self.semantic.shared) || !self.semantic.shared) && (!has(self.routes) || self.routes.all(r, !has(r.semantic) || !has(r.semantic.shared) || !r.semantic.shared)) || (has(self.store) && has(self.store.type) && self.store.type == 'redis')"
+).message("semantic.shared: true needs store.type: redis (the index is shared through Redis)"))]
 pub struct Cache {
     /// Cache every route and directly requested model unless a `routes`
     /// entry says otherwise. Default true once the section is present.
@@ -158,6 +161,13 @@ pub struct Semantic {
     /// Default online verification of semantic hits (on, at 5%).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<Verify>,
+    /// Share the index between the policy's sidecars through the cache's
+    /// Redis store: each insert is appended to a Redis stream per route and
+    /// embedder, which every sidecar follows into its own index and a new
+    /// sidecar warms up from. Needs `store.type: redis`. Default true with
+    /// a Redis store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<bool>,
 }
 
 /// Online verification: a share of semantic hits is also sent upstream in
@@ -300,4 +310,9 @@ pub struct RouteSemantic {
     /// (the best candidate only; no, an error or a timeout is a miss).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<Judge>,
+    /// Share this route's index entries through Redis (a judged route's
+    /// entries carry the prompt's last text). Default:
+    /// `cache.semantic.shared`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<bool>,
 }

@@ -4,6 +4,8 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
+use super::semantic::shared::SharedMetrics;
+
 /// Cache metrics, on the proxy's /metrics page.
 pub struct CacheMetrics {
     registry: Registry,
@@ -28,6 +30,8 @@ pub struct CacheMetrics {
     pub judgments: IntCounterVec,
     pub judge_duration: prometheus::Histogram,
     pub semantic_entries: IntGauge,
+    /// The semantic index shared through Redis.
+    pub shared: SharedMetrics,
 }
 
 impl CacheMetrics {
@@ -137,6 +141,7 @@ impl CacheMetrics {
         .expect("valid metric");
         r.register(Box::new(semantic_entries.clone()))
             .expect("unique metric");
+        let shared = SharedMetrics::new(&r);
         CacheMetrics {
             registry: r,
             lookups,
@@ -153,6 +158,7 @@ impl CacheMetrics {
             judgments,
             judge_duration,
             semantic_entries,
+            shared,
         }
     }
 

@@ -36,7 +36,8 @@ pub use key::{Key, Scope};
 pub use metrics::CacheMetrics;
 
 use self::redis::RedisCache;
-use self::semantic::SemanticCache;
+use self::semantic::shared::{self, Owner};
+use self::semantic::{Probe, SemanticCache};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -60,6 +61,15 @@ impl CacheError {
             _ => "error",
         }
     }
+}
+
+/// A semantic match's answer.
+pub enum Fetched {
+    Found(Entry),
+    /// Not in the exact cache any more: the match can go.
+    Gone,
+    /// Redis failed: the answer may still be there (a miss for now).
+    Unknown,
 }
 
 /// What the app asked of the cache in its headers.
@@ -180,9 +190,11 @@ pub struct ResponseCache {
 
 impl ResponseCache {
     /// Builds from config, keeping `previous`'s entries (and Redis
-    /// connection) when the bounds and store are unchanged.
+    /// connection) when the bounds and store are unchanged. `owner` names
+    /// the streams a shared semantic index uses.
     pub async fn new(
         cfg: &CacheConfig,
+        owner: Owner<'_>,
         previous: Option<&Arc<ResponseCache>>,
         metrics: Arc<CacheMetrics>,
     ) -> Result<Arc<ResponseCache>, CacheError> {
@@ -212,12 +224,19 @@ impl ResponseCache {
                 }
             }
         };
-        let semantic = SemanticCache::new(
+        let mut semantic = SemanticCache::new(
             &cfg.semantic,
             previous.map(|p| &p.semantic),
             metrics.clone(),
         )
         .await?;
+        if let (Some(r), CacheStore::Redis(settings)) = (&redis, &cfg.store) {
+            semantic.share(
+                shared::streams(cfg, owner, &settings.key_prefix),
+                r.link(),
+                previous.map(|p| &p.semantic),
+            )?;
+        }
         Ok(Arc::new(ResponseCache {
             cfg: cfg.clone(),
             memory,
@@ -240,17 +259,24 @@ impl ResponseCache {
         &self.semantic
     }
 
-    /// The entry under `key` (memory, then Redis) for a semantic match:
-    /// not counted as a lookup of its own.
-    pub async fn fetch(&self, key: &Key) -> Option<Entry> {
+    /// The entry under `key` (memory, then Redis, copied into memory) for
+    /// a semantic match: not counted as a lookup of its own.
+    pub async fn fetch(&self, key: &Key) -> Fetched {
         if let Some(e) = self.in_memory(key) {
-            return Some(e);
+            return Fetched::Found(e);
         }
-        match self.redis.as_ref()?.get(key).await {
-            Ok(e) => e,
+        let Some(redis) = &self.redis else {
+            return Fetched::Gone;
+        };
+        match redis.get(key).await {
+            Ok(Some(entry)) => {
+                self.copy(key, &entry);
+                Fetched::Found(entry)
+            }
+            Ok(None) => Fetched::Gone,
             Err(e) => {
                 tracing::warn!(error = %e, "semantic cache answer from Redis failed; treated as a miss");
-                None
+                Fetched::Unknown
             }
         }
     }
@@ -274,11 +300,7 @@ impl ResponseCache {
         match redis.get(key).await {
             Ok(Some(entry)) => {
                 self.observe("hit", "redis", started);
-                let age = now_ms().saturating_sub(entry.stored_at_ms);
-                let ttl = self.cfg.ttl.saturating_sub(Duration::from_millis(age));
-                if !ttl.is_zero() {
-                    self.memory.insert(*key, Stored::new(entry.clone(), ttl));
-                }
+                self.copy(key, &entry);
                 Some(entry)
             }
             Ok(None) => {
@@ -290,6 +312,16 @@ impl ResponseCache {
                 tracing::warn!(error = %e, "cache lookup in Redis failed; treated as a miss");
                 None
             }
+        }
+    }
+
+    /// Keeps a copy of an entry found in Redis in memory, for what is left
+    /// of its TTL.
+    fn copy(&self, key: &Key, entry: &Entry) {
+        let age = now_ms().saturating_sub(entry.stored_at_ms);
+        let ttl = self.cfg.ttl.saturating_sub(Duration::from_millis(age));
+        if !ttl.is_zero() {
+            self.memory.insert(*key, Stored::new(entry.clone(), ttl));
         }
     }
 
@@ -323,9 +355,16 @@ impl ResponseCache {
             .inc();
     }
 
-    /// Stores a complete answer for `ttl` (false: too large); Redis is
-    /// written in the background.
-    pub fn put(self: &Arc<Self>, key: Key, entry: Entry, ttl: Duration) -> bool {
+    /// Stores a complete answer for `ttl` (false: too large), and indexes
+    /// its prompt's `probe` by meaning; Redis is written in the background
+    /// (and a shared route's stream once the answer is there).
+    pub fn put(
+        self: &Arc<Self>,
+        key: Key,
+        entry: Entry,
+        ttl: Duration,
+        probe: Option<Probe>,
+    ) -> bool {
         if entry.body.len() as u64 > self.cfg.max_entry_bytes || entry.weight() > self.most {
             self.metrics
                 .stores
@@ -338,22 +377,36 @@ impl ResponseCache {
             .stores
             .with_label_values(&["stored", "memory"])
             .inc();
+        let publish = probe.and_then(|p| self.semantic.remember(p, key, ttl));
         if self.redis.is_some() {
             let me = self.clone();
             tokio::spawn(async move {
                 let redis = me.redis.as_ref().expect("checked");
                 match redis.put(&key, &entry, ttl).await {
-                    Ok(()) => me
-                        .metrics
-                        .stores
-                        .with_label_values(&["stored", "redis"])
-                        .inc(),
+                    Ok(()) => {
+                        me.metrics
+                            .stores
+                            .with_label_values(&["stored", "redis"])
+                            .inc();
+                        // Followers look the answer up in Redis: only now.
+                        if let Some(p) = publish {
+                            me.semantic.publish(p).await;
+                        }
+                    }
                     Err(e) => {
                         me.metrics
                             .stores
                             .with_label_values(&[e.label(), "redis"])
                             .inc();
                         tracing::warn!(error = %e, "cache store to Redis failed");
+                        if publish.is_some() {
+                            // Not shared without its answer: it stays local.
+                            me.metrics
+                                .shared
+                                .published
+                                .with_label_values(&[e.label()])
+                                .inc();
+                        }
                     }
                 }
             });

@@ -44,6 +44,16 @@ impl RedisCache {
         self.settings == *settings && self.secrets == *secrets
     }
 
+    /// The connection and what it was made from, for the shared semantic
+    /// index.
+    pub(super) fn link(&self) -> super::semantic::shared::Link<'_> {
+        super::semantic::shared::Link {
+            settings: &self.settings,
+            secrets: &self.secrets,
+            conn: &self.conn,
+        }
+    }
+
     fn redis_key(&self, key: &Key) -> String {
         format!("{}:cache:{}", self.settings.key_prefix, key.hex())
     }

@@ -11,6 +11,12 @@ use super::*;
 use crate::api::usage::Usage;
 use crate::api::{Family, Operation};
 
+/// No policy name or providers: nothing here shares a semantic index.
+const NO_OWNER: super::semantic::shared::Owner<'static> = super::semantic::shared::Owner {
+    policy: "",
+    providers: &[],
+};
+
 fn scope<'a>(route: &'a str, tenant: Option<&'a str>) -> Scope<'a> {
     Scope {
         policy: "p",
@@ -242,10 +248,15 @@ fn k(i: u8) -> Key {
 
 #[tokio::test]
 async fn memory_store_expires_and_stays_within_bounds() {
-    let c = ResponseCache::new(&cfg(1 << 20, 100), None, Arc::new(CacheMetrics::new()))
-        .await
-        .unwrap();
-    c.put(k(1), entry(10), Duration::from_millis(50));
+    let c = ResponseCache::new(
+        &cfg(1 << 20, 100),
+        NO_OWNER,
+        None,
+        Arc::new(CacheMetrics::new()),
+    )
+    .await
+    .unwrap();
+    c.put(k(1), entry(10), Duration::from_millis(50), None);
     assert!(c.get(&k(1)).await.is_some());
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while c.get(&k(1)).await.is_some() {
@@ -254,11 +265,16 @@ async fn memory_store_expires_and_stays_within_bounds() {
     }
 
     // 20 entries of ~10 KB into 64 KB: the bound holds.
-    let small = ResponseCache::new(&cfg(64 << 10, 1000), None, Arc::new(CacheMetrics::new()))
-        .await
-        .unwrap();
+    let small = ResponseCache::new(
+        &cfg(64 << 10, 1000),
+        NO_OWNER,
+        None,
+        Arc::new(CacheMetrics::new()),
+    )
+    .await
+    .unwrap();
     for i in 0..20 {
-        small.put(k(i), entry(10_000), Duration::from_secs(60));
+        small.put(k(i), entry(10_000), Duration::from_secs(60), None);
     }
     small.refresh_gauges();
     assert!(
@@ -269,11 +285,16 @@ async fn memory_store_expires_and_stays_within_bounds() {
     assert!(small.metrics.entries.get() < 20);
 
     // The entry bound: 10 entries at most, whatever their size.
-    let few = ResponseCache::new(&cfg(1 << 20, 10), None, Arc::new(CacheMetrics::new()))
-        .await
-        .unwrap();
+    let few = ResponseCache::new(
+        &cfg(1 << 20, 10),
+        NO_OWNER,
+        None,
+        Arc::new(CacheMetrics::new()),
+    )
+    .await
+    .unwrap();
     for i in 0..30 {
-        few.put(k(i), entry(10), Duration::from_secs(60));
+        few.put(k(i), entry(10), Duration::from_secs(60), None);
     }
     few.refresh_gauges();
     assert!(
@@ -285,10 +306,10 @@ async fn memory_store_expires_and_stays_within_bounds() {
     // Larger than maxEntryBytes: not stored.
     let mut tight = cfg(1 << 20, 10);
     tight.max_entry_bytes = 100;
-    let t = ResponseCache::new(&tight, None, Arc::new(CacheMetrics::new()))
+    let t = ResponseCache::new(&tight, NO_OWNER, None, Arc::new(CacheMetrics::new()))
         .await
         .unwrap();
-    t.put(k(1), entry(101), Duration::from_secs(60));
+    t.put(k(1), entry(101), Duration::from_secs(60), None);
     assert!(t.get(&k(1)).await.is_none());
 }
 
@@ -306,10 +327,10 @@ async fn an_entry_of_the_largest_size_allowed_is_stored() {
         (cfg(1 << 20, 10_000), (1 << 19) - 200),
     ];
     for (bounds, size) in cases {
-        let c = ResponseCache::new(&bounds, None, Arc::new(CacheMetrics::new()))
+        let c = ResponseCache::new(&bounds, NO_OWNER, None, Arc::new(CacheMetrics::new()))
             .await
             .unwrap();
-        assert!(c.put(k(3), entry(size), Duration::from_secs(60)));
+        assert!(c.put(k(3), entry(size), Duration::from_secs(60), None));
         assert!(
             c.get(&k(3)).await.is_some(),
             "{size} bytes with {} / {} / {}",
@@ -323,15 +344,15 @@ async fn an_entry_of_the_largest_size_allowed_is_stored() {
 #[tokio::test]
 async fn entries_survive_a_reload_with_the_same_bounds() {
     let m = Arc::new(CacheMetrics::new());
-    let a = ResponseCache::new(&cfg(1 << 20, 100), None, m.clone())
+    let a = ResponseCache::new(&cfg(1 << 20, 100), NO_OWNER, None, m.clone())
         .await
         .unwrap();
-    a.put(k(7), entry(10), Duration::from_secs(60));
-    let b = ResponseCache::new(&cfg(1 << 20, 100), Some(&a), m.clone())
+    a.put(k(7), entry(10), Duration::from_secs(60), None);
+    let b = ResponseCache::new(&cfg(1 << 20, 100), NO_OWNER, Some(&a), m.clone())
         .await
         .unwrap();
     assert!(b.get(&k(7)).await.is_some());
-    let c = ResponseCache::new(&cfg(2 << 20, 100), Some(&b), m)
+    let c = ResponseCache::new(&cfg(2 << 20, 100), NO_OWNER, Some(&b), m)
         .await
         .unwrap();
     assert!(c.get(&k(7)).await.is_none(), "new bounds start empty");

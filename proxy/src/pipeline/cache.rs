@@ -169,8 +169,16 @@ pub(crate) async fn lookup(x: &Exchange<'_>) -> Result<Step, ProxyError> {
         cache.skipped("refresh");
         if let Some(rs) = by_meaning {
             // Not looked up, but the fresh answer is indexed.
-            if let semantic::Outcome::Miss(probe) =
-                semantic::lookup(rt, rs, &scope, body, x.request_id, false, true).await
+            if let semantic::Outcome::Miss(probe) = semantic::lookup(
+                rt,
+                (plan.label, rs),
+                &scope,
+                body,
+                x.request_id,
+                false,
+                true,
+            )
+            .await
             {
                 pending.semantic = probe.map(Box::new);
             }
@@ -193,7 +201,16 @@ pub(crate) async fn lookup(x: &Exchange<'_>) -> Result<Step, ProxyError> {
                 x.shared
                     .verifiers
                     .route(plan.label, rs.verify.queue_size, &x.shared.metrics);
-            match semantic::lookup(rt, rs, &scope, body, x.request_id, true, state.serving()).await
+            match semantic::lookup(
+                rt,
+                (plan.label, rs),
+                &scope,
+                body,
+                x.request_id,
+                true,
+                state.serving(),
+            )
+            .await
             {
                 semantic::Outcome::Hit { entry, similarity } => {
                     verify::maybe_spawn(&state, &rs.verify, || check(x, rs, &entry));

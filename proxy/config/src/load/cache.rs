@@ -18,6 +18,9 @@ struct SemanticDefaults {
     threshold: f32,
     guard: Guard,
     verify: Verify,
+    /// Whether the store is Redis, which sharing the index needs.
+    redis: bool,
+    shared: bool,
 }
 
 impl Validator {
@@ -80,7 +83,8 @@ impl Validator {
         let enabled = raw.enabled.unwrap_or(true);
         let default_semantic = RawSemantic::default();
         let raw_semantic = raw.semantic.as_ref().unwrap_or(&default_semantic);
-        let (mut semantic, defaults) = self.semantic(raw_semantic, max_entries, providers);
+        let redis = matches!(store, CacheStore::Redis(_));
+        let (mut semantic, defaults) = self.semantic(raw_semantic, max_entries, providers, redis);
         let mut by_route = BTreeMap::new();
         for (i, r) in raw.routes.iter().enumerate() {
             let at = format!("cache.routes[{i}]");
@@ -146,6 +150,7 @@ impl Validator {
         raw: &RawSemantic,
         max_entries: u64,
         providers: &[RawProvider],
+        redis: bool,
     ) -> (Semantic, SemanticDefaults) {
         let d = Semantic::default();
         let threshold = self.threshold("cache.semantic.threshold", raw.threshold, 0.95);
@@ -191,6 +196,8 @@ impl Validator {
                 threshold,
                 guard,
                 verify,
+                redis,
+                shared: self.shared("cache.semantic.shared", raw.shared, true, redis),
             },
         )
     }
@@ -336,13 +343,32 @@ impl Validator {
             raw.verify.as_ref(),
             defaults.verify,
         );
+        let shared = self.shared(
+            &format!("{at}.shared"),
+            raw.shared,
+            defaults.shared,
+            defaults.redis,
+        );
         raw.enabled.unwrap_or(true).then_some(RouteSemantic {
             embedder,
             threshold,
             guard,
             verify,
             judge: None,
+            shared,
         })
+    }
+
+    /// Whether an index is shared: as asked (else `default`), and only
+    /// through a Redis store; asking for it without one is an error.
+    fn shared(&mut self, path: &str, value: Option<bool>, default: bool, redis: bool) -> bool {
+        if value == Some(true) && !redis {
+            self.err(
+                path,
+                "needs `cache.store.type: redis` (the index is shared through Redis)".into(),
+            );
+        }
+        value.unwrap_or(default) && redis
     }
 
     fn judge(&mut self, at: &str, j: &RawJudge, providers: &[RawProvider]) -> Judge {

@@ -164,6 +164,36 @@ fn semantic_defaults_with_one_embedder() {
 }
 
 #[test]
+fn a_redis_store_shares_the_semantic_index_unless_opted_out() {
+    let redis = "  store: {type: redis, redis: {url: 'redis://127.0.0.1:6379'}}\n";
+    let one = "  semantic:\n    embedders: [{name: e, type: local, path: /m}]\n";
+    let shared = |yaml: &str, route: &str| {
+        let c = from_yaml_str(&with(yaml)).unwrap().cache;
+        c.semantic_for(Some(route)).unwrap().shared
+    };
+    let routes = "  routes:\n    - {name: chat, semantic: {}}\n    - {name: creative, semantic: {shared: false}}\n";
+    let on = format!("{redis}{one}{routes}");
+    assert!(shared(&on, "chat"));
+    assert!(!shared(&on, "creative"));
+    // Off by default for the policy, back on for one route.
+    let off = format!("{redis}{one}    shared: false\n  routes:\n    - {{name: chat, semantic: {{}}}}\n    - {{name: creative, semantic: {{shared: true}}}}\n");
+    assert!(!shared(&off, "chat"));
+    assert!(shared(&off, "creative"));
+    // The memory store: never shared, and asking for it is an error.
+    assert!(!shared(&format!("{one}{routes}"), "chat"));
+    let errs = errors(&with(&format!(
+        "{one}    shared: true\n  routes:\n    - {{name: chat, semantic: {{shared: true}}}}\n"
+    )));
+    for field in ["cache.semantic.shared", "cache.routes[0].semantic.shared"] {
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with(&format!("{field}: needs `cache.store.type: redis`"))),
+            "{field} not in {errs:?}"
+        );
+    }
+}
+
+#[test]
 fn semantic_identity_names_what_shapes_the_vectors() {
     let c = from_yaml_str(&with(EMBEDDERS)).unwrap();
     let ids: Vec<String> = c

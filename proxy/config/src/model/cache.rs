@@ -126,6 +126,9 @@ pub struct RouteSemantic {
     pub verify: Verify,
     /// Index into `Semantic::judges`: the second stage, if any.
     pub judge: Option<usize>,
+    /// The route's index entries are shared through the Redis store (set
+    /// only with one).
+    pub shared: bool,
 }
 
 /// Online verification of a route's semantic hits.

@@ -116,6 +116,13 @@ pub struct RawSemantic {
     /// Default online verification of semantic hits (on, at 5%).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<RawVerify>,
+    /// Share the index between every proxy of the policy through Redis:
+    /// each insert is appended to a Redis stream per route and embedder,
+    /// the other proxies follow it into their own index, and a new proxy
+    /// warms its index from it. Needs `store.type: redis`. Default `true`
+    /// with a Redis store (`false` keeps each proxy's index to itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<bool>,
 }
 
 /// Online verification: a share of semantic hits is also sent upstream in
@@ -230,6 +237,10 @@ pub struct RawRouteSemantic {
     /// (the best candidate only; "no", an error or a timeout is a miss).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<RawJudge>,
+    /// Share this route's index entries through Redis. Default:
+    /// `cache.semantic.shared`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<bool>,
 }
 
 /// The model that judges a semantic candidate.

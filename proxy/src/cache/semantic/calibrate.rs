@@ -215,6 +215,7 @@ mod tests {
             guard: Guard::ALL,
             verify: Default::default(),
             judge: None,
+            shared: false,
         };
         let scored = [
             s(true, "paraphrase", 0.95, None),

@@ -31,6 +31,7 @@ use tollgate_config::Guard;
 mod reading;
 
 use reading::{digit_numbers, is_entity, number_words, stem, tokens};
+mod wire;
 mod words;
 
 use words::{opposites, NEGATIONS, STOPWORDS};

@@ -6,7 +6,10 @@
 //! searches its own partition (one scope hash with one embedder), exactly
 //! while the partition is small and through an HNSW graph ([`Ann`]) once it
 //! has `exact_scan_below` entries; the graph is built in the background and
-//! rebuilt when most of its points have gone.
+//! rebuilt when most of its points have gone. While a warm-up fills the
+//! index from the shared streams ([`Index::warming`]) no graph is started:
+//! building one takes far longer than the warm-up, and would share its
+//! core; the partitions that need one get it when the warm-up ends.
 //!
 //! Entries sit in one insertion-ordered slab: the oldest go first when the
 //! index is over `max_entries`, expired ones are dropped from the front and
@@ -14,6 +17,7 @@
 //! front eventually passes.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -36,6 +40,9 @@ pub struct Slot {
     /// The query's text, kept only for a route with a judge (memory).
     pub text: Option<Arc<str>>,
 }
+
+/// Entries by id.
+type Points = Vec<(u64, Arc<Slot>)>;
 
 /// A candidate and its query similarity.
 pub struct Candidate {
@@ -119,6 +126,20 @@ pub struct Index {
     inner: RwLock<Inner>,
     max_entries: usize,
     exact_scan_below: usize,
+    /// Warm-ups under way: no graph is started meanwhile.
+    warming: AtomicUsize,
+}
+
+/// A warm-up under way ([`Index::warming`]); its end starts the graphs
+/// it held back.
+pub struct Warming(Arc<Index>);
+
+impl Drop for Warming {
+    fn drop(&mut self) {
+        if self.0.warming.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.build_held_back();
+        }
+    }
 }
 
 impl Index {
@@ -132,7 +153,36 @@ impl Index {
             }),
             max_entries: max_entries.max(1),
             exact_scan_below,
+            warming: AtomicUsize::new(0),
         })
+    }
+
+    /// Holds graph builds back until the returned guard (and any other)
+    /// is dropped.
+    pub fn warming(self: &Arc<Self>) -> Warming {
+        self.warming.fetch_add(1, Ordering::AcqRel);
+        Warming(self.clone())
+    }
+
+    /// Starts the graphs of the partitions that reached the size for one
+    /// during a warm-up.
+    fn build_held_back(self: &Arc<Self>) {
+        let due: Vec<Key> = {
+            let mut inner = self.inner.write().expect("index lock");
+            let least = self.exact_scan_below.max(1);
+            inner
+                .parts
+                .iter_mut()
+                .filter(|(_, p)| p.ann.is_none() && !p.building && p.live >= least)
+                .map(|(k, p)| {
+                    p.building = true;
+                    *k
+                })
+                .collect()
+        };
+        for part in due {
+            self.build(part);
+        }
     }
 
     pub fn max_entries(&self) -> usize {
@@ -214,10 +264,11 @@ impl Index {
         part.ids.push(id);
         part.live += 1;
         let ann = part.ann.clone();
-        let build = match &part.ann {
-            None => part.live >= self.exact_scan_below.max(1) && !part.building,
-            Some(_) => part.ann_dead > part.live && part.live > 0 && !part.building,
-        };
+        let build = self.warming.load(Ordering::Acquire) == 0
+            && match &part.ann {
+                None => part.live >= self.exact_scan_below.max(1) && !part.building,
+                Some(_) => part.ann_dead > part.live && part.live > 0 && !part.building,
+            };
         if build {
             part.building = true;
         }
@@ -238,7 +289,8 @@ impl Index {
 
     /// Builds (or rebuilds) a partition's graph from its live entries, in
     /// the background when a runtime is there; entries added meanwhile are
-    /// inserted before it is swapped in.
+    /// inserted before it is swapped in (all but the last few without the
+    /// index's lock, so that lookups go on).
     fn build(self: &Arc<Self>, part: Key) {
         let me = self.clone();
         let work = move || me.build_now(part);
@@ -251,39 +303,49 @@ impl Index {
     }
 
     fn build_now(&self, part: Key) {
-        let (points, upto): (Vec<(u64, Arc<Slot>)>, u64) = {
-            let inner = self.inner.read().expect("index lock");
-            let Some(p) = inner.parts.get(&part) else {
-                return;
-            };
+        // The partition's live entries after `upto`, and its last id.
+        let after = |inner: &Inner, upto: Option<u64>| -> Option<(Points, u64)> {
+            let p = inner.parts.get(&part)?;
             let points = p
                 .ids
                 .iter()
+                .filter(|&&id| upto.is_none_or(|u| id > u))
                 .filter_map(|&id| inner.get(id).map(|s| (id, s.clone())))
                 .collect();
-            (points, p.ids.last().copied().unwrap_or(0))
+            Some((points, p.ids.last().copied().unwrap_or(0)))
+        };
+        let Some((points, mut upto)) = after(&self.inner.read().expect("index lock"), None) else {
+            return;
         };
         let refs: Vec<(u64, &[f32])> = points.iter().map(|(id, s)| (*id, &*s.query)).collect();
         let ann = Arc::new(Ann::build(&refs));
+        let mut built = points.len();
+        // Catch up with what arrived meanwhile while it is a lot.
+        loop {
+            let Some((later, last)) = after(&self.inner.read().expect("index lock"), Some(upto))
+            else {
+                return;
+            };
+            if later.len() <= 64 {
+                break;
+            }
+            for (id, s) in &later {
+                ann.insert(*id, &s.query);
+            }
+            built += later.len();
+            upto = last;
+        }
         let mut inner = self.inner.write().expect("index lock");
-        let later: Vec<(u64, Arc<Slot>)> = match inner.parts.get(&part) {
-            None => return,
-            Some(p) => p
-                .ids
-                .iter()
-                .filter(|&&id| id > upto)
-                .filter_map(|&id| inner.get(id).map(|s| (id, s.clone())))
-                .collect(),
+        let Some((later, _)) = after(&inner, Some(upto)) else {
+            return;
         };
         for (id, s) in &later {
             ann.insert(*id, &s.query);
         }
-        let live_now = {
-            let slab_live = |id: &u64| inner.get(*id).is_some();
-            points.iter().filter(|(id, _)| slab_live(id)).count()
-        };
+        let live = inner.parts.get(&part).map_or(0, |p| p.live);
         let p = inner.parts.get_mut(&part).expect("checked");
-        p.ann_dead = points.len() - live_now;
+        // Every live entry is in the graph; the rest of its points have gone.
+        p.ann_dead = (built + later.len()).saturating_sub(live);
         p.ann = Some(ann);
         p.building = false;
         if p.live == 0 {

@@ -9,7 +9,8 @@
 //! least `threshold` similar, and the near-miss [`guard`] finds nothing that
 //! differs. The answer itself lives in the exact cache under its key; the
 //! index only points at it. A miss's answer, once stored, is indexed with
-//! the vectors the lookup computed.
+//! the vectors the lookup computed; with a Redis store, the index is
+//! also [`shared`] with the policy's other proxies.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,15 +28,18 @@ pub(crate) mod judge;
 #[cfg(feature = "local-embeddings")]
 pub mod local;
 pub(crate) mod provider;
+pub mod shared;
 pub(crate) mod text;
 pub mod vector;
+pub(crate) mod wire;
 
 pub(crate) use embed::{EmbedError, Embedder, Upstream};
 pub use guard::{Check, Profile};
 pub(crate) use text::Prompt;
 
 use self::index::{Index, Query, Slot};
-use super::{CacheError, CacheMetrics, Key};
+use self::shared::{Cursors, Link, Publish, Sharing, Stream};
+use super::{now_ms, CacheError, CacheMetrics, Key};
 
 /// Candidates looked at per lookup (best first).
 const CANDIDATES: usize = 8;
@@ -44,7 +48,12 @@ const CANDIDATES: usize = 8;
 /// bounds are unchanged.
 pub struct SemanticCache {
     index: Arc<Index>,
+    /// Who the index is and how far it followed the shared streams: kept
+    /// with it.
+    cursors: Arc<Cursors>,
     embedders: Vec<Embedder>,
+    /// Set when routes share their entries through Redis.
+    sharing: Option<Arc<Sharing>>,
     metrics: Arc<CacheMetrics>,
 }
 
@@ -57,6 +66,8 @@ pub struct Probe {
     context: Option<Vec<f32>>,
     profile: Profile,
     route: RouteSemantic,
+    /// The route's stream, when it is shared.
+    stream: Option<Arc<Stream>>,
 }
 
 /// A stored prompt that may be served.
@@ -75,14 +86,17 @@ impl SemanticCache {
         previous: Option<&SemanticCache>,
         metrics: Arc<CacheMetrics>,
     ) -> Result<SemanticCache, CacheError> {
-        let index = match previous {
+        let (index, cursors) = match previous {
             Some(p)
                 if p.index.max_entries() == cfg.max_entries as usize
                     && p.index.exact_scan_below() == cfg.exact_scan_below =>
             {
-                p.index.clone()
+                (p.index.clone(), p.cursors.clone())
             }
-            _ => Index::new(cfg.max_entries as usize, cfg.exact_scan_below),
+            _ => (
+                Index::new(cfg.max_entries as usize, cfg.exact_scan_below),
+                Cursors::new(),
+            ),
         };
         let mut embedders = Vec::with_capacity(cfg.embedders.len());
         for e in &cfg.embedders {
@@ -111,20 +125,47 @@ impl SemanticCache {
         }
         Ok(SemanticCache {
             index,
+            cursors,
             embedders,
+            sharing: None,
             metrics,
         })
+    }
+
+    /// Shares `streams`' routes' entries through Redis, keeping the
+    /// `previous` runtime's followers when nothing they depend on changed.
+    pub(crate) fn share(
+        &mut self,
+        streams: Vec<Stream>,
+        link: Link<'_>,
+        previous: Option<&SemanticCache>,
+    ) -> Result<(), CacheError> {
+        if streams.is_empty() {
+            return Ok(());
+        }
+        self.sharing = Some(Sharing::start(
+            streams,
+            self.index.max_entries() as u64,
+            link,
+            &self.index,
+            &self.cursors,
+            &self.metrics,
+            previous.and_then(|p| p.sharing.as_ref()),
+        )?);
+        Ok(())
     }
 
     pub fn index(&self) -> &Arc<Index> {
         &self.index
     }
 
-    /// Embeds a request's prompt with the route's embedder.
+    /// Embeds a request's prompt with the embedder of `route` (named
+    /// `name`).
     pub async fn probe(
         &self,
         up: &Upstream<'_>,
         cfg: &SemanticConfig,
+        name: &str,
         route: &RouteSemantic,
         prompt: &Prompt,
         request_id: &HeaderValue,
@@ -165,6 +206,10 @@ impl SemanticCache {
             context,
             profile: Profile::of(prompt.texts.iter().map(String::as_str)),
             route: *route,
+            stream: match (&self.sharing, route.shared) {
+                (Some(s), true) => s.stream(name).cloned(),
+                _ => None,
+            },
         })
     }
 
@@ -208,8 +253,10 @@ impl SemanticCache {
         out
     }
 
-    /// Indexes the prompt whose answer was stored under `key`.
-    pub fn remember(&self, probe: Probe, key: Key, ttl: Duration) {
+    /// Indexes the prompt whose answer was stored under `key`; what to
+    /// append to the route's stream once the answer is in Redis, when the
+    /// route is shared.
+    pub fn remember(&self, probe: Probe, key: Key, ttl: Duration) -> Option<Publish> {
         let slot = Slot {
             text: probe.text,
             part: probe.part,
@@ -219,8 +266,28 @@ impl SemanticCache {
             profile: probe.profile,
             expires: Instant::now() + ttl,
         };
+        let publish = probe.stream.map(|stream| Publish {
+            bytes: shared::entry::encode(
+                &shared::entry::Meta {
+                    origin: self.cursors.origin(),
+                    inserted_ms: now_ms(),
+                    ttl_ms: ttl.as_millis() as u64,
+                    embedder: stream.embedder,
+                },
+                &slot,
+            ),
+            stream,
+        });
         self.index.insert(slot);
         self.metrics.semantic_entries.set(self.index.len() as i64);
+        publish
+    }
+
+    /// Appends an insert to its route's stream.
+    pub(crate) async fn publish(&self, p: Publish) {
+        if let Some(s) = &self.sharing {
+            s.publish(p).await;
+        }
     }
 
     /// Drops an entry whose answer has left the exact cache.

@@ -166,13 +166,15 @@ mod with_the_local_model {
             let (sc, up, route, cfg, id) = (&sc, &up, &route, &cfg, &id);
             async move {
                 let p = prompt(&chat("Answer briefly.", text));
-                sc.probe(up, &cfg.cache.semantic, route, &p, id)
+                sc.probe(up, &cfg.cache.semantic, "chat", route, &p, id)
                     .await
                     .unwrap()
             }
         };
         let stored = probe("How do I reverse a list in Python?").await;
-        sc.remember(stored, Key([1; 32]), Duration::from_secs(60));
+        assert!(sc
+            .remember(stored, Key([1; 32]), Duration::from_secs(60))
+            .is_none());
         let found = sc.find(&probe("What's the way to reverse a Python list?").await);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].key, Key([1; 32]));

@@ -2,7 +2,8 @@
 //!
 //! An embedding that fails or times out is a miss (counted), never a failed
 //! request. A match whose answer has left the exact cache is dropped from
-//! the index and the next one tried.
+//! the index and the next one tried; one whose answer Redis could not say
+//! (it is down) stays, and the next one is tried.
 
 use std::time::Instant;
 
@@ -12,7 +13,7 @@ use tollgate_config::RouteSemantic;
 
 use crate::cache::semantic::judge::{self, Verdict};
 use crate::cache::semantic::{EmbedError, Probe, Prompt, Upstream};
-use crate::cache::{Entry, Scope};
+use crate::cache::{Entry, Fetched, Scope};
 use crate::state::Runtime;
 
 pub(super) enum Outcome {
@@ -30,11 +31,11 @@ pub(super) enum Outcome {
     Miss(Option<Probe>),
 }
 
-/// Embeds the request; when `search`, also looks it up. A match is served
-/// only while the route is `serving`.
+/// Embeds the request for the route `name`; when `search`, also looks it
+/// up. A match is served only while the route is `serving`.
 pub(super) async fn lookup(
     rt: &Runtime,
-    route: &RouteSemantic,
+    (name, route): (&str, &RouteSemantic),
     scope: &Scope<'_>,
     body: &Value,
     request_id: &HeaderValue,
@@ -54,7 +55,14 @@ pub(super) async fn lookup(
     };
     let semantic = cache.semantic();
     let probe = match semantic
-        .probe(&up, &cache.config().semantic, route, &prompt, request_id)
+        .probe(
+            &up,
+            &cache.config().semantic,
+            name,
+            route,
+            &prompt,
+            request_id,
+        )
         .await
     {
         Ok(p) => p,
@@ -103,11 +111,11 @@ pub(super) async fn lookup(
             }
         }
         match cache.fetch(&m.key).await {
-            Some(entry) if !serving => {
+            Fetched::Found(entry) if !serving => {
                 cache.semantic_lookup("suspended", started);
                 return Outcome::Suspended { entry, probe };
             }
-            Some(entry) => {
+            Fetched::Found(entry) => {
                 cache.semantic_lookup("semantic-hit", started);
                 cache
                     .metrics()
@@ -118,7 +126,9 @@ pub(super) async fn lookup(
                     similarity: m.similarity,
                 };
             }
-            None => semantic.forget(m.id),
+            Fetched::Gone => semantic.forget(m.id),
+            // Redis is down: the entry stays for when it is back.
+            Fetched::Unknown => {}
         }
     }
     cache.semantic_lookup("miss", started);

@@ -164,10 +164,7 @@ impl Tee {
             target: self.target,
             stored_at_ms: now_ms(),
         };
-        if p.cache.put(p.key, entry, p.ttl) {
-            if let Some(probe) = p.semantic {
-                p.cache.semantic().remember(*probe, p.key, p.ttl);
-            }
-        }
+        p.cache
+            .put(p.key, entry, p.ttl, p.semantic.map(|probe| *probe));
     }
 }

@@ -195,3 +195,23 @@ fn gone_entries_are_never_offered_by_the_graph() {
     let keys: Vec<u8> = search(&ix, &part(1), &v, 0.9).iter().map(|h| h.0).collect();
     assert_eq!(keys, [2]);
 }
+
+#[test]
+fn a_warm_up_holds_graphs_back_until_it_ends() {
+    // No runtime: a graph is built inline once allowed.
+    let ix = Index::new(10_000, 64);
+    let dims = 32;
+    let warming = ix.warming();
+    for i in 0..300u64 {
+        ix.insert(slot(part(1), 1, vector(i, dims), HOUR));
+    }
+    assert_eq!(
+        ix.graph_points(&part(1)),
+        None,
+        "searched exactly meanwhile"
+    );
+    assert_eq!(search(&ix, &part(1), &vector(7, dims), 0.99).len(), 1);
+    drop(warming);
+    assert_eq!(ix.graph_points(&part(1)), Some(300));
+    assert_eq!(search(&ix, &part(1), &vector(7, dims), 0.99).len(), 1);
+}
