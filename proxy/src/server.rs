@@ -59,9 +59,13 @@ where
             .header_read_timeout(header_read_timeout());
         builder.http2().timer(TokioTimer::new());
         let handler = handler.clone();
+        // The request's future is boxed: hyper keeps the allocation it
+        // stores a connection's in-flight future in for as long as the
+        // connection lives (a stream's whole length), so that allocation
+        // holds a pointer, not the whole request pipeline's state (~5.5 KB).
         let service = service_fn(move |req| {
             let h = handler.clone();
-            async move { Ok::<_, Infallible>(h(req).await) }
+            async move { Ok::<_, Infallible>(Box::pin(h(req)).await) }
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)

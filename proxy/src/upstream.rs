@@ -10,7 +10,6 @@ mod error;
 
 pub(crate) use error::UpstreamError;
 
-use std::io::BufReader;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +21,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::CertificateDer;
 use tollgate_config::{Provider, ProviderType, UpstreamConfig};
 
 use crate::api::Operation;
@@ -54,7 +55,7 @@ impl Client {
             };
             let file = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
             let mut added = 0;
-            for cert in rustls_pemfile::certs(&mut BufReader::new(file)) {
+            for cert in CertificateDer::pem_reader_iter(file) {
                 let cert = cert.map_err(|e| err(format!("not a PEM bundle: {e}")))?;
                 roots
                     .add(cert)
@@ -84,6 +85,10 @@ impl Client {
             .enable_http2()
             .wrap_connector(http);
         let inner = HyperClient::builder(TokioExecutor::new())
+            // Reads of a fixed 4 KiB: a streamed answer comes in events of a
+            // few hundred bytes, and hyper's growing buffer held 16 KiB per
+            // open stream; a large JSON answer takes a few more reads.
+            .http1_read_buf_exact_size(4096)
             .pool_idle_timeout(settings.pool_idle_timeout)
             .pool_max_idle_per_host(settings.pool_max_idle_per_host)
             .pool_timer(TokioTimer::new())
