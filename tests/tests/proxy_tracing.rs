@@ -43,6 +43,25 @@ routing:
       retry: {maxAttempts: 2, initialBackoff: 1ms, maxBackoff: 2ms}
 "#;
 
+/// Waits until the proxy counts at least `n` spans it failed to export;
+/// its metrics then.
+async fn failed_exports_reach(proxy: &ProxyProc, n: f64) -> String {
+    wait_for(
+        "failed exports counted",
+        Duration::from_secs(30),
+        || async {
+            let m = proxy.metrics().await;
+            let failed = metric(
+                &m,
+                "tollgate_trace_spans_total",
+                &[("result", "export_failed")],
+            )?;
+            (failed >= n).then_some(m)
+        },
+    )
+    .await
+}
+
 fn span_names(t: &Trace) -> Vec<String> {
     let mut n: Vec<String> = t.spans().iter().map(|s| s.name().to_string()).collect();
     n.sort();
@@ -337,20 +356,7 @@ async fn a_collector_that_is_down_costs_requests_nothing_and_drops_are_counted()
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    let m = wait_for(
-        "failed exports counted",
-        Duration::from_secs(30),
-        || async {
-            let m = proxy.metrics().await;
-            let failed = metric(
-                &m,
-                "tollgate_trace_spans_total",
-                &[("result", "export_failed")],
-            )?;
-            (failed >= 20.0).then_some(m)
-        },
-    )
-    .await;
+    let m = failed_exports_reach(&proxy, 20.0).await;
     assert_eq!(
         metric(&m, "tollgate_trace_spans_total", &[("result", "exported")]),
         None,
@@ -492,19 +498,6 @@ async fn export_over_mutual_tls_with_headers_from_the_environment() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    wait_for(
-        "refused exports counted",
-        Duration::from_secs(30),
-        || async {
-            let m = proxy.metrics().await;
-            let failed = metric(
-                &m,
-                "tollgate_trace_spans_total",
-                &[("result", "export_failed")],
-            )?;
-            (failed >= 3.0).then_some(())
-        },
-    )
-    .await;
+    failed_exports_reach(&proxy, 3.0).await;
     assert!(jaeger.traces("tg-trace-tls-refused").await.is_empty());
 }
