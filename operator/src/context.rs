@@ -12,6 +12,7 @@ use kube::Client;
 
 use crate::cache::Synced;
 use crate::crd::{LlmPolicy, Sidecar};
+use crate::default_store::DefaultStore;
 use crate::metrics::Metrics;
 use crate::secrets::Watches;
 use crate::webhook::mutate::trace_env::SidecarTracing;
@@ -36,6 +37,9 @@ pub struct Settings {
     /// Where injected sidecars send traces (`--sidecar-otlp-endpoint`);
     /// `None`: they get no OpenTelemetry variables.
     pub sidecar_tracing: Option<SidecarTracing>,
+    /// The Redis of policies without a store of their own
+    /// (`--default-store`).
+    pub default_store: Option<DefaultStore>,
 }
 
 impl Default for Settings {
@@ -51,18 +55,26 @@ impl Default for Settings {
             excluded_namespaces: Vec::new(),
             secret_access: None,
             sidecar_tracing: None,
+            default_store: None,
         }
     }
 }
 
 impl Settings {
     /// `policy` as the operator renders and injects it: its `spec.sidecar`
-    /// completed with the sidecar defaults.
+    /// completed with the sidecar defaults, and the default store given to
+    /// budgets and a cache without a store (set the policy's namespace
+    /// first: each policy gets its own key prefix).
     pub fn effective(&self, policy: &LlmPolicy) -> LlmPolicy {
         let mut p = policy.clone();
         let own = p.spec.sidecar.take().unwrap_or_default();
         let merged = own.or(&self.sidecar_defaults);
         p.spec.sidecar = (merged != Sidecar::default()).then_some(merged);
+        if let Some(d) = &self.default_store {
+            let ns = p.metadata.namespace.clone().unwrap_or_default();
+            let name = p.metadata.name.clone().unwrap_or_default();
+            d.apply(&ns, &name, &mut p.spec);
+        }
         p
     }
 }

@@ -77,8 +77,11 @@ pub async fn run(ctx: Arc<Context>) {
     let siblings = by_namespace;
 
     // Held here, so the watches stop when this future is dropped.
-    let (secret_watches, secret_triggers) =
-        Watches::new(client.clone(), ctx.stores.policies.clone());
+    let (secret_watches, secret_triggers) = Watches::new(
+        client.clone(),
+        ctx.stores.policies.clone(),
+        ctx.settings.clone(),
+    );
     *ctx.secret_watches.lock().unwrap() = Arc::downgrade(&secret_watches);
 
     let owned =

@@ -15,6 +15,7 @@ pub mod conflict;
 pub mod context;
 pub mod controller;
 pub mod crd;
+pub mod default_store;
 pub mod dry_run;
 pub mod leader;
 pub mod logging;

@@ -13,6 +13,7 @@ use tracing::info;
 
 use tollgate_operator::context::{Context, Settings};
 use tollgate_operator::crd::Sidecar;
+use tollgate_operator::default_store::DefaultStore;
 use tollgate_operator::leader::LeaseConfig;
 use tollgate_operator::logging::{self, LogFormat};
 use tollgate_operator::metrics::Metrics;
@@ -71,6 +72,9 @@ struct DryRunSettings {
     /// As `run --sidecar-defaults`: the chart's `sidecar` values as JSON.
     #[arg(long, value_parser = parse_sidecar)]
     sidecar_defaults: Option<Sidecar>,
+    /// As `run --default-store`: the chart's `sharedStore` as JSON.
+    #[arg(long, value_parser = DefaultStore::parse)]
+    default_store: Option<DefaultStore>,
 }
 
 #[derive(Args)]
@@ -122,6 +126,15 @@ struct RunArgs {
     /// `spec.sidecar` fields win.
     #[arg(long, env = "TOLLGATE_SIDECAR_DEFAULTS", value_parser = parse_sidecar)]
     sidecar_defaults: Option<Sidecar>,
+    /// A Redis for the policies that have budgets or a cache but no store
+    /// of their own, as JSON: `{"redis": {...}, "failMode": "open",
+    /// "budgets": true, "cache": true}`, `redis` as in
+    /// `spec.budgets.store.redis` (the chart's `sharedStore`). Each policy
+    /// gets the key prefix `<keyPrefix>:<namespace>:<name>`, and the
+    /// Secrets it names are looked up in the policy's namespace. A policy's
+    /// own store wins.
+    #[arg(long, env = "TOLLGATE_DEFAULT_STORE", value_parser = DefaultStore::parse)]
+    default_store: Option<DefaultStore>,
     /// Admin listener: /metrics, /healthz, /readyz.
     #[arg(long, env = "TOLLGATE_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
     admin_addr: SocketAddr,
@@ -288,6 +301,7 @@ fn render(args: RenderArgs) -> anyhow::Result<()> {
     }
     let settings = Settings {
         sidecar_defaults: args.settings.sidecar_defaults.unwrap_or_default(),
+        default_store: args.settings.default_store,
         ..Settings::default()
     };
     let out = dry_run::config::render_all(&policies, args.namespace.as_deref(), &settings);
@@ -316,6 +330,7 @@ fn explain_pod(args: ExplainArgs) -> anyhow::Result<()> {
     }
     let mut settings = Settings {
         sidecar_defaults: args.settings.sidecar_defaults.unwrap_or_default(),
+        default_store: args.settings.default_store,
         excluded_namespaces: args.excluded_namespaces,
         ..Settings::default()
     };
@@ -430,6 +445,10 @@ async fn run(args: RunArgs, metrics: Metrics) -> anyhow::Result<()> {
         settings.sidecar_defaults = d;
     }
     settings.excluded_namespaces = args.excluded_namespaces.clone();
+    settings.default_store = args.default_store.clone();
+    if let Some(d) = &settings.default_store {
+        info!(url = %d.redis.url, "policies without a store of their own use the default store");
+    }
     settings.sidecar_tracing = args
         .sidecar_otlp_endpoint
         .filter(|e| !e.trim().is_empty())

@@ -141,7 +141,9 @@ async fn apply(
     let mut health = health::Health::default();
     let now = Timestamp::now();
     let policies = namespace_policies(ctx, policy, &ns);
-    let outcome = match render(&ns, &name, &ctx.settings.effective(policy).spec) {
+    // As rendered and injected: sidecar defaults and the default store applied.
+    let effective = ctx.settings.effective(policy);
+    let outcome = match render(&ns, &name, &effective.spec) {
         Ok(r) => {
             let not_owned = write_config_map(ctx, policy, &ns, &cm_name, &r).await?;
             // Secret reads in this namespace: granted, then watched.
@@ -166,7 +168,8 @@ async fn apply(
                 Err(e) => warn!(error = %e, "cannot read FailedCreate events"),
             }
             spent = Some(
-                spend::spend_status(&ctx.client, &ctx.metrics, &ns, &policy.spec, &r.config).await,
+                spend::spend_status(&ctx.client, &ctx.metrics, &ns, &effective.spec, &r.config)
+                    .await,
             );
             match not_owned {
                 None => Outcome::Applied { hash: r.hash },
@@ -196,7 +199,7 @@ async fn apply(
         keep_budgets(&mut status, &prev);
     } else {
         apply_health(&mut status, &prev, &health, now);
-        apply_budgets(&mut status, &prev, Sharing::of(&policy.spec), now);
+        apply_budgets(&mut status, &prev, Sharing::of(&effective.spec), now);
     }
     // An invalid spec keeps the last spend read; a valid one without a
     // Redis store has none.

@@ -13,7 +13,8 @@ use serde_json::{json, Map, Value};
 use tollgate_config::raw::RawConfig;
 
 use crate::crd::{
-    BudgetStoreType, Budgets, LlmPolicySpec, SecretKeyRef, DEFAULT_ADMIN_PORT, DEFAULT_PORT,
+    BudgetStoreType, Budgets, Cache, LlmPolicySpec, RedisTls, SecretKeyRef, DEFAULT_ADMIN_PORT,
+    DEFAULT_PORT,
 };
 
 mod paths;
@@ -155,7 +156,7 @@ pub fn render(namespace: &str, name: &str, spec: &LlmPolicySpec) -> Result<Rende
     // Written as the spec has them: unset fields stay unset (the proxy's
     // defaults apply), so the config is the one the section describes.
     if let Some(c) = &spec.cache {
-        doc.insert("cache".into(), json!(c));
+        doc.insert("cache".into(), cache(c, &mut secrets));
     }
     if let Some(p) = &spec.pii {
         doc.insert("pii".into(), json!(p));
@@ -285,12 +286,13 @@ fn budgets(b: &Budgets, secrets: &mut Secrets) -> Value {
             }
             BudgetStoreType::Redis => {
                 if let Some(redis) = &store.redis {
-                    let mut r = to_object(redis);
-                    r.remove("passwordSecretRef");
-                    if let Some(p) = &redis.password_secret_ref {
-                        r.insert("passwordFile".into(), json!(secrets.file(p)));
-                    }
-                    s.insert("redis".into(), Value::Object(r));
+                    let r = redis_files(
+                        to_object(redis),
+                        redis.password_secret_ref.as_ref(),
+                        redis.tls.as_ref(),
+                        secrets,
+                    );
+                    s.insert("redis".into(), r);
                 }
             }
         }
@@ -303,6 +305,51 @@ fn budgets(b: &Budgets, secrets: &mut Secrets) -> Value {
         );
     }
     Value::Object(v)
+}
+
+/// The cache section as written, its Redis Secrets turned into files.
+fn cache(c: &Cache, secrets: &mut Secrets) -> Value {
+    let mut v = to_object(c);
+    if let Some(redis) = c.store.as_ref().and_then(|s| s.redis.as_ref()) {
+        let r = redis_files(
+            to_object(redis),
+            redis.password_secret_ref.as_ref(),
+            redis.tls.as_ref(),
+            secrets,
+        );
+        if let Some(Value::Object(store)) = v.get_mut("store") {
+            store.insert("redis".into(), r);
+        }
+    }
+    Value::Object(v)
+}
+
+/// A store's `redis` block as the proxy reads it: the password and TLS
+/// Secret keys become the files they are mounted at.
+fn redis_files(
+    mut r: Map<String, Value>,
+    password: Option<&SecretKeyRef>,
+    tls: Option<&RedisTls>,
+    secrets: &mut Secrets,
+) -> Value {
+    r.remove("passwordSecretRef");
+    if let Some(p) = password {
+        r.insert("passwordFile".into(), json!(secrets.file(p)));
+    }
+    if let Some(t) = tls {
+        let mut files = Map::new();
+        for (field, key) in [
+            ("caFile", &t.ca_secret_ref),
+            ("certFile", &t.cert_secret_ref),
+            ("keyFile", &t.key_secret_ref),
+        ] {
+            if let Some(k) = key {
+                files.insert(field.into(), json!(secrets.file(k)));
+            }
+        }
+        r.insert("tls".into(), Value::Object(files));
+    }
+    Value::Object(r)
 }
 
 fn to_object<T: serde::Serialize>(t: &T) -> Map<String, Value> {

@@ -30,7 +30,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use crate::crd::{LlmPolicy, LlmPolicySpec};
+use crate::context::Settings;
+use crate::crd::{LlmPolicy, LlmPolicySpec, RedisTls, SecretKeyRef};
 use crate::reconcile::MANAGER;
 
 /// The operator's own identity, to bind Secret reads to
@@ -49,13 +50,36 @@ pub fn referenced(spec: &LlmPolicySpec) -> BTreeSet<String> {
         .providers
         .iter()
         .filter_map(|p| p.credentials_secret_ref.as_ref());
-    let redis = spec
+    let budgets = spec
         .budgets
         .as_ref()
         .and_then(|b| b.store.as_ref())
         .and_then(|s| s.redis.as_ref())
-        .and_then(|r| r.password_secret_ref.as_ref());
-    providers.chain(redis).map(|r| r.name.clone()).collect()
+        .map(|r| redis_refs(r.password_secret_ref.as_ref(), r.tls.as_ref()));
+    let cache = spec
+        .cache
+        .as_ref()
+        .and_then(|c| c.store.as_ref())
+        .and_then(|s| s.redis.as_ref())
+        .map(|r| redis_refs(r.password_secret_ref.as_ref(), r.tls.as_ref()));
+    providers
+        .chain(budgets.into_iter().flatten())
+        .chain(cache.into_iter().flatten())
+        .map(|r| r.name.clone())
+        .collect()
+}
+
+/// The Secret keys a Redis store is authenticated with.
+fn redis_refs<'a>(
+    password: Option<&'a SecretKeyRef>,
+    tls: Option<&'a RedisTls>,
+) -> impl Iterator<Item = &'a SecretKeyRef> {
+    let tls = tls.into_iter().flat_map(|t| {
+        [&t.ca_secret_ref, &t.cert_secret_ref, &t.key_secret_ref]
+            .into_iter()
+            .flatten()
+    });
+    password.into_iter().chain(tls)
 }
 
 /// Server-side applies the RoleBinding that lets the operator read Secrets
@@ -103,6 +127,9 @@ pub async fn bind(
 pub struct Watches {
     client: Client,
     policies: kube::runtime::reflector::Store<LlmPolicy>,
+    /// Policies name Secrets as the operator applies them (the default
+    /// store's Secret included).
+    settings: Settings,
     tx: mpsc::UnboundedSender<ObjectRef<LlmPolicy>>,
     running: Mutex<HashMap<String, JoinHandle<()>>>,
 }
@@ -112,6 +139,7 @@ impl Watches {
     pub fn new(
         client: Client,
         policies: kube::runtime::reflector::Store<LlmPolicy>,
+        settings: Settings,
     ) -> (
         Arc<Watches>,
         impl futures_util::Stream<Item = ObjectRef<LlmPolicy>> + Send + 'static,
@@ -120,6 +148,7 @@ impl Watches {
         let w = Arc::new(Watches {
             client,
             policies,
+            settings,
             tx,
             running: Mutex::default(),
         });
@@ -190,7 +219,9 @@ impl Watches {
 
     fn touched(&self, ns: &str, secret: &str) {
         for p in self.policies.state() {
-            if p.namespace().as_deref() == Some(ns) && referenced(&p.spec).contains(secret) {
+            if p.namespace().as_deref() == Some(ns)
+                && referenced(&self.settings.effective(&p).spec).contains(secret)
+            {
                 let _ = self.tx.send(ObjectRef::from_obj(p.as_ref()));
             }
         }
@@ -280,3 +311,6 @@ pub async fn keys(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;

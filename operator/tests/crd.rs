@@ -240,6 +240,44 @@ fn budget_rules() {
 }
 
 #[test]
+fn redis_tls_and_passwords() {
+    let key = |k: &str| json!({"name": "redis-tls", "key": k});
+    let tls = json!({"caSecretRef": key("ca.crt"), "certSecretRef": key("tls.crt"), "keySecretRef": key("tls.key")});
+    let budgets = |redis: Value| {
+        with(
+            base(),
+            "/spec/budgets/store",
+            json!({"type": "redis", "redis": redis}),
+        )
+    };
+    let ok = budgets(json!({"url": "rediss://r:6380", "username": "tollgate", "tls": tls}));
+    assert_eq!(violations(&ok), Vec::<String>::new());
+    assert_eq!(structure(&ok), Vec::<String>::new());
+    refused(
+        budgets(json!({"url": "redis://r:6379", "tls": {"caSecretRef": key("ca.crt")}})),
+        "tls needs a rediss:// url",
+    );
+    refused(
+        budgets(json!({"url": "rediss://r:6380", "tls": {"certSecretRef": key("tls.crt")}})),
+        "certSecretRef and keySecretRef go together",
+    );
+    let cache_redis = |redis: Value| cache(json!({"store": {"type": "redis", "redis": redis}}));
+    let ok = cache_redis(json!({"url": "rediss://r:6380", "username": "cache",
+        "passwordSecretRef": key("password"), "tls": {"caSecretRef": key("ca.crt")}}));
+    assert_eq!(violations(&ok), Vec::<String>::new());
+    assert_eq!(structure(&ok), Vec::<String>::new());
+    refused(
+        cache_redis(json!({"url": "redis://r:6379", "passwordFile": "/p",
+            "passwordSecretRef": key("password")})),
+        "set passwordSecretRef or passwordFile, not both",
+    );
+    refused(
+        cache_redis(json!({"url": "redis://r:6379", "tls": {"keySecretRef": key("tls.key")}})),
+        "tls needs a rediss:// url",
+    );
+}
+
+#[test]
 fn sidecar_ports_differ() {
     refused(
         with(base(), "/spec/sidecar/adminPort", json!(15800)),

@@ -12,6 +12,7 @@ use tollgate_operator::render::render;
 use tollgate_proxy::api::usage::Usage;
 use tollgate_proxy::budget::{AdmitRequest, BudgetEngine, Identity, WindowSpend};
 
+use tollgate_spend::RedisSecrets;
 use tollgate_tests::redis::Redis;
 
 fn free_port() -> u16 {
@@ -80,7 +81,7 @@ async fn reads_what_the_proxys_redis_store_settled() {
     let usd = 540_000_000;
     let tokens = 1_800_000;
 
-    let got = read(config, None).await.unwrap();
+    let got = read(config, &RedisSecrets::default()).await.unwrap();
     assert_eq!(
         got,
         vec![
@@ -112,7 +113,7 @@ async fn reads_what_the_proxys_redis_store_settled() {
 async fn a_dead_redis_is_an_error_quickly_and_shows_unknown() {
     let rendered = render("team-a", "chat", &spec(free_port())).unwrap();
     let started = Instant::now();
-    let err = read(&rendered.config, None)
+    let err = read(&rendered.config, &RedisSecrets::default())
         .await
         .expect_err("nothing listens");
     assert!(

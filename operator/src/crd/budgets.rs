@@ -1,7 +1,7 @@
 //! `spec.budgets`: USD and token budgets, rate limits, prices and the
 //! counter store. Same fields as the proxy's `budgets` section, except that
-//! the Redis password comes from a Secret and the memory store's file is the
-//! sidecar's own volume.
+//! the Redis password and TLS files come from Secrets and the memory
+//! store's file is the sidecar's own volume.
 
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
@@ -73,6 +73,8 @@ pub struct BudgetStore {
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = crate::crd::own_docs)]
+#[x_kube(validation = Rule::new("!has(self.tls) || self.url.startsWith('rediss://')")
+    .message("tls needs a rediss:// url").field_path(".tls"))]
 pub struct RedisStore {
     /// `redis://host:port/db` or `rediss://` for TLS. No password here.
     #[schemars(length(min = 1, max = 2048))]
@@ -80,6 +82,16 @@ pub struct RedisStore {
     /// The Secret key holding the password; mounted into the sidecar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_ref: Option<SecretKeyRef>,
+    /// ACL user (Redis 6+) the password belongs to; or the user in `url`,
+    /// not both. Default: Redis' `default` user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub username: Option<String>,
+    /// TLS for `rediss://`: a private CA and, for mutual TLS, a client
+    /// certificate, each a Secret key mounted into the sidecar. Without it
+    /// `rediss://` trusts the public web PKI roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RedisTls>,
     /// Prefix of every key. Default `tollgate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_prefix: Option<String>,
@@ -99,6 +111,27 @@ pub struct RedisStore {
     /// the current master of `masterName`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sentinel: Option<Sentinel>,
+}
+
+/// The TLS material of a Redis connection, from Secrets in the policy's
+/// namespace (a cert-manager Secret has `ca.crt`, `tls.crt` and `tls.key`).
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::crd::own_docs)]
+#[x_kube(validation = Rule::new("has(self.certSecretRef) == has(self.keySecretRef)")
+    .message("certSecretRef and keySecretRef go together (a client certificate and its key)"))]
+pub struct RedisTls {
+    /// The Secret key holding the PEM CA certificates that signed the
+    /// servers' (instead of the public roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+    /// The Secret key holding the PEM client certificate, for servers that
+    /// ask for one (`tls-auth-clients yes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_secret_ref: Option<SecretKeyRef>,
+    /// The Secret key holding the client certificate's PEM private key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_secret_ref: Option<SecretKeyRef>,
 }
 
 /// Which master the Sentinels are asked for.

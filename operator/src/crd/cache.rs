@@ -7,7 +7,7 @@
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Sentinel;
+use super::{RedisTls, SecretKeyRef, Sentinel};
 
 pub use tollgate_config::raw::{
     CacheStoreType, EmbedderType, GuardCheck, Quantity, RawJudge as Judge,
@@ -96,17 +96,34 @@ pub struct CacheStore {
     .message("sentinel cannot be combined with cluster: true"))]
 #[x_kube(validation = Rule::new("!has(self.nodes) || size(self.nodes) == 0 || (has(self.cluster) && self.cluster) || has(self.sentinel)")
     .message("nodes only applies with cluster: true or sentinel"))]
+#[x_kube(validation = Rule::new("!has(self.passwordFile) || !has(self.passwordSecretRef)")
+    .message("set passwordSecretRef or passwordFile, not both"))]
+#[x_kube(validation = Rule::new("!has(self.tls) || self.url.startsWith('rediss://')")
+    .message("tls needs a rediss:// url").field_path(".tls"))]
 pub struct CacheRedis {
     /// `redis://host:port/db` or `rediss://` for TLS. No password here.
     #[schemars(length(min = 1, max = 2048))]
     pub url: String,
-    /// A file in the sidecar holding the password. The operator mounts
-    /// Secret keys that the policy names elsewhere (e.g.
-    /// `spec.budgets.store.redis.passwordSecretRef`) at
-    /// `/var/run/secrets/tollgate/<secret>/<key>`; name such a file.
+    /// The Secret key holding the password; mounted into the sidecar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretKeyRef>,
+    /// A file in the sidecar holding the password, instead of
+    /// `passwordSecretRef`: the operator mounts Secret keys the policy names
+    /// (e.g. `spec.budgets.store.redis.passwordSecretRef`) at
+    /// `/var/run/secrets/tollgate/<secret>/<key>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub password_file: Option<String>,
+    /// ACL user (Redis 6+) the password belongs to; or the user in `url`,
+    /// not both. Default: Redis' `default` user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub username: Option<String>,
+    /// TLS for `rediss://`: a private CA and, for mutual TLS, a client
+    /// certificate, each a Secret key mounted into the sidecar. Without it
+    /// `rediss://` trusts the public web PKI roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RedisTls>,
     /// Prefix of every key, 1 to 64 characters without spaces. Default `tollgate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]

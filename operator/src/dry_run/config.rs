@@ -35,8 +35,9 @@ pub fn render_all(policies: &[LlmPolicy], namespace: Option<&str>, settings: &Se
     for p in policies {
         let ns = super::namespace(namespace, p.namespace().as_deref());
         let name = p.name_any();
-        let mut policy = settings.effective(p);
+        let mut policy = p.clone();
         policy.metadata.namespace = Some(ns.clone());
+        let policy = settings.effective(&policy);
         match verdict(&policy) {
             Err(denial) => {
                 out.denied = true;

@@ -63,9 +63,9 @@ pub fn explain(
                 );
             }
             _ => {
-                let mut p = settings.effective(p);
+                let mut p = p.clone();
                 p.metadata.namespace = Some(ns.clone());
-                mine.push(p);
+                mine.push(settings.effective(&p));
             }
         }
     }

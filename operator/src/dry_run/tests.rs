@@ -159,6 +159,41 @@ fn render_applies_sidecar_defaults_as_the_operator_does() {
 }
 
 #[test]
+fn render_applies_the_default_store_as_the_operator_does() {
+    let mut p = policy("chat", None, "matchLabels: {app: chat}");
+    p.spec.budgets = Some(
+        serde_json::from_value(serde_json::json!({
+            "limits": [{"name": "d", "scope": "policy", "window": "day", "usd": 5}]
+        }))
+        .unwrap(),
+    );
+    let settings = Settings {
+        default_store: Some(
+            crate::default_store::DefaultStore::parse(
+                r#"{"redis": {"url": "redis://redis.shared:6379", "passwordSecretRef": {"name": "tollgate-redis", "key": "password"}}}"#,
+            )
+            .unwrap(),
+        ),
+        ..Settings::default()
+    };
+    let out = render_all(&[p], Some("team-a"), &settings);
+    assert!(!out.denied, "{:?}", out.stderr);
+    assert!(
+        out.stdout.contains("keyPrefix: tollgate:team-a:chat"),
+        "{}",
+        out.stdout
+    );
+    assert!(out
+        .stdout
+        .contains("passwordFile: /var/run/secrets/tollgate/tollgate-redis/password"));
+    assert!(
+        !out.stderr.iter().any(|w| w.contains("no shared store")),
+        "{:?}",
+        out.stderr
+    );
+}
+
+#[test]
 fn render_denies_with_the_webhooks_message_and_renders_the_rest() {
     let good = policy("chat", None, "matchLabels: {app: chat}");
     let mut bad = policy("bad", None, "matchLabels: {app: bad}");

@@ -9,18 +9,20 @@
 //! not answer within [`READ_TIMEOUT`] leaves the reconcile successful and
 //! the spend `unknown`.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use tollgate_config::{BudgetStore, Budgets, Config};
-use tollgate_spend::{read_spend, Identity, WindowSpend};
+use tollgate_spend::redis_auth::ClientPem;
+use tollgate_spend::{read_spend, Identity, RedisSecrets, WindowSpend};
 
-use crate::crd::{BudgetStatus, LlmPolicySpec};
+use crate::crd::{BudgetStatus, LlmPolicySpec, SecretKeyRef};
 use crate::metrics::Metrics;
 
-/// Bound on reading one policy's spend: connecting, the password's Secret
-/// and every Redis call.
+/// Bound on reading one policy's spend: connecting, the password's and TLS
+/// files' Secrets and every Redis call.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a policy with a Redis store is reconciled to refresh its spend.
 pub const REFRESH: Duration = Duration::from_secs(30);
@@ -32,8 +34,11 @@ const NANO_PER_USD: f64 = 1e9;
 /// Why the spend could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SpendError {
-    #[error("password Secret {name}: {message}")]
+    #[error("Secret {name}: {message}")]
     Secret { name: String, message: String },
+    /// A CA, client certificate or key that is not PEM.
+    #[error(transparent)]
+    Material(#[from] tollgate_spend::SecretError),
     #[error("redis settings: {0}")]
     Settings(String),
     #[error("redis: {0}")]
@@ -55,8 +60,8 @@ pub async fn spend_status(
         return None;
     }
     let read = async {
-        let password = password(client, namespace, spec).await?;
-        read(config, password.as_deref()).await
+        let secrets = secrets(client, namespace, spec).await?;
+        read(config, &secrets).await
     };
     let spent = match tokio::time::timeout(READ_TIMEOUT, read).await {
         Ok(r) => r,
@@ -80,13 +85,13 @@ pub async fn spend_status(
 /// `header` scopes), as the sidecars running `config` count it.
 pub async fn read(
     config: &Config,
-    password: Option<&str>,
+    secrets: &RedisSecrets,
 ) -> Result<Vec<Option<WindowSpend>>, SpendError> {
     let BudgetStore::Redis(r) = &config.budgets.store else {
         return Ok(vec![None; config.budgets.limits.len()]);
     };
     let mut conn =
-        tollgate_spend::redis_conn::connect_lazy(r, password).map_err(SpendError::Settings)?;
+        tollgate_spend::redis_conn::connect_lazy(r, secrets).map_err(SpendError::Settings)?;
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -95,37 +100,93 @@ pub async fn read(
         .map_err(|e| SpendError::Redis(e.to_string()))
 }
 
-/// The Redis password from `spec.budgets.store.redis.passwordSecretRef`,
-/// as the sidecar reads its mounted file (trailing newlines dropped).
-async fn password(
+/// The Redis password and TLS material from the Secrets
+/// `spec.budgets.store.redis` names, as the sidecar reads its mounted
+/// files (the password's trailing newlines dropped).
+async fn secrets(
     client: &Client,
     namespace: &str,
     spec: &LlmPolicySpec,
-) -> Result<Option<String>, SpendError> {
+) -> Result<RedisSecrets, SpendError> {
     let Some(r) = spec
         .budgets
         .as_ref()
         .and_then(|b| b.store.as_ref())
         .and_then(|s| s.redis.as_ref())
-        .and_then(|r| r.password_secret_ref.as_ref())
     else {
-        return Ok(None);
+        return Ok(RedisSecrets::default());
     };
-    let err = |message: String| SpendError::Secret {
-        name: r.name.clone(),
-        message,
+    let api = Api::<Secret>::namespaced(client.clone(), namespace);
+    let mut read = Keys {
+        api: &api,
+        fetched: BTreeMap::new(),
     };
-    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
-        .get(&r.name)
-        .await
-        .map_err(|e| err(e.to_string()))?;
-    let bytes = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(&r.key))
-        .ok_or_else(|| err(format!("has no key {}", r.key)))?;
-    let text = String::from_utf8(bytes.0.clone()).map_err(|_| err("is not UTF-8".into()))?;
-    Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()))
+    let password = match &r.password_secret_ref {
+        Some(k) => {
+            let bytes = read.key(k).await?;
+            let text = String::from_utf8(bytes).map_err(|_| SpendError::Secret {
+                name: k.name.clone(),
+                message: format!("key {} is not UTF-8", k.key),
+            })?;
+            Some(tollgate_spend::redis_auth::password_text(&text))
+        }
+        None => None,
+    };
+    let tls = r.tls.clone().unwrap_or_default();
+    let ca = match &tls.ca_secret_ref {
+        Some(k) => Some(read.key(k).await?),
+        None => None,
+    };
+    let client_pem = match (&tls.cert_secret_ref, &tls.key_secret_ref) {
+        (Some(c), Some(k)) => Some(ClientPem {
+            cert: read.key(c).await?,
+            key: read.key(k).await?,
+        }),
+        _ => None,
+    };
+    let s = RedisSecrets {
+        password,
+        ca,
+        client: client_pem,
+    };
+    s.check(|what| {
+        let k = match what {
+            tollgate_spend::redis_auth::CA => tls.ca_secret_ref.as_ref(),
+            tollgate_spend::redis_auth::CLIENT_CERT => tls.cert_secret_ref.as_ref(),
+            _ => tls.key_secret_ref.as_ref(),
+        };
+        k.map_or_else(String::new, |k| format!("Secret {} key {}", k.name, k.key))
+    })?;
+    Ok(s)
+}
+
+/// Secret keys, each Secret read once.
+struct Keys<'a> {
+    api: &'a Api<Secret>,
+    fetched: BTreeMap<String, Secret>,
+}
+
+impl Keys<'_> {
+    async fn key(&mut self, r: &SecretKeyRef) -> Result<Vec<u8>, SpendError> {
+        let err = |message: String| SpendError::Secret {
+            name: r.name.clone(),
+            message,
+        };
+        if !self.fetched.contains_key(&r.name) {
+            let secret = self
+                .api
+                .get(&r.name)
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            self.fetched.insert(r.name.clone(), secret);
+        }
+        self.fetched[&r.name]
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&r.key))
+            .map(|b| b.0.clone())
+            .ok_or_else(|| err(format!("has no key {}", r.key)))
+    }
 }
 
 /// `status.spend` and `status.budgets` from what was read (`None`: Redis

@@ -20,6 +20,30 @@ pub(crate) fn to_spec(path: &str) -> String {
             "budgets.store.redis.passwordFile",
             "spec.budgets.store.redis.passwordSecretRef",
         ),
+        (
+            "budgets.store.redis.tls.caFile",
+            "spec.budgets.store.redis.tls.caSecretRef",
+        ),
+        (
+            "budgets.store.redis.tls.certFile",
+            "spec.budgets.store.redis.tls.certSecretRef",
+        ),
+        (
+            "budgets.store.redis.tls.keyFile",
+            "spec.budgets.store.redis.tls.keySecretRef",
+        ),
+        (
+            "cache.store.redis.tls.caFile",
+            "spec.cache.store.redis.tls.caSecretRef",
+        ),
+        (
+            "cache.store.redis.tls.certFile",
+            "spec.cache.store.redis.tls.certSecretRef",
+        ),
+        (
+            "cache.store.redis.tls.keyFile",
+            "spec.cache.store.redis.tls.keySecretRef",
+        ),
         ("budgets.store.persistPath", "spec.budgets.store"),
     ];
     let path = path.trim_start_matches('.');

@@ -225,13 +225,77 @@ fn redis_password_comes_from_a_mounted_secret() {
     assert_eq!(r.secrets[1].volume, "tollgate-secret-1");
 }
 
+#[test]
+fn redis_tls_files_and_the_cache_password_come_from_mounted_secrets() {
+    let key = |name: &str, key: &str| json!({"name": name, "key": key});
+    let spec = edit(|v| {
+        v["budgets"]["store"] = json!({"type": "redis", "redis": {
+            "url": "rediss://redis.infra:6380/0", "username": "tollgate",
+            "passwordSecretRef": key("redis", "password"),
+            "tls": {"caSecretRef": key("redis-tls", "ca.crt"), "certSecretRef": key("redis-tls", "tls.crt"),
+                    "keySecretRef": key("redis-tls", "tls.key")}}});
+        v["cache"] = json!({"store": {"type": "redis", "redis": {
+            "url": "rediss://redis.infra:6380/1", "username": "cache",
+            "passwordSecretRef": key("redis-cache", "pw"),
+            "tls": {"caSecretRef": key("redis-tls", "ca.crt")}}}});
+    });
+    let r = ok(&spec);
+    let c = raw(&r);
+    let file = |s: &str, k: &str| Some(format!("/var/run/secrets/tollgate/{s}/{k}"));
+    let b = c.budgets.store.unwrap().redis.unwrap();
+    assert_eq!(b.username.as_deref(), Some("tollgate"));
+    assert_eq!(b.password_file, file("redis", "password"));
+    assert_eq!(
+        b.tls,
+        Some(tollgate_config::raw::RawRedisTls {
+            ca_file: file("redis-tls", "ca.crt"),
+            cert_file: file("redis-tls", "tls.crt"),
+            key_file: file("redis-tls", "tls.key"),
+        })
+    );
+    let cache = c.cache.store.unwrap().redis.unwrap();
+    assert_eq!(cache.username.as_deref(), Some("cache"));
+    assert_eq!(cache.password_file, file("redis-cache", "pw"));
+    assert_eq!(cache.tls.unwrap().ca_file, file("redis-tls", "ca.crt"));
+    assert!(!r.yaml.contains("SecretRef"), "{}", r.yaml);
+    // Each Secret is mounted once, with only the keys the config reads.
+    let mounted = |name: &str| {
+        r.secrets
+            .iter()
+            .find(|s| s.secret == name)
+            .map(|s| s.keys.clone())
+    };
+    assert_eq!(mounted("redis"), Some(vec!["password".to_string()]));
+    assert_eq!(mounted("redis-cache"), Some(vec!["pw".to_string()]));
+    assert_eq!(
+        mounted("redis-tls"),
+        Some(vec!["ca.crt".into(), "tls.crt".into(), "tls.key".into()])
+    );
+    // The proxy's validation took them: the client certificate is there.
+    let tollgate_config::BudgetStore::Redis(v) = &r.config.budgets.store else {
+        panic!("a redis store")
+    };
+    assert!(v.tls.as_ref().unwrap().client.is_some());
+
+    // A client certificate without its key is named at the spec's field.
+    let half = edit(|v| {
+        v["budgets"]["store"] = json!({"type": "redis", "redis": {
+            "url": "rediss://redis.infra:6380/0", "tls": {"certSecretRef": key("redis-tls", "tls.crt")}}});
+    });
+    let e = render("team-a", "chat", &half).unwrap_err().to_string();
+    assert!(
+        e.contains("spec.budgets.store.redis.tls.keySecretRef: required with `certFile`"),
+        "{e}"
+    );
+}
+
 /// Every field of the proxy's `cache` and `pii` sections, set.
 fn every_cache_and_pii_field() -> (Value, Value) {
     let cache = json!({
         "enabled": true, "ttl": "10m", "maxEntries": 500, "maxBytes": "32Mi", "maxEntryBytes": 65536,
         "deterministicOnly": false, "tenantHeader": "x-tenant",
         "store": {"type": "redis", "redis": {"url": "redis://r:6379/1", "passwordFile": "/var/run/secrets/tollgate/r/p",
-            "keyPrefix": "tg", "timeout": "50ms", "cluster": false, "nodes": ["redis://s:26379"],
+            "username": "tollgate", "keyPrefix": "tg", "timeout": "50ms", "cluster": false, "nodes": ["redis://s:26379"],
             "sentinel": {"masterName": "mymaster"}}},
         "semantic": {"embedders": [
                 {"name": "small", "type": "provider", "provider": "openai", "model": "text-embedding-3-small", "dimensions": 256, "timeout": "1s"},
@@ -503,11 +567,15 @@ fn crd_sections_mirror_the_proxy_config() {
     same::<Budgets, RawBudgets>(&[], &[]);
     same::<BudgetStore, RawBudgetStore>(&[], &["persistPath"]);
     same::<RedisStore, RawRedisStore>(&["passwordSecretRef"], &["passwordFile"]);
+    same::<RedisTls, RawRedisTls>(
+        &["caSecretRef", "certSecretRef", "keySecretRef"],
+        &["caFile", "certFile", "keyFile"],
+    );
     same::<Sentinel, RawSentinel>(&[], &[]);
     same::<Limit, RawLimit>(&[], &[]);
     same::<Cache, RawCache>(&[], &[]);
     same::<CacheStore, RawCacheStore>(&[], &[]);
-    same::<CacheRedis, RawRedisStore>(&[], &[]);
+    same::<CacheRedis, RawRedisStore>(&["passwordSecretRef"], &[]);
     same::<Semantic, RawSemantic>(&[], &[]);
     same::<Verify, RawVerify>(&[], &[]);
     same::<Embedder, RawEmbedder>(&[], &[]);

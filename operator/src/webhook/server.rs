@@ -410,10 +410,11 @@ async fn validate(body: &[u8], ctx: &Context) -> (&'static str, AdmissionRespons
                 .map(serde_json::Value::take)
         });
     let unknown = spec.as_ref().map(unknown_fields).unwrap_or_default();
-    let mut policy = ctx.settings.effective(policy);
+    let mut policy = policy.clone();
     if policy.metadata.namespace.is_none() {
         policy.metadata.namespace = req.namespace.clone();
     }
+    let policy = ctx.settings.effective(&policy);
     let verdict = match verdict(&policy) {
         Ok(_) if !unknown.is_empty() => Err(unknown.join("; ")),
         Err(denial) if !unknown.is_empty() => Err(format!("{}; {denial}", unknown.join("; "))),

@@ -126,7 +126,7 @@ impl Validator {
 
     /// The TLS files, which need `rediss://` URLs; every URL (seeds and
     /// Sentinels) uses the same scheme.
-    fn redis_tls(&mut self, at: &str, r: &RawRedisStore) -> Option<RedisTls> {
+    fn redis_tls(&mut self, at: &str, r: &RawRedisStore) -> Option<Box<RedisTls>> {
         let tls_urls = std::iter::once(&r.url)
             .chain(&r.nodes)
             .filter(|u| u.starts_with("rediss://"))
@@ -176,7 +176,7 @@ impl Validator {
             }
             (None, None) => None,
         };
-        Some(RedisTls { ca_file, client })
+        Some(Box::new(RedisTls { ca_file, client }))
     }
 }
 

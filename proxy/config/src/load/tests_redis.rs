@@ -46,13 +46,13 @@ fn tls_files_and_an_acl_user_are_kept_for_both_stores() {
     assert_eq!(b.username.as_deref(), Some("tollgate"));
     assert_eq!(
         b.tls,
-        Some(RedisTls {
+        Some(Box::new(RedisTls {
             ca_file: Some("/s/ca.crt".into()),
             client: Some(ClientCertFiles {
                 cert_file: "/s/tls.crt".into(),
                 key_file: "/s/tls.key".into(),
             }),
-        })
+        }))
     );
     // A CA alone (server-side TLS), and the user named in the URL.
     let (b, _) = stores("{url: 'rediss://tollgate@h:6380', tls: {caFile: /s/ca.crt}}");

@@ -77,8 +77,8 @@ pub struct RedisStore {
     pub sentinel_master: Option<String>,
     /// The ACL user: `username`, else the user in `url`.
     pub username: Option<String>,
-    /// TLS files (the URLs are `rediss://`).
-    pub tls: Option<RedisTls>,
+    /// TLS files (the URLs are `rediss://`); boxed, as most stores have none.
+    pub tls: Option<Box<RedisTls>>,
 }
 
 /// The files of a TLS connection to Redis; read when the store opens.

@@ -12,12 +12,14 @@ fn settings(dir: &Path, tls: bool, client: bool) -> RedisStore {
         unreachable!()
     };
     r.password_file = Some(dir.join("password"));
-    r.tls = tls.then(|| RedisTls {
-        ca_file: Some(dir.join("ca.pem")),
-        client: client.then(|| ClientCertFiles {
-            cert_file: dir.join("client.pem"),
-            key_file: dir.join("client-key.pem"),
-        }),
+    r.tls = tls.then(|| {
+        Box::new(RedisTls {
+            ca_file: Some(dir.join("ca.pem")),
+            client: client.then(|| ClientCertFiles {
+                cert_file: dir.join("client.pem"),
+                key_file: dir.join("client-key.pem"),
+            }),
+        })
     });
     r
 }
