@@ -34,7 +34,7 @@ const PODS_PER_NS: usize = 100;
 
 fn policy(ns: usize, i: usize) -> LlmPolicy {
     let mut p: LlmPolicy =
-        serde_yaml::from_str(include_str!("../testdata/policy.yaml")).expect("example policy");
+        serde_saphyr::from_str(include_str!("../testdata/policy.yaml")).expect("example policy");
     p.metadata.name = Some(format!("policy-{i}"));
     p.metadata.namespace = Some(format!("ns-{ns}"));
     p.metadata.uid = Some(format!("uid-{ns}-{i}"));

@@ -17,8 +17,7 @@ use std::io::Read as _;
 use std::path::Path;
 
 use k8s_openapi::api::core::v1::Pod;
-use serde::Deserialize as _;
-use serde_yaml::Value;
+use serde_json::Value;
 
 use crate::crd::LlmPolicy;
 
@@ -71,20 +70,20 @@ pub fn read(path: &Path) -> Result<String, Error> {
 
 /// The objects of a (multi-document) YAML text, the items of a `kind: List`
 /// (`kubectl get -o yaml`) spread out, with their 1-based document numbers.
-/// Empty documents are skipped.
+/// Empty documents (a stray `---`, only comments) are skipped and not
+/// counted; an error's line is the file's.
 fn objects(source_name: &str, text: &str) -> Result<Vec<(usize, Value)>, Error> {
     let mut out = Vec::new();
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let v = Value::deserialize(doc).map_err(|e| Error::Parse {
+    let mut bytes = text.as_bytes();
+    let docs = serde_saphyr::read_with_options(&mut bytes, tollgate_config::yaml::options());
+    for (i, doc) in docs.enumerate() {
+        let v: Value = doc.map_err(|e| Error::Parse {
             source_name: source_name.into(),
             doc: i + 1,
-            message: e.to_string(),
+            message: tollgate_config::yaml::message(&e),
         })?;
-        if v.is_null() {
-            continue;
-        }
         if v.get("kind").and_then(Value::as_str) == Some("List") {
-            let items = v.get("items").and_then(Value::as_sequence);
+            let items = v.get("items").and_then(Value::as_array);
             out.extend(
                 items
                     .into_iter()
@@ -139,12 +138,7 @@ fn declared(source_name: &str, doc: usize, v: &Value) -> Result<(), Error> {
     let Some(spec) = v.get("spec") else {
         return Ok(());
     };
-    let spec = serde_json::to_value(spec).map_err(|e| Error::Parse {
-        source_name: source_name.into(),
-        doc,
-        message: e.to_string(),
-    })?;
-    let unknown = crate::webhook::validate::unknown_fields(&spec);
+    let unknown = crate::webhook::validate::unknown_fields(spec);
     if unknown.is_empty() {
         return Ok(());
     }

@@ -173,7 +173,7 @@ pub fn render(namespace: &str, name: &str, spec: &LlmPolicySpec) -> Result<Rende
             message: e.into_inner().to_string(),
         }])
     })?;
-    let yaml = serde_yaml::to_string(&raw).expect("config serializes");
+    let yaml = tollgate_config::yaml::to_string(&raw).expect("config serializes");
     let config = tollgate_config::load::validate(raw).map_err(|e| {
         RenderError(
             e.field_errors()

@@ -59,7 +59,7 @@ fn render_prints_each_example_as_the_configmap_holds_it() {
         assert_eq!(config.name.as_deref(), Some("team-a/chat"));
         // The reconcile's bytes: the same render of the same spec.
         let policy: LlmPolicy =
-            serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let r = render("team-a", "chat", &policy.spec).unwrap();
         assert!(stdout.ends_with(&r.yaml), "{}", path.display());
         assert!(
@@ -92,16 +92,13 @@ fn k8s_examples() -> Vec<PathBuf> {
 }
 
 /// `(name, key)` of every key of every Secret in a manifest file.
-fn secret_keys(docs: &[serde_yaml::Value]) -> Vec<(String, String)> {
+fn secret_keys(docs: &[serde_json::Value]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for d in docs.iter().filter(|d| d["kind"].as_str() == Some("Secret")) {
         let name = d["metadata"]["name"].as_str().unwrap().to_string();
         for field in ["data", "stringData"] {
-            if let Some(m) = d[field].as_mapping() {
-                out.extend(
-                    m.keys()
-                        .map(|k| (name.clone(), k.as_str().unwrap().to_string())),
-                );
+            if let Some(m) = d[field].as_object() {
+                out.extend(m.keys().map(|k| (name.clone(), k.clone())));
             }
         }
     }
@@ -123,10 +120,7 @@ fn every_k8s_example_renders_and_names_only_secrets_it_provides() {
     for path in files {
         let shown = path.display();
         let source = std::fs::read_to_string(&path).unwrap();
-        let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&source)
-            .map(|d| serde::Deserialize::deserialize(d).unwrap())
-            .filter(|v: &serde_yaml::Value| !v.is_null())
-            .collect();
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&source).unwrap();
         let policies = docs
             .iter()
             .filter(|d| d["kind"].as_str() == Some("LlmPolicy"))
@@ -222,7 +216,7 @@ fn render_denies_an_invalid_policy_with_the_webhooks_message() {
     assert_eq!(text(&out.stdout), "");
     let stderr = text(&out.stderr);
     // The validating webhook's answer for the same object.
-    let mut policy: LlmPolicy = serde_yaml::from_str(&bad).unwrap();
+    let mut policy: LlmPolicy = serde_saphyr::from_str(&bad).unwrap();
     policy.metadata.namespace = Some("team-a".into());
     let denial = verdict(&policy).unwrap_err();
     assert!(

@@ -34,7 +34,7 @@ fn schema() -> Value {
 
 fn base() -> Value {
     let text = include_str!("../testdata/policy.yaml");
-    serde_yaml::from_str(text).unwrap()
+    serde_saphyr::from_str(text).unwrap()
 }
 
 /// The CEL messages a policy fails with, sorted.
@@ -417,8 +417,7 @@ fn example_policies() -> Vec<(String, Value)> {
     texts.push(("charts/tollgate/templates/NOTES.txt".into(), body));
     let mut out = Vec::new();
     for (at, text) in texts {
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let v: Value = serde::Deserialize::deserialize(doc).unwrap();
+        for v in serde_saphyr::from_multiple::<Value>(&text).unwrap() {
             if v["kind"] == "LlmPolicy" {
                 out.push((at.clone(), v));
             }

@@ -5,7 +5,7 @@ use super::*;
 
 fn policy(name: &str, created_secs: Option<i64>, selector: serde_json::Value) -> LlmPolicy {
     let mut p: LlmPolicy =
-        serde_yaml::from_str(include_str!("../../testdata/policy.yaml")).unwrap();
+        serde_saphyr::from_str(include_str!("../../testdata/policy.yaml")).unwrap();
     p.metadata.name = Some(name.into());
     p.metadata.namespace = Some("team-a".into());
     p.metadata.creation_timestamp =

@@ -12,9 +12,9 @@ use crate::webhook::validate::verdict;
 const POLICY: &str = include_str!("../../testdata/policy.yaml");
 
 fn policy(name: &str, created_secs: Option<i64>, selector: &str) -> LlmPolicy {
-    let mut p: LlmPolicy = serde_yaml::from_str(POLICY).unwrap();
+    let mut p: LlmPolicy = serde_saphyr::from_str(POLICY).unwrap();
     p.metadata.name = Some(name.into());
-    p.spec.pod_selector = serde_yaml::from_str(selector).unwrap();
+    p.spec.pod_selector = serde_saphyr::from_str(selector).unwrap();
     p.metadata.creation_timestamp =
         created_secs.map(|s| Time(k8s_openapi::jiff::Timestamp::from_second(s).unwrap()));
     p

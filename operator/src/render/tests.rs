@@ -8,7 +8,7 @@ use super::*;
 use crate::crd::LlmPolicy;
 
 fn example() -> LlmPolicySpec {
-    let p: LlmPolicy = serde_yaml::from_str(include_str!("../../testdata/policy.yaml")).unwrap();
+    let p: LlmPolicy = serde_saphyr::from_str(include_str!("../../testdata/policy.yaml")).unwrap();
     p.spec
 }
 
@@ -20,7 +20,7 @@ fn edit(f: impl FnOnce(&mut Value)) -> LlmPolicySpec {
 }
 
 fn raw(r: &Rendered) -> RawConfig {
-    serde_yaml::from_str(&r.yaml).unwrap()
+    serde_saphyr::from_str(&r.yaml).unwrap()
 }
 
 fn ok(spec: &LlmPolicySpec) -> Rendered {
@@ -331,8 +331,7 @@ fn cache_and_pii_render_as_written() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/k8s");
     for f in std::fs::read_dir(dir).unwrap() {
         let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let v: Value = serde::Deserialize::deserialize(doc).unwrap();
+        for v in serde_saphyr::from_multiple::<Value>(&text).unwrap() {
             if v["kind"] == "LlmPolicy" {
                 specs.push(v["spec"].clone());
             }

@@ -6,7 +6,7 @@ use crate::crd::LlmPolicy;
 /// The example policy with `budgets` replaced.
 fn spec(budgets: serde_json::Value) -> LlmPolicySpec {
     let mut p: LlmPolicy =
-        serde_yaml::from_str(include_str!("../../testdata/policy.yaml")).unwrap();
+        serde_saphyr::from_str(include_str!("../../testdata/policy.yaml")).unwrap();
     p.spec.budgets = serde_json::from_value(budgets).unwrap();
     p.spec
 }
@@ -29,7 +29,7 @@ fn no_budgets_no_sharing() {
 fn the_memory_store_is_per_pod() {
     // The example's explicit memory store.
     let example: LlmPolicy =
-        serde_yaml::from_str(include_str!("../../testdata/policy.yaml")).unwrap();
+        serde_saphyr::from_str(include_str!("../../testdata/policy.yaml")).unwrap();
     assert_eq!(Sharing::of(&example.spec), Some(Sharing::PerPod));
     // No store at all: `render` writes a memory store.
     let default = spec(json!({"limits": [limit()]}));

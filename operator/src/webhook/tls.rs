@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use kube::Client;
+use rustls::pki_types::pem::{self, PemObject as _};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -92,11 +93,11 @@ pub fn read(cert: &Path, key: &Path) -> Result<CertPem, TlsError> {
 
 /// `pem` as a certificate chain and a signing key that matches it.
 pub fn certified_key(pem: &CertPem) -> Result<CertifiedKey, TlsError> {
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.cert.as_bytes())
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.cert.as_bytes())
         .collect::<Result<_, _>>()
-        .map_err(|source| TlsError::Read {
+        .map_err(|e| TlsError::Read {
             path: "certificate".into(),
-            source,
+            source: invalid_pem(e),
         })?;
     if certs.is_empty() {
         return Err(TlsError::Pem {
@@ -104,20 +105,29 @@ pub fn certified_key(pem: &CertPem) -> Result<CertifiedKey, TlsError> {
             what: "certificate",
         });
     }
-    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut pem.key.as_bytes())
-        .map_err(|source| TlsError::Read {
-            path: "key".into(),
-            source,
-        })?
-        .ok_or(TlsError::Pem {
+    let key = PrivateKeyDer::from_pem_slice(pem.key.as_bytes()).map_err(|e| match e {
+        pem::Error::NoItemsFound => TlsError::Pem {
             path: "key".into(),
             what: "private key",
-        })?;
+        },
+        e => TlsError::Read {
+            path: "key".into(),
+            source: invalid_pem(e),
+        },
+    })?;
     Ok(CertifiedKey::from_der(
         certs,
         key,
         &rustls::crypto::ring::default_provider(),
     )?)
+}
+
+/// A PEM syntax or base64 error as the read error it is.
+fn invalid_pem(e: pem::Error) -> std::io::Error {
+    match e {
+        pem::Error::Io(e) => e,
+        e => std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+    }
 }
 
 /// The certificate the server presents; replaced while it serves, each new

@@ -17,6 +17,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::json;
 use tokio::net::TcpStream;
@@ -29,7 +30,7 @@ use crate::*;
 /// server's check).
 async fn served(port: u16, bundle: &str) -> Option<CertificateDer<'static>> {
     let mut roots = rustls::RootCertStore::empty();
-    for ca in rustls_pemfile::certs(&mut bundle.as_bytes()).flatten() {
+    for ca in CertificateDer::pem_slice_iter(bundle.as_bytes()).flatten() {
         roots.add(ca).ok()?;
     }
     if roots.is_empty() {
@@ -51,14 +52,11 @@ async fn served(port: u16, bundle: &str) -> Option<CertificateDer<'static>> {
 }
 
 fn der(pem: &str) -> CertificateDer<'static> {
-    rustls_pemfile::certs(&mut pem.as_bytes())
-        .next()
-        .expect("a certificate")
-        .unwrap()
+    CertificateDer::from_pem_slice(pem.as_bytes()).expect("a certificate")
 }
 
 fn pems(bundle: &str) -> usize {
-    rustls_pemfile::certs(&mut bundle.as_bytes()).count()
+    CertificateDer::pem_slice_iter(bundle.as_bytes()).count()
 }
 
 fn text(s: &Secret, key: &str) -> String {

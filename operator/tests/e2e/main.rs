@@ -316,7 +316,7 @@ async fn delete_webhook_configs(client: &Client, tag: &str) {
 /// The full example policy, in `ns`.
 pub fn policy(ns: &str) -> LlmPolicy {
     let mut p: LlmPolicy =
-        serde_yaml::from_str(include_str!("../../testdata/policy.yaml")).unwrap();
+        serde_saphyr::from_str(include_str!("../../testdata/policy.yaml")).unwrap();
     p.metadata.namespace = Some(ns.into());
     p
 }

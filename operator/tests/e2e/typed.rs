@@ -104,8 +104,7 @@ fn example_policies() -> Vec<(String, Value)> {
     texts.push(("charts/tollgate/templates/NOTES.txt".into(), body));
     let mut out = Vec::new();
     for (at, text) in texts {
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let v: Value = serde::Deserialize::deserialize(doc).unwrap();
+        for v in serde_saphyr::from_multiple::<Value>(&text).unwrap() {
             if v["kind"] == "LlmPolicy" {
                 out.push((at.clone(), v));
             }

@@ -12,6 +12,7 @@ pub mod load;
 pub mod model;
 mod quantity;
 pub mod raw;
+pub mod yaml;
 
 pub use load::{from_yaml_str, load_file, FieldError, LoadError};
 pub use model::*;

@@ -72,22 +72,33 @@ pub fn load_file(path: &Path) -> Result<Config, LoadError> {
 
 /// Parses and validates config text (YAML or JSON).
 pub fn from_yaml_str(text: &str) -> Result<Config, LoadError> {
-    let de = serde_yaml::Deserializer::from_str(text);
-    let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        LoadError::Parse {
-            // The root is `.`; an unknown field named `` at the root gives
-            // an empty path.
-            path: if path == "." || path.is_empty() {
-                "(root)".into()
-            } else {
-                path
-            },
-            message: inner.to_string(),
-        }
-    })?;
+    // The path is where serde was when the parser failed; the parser's
+    // error (with its line and column) is the message.
+    let mut path = String::new();
+    let raw: RawConfig =
+        serde_saphyr::with_deserializer_from_str_with_options(text, crate::yaml::options(), |de| {
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                path = e.path().to_string();
+                e.into_inner()
+            })
+        })
+        .map_err(|e| LoadError::Parse {
+            path: parse_error_path(&path),
+            message: crate::yaml::message(&e),
+        })?;
     validate(raw)
+}
+
+/// A serde path as reported: the root is `.` (and an unknown field named
+/// `` at the root gives an empty path); a duplicate key is found before
+/// serde sees it, as the key `?` of its mapping, which is named instead.
+fn parse_error_path(path: &str) -> String {
+    let path = path.strip_suffix(".?").unwrap_or(path);
+    if matches!(path, "." | "" | "?") {
+        "(root)".into()
+    } else {
+        path.into()
+    }
 }
 
 /// Validates a parsed config. The operator calls this on the config it

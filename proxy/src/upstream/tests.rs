@@ -138,13 +138,22 @@ fn compatible_base_with_prefix() {
     assert_eq!(u, "https://api.groq.com/openai/v1/embeddings?a=1");
 }
 
-#[test]
-fn bad_ca_bundle_is_reported() {
+/// The error of a client trusting a CA bundle with `contents`.
+fn ca_bundle_error(contents: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ca.pem");
-    std::fs::write(&path, "not a certificate").unwrap();
+    std::fs::write(&path, contents).unwrap();
     let mut s = tollgate_config::from_yaml_str("apiVersion: tollgate.dev/v1alpha1\nkind: ProxyConfig\nproviders: [{name: o, type: openai, passthrough: true, models: [m]}]").unwrap().upstream;
     s.extra_ca_file = Some(path);
-    let e = Client::new(&s).err().unwrap().to_string();
+    Client::new(&s).err().unwrap().to_string()
+}
+
+#[test]
+fn bad_ca_bundle_is_reported() {
+    let e = ca_bundle_error("not a certificate");
     assert!(e.contains("no PEM certificates"), "{e}");
+    let e = ca_bundle_error("-----BEGIN CERTIFICATE-----\n%%%\n-----END CERTIFICATE-----\n");
+    assert!(e.contains("not a PEM bundle: base64 decode error"), "{e}");
+    let e = ca_bundle_error("-----BEGIN CERTIFICATE-----\nMIIB\n");
+    assert!(e.contains("not a PEM bundle: missing section end"), "{e}");
 }

@@ -50,7 +50,7 @@ fn settings() -> Settings {
 /// takes it away).
 fn policy() -> LlmPolicy {
     let mut p: LlmPolicy =
-        serde_yaml::from_str(include_str!("../../../testdata/policy.yaml")).unwrap();
+        serde_saphyr::from_str(include_str!("../../../testdata/policy.yaml")).unwrap();
     p.metadata.namespace = Some("team-a".into());
     let resources = p.spec.sidecar.as_mut().unwrap().resources.as_mut().unwrap();
     resources.limits = Some([("memory".into(), Quantity("256Mi".into()))].into());

@@ -53,7 +53,7 @@ fn review(budgets: Value) -> Vec<u8> {
 /// A CREATE review of the example policy as `edit` leaves it.
 fn review_of(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
     let mut policy: Value =
-        serde_yaml::from_str(include_str!("../../../testdata/policy.yaml")).unwrap();
+        serde_saphyr::from_str(include_str!("../../../testdata/policy.yaml")).unwrap();
     policy["metadata"]["namespace"] = json!("team-a");
     policy["spec"]["sidecar"]["resources"]["limits"] = json!({"memory": "256Mi"});
     edit(&mut policy);

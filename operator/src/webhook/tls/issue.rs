@@ -23,6 +23,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use sha2::{Digest, Sha256};
 
@@ -201,7 +202,7 @@ pub fn verify(
     at: Timestamp,
 ) -> Result<(), TlsError> {
     let mut roots = rustls::RootCertStore::empty();
-    for ca in rustls_pemfile::certs(&mut trust.as_bytes()).flatten() {
+    for ca in CertificateDer::pem_slice_iter(trust.as_bytes()).flatten() {
         roots.add(ca)?;
     }
     let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(

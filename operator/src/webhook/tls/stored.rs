@@ -10,6 +10,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::ByteString;
 use kube::api::ObjectMeta;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::CertificateDer;
 
 use super::issue::{fingerprint, Ca, Issued, Leaf, Rotate};
 
@@ -55,7 +57,7 @@ pub fn read(s: &Secret) -> Result<Issued, String> {
     };
     let ca_id = note(CA_ID)?;
     let mut trust = Vec::new();
-    for der in rustls_pemfile::certs(&mut data(CA_CRT)?.as_bytes()) {
+    for der in CertificateDer::pem_slice_iter(data(CA_CRT)?.as_bytes()) {
         let der = der.map_err(|e| format!("`{CA_CRT}`: {e}"))?;
         trust.push((fingerprint(&der), pem(&der)));
     }

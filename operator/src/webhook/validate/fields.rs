@@ -94,7 +94,8 @@ mod tests {
 
     #[test]
     fn every_example_declares_only_known_fields() {
-        let p: Value = serde_yaml::from_str(include_str!("../../../testdata/policy.yaml")).unwrap();
+        let p: Value =
+            serde_saphyr::from_str(include_str!("../../../testdata/policy.yaml")).unwrap();
         assert_eq!(unknown_fields(&p["spec"]), Vec::<String>::new());
     }
 }

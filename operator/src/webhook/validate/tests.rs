@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use super::*;
 
 fn policy(edit: impl FnOnce(&mut Value)) -> LlmPolicy {
-    let mut v: Value = serde_yaml::from_str(include_str!("../../../testdata/policy.yaml")).unwrap();
+    let mut v: Value =
+        serde_saphyr::from_str(include_str!("../../../testdata/policy.yaml")).unwrap();
     v["metadata"]["namespace"] = json!("team-a");
     edit(&mut v);
     serde_json::from_value(v).unwrap()

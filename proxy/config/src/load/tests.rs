@@ -80,6 +80,39 @@ fn wrong_type_names_its_path() {
 }
 
 #[test]
+fn parse_errors_name_the_line_and_column() {
+    let e = errors(&format!(
+        "{MINIMAL}server:\n  maxConcurrentRequests: lots\n"
+    ));
+    let line = MINIMAL.lines().count() + 2;
+    assert_eq!(
+        e,
+        [format!(
+            "server.maxConcurrentRequests: invalid u32 at line {line}, column 26"
+        )]
+    );
+    // A duplicate key is named by the mapping that holds it.
+    let e = errors(&format!("{MINIMAL}server:\n  listen: a\n  listen: b\n"));
+    assert!(
+        e[0].starts_with("server: duplicate mapping key `listen` is not allowed here at line"),
+        "{e:?}"
+    );
+    let e = errors(&format!("{MINIMAL}kind: ProxyConfig\n"));
+    assert!(
+        e[0].starts_with("(root): duplicate mapping key `kind`"),
+        "{e:?}"
+    );
+    // Booleans are YAML 1.2's: `yes` is not one.
+    let e = errors(&format!("{MINIMAL}cache:\n  enabled: yes\n"));
+    assert!(e[0].starts_with("cache.enabled: invalid boolean"), "{e:?}");
+    let e = errors(&format!("{MINIMAL}---\n{MINIMAL}"));
+    assert!(
+        e[0].starts_with("(root): only single YAML document expected but multiple found at line"),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn every_invalid_value_is_reported_at_once() {
     let text = r#"
 apiVersion: tollgate.dev/v1

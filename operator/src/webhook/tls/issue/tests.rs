@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
+use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::CertificateDer;
 
 use super::*;
@@ -28,10 +29,7 @@ fn t0() -> Timestamp {
 }
 
 fn der(pem: &str) -> CertificateDer<'static> {
-    rustls_pemfile::certs(&mut pem.as_bytes())
-        .next()
-        .unwrap()
-        .unwrap()
+    CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
 }
 
 fn trusts(issued: &Issued, leaf_pem: &str, at: Timestamp) -> bool {
