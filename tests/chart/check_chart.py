@@ -161,6 +161,23 @@ def license_is_apache_2_everywhere():
     assert "## License" in readme and "Apache License 2.0" in readme.split("## License", 1)[1]
 
 
+@check
+def kube_version_is_the_oldest_tested_and_built_against():
+    """Chart.yaml's minimum, the operator's k8s-openapi feature, the oldest
+    API server the e2e runs on and the README all name one Kubernetes."""
+    chart = yaml.safe_load(open(os.path.join(CHART, "Chart.yaml")))
+    m = re.fullmatch(r">=1\.(\d+)\.0-0", chart["kubeVersion"])
+    assert m, chart["kubeVersion"]
+    minor = m.group(1)
+    features = cargo_toml("Cargo.toml")["workspace"]["dependencies"]["k8s-openapi"]["features"]
+    assert f"v1_{minor}" in features, f"k8s-openapi features {features}, Chart.yaml 1.{minor}"
+    env = open(os.path.join(ROOT, "tests", "k8s", "versions.env")).read()
+    oldest = re.search(r'TOLLGATE_K8S_OLDEST_VERSION:=v1\.(\d+)\.\d+', env)
+    assert oldest and oldest.group(1) == minor, f"versions.env oldest {oldest and oldest.group(0)}, Chart.yaml 1.{minor}"
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    assert f"Supported Kubernetes versions: 1.{minor} and newer" in readme
+
+
 # === image references ===
 
 DIGEST_OP = "sha256:" + "a" * 64

@@ -8,10 +8,17 @@
 # Go modules through the Go module proxy, into a cache dir outside git.
 #
 #   tests/k8s/build-tools.sh            build what is missing; print the bin dir
+#   tests/k8s/build-tools.sh --oldest   the same for the oldest Kubernetes the
+#                                       chart supports: its control plane only
+#                                       (etcd, kube-apiserver,
+#                                       kube-controller-manager, kubectl), in
+#                                       its own bin dir, for
+#                                       TOLLGATE_K8S_BIN=<that dir> cluster.sh
 #
 # Idempotent: a binary already in the bin dir is not rebuilt, so a warm run
 # takes well under a second. Versions come from versions.env (override with
-# TOLLGATE_{K8S,ETCD,HELM}_VERSION); the cache dir from TOLLGATE_TOOLS_DIR.
+# TOLLGATE_{K8S,ETCD,HELM}_VERSION, TOLLGATE_{K8S,ETCD}_OLDEST_VERSION); the
+# cache dirs from TOLLGATE_TOOLS_DIR and TOLLGATE_OLDEST_TOOLS_DIR.
 # Progress and build times go to stderr and to $TOLLGATE_TOOLS_DIR/build-times.txt;
 # stdout is only the bin dir, so `BIN=$(tests/k8s/build-tools.sh)` works.
 # Go is used here only to build these upstream tools, never for product code.
@@ -21,20 +28,35 @@ here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=versions.env
 . "$here/versions.env"
 
-k8s_version="$TOLLGATE_K8S_VERSION"
-etcd_version="$TOLLGATE_ETCD_VERSION"
+oldest=0
+case "${1:-}" in
+  "") ;;
+  --oldest) oldest=1 ;;
+  *) echo "usage: $0 [--oldest]" >&2; exit 2 ;;
+esac
+
 helm_version="$TOLLGATE_HELM_VERSION"
 helm3_version="$TOLLGATE_HELM3_VERSION"
 kubelet_version="$TOLLGATE_KUBELET_VERSION"
 crictl_version="$TOLLGATE_CRICTL_VERSION"
-tools_dir="$TOLLGATE_TOOLS_DIR"
+if (( oldest )); then
+  k8s_version="$TOLLGATE_K8S_OLDEST_VERSION"
+  etcd_version="$TOLLGATE_ETCD_OLDEST_VERSION"
+  tools_dir="$TOLLGATE_OLDEST_TOOLS_DIR"
+  # What the operator e2e runs on: no scheduler, kubelet or helm.
+  k8s_bins=(kube-apiserver kube-controller-manager kubectl)
+  all_bins=("${k8s_bins[@]}" etcd)
+else
+  k8s_version="$TOLLGATE_K8S_VERSION"
+  etcd_version="$TOLLGATE_ETCD_VERSION"
+  tools_dir="$TOLLGATE_TOOLS_DIR"
+  k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  # The kubelet's version may differ from the control plane's (versions.env
+  # says why); its binary is kubelet-<version>, so a bump rebuilds only it.
+  kubelet_bin="kubelet-$kubelet_version"
+  all_bins=("${k8s_bins[@]}" etcd helm "helm-$helm3_version" "$kubelet_bin" crictl)
+fi
 bin="$tools_dir/bin"
-
-k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
-# The kubelet's version may differ from the control plane's (versions.env says
-# why); its binary is kubelet-<version>, so a bump rebuilds only it.
-kubelet_bin="kubelet-$kubelet_version"
-all_bins=("${k8s_bins[@]}" etcd helm "helm-$helm3_version" "$kubelet_bin" crictl)
 
 log() { echo "build-tools: $*" >&2; }
 
@@ -175,11 +197,15 @@ total_start=$(date +%s)
 # The etcd binary's main package is the root of the server module
 # (go.etcd.io/etcd/v3, the repository root, is not on the proxy).
 build_module etcd go.etcd.io/etcd/server/v3 "$etcd_version" go.etcd.io/etcd/server/v3 ""
-build_helm "$helm_version" helm
-build_helm "$helm3_version" "helm-$helm3_version"
+if (( ! oldest )); then
+  build_helm "$helm_version" helm
+  build_helm "$helm3_version" "helm-$helm3_version"
+fi
 build_kubernetes "$k8s_version" kubernetes "" "${k8s_bins[@]}"
-build_kubernetes "$kubelet_version" "kubernetes-$kubelet_version" "-$kubelet_version" kubelet
-build_module crictl sigs.k8s.io/cri-tools "$crictl_version" sigs.k8s.io/cri-tools/cmd/crictl \
-  "-X sigs.k8s.io/cri-tools/pkg/version.Version=$crictl_version"
+if (( ! oldest )); then
+  build_kubernetes "$kubelet_version" "kubernetes-$kubelet_version" "-$kubelet_version" kubelet
+  build_module crictl sigs.k8s.io/cri-tools "$crictl_version" sigs.k8s.io/cri-tools/cmd/crictl \
+    "-X sigs.k8s.io/cri-tools/pkg/version.Version=$crictl_version"
+fi
 log "all tools built in $(( $(date +%s) - total_start ))s into $bin"
 echo "$bin"

@@ -116,7 +116,7 @@ async fn template_labels(
         "ReplicaSet" => Api::<ReplicaSet>::namespaced(client.clone(), ns)
             .get_opt(name)
             .await?
-            .and_then(|w| w.spec.template?.metadata?.labels),
+            .and_then(|w| w.spec?.template?.metadata?.labels),
         "Job" => Api::<Job>::namespaced(client.clone(), ns)
             .get_opt(name)
             .await?
@@ -124,11 +124,11 @@ async fn template_labels(
         "StatefulSet" => Api::<StatefulSet>::namespaced(client.clone(), ns)
             .get_opt(name)
             .await?
-            .and_then(|w| w.spec.template.metadata?.labels),
+            .and_then(|w| w.spec?.template.metadata?.labels),
         "DaemonSet" => Api::<DaemonSet>::namespaced(client.clone(), ns)
             .get_opt(name)
             .await?
-            .and_then(|w| w.spec.template.metadata?.labels),
+            .and_then(|w| w.spec?.template.metadata?.labels),
         _ => return Ok(None),
     };
     Ok(Some(labels.unwrap_or_default()))
