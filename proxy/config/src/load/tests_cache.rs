@@ -269,8 +269,8 @@ fn the_readme_semantic_example_loads() {
     assert_eq!(c.semantic.embedders.len(), 2);
     let faq = c.semantic_for(Some("faq")).unwrap();
     assert_eq!(
-        (faq.embedder, faq.threshold, faq.guard),
-        (0, 0.95, Guard::ALL)
+        (faq.embedder, faq.threshold, faq.guard, faq.shared),
+        (0, 0.95, Guard::ALL, true)
     );
     let support = c.semantic_for(Some("support")).unwrap();
     assert_eq!((support.embedder, support.threshold), (1, 0.97));

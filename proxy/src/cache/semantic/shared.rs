@@ -28,7 +28,7 @@ use tollgate_config::{Cache as CacheConfig, Provider, RedisStore};
 use tollgate_spend::redis_conn::Conn;
 use tollgate_spend::RedisSecrets;
 
-pub(crate) mod entry;
+pub mod entry;
 mod follow;
 mod metrics;
 pub(crate) mod reply;
@@ -92,7 +92,7 @@ pub fn streams(cfg: &CacheConfig, owner: Owner<'_>, prefix: &str) -> Vec<Stream>
         .collect()
 }
 
-pub(crate) fn embedder_id(identity: &str) -> [u8; 8] {
+pub fn embedder_id(identity: &str) -> [u8; 8] {
     let d = Sha256::digest(identity.as_bytes());
     d[..8].try_into().expect("eight bytes")
 }

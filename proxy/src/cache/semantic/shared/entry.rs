@@ -28,24 +28,24 @@ const MOST_MS: u64 = 30 * 24 * 3600 * 1000;
 
 /// What an entry says besides the slot itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Meta {
+pub struct Meta {
     /// The index that wrote it ([`super::Cursors`]).
-    pub(crate) origin: u64,
-    pub(crate) inserted_ms: u64,
-    pub(crate) ttl_ms: u64,
+    pub origin: u64,
+    pub inserted_ms: u64,
+    pub ttl_ms: u64,
     /// The first bytes of the SHA-256 of the embedder's identity.
-    pub(crate) embedder: [u8; 8],
+    pub embedder: [u8; 8],
 }
 
 impl Meta {
     /// The Unix ms past which the answer has left the exact cache.
-    pub(crate) fn expires_ms(&self) -> u64 {
+    pub fn expires_ms(&self) -> u64 {
         self.inserted_ms.saturating_add(self.ttl_ms)
     }
 }
 
 /// `slot` (its expiry aside: `meta` says it) in bytes.
-pub(crate) fn encode(meta: &Meta, slot: &Slot) -> Vec<u8> {
+pub fn encode(meta: &Meta, slot: &Slot) -> Vec<u8> {
     let dims = slot.query.len() + slot.context.as_ref().map_or(0, |c| c.len());
     let mut out = Vec::with_capacity(112 + dims * 4 + slot.profile.heap_bytes());
     let mut w = Writer(&mut out);

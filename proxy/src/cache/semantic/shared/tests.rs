@@ -329,7 +329,10 @@ async fn replicas_follow_each_other_and_a_new_one_warms_up() {
     assert_eq!(mb.shared.lag.get_sample_count(), followed);
     // B's answer comes from Redis: the exact entry A stored.
     let key = b.semantic().find(&probe(&b, v.clone()))[0].key;
-    assert!(matches!(b.fetch(&key).await, crate::cache::Fetched::Found(_)));
+    assert!(matches!(
+        b.fetch(&key).await,
+        crate::cache::Fetched::Found(_)
+    ));
     // A replica started later reads the stream first.
     let (c, mc) = replica(&redis.url()).await;
     until("C warms up", || finds(&c, &v)).await;
@@ -440,4 +443,38 @@ async fn a_follower_resumes_after_a_trim_and_rewarms_a_stream_made_anew() {
     assert_eq!(resumes("reset"), 1);
     assert_eq!(f.index.len(), 10);
     assert!(f.cursors.get(&s.key).unwrap() < later);
+}
+
+#[tokio::test]
+async fn a_reload_keeps_the_followers_unless_what_they_follow_changed() {
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let c = config(&store(&redis.url()));
+    let m = Arc::new(CacheMetrics::new());
+    let a = ResponseCache::new(&c.cache, owner(&c), None, m.clone())
+        .await
+        .unwrap();
+    let sharing = |r: &ResponseCache| r.semantic().sharing.clone().unwrap();
+    let same = ResponseCache::new(&c.cache, owner(&c), Some(&a), m.clone())
+        .await
+        .unwrap();
+    assert!(Arc::ptr_eq(&sharing(&a), &sharing(&same)));
+    // Another policy name: other streams, other followers, the same index
+    // (and cursors, so nothing is read twice).
+    let mut renamed = c.clone();
+    renamed.name = Some("team-b".into());
+    let b = ResponseCache::new(&renamed.cache, owner(&renamed), Some(&same), m.clone())
+        .await
+        .unwrap();
+    assert!(!Arc::ptr_eq(&sharing(&same), &sharing(&b)));
+    assert!(Arc::ptr_eq(same.semantic().index(), b.semantic().index()));
+    assert!(Arc::ptr_eq(&same.semantic().cursors, &b.semantic().cursors));
+    // The memory store: nothing shared (the old followers stop with the
+    // last runtime holding them).
+    let memory = config("");
+    let local = ResponseCache::new(&memory.cache, owner(&memory), Some(&b), m)
+        .await
+        .unwrap();
+    assert!(local.semantic().sharing.is_none());
 }
