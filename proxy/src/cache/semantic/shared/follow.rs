@@ -154,12 +154,10 @@ impl Follower {
                 break;
             }
         }
-        // Nothing younger than the TTL was there: read on after what was.
-        let read = self.cursors.get(&s.key).unwrap_or(StreamId::ZERO);
-        let end = info.map_or(StreamId::ZERO, |i| i.last);
-        if read < end || self.cursors.get(&s.key).is_none() {
-            self.cursors.set(&s.key, read.max(end));
-        }
+        // What was there and not read is older than the TTL: follow on
+        // after it (after nothing for a stream not there yet).
+        self.cursors
+            .claim(&s.key, info.map_or(StreamId::ZERO, |i| i.last));
         if phase == Phase::Warmup {
             self.metrics
                 .shared
