@@ -129,3 +129,65 @@ async fn a_dead_redis_is_an_error_quickly_and_shows_unknown() {
         .iter()
         .all(|b| b.spent_usd.is_none() && b.spent_tokens.is_none()));
 }
+
+/// Over TLS as an ACL user: the operator reads, with the CA, client
+/// certificate and password it took from the policy's Secrets, what the
+/// proxy's store (reading the same as files) settled; without the client
+/// certificate the server refuses it, and the error says so.
+#[tokio::test]
+async fn reads_over_tls_as_an_acl_user() {
+    use tollgate_spend::redis_auth::ClientPem;
+    let pki = tollgate_tests::pki::Pki::generate();
+    let acl = [
+        "--user", "default", "off", "--user", "tollgate", "on", ">pw-1", "~*", "&*", "+@all",
+    ];
+    let Some(redis) = Redis::start_tls(&pki, &acl).await else {
+        return;
+    };
+    let key = |k: &str| json!({"name": "redis-tls", "key": k});
+    let mut spec = spec(redis.port);
+    spec.budgets.as_mut().unwrap().store = Some(
+        serde_json::from_value(json!({"type": "redis", "redis": {
+            "url": redis.url(), "keyPrefix": "spendtls", "username": "tollgate",
+            "passwordSecretRef": key("password"),
+            "tls": {"caSecretRef": key("ca.crt"), "certSecretRef": key("tls.crt"), "keySecretRef": key("tls.key")}}}))
+        .unwrap(),
+    );
+    let rendered = render("team-a", "chat", &spec).unwrap();
+    // The sidecar reads the Secrets' keys as files; here they are the PKI's.
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("password");
+    std::fs::write(&pw, "pw-1\n").unwrap();
+    let mut budgets = rendered.config.budgets.clone();
+    let tollgate_config::BudgetStore::Redis(store) = &mut budgets.store else {
+        panic!("a redis store")
+    };
+    store.password_file = Some(pw);
+    store.tls = Some(Box::new(tollgate_config::RedisTls {
+        ca_file: Some(pki.ca.clone()),
+        client: Some(tollgate_config::ClientCertFiles {
+            cert_file: pki.client_cert.clone(),
+            key_file: pki.client_key.clone(),
+        }),
+    }));
+    let engine = BudgetEngine::new(&budgets, &Identity::of(&rendered.config), None)
+        .await
+        .unwrap();
+    spend(&engine, 1_000_000, 500_000).await;
+
+    let read_file = |p: &std::path::Path| std::fs::read(p).unwrap();
+    let mut secrets = RedisSecrets {
+        password: Some("pw-1".into()),
+        ca: Some(read_file(&pki.ca)),
+        client: Some(ClientPem {
+            cert: read_file(&pki.client_cert),
+            key: read_file(&pki.client_key),
+        }),
+    };
+    let got = read(&rendered.config, &secrets).await.unwrap();
+    assert_eq!(got[0].unwrap().usd, 450_000_000);
+
+    secrets.client = None;
+    let err = read(&rendered.config, &secrets).await.unwrap_err();
+    assert!(err.to_string().contains("TLS: "), "{err}");
+}

@@ -1,9 +1,10 @@
-//! Cost of budget admission + settlement, in memory and through a local
-//! Redis, and of estimating prompt tokens.
+//! Cost of budget admission + settlement, in memory, through a local Redis
+//! and through a local three-master Redis Cluster, and of estimating prompt
+//! tokens.
 //!
-//! `cargo bench -p tollgate-proxy --bench budget`. The Redis group starts
-//! `redis-server` on a free loopback port and is skipped (with a message)
-//! when the binary is absent. Absolute times drift on a shared machine;
+//! `cargo bench -p tollgate-proxy --bench budget`. The Redis groups start
+//! `redis-server` on free loopback ports and are skipped (with a message)
+//! when the binaries are absent. Absolute times drift on a shared machine;
 //! compare runs on the same machine.
 
 use std::hint::black_box;
@@ -144,6 +145,31 @@ fn redis(c: &mut Criterion) {
     admit_settle(c, "budget_redis", &rt, &store);
 }
 
+/// The same through a Redis Cluster of three masters (the admission's keys
+/// share the policy's slot, so each call is one script on one master), in
+/// the same run as `budget_redis` so the two compare.
+fn redis_cluster(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(cluster) = rt.block_on(tollgate_tests::redis::RedisCluster::start(3)) else {
+        eprintln!("budget_redis_cluster skipped: redis-server or redis-cli not available");
+        return;
+    };
+    let nodes: Vec<String> = cluster
+        .other_urls()
+        .iter()
+        .map(|u| format!("\"{u}\""))
+        .collect();
+    let store = format!(
+        "  store: {{type: redis, redis: {{url: \"{}\", cluster: true, nodes: [{}], timeout: 1s}}}}\n",
+        cluster.url(),
+        nodes.join(", ")
+    );
+    admit_settle(c, "budget_redis_cluster", &rt, &store);
+}
+
 fn estimate(c: &mut Criterion) {
     let text = "The quick brown fox jumps over the lazy dog. ".repeat(100);
     let body = serde_json::json!({
@@ -160,5 +186,5 @@ fn estimate(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, memory, redis, estimate);
+criterion_group!(benches, memory, redis, redis_cluster, estimate);
 criterion_main!(benches);

@@ -1,21 +1,87 @@
 //! A real `redis-server` for the tests that share state through Redis: a
 //! child on a free loopback port, in its own temporary directory, with AOF
-//! on so a restart keeps its data; killed on drop. And a real Redis Cluster
-//! of several such servers ([`RedisCluster`]).
+//! on so a restart keeps its data, plain or TLS-only with client
+//! certificates; killed on drop. A real Redis Cluster of several such
+//! servers, with replicas and over TLS if asked ([`RedisCluster`]), and
+//! Sentinel-managed Redis ([`RedisSentinel`]).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::pki::Pki;
+
+mod cluster;
+mod sentinel;
+pub use cluster::{ClusterOptions, RedisCluster};
+pub use sentinel::{RedisSentinel, SENTINEL_MASTER};
+
 pub struct Redis {
     bin: PathBuf,
     pub port: u16,
     extra: Vec<String>,
+    /// Serving TLS only (`--port 0 --tls-port`), clients with certificates.
+    tls: Option<TlsFiles>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
 
-fn redis_binary() -> Option<PathBuf> {
+/// The PEM files of a TLS server and of a client it accepts.
+#[derive(Clone)]
+pub(crate) struct TlsFiles {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+}
+
+impl TlsFiles {
+    pub(crate) fn of(pki: &Pki) -> TlsFiles {
+        TlsFiles {
+            ca: pki.ca.clone(),
+            cert: pki.server_cert.clone(),
+            key: pki.server_key.clone(),
+            client_cert: pki.client_cert.clone(),
+            client_key: pki.client_key.clone(),
+        }
+    }
+
+    /// The server's TLS arguments: every client shows a certificate signed
+    /// by the CA; replication and the cluster bus use TLS with the client
+    /// certificate.
+    pub(crate) fn server_args(&self) -> Vec<String> {
+        let p = |p: &PathBuf| p.display().to_string();
+        [
+            ("--tls-cert-file", p(&self.cert)),
+            ("--tls-key-file", p(&self.key)),
+            ("--tls-ca-cert-file", p(&self.ca)),
+            ("--tls-client-cert-file", p(&self.client_cert)),
+            ("--tls-client-key-file", p(&self.client_key)),
+            ("--tls-auth-clients", "yes".into()),
+            ("--tls-replication", "yes".into()),
+        ]
+        .into_iter()
+        .flat_map(|(k, v)| [k.to_string(), v])
+        .collect()
+    }
+
+    /// `redis-cli`'s arguments to connect as an accepted client.
+    pub(crate) fn cli_args(&self) -> Vec<String> {
+        let p = |p: &PathBuf| p.display().to_string();
+        vec![
+            "--tls".into(),
+            "--cacert".into(),
+            p(&self.ca),
+            "--cert".into(),
+            p(&self.client_cert),
+            "--key".into(),
+            p(&self.client_key),
+        ]
+    }
+}
+
+pub(crate) fn redis_binary() -> Option<PathBuf> {
     binary("redis-server")
 }
 
@@ -41,6 +107,31 @@ impl Redis {
             bin,
             port,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            tls: None,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        r.run().await;
+        Some(r)
+    }
+
+    /// [`Redis::start_with`] serving TLS only, on `port`, with `pki`'s
+    /// server certificate: clients must show a certificate `pki`'s CA
+    /// signed (`--tls-auth-clients yes`).
+    pub async fn start_tls(pki: &Pki, extra: &[&str]) -> Option<Redis> {
+        let bin = redis_binary().or_else(|| {
+            assert!(
+                std::env::var_os("TOLLGATE_REQUIRE_REDIS").is_none(),
+                "TOLLGATE_REQUIRE_REDIS is set but redis-server is not on PATH"
+            );
+            eprintln!("SKIPPED: redis-server not found on PATH");
+            None
+        })?;
+        let mut r = Redis {
+            bin,
+            port: crate::free_port(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            tls: Some(TlsFiles::of(pki)),
             dir: tempfile::tempdir().unwrap(),
             child: None,
         };
@@ -49,8 +140,18 @@ impl Redis {
     }
 
     async fn run(&mut self) {
+        let port = self.port.to_string();
+        let listen: Vec<String> = match &self.tls {
+            None => vec!["--port".into(), port],
+            Some(t) => {
+                let mut a = vec!["--port".into(), "0".into(), "--tls-port".into(), port];
+                a.extend(t.server_args());
+                a
+            }
+        };
         let child = Command::new(&self.bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(&listen)
+            .args(["--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(self.dir.path())
             .args([
@@ -78,14 +179,11 @@ impl Redis {
     /// Answers `PING`: `+PONG`, or `-NOAUTH` behind a password (never
     /// `-LOADING`, so a restart waits until its data is back).
     async fn listening(&self) -> bool {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
-            return false;
+        let reply = match &self.tls {
+            None => ping_reply(self.port).await,
+            Some(t) => tls_ping_reply(self.port, t).await,
         };
-        let mut buf = [0u8; 16];
-        s.write_all(b"PING\r\n").await.is_ok()
-            && matches!(s.read(&mut buf).await,
-                Ok(n) if buf[..n].starts_with(b"+") || buf[..n].starts_with(b"-NOAUTH"))
+        reply.is_some_and(|r| r.starts_with(b"+") || r.starts_with(b"-NOAUTH"))
     }
 
     /// Kills the server (its data stays in the AOF).
@@ -102,8 +200,14 @@ impl Redis {
         self.run().await;
     }
 
+    /// `redis://127.0.0.1:PORT/0`, or `rediss://` for a TLS server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 }
 
@@ -113,159 +217,70 @@ impl Drop for Redis {
     }
 }
 
-/// A real Redis Cluster: `masters` `redis-server` processes in cluster mode
-/// on free loopback ports, joined with `redis-cli --cluster create` (no
-/// replicas), each in its own directory; killed on drop.
-pub struct RedisCluster {
-    pub ports: Vec<u16>,
-    _dir: tempfile::TempDir,
-    children: Vec<Child>,
-}
-
-impl RedisCluster {
-    /// Starts one, or returns `None` (skip) when `redis-server` or
-    /// `redis-cli` is not on PATH and `TOLLGATE_REQUIRE_REDIS` is unset.
-    pub async fn start(masters: usize) -> Option<RedisCluster> {
-        let (Some(server), Some(cli)) = (redis_binary(), binary("redis-cli")) else {
-            assert!(
-                std::env::var_os("TOLLGATE_REQUIRE_REDIS").is_none(),
-                "TOLLGATE_REQUIRE_REDIS is set but redis-server or redis-cli is not on PATH"
-            );
-            eprintln!("SKIPPED: redis-server/redis-cli not found on PATH");
-            return None;
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let ports: Vec<u16> = (0..masters).map(|_| crate::free_port()).collect();
-        let mut children = Vec::new();
-        for p in &ports {
-            let d = dir.path().join(p.to_string());
-            std::fs::create_dir(&d).unwrap();
-            children.push(
-                Command::new(&server)
-                    .args(["--port", &p.to_string(), "--bind", "127.0.0.1"])
-                    .arg("--dir")
-                    .arg(&d)
-                    .args([
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                    ])
-                    .args([
-                        "--cluster-node-timeout",
-                        "2000",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                    ])
-                    .args(["--daemonize", "no", "--protected-mode", "no"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("redis-server starts"),
-            );
-        }
-        let c = RedisCluster {
-            ports,
-            _dir: dir,
-            children,
-        };
-        for p in &c.ports {
-            wait_until(|| ping(*p), "a cluster node answers PING").await;
-        }
-        let mut create = Command::new(&cli);
-        create.arg("--cluster").arg("create");
-        for p in &c.ports {
-            create.arg(format!("127.0.0.1:{p}"));
-        }
-        let out = create
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .output()
-            .expect("redis-cli runs");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        for p in c.ports.clone() {
-            let cli = cli.clone();
-            wait_until(
-                move || {
-                    let cli = cli.clone();
-                    async move {
-                        Command::new(&cli)
-                            .args(["-p", &p.to_string(), "cluster", "info"])
-                            .output()
-                            .is_ok_and(|o| {
-                                String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok")
-                            })
-                    }
-                },
-                "every node sees the cluster as ok",
-            )
-            .await;
-        }
-        Some(c)
-    }
-
-    /// The first node, as a seed URL.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.ports[0])
-    }
-
-    /// The other nodes, as seed URLs.
-    pub fn other_urls(&self) -> Vec<String> {
-        self.ports[1..]
-            .iter()
-            .map(|p| format!("redis://127.0.0.1:{p}"))
-            .collect()
-    }
-
-    /// `KEYS pattern` summed over every node (test-sized clusters only).
-    pub async fn keys(&self, pattern: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        for p in &self.ports {
-            let client = redis::Client::open(format!("redis://127.0.0.1:{p}")).unwrap();
-            let mut c = client.get_multiplexed_async_connection().await.unwrap();
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(pattern)
-                .query_async(&mut c)
-                .await
-                .unwrap();
-            out.extend(keys.into_iter().map(|k| format!("{p} {k}")));
-        }
-        out
-    }
-}
-
-impl Drop for RedisCluster {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn binary(name: &str) -> Option<PathBuf> {
+pub(crate) fn binary(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
 
-async fn ping(port: u16) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
-    let mut buf = [0u8; 16];
-    s.write_all(b"PING\r\n").await.is_ok()
-        && matches!(s.read(&mut buf).await, Ok(n) if buf[..n].starts_with(b"+PONG"))
+pub(crate) async fn ping(port: u16) -> bool {
+    ping_reply(port)
+        .await
+        .is_some_and(|r| r.starts_with(b"+PONG"))
 }
 
-async fn wait_until<F, Fut>(mut check: F, what: &str)
+/// The first bytes of the reply to `PING` on a plain connection.
+async fn ping_reply(port: u16) -> Option<Vec<u8>> {
+    let s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    exchange_ping(s).await
+}
+
+/// The first bytes of the reply to `PING` over TLS, as an accepted client.
+async fn tls_ping_reply(port: u16, t: &TlsFiles) -> Option<Vec<u8>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(&t.ca).ok()? {
+        roots.add(c.ok()?).ok()?;
+    }
+    let chain = CertificateDer::pem_file_iter(&t.client_cert)
+        .ok()?
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    let key = PrivateKeyDer::from_pem_file(&t.client_key).ok()?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .ok()?;
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let name = ServerName::try_from("127.0.0.1").ok()?;
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .ok()?;
+    exchange_ping(tls).await
+}
+
+async fn exchange_ping<S>(mut s: S) -> Option<Vec<u8>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(b"PING\r\n").await.ok()?;
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).await.ok()?;
+    Some(buf[..n].to_vec())
+}
+
+pub(crate) async fn wait_until<F, Fut>(mut check: F, what: &str)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -274,171 +289,5 @@ where
     while !check().await {
         assert!(Instant::now() < deadline, "timed out: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Sentinel-managed Redis: a master, one replica and one Sentinel (quorum
-/// 1, failover after 500 ms of silence) on free loopback ports; killed on
-/// drop. [`RedisSentinel::kill_master`] makes the Sentinel promote the
-/// replica.
-pub struct RedisSentinel {
-    pub master_port: u16,
-    pub replica_port: u16,
-    pub sentinel_port: u16,
-    _dir: tempfile::TempDir,
-    master: Option<Child>,
-    others: Vec<Child>,
-}
-
-/// The name the Sentinel knows the master by.
-pub const SENTINEL_MASTER: &str = "tgmaster";
-
-impl RedisSentinel {
-    /// Starts one, or `None` (skip) without `redis-server` unless
-    /// `TOLLGATE_REQUIRE_REDIS` is set.
-    pub async fn start() -> Option<RedisSentinel> {
-        let Some(server) = redis_binary() else {
-            assert!(
-                std::env::var_os("TOLLGATE_REQUIRE_REDIS").is_none(),
-                "TOLLGATE_REQUIRE_REDIS is set but redis-server is not on PATH"
-            );
-            eprintln!("SKIPPED: redis-server not found on PATH");
-            return None;
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let free = crate::free_port;
-        let (master_port, replica_port, sentinel_port) = (free(), free(), free());
-        let node = |port: u16, extra: &[String]| {
-            // Its own directory: a full resync writes an RDB file there.
-            let d = dir.path().join(port.to_string());
-            std::fs::create_dir(&d).unwrap();
-            Command::new(&server)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .arg("--dir")
-                .arg(&d)
-                .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server starts")
-        };
-        let master = node(master_port, &[]);
-        let replica = node(
-            replica_port,
-            &[
-                "--replicaof".into(),
-                "127.0.0.1".into(),
-                master_port.to_string(),
-            ],
-        );
-        wait_until(|| ping(master_port), "the master answers").await;
-        wait_until(|| ping(replica_port), "the replica answers").await;
-        let conf = dir.path().join("sentinel.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "port {sentinel_port}\nbind 127.0.0.1\nprotected-mode no\ndir {}\n\
-                 sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {master_port} 1\n\
-                 sentinel down-after-milliseconds {SENTINEL_MASTER} 500\n\
-                 sentinel failover-timeout {SENTINEL_MASTER} 2000\n",
-                dir.path().display()
-            ),
-        )
-        .unwrap();
-        let sentinel = Command::new(&server)
-            .arg(&conf)
-            .arg("--sentinel")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server --sentinel starts");
-        let s = RedisSentinel {
-            master_port,
-            replica_port,
-            sentinel_port,
-            _dir: dir,
-            master: Some(master),
-            others: vec![replica, sentinel],
-        };
-        wait_until(
-            || async {
-                s.sentinel_master_port().await == Some(master_port) && s.replica_synced().await
-            },
-            "the Sentinel knows the master and the replica is in sync",
-        )
-        .await;
-        Some(s)
-    }
-
-    /// The Sentinel, as the store's `url`.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.sentinel_port)
-    }
-
-    /// The master's port as the Sentinel names it now.
-    pub async fn sentinel_master_port(&self) -> Option<u16> {
-        let client = redis::Client::open(self.url()).ok()?;
-        let mut c = client.get_multiplexed_async_connection().await.ok()?;
-        let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
-            .arg("get-master-addr-by-name")
-            .arg(SENTINEL_MASTER)
-            .query_async(&mut c)
-            .await
-            .ok()?;
-        addr.map(|(_, p)| p)
-    }
-
-    async fn replica_synced(&self) -> bool {
-        let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{}", self.replica_port))
-        else {
-            return false;
-        };
-        let Ok(mut c) = client.get_multiplexed_async_connection().await else {
-            return false;
-        };
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query_async(&mut c)
-            .await
-            .unwrap_or_default();
-        info.contains("master_link_status:up")
-    }
-
-    /// Waits until the replica has every write the master took (`WAIT`).
-    pub async fn replicate(&self) {
-        let client =
-            redis::Client::open(format!("redis://127.0.0.1:{}", self.master_port)).unwrap();
-        let mut c = client.get_multiplexed_async_connection().await.unwrap();
-        let acked: i64 = redis::cmd("WAIT")
-            .arg(1)
-            .arg(5000)
-            .query_async(&mut c)
-            .await
-            .unwrap();
-        assert_eq!(acked, 1, "the replica acknowledged the writes");
-    }
-
-    /// Kills the master and waits until the Sentinel has promoted the replica.
-    pub async fn kill_master(&mut self) {
-        if let Some(mut m) = self.master.take() {
-            let _ = m.kill();
-            let _ = m.wait();
-        }
-        let replica = self.replica_port;
-        wait_until(
-            || async { self.sentinel_master_port().await == Some(replica) },
-            "the Sentinel promotes the replica",
-        )
-        .await;
-    }
-}
-
-impl Drop for RedisSentinel {
-    fn drop(&mut self) {
-        for c in self.master.iter_mut().chain(self.others.iter_mut()) {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }

@@ -311,6 +311,11 @@ pub fn describe(e: &redis::RedisError) -> String {
 /// reason (`invalid peer certificate: UnknownIssuer`, `received fatal
 /// alert: CertificateRequired`) and nothing of the keys.
 fn tls_failure(e: &redis::RedisError) -> Option<String> {
-    let io = std::error::Error::source(e)?.downcast_ref::<std::io::Error>()?;
+    // The client keeps the I/O error behind an `Arc<dyn Error>`.
+    let source = std::error::Error::source(e)?;
+    let io = source
+        .downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>()
+        .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+        .or_else(|| source.downcast_ref::<std::io::Error>())?;
     (io.kind() == std::io::ErrorKind::InvalidData).then(|| io.to_string())
 }
