@@ -269,7 +269,7 @@ def lint_strict_default_and_every_ci_file():
     files = sorted(f for f in os.listdir(os.path.join(CHART, "ci")) if f.endswith("-values.yaml"))
     assert {"minimal-values.yaml", "ha-values.yaml", "cert-manager-values.yaml",
             "monitoring-values.yaml", "redis-budgets-values.yaml", "mirror-values.yaml",
-            "tracing-values.yaml", "user-secret-values.yaml"} <= set(files), files
+            "tracing-values.yaml", "user-secret-values.yaml", "shared-store-values.yaml"} <= set(files), files
     helm("lint", "--strict", CHART)
     for f in files:
         helm("lint", "--strict", CHART, "-f", os.path.join(CHART, "ci", f))
@@ -689,6 +689,70 @@ def traces_are_off_by_default_and_on_with_an_endpoint():
     refused(["--set-json", "tracing.sampleRatio=1.5"], "/tracing/sampleRatio")
     refused(["--set", "tracing.otlp.endpoint=otel-collector:4317"], "/tracing/otlp/endpoint")
     refused(["--set", "tracing.sidecar=true"], "additional properties 'sidecar' not allowed")
+
+
+def default_store(*args):
+    """The operator's --default-store as rendered (None without one)."""
+    c = container(render(*args))
+    flags = [a.split("=", 1)[1] for a in c["args"] if a.startswith("--default-store=")]
+    assert len(flags) <= 1, c["args"]
+    return json.loads(flags[0]) if flags else None
+
+
+@check
+def a_shared_store_reaches_the_operator_as_its_default_store():
+    assert default_store() is None, "no shared store by default"
+    ref = lambda key: {"name": "tollgate-redis", "key": key}  # noqa: E731
+    assert default_store(*ci("shared-store")) == {
+        "redis": {"url": "rediss://redis.shared-redis.svc:6380/0", "username": "tollgate",
+                  "passwordSecretRef": ref("password"),
+                  "tls": {"caSecretRef": ref("ca.crt"), "certSecretRef": ref("tls.crt"), "keySecretRef": ref("tls.key")}},
+        "failMode": "closed", "budgets": True, "cache": True}
+    # Cluster seeds, a Secret with the password only, the cache left out.
+    d = default_store("--set", "sharedStore.url=redis://redis-0.r:6379", "--set", "sharedStore.cluster=true",
+                      "--set-json", 'sharedStore.nodes=["redis://redis-1.r:6379","redis://redis-2.r:6379"]',
+                      "--set", "sharedStore.secret.name=redis", "--set", "sharedStore.cache=false",
+                      "--set", "sharedStore.keyPrefix=tg", "--set", "sharedStore.timeout=250ms")
+    assert d == {"redis": {"url": "redis://redis-0.r:6379", "cluster": True,
+                           "nodes": ["redis://redis-1.r:6379", "redis://redis-2.r:6379"],
+                           "passwordSecretRef": {"name": "redis", "key": "password"},
+                           "keyPrefix": "tg", "timeout": "250ms"},
+                 "failMode": "open", "budgets": True, "cache": False}, d
+    d = default_store("--set", "sharedStore.url=redis://sentinel-0.r:26379", "--set", "sharedStore.sentinelMasterName=mymaster")
+    assert d["redis"] == {"url": "redis://sentinel-0.r:26379", "sentinel": {"masterName": "mymaster"}}, d
+    # Names and keys only: no Secret is read or written by the chart.
+    objs = render(*ci("shared-store"))
+    assert not find(objs, "Secret"), [o["metadata"]["name"] for o in find(objs, "Secret")]
+    # The operator takes it: the cache example renders with the store's
+    # files mounted from the Secret and its own key prefix.
+    binary = os.environ.get("TOLLGATE_OPERATOR_BIN", os.path.join(ROOT, "target", "debug", "tollgate-operator"))
+    flag = json.dumps(default_store(*ci("shared-store")))
+    example = os.path.join(ROOT, "examples", "k8s", "cache.yaml")
+    r = subprocess.run([binary, "render", "-f", example, "-n", "team-a", "--default-store", flag],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    cache = [d for d in yaml.safe_load_all(r.stdout) if d][0]
+    config = yaml.safe_load(cache["data"]["config.yaml"]) if "data" in cache else cache
+    store = config["cache"]["store"]["redis"]
+    assert store["tls"]["caFile"] == "/var/run/secrets/tollgate/tollgate-redis/ca.crt", store
+    assert store["passwordFile"] == "/var/run/secrets/tollgate/tollgate-redis/password", store
+    assert store["keyPrefix"].startswith("tollgate:team-a:"), store
+    refused(["--set", "sharedStore.url=redis://r:6379", "--set", "sharedStore.secret.name=s",
+             "--set", "sharedStore.secret.caKey=ca.crt"], "sharedStore.url must start with rediss://")
+    refused(["--set", "sharedStore.url=rediss://r:6380", "--set", "sharedStore.secret.name=s",
+             "--set", "sharedStore.secret.certKey=tls.crt"], "sharedStore.secret.certKey and keyKey go together")
+    refused(["--set", "sharedStore.url=rediss://r:6380", "--set", "sharedStore.secret.caKey=ca.crt"],
+            "need sharedStore.secret.name")
+    refused(["--set", "sharedStore.url=redis://r:6379", "--set", "sharedStore.cluster=true",
+             "--set", "sharedStore.sentinelMasterName=m"], "exclude each other")
+    refused(["--set", "sharedStore.url=redis://r:6379", "--set-json", 'sharedStore.nodes=["redis://s:6379"]'],
+            "sharedStore.nodes needs sharedStore.cluster or sharedStore.sentinelMasterName")
+    refused(["--set", "sharedStore.url=redis://:pw@r:6379"], "/sharedStore/url")
+    refused(["--set", "sharedStore.url=http://r:6379"], "/sharedStore/url")
+    refused(["--set", "sharedStore.failMode=maybe"], "/sharedStore/failMode")
+    refused(["--set", "sharedStore.timeout=soon"], "/sharedStore/timeout")
+    refused(["--set", "sharedStore.secret.name=Bad_Name"], "/sharedStore/secret/name")
+    refused(["--set", "sharedStore.password=x"], "additional properties 'password' not allowed")
 
 
 @check

@@ -194,6 +194,47 @@ deletes on an upgrade away from it), or the user's (`secret`).
 {{- if and .Values.webhook.url (not (hasPrefix "https://" .Values.webhook.url)) }}
 {{- fail "webhook.url must start with https:// (the API server only calls webhooks over TLS)" }}
 {{- end }}
+{{- $st := .Values.sharedStore }}
+{{- if and $st.cluster $st.sentinelMasterName }}
+{{- fail "sharedStore.cluster and sharedStore.sentinelMasterName exclude each other (a cluster fails over by itself)" }}
+{{- end }}
+{{- if and $st.nodes (not $st.cluster) (not $st.sentinelMasterName) }}
+{{- fail "sharedStore.nodes needs sharedStore.cluster or sharedStore.sentinelMasterName" }}
+{{- end }}
+{{- if and $st.url (or $st.secret.caKey $st.secret.certKey $st.secret.keyKey) (not (hasPrefix "rediss://" $st.url)) }}
+{{- fail "sharedStore.secret.caKey, certKey and keyKey are TLS files: sharedStore.url must start with rediss://" }}
+{{- end }}
+{{- if ne (empty $st.secret.certKey) (empty $st.secret.keyKey) }}
+{{- fail "sharedStore.secret.certKey and keyKey go together (a client certificate and its key)" }}
+{{- end }}
+{{- if and $st.url (not $st.secret.name) (or $st.secret.caKey $st.secret.certKey $st.secret.keyKey) }}
+{{- fail "sharedStore.secret.caKey, certKey and keyKey need sharedStore.secret.name" }}
+{{- end }}
+{{- end }}
+
+{{/* The operator's --default-store: sharedStore as the JSON it reads
+(`redis` as in spec.budgets.store.redis), or nothing while url is empty. */}}
+{{- define "tollgate.defaultStore" -}}
+{{- $st := .Values.sharedStore }}
+{{- if $st.url }}
+{{- $r := dict "url" $st.url }}
+{{- with $st.nodes }}{{ $_ := set $r "nodes" . }}{{ end }}
+{{- if $st.cluster }}{{ $_ := set $r "cluster" true }}{{ end }}
+{{- with $st.sentinelMasterName }}{{ $_ := set $r "sentinel" (dict "masterName" .) }}{{ end }}
+{{- with $st.username }}{{ $_ := set $r "username" . }}{{ end }}
+{{- with $st.keyPrefix }}{{ $_ := set $r "keyPrefix" . }}{{ end }}
+{{- with $st.timeout }}{{ $_ := set $r "timeout" . }}{{ end }}
+{{- $sec := $st.secret }}
+{{- if $sec.name }}
+{{- with $sec.passwordKey }}{{ $_ := set $r "passwordSecretRef" (dict "name" $sec.name "key" .) }}{{ end }}
+{{- $tls := dict }}
+{{- with $sec.caKey }}{{ $_ := set $tls "caSecretRef" (dict "name" $sec.name "key" .) }}{{ end }}
+{{- with $sec.certKey }}{{ $_ := set $tls "certSecretRef" (dict "name" $sec.name "key" .) }}{{ end }}
+{{- with $sec.keyKey }}{{ $_ := set $tls "keySecretRef" (dict "name" $sec.name "key" .) }}{{ end }}
+{{- if $tls }}{{ $_ := set $r "tls" $tls }}{{ end }}
+{{- end }}
+{{- toJson (dict "redis" $r "failMode" $st.failMode "budgets" $st.budgets "cache" $st.cache) }}
+{{- end }}
 {{- end }}
 
 {{/* Whether the cluster serves a prometheus-operator kind. */}}
