@@ -319,3 +319,6 @@ fn tls_failure(e: &redis::RedisError) -> Option<String> {
         .or_else(|| source.downcast_ref::<std::io::Error>())?;
     (io.kind() == std::io::ErrorKind::InvalidData).then(|| io.to_string())
 }
+
+#[cfg(test)]
+mod tests;
