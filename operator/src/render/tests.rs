@@ -339,8 +339,39 @@ fn cache_and_pii_render_as_written() {
     }
     assert!(specs.iter().filter(|s| !s["cache"].is_null()).count() >= 3);
     assert!(specs.iter().filter(|s| !s["pii"].is_null()).count() >= 2);
+    // A Secret reference renders as the path the Secret is mounted at.
+    fn mounted(cache: &mut Value) {
+        let path = |r: &Value| {
+            Value::String(format!(
+                "/var/run/secrets/tollgate/{}/{}",
+                r["name"].as_str().unwrap(),
+                r["key"].as_str().unwrap()
+            ))
+        };
+        let Some(redis) = cache
+            .pointer_mut("/store/redis")
+            .and_then(Value::as_object_mut)
+        else {
+            return;
+        };
+        if let Some(r) = redis.remove("passwordSecretRef") {
+            redis.insert("passwordFile".into(), path(&r));
+        }
+        if let Some(tls) = redis.get_mut("tls").and_then(Value::as_object_mut) {
+            for (from, to) in [
+                ("caSecretRef", "caFile"),
+                ("certSecretRef", "certFile"),
+                ("keySecretRef", "keyFile"),
+            ] {
+                if let Some(r) = tls.remove(from) {
+                    tls.insert(to.into(), path(&r));
+                }
+            }
+        }
+    }
     for spec_json in specs {
-        let (cache, pii) = (spec_json["cache"].clone(), spec_json["pii"].clone());
+        let (mut cache, pii) = (spec_json["cache"].clone(), spec_json["pii"].clone());
+        mounted(&mut cache);
         let spec: LlmPolicySpec = serde_json::from_value(spec_json).unwrap();
         let c = raw(&ok(&spec));
         let want_cache: RawCache = serde_json::from_value(cache.clone()).unwrap_or_default();
