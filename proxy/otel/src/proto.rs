@@ -181,18 +181,13 @@ fn attributes(b: &mut Vec<u8>, field: u32, kvs: &[KeyValue]) {
 /// lengths are written first (most attributes); an array goes through
 /// [`message`].
 fn attribute(b: &mut Vec<u8>, field: u32, key: &str, value: &Value) {
-    let (wire, scalar) = match value {
-        Value::String(s) => (LEN, s.as_str().len()),
-        Value::Bool(_) => (VARINT, 1),
-        Value::I64(v) => (VARINT, varint_len(*v as u64)),
-        Value::F64(_) => (FIXED64, 8),
+    // `AnyValue`'s member, its wire type and its encoded size.
+    let (field_no, wire, scalar) = match value {
+        Value::String(s) => (1, LEN, s.as_str().len()),
+        Value::Bool(_) => (2, VARINT, 1),
+        Value::I64(v) => (3, VARINT, varint_len(*v as u64)),
+        Value::F64(_) => (4, FIXED64, 8),
         _ => return message(b, field, |b| key_value(b, key, value)),
-    };
-    let field_no = match value {
-        Value::String(_) => 1,
-        Value::Bool(_) => 2,
-        Value::I64(_) => 3,
-        _ => 4,
     };
     let any =
         1 + if wire == LEN {

@@ -71,15 +71,14 @@ impl Transport {
         let parsed: Uri = url
             .parse()
             .map_err(|_| Error::Endpoint(format!("`{url}` is not a URL")))?;
-        let https = match parsed.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
+        match parsed.scheme_str() {
+            Some("https" | "http") => {}
             _ => {
                 return Err(Error::Endpoint(format!(
                     "`{url}` must start with http:// or https://"
                 )))
             }
-        };
+        }
         if parsed.authority().is_none() {
             return Err(Error::Endpoint(format!("`{url}` names no host")));
         }
@@ -92,12 +91,8 @@ impl Transport {
                 .map_err(|e| Error::Endpoint(e.to_string()))?,
             Protocol::HttpProtobuf => parsed,
         };
-        let config = if https || tls.is_set() {
-            tls.client_config()?
-        } else {
-            // Cleartext: a config is still needed to build the connector.
-            Tls::default().client_config()?
-        };
+        // Cleartext needs a config too, to build the connector.
+        let config = tls.client_config()?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -237,10 +232,6 @@ impl Tls {
             cert: path("CLIENT_CERTIFICATE"),
             key: path("CLIENT_KEY"),
         }
-    }
-
-    fn is_set(&self) -> bool {
-        self != &Tls::default()
     }
 
     fn client_config(&self) -> Result<rustls::ClientConfig, Error> {
