@@ -93,15 +93,21 @@ pub(crate) fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64
 }
 
 /// Waits until `proxy` has ended `n` admissions (settled or released) and
-/// holds no reservation; returns its metrics text.
+/// holds no reservation; returns its metrics text, scraped after that.
+///
+/// A scrape is not one snapshot: it reads its counters one by one, in no
+/// fixed order, so the scrape that shows the settlement counted may have
+/// read the token and spend counters just before the same settlement
+/// raised them. The text returned is a scrape taken afterwards.
 pub(crate) async fn settled(proxy: &ProxyProc, n: f64) -> String {
     wait_for("budget settlements", Duration::from_secs(20), || async {
         let m = proxy.metrics().await;
         let done = metric_sum(&m, "tollgate_budget_settlements_total", &[]);
         let held = metric(&m, "tollgate_budget_reservations_in_flight", &[]).unwrap_or(0.0);
-        (done >= n && held == 0.0).then_some(m)
+        (done >= n && held == 0.0).then_some(())
     })
-    .await
+    .await;
+    proxy.metrics().await
 }
 
 /// Settled USD on `proxy`, all models.

@@ -10,14 +10,14 @@ use crate::budgets::*;
 use crate::harness::*;
 
 /// Waits until the proxies together have ended `n` admissions, hold no
-/// reservation and have no settlement queued; returns their total spend.
+/// reservation and have no settlement queued; returns their total spend,
+/// scraped afterwards (see [`settled`]: one scrape is not a snapshot).
 async fn all_settled(proxies: &[ProxyProc], n: f64) -> f64 {
     wait_for(
         "settlements on every proxy",
         Duration::from_secs(30),
         || async {
             let mut done = 0.0;
-            let mut usd = 0.0;
             for p in proxies {
                 let m = p.metrics().await;
                 let busy = metric(&m, "tollgate_budget_reservations_in_flight", &[]).unwrap_or(0.0)
@@ -26,12 +26,16 @@ async fn all_settled(proxies: &[ProxyProc], n: f64) -> f64 {
                     return None;
                 }
                 done += metric_sum(&m, "tollgate_budget_settlements_total", &[]);
-                usd += spend(&m);
             }
-            (done >= n).then_some(usd)
+            (done >= n).then_some(())
         },
     )
-    .await
+    .await;
+    let mut usd = 0.0;
+    for p in proxies {
+        usd += spend(&p.metrics().await);
+    }
+    usd
 }
 
 /// `n` concurrent requests spread over `proxies`; (admitted, refused).
