@@ -64,7 +64,7 @@ impl Proxy {
         let traces = start_tracing(&runtime.config.tracing, &metrics);
         let tracer = traces
             .as_ref()
-            .map(|p| crate::trace::Tracer::new(p.tracer().clone()));
+            .map(|p| crate::trace::Tracer::new(p.tracer().clone(), p.sampling().clone()));
         let shared = Shared::with_tracer(runtime, metrics, tracer);
         let data = bind(data_listen, "server.listen").await?;
         let admin = bind(admin_listen, "admin.listen").await?;

@@ -26,43 +26,52 @@ use opentelemetry::trace::{
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, Span};
+use tollgate_otel::{Decision, Sampling};
 
 /// The process's tracer, shared by every request.
 #[derive(Clone, Debug)]
 pub(crate) struct Tracer {
     tracer: SdkTracer,
+    sampling: Sampling,
 }
 
 impl Tracer {
-    pub(crate) fn new(tracer: SdkTracer) -> Tracer {
-        Tracer { tracer }
+    /// `sampling` must be the one `tracer`'s provider was built with.
+    pub(crate) fn new(tracer: SdkTracer, sampling: Sampling) -> Tracer {
+        Tracer { tracer, sampling }
     }
 
     /// The server span of a request, continuing the app's trace when its
-    /// `traceparent` is valid (a malformed one starts a new trace).
+    /// `traceparent` is valid (a malformed one starts a new trace). The
+    /// sampler is asked first: a request sampled out builds no span.
     pub(crate) fn request(&self, headers: &HeaderMap, method: &http::Method) -> RequestTrace {
         let parent = if headers.contains_key("traceparent") {
             TraceContextPropagator::new().extract(&Headers(headers))
         } else {
             Context::new()
         };
+        let trace_id = match self.sampling.decide(&parent, "request", SpanKind::Server) {
+            Decision::Drop(sc) => return RequestTrace(Kind::Unsampled(sc)),
+            Decision::Record(id) => id,
+        };
         // Room for the attributes set when the request settles (about 25),
         // so recording them does not grow the vector step by step.
         let mut attributes = Vec::with_capacity(32);
         attributes.push(KeyValue::new("http.request.method", method_name(method)));
-        let span = self
+        let builder = self
             .tracer
             .span_builder(Cow::Borrowed("request"))
             .with_kind(SpanKind::Server)
-            .with_attributes(attributes)
-            .start_with_context(&self.tracer, &parent);
+            .with_attributes(attributes);
+        let span = self
+            .sampling
+            .start(&self.tracer, builder, &parent, trace_id);
         let recording = span.is_recording();
-        let cx = Context::new().with_span(span);
-        RequestTrace {
+        RequestTrace(Kind::Traced {
             tracer: self.tracer.clone(),
-            cx,
+            cx: Context::new().with_span(span),
             recording,
-        }
+        })
     }
 
     /// A new trace for work the request started but does not wait for
@@ -73,15 +82,23 @@ impl Tracer {
         kind: SpanKind,
         link: Option<&RequestTrace>,
     ) -> Phase {
+        let root = Context::new();
+        let trace_id = match self.sampling.decide(&root, &name, kind.clone()) {
+            Decision::Drop(sc) => return Phase(Inner::Context(sc)),
+            Decision::Record(id) => id,
+        };
         let mut b = self.tracer.span_builder(name).with_kind(kind);
         if let Some(r) = link {
             b = b.with_links(vec![opentelemetry::trace::Link::with_context(
-                r.cx.span().span_context().clone(),
+                r.span_context(),
             )]);
         }
-        Phase(Inner::Span(
-            b.start_with_context(&self.tracer, &Context::new()),
-        ))
+        Phase(Inner::Span(self.sampling.start(
+            &self.tracer,
+            b,
+            &root,
+            trace_id,
+        )))
     }
 }
 
@@ -115,17 +132,31 @@ impl Extractor for Headers<'_> {
 }
 
 /// One request's trace: its server span (in a context, so phases are its
-/// children).
-pub(crate) struct RequestTrace {
-    tracer: SdkTracer,
-    cx: Context,
-    recording: bool,
+/// children), or only the ids of one sampled out.
+pub(crate) struct RequestTrace(Kind);
+
+enum Kind {
+    Traced {
+        tracer: SdkTracer,
+        cx: Context,
+        /// False when the SDK built the span but it records nothing
+        /// (the provider was shut down).
+        recording: bool,
+    },
+    /// Sampled out: the context to propagate (sampled flag clear).
+    Unsampled(SpanContext),
 }
 
 impl RequestTrace {
     /// Whether the server span records (the request was sampled).
     pub(crate) fn recording(&self) -> bool {
-        self.recording
+        matches!(
+            self.0,
+            Kind::Traced {
+                recording: true,
+                ..
+            }
+        )
     }
 
     /// The trace id and the server span's id, as logs and headers write them.
@@ -138,38 +169,62 @@ impl RequestTrace {
     pub(crate) fn id_values(
         &self,
     ) -> (opentelemetry::trace::TraceId, opentelemetry::trace::SpanId) {
-        let span = self.cx.span();
-        let sc = span.span_context();
-        (sc.trace_id(), sc.span_id())
+        match &self.0 {
+            Kind::Traced { cx, .. } => {
+                let span = cx.span();
+                let sc = span.span_context();
+                (sc.trace_id(), sc.span_id())
+            }
+            Kind::Unsampled(sc) => (sc.trace_id(), sc.span_id()),
+        }
+    }
+
+    fn span_context(&self) -> SpanContext {
+        match &self.0 {
+            Kind::Traced { cx, .. } => cx.span().span_context().clone(),
+            Kind::Unsampled(sc) => sc.clone(),
+        }
     }
 
     /// Starts a child span of the server span. A request that is not
     /// recorded gets none: its phases carry the server span's context
     /// only, for propagation (sampled flag clear).
     pub(crate) fn phase(&self, name: impl Into<Cow<'static, str>>, kind: SpanKind) -> Phase {
-        if !self.recording {
-            return Phase(Inner::Context(self.cx.span().span_context().clone()));
+        match &self.0 {
+            Kind::Traced {
+                tracer,
+                cx,
+                recording: true,
+            } => Phase(Inner::Span(
+                tracer
+                    .span_builder(name)
+                    .with_kind(kind)
+                    .start_with_context(tracer, cx),
+            )),
+            _ => Phase(Inner::Context(self.span_context())),
         }
-        let span = self
-            .tracer
-            .span_builder(name)
-            .with_kind(kind)
-            .start_with_context(&self.tracer, &self.cx);
-        Phase(Inner::Span(span))
     }
 
     /// Sets attributes of the server span (only if it records).
     pub(crate) fn set_all(&self, kvs: Vec<KeyValue>) {
-        if self.recording {
-            self.cx.span().set_attributes(kvs);
+        if let Kind::Traced {
+            cx,
+            recording: true,
+            ..
+        } = &self.0
+        {
+            cx.span().set_attributes(kvs);
         }
     }
 
     /// Ends the server span, renamed `name` (when it records) and, when the
     /// request failed, with an error status naming `error_type`.
     pub(crate) fn end(&self, name: Option<String>, error_type: Option<&str>) {
-        let span = self.cx.span();
-        if self.recording {
+        let Kind::Traced { cx, recording, .. } = &self.0 else {
+            return;
+        };
+        let span = cx.span();
+        if *recording {
             if let Some(name) = name {
                 span.update_name(name);
             }
@@ -276,20 +331,20 @@ impl Drop for Phase {
 /// `00-{trace id}-{parent id}-{flags}`, written straight into a header
 /// value (a request pays for this whenever tracing is on, sampled or not).
 fn traceparent(trace: &[u8; 16], span: &[u8; 8], flags: u8) -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 55];
-    out[..3].copy_from_slice(b"00-");
-    let mut i = 3;
-    for b in trace.iter().chain(span).chain(std::iter::once(&flags)) {
-        if i == 35 || i == 52 {
-            out[i] = b'-';
-            i += 1;
-        }
-        out[i] = HEX[(b >> 4) as usize];
-        out[i + 1] = HEX[(b & 15) as usize];
-        i += 2;
-    }
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex(&mut out[3..35], trace);
+    hex(&mut out[36..52], span);
+    hex(&mut out[53..], &[flags]);
     HeaderValue::from_bytes(&out).expect("hex digits and dashes")
+}
+
+/// Lower-case hex of `bytes` into `out` (twice as long).
+fn hex(out: &mut [u8], bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 15)];
+    }
 }
 
 /// `traceparent` (and `tracestate`) for a request to a provider.
@@ -336,11 +391,17 @@ mod tests {
 
     fn tracer(sampler: Sampler) -> (Tracer, InMemorySpanExporter, SdkTracerProvider) {
         let exporter = InMemorySpanExporter::default();
+        let sampling = Sampling::new(sampler);
         let provider = SdkTracerProvider::builder()
             .with_simple_exporter(exporter.clone())
-            .with_sampler(sampler)
+            .with_sampler(sampling.sampler())
+            .with_id_generator(sampling.ids())
             .build();
-        (Tracer::new(provider.tracer("t")), exporter, provider)
+        (
+            Tracer::new(provider.tracer("t"), sampling),
+            exporter,
+            provider,
+        )
     }
 
     fn headers(traceparent: &str) -> HeaderMap {
@@ -404,6 +465,30 @@ mod tests {
         assert!(tp.to_str().unwrap().ends_with("-00"), "{tp:?}");
         drop(attempt);
         r.end(Some("chat m".into()), Some("upstream_error"));
+        assert!(exported.get_finished_spans().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_request_sampled_out_gets_ids_to_propagate_and_no_span() {
+        let (t, exported, _p) = tracer(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            0.0,
+        ))));
+        let r = t.request(&HeaderMap::new(), &http::Method::POST);
+        assert!(!r.recording());
+        let (trace_id, span_id) = r.ids();
+        assert_ne!(trace_id, "00000000000000000000000000000000");
+        assert_ne!(span_id, "0000000000000000");
+        let attempt = r.phase("chat m", SpanKind::Client);
+        let tp = attempt.propagation().unwrap().traceparent;
+        assert_eq!(
+            tp.to_str().unwrap(),
+            format!("00-{trace_id}-{span_id}-00"),
+            "the provider's parent is the request, not sampled"
+        );
+        let shadow = t.linked("shadow".into(), SpanKind::Client, Some(&r));
+        assert!(!shadow.recording());
+        drop((attempt, shadow));
+        r.end(Some("chat m".into()), None);
         assert!(exported.get_finished_spans().unwrap().is_empty());
     }
 

@@ -26,14 +26,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanProcessor};
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanProcessor};
 use opentelemetry_sdk::Resource;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 mod batch;
 mod proto;
+mod sampling;
 mod transport;
+
+pub use sampling::{Decision, Ids, Sampling};
 
 pub use opentelemetry_sdk::trace::SdkTracer;
 
@@ -92,6 +95,8 @@ pub enum Error {
     Protocol(String),
     #[error("sample ratio {0} is not within 0..=1")]
     SampleRatio(f64),
+    #[error("{0}")]
+    Sampler(String),
     #[error("OTLP endpoint {0}")]
     Endpoint(String),
     #[error("OTLP headers: {0}")]
@@ -187,6 +192,7 @@ impl Settings {
 pub struct Pipeline {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
+    sampling: Sampling,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
     protocol: Protocol,
@@ -217,6 +223,7 @@ impl Pipeline {
             return Ok(None);
         }
         let protocol = settings.protocol(env)?;
+        let sampling = Sampling::from_settings(settings, env)?;
         let timeout = settings
             .timeout
             .or_else(|| env_millis(env, "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"))
@@ -255,22 +262,17 @@ impl Pipeline {
             exporter,
             counters.clone(),
         ));
-        let mut builder = SdkTracerProvider::builder()
+        let provider = SdkTracerProvider::builder()
             .with_resource(resource)
-            .with_span_processor(Processor { queue, counters });
-        if let Some(r) = settings.sample_ratio {
-            if !(0.0..=1.0).contains(&r) {
-                return Err(Error::SampleRatio(r));
-            }
-            builder = builder.with_sampler(Sampler::ParentBased(Box::new(
-                Sampler::TraceIdRatioBased(r),
-            )));
-        }
-        let provider = builder.build();
+            .with_span_processor(Processor { queue, counters })
+            .with_sampler(sampling.sampler())
+            .with_id_generator(sampling.ids())
+            .build();
         let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, service.to_string());
         Ok(Some(Pipeline {
             provider,
             tracer,
+            sampling,
             stop: Some(stop_tx),
             task: Some(task),
             protocol,
@@ -280,6 +282,11 @@ impl Pipeline {
     /// The tracer spans start from.
     pub fn tracer(&self) -> &SdkTracer {
         &self.tracer
+    }
+
+    /// The provider's sampler and ids, to decide a span before building it.
+    pub fn sampling(&self) -> &Sampling {
+        &self.sampling
     }
 
     /// The provider, for a `tracing` layer (the operator).
