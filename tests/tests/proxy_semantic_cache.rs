@@ -1,7 +1,7 @@
 //! Black-box: the semantic cache on the request path — a paraphrase is
 //! served from the cache (whole or replayed as a stream, both APIs), every
-//! scoping field still has to match, the near-miss guard refuses a changed
-//! number, embedding failures and timeouts are misses (never failed
+//! scoping field still has to match, a text is embedded once, the near-miss
+//! guard refuses a changed number, embedding failures and timeouts are misses (never failed
 //! requests), and routes that did not opt in never embed.
 //!
 //! The mock's `bag-of-words*` embedding model makes texts that share words
@@ -164,6 +164,46 @@ async fn a_paraphrase_is_served_from_the_semantic_cache() {
         .unwrap()
             > 0.0
     );
+}
+
+#[tokio::test]
+async fn a_text_embedded_once_is_not_embedded_again() {
+    let m = mock().await;
+    let proxy = ProxyProc::start(&config(&m.url(), "", &routes("")));
+    // Two tenants ask the same question: two partitions, so two misses,
+    // but one text, so one embedding.
+    for tenant in ["a", "b"] {
+        let r = post(
+            &proxy,
+            "/v1/chat/completions",
+            &det("chat", "How are toll roads financed?", false),
+            &[("x-tollgate-tenant", tenant)],
+        )
+        .await;
+        assert_eq!((r.status, r.cache.as_deref()), (200, Some("miss")));
+    }
+    assert_eq!(calls(&m, "/v1/embeddings"), 1);
+    assert_eq!(calls(&m, "/v1/chat/completions"), 2);
+    let metrics = proxy.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "tollgate_cache_embeddings_reused_total",
+            &[("embedder", "bow")]
+        ),
+        Some(1.0)
+    );
+    // Tenant b's answer was indexed with the kept vector: a paraphrase
+    // from b is a hit, and costs one more embedding (a new text).
+    let r = post(
+        &proxy,
+        "/v1/chat/completions",
+        &det("chat", "how are TOLL roads financed", false),
+        &[("x-tollgate-tenant", "b")],
+    )
+    .await;
+    assert_eq!(r.cache.as_deref(), Some("semantic-hit"));
+    assert_eq!(calls(&m, "/v1/embeddings"), 2);
 }
 
 #[tokio::test]

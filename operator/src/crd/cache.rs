@@ -270,6 +270,14 @@ pub struct Embedder {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 2, max = 8192))]
     pub max_tokens: Option<u32>,
+    /// Vectors of this many recently embedded texts are kept in each
+    /// sidecar, so a text seen again (the same prompt from another tenant
+    /// or for another model, after its answer expired, or an app's retry)
+    /// is not embedded again. Default 1024 (about 1.6 KB each for 384
+    /// dimensions); 0 keeps none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 1048576))]
+    pub cache_entries: Option<u32>,
 }
 
 /// The cache settings of one route.

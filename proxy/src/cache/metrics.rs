@@ -22,6 +22,7 @@ pub struct CacheMetrics {
     pub embedding_duration: HistogramVec,
     /// embedder, reason: timeout, upstream, status, malformed, model.
     pub embedding_errors: IntCounterVec,
+    pub embeddings_reused: IntCounterVec,
     /// check: numbers, negations, opposites, entities, order.
     pub guard_refusals: IntCounterVec,
     /// Similarity of served semantic hits.
@@ -102,6 +103,11 @@ impl CacheMetrics {
             "Prompts the semantic cache could not embed (the lookup was a miss), by embedder and reason.",
             &["embedder", "reason"],
         );
+        let embeddings_reused = counter(
+            "tollgate_cache_embeddings_reused_total",
+            "Texts the semantic cache did not embed because their vector was kept from an earlier request, by embedder.",
+            &["embedder"],
+        );
         let guard_refusals = counter(
             "tollgate_cache_semantic_guard_refusals_total",
             "Similar stored prompts the near-miss guard refused to serve, by the check that failed.",
@@ -153,6 +159,7 @@ impl CacheMetrics {
             bytes,
             embedding_duration,
             embedding_errors,
+            embeddings_reused,
             guard_refusals,
             semantic_similarity,
             judgments,

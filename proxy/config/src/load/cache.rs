@@ -13,6 +13,9 @@ use crate::raw::{
     RawSemantic, RawVerify,
 };
 
+/// Texts whose vectors an embedder keeps unless told otherwise.
+const DEFAULT_EMBEDDING_CACHE: usize = 1024;
+
 /// Semantic defaults a route inherits from `cache.semantic`.
 struct SemanticDefaults {
     threshold: f32,
@@ -174,6 +177,9 @@ impl Validator {
             embedders.push(Embedder {
                 name: e.name.clone(),
                 kind: self.embedder(&at, e, providers),
+                cache_entries: e
+                    .cache_entries
+                    .map_or(DEFAULT_EMBEDDING_CACHE, |n| n as usize),
             });
         }
         let semantic = Semantic {

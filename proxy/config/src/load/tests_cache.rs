@@ -98,7 +98,7 @@ fn invalid_settings_name_their_field() {
     );
 }
 
-const EMBEDDERS: &str = "  semantic:\n    embedders:\n      - {name: small, provider: openai, model: text-embedding-3-small, dimensions: 256, timeout: 500ms}\n      - {name: minilm, type: local, path: /models/minilm}\n";
+const EMBEDDERS: &str = "  semantic:\n    embedders:\n      - {name: small, provider: openai, model: text-embedding-3-small, dimensions: 256, timeout: 500ms, cacheEntries: 0}\n      - {name: minilm, type: local, path: /models/minilm}\n";
 
 #[test]
 fn semantic_is_opt_in_per_route() {
@@ -110,6 +110,8 @@ fn semantic_is_opt_in_per_route() {
     assert_eq!(c.semantic.embedders.len(), 2);
     assert_eq!(c.semantic.max_entries, c.max_entries);
     assert_eq!(c.semantic.exact_scan_below, 2048);
+    assert_eq!(c.semantic.embedders[0].cache_entries, 0);
+    assert_eq!(c.semantic.embedders[1].cache_entries, 1024, "the default");
     match &c.semantic.embedders[0].kind {
         EmbedderKind::Provider {
             provider,

@@ -73,6 +73,8 @@ impl Default for Semantic {
 pub struct Embedder {
     pub name: String,
     pub kind: EmbedderKind,
+    /// Recently embedded texts whose vectors are kept (0: none).
+    pub cache_entries: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]

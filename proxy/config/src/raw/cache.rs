@@ -194,6 +194,13 @@ pub struct RawEmbedder {
     /// `local`: longer texts are cut to this many tokens. Default 256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// Vectors of this many recently embedded texts are kept, so a text
+    /// seen again (the same prompt from another tenant or for another
+    /// model, after its answer expired, or an app's retry) is not embedded
+    /// again. Default 1024 (about 1.6 KB each for 384 dimensions); 0 keeps
+    /// none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_entries: Option<u32>,
 }
 
 /// A check that two prompts agree on something an embedding blurs.

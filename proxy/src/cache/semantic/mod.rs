@@ -27,6 +27,7 @@ pub mod index;
 pub(crate) mod judge;
 #[cfg(feature = "local-embeddings")]
 pub mod local;
+pub(crate) mod memo;
 pub(crate) mod provider;
 pub mod shared;
 pub(crate) mod text;
@@ -52,6 +53,9 @@ pub struct SemanticCache {
     /// with it.
     cursors: Arc<Cursors>,
     embedders: Vec<Embedder>,
+    /// Each embedder's recent vectors (new on every reload: a vector
+    /// belongs to the model and endpoint that made it).
+    memos: Vec<memo::Memo>,
     /// Set when routes share their entries through Redis.
     sharing: Option<Arc<Sharing>>,
     metrics: Arc<CacheMetrics>,
@@ -123,10 +127,16 @@ impl SemanticCache {
                 }
             });
         }
+        let memos = cfg
+            .embedders
+            .iter()
+            .map(|e| memo::Memo::new(e.cache_entries))
+            .collect();
         Ok(SemanticCache {
             index,
             cursors,
             embedders,
+            memos,
             sharing: None,
             metrics,
         })
@@ -171,28 +181,14 @@ impl SemanticCache {
         request_id: &HeaderValue,
     ) -> Result<Probe, EmbedError> {
         let e = &cfg.embedders[route.embedder];
-        let embedder = &self.embedders[route.embedder];
         let context = prompt.context();
         let mut texts = vec![prompt.query()];
         if let Some(c) = &context {
             texts.push(c);
         }
-        let started = Instant::now();
-        let result = embedder.embed(up, &texts, request_id).await;
-        self.metrics
-            .embedding_duration
-            .with_label_values(&[&e.name])
-            .observe(started.elapsed().as_secs_f64());
-        let mut vectors = match result {
-            Ok(v) => v,
-            Err(err) => {
-                self.metrics
-                    .embedding_errors
-                    .with_label_values(&[&e.name, err.metric_label()])
-                    .inc();
-                return Err(err);
-            }
-        };
+        let mut vectors = self
+            .vectors(up, route.embedder, &e.name, &texts, request_id)
+            .await?;
         let context = (vectors.len() > 1).then(|| vectors.pop().expect("two vectors"));
         let query = vectors.pop().expect("one vector per text");
         // The partition: the scope, and what shapes the vectors.
@@ -211,6 +207,56 @@ impl SemanticCache {
                 _ => None,
             },
         })
+    }
+
+    /// The vectors of `texts` by embedder `i` (named `name`), in order:
+    /// those kept from earlier requests, the others embedded in one call.
+    async fn vectors(
+        &self,
+        up: &Upstream<'_>,
+        i: usize,
+        name: &str,
+        texts: &[&str],
+        request_id: &HeaderValue,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let memo = &self.memos[i];
+        let mut vectors: Vec<Option<Vec<f32>>> = texts.iter().map(|t| memo.get(t)).collect();
+        let missing: Vec<&str> = texts
+            .iter()
+            .zip(&vectors)
+            .filter(|(_, v)| v.is_none())
+            .map(|(t, _)| *t)
+            .collect();
+        let reused = texts.len() - missing.len();
+        if reused > 0 {
+            self.metrics
+                .embeddings_reused
+                .with_label_values(&[name])
+                .inc_by(reused as u64);
+        }
+        if !missing.is_empty() {
+            let started = Instant::now();
+            let result = self.embedders[i].embed(up, &missing, request_id).await;
+            self.metrics
+                .embedding_duration
+                .with_label_values(&[name])
+                .observe(started.elapsed().as_secs_f64());
+            let fresh = result.inspect_err(|err| {
+                self.metrics
+                    .embedding_errors
+                    .with_label_values(&[name, err.metric_label()])
+                    .inc();
+            })?;
+            let mut fresh = missing.iter().zip(fresh);
+            for slot in vectors.iter_mut().filter(|v| v.is_none()) {
+                let (text, v) = fresh
+                    .next()
+                    .ok_or_else(|| EmbedError::Malformed("fewer vectors than texts".into()))?;
+                memo.put(text, &v);
+                *slot = Some(v);
+            }
+        }
+        Ok(vectors.into_iter().map(|v| v.expect("filled")).collect())
     }
 
     /// Stored prompts that may answer `probe`, best first: similar enough
