@@ -190,6 +190,7 @@ impl Event {
                     return None;
                 }
                 count_parse();
+                count_tree();
                 serde_json::from_slice(&self.data).ok()
             })
             .as_ref()
@@ -275,11 +276,25 @@ impl Event {
 thread_local! {
     /// JSON parses of events on this thread (tests count them).
     static PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Of those, the ones that built a whole tree ([`Event::json`]).
+    static TREES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 fn count_parse() {
     #[cfg(test)]
     PARSES.with(|p| p.set(p.get() + 1));
+}
+
+fn count_tree() {
+    #[cfg(test)]
+    TREES.with(|p| p.set(p.get() + 1));
+}
+
+/// How many event JSON parses this thread has done so far that built a
+/// whole tree.
+#[cfg(test)]
+pub(crate) fn trees() -> usize {
+    TREES.with(std::cell::Cell::get)
 }
 
 /// How many event JSON parses this thread has done so far.

@@ -287,8 +287,10 @@ pub(crate) fn phases(a: Assembly) -> Vec<Box<dyn Phase>> {
     let stream = a.shape == Some(cache::Shape::Stream);
     let api = a.api.filter(|_| events);
     let translated = api.is_some_and(|api| api != a.app);
-    // Usage reads the events alone when no later phase needs their JSON.
-    let alone = !a.output_text
+    // Usage reads the events alone when no later phase needs their JSON
+    // (the budgets' output text needs a whole answer's only when it
+    // reported no usage).
+    let alone = !(a.output_text && stream)
         && a.shadow.is_none()
         && !translated
         && a.pii.is_none()

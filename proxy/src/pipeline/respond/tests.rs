@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::api::event::parses;
+use crate::api::event::{parses, trees};
 use crate::api::sse::events;
 use crate::body::upstream_body;
 use crate::cache::Key;
@@ -346,5 +346,43 @@ async fn with_nothing_to_change_the_buffers_that_arrived_go_out() {
         for (g, r) in got.iter().zip(&reads) {
             assert_eq!(g.as_ptr(), r.as_ptr(), "{shape:?}: the very buffer");
         }
+    }
+}
+
+/// Budgets alone on a whole answer: its usage is read without parsing
+/// the answer, which is parsed for its text only when it reported none.
+#[tokio::test]
+async fn a_whole_answer_is_parsed_for_budget_text_only_without_usage() {
+    let shared = shared().await;
+    let answer = |usage: Value| {
+        json!({"id": "x", "object": "chat.completion", "model": "m",
+               "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there."},
+                            "finish_reason": "stop"}],
+               "usage": usage})
+    };
+    for (usage, reads, built) in [
+        (
+            json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}),
+            1,
+            0,
+        ),
+        (Value::Null, 2, 1),
+    ] {
+        let a = Assembly {
+            output_text: true,
+            ..routing_only(&shared, cache::Shape::Whole)
+        };
+        let mut chain = Chain::new(Family::OpenAi, phases(a));
+        assert_eq!(
+            chain.names(),
+            ["upstream head", "usage", "output text", "settle"]
+        );
+        chain.head(&mut head("application/json"));
+        let (before, trees_before) = (parses(), trees());
+        let body = answer(usage.clone()).to_string();
+        let out = chain.whole(Bytes::from(body.clone()));
+        assert_eq!(parses() - before, reads, "usage {usage}");
+        assert_eq!(trees() - trees_before, built, "usage {usage}");
+        assert_eq!(out, body.as_bytes(), "passed through untouched");
     }
 }

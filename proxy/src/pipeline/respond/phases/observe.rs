@@ -81,14 +81,19 @@ impl Phase for OutputCapture {
     }
 
     fn event(&mut self, ev: Event, tally: &mut Tally, out: &mut Vec<Event>) {
-        if let Some(v) = ev.json() {
-            match self.text.as_mut() {
-                Some(text) => text.push_event(self.api, v),
-                None if ev.is_body() && tally.usage.is_none() => {
+        // A whole answer is parsed here only when it reported no usage.
+        match self.text.as_mut() {
+            Some(text) => {
+                if let Some(v) = ev.json() {
+                    text.push_event(self.api, v);
+                }
+            }
+            None if ev.is_body() && tally.usage.is_none() => {
+                if let Some(v) = ev.json() {
                     self.text = Some(OutputText::of_response(self.api, v));
                 }
-                None => {}
             }
+            None => {}
         }
         out.push(ev);
     }
