@@ -389,7 +389,10 @@ impl SpanProcessor for Processor {
 mod tests {
     use super::*;
 
-    fn env_of(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+    /// An environment of `vars` only.
+    pub(crate) fn env_of(
+        vars: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&str) -> Option<String> {
         move |name| {
             vars.iter()
                 .find(|(k, _)| *k == name)

@@ -173,13 +173,7 @@ mod tests {
     use opentelemetry::trace::{Span as _, TraceState, TracerProvider as _};
     use opentelemetry_sdk::trace::SdkTracerProvider;
 
-    fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| {
-            vars.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
-    }
+    use crate::tests::env_of as env;
 
     fn from_env(vars: &'static [(&'static str, &'static str)]) -> Result<Sampling, Error> {
         Sampling::from_settings(&Settings::default(), &env(vars))
