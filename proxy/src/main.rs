@@ -129,11 +129,17 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
     let (config, _) = tollgate_proxy::app::read_config(&path)
         .with_context(|| format!("config {}", path.display()))?;
     init_logging(config.logging.format, &config.logging.level);
+    // One worker per CPU the process may use: tokio takes
+    // `TOKIO_WORKER_THREADS` if set, else `available_parallelism`, which
+    // reads a cgroup CPU quota (a Kubernetes `limits.cpu`, rounded down, at
+    // least one) and the CPU affinity mask. Without a limit that is every
+    // core of the node.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tollgate")
         .build()
         .context("starting the runtime")?;
+    let workers = rt.metrics().num_workers();
     rt.block_on(async move {
         // Before the listeners open: a SIGTERM that comes as soon as the
         // sidecar is ready must drain it, not kill it.
@@ -151,7 +157,12 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
             use std::io::Write;
             let _ = std::io::stdout().flush();
         }
-        tracing::info!(data = %proxy.data_addr(), admin = %proxy.admin_addr(), "started");
+        tracing::info!(
+            data = %proxy.data_addr(),
+            admin = %proxy.admin_addr(),
+            workers,
+            "started"
+        );
         shutdown.recv().await;
         let drained = proxy.drain().await;
         tracing::info!(drained, "stopped");

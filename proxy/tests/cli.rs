@@ -211,9 +211,10 @@ cache:
     assert!(String::from_utf8_lossy(&out.stderr).contains("route `nope` has no semantic cache"));
 }
 
-/// `run` writes only log lines, to stderr: the start with its addresses is
-/// logged, and stdout stays empty unless `TOLLGATE_PRINT_ADDRS` asks for
-/// the listening line.
+/// `run` writes only log lines, to stderr: the start with its addresses and
+/// its runtime's worker count is logged, and stdout stays empty unless
+/// `TOLLGATE_PRINT_ADDRS` asks for the listening line. Workers: one per CPU
+/// the process may use (a cgroup quota counts), or `TOKIO_WORKER_THREADS`.
 #[test]
 fn run_logs_its_start_and_prints_nothing_on_stdout_unless_asked() {
     use std::io::{BufRead, BufReader, Read};
@@ -232,9 +233,14 @@ fn run_logs_its_start_and_prints_nothing_on_stdout_unless_asked() {
             .env_remove("TOLLGATE_PRINT_ADDRS")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        if print {
+        let workers = if print {
             cmd.env("TOLLGATE_PRINT_ADDRS", "1");
-        }
+            cmd.env("TOKIO_WORKER_THREADS", "3");
+            3
+        } else {
+            cmd.env_remove("TOKIO_WORKER_THREADS");
+            std::thread::available_parallelism().unwrap().get()
+        };
         let mut child = cmd.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
@@ -254,6 +260,7 @@ fn run_logs_its_start_and_prints_nothing_on_stdout_unless_asked() {
             v["data"].as_str().unwrap().starts_with("127.0.0.1:"),
             "{started}"
         );
+        assert_eq!(v["workers"], workers, "{started}");
         child.kill().unwrap();
         child.wait().unwrap();
         let mut out = String::new();
