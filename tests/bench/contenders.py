@@ -1,13 +1,17 @@
 """The contenders of the side-by-side benchmark, started as real processes.
 
-Every contender forwards to the same mock provider on loopback:
+Every contender forwards to the same upstream on loopback: the mock
+provider, or (`--upstream nginx-fixed`) an nginx that answers every request
+with one fixed chat completion (`start_fixed_nginx`):
 
-- `direct`: no hop, the floor every other figure is measured against.
+- `direct`: the upstream itself, no hop, the floor every other figure is
+  measured against.
 - `nginx`: a plain reverse proxy hop (Debian's nginx, keep-alive upstream,
   no buffering), run unprivileged from a generated config.
 - `tollgate`: routing only; `tg-pii`, `tg-budget-mem`, `tg-budget-redis`
   (a real redis-server), `tg-cache-hit` and `tg-all` (PII + memory budgets
-  + cache, sent a unique seed per request so the cache always misses).
+  + cache, sent a unique seed per request so the cache always misses);
+  `tg-1cpu`, routing only under a one-CPU cgroup quota (cpu_quota.py).
 - `litellm`: the LiteLLM proxy from PyPI, the mock as an OpenAI-compatible
   provider, telemetry and the remote cost map off, a master key set.
 
@@ -19,8 +23,7 @@ Tollgate) report it; nginx, redis and LiteLLM get a free port from us.
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
+import re
 import socket
 import subprocess
 import sys
@@ -31,9 +34,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "load"))
 import procs  # noqa: E402  (tests/load/procs.py: mock and proxy start-up, /proc reads)
+from cpu_quota import CpuQuota  # noqa: E402
 
 KEY = "sk-tollgate-bench"  # the mock's key, LiteLLM's master key, what the driver sends
 MODEL = "gpt-4o-mini"
+
+# The same request everywhere: ~450 bytes, temperature 0 (cacheable), with an
+# email and a phone number in the words the mock echoes, so the PII
+# contenders have something to mask and the preflight can see that they did.
+EMAIL = "maria.gonzalez@example.org"
+PROMPT = (f"Hi, I am Maria, {EMAIL} or +44 20 7946 0958. Please summarize the following notes "
+          "for the weekly report. Toll roads are financed in several ways. Governments may issue "
+          "bonds backed by future toll revenue, while private concessionaires raise equity and debt "
+          "to build and operate a road for a fixed term. Traffic forecasts drive the price of that "
+          "debt, and when they prove optimistic the operator renegotiates or defaults.")
 
 
 @dataclass
@@ -44,6 +58,8 @@ class Contender:
     pids: list[int] = field(default_factory=list)  # processes whose CPU and RSS count
     procs: list = field(default_factory=list)  # what to stop, in order
     admin: str | None = None
+    workers: int | None = None  # Tollgate's runtime workers, from its start-up log
+    quota: CpuQuota | None = None
 
     def rss_kb(self) -> int:
         return sum(rss_kb(p) for p in self.all_pids())
@@ -123,10 +139,19 @@ TOLLGATE = {
     "tg-cache-hit": ("Tollgate, exact cache, every request a hit", CACHE),
     "tg-all": ("Tollgate, PII + memory budgets + cache (every request a miss)",
                PII + BUDGETS.format(store="") + CACHE),
+    # Routing only, in a cgroup limited to one CPU, as `limits.cpu: 1` does.
+    "tg-1cpu": ("Tollgate, routing only, one CPU (cgroup quota)", ""),
     # Routing only, traced: every request to Jaeger over OTLP/gRPC, or
     # tracing on but every trace sampled out (the sections need Jaeger's port).
     "tg-traced": ("Tollgate, routing only, every request traced (OTLP/gRPC to Jaeger)", None),
     "tg-trace-unsampled": ("Tollgate, routing only, tracing on, every trace sampled out", None),
+}
+
+# The fixed answer carries an email of its own, so there `tg-all` scans
+# answers too: PII on requests and answers.
+FIXED_TOLLGATE = {
+    "tg-all": ("Tollgate, PII on requests and answers + memory budgets + cache (every request a miss)",
+               PII + "  responses: {scan: true}\n" + BUDGETS.format(store="") + CACHE),
 }
 
 TRACING = """\
@@ -141,24 +166,50 @@ def redis_store(port: int) -> str:
             "timeout: 100ms}, failMode: closed}\n")
 
 
-def start_tollgate(name: str, binary: Path, mock_url: str, run_dir: Path, redis_port: int | None = None,
-                   otlp_port: int | None = None) -> Contender:
-    what, sections = TOLLGATE[name]
+def start_tollgate(name: str, binary: Path, upstream_url: str, run_dir: Path, redis_port: int | None = None,
+                   otlp_port: int | None = None, spec: tuple[str, str] | None = None) -> Contender:
+    """Tollgate as `name` (TOLLGATE, or `spec`: description and config sections)."""
+    what, sections = spec or TOLLGATE[name]
     if sections is None and name.startswith("tg-trace"):
         sections = TRACING.format(port=otlp_port, ratio=1 if name == "tg-traced" else 0)
     elif sections is None:
         sections = BUDGETS.format(store=redis_store(redis_port))
-    config = procs.PROXY_CONFIG.format(mock_url=mock_url) + sections
+    config = procs.PROXY_CONFIG.format(mock_url=upstream_url) + sections
     sub = run_dir / name
     sub.mkdir()
     # procs.start_proxy writes proxy.yaml with only the provider; write ours.
     (sub / "proxy.yaml").write_text(config)
-    env = dict(os.environ, TG_BENCH_KEY=KEY, TOLLGATE_PRINT_ADDRS="1")
+    # The start-up line (with the runtime's worker count) is the one info
+    # line of the binary's own target; the access log stays off.
+    env = dict(os.environ, TG_BENCH_KEY=KEY, TOLLGATE_PRINT_ADDRS="1", RUST_LOG="warn,tollgate_proxy=info")
     argv = [str(binary), "run", "--config", str(sub / "proxy.yaml")]
+    quota = None
+    if name == "tg-1cpu":
+        quota = CpuQuota(f"tollgate-bench-{os.getpid()}-{name}", cpus=1)
+        argv = quota.wrap(argv)
     pattern = r"data=(?P<data>http://127\.0\.0\.1:\d+) admin=(?P<admin>http://127\.0\.0\.1:\d+)"
-    p = procs._start(name, argv, pattern, sub, env=env)
+    try:
+        p = procs._start(name, argv, pattern, sub, env=env)
+    except RuntimeError:
+        if quota:
+            quota.stop()
+        raise
+    stops = [p, quota] if quota else [p]  # the cgroup goes once its process has
     procs.wait_http_ok(p.urls["admin"] + "/readyz")
-    return Contender(name, what, p.urls["data"] + "/v1/chat/completions", [p.pid], [p], admin=p.urls["admin"])
+    return Contender(name, what + (f", {quota.describe()}" if quota else ""),
+                     p.urls["data"] + "/v1/chat/completions", [p.pid], stops, admin=p.urls["admin"],
+                     workers=logged_workers(p.stderr_path), quota=quota)
+
+
+def logged_workers(log: Path, timeout_s: float = 5) -> int | None:
+    """The worker count in Tollgate's `started` line (text or JSON log)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        m = re.search(r"started.*?\bworkers[\"=:]+\s*(\d+)", log.read_text(errors="replace"))
+        if m:
+            return int(m.group(1))
+        time.sleep(0.05)
+    return None
 
 
 # === redis ===
@@ -214,60 +265,6 @@ def start_jaeger(run_dir: Path) -> tuple[Popen, int]:
     p = Popen("jaeger", [str(binary), "--config", str(conf)], run_dir)
     wait_tcp(ports["grpc"], p)
     return p, ports["grpc"]
-
-
-# === nginx ===
-
-NGINX_CONF = """\
-daemon off;
-master_process on;
-worker_processes auto;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 8192; }}
-http {{
-  access_log off;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-  upstream mock {{ server {upstream}; keepalive 512; }}
-  server {{
-    listen 127.0.0.1:{port} backlog=4096;
-    keepalive_requests 1000000;
-    location / {{
-      proxy_pass http://mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-      proxy_request_buffering off;
-      proxy_read_timeout 600s;
-    }}
-  }}
-}}
-"""
-
-
-def start_nginx(mock_url: str, run_dir: Path) -> Contender:
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(binary).exists():
-        raise RuntimeError("nginx not found (apt-get install nginx-light; run.sh does it as root)")
-    sub = run_dir / "nginx"
-    sub.mkdir()
-    port = free_port()
-    (sub / "nginx.conf").write_text(NGINX_CONF.format(dir=sub, port=port, upstream=mock_url.split("//", 1)[1]))
-    user = None
-    if os.geteuid() == 0:
-        # Unprivileged: the whole process tree runs as nobody.
-        user = pwd.getpwnam("nobody")
-        os.chmod(run_dir, 0o755)
-        os.chown(sub, user.pw_uid, user.pw_gid)
-    p = Popen("nginx", [binary, "-p", str(sub), "-c", str(sub / "nginx.conf"), "-e", str(sub / "error.log")],
-              sub, user=user)
-    wait_tcp(port, p)
-    return Contender("nginx", "nginx reverse proxy hop", f"http://127.0.0.1:{port}/v1/chat/completions",
-                     [p.pid], [p])
 
 
 # === LiteLLM ===

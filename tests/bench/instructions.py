@@ -44,14 +44,13 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "load"))
 import contenders as cs  # noqa: E402
 import procs  # noqa: E402
-from suite import PROMPT  # noqa: E402
 
 LISTEN = r"data=(?P<data>http://127\.0\.0\.1:\d+) admin=(?P<admin>http://127\.0\.0\.1:\d+)"
 
 
 def drive(bin_dir: Path, name: str, url: str, count: int) -> dict:
     """`count` requests at 100 req/s (valgrind runs the proxy ~50× slower)."""
-    argv = [str(bin_dir / "tollgate-load"), "--key", cs.KEY, "--prompt", PROMPT, "--temperature", "0",
+    argv = [str(bin_dir / "tollgate-load"), "--key", cs.KEY, "--prompt", cs.PROMPT, "--temperature", "0",
             "rate", "--target", f"{name}={url}", "--rps", "100", "--duration-s", str(count / 100),
             "--warmup-s", "0", "--timeout-ms", "30000"]
     if name == "tg-all":

@@ -36,7 +36,9 @@ def build(r: dict) -> str:
     out += ["", "Every contender forwards to the same mock provider on loopback. Latency is the "
             "contender's minus `direct`'s in the same round (median over rounds); `× nginx` divides "
             "that by nginx's added latency from the same phase. Absolute times on a shared 2-core "
-            "machine drift; read the differences and ratios."]
+            "machine drift; read the differences and ratios. With nginx's fixed answer as the upstream "
+            "instead (`--upstream nginx-fixed`), and a sidecar limited to one CPU: "
+            "[REPORT-nginx-upstream.md](REPORT-nginx-upstream.md)."]
 
     # === targets ===
     verdicts = judge(r, rate, sat_by_think, hi, lo)
