@@ -164,6 +164,16 @@ struct RunArgs {
         requires = "sidecar_otlp_endpoint"
     )]
     sidecar_otlp_headers_secret: Option<String>,
+    /// A ConfigMap, in each injected pod's namespace, whose key `ca.crt`
+    /// holds the CA (PEM) that signed the collector's certificate, for an
+    /// `https://` endpoint a private CA serves; optional for the pod.
+    /// Unset: the sidecars trust the public roots.
+    #[arg(
+        long,
+        env = "TOLLGATE_SIDECAR_OTLP_CA_CONFIGMAP",
+        requires = "sidecar_otlp_endpoint"
+    )]
+    sidecar_otlp_ca_configmap: Option<String>,
     /// Namespace of the leader-election Lease (the operator's own).
     #[arg(long, env = "POD_NAMESPACE", default_value = "tollgate-system")]
     namespace: String,
@@ -458,6 +468,10 @@ async fn run(args: RunArgs, metrics: Metrics) -> anyhow::Result<()> {
             sample_ratio: args.sidecar_trace_sample_ratio,
             headers_secret: args
                 .sidecar_otlp_headers_secret
+                .clone()
+                .filter(|s| !s.trim().is_empty()),
+            ca_config_map: args
+                .sidecar_otlp_ca_configmap
                 .clone()
                 .filter(|s| !s.trim().is_empty()),
         });

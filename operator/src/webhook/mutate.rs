@@ -170,7 +170,8 @@ pub fn patch(
         _ => ops.push(json!({"op": "add", "path": "/spec/initContainers", "value": [sidecar]})),
     }
 
-    let volumes = volumes(policy, r);
+    let mut volumes = volumes(policy, r);
+    volumes.extend(settings.sidecar_tracing.as_ref().and_then(|t| t.volume()));
     match &spec.volumes {
         Some(vs) if !vs.is_empty() => {
             for v in volumes {
@@ -275,6 +276,7 @@ fn sidecar(policy: &LlmPolicy, r: &Rendered, settings: &Settings) -> Value {
     for v in &r.secrets {
         mounts.push(json!({"name": v.volume, "mountPath": v.mount_path, "readOnly": true}));
     }
+    mounts.extend(settings.sidecar_tracing.as_ref().and_then(|t| t.mount()));
     let resources = json!(resources(&s));
     let probe = |path: &str, period: u32, failures: u32| json!({"httpGet": {"path": path, "port": r.admin_port}, "periodSeconds": period, "failureThreshold": failures});
     let mut c = json!({

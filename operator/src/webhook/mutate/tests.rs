@@ -444,7 +444,8 @@ fn oldest_policy_injects() {
 
 /// The sidecar's `env` after injection with `settings`, as (name, value or
 /// field path) in order.
-fn sidecar_env(settings: &Settings) -> Option<Vec<(String, String)>> {
+/// The example pod injected with `settings`.
+fn injected_with(settings: &Settings) -> Value {
     let p = policy();
     let pod = pod(json!({}));
     let Decision::Inject { patch, .. } = decide(
@@ -460,6 +461,11 @@ fn sidecar_env(settings: &Settings) -> Option<Vec<(String, String)>> {
     let mut doc = serde_json::to_value(&pod).unwrap();
     let patch: json_patch::Patch = serde_json::from_value(patch).unwrap();
     json_patch::patch(&mut doc, &patch).unwrap();
+    doc
+}
+
+fn sidecar_env(settings: &Settings) -> Option<Vec<(String, String)>> {
+    let doc = injected_with(settings);
     // The app's own variables never get the sidecar's.
     assert!(env(&doc, 0).keys().all(|k| !k.starts_with("OTEL_")));
     let env = doc["spec"]["initContainers"][0]
@@ -497,6 +503,7 @@ fn sidecars_get_the_trace_variables_only_when_told() {
         protocol: Some(tollgate_otel::Protocol::Grpc),
         sample_ratio: Some(0.25),
         headers_secret: Some("otlp-headers".into()),
+        ca_config_map: None,
     };
     let s = Settings {
         sidecar_tracing: Some(tracing.clone()),
@@ -564,6 +571,56 @@ fn sidecars_get_the_trace_variables_only_when_told() {
     ] {
         assert!(!names.contains(&absent), "{absent} in {names:?}");
     }
+}
+
+#[test]
+fn a_private_collector_ca_is_mounted_from_a_config_map_of_the_pods_namespace() {
+    let tracing = |ca: Option<&str>| Settings {
+        sidecar_tracing: Some(trace_env::SidecarTracing {
+            endpoint: "https://otel-collector.observability:4317".into(),
+            protocol: Some(tollgate_otel::Protocol::Grpc),
+            sample_ratio: None,
+            headers_secret: None,
+            ca_config_map: ca.map(Into::into),
+        }),
+        ..settings()
+    };
+    let doc = injected_with(&tracing(Some("otlp-ca")));
+    let volume = doc["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "tollgate-otlp-ca")
+        .expect("the CA volume");
+    // Optional: a namespace without the ConfigMap still runs its pods (the
+    // sidecar's tracing stays off, with an error line).
+    assert_eq!(
+        volume["configMap"],
+        json!({"name": "otlp-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}], "optional": true})
+    );
+    let sidecar = &doc["spec"]["initContainers"][0];
+    let mount = sidecar["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "tollgate-otlp-ca")
+        .expect("the CA mount");
+    assert_eq!(mount["readOnly"], true);
+    let file = format!("{}/ca.crt", mount["mountPath"].as_str().unwrap());
+    let env = sidecar_env(&tracing(Some("otlp-ca"))).unwrap();
+    assert!(
+        env.contains(&("OTEL_EXPORTER_OTLP_CERTIFICATE".into(), file.clone())),
+        "{env:?}"
+    );
+    // The app containers get neither.
+    assert!(doc["spec"]["containers"][0].get("volumeMounts").is_none());
+
+    let doc = injected_with(&tracing(None));
+    assert!(!doc.to_string().contains("tollgate-otlp-ca"));
+    let env = sidecar_env(&tracing(None)).unwrap();
+    assert!(env
+        .iter()
+        .all(|(n, _)| n != "OTEL_EXPORTER_OTLP_CERTIFICATE"));
 }
 
 #[test]

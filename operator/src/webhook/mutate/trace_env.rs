@@ -8,7 +8,12 @@
 //! with `--sidecar-otlp-headers-secret`, the sidecar reads
 //! `OTEL_EXPORTER_OTLP_HEADERS` from a Secret of that name in its own
 //! namespace (optional: a pod starts without it, and its export is refused
-//! and counted).
+//! and counted). A collector whose certificate a private CA signed is
+//! trusted through `--sidecar-otlp-ca-configmap`: a ConfigMap of that name
+//! in the pod's namespace (as trust-manager distributes bundles) is
+//! mounted, and `OTEL_EXPORTER_OTLP_CERTIFICATE` names its `ca.crt`
+//! (optional too: without it the sidecar's tracing stays off, with an
+//! error line, and the pod runs).
 
 use serde_json::{json, Value};
 use tollgate_otel::Protocol;
@@ -35,10 +40,18 @@ pub struct SidecarTracing {
     /// A Secret in the pod's namespace whose key `headers` holds
     /// `OTEL_EXPORTER_OTLP_HEADERS`.
     pub headers_secret: Option<String>,
+    /// A ConfigMap in the pod's namespace whose key `ca.crt` holds the CA
+    /// (PEM) the collector's certificate chains to.
+    pub ca_config_map: Option<String>,
 }
 
 /// The key of the headers Secret.
 pub const HEADERS_KEY: &str = "headers";
+/// The key of the CA ConfigMap.
+pub const CA_KEY: &str = "ca.crt";
+/// The CA ConfigMap's volume, and where the sidecar mounts it.
+const CA_VOLUME: &str = "tollgate-otlp-ca";
+const CA_DIR: &str = "/etc/tollgate/otlp-ca";
 
 impl SidecarTracing {
     /// The sidecar container's `env` entries, in order.
@@ -70,7 +83,28 @@ impl SidecarTracing {
                 "valueFrom": {"secretKeyRef": {"name": secret, "key": HEADERS_KEY, "optional": true}},
             }));
         }
+        if self.ca_config_map.is_some() {
+            env.push(var(
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                &format!("{CA_DIR}/{CA_KEY}"),
+            ));
+        }
         env
+    }
+
+    /// The pod volume holding the collector's CA, if one is set.
+    pub fn volume(&self) -> Option<Value> {
+        let name = self.ca_config_map.as_ref()?;
+        Some(json!({
+            "name": CA_VOLUME,
+            "configMap": {"name": name, "items": [{"key": CA_KEY, "path": CA_KEY}], "optional": true},
+        }))
+    }
+
+    /// The sidecar's mount of [`SidecarTracing::volume`].
+    pub fn mount(&self) -> Option<Value> {
+        self.ca_config_map.as_ref()?;
+        Some(json!({"name": CA_VOLUME, "mountPath": CA_DIR, "readOnly": true}))
     }
 }
 
