@@ -68,14 +68,9 @@ TOLLGATE_REQUIRE_K8S=1 TOLLGATE_K8S_CRDS=crds tests/k8s/cluster.sh run -- \
 
 stage "operator e2e on the oldest Kubernetes the chart supports (1.33; its control plane built once into ~/.cache; ~13 min cold)"
 OLDEST_BIN="$(tests/k8s/build-tools.sh --oldest)"
-# restart:: is left out here: on 1.33 the operator's policy watch sometimes
-# resumes after the API server restart without an error, so its cache is
-# trusted while a policy created just then is not in it yet (2 of 10 runs
-# failed, both on a busy machine; 0 of 8 on 1.37). An operator race, not a
-# 1.33 API gap: see tests/k8s/README.md.
 TOLLGATE_REQUIRE_K8S=1 TOLLGATE_K8S_CRDS=crds TOLLGATE_K8S_BIN="$OLDEST_BIN" \
   TOLLGATE_K8S_STATE="${TMPDIR:-/tmp}/tollgate-k8s-oldest" tests/k8s/cluster.sh run -- \
-  cargo test -p tollgate-operator --test e2e -- --skip restart::
+  cargo test -p tollgate-operator --test e2e
 
 stage "container images (make images: static musl binaries on scratch, buildah; ~15 min cold) and their checks"
 scripts/build-images.sh --test

@@ -1,6 +1,7 @@
 //! The admin listener, off the webhook path: `/metrics`, `/healthz`
 //! (the process runs), `/readyz` (the webhooks' watch caches are current:
-//! synced, and no watch error since; and there is a certificate to serve).
+//! a complete list in, and the watch that follows it open, see
+//! [`crate::cache`]; and there is a certificate to serve).
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -27,6 +27,11 @@ pub mod sharing;
 pub mod telemetry;
 pub mod webhook;
 
+#[cfg(test)]
+mod fake_api;
+#[cfg(test)]
+mod fixtures;
+
 use kube::CustomResourceExt;
 
 /// The `LlmPolicy` CustomResourceDefinition as YAML, as `tollgate-operator

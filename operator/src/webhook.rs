@@ -10,3 +10,4 @@ pub mod mutate;
 pub mod server;
 pub mod tls;
 pub mod validate;
+pub mod view;

@@ -12,10 +12,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
-use kube::api::ListParams;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
@@ -23,8 +21,9 @@ use tokio_rustls::TlsAcceptor;
 use tracing::field::Empty;
 use tracing::{debug, info, info_span, warn, Instrument, Span};
 
-use super::mutate::{choose, has_env_from, patch, EnvFromByContainer};
+use super::mutate::{has_env_from, patch, EnvFromByContainer};
 use super::validate::{namespace_warnings, unknown_fields, verdict};
+use super::view;
 use crate::context::Context;
 use crate::crd::LlmPolicy;
 use crate::secrets;
@@ -184,20 +183,17 @@ fn parse<T: kube::Resource + serde::de::DeserializeOwned>(
     })
 }
 
-/// The webhook cannot decide: its caches are stale and the API server did
-/// not answer a live read.
+/// The webhook cannot decide: it needed a live read (see [`super::view`])
+/// and the API server did not answer it.
 #[derive(Debug)]
-pub struct Unavailable(String);
-
-/// How long a live read may take when the caches are stale (the API
-/// server's webhook timeout is longer).
-const LIVE_READ: Duration = Duration::from_secs(3);
+pub struct Unavailable(pub(crate) String);
 
 /// Pods: inject the sidecar or let the pod through unchanged. Never denies:
 /// a pod the webhook cannot handle runs without the sidecar and is reported
 /// as uninjected by its policy. Decides from the watch caches while they
-/// are current, else from a live read of the namespace and its policies;
-/// when that fails too it gives no answer ([`Unavailable`]).
+/// are current, else (and before leaving a pod without the sidecar) from a
+/// live read of the namespace and its policies; when that read fails it
+/// gives no answer ([`Unavailable`]). See [`super::view`].
 pub async fn mutate(
     body: &[u8],
     ctx: &Context,
@@ -216,32 +212,7 @@ pub async fn mutate(
         .clone()
         .or_else(|| pod.namespace())
         .unwrap_or_default();
-    let (ns_labels, policies) = if ctx.stores.synced() {
-        let labels = ctx
-            .stores
-            .namespaces
-            .get(&ObjectRef::new(&ns))
-            .map(|n| n.labels().clone())
-            .unwrap_or_default();
-        let policies: Vec<LlmPolicy> = ctx
-            .stores
-            .policies
-            .state()
-            .into_iter()
-            .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
-            .map(|p| ctx.settings.effective(&p))
-            .collect();
-        (labels, policies)
-    } else {
-        let (labels, policies) = tokio::time::timeout(LIVE_READ, live_view(ctx, &ns))
-            .await
-            .map_err(|_| Unavailable(format!("live read took over {LIVE_READ:?}")))?
-            .map_err(|e| Unavailable(e.to_string()))?;
-        let policies = policies.iter().map(|p| ctx.settings.effective(p)).collect();
-        (labels, policies)
-    };
-    let refs: Vec<&LlmPolicy> = policies.iter().collect();
-    let Ok((policy, rendered)) = choose(pod, &ns, &ns_labels, &refs, &ctx.settings) else {
+    let Ok((policy, rendered)) = view::decide(ctx, &ns, pod).await? else {
         return Ok(("allowed", resp));
     };
     // The app's envFrom sources are read only for a pod being injected.
@@ -250,7 +221,7 @@ pub async fn mutate(
     } else {
         EnvFromByContainer::new()
     };
-    let (patch, warnings) = patch(pod, policy, &rendered, &ctx.settings, &env_from);
+    let (patch, warnings) = patch(pod, &policy, &rendered, &ctx.settings, &env_from);
     let policy = policy.name_any();
     let patch: json_patch::Patch = serde_json::from_value(patch).expect("valid patch");
     Ok(match resp.clone().with_patch(patch) {
@@ -336,59 +307,6 @@ async fn env_from(ctx: &Context, ns: &str, pod: &Pod) -> EnvFromByContainer {
     out
 }
 
-/// The namespace's labels and policies, read from the API server.
-async fn live_view(
-    ctx: &Context,
-    ns: &str,
-) -> Result<(BTreeMap<String, String>, Vec<LlmPolicy>), kube::Error> {
-    let labels = live_labels(ctx, ns).await?;
-    let policies: Api<LlmPolicy> = Api::namespaced(ctx.client.clone(), ns);
-    let list = policies.list(&ListParams::default()).await?;
-    info!(namespace = %ns, "admission decided from a live read (watch caches stale)");
-    Ok((labels, list.items))
-}
-
-/// A namespace's labels, read from the API server: a list by name (the
-/// chart grants `list` on namespaces, not `get`); empty for a namespace
-/// that does not exist.
-async fn live_labels(ctx: &Context, ns: &str) -> Result<BTreeMap<String, String>, kube::Error> {
-    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    let by_name = ListParams::default().fields(&format!("metadata.name={ns}"));
-    let list = namespaces.list_metadata(&by_name).await?;
-    Ok(list
-        .items
-        .into_iter()
-        .next()
-        .map(|n| n.labels().clone())
-        .unwrap_or_default())
-}
-
-/// The labels of the namespace `ns`, from the watch cache while it is
-/// current, else read live; `None` when that read fails too (the warnings
-/// that need them are then left out: they never decide an admission).
-async fn namespace_labels(ctx: &Context, ns: &str) -> Option<BTreeMap<String, String>> {
-    if ctx.stores.synced() {
-        return Some(
-            ctx.stores
-                .namespaces
-                .get(&ObjectRef::new(ns))
-                .map(|n| n.labels().clone())
-                .unwrap_or_default(),
-        );
-    }
-    match tokio::time::timeout(LIVE_READ, live_labels(ctx, ns)).await {
-        Ok(Ok(labels)) => Some(labels),
-        Ok(Err(e)) => {
-            warn!(namespace = %ns, error = %e, "cannot read the namespace's labels: its warnings are left out");
-            None
-        }
-        Err(_) => {
-            warn!(namespace = %ns, "reading the namespace's labels took over {LIVE_READ:?}: its warnings are left out");
-            None
-        }
-    }
-}
-
 /// Policies: denied when the spec does not render into a config the proxy
 /// accepts, or names fields the CRD lacks; admitted with warnings, some of
 /// them about the policy's namespace.
@@ -423,7 +341,7 @@ async fn validate(body: &[u8], ctx: &Context) -> (&'static str, AdmissionRespons
     match verdict {
         Ok(mut warnings) => {
             let ns = policy.namespace().unwrap_or_default();
-            if let Some(labels) = namespace_labels(ctx, &ns).await {
+            if let Some(labels) = view::namespace_labels(ctx, &ns).await {
                 warnings.extend(namespace_warnings(&policy, &labels));
             }
             if !warnings.is_empty() {

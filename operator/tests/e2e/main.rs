@@ -145,6 +145,23 @@ impl Operator {
         .unwrap()
     }
 
+    /// SIGSTOP: the process stops where it is, its connections left open,
+    /// as one starved of CPU or paused would; [`Operator::thaw`] goes on.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`Operator::freeze`].
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let sent = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(sent.success(), "kill {sig} {pid}");
+    }
+
     /// SIGKILL, as a crash or a node loss would: no cleanup.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -1,7 +1,9 @@
-//! The API server restarts under a running operator: its watches resume,
-//! a pod created while they reconnect is decided from current state (a live
-//! read), a policy created afterwards is validated and reconciled, and a
-//! change to one created before is picked up.
+//! The API server restarts under a running operator, several times: a
+//! namespace enabled, a policy created and its pod created at once after
+//! each restart get the sidecar (never admitted without it), whether the
+//! operator's watches failed through the outage or resumed on the new
+//! server without an error; then a policy created afterwards is validated
+//! and reconciled, and a change to one created before is picked up.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +46,12 @@ fn named(ns: &str, name: &str) -> LlmPolicy {
     p
 }
 
+/// Restarts: the first with the operator running through the outage (its
+/// watches fail, its caches go stale), the others with it frozen until the
+/// new server is ready, so its watches resume there without an error,
+/// possibly held by the server while its own watch cache fills.
+const ROUNDS: u32 = 5;
+
 #[tokio::test]
 async fn operator_recovers_when_the_api_server_restarts() {
     if !cluster() {
@@ -58,89 +66,102 @@ async fn operator_recovers_when_the_api_server_restarts() {
     create_policy(&policies, &named(ns, "before")).await;
     wait_policy(&policies, "before", "Ready", ready(None)).await;
 
-    // Injection off in the namespace, and the operator's cache knows it: a
-    // pod of `before` is admitted without the sidecar.
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let label = |v: Option<&str>| json!({"metadata": {"labels": {"tollgate.dev/injection": v}}});
-    namespaces
-        .patch(ns, &PatchParams::default(), &Patch::Merge(&label(None)))
-        .await
-        .unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let mut n = 0;
-    eventually("the cache sees injection off", WAIT, || {
-        n += 1;
-        let pods = pods.clone();
-        async move {
-            let p = pods
-                .create(
-                    &PostParams::default(),
-                    &app_pod(&format!("probe-{n}"), "before"),
+    for round in 1..=ROUNDS {
+        let frozen = round > 1;
+        // Injection off in the namespace, and the operator knows it: a pod
+        // of `before` is admitted without the sidecar.
+        namespaces
+            .patch(ns, &PatchParams::default(), &Patch::Merge(&label(None)))
+            .await
+            .unwrap();
+        let mut n = 0;
+        eventually("the operator sees injection off", WAIT, || {
+            n += 1;
+            let pods = pods.clone();
+            async move {
+                let p = pods
+                    .create(
+                        &PostParams::default(),
+                        &app_pod(&format!("probe-{round}-{n}"), "before"),
+                    )
+                    .await
+                    .unwrap();
+                (!injected(&p)).then_some(())
+            }
+        })
+        .await;
+
+        // `/readyz` fails while the caches are stale (watched where the
+        // operator runs through the outage).
+        let unready_seen = Arc::new(AtomicBool::new(false));
+        let poller = (!frozen).then(|| {
+            let url = format!("{}/readyz", op.admin);
+            let seen = unready_seen.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Ok(r) = reqwest::get(&url).await {
+                        if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                            seen.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            })
+        });
+
+        if frozen {
+            op.freeze();
+        }
+        restart_apiserver().await;
+        if frozen {
+            op.thaw();
+        }
+
+        // At once: injection on, a new policy, and its pod. The operator's
+        // watches are reconnecting or have just resumed, so its caches may
+        // know neither; the pod must still get its sidecar (or be refused,
+        // never admitted without it).
+        eventually("the API server serves again", AFTER_RESTART, || async {
+            namespaces
+                .patch(
+                    ns,
+                    &PatchParams::default(),
+                    &Patch::Merge(&label(Some("enabled"))),
                 )
                 .await
-                .unwrap();
-            (!injected(&p)).then_some(())
-        }
-    })
-    .await;
-
-    // `/readyz` fails while the caches are stale.
-    let unready_seen = Arc::new(AtomicBool::new(false));
-    let poller = tokio::spawn({
-        let url = format!("{}/readyz", op.admin);
-        let seen = unready_seen.clone();
-        async move {
-            loop {
-                if let Ok(r) = reqwest::get(&url).await {
-                    if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-                        seen.store(true, Ordering::Relaxed);
-                        return;
-                    }
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                .ok()
+        })
+        .await;
+        let late = format!("late-{round}");
+        create_policy(&policies, &named(ns, &late)).await;
+        let pod = eventually("the late pod admitted", AFTER_RESTART, || async {
+            match pods
+                .create(&PostParams::default(), &app_pod(&late, &late))
+                .await
+            {
+                Ok(p) => Some(p),
+                // Refused while the operator could not decide (failurePolicy Fail).
+                Err(kube::Error::Api(e)) if e.message.contains("failed calling webhook") => None,
+                Err(e) => panic!("create pod: {e}"),
             }
+        })
+        .await;
+        assert!(
+            injected(&pod),
+            "round {round} (operator frozen: {frozen}): {late} admitted without the sidecar"
+        );
+        if let Some(poller) = poller {
+            poller.abort();
+            assert!(
+                unready_seen.load(Ordering::Relaxed),
+                "/readyz never said the caches were stale"
+            );
         }
-    });
-
-    restart_apiserver().await;
-
-    // As soon as the API server answers: injection on, a new policy, and
-    // its pod. The operator's watches are still reconnecting, so its
-    // caches know neither; the pod must still get its sidecar (or be
-    // refused, never admitted without it).
-    eventually("the API server serves again", AFTER_RESTART, || async {
-        namespaces
-            .patch(
-                ns,
-                &PatchParams::default(),
-                &Patch::Merge(&label(Some("enabled"))),
-            )
-            .await
-            .ok()
-    })
-    .await;
-    create_policy(&policies, &named(ns, "late")).await;
-    let pod = eventually("the late pod admitted", AFTER_RESTART, || async {
-        match pods
-            .create(&PostParams::default(), &app_pod("late-1", "late"))
-            .await
-        {
-            Ok(p) => Some(p),
-            // Refused while the operator could not decide (failurePolicy Fail).
-            Err(kube::Error::Api(e)) if e.message.contains("failed calling webhook") => None,
-            Err(e) => panic!("create pod: {e}"),
-        }
-    })
-    .await;
-    assert!(
-        injected(&pod),
-        "admitted without the sidecar while the operator's caches were stale"
-    );
-    poller.abort();
-    assert!(
-        unready_seen.load(Ordering::Relaxed),
-        "/readyz never said the caches were stale"
-    );
+    }
 
     // A new policy: the validating webhook answers (from the operator's
     // resumed policy cache) and the controller reconciles it.

@@ -3,14 +3,11 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::core::PartialObjectMeta;
-use kube::runtime::reflector;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::cache::Synced;
-use crate::context::{Settings, Stores};
+use crate::context::Settings;
+use crate::fixtures;
 use crate::metrics::Metrics;
 
 /// A context whose client points nowhere: validation never calls the API
@@ -20,27 +17,7 @@ fn context() -> Arc<Context> {
 }
 
 fn context_with(labels: &[(&str, &str)]) -> Arc<Context> {
-    let (policies, _) = reflector::store::<LlmPolicy>();
-    let (namespaces, mut writer) = reflector::store::<PartialObjectMeta<Namespace>>();
-    let mut team_a = PartialObjectMeta::<Namespace>::default();
-    team_a.metadata.name = Some("team-a".into());
-    team_a.metadata.labels = Some(
-        labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    );
-    writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(team_a));
-    let (pods, _) = reflector::store::<PartialObjectMeta<Pod>>();
-    let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
-    let client = kube::Client::try_from(config).unwrap();
-    let stores = Stores {
-        policies,
-        pods: Arc::new(std::sync::RwLock::new(pods)),
-        namespaces,
-        synced: vec![Synced::already()],
-    };
-    Context::new(client, stores, Metrics::new(), Settings::default())
+    fixtures::context(labels, &[], true, None)
 }
 
 /// A CREATE review of the example policy with `budgets` replaced (and a
