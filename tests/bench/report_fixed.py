@@ -40,8 +40,9 @@ def build(r: dict) -> str:
 
     out += ["", f"## Closed loop, {many['concurrency']} connections", "",
             "| Contender | req/s (median; rounds' range) | × direct | × nginx | p50 ms | p99 ms "
-            "(rounds' range) | p99 × nginx | CPU µs/req | CPU × tollgate | cores busy | errors |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "(rounds' range) | p99 × nginx | CPU µs/req | CPU × tollgate | cores busy | run-queue wait µs/req "
+            "| errors |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in many["targets"]:
         x = f8[n]
         out.append("| " + " | ".join([
@@ -49,20 +50,24 @@ def build(r: dict) -> str:
             ratio(x["rps"], f8["direct"]["rps"]), ratio(x["rps"], f8.get("nginx", {}).get("rps")),
             ms(x["p50"]), f"{ms(x['p99'])} ({ms(x['p99_min'])}–{ms(x['p99_max'])})",
             ratio(x["p99"], f8.get("nginx", {}).get("p99")), cpu(x["cpu_us"]),
-            ratio(x["cpu_us"], f8.get("tollgate", {}).get("cpu_us")), f"{x['cores']:.2f}", str(x["errors"]),
+            ratio(x["cpu_us"], f8.get("tollgate", {}).get("cpu_us")), f"{x['cores']:.2f}", cpu(x["wait_us"]),
+            str(x["errors"]),
         ]) + " |")
     out += ["", "Cores busy: the contender's CPU seconds per second of its phases (`tg-1cpu` may use "
-            "at most 1.00)."]
+            "at most 1.00). Run-queue wait: how long the contender's threads were runnable but waited for a "
+            "CPU (`/proc/PID/task/*/schedstat`), summed over threads, per request."]
 
     out += ["", "## Closed loop, 1 connection: added latency", "",
-            "| Contender | p50 ms | p99 ms | added p50 ms | added p99 ms | added p50 × nginx | CPU µs/req | errors |",
-            "|---|---|---|---|---|---|---|---|"]
+            "| Contender | p50 ms | p99 ms | added p50 ms | added p99 ms | added p50 × nginx | CPU µs/req "
+            "| run-queue wait µs/req | errors |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for n in one["targets"]:
         x = f1[n]
         added = ["", "", ""] if n == "direct" else [
             ms(x["added_p50"]), ms(x["added_p99"]), ratio(x["added_p50"], f1.get("nginx", {}).get("added_p50"))]
         out.append("| " + " | ".join([f"`{n}`" + (" (absolute)" if n == "direct" else ""), ms(x["p50"]),
-                                      ms(x["p99"]), *added, cpu(x["cpu_us"]), str(x["errors"])]) + " |")
+                                      ms(x["p99"]), *added, cpu(x["cpu_us"]), cpu(x["wait_us"]),
+                                      str(x["errors"])]) + " |")
 
     if "tg-1cpu" in f8 and "tollgate" in f8:
         t, c = f8["tollgate"], f8["tg-1cpu"]
@@ -105,6 +110,7 @@ def figures(p: dict) -> dict:
         paired = [s for s in rounds.values() if n in s and "direct" in s and s[n]["latency_us"]
                   and s["direct"]["latency_us"]]
         cpu_s = [s.get("cpu_s") for s in mine]
+        wait_s = [s.get("runq_wait_s") for s in mine]
         ok = sum(s["ok"] for s in mine)
         secs = sum(s["secs"] for s in mine)
         rps = [s["achieved_rps"] for s in mine]
@@ -117,6 +123,7 @@ def figures(p: dict) -> dict:
             "added_p99": med([s[n]["latency_us"]["p99"] - s["direct"]["latency_us"]["p99"] for s in paired]),
             "errors": sum(s["errors"] for s in mine),
             "cpu_us": None if None in cpu_s or not ok else 1e6 * sum(cpu_s) / ok,
+            "wait_us": None if None in wait_s or not ok else 1e6 * sum(wait_s) / ok,
             "cores": 0.0 if None in cpu_s or not secs else sum(cpu_s) / secs,
         }
     return out

@@ -263,8 +263,10 @@ def log(msg: str) -> None:
 
 def command_line(args) -> str:
     env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("TG_BENCH_"))
+    own_bins = args.bin_dir.resolve() != (ROOT / "target" / "release").resolve()
     flags = ((f" --upstream {args.upstream}" if args.upstream != "mock" else "") + (" --smoke" if args.smoke else "")
-             + (f" --contenders {args.contenders}" if args.contenders else ""))
+             + (f" --contenders {args.contenders}" if args.contenders else "")
+             + (f" --bin-dir {args.bin_dir}" if own_bins else "") + (f" --out-dir {args.out_dir}" if args.out_dir else ""))
     return f"{env} bash tests/bench/run.sh{flags}".strip()
 
 

@@ -25,7 +25,8 @@
 //!
 //! `--pid NAME=PID[,PID…]` adds the CPU seconds those processes used during
 //! each phase of target NAME (from `/proc/PID/stat`), so the harness gets a
-//! CPU cost per request without having to know the phase boundaries.
+//! CPU cost per request without having to know the phase boundaries, and
+//! the seconds their threads waited on a run queue (`runq_wait_s`).
 //! `--unique-seed NAME` gives every request to target NAME its own `seed`,
 //! so a response cache misses every time.
 
@@ -371,7 +372,7 @@ async fn rate(req: &RequestSpec, a: RateArgs) -> anyhow::Result<()> {
         }
         for i in order {
             let name = &targets[i].0;
-            let before = cpu.read(i);
+            let (before, waited) = (cpu.read(i), cpu.read_wait(i));
             let samples = phase(
                 &clients[i],
                 &templates[i],
@@ -383,6 +384,7 @@ async fn rate(req: &RequestSpec, a: RateArgs) -> anyhow::Result<()> {
             .await;
             let mut line = summarize(&samples, a.duration_s);
             line["cpu_s"] = json!(cpu.since(i, before));
+            line["runq_wait_s"] = json!(cpu.wait_since(i, waited));
             println!(
                 "{}",
                 json!({"mode": "rate", "round": round, "target": name, "rps": a.rps, "stats": line})

@@ -1,8 +1,12 @@
-//! CPU seconds used by the processes behind a target, per phase.
+//! CPU seconds used by the processes behind a target, per phase, and the
+//! seconds their threads waited for a CPU.
 //!
 //! Read from `/proc/PID/stat` (user + system time, all threads) just before
 //! and after each phase, so the harness gets CPU per request at the load it
 //! asked for, with no clock of its own to line up with the driver's phases.
+//! The wait is the run-queue time of `/proc/PID/task/*/schedstat`: how long
+//! threads were runnable but not running (on a busy machine, the part of
+//! the latency the scheduler adds).
 
 use anyhow::Context as _;
 use http::Uri;
@@ -49,6 +53,31 @@ impl CpuWatch {
     pub(crate) fn since(&self, i: usize, before: f64) -> Option<f64> {
         (!self.pids[i].is_empty()).then(|| self.read(i) - before)
     }
+
+    /// Seconds target `i`'s threads have waited on a run queue so far.
+    pub(crate) fn read_wait(&self, i: usize) -> f64 {
+        self.pids[i].iter().map(|&p| run_queue_secs(p)).sum()
+    }
+
+    /// Run-queue seconds since `before` (from [`CpuWatch::read_wait`]).
+    pub(crate) fn wait_since(&self, i: usize, before: f64) -> Option<f64> {
+        (!self.pids[i].is_empty()).then(|| self.read_wait(i) - before)
+    }
+}
+
+/// The run-queue wait of every thread of one process, in seconds (the
+/// second field of each `schedstat`, nanoseconds); threads that exited
+/// take theirs with them.
+fn run_queue_secs(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    ns as f64 / 1e9
 }
 
 /// utime + stime of one process, in seconds; 0 if it is gone.

@@ -4,7 +4,8 @@
 //! (each worker sends its next request as soon as the last one answered)
 //! for `--duration-s`, and the answered requests per second are the
 //! throughput. Targets alternate in rounds as in `rate` (A B C, C B A, …),
-//! and each phase reports the CPU its target's processes used.
+//! and each phase reports the CPU its target's processes used and how long
+//! their threads waited for one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,7 +91,7 @@ pub(crate) async fn run(req: &RequestSpec, a: SaturateArgs) -> anyhow::Result<()
             order.reverse();
         }
         for i in order {
-            let before = cpu.read(i);
+            let (before, waited) = (cpu.read(i), cpu.read_wait(i));
             let t0 = Instant::now();
             let (lat, errors) = phase(i, a.duration_s).await;
             // Workers finish the request in flight at the deadline: divide
@@ -104,7 +105,8 @@ pub(crate) async fn run(req: &RequestSpec, a: SaturateArgs) -> anyhow::Result<()
                        "stats": {"ok": ok, "errors": errors, "secs": secs,
                                  "achieved_rps": ok as f64 / secs,
                                  "latency_us": pcts(lat),
-                                 "cpu_s": cpu.since(i, before)}})
+                                 "cpu_s": cpu.since(i, before),
+                                 "runq_wait_s": cpu.wait_since(i, waited)}})
             );
         }
     }
