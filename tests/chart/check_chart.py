@@ -302,7 +302,8 @@ def default_install_is_ha_and_locked_down():
     assert "--lease-name=t-tollgate-operator" in c["args"]
     assert "--proxy-image=ghcr.io/tollgate-dev/tollgate-proxy:0.1.0" in c["args"]
     defaults = json.loads(next(a for a in c["args"] if a.startswith("--sidecar-defaults=")).split("=", 1)[1])
-    assert defaults == {"resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+    assert defaults == {"resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
+                                      "limits": {"cpu": "1", "memory": "256Mi"}},
                  "port": 15800, "adminPort": 15801, "logLevel": "info", "logFormat": "json",
                  "accessLog": {"enabled": True, "sample": 1}, "perModelHistograms": True}, defaults
     assert env["TOLLGATE_LOG_FORMAT"]["value"] == "json", "the operator logs JSON by default"

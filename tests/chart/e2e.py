@@ -469,7 +469,7 @@ def mutate():
     # app-a's policy sets its own (port 15800, its image), which win.
     side = asked["spec"]["initContainers"][0]
     assert side["image"] == "ghcr.io/tollgate-dev/tollgate-proxy:0.1.0", side["image"]
-    assert side["resources"] == {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+    assert side["resources"] == {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}}
     env = {e["name"]: e.get("value") for e in asked["spec"]["containers"][0]["env"]}
     assert env["OPENAI_BASE_URL"] == "http://127.0.0.1:15900/v1", env
     config = kget("cm", "-n", "app-b", "tollgate-chat")["data"]["config.yaml"]
