@@ -25,7 +25,9 @@ pub struct Sidecar {
     /// `Always`, `IfNotPresent` or `Never`. Default: the cluster's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<PullPolicy>,
-    /// Requests and limits. Default: 50m CPU, 64Mi memory requested, 256Mi limit.
+    /// Requests and limits. Default: 50m CPU and 64Mi memory requested, 1
+    /// CPU and 256Mi limits (one CPU gives the proxy one runtime worker,
+    /// its most efficient size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Port the apps call on `127.0.0.1`. Default 15800.

@@ -311,13 +311,16 @@ fn sidecar(policy: &LlmPolicy, r: &Rendered, settings: &Settings) -> Value {
 }
 
 /// The sidecar's resources: the policy's own (its sidecar defaults merged),
-/// else 50m CPU and 64Mi memory requested and a 256Mi memory limit.
+/// else the chart's defaults: 50m CPU and 64Mi memory requested, 1 CPU and
+/// 256Mi limits (under a one-CPU quota the proxy runs one runtime worker,
+/// which serves more per CPU-second than one per node core:
+/// tests/bench/REPORT-nginx-upstream.md).
 pub fn resources(sidecar: &Sidecar) -> ResourceRequirements {
     sidecar.resources.clone().unwrap_or_else(|| {
         let q = |s: &str| Quantity(s.into());
         ResourceRequirements {
             requests: Some([("cpu".into(), q("50m")), ("memory".into(), q("64Mi"))].into()),
-            limits: Some([("memory".into(), q("256Mi"))].into()),
+            limits: Some([("cpu".into(), q("1")), ("memory".into(), q("256Mi"))].into()),
             ..ResourceRequirements::default()
         }
     })

@@ -649,6 +649,6 @@ fn a_sidecar_without_a_memory_limit_is_warned_about() {
     let doc = injected(&pod(json!({})), &p);
     assert_eq!(
         doc["spec"]["initContainers"][0]["resources"],
-        json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}})
+        json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}})
     );
 }
