@@ -686,6 +686,25 @@ def traces_are_off_by_default_and_on_with_an_endpoint():
                          "--set", "tracing.sidecars=false"))
     assert not any(a.startswith("--sidecar-otlp-headers") for a in c["args"]), c["args"]
     refused(["--set", "tracing.otlp.headersSecret=Bad_Name"], "/tracing/otlp/headersSecret")
+    # A private collector CA from a ConfigMap: mounted (optional) into the
+    # operator, named by OTEL_EXPORTER_OTLP_CERTIFICATE, and passed on to
+    # the sidecars by name.
+    objs = render(*ci("tracing"), "--set", "tracing.otlp.caConfigMap=otlp-ca")
+    c, pod = container(objs), one(objs, "Deployment")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    mount = [m for m in c["volumeMounts"] if m["name"] == "otlp-ca"]
+    assert mount == [{"name": "otlp-ca", "mountPath": "/etc/tollgate/otlp-ca", "readOnly": True}], c["volumeMounts"]
+    assert env["OTEL_EXPORTER_OTLP_CERTIFICATE"] == "/etc/tollgate/otlp-ca/ca.crt", env
+    volume = [v for v in pod["volumes"] if v["name"] == "otlp-ca"]
+    assert volume == [{"name": "otlp-ca", "configMap": {"name": "otlp-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                                                       "optional": True}}], pod["volumes"]
+    assert "--sidecar-otlp-ca-configmap=otlp-ca" in c["args"], c["args"]
+    # Nothing of it without an endpoint, or without the value.
+    for args in (["--set", "tracing.otlp.caConfigMap=otlp-ca"], ci("tracing")):
+        objs = render(*args)
+        c, pod = container(objs), one(objs, "Deployment")["spec"]["template"]["spec"]
+        assert "otlp-ca" not in json.dumps(pod), args
+    refused(["--set", "tracing.otlp.caConfigMap=Bad_Name"], "/tracing/otlp/caConfigMap")
     refused(["--set", "tracing.otlp.protocol=http/json"], "/tracing/otlp/protocol")
     refused(["--set-json", "tracing.sampleRatio=1.5"], "/tracing/sampleRatio")
     refused(["--set", "tracing.otlp.endpoint=otel-collector:4317"], "/tracing/otlp/endpoint")
