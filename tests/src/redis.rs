@@ -14,7 +14,7 @@ use crate::pki::Pki;
 mod cluster;
 mod sentinel;
 pub use cluster::{ClusterOptions, RedisCluster};
-pub use sentinel::{RedisSentinel, SENTINEL_MASTER};
+pub use sentinel::{RedisSentinel, SentinelOptions, SENTINEL_MASTER};
 
 pub struct Redis {
     bin: PathBuf,
@@ -79,6 +79,28 @@ impl TlsFiles {
             p(&self.client_key),
         ]
     }
+}
+
+/// A client of the server on loopback `port`: plain, or over TLS as a
+/// client `tls` accepts.
+pub(crate) fn client(port: u16, tls: Option<&TlsFiles>) -> redis::Client {
+    match tls {
+        None => redis::Client::open(format!("redis://127.0.0.1:{port}")),
+        Some(t) => {
+            let read = |p: &PathBuf| std::fs::read(p).unwrap();
+            redis::Client::build_with_tls(
+                format!("rediss://127.0.0.1:{port}"),
+                redis::TlsCertificates {
+                    client_tls: Some(redis::ClientTlsConfig {
+                        client_cert: read(&t.client_cert),
+                        client_key: read(&t.client_key),
+                    }),
+                    root_cert: Some(read(&t.ca)),
+                },
+            )
+        }
+    }
+    .unwrap()
 }
 
 pub(crate) fn redis_binary() -> Option<PathBuf> {
@@ -222,12 +244,6 @@ pub(crate) fn binary(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-}
-
-pub(crate) async fn ping(port: u16) -> bool {
-    ping_reply(port)
-        .await
-        .is_some_and(|r| r.starts_with(b"+PONG"))
 }
 
 /// The first bytes of the reply to `PING` on a plain connection.

@@ -6,7 +6,8 @@
 //! refused with an error that says why, the budget's `failMode` decides
 //! what the request gets, and no secret reaches a log or a metric. The
 //! same through a Redis Cluster over TLS, and an unreadable CA file stops
-//! the proxy at start with its path.
+//! the proxy at start with its path. Sentinel-managed Redis over TLS (the
+//! Sentinels too) through a failover.
 
 mod budgets;
 mod harness;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use budgets::*;
 use harness::*;
 use tollgate_tests::pki::Pki;
-use tollgate_tests::redis::{ClusterOptions, RedisCluster};
+use tollgate_tests::redis::{ClusterOptions, RedisCluster, RedisSentinel, SentinelOptions};
 
 const USER: &str = "tollgate";
 const PASSWORD: &str = "s3cret-Redis-pw";
@@ -42,11 +43,8 @@ struct Auth<'a> {
     client_cert: bool,
 }
 
-/// A `redis:` block (flow style) for `url` (and cluster `nodes`), with a
-/// password file written into `dir`.
-fn redis_block(dir: &Path, url: &str, nodes: &[String], prefix: &str, a: &Auth<'_>) -> String {
-    let pw = dir.join(format!("password-{prefix}"));
-    std::fs::write(&pw, format!("{}\n", a.password)).unwrap();
+/// The `tls:` settings of `a` (flow style).
+fn tls_block(a: &Auth<'_>) -> String {
     let mut tls = Vec::new();
     if a.ca {
         tls.push(format!("caFile: '{}'", a.pki.ca.display()));
@@ -55,6 +53,14 @@ fn redis_block(dir: &Path, url: &str, nodes: &[String], prefix: &str, a: &Auth<'
         tls.push(format!("certFile: '{}'", a.pki.client_cert.display()));
         tls.push(format!("keyFile: '{}'", a.pki.client_key.display()));
     }
+    format!("{{{}}}", tls.join(", "))
+}
+
+/// A `redis:` block (flow style) for `url` (and cluster `nodes`), with a
+/// password file written into `dir`.
+fn redis_block(dir: &Path, url: &str, nodes: &[String], prefix: &str, a: &Auth<'_>) -> String {
+    let pw = dir.join(format!("password-{prefix}"));
+    std::fs::write(&pw, format!("{}\n", a.password)).unwrap();
     let cluster = if nodes.is_empty() {
         String::new()
     } else {
@@ -62,9 +68,9 @@ fn redis_block(dir: &Path, url: &str, nodes: &[String], prefix: &str, a: &Auth<'
         format!(", cluster: true, nodes: [{}]", list.join(", "))
     };
     format!(
-        "{{url: '{url}'{cluster}, username: {USER}, passwordFile: '{}', keyPrefix: {prefix}, timeout: 1s, tls: {{{}}}}}",
+        "{{url: '{url}'{cluster}, username: {USER}, passwordFile: '{}', keyPrefix: {prefix}, timeout: 1s, tls: {}}}",
         pw.display(),
-        tls.join(", ")
+        tls_block(a)
     )
 }
 
@@ -348,4 +354,34 @@ async fn a_budget_through_a_tls_redis_cluster() {
     for p in &proxies {
         no_secret_shown(p, &pki).await;
     }
+}
+
+/// Sentinel-managed Redis over TLS only: the master, the replica and three
+/// Sentinels serve TLS alone and ask every client for a certificate; the
+/// Sentinels reach the master, the replica and each other over TLS. Two
+/// proxies with `rediss://` Sentinel URLs and the test CA spend through
+/// the master; it is SIGKILLed, the Sentinels promote the replica, and the
+/// budget goes on from the spend it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_budget_follows_a_sentinel_failover_over_tls() {
+    let pki = Pki::generate();
+    let Some(mut sentinel) = RedisSentinel::start_with(SentinelOptions {
+        sentinels: 3,
+        tls: Some(&pki),
+    })
+    .await
+    else {
+        return;
+    };
+    let auth = Auth {
+        pki: &pki,
+        password: "",
+        ca: true,
+        client_cert: true,
+    };
+    let redis = sentinel.store(&format!(
+        "keyPrefix: tlssent, timeout: 1s, tls: {}",
+        tls_block(&auth)
+    ));
+    budget_follows_a_sentinel_failover(&mut sentinel, &redis).await;
 }

@@ -1,5 +1,6 @@
 //! Support for the budget suites: a real `redis-server` per test, budget
-//! configs with round prices, and readers for the budget metrics.
+//! configs with round prices, readers for the budget metrics, and a
+//! Sentinel failover under a budget (plain and over TLS).
 //!
 //! Prices are chosen so costs are exact: `gpt-4o-mini` costs nothing per
 //! input token and $0.001 per output token, so a request whose reply is
@@ -10,6 +11,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use tollgate_tests::redis::RedisSentinel;
 
 use crate::harness::*;
 
@@ -166,6 +168,88 @@ pub(crate) fn remaining(r: &reqwest::Response) -> f64 {
 // === Redis ===
 
 pub(crate) use tollgate_tests::redis::Redis;
+
+/// Waits until the proxies together have ended `n` admissions, hold no
+/// reservation and have no settlement queued; returns their total spend,
+/// scraped afterwards (see [`settled`]: one scrape is not a snapshot).
+pub(crate) async fn all_settled(proxies: &[ProxyProc], n: f64) -> f64 {
+    wait_for(
+        "settlements on every proxy",
+        Duration::from_secs(30),
+        || async {
+            let mut done = 0.0;
+            for p in proxies {
+                let m = p.metrics().await;
+                let busy = metric(&m, "tollgate_budget_reservations_in_flight", &[]).unwrap_or(0.0)
+                    + metric(&m, "tollgate_budget_pending_settlements", &[]).unwrap_or(0.0);
+                if busy > 0.0 {
+                    return None;
+                }
+                done += metric_sum(&m, "tollgate_budget_settlements_total", &[]);
+            }
+            (done >= n).then_some(())
+        },
+    )
+    .await;
+    let mut usd = 0.0;
+    for p in proxies {
+        usd += spend(&p.metrics().await);
+    }
+    usd
+}
+
+/// Two proxies spend through the master the Sentinels of `sentinel` name
+/// (`redis`: the store's `redis:` block, flow style, on them); the master
+/// is killed (SIGKILL) and the Sentinels promote the replica; the proxies
+/// ask again and go on counting from the spend the replica had (nothing
+/// is reset, nothing counted twice).
+pub(crate) async fn budget_follows_a_sentinel_failover(sentinel: &mut RedisSentinel, redis: &str) {
+    let mock = exact_mock(0).await;
+    let body = format!(
+        "  store:\n    type: redis\n    failMode: closed\n    redis: {redis}\n  limits:\n    - {{name: team, scope: header, header: x-tollgate-team, window: day, usd: 1.0}}\n"
+    );
+    let cfg = config_with(&mock, &body, "");
+    let proxies: Vec<ProxyProc> = (0..2).map(|_| ProxyProc::start(&cfg)).collect();
+    let c = client();
+    let team = [("x-tollgate-team", "a")];
+    for i in 0..30 {
+        let r = post_chat(&c, &proxies[i % 2], &exact(false), &team).await;
+        assert_eq!(r.status(), 200);
+    }
+    let spent = all_settled(&proxies, 30.0).await;
+    assert!((spent - 0.30).abs() < 1e-9, "spent ${spent}");
+    sentinel.replicate().await;
+    sentinel.kill_master().await;
+
+    // Each proxy finds the new master (refusals while it looks: fail closed).
+    let mut admitted = 30;
+    for p in &proxies {
+        wait_for(
+            "a request served after the failover",
+            Duration::from_secs(20),
+            || async {
+                let r = post_chat(&c, p, &exact(false), &team).await;
+                match r.status().as_u16() {
+                    200 => Some(()),
+                    503 => None,
+                    s => panic!("unexpected {s}"),
+                }
+            },
+        )
+        .await;
+        admitted += 1;
+    }
+    // The counters moved with the data: what is left is $1.00 less every
+    // admitted request, this one's reservation included.
+    let r = post_chat(&c, &proxies[0], &exact(false), &team).await;
+    assert_eq!(r.status(), 200);
+    admitted += 1;
+    let left = 1.0 - admitted as f64 * 0.01;
+    assert_eq!(
+        header(&r, "x-tollgate-budget-remaining-usd").as_deref(),
+        Some(format!("{left:.6}").as_str())
+    );
+}
 
 /// A `store:` block (indented for `budgets:`) on a test Redis.
 pub(crate) trait StoreBlock {

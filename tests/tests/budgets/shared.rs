@@ -1,6 +1,7 @@
 //! Black-box: budgets shared through a real `redis-server` — three proxy
 //! processes under 300 concurrent requests, and Redis stopped and restarted
-//! mid-run in both fail modes.
+//! mid-run in both fail modes; the same through a Redis Cluster, and a
+//! Sentinel failover.
 
 use std::time::{Duration, Instant};
 
@@ -8,35 +9,6 @@ use serde_json::Value;
 
 use crate::budgets::*;
 use crate::harness::*;
-
-/// Waits until the proxies together have ended `n` admissions, hold no
-/// reservation and have no settlement queued; returns their total spend,
-/// scraped afterwards (see [`settled`]: one scrape is not a snapshot).
-async fn all_settled(proxies: &[ProxyProc], n: f64) -> f64 {
-    wait_for(
-        "settlements on every proxy",
-        Duration::from_secs(30),
-        || async {
-            let mut done = 0.0;
-            for p in proxies {
-                let m = p.metrics().await;
-                let busy = metric(&m, "tollgate_budget_reservations_in_flight", &[]).unwrap_or(0.0)
-                    + metric(&m, "tollgate_budget_pending_settlements", &[]).unwrap_or(0.0);
-                if busy > 0.0 {
-                    return None;
-                }
-                done += metric_sum(&m, "tollgate_budget_settlements_total", &[]);
-            }
-            (done >= n).then_some(())
-        },
-    )
-    .await;
-    let mut usd = 0.0;
-    for p in proxies {
-        usd += spend(&p.metrics().await);
-    }
-    usd
-}
 
 /// `n` concurrent requests spread over `proxies`; (admitted, refused).
 async fn storm(proxies: &[ProxyProc], n: usize, body: Value, team: &str) -> (usize, usize) {
@@ -324,60 +296,13 @@ async fn three_proxies_share_a_budget_through_a_redis_cluster() {
     assert_eq!(header(&second, "x-tollgate-cache").as_deref(), Some("hit"));
 }
 
-/// Sentinel-managed Redis: two proxies spend through the master the
-/// Sentinel names; the master is killed and the Sentinel promotes the
-/// replica; the proxies ask again and go on counting from the spend the
-/// replica had (nothing is reset, nothing counted twice).
+/// Sentinel-managed Redis: a budget carries over a failover
+/// ([`budget_follows_a_sentinel_failover`]).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_shared_budget_follows_a_sentinel_failover() {
-    use tollgate_tests::redis::{RedisSentinel, SENTINEL_MASTER};
-    let Some(mut sentinel) = RedisSentinel::start().await else {
+    let Some(mut sentinel) = tollgate_tests::redis::RedisSentinel::start().await else {
         return;
     };
-    let mock = exact_mock(0).await;
-    let body = format!(
-        "  store:\n    type: redis\n    failMode: closed\n    redis: {{url: '{}', sentinel: {{masterName: {SENTINEL_MASTER}}}, keyPrefix: sent, timeout: 500ms}}\n  limits:\n    - {{name: team, scope: header, header: x-tollgate-team, window: day, usd: 1.0}}\n",
-        sentinel.url()
-    );
-    let cfg = config_with(&mock, &body, "");
-    let proxies: Vec<ProxyProc> = (0..2).map(|_| ProxyProc::start(&cfg)).collect();
-    let c = client();
-    let team = [("x-tollgate-team", "a")];
-    for i in 0..30 {
-        let r = post_chat(&c, &proxies[i % 2], &exact(false), &team).await;
-        assert_eq!(r.status(), 200);
-    }
-    let spent = all_settled(&proxies, 30.0).await;
-    assert!((spent - 0.30).abs() < 1e-9, "spent ${spent}");
-    sentinel.replicate().await;
-    sentinel.kill_master().await;
-
-    // Each proxy finds the new master (refusals while it looks: fail closed).
-    let mut admitted = 30;
-    for p in &proxies {
-        wait_for(
-            "a request served after the failover",
-            Duration::from_secs(20),
-            || async {
-                let r = post_chat(&c, p, &exact(false), &team).await;
-                match r.status().as_u16() {
-                    200 => Some(()),
-                    503 => None,
-                    s => panic!("unexpected {s}"),
-                }
-            },
-        )
-        .await;
-        admitted += 1;
-    }
-    // The counters moved with the data: what is left is $1.00 less every
-    // admitted request, this one's reservation included.
-    let r = post_chat(&c, &proxies[0], &exact(false), &team).await;
-    assert_eq!(r.status(), 200);
-    admitted += 1;
-    let left = 1.0 - admitted as f64 * 0.01;
-    assert_eq!(
-        header(&r, "x-tollgate-budget-remaining-usd").as_deref(),
-        Some(format!("{left:.6}").as_str())
-    );
+    let redis = sentinel.store("keyPrefix: sent, timeout: 500ms");
+    budget_follows_a_sentinel_failover(&mut sentinel, &redis).await;
 }
