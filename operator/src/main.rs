@@ -275,6 +275,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Render(args) => return render(args),
         Command::ExplainPod(args) => return explain_pod(args),
     };
+    tollgate_spend::redis_conn::name_connections("tollgate-operator", args.pod_name.as_deref());
     let metrics = Metrics::new();
     let location = Location {
         pod: args.pod_name.clone(),

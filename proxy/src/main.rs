@@ -129,6 +129,8 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
     let (config, _) = tollgate_proxy::app::read_config(&path)
         .with_context(|| format!("config {}", path.display()))?;
     init_logging(config.logging.format, &config.logging.level);
+    // `CLIENT LIST` on a Redis shows each sidecar's connections by pod.
+    tollgate_spend::redis_conn::name_connections("tollgate-proxy", None);
     // One worker per CPU the process may use: tokio takes
     // `TOKIO_WORKER_THREADS` if set, else `available_parallelism`, which
     // reads a cgroup CPU quota (a Kubernetes `limits.cpu`, rounded down, at

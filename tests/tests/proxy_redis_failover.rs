@@ -6,9 +6,13 @@
 //! nothing is counted twice in Redis, and the spend Redis holds stays
 //! within the limit plus what the open proxy admitted while it could not
 //! reach Redis; writes the replica had not received when its master died
-//! are lost, and are reported.
+//! are lost, and are reported. The connections each proxy keeps on every
+//! node of one Redis, a Cluster and Sentinel-managed Redis, through a
+//! restart or failover, are in `redis/connections.rs`.
 
 mod budgets;
+#[path = "redis/connections.rs"]
+mod connections;
 mod harness;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use budgets::*;
 use harness::*;
-use tollgate_tests::redis::{ClusterOptions, RedisCluster};
+use tollgate_tests::redis::RedisCluster;
 
 /// The budget, in USD: 150 requests of $0.01.
 const LIMIT: f64 = 1.5;
@@ -84,26 +88,14 @@ async fn admissions(p: &ProxyProc, outcome: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_budget_survives_a_cluster_failover_under_traffic() {
-    let Some(mut cluster) = RedisCluster::start_with(ClusterOptions {
-        masters: 3,
-        replicas: 1,
-        ..ClusterOptions::default()
-    })
-    .await
-    else {
+    let Some(mut cluster) = RedisCluster::start_replicated().await else {
         return;
     };
     let mock = exact_mock(30).await;
-    let nodes: Vec<String> = cluster
-        .other_urls()
-        .iter()
-        .map(|u| format!("'{u}'"))
-        .collect();
-    let seed = cluster.url();
+    let redis = cluster.store(&format!("keyPrefix: {PREFIX}, timeout: 500ms"));
     let config = |fail_mode: &str| {
         let body = format!(
-            "  store:\n    type: redis\n    failMode: {fail_mode}\n    redis: {{url: '{seed}', cluster: true, nodes: [{}], keyPrefix: {PREFIX}, timeout: 500ms}}\n  limits:\n    - {{name: daily, scope: policy, window: day, usd: {LIMIT}}}\n",
-            nodes.join(", ")
+            "  store:\n    type: redis\n    failMode: {fail_mode}\n    redis: {redis}\n  limits:\n    - {{name: daily, scope: policy, window: day, usd: {LIMIT}}}\n"
         );
         config_with(&mock, &body, "")
     };

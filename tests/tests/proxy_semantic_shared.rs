@@ -17,33 +17,12 @@ use harness::*;
 use serde_json::{json, Value};
 use tollgate_tests::redis::{Redis, RedisCluster};
 
-/// One route, `faq`, on the semantic cache with its exact answers in
-/// `store`; `semantic_extra` goes inside `cache.semantic`.
-fn section(store: &str, semantic_extra: &str) -> String {
-    format!(
-        r#"routing:
-  routes:
-    - name: faq
-      targets: [{{provider: openai, model: gpt-4o-mini}}]
-cache:
-  store: {{type: redis, redis: {store}}}
-  semantic:
-    embedders:
-      - {{name: bow, provider: openai, model: bag-of-words-1, timeout: 2s}}
-    threshold: 0.6
-    verify: {{share: 0}}
-{semantic_extra}  routes:
-    - {{name: faq, semantic: {{embedder: bow}}}}
-"#
-    )
-}
-
 fn single(redis: &Redis) -> String {
     format!("{{url: '{}', timeout: 200ms}}", redis.url())
 }
 
 fn start(m: &MockServer, store: &str) -> ProxyProc {
-    ProxyProc::start(&config(&m.url(), "", &section(store, "")))
+    ProxyProc::start(&config(&m.url(), "", &semantic_on_redis(store, "")))
 }
 
 struct Answer {
@@ -403,7 +382,7 @@ async fn semantic_shared_false_keeps_each_index_to_itself() {
     let cfg = config(
         &m.url(),
         "",
-        &section(&single(&redis), "    shared: false\n"),
+        &semantic_on_redis(&single(&redis), "    shared: false\n"),
     );
     let (a, b) = (ProxyProc::start(&cfg), ProxyProc::start(&cfg));
     assert_eq!(

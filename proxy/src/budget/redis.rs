@@ -3,9 +3,10 @@
 //! of its keys (EVALSHA, loading the script when Redis answers NOSCRIPT), so
 //! checks and reservations are atomic across limits and proxies.
 //!
-//! One multiplexed connection ([`Conn`]: one Redis, or a Redis Cluster)
-//! reconnects by itself;
-//! every call is bounded by the configured timeout so admission never hangs.
+//! One multiplexed connection ([`Conn`]: to one Redis, to the master the
+//! Sentinels name, or to each master of a Redis Cluster) reconnects by
+//! itself; every call is bounded by the configured timeout so admission
+//! never hangs.
 //! Settlements that fail are queued and retried in the background until
 //! Redis answers again, so spend of requests admitted while it was up is
 //! not lost (up to [`MAX_PENDING`] settlements).

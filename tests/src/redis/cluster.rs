@@ -48,6 +48,16 @@ pub struct RedisCluster {
 }
 
 impl RedisCluster {
+    /// Three masters with a replica each (the failover tests'); see
+    /// [`RedisCluster::start`].
+    pub async fn start_replicated() -> Option<RedisCluster> {
+        RedisCluster::start_with(ClusterOptions {
+            replicas: 1,
+            ..ClusterOptions::default()
+        })
+        .await
+    }
+
     /// Starts `masters` masters without replicas, or returns `None` (skip)
     /// when `redis-server` or `redis-cli` is not on PATH and
     /// `TOLLGATE_REQUIRE_REDIS` is unset.
@@ -60,7 +70,8 @@ impl RedisCluster {
     }
 
     /// Starts a cluster as `o` says (see [`RedisCluster::start`]), and
-    /// waits until every node sees it `ok` and every replica is in sync.
+    /// waits until every node sees it `ok`, every replica is in sync, and
+    /// clients asking for the slot map learn every node.
     pub async fn start_with(o: ClusterOptions<'_>) -> Option<RedisCluster> {
         let (Some(server), Some(cli)) = (redis_binary(), binary("redis-cli")) else {
             assert!(
@@ -124,6 +135,10 @@ impl RedisCluster {
                 .args(["--cluster-config-file", "nodes.conf"])
                 .args(["--cluster-port", &bus])
                 .args(["--cluster-node-timeout", "2000"])
+                // A replica that has replicated nothing yet is left out of
+                // `CLUSTER SLOTS` (clients would learn it late): the
+                // replication stream's ping makes one that has, soon.
+                .args(["--repl-ping-replica-period", "1"])
                 .args(["--save", "", "--appendonly", "no"])
                 .args(["--daemonize", "no", "--protected-mode", "no"])
                 .args(["--logfile", "redis.log"])
@@ -159,7 +174,7 @@ impl RedisCluster {
             "redis-cli --cluster create: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        for p in ports {
+        for &p in &ports {
             wait_until(
                 || async {
                     c.cli(p, &["CLUSTER", "INFO"]).contains("cluster_state:ok") && c.synced(p)
@@ -168,6 +183,11 @@ impl RedisCluster {
             )
             .await;
         }
+        wait_until(
+            || async { ports.iter().all(|p| c.listed(*p) == n) },
+            "CLUSTER SLOTS on every node lists every node",
+        )
+        .await;
         Some(c)
     }
 
@@ -190,6 +210,17 @@ impl RedisCluster {
             .iter()
             .map(|p| format!("{}://127.0.0.1:{p}", self.scheme()))
             .collect()
+    }
+
+    /// A store's `redis:` block (flow style) on this cluster, every node a
+    /// seed, with more settings in `extra` (`keyPrefix: p, timeout: 1s`).
+    pub fn store(&self, extra: &str) -> String {
+        let nodes: Vec<String> = self.other_urls().iter().map(|u| format!("'{u}'")).collect();
+        format!(
+            "{{url: '{}', cluster: true, nodes: [{}], {extra}}}",
+            self.url(),
+            nodes.join(", ")
+        )
     }
 
     /// `redis-cli`'s connection arguments (TLS, user).
@@ -215,6 +246,18 @@ impl RedisCluster {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default()
+    }
+
+    /// How many of the nodes `CLUSTER SLOTS` on `port` lists (slot numbers
+    /// are below any port the tests get).
+    fn listed(&self, port: u16) -> usize {
+        let slots = self.cli(port, &["CLUSTER", "SLOTS"]);
+        let listed: std::collections::BTreeSet<u16> = slots
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .filter(|p| self.ports.contains(p))
+            .collect();
+        listed.len()
     }
 
     /// A replica's link to its master is up (a master is always "synced").

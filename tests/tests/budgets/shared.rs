@@ -246,16 +246,7 @@ async fn three_proxies_share_a_budget_through_a_redis_cluster() {
         return;
     };
     let mock = exact_mock(100).await;
-    let nodes = cluster
-        .other_urls()
-        .iter()
-        .map(|u| format!("'{u}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let redis = format!(
-        "{{url: '{}', cluster: true, nodes: [{nodes}], keyPrefix: team-a, timeout: 2s}}",
-        cluster.url()
-    );
+    let redis = cluster.store("keyPrefix: team-a, timeout: 2s");
     let body = format!(
         "  store:\n    type: redis\n    failMode: closed\n    redis: {redis}\n  reservation: {{defaultMaxOutputTokens: 5}}\n  limits:\n    - {{name: team, scope: header, header: x-tollgate-team, window: day, usd: 1.0}}\n"
     );

@@ -118,6 +118,30 @@ providers:
     )
 }
 
+/// `routing:` and `cache:` (top level): one route, `faq`, on the semantic
+/// cache (the mock's `bag-of-words-1` embeddings, shared through Redis
+/// unless `semantic_extra` says otherwise) with its exact answers in the
+/// Redis `store` (a `redis:` block); `semantic_extra` goes inside
+/// `cache.semantic`.
+pub(crate) fn semantic_on_redis(store: &str, semantic_extra: &str) -> String {
+    format!(
+        r#"routing:
+  routes:
+    - name: faq
+      targets: [{{provider: openai, model: gpt-4o-mini}}]
+cache:
+  store: {{type: redis, redis: {store}}}
+  semantic:
+    embedders:
+      - {{name: bow, provider: openai, model: bag-of-words-1, timeout: 2s}}
+    threshold: 0.6
+    verify: {{share: 0}}
+{semantic_extra}  routes:
+    - {{name: faq, semantic: {{embedder: bow}}}}
+"#
+    )
+}
+
 /// A running proxy process with its own directory (config and key files).
 pub(crate) struct ProxyProc {
     child: Child,
