@@ -83,6 +83,15 @@ impl TlsFiles {
 
 /// A client of the server on loopback `port`: plain, or over TLS as a
 /// client `tls` accepts.
+/// The URL scheme of a server with or without TLS.
+pub(crate) fn scheme(tls: Option<&TlsFiles>) -> &'static str {
+    if tls.is_some() {
+        "rediss"
+    } else {
+        "redis"
+    }
+}
+
 pub(crate) fn client(port: u16, tls: Option<&TlsFiles>) -> redis::Client {
     match tls {
         None => redis::Client::open(format!("redis://127.0.0.1:{port}")),
@@ -224,12 +233,7 @@ impl Redis {
 
     /// `redis://127.0.0.1:PORT/0`, or `rediss://` for a TLS server.
     pub fn url(&self) -> String {
-        let scheme = if self.tls.is_some() {
-            "rediss"
-        } else {
-            "redis"
-        };
-        format!("{scheme}://127.0.0.1:{}/0", self.port)
+        format!("{}://127.0.0.1:{}/0", scheme(self.tls.as_ref()), self.port)
     }
 }
 

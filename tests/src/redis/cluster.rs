@@ -192,11 +192,7 @@ impl RedisCluster {
     }
 
     fn scheme(&self) -> &'static str {
-        if self.tls.is_some() {
-            "rediss"
-        } else {
-            "redis"
-        }
+        super::scheme(self.tls.as_ref())
     }
 
     /// The first node, as a seed URL.

@@ -142,11 +142,7 @@ impl RedisSentinel {
     }
 
     fn scheme(&self) -> &'static str {
-        if self.tls.is_some() {
-            "rediss"
-        } else {
-            "redis"
-        }
+        super::scheme(self.tls.as_ref())
     }
 
     /// The first Sentinel, as the store's `url`.
