@@ -33,6 +33,13 @@ fn acl() -> Vec<String> {
     .to_vec()
 }
 
+/// A TLS-only redis-server with [`acl`] (`None` without redis-server).
+async fn tls_redis_with_acl(pki: &Pki) -> Option<tollgate_tests::redis::Redis> {
+    let extra = acl();
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    tollgate_tests::redis::Redis::start_tls(pki, &extra).await
+}
+
 /// How a proxy authenticates in a test.
 struct Auth<'a> {
     pki: &'a Pki,
@@ -140,9 +147,7 @@ async fn no_secret_shown(p: &ProxyProc, pki: &Pki) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn budgets_and_the_cache_share_a_tls_redis_as_an_acl_user() {
     let pki = Pki::generate();
-    let extra = acl();
-    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let Some(redis) = tollgate_tests::redis::Redis::start_tls(&pki, &extra).await else {
+    let Some(redis) = tls_redis_with_acl(&pki).await else {
         return;
     };
     let mock = exact_mock(50).await;
@@ -191,9 +196,7 @@ async fn budgets_and_the_cache_share_a_tls_redis_as_an_acl_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wrong_password_a_missing_client_certificate_or_an_unknown_ca_is_refused_and_named() {
     let pki = Pki::generate();
-    let extra = acl();
-    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let Some(redis) = tollgate_tests::redis::Redis::start_tls(&pki, &extra).await else {
+    let Some(redis) = tls_redis_with_acl(&pki).await else {
         return;
     };
     let mock = exact_mock(0).await;
