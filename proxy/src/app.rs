@@ -11,8 +11,9 @@ use tollgate_config::{Config, LoadError};
 
 use crate::metrics::Metrics;
 use crate::reload::{watch, Reloader};
-use crate::server::{bind, serve, with_state};
+use crate::server::{bind, serve, with_state, Connections};
 use crate::state::{BuildError, Runtime, Shared};
+use crate::workers::Workers;
 use crate::{admin, pipeline};
 
 /// Why a proxy could not start.
@@ -36,7 +37,8 @@ pub struct Proxy {
     admin_addr: SocketAddr,
     stop_data: CancellationToken,
     stop_rest: CancellationToken,
-    data_task: JoinHandle<bool>,
+    /// One accept loop per worker.
+    data_tasks: Vec<JoinHandle<bool>>,
     admin_task: JoinHandle<bool>,
     /// Trace export, flushed at the end of drain.
     traces: Option<tollgate_otel::Pipeline>,
@@ -53,8 +55,17 @@ pub fn read_config(path: &Path) -> Result<(Config, String), LoadError> {
 }
 
 impl Proxy {
-    /// Loads `path`, binds the listeners and starts serving.
+    /// Loads `path`, binds the listeners and starts serving, all on the
+    /// caller's runtime.
     pub async fn start(path: PathBuf) -> Result<Proxy, StartError> {
+        Proxy::start_on(path, &Workers::none()).await
+    }
+
+    /// [`Proxy::start`] with the data listener served by every worker: the
+    /// caller's runtime and each of `workers`' threads accept on a
+    /// `SO_REUSEPORT` listener of their own. `workers` must outlive the
+    /// proxy's drain.
+    pub async fn start_on(path: PathBuf, workers: &Workers) -> Result<Proxy, StartError> {
         let (config, text) = read_config(&path)?;
         let runtime = Runtime::build(config, None).await?;
         let (data_listen, admin_listen) =
@@ -66,9 +77,9 @@ impl Proxy {
             .as_ref()
             .map(|p| crate::trace::Tracer::new(p.tracer().clone(), p.sampling().clone()));
         let shared = Shared::with_tracer(runtime, metrics, tracer);
-        let data = bind(data_listen, "server.listen").await?;
-        let admin = bind(admin_listen, "admin.listen").await?;
-        let data_addr = data.local_addr()?;
+        let data = bind_data(data_listen, workers)?;
+        let admin = bind(admin_listen, false, "admin.listen")?;
+        let data_addr = data[0].local_addr()?;
         let admin_addr = admin.local_addr()?;
 
         let stop_data = CancellationToken::new();
@@ -78,19 +89,38 @@ impl Proxy {
             move || s.runtime.load().config.server.header_read_timeout
         };
         let drain_timeout = shared.runtime.load().config.server.drain_timeout;
-        let data_task = tokio::spawn(serve(
-            data,
-            with_state(shared.clone(), pipeline::handle),
-            header_timeout.clone(),
-            stop_data.clone(),
-            drain_timeout,
-        ));
+        let handles =
+            std::iter::once(tokio::runtime::Handle::current()).chain(workers.extra().cloned());
+        let data_tasks = data
+            .into_iter()
+            .zip(handles)
+            .enumerate()
+            .map(|(worker, (listener, rt))| {
+                let worker = worker.to_string();
+                let counted = Connections {
+                    accepted: shared.metrics.connections.with_label_values(&[&worker]),
+                    open: shared
+                        .metrics
+                        .connections_open
+                        .with_label_values(&[&worker]),
+                };
+                rt.spawn(serve(
+                    listener,
+                    with_state(shared.clone(), pipeline::handle),
+                    header_timeout.clone(),
+                    stop_data.clone(),
+                    drain_timeout,
+                    Some(counted),
+                ))
+            })
+            .collect();
         let admin_task = tokio::spawn(serve(
             admin,
             with_state(shared.clone(), admin::handle),
             header_timeout,
             stop_rest.clone(),
             std::time::Duration::from_secs(1),
+            None,
         ));
         tokio::spawn(watch(
             Reloader::new(path, shared.clone(), &text),
@@ -103,7 +133,7 @@ impl Proxy {
             admin_addr,
             stop_data,
             stop_rest,
-            data_task,
+            data_tasks,
             admin_task,
             traces,
         })
@@ -137,7 +167,10 @@ impl Proxy {
         tracing::info!(delay_ms = delay.as_millis() as u64, in_flight, "draining");
         tokio::time::sleep(delay).await;
         self.stop_data.cancel();
-        let drained = self.data_task.await.unwrap_or(false);
+        let mut drained = true;
+        for task in self.data_tasks {
+            drained &= task.await.unwrap_or(false);
+        }
         if !drained {
             tracing::warn!(
                 in_flight = self.shared.in_flight.load(Ordering::Relaxed),
@@ -152,6 +185,24 @@ impl Proxy {
         let _ = self.admin_task.await;
         drained
     }
+}
+
+/// The data listener: one for the caller's runtime, plus one per extra
+/// worker on the same address (`SO_REUSEPORT`), each registered with the
+/// runtime that will accept on it.
+fn bind_data(addr: SocketAddr, workers: &Workers) -> std::io::Result<Vec<tokio::net::TcpListener>> {
+    if workers.len() == 1 {
+        return Ok(vec![bind(addr, false, "server.listen")?]);
+    }
+    let first = bind(addr, true, "server.listen")?;
+    // Port 0 picks a port once; the others join it.
+    let addr = first.local_addr()?;
+    let mut all = vec![first];
+    for rt in workers.extra() {
+        let _on = rt.enter();
+        all.push(bind(addr, true, "server.listen")?);
+    }
+    Ok(all)
 }
 
 /// Why `tollgate-proxy calibrate` could not run.

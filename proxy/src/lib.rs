@@ -26,5 +26,6 @@ mod shadow;
 mod state;
 mod trace;
 mod upstream;
+pub mod workers;
 
 pub use app::{Proxy, StartError};

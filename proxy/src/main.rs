@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use tollgate_config::raw::RuntimeMode;
 use tollgate_config::LogFormat;
+use tollgate_proxy::workers::{self, Workers};
 use tollgate_proxy::Proxy;
 
 /// jemalloc, with freed pages handed back to the system within about a
@@ -131,45 +133,71 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
     init_logging(config.logging.format, &config.logging.level);
     // `CLIENT LIST` on a Redis shows each sidecar's connections by pod.
     tollgate_spend::redis_conn::name_connections("tollgate-proxy", None);
-    // One worker per CPU the process may use: tokio takes
-    // `TOKIO_WORKER_THREADS` if set, else `available_parallelism`, which
-    // reads a cgroup CPU quota (a Kubernetes `limits.cpu`, rounded down, at
-    // least one) and the CPU affinity mask. Without a limit that is every
-    // core of the node.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("tollgate")
-        .build()
-        .context("starting the runtime")?;
-    let workers = rt.metrics().num_workers();
-    rt.block_on(async move {
-        // Before the listeners open: a SIGTERM that comes as soon as the
-        // sidecar is ready must drain it, not kill it.
-        let shutdown = ShutdownSignal::install()?;
-        let proxy = Proxy::start(path).await?;
-        // Only the logger writes (stderr): a log pipeline sees nothing but
-        // log lines. A harness that binds port 0 asks for the addresses on
-        // stdout too (`TOLLGATE_PRINT_ADDRS=1`), one line it can wait for.
-        if std::env::var_os("TOLLGATE_PRINT_ADDRS").is_some_and(|v| !v.is_empty() && v != "0") {
-            println!(
-                "tollgate-proxy listening data=http://{} admin=http://{}",
-                proxy.data_addr(),
-                proxy.admin_addr()
-            );
-            use std::io::Write;
-            let _ = std::io::stdout().flush();
+    // One worker per CPU the process may use (`workers::count`: a cgroup
+    // CPU quota such as a Kubernetes `limits.cpu`, rounded down, else every
+    // core of the node), shaped as `server.runtime` says.
+    let count = workers::count();
+    let mode = config.server.runtime;
+    match mode {
+        RuntimeMode::PerCore => {
+            // The main thread is worker 0 (and runs admin, reload, export);
+            // the others are threads of their own.
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .thread_name("tollgate-blocking")
+                .build()
+                .context("starting the runtime")?;
+            let workers = Workers::spawn(count - 1).context("starting the workers")?;
+            let served = rt.block_on(serve(path, &workers, "perCore"));
+            drop(rt);
+            drop(workers);
+            served
         }
-        tracing::info!(
-            data = %proxy.data_addr(),
-            admin = %proxy.admin_addr(),
-            workers,
-            "started"
+        RuntimeMode::WorkStealing => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(count)
+                .enable_all()
+                .thread_name("tollgate")
+                .build()
+                .context("starting the runtime")?;
+            rt.block_on(serve(path, &Workers::none(), "workStealing"))
+        }
+    }
+}
+
+/// Serves until SIGTERM or SIGINT, then drains.
+async fn serve(path: PathBuf, workers: &Workers, runtime: &'static str) -> anyhow::Result<()> {
+    // Before the listeners open: a SIGTERM that comes as soon as the
+    // sidecar is ready must drain it, not kill it.
+    let shutdown = ShutdownSignal::install()?;
+    let proxy = Proxy::start_on(path, workers).await?;
+    // Only the logger writes (stderr): a log pipeline sees nothing but log
+    // lines. A harness that binds port 0 asks for the addresses on stdout
+    // too (`TOLLGATE_PRINT_ADDRS=1`), one line it can wait for.
+    if std::env::var_os("TOLLGATE_PRINT_ADDRS").is_some_and(|v| !v.is_empty() && v != "0") {
+        println!(
+            "tollgate-proxy listening data=http://{} admin=http://{}",
+            proxy.data_addr(),
+            proxy.admin_addr()
         );
-        shutdown.recv().await;
-        let drained = proxy.drain().await;
-        tracing::info!(drained, "stopped");
-        Ok(())
-    })
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+    let workers = match runtime {
+        "perCore" => workers.len(),
+        _ => tokio::runtime::Handle::current().metrics().num_workers(),
+    };
+    tracing::info!(
+        data = %proxy.data_addr(),
+        admin = %proxy.admin_addr(),
+        workers,
+        runtime,
+        "started"
+    );
+    shutdown.recv().await;
+    let drained = proxy.drain().await;
+    tracing::info!(drained, "stopped");
+    Ok(())
 }
 
 /// SIGTERM and SIGINT, listened for from [`ShutdownSignal::install`] on.

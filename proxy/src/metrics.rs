@@ -39,6 +39,9 @@ pub struct Metrics {
     pub token_usage: HistogramVec,
     pub tokens: IntCounterVec,
     pub in_flight: IntGauge,
+    /// Data-path connections accepted and open, by the worker serving them.
+    pub connections: IntCounterVec,
+    pub connections_open: IntGaugeVec,
     pub errors: IntCounterVec,
     pub stream_disconnects: IntCounterVec,
     pub config_reloads: IntCounterVec,
@@ -170,6 +173,18 @@ impl Metrics {
                 &["provider", "model", "type"],
             ),
             in_flight: gauge(&r, "tollgate_requests_in_flight", "Requests being handled, streams included."),
+            connections: counter(
+                &r,
+                "tollgate_connections_total",
+                "Data-path connections accepted, by the worker that serves them (0 to one less than the worker count; all 0 in the workStealing runtime).",
+                &["worker"],
+            ),
+            connections_open: gauge_vec(
+                &r,
+                "tollgate_connections_open",
+                "Data-path connections open, by the worker that serves them.",
+                &["worker"],
+            ),
             errors: counter(
                 &r,
                 "tollgate_proxy_errors_total",

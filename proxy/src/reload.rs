@@ -70,6 +70,9 @@ impl Reloader {
         if config.server.listen != old.server.listen || config.admin.listen != old.admin.listen {
             tracing::warn!("listen addresses changed in config; they take effect after a restart");
         }
+        if config.server.runtime != old.server.runtime {
+            tracing::warn!("server.runtime changed in config; it takes effect after a restart");
+        }
         if (&config.logging.format, &config.logging.level)
             != (&old.logging.format, &old.logging.level)
         {

@@ -16,10 +16,17 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use prometheus::{IntCounter, IntGauge};
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 
 use crate::body::ResponseBody;
+
+/// A worker's connection counters (data listener only).
+pub(crate) struct Connections {
+    pub(crate) accepted: IntCounter,
+    pub(crate) open: IntGauge,
+}
 
 /// Serves `handler` on `listener` until `stop` is cancelled, then waits up
 /// to `drain` for open connections to finish. Returns true if everything
@@ -30,6 +37,7 @@ pub(crate) async fn serve<H, F>(
     header_read_timeout: impl Fn() -> Duration,
     stop: CancellationToken,
     drain: Duration,
+    counted: Option<Connections>,
 ) -> bool
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
@@ -71,9 +79,17 @@ where
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
         let conn = graceful.watch(conn);
+        let open = counted.as_ref().map(|c| {
+            c.accepted.inc();
+            c.open.inc();
+            c.open.clone()
+        });
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            if let Some(open) = open {
+                open.dec();
             }
         });
     }
@@ -84,11 +100,27 @@ where
     }
 }
 
-/// Binds a listener, naming the address on failure.
-pub(crate) async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| {
+/// Binds a listener on the current runtime, naming the address on failure.
+/// With `reuse_port`, other listeners (one per per-core worker) may bind the
+/// same address and the kernel spreads new connections over them.
+pub(crate) fn bind(addr: SocketAddr, reuse_port: bool, what: &str) -> std::io::Result<TcpListener> {
+    let named = |e: std::io::Error| {
         std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}"))
-    })
+    };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(named)?;
+    // As tokio's `TcpListener::bind`: a restarted proxy can listen again
+    // while the old connections sit in TIME_WAIT.
+    socket.set_reuseaddr(true).map_err(named)?;
+    if reuse_port {
+        socket.set_reuseport(true).map_err(named)?;
+    }
+    socket.bind(addr).map_err(named)?;
+    socket.listen(1024).map_err(named)
 }
 
 /// Convenience for handlers that need shared state.

@@ -1,8 +1,8 @@
 //! The pooled HTTP client to providers, and the upstream request it sends.
 //!
-//! One hyper-util client serves every provider: HTTP/1.1 or HTTP/2 chosen by
-//! ALPN, rustls with the webpki roots plus an optional extra CA bundle,
-//! connect and idle timeouts. Requests get the provider's credentials in the
+//! One hyper-util client (a pool per per-core worker) serves every provider:
+//! HTTP/1.1 or HTTP/2 chosen by ALPN, rustls with the webpki roots plus an
+//! optional extra CA bundle, connect and idle timeouts. Requests get the provider's credentials in the
 //! provider's own header; whatever key the app sent is dropped unless the
 //! provider is configured for passthrough.
 
@@ -35,10 +35,14 @@ pub enum ClientError {
     CaBundle { path: String, reason: String },
 }
 
-/// A pooled client; cheap to clone.
+type Pool = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A pooled client; cheap to clone. It keeps one connection pool per
+/// per-core worker ([`crate::workers`]), so a worker's requests use only
+/// connections its own runtime drives.
 #[derive(Clone)]
 pub struct Client {
-    inner: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    pools: Arc<[Pool]>,
     settings: UpstreamConfig,
 }
 
@@ -84,18 +88,21 @@ impl Client {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let inner = HyperClient::builder(TokioExecutor::new())
-            // Reads of a fixed 4 KiB: a streamed answer comes in events of a
-            // few hundred bytes, and hyper's growing buffer held 16 KiB per
-            // open stream; a large JSON answer takes a few more reads.
-            .http1_read_buf_exact_size(4096)
-            .pool_idle_timeout(settings.pool_idle_timeout)
-            .pool_max_idle_per_host(settings.pool_max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(https);
+        let pool = || {
+            HyperClient::builder(TokioExecutor::new())
+                // Reads of a fixed 4 KiB: a streamed answer comes in events
+                // of a few hundred bytes, and hyper's growing buffer held
+                // 16 KiB per open stream; a large JSON answer takes a few
+                // more reads.
+                .http1_read_buf_exact_size(4096)
+                .pool_idle_timeout(settings.pool_idle_timeout)
+                .pool_max_idle_per_host(settings.pool_max_idle_per_host)
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .build(https.clone())
+        };
         Ok(Client {
-            inner,
+            pools: (0..crate::workers::pools()).map(|_| pool()).collect(),
             settings: settings.clone(),
         })
     }
@@ -113,10 +120,11 @@ impl Client {
         provider: &str,
         req: Request<Full<Bytes>>,
     ) -> Result<http::Response<hyper::body::Incoming>, UpstreamError> {
-        self.inner
-            .request(req)
-            .await
-            .map_err(|e| classify(provider, &e))
+        let pool = self
+            .pools
+            .get(crate::workers::index())
+            .unwrap_or(&self.pools[0]);
+        pool.request(req).await.map_err(|e| classify(provider, &e))
     }
 }
 

@@ -139,6 +139,9 @@ TOLLGATE = {
     "tg-cache-hit": ("Tollgate, exact cache, every request a hit", CACHE),
     "tg-all": ("Tollgate, PII + memory budgets + cache (every request a miss)",
                PII + BUDGETS.format(store="") + CACHE),
+    # Routing only, in the work-stealing runtime instead of the per-core
+    # default (`server.runtime`).
+    "tg-stealing": ("Tollgate, routing only, work-stealing runtime", ""),
     # Routing only, in a cgroup limited to one CPU, as `limits.cpu: 1` does.
     "tg-1cpu": ("Tollgate, routing only, one CPU (cgroup quota)", ""),
     # Routing only, traced: every request to Jaeger over OTLP/gRPC, or
@@ -175,6 +178,9 @@ def start_tollgate(name: str, binary: Path, upstream_url: str, run_dir: Path, re
     elif sections is None:
         sections = BUDGETS.format(store=redis_store(redis_port))
     config = procs.PROXY_CONFIG.format(mock_url=upstream_url) + sections
+    if name == "tg-stealing":
+        config = config.replace("maxConcurrentRequests: 4096}", "maxConcurrentRequests: 4096, runtime: workStealing}", 1)
+        assert "workStealing" in config
     sub = run_dir / name
     sub.mkdir()
     # procs.start_proxy writes proxy.yaml with only the provider; write ours.

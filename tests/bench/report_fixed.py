@@ -83,6 +83,21 @@ def build(r: dict) -> str:
             out += ["", f"The quota throttled `tg-1cpu` in {th['throttled']} of {th['periods']} CFS periods "
                     f"({th['throttled_us'] / 1000:.0f} ms in all) during the phase, warm-up included."]
 
+    if "tg-stealing" in f8 and "tollgate" in f8:
+        out += ["", "## Runtimes: per-core (default) against work-stealing", "",
+                f"`tollgate` runs the default `server.runtime: perCore` ({workers.get('tollgate', '?')} "
+                "single-threaded workers, a `SO_REUSEPORT` listener and an upstream pool each); `tg-stealing` "
+                f"runs `workStealing` ({workers.get('tg-stealing', '?')} workers of one tokio multi-thread "
+                "runtime). Same phases.", "",
+                "| | connections | req/s | p50 ms | p99 ms | CPU µs/req | run-queue wait µs/req |",
+                "|---|---|---|---|---|---|---|"]
+        for conc, f in ((many["concurrency"], f8), (1, f1)):
+            for n in ("tollgate", "tg-stealing"):
+                if n in f:
+                    x = f[n]
+                    out.append(f"| `{n}` | {conc} | {x['rps']:,.0f} | {ms(x['p50'])} | {ms(x['p99'])} | "
+                               f"{cpu(x['cpu_us'])} | {cpu(x['wait_us'])} |")
+
     idle, after = r["rss"].get("idle_start", {}), r["rss"].get("idle_after_load", {})
     out += ["", "## Memory (VmRSS of the contender's processes, MiB)", "",
             "| Contender | idle at start | after the load |", "|---|---|---|"]

@@ -61,7 +61,7 @@ ROOT = HERE.parents[1]
 
 ALL_TG = ["tollgate", "tg-pii", "tg-budget-mem", "tg-budget-redis", "tg-cache-hit", "tg-all",
           "tg-traced", "tg-trace-unsampled"]
-FIXED_CONTENDERS = ["direct", "nginx", "tollgate", "tg-all", "tg-1cpu"]
+FIXED_CONTENDERS = ["direct", "nginx", "tollgate", "tg-all", "tg-1cpu", "tg-stealing"]
 
 # Sizes: (full, smoke). Smoke runs the harness end to end in seconds.
 SIZES = {
@@ -171,7 +171,7 @@ def start_contenders(args, wanted, upstream_url, run_dir, started, unavailable, 
             for n in traced:
                 unavailable[n] = str(err)
                 wanted.remove(n)
-    for name in [*ALL_TG, "tg-1cpu"]:
+    for name in [*ALL_TG, "tg-1cpu", "tg-stealing"]:
         if name in wanted:
             try:
                 started[name] = cs.start_tollgate(

@@ -121,3 +121,112 @@ async fn sigterm_right_after_start_drains() {
         );
     }
 }
+
+/// The perCore runtime (the default) with three workers: each accepts on a
+/// `SO_REUSEPORT` listener of its own, so connections spread over all
+/// three (the kernel hashes each connection; 40 connections miss one of
+/// three workers with odds of about 3·(2/3)^40 ≈ 3e-7), and on SIGTERM
+/// every worker drains its own streams to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_core_workers_spread_connections_and_drain_their_own_streams() {
+    const STREAMS: usize = 40;
+    let mock = mock().await;
+    let cfg = config(&mock.url(), "", "");
+    let mut proxy = ProxyProc::start_env(&cfg, &[("TOKIO_WORKER_THREADS", "3")]);
+    let started = wait_for("the started line", Duration::from_secs(5), || async {
+        let log = proxy.log();
+        log.contains(" started ").then_some(log)
+    })
+    .await;
+    assert!(
+        started.contains("workers=3") && started.contains("runtime=\"perCore\""),
+        "{started}"
+    );
+    let mut streams = Vec::new();
+    for i in 0..STREAMS {
+        // A client of its own: a connection of its own.
+        let resp = client()
+            .post(format!("{}/v1/chat/completions", proxy.url))
+            .header("x-mock-chunks", "8")
+            .header("x-mock-chunk-interval-ms", "100")
+            .json(&chat("gpt-4o-mini", &format!("stream {i}"), true))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut stream = resp.bytes_stream();
+        let first = stream.next().await.unwrap().unwrap().to_vec();
+        streams.push((stream, first));
+    }
+    let text = proxy.metrics().await;
+    let open: Vec<f64> = (0..3)
+        .map(|w| {
+            metric(
+                &text,
+                "tollgate_connections_open",
+                &[("worker", &w.to_string())],
+            )
+            .unwrap_or(0.0)
+        })
+        .collect();
+    assert_eq!(open.iter().sum::<f64>(), STREAMS as f64, "{open:?}");
+    assert!(
+        open.iter().all(|n| *n >= 1.0),
+        "a worker got no connection: {open:?}"
+    );
+    assert_eq!(
+        metric(&text, "tollgate_connections_open", &[("worker", "3")]),
+        None,
+        "only workers 0..3"
+    );
+    proxy.sigterm();
+    for (mut stream, mut body) in streams {
+        while let Some(chunk) = stream.next().await {
+            body.extend_from_slice(&chunk.expect("the stream is drained, not cut"));
+        }
+        assert!(String::from_utf8(body)
+            .unwrap()
+            .trim_end()
+            .ends_with("data: [DONE]"));
+    }
+    let status = proxy
+        .wait_exit(Duration::from_secs(15))
+        .expect("the proxy exits");
+    assert!(status.success(), "exit status {status:?}\n{}", proxy.log());
+}
+
+/// `server.runtime: workStealing`: one runtime whose workers share every
+/// connection, all counted as worker 0.
+#[tokio::test]
+async fn work_stealing_runtime_serves_every_connection_as_one_worker() {
+    let mock = mock().await;
+    let cfg = config(&mock.url(), "  runtime: workStealing", "");
+    let proxy = ProxyProc::start_env(&cfg, &[("TOKIO_WORKER_THREADS", "3")]);
+    let started = wait_for("the started line", Duration::from_secs(5), || async {
+        let log = proxy.log();
+        log.contains(" started ").then_some(log)
+    })
+    .await;
+    assert!(
+        started.contains("workers=3") && started.contains("runtime=\"workStealing\""),
+        "{started}"
+    );
+    for i in 0..6 {
+        let resp = client()
+            .post(format!("{}/v1/chat/completions", proxy.url))
+            .json(&chat("gpt-4o-mini", &format!("hello {i}"), false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let text = proxy.metrics().await;
+    assert_eq!(
+        metric(&text, "tollgate_connections_total", &[("worker", "0")]),
+        Some(6.0)
+    );
+    assert_eq!(
+        metric(&text, "tollgate_connections_total", &[("worker", "1")]),
+        None
+    );
+}

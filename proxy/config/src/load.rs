@@ -132,6 +132,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, LoadError> {
         max_concurrent_requests: s.max_concurrent_requests.unwrap_or(1024) as usize,
         drain_delay: v.duration_allow_zero("server.drainDelay", s.drain_delay.as_deref(), 5),
         drain_timeout: v.duration("server.drainTimeout", s.drain_timeout.as_deref(), 30),
+        runtime: s.runtime.unwrap_or_default(),
     };
     if server.max_concurrent_requests == 0 {
         v.err("server.maxConcurrentRequests", "must be at least 1".into());

@@ -52,6 +52,7 @@ pub struct ServerConfig {
     pub max_concurrent_requests: usize,
     pub drain_delay: Duration,
     pub drain_timeout: Duration,
+    pub runtime: crate::raw::RuntimeMode,
 }
 
 #[derive(Debug, Clone, PartialEq)]

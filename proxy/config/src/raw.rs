@@ -114,6 +114,29 @@ pub struct RawServer {
     /// Default `30s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain_timeout: Option<String>,
+    /// How the data path's workers share connections. Default `perCore`.
+    /// Changing it needs a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeMode>,
+}
+
+/// How the data path's workers (one per CPU the process may use) share
+/// the work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RuntimeMode {
+    /// One single-threaded runtime per worker, each accepting on its own
+    /// `SO_REUSEPORT` listener and keeping its own upstream connection
+    /// pool, as nginx and Envoy do: a connection and its upstream calls
+    /// stay on one thread, with no hand-offs between workers. The kernel
+    /// spreads connections, not requests: an app with one or two
+    /// long-lived connections may keep one worker busy while another idles.
+    #[default]
+    PerCore,
+    /// One work-stealing runtime: any worker runs any connection's work.
+    /// Evens out a few busy connections at the cost of hand-offs between
+    /// workers on every request.
+    WorkStealing,
 }
 
 /// Admin listener.
