@@ -97,10 +97,11 @@ pub fn render(namespace: &str, name: &str, spec: &LlmPolicySpec) -> Result<Rende
         "metadata".into(),
         json!({"name": format!("{namespace}/{name}"), "namespace": namespace, "workload": name}),
     );
-    doc.insert(
-        "server".into(),
-        json!({"listen": format!("127.0.0.1:{port}")}),
-    );
+    let mut server = json!({"listen": format!("127.0.0.1:{port}")});
+    if let Some(runtime) = sidecar.runtime {
+        server["runtime"] = json!(runtime);
+    }
+    doc.insert("server".into(), server);
     doc.insert(
         "admin".into(),
         json!({"listen": format!("0.0.0.0:{admin_port}")}),

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
-pub use tollgate_config::raw::{LogFormat, RawAccessLog as AccessLog};
+pub use tollgate_config::raw::{LogFormat, RawAccessLog as AccessLog, RuntimeMode};
 
 /// Proxy port the apps call (on the pod's loopback) unless overridden.
 pub const DEFAULT_PORT: u16 = 15800;
@@ -54,6 +54,15 @@ pub struct Sidecar {
     /// series for each model a pod calls). Applies without a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_model_histograms: Option<bool>,
+    /// How the proxy's workers (one per CPU of its CPU limit) share
+    /// connections. `perCore` (default): each worker is a thread of its
+    /// own with its own listener and provider connections, the cheapest
+    /// per request. `workStealing`: one runtime whose workers share every
+    /// connection, for an app that sends everything over one or two
+    /// long-lived connections to a sidecar with more than one CPU. The
+    /// same with a one-CPU limit. Takes effect when the pod restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeMode>,
 }
 
 impl Sidecar {
@@ -79,6 +88,7 @@ impl Sidecar {
                 .clone()
                 .or_else(|| defaults.access_log.clone()),
             per_model_histograms: self.per_model_histograms.or(defaults.per_model_histograms),
+            runtime: self.runtime.or(defaults.runtime),
         }
     }
 }

@@ -74,6 +74,13 @@ fn metadata_and_listeners() {
     assert_eq!((access.enabled, access.sample), (None, Some(0.1)));
     let spec = edit(|v| v["sidecar"] = json!({"perModelHistograms": false}));
     assert_eq!(raw(&ok(&spec)).metrics.per_model_histograms, Some(false));
+    // The runtime: left to the proxy's default unless set.
+    assert_eq!(c.server.runtime, None);
+    let spec = edit(|v| v["sidecar"] = json!({"runtime": "workStealing"}));
+    assert_eq!(
+        raw(&ok(&spec)).server.runtime,
+        Some(tollgate_config::raw::RuntimeMode::WorkStealing)
+    );
     refused(
         &edit(|v| v["sidecar"] = json!({"accessLog": {"sample": 2}})),
         "spec.sidecar.accessLog.sample",
