@@ -270,7 +270,7 @@ groups:
           severity: warning
         annotations:
           summary: {{ `The {{ $labels.webhook }} webhook answers reviews with errors` | quote }}
-          description: {{ `Admission reviews cannot be read or a patch cannot be built; pods are admitted without the sidecar (mutate never denies).` | quote }}
+          description: {{ `Either a review cannot be read or a patch cannot be built (the pod is admitted without the sidecar), or the operator could not decide (its watch caches stale and a live read of the namespace or its policies failed) and answered 503, so the webhook's failurePolicy applied: Fail refuses the pod until a retry, Ignore admits it without the sidecar. The operator's warning lines say which.` | quote }}
           runbook_url: {{ $runbook }}#tollgatewebhookerrors
       - alert: TollgateWebhookLatencyHigh
         expr: |-
