@@ -1,10 +1,14 @@
-//! Hot reload of the config file and of credential files.
+//! Hot reload of the config file, of credential files and of the Redis
+//! stores' password and TLS files.
 //!
 //! Watches the directories that hold them, the way Kubernetes updates a
 //! mounted ConfigMap or Secret (an atomic swap of the `..data` symlink), and
 //! in-place writes too; polls as a backstop. A valid new config is swapped
 //! in atomically; an invalid one is refused, logged and counted, and the last
-//! good config keeps serving.
+//! good config keeps serving. Changed Redis files (a rotated password, a
+//! renewed client certificate) rebuild the runtime from the same config:
+//! the stores whose files changed connect again with them, the rest (and
+//! every cache entry and counter) carry over.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -31,15 +35,46 @@ pub(crate) struct Reloader {
     path: PathBuf,
     shared: Arc<Shared>,
     digest: [u8; 32],
+    /// What the Redis stores' password and TLS files held when the running
+    /// stores read them.
+    redis_files: [u8; 32],
 }
 
 impl Reloader {
     /// `text` is the config text the proxy started with.
     pub(crate) fn new(path: PathBuf, shared: Arc<Shared>, text: &str) -> Reloader {
+        let redis_files = files_digest(&shared.runtime.load().redis_secret_files());
         Reloader {
             path,
             shared,
             digest: Sha256::digest(text.as_bytes()).into(),
+            redis_files,
+        }
+    }
+
+    /// Rebuilds the runtime from the active config when the Redis stores'
+    /// password or TLS files changed on disk. Files that cannot be used (a
+    /// half-written certificate) are refused with an error line and the
+    /// stores keep their connections; the next change is tried again.
+    pub(crate) async fn check_redis_files(&mut self) -> bool {
+        let current = self.shared.runtime.load_full();
+        let digest = files_digest(&current.redis_secret_files());
+        if digest == self.redis_files {
+            return false;
+        }
+        self.redis_files = digest;
+        match Runtime::build((*current.config).clone(), Some(&current)).await {
+            Ok(runtime) => {
+                self.shared.runtime.store(Arc::new(runtime));
+                tracing::info!(
+                    "Redis password or TLS files changed on disk; the stores connect again with them"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Redis password or TLS files changed on disk but cannot be used; the stores keep their connections");
+                false
+            }
         }
     }
 
@@ -86,6 +121,7 @@ impl Reloader {
         };
         let hash = runtime.config.hash.clone();
         let name = runtime.config.name.clone().unwrap_or_default();
+        self.redis_files = files_digest(&runtime.redis_secret_files());
         self.shared.runtime.store(Arc::new(runtime));
         let m = &self.shared.metrics;
         m.set_active_config(&hash, &name);
@@ -122,15 +158,41 @@ impl Reloader {
         Reload::Failed { reason }
     }
 
-    /// Directories to watch: the config's and every credential file's.
+    /// Directories to watch: the config's, every credential file's and
+    /// every Redis password or TLS file's.
     fn watched_dirs(&self) -> BTreeSet<PathBuf> {
         let mut dirs = BTreeSet::new();
         dirs.insert(parent(&self.path));
-        for f in self.shared.runtime.load().credential_files() {
+        let rt = self.shared.runtime.load();
+        for f in rt
+            .credential_files()
+            .into_iter()
+            .chain(rt.redis_secret_files())
+        {
             dirs.insert(parent(&f));
         }
         dirs
     }
+}
+
+/// One digest of what `files` hold (an unreadable file counts as its
+/// error), so a change in any of them shows.
+fn files_digest(files: &[PathBuf]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for f in files {
+        h.update(f.as_os_str().as_encoded_bytes());
+        match std::fs::read(f) {
+            Ok(bytes) => {
+                h.update(b"\x00ok\x00");
+                h.update(Sha256::digest(&bytes));
+            }
+            Err(e) => {
+                h.update(b"\x00err\x00");
+                h.update(e.kind().to_string().as_bytes());
+            }
+        }
+    }
+    h.finalize().into()
 }
 
 fn parent(p: &Path) -> PathBuf {
@@ -195,6 +257,7 @@ pub(crate) async fn watch(mut reloader: Reloader, poll: Duration, stop: Cancella
             _ = ticker.tick() => {}
         }
         reloader.check().await;
+        reloader.check_redis_files().await;
         if reloader.shared.runtime.load().refresh_credentials() {
             tracing::info!("provider credentials changed on disk; reloaded");
             reloader.shared.publish_credential_state();

@@ -178,6 +178,26 @@ impl Runtime {
             .collect()
     }
 
+    /// The password and TLS files the Redis stores (budgets, cache) read
+    /// when they connect.
+    pub fn redis_secret_files(&self) -> Vec<std::path::PathBuf> {
+        use tollgate_config::{BudgetStore, CacheStore};
+        let budgets = match &self.config.budgets.store {
+            BudgetStore::Redis(r) => Some(r),
+            BudgetStore::Memory(_) => None,
+        };
+        let cache = match &self.config.cache.store {
+            CacheStore::Redis(r) => Some(r),
+            CacheStore::Memory => None,
+        };
+        budgets
+            .into_iter()
+            .chain(cache)
+            .flat_map(|r| r.secret_files())
+            .map(std::path::Path::to_path_buf)
+            .collect()
+    }
+
     /// Re-reads every credential; returns true if any changed.
     pub fn refresh_credentials(&self) -> bool {
         let mut changed = false;

@@ -7,7 +7,8 @@
 //! what the request gets, and no secret reaches a log or a metric. The
 //! same through a Redis Cluster over TLS, and an unreadable CA file stops
 //! the proxy at start with its path. Sentinel-managed Redis over TLS (the
-//! Sentinels too) through a failover.
+//! Sentinels too) through a failover. A password file changed on disk is
+//! taken without a restart.
 
 mod budgets;
 mod harness;
@@ -274,6 +275,65 @@ async fn a_wrong_password_a_missing_client_certificate_or_an_unknown_ca_is_refus
             no_secret_shown(p, &pki).await;
         }
     }
+}
+
+/// A rotated Secret: the password file changes on disk (here from a wrong
+/// password to the right one) and the stores connect again with it,
+/// without a restart or a config change; what the cache held carries over.
+#[tokio::test]
+async fn a_password_file_changed_on_disk_is_used_without_a_restart() {
+    let pki = Pki::generate();
+    let Some(redis) = tls_redis_with_acl(&pki).await else {
+        return;
+    };
+    let mock = exact_mock(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let stale = Auth {
+        pki: &pki,
+        password: "before-the-rotation",
+        ca: true,
+        client_cert: true,
+    };
+    let block = redis_block(dir.path(), &redis.url(), &[], "rot", &stale);
+    let proxy = ProxyProc::start(&config_on(&mock, &block, "closed", 1.0));
+    let hash = proxy.config_hash().await;
+    let c = client();
+    let r = post_chat(&c, &proxy, &exact(false), &[]).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(
+        header(&r, "x-tollgate-error").as_deref(),
+        Some("budget_store_unavailable")
+    );
+
+    // The Secret's new content, as the kubelet swaps it in.
+    let file = dir.path().join("password-rot");
+    let next = dir.path().join("password-rot.next");
+    std::fs::write(&next, format!("{PASSWORD}\n")).unwrap();
+    std::fs::rename(&next, &file).unwrap();
+    wait_for(
+        "a request admitted with the new password",
+        Duration::from_secs(15),
+        || async {
+            let r = post_chat(&c, &proxy, &exact(false), &[]).await;
+            (r.status() == 200).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        proxy
+            .log()
+            .contains("Redis password or TLS files changed on disk; the stores connect again"),
+        "{}",
+        proxy.log()
+    );
+    assert_eq!(proxy.config_hash().await, hash, "the same config");
+    // The exact cache on the same Redis answers too.
+    let q = cacheable("a question after the rotation");
+    let first = post_chat(&c, &proxy, &q, &[]).await;
+    assert_eq!(header(&first, "x-tollgate-cache").as_deref(), Some("miss"));
+    let again = post_chat(&c, &proxy, &q, &[]).await;
+    assert_eq!(header(&again, "x-tollgate-cache").as_deref(), Some("hit"));
+    no_secret_shown(&proxy, &pki).await;
 }
 
 #[tokio::test]

@@ -98,6 +98,20 @@ pub struct ClientCertFiles {
 }
 
 impl RedisStore {
+    /// The password and TLS files it reads when it connects.
+    pub fn secret_files(&self) -> impl Iterator<Item = &std::path::Path> {
+        let tls = self.tls.as_deref();
+        self.password_file
+            .as_deref()
+            .into_iter()
+            .chain(tls.and_then(|t| t.ca_file.as_deref()))
+            .chain(
+                tls.and_then(|t| t.client.as_ref())
+                    .into_iter()
+                    .flat_map(|c| [c.cert_file.as_path(), c.key_file.as_path()]),
+            )
+    }
+
     /// The prefix of budget keys: in a cluster, a hash tag, so every key
     /// one admission or settlement touches is in one slot (one Lua script
     /// runs on one node). The cache's keys are independent and keep the
