@@ -7,6 +7,21 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use harness::*;
 
+/// Reads a stream (begun with `body`) to its end, which must be the SSE
+/// `[DONE]`: drained, not cut.
+async fn read_to_done(
+    mut stream: impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
+    mut body: Vec<u8>,
+) {
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk.expect("the stream is drained, not cut"));
+    }
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .trim_end()
+        .ends_with("data: [DONE]"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_keeps_serving_for_the_delay_then_drains_streams_and_exits_zero() {
     let mock = mock().await;
@@ -22,7 +37,7 @@ async fn sigterm_keeps_serving_for_the_delay_then_drains_streams_and_exits_zero(
         .await
         .unwrap();
     let mut stream = resp.bytes_stream();
-    let mut body = stream.next().await.unwrap().unwrap().to_vec();
+    let body = stream.next().await.unwrap().unwrap().to_vec();
     let sent = Instant::now();
     proxy.sigterm();
     wait_for(
@@ -46,13 +61,7 @@ async fn sigterm_keeps_serving_for_the_delay_then_drains_streams_and_exits_zero(
         sent.elapsed() < Duration::from_millis(1500),
         "test too slow to prove the delay"
     );
-    while let Some(chunk) = stream.next().await {
-        body.extend_from_slice(&chunk.expect("the stream is drained, not cut"));
-    }
-    assert!(String::from_utf8(body)
-        .unwrap()
-        .trim_end()
-        .ends_with("data: [DONE]"));
+    read_to_done(stream, body).await;
     let status = proxy
         .wait_exit(Duration::from_secs(15))
         .expect("the proxy exits");
@@ -180,14 +189,8 @@ async fn per_core_workers_spread_connections_and_drain_their_own_streams() {
         "only workers 0..3"
     );
     proxy.sigterm();
-    for (mut stream, mut body) in streams {
-        while let Some(chunk) = stream.next().await {
-            body.extend_from_slice(&chunk.expect("the stream is drained, not cut"));
-        }
-        assert!(String::from_utf8(body)
-            .unwrap()
-            .trim_end()
-            .ends_with("data: [DONE]"));
+    for (stream, body) in streams {
+        read_to_done(stream, body).await;
     }
     let status = proxy
         .wait_exit(Duration::from_secs(15))

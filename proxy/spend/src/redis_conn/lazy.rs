@@ -174,6 +174,14 @@ mod tests {
         last: std::sync::Mutex<Option<Arc<AtomicBool>>>,
     }
 
+    impl Maker {
+        /// Breaks the connection made last.
+        fn break_last(&self) {
+            let last = self.last.lock().unwrap();
+            last.as_ref().unwrap().store(true, Ordering::SeqCst);
+        }
+    }
+
     impl Connector for Arc<Maker> {
         type Conn = Fake;
 
@@ -199,13 +207,7 @@ mod tests {
         // Three calls in flight on the first connection when it breaks.
         let (a, which) = lazy.get().await.unwrap();
         let in_flight = [a.clone(), a.clone(), a];
-        maker
-            .last
-            .lock()
-            .unwrap()
-            .as_ref()
-            .unwrap()
-            .store(true, Ordering::SeqCst);
+        maker.break_last();
         let mut failures = Vec::new();
         for mut conn in in_flight {
             failures.push(conn.req_packed_command(&ping).await);
@@ -222,13 +224,7 @@ mod tests {
         lazy.req_packed_command(&ping).await.unwrap();
         assert_eq!(maker.made.load(Ordering::SeqCst), 2, "one replacement");
         // A failure on the current connection replaces it.
-        maker
-            .last
-            .lock()
-            .unwrap()
-            .as_ref()
-            .unwrap()
-            .store(true, Ordering::SeqCst);
+        maker.break_last();
         assert!(lazy.req_packed_command(&ping).await.is_err());
         lazy.req_packed_command(&ping).await.unwrap();
         assert_eq!(maker.made.load(Ordering::SeqCst), 3);
