@@ -284,7 +284,8 @@ fn hit_response(
     let (body, content_type) = if stream {
         let whole: Value = serde_json::from_slice(&entry.body).unwrap_or(Value::Null);
         let include_usage = req
-            .pointer("/stream_options/include_usage")
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
         (
