@@ -49,7 +49,7 @@ macro_rules! scalars {
 /// field (the last one, as a parse into a `Value` keeps), `None` when it
 /// has none or is not an object.
 #[derive(Debug, Default)]
-pub(crate) struct CheckedBody {
+pub struct CheckedBody {
     pub usage: Option<Value>,
 }
 

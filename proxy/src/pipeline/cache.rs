@@ -141,7 +141,13 @@ pub(crate) async fn lookup(x: &Exchange<'_>) -> Result<Step, ProxyError> {
         route: &route_scope,
         tenant,
     };
-    let key = match crate::cache::key::key(&scope, body, cfg.deterministic_only) {
+    let keyed = match x.body.written() {
+        Some(written) => {
+            crate::cache::key::key_written(&scope, body, written, cfg.deterministic_only)
+        }
+        None => crate::cache::key::key(&scope, body, cfg.deterministic_only),
+    };
+    let key = match keyed {
         Ok(k) => k,
         Err(_) => {
             cache.skipped("uncacheable");
