@@ -8,6 +8,7 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tollgate_proxy::api::checked::CheckedBody;
 use tollgate_proxy::api::request::{parse_head, Payload};
 use tollgate_proxy::api::sse::{split, EventSplitter};
 use tollgate_proxy::api::usage::StreamUsage;
@@ -169,6 +170,38 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // The cache tee's check of a whole answer (JSON as a tree parse would
+    // find it, usage kept), against the tree parse it replaces.
+    let answer = whole_answer(1024);
+    let mut g = c.benchmark_group("response");
+    g.throughput(Throughput::Bytes(answer.len() as u64));
+    g.bench_function("baseline/whole_answer_tree_1k", |b| {
+        b.iter(|| {
+            let v: serde_json::Value = serde_json::from_slice(black_box(&answer)).unwrap();
+            black_box(v.get("usage").cloned())
+        })
+    });
+    g.bench_function("whole_answer_checked_1k", |b| {
+        b.iter(|| black_box(serde_json::from_slice::<CheckedBody>(black_box(&answer)).unwrap()))
+    });
+    g.finish();
+}
+
+/// A chat completion of about `bytes`, with OpenAI's detailed usage.
+fn whole_answer(bytes: usize) -> Vec<u8> {
+    let text = "The quick brown fox jumps over the lazy dog. ".repeat(bytes / 45 + 1);
+    serde_json::to_vec(&serde_json::json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": &text[..bytes.min(text.len())]},
+                     "logprobs": null, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 120, "completion_tokens": 230, "total_tokens": 350,
+                  "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                  "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                                "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
+        "system_fingerprint": "fp_1"
+    }))
+    .unwrap()
 }
 
 criterion_group!(benches, bench);

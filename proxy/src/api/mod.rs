@@ -3,6 +3,7 @@
 //! framing of streamed responses, and the [`Event`] (an SSE event or a whole
 //! body, parsed at most once) that the response pipeline passes along.
 
+pub mod checked;
 pub(crate) mod endpoint;
 pub(crate) mod event;
 pub mod request;

@@ -184,6 +184,8 @@ fn with_path(body: &[u8]) -> ParseError {
 pub struct Payload {
     raw: Bytes,
     json: OnceLock<Value>,
+    /// `raw` is `json` as serde_json writes it (after a rewrite).
+    written: bool,
 }
 
 impl Payload {
@@ -191,6 +193,7 @@ impl Payload {
         Payload {
             raw,
             json: OnceLock::new(),
+            written: false,
         }
     }
 
@@ -220,9 +223,17 @@ impl Payload {
         self.json.get()
     }
 
-    /// The bytes of the JSON after an edit.
+    /// The bytes of the JSON after an edit: the JSON as serde_json writes
+    /// it (`serde_json::to_vec`).
     pub fn rewritten(&mut self, raw: Bytes) {
         self.raw = raw;
+        self.written = true;
+    }
+
+    /// The bytes, when they are the JSON as serde_json writes it (the body
+    /// was rewritten), so a step that would serialize it can read them.
+    pub fn written(&self) -> Option<&[u8]> {
+        self.written.then_some(&self.raw[..])
     }
 
     /// Lends the parsed JSON out (to a blocking task); see [`Payload::put`].

@@ -117,7 +117,7 @@ impl Usage {
     }
 
     /// The answer's `usage` object in `family`'s shape (`null`: none).
-    fn of_field(family: Family, u: &Value) -> Option<Usage> {
+    pub(crate) fn of_field(family: Family, u: &Value) -> Option<Usage> {
         if u.is_null() {
             return None;
         }

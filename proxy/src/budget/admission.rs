@@ -224,7 +224,23 @@ pub(crate) fn new_id() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let process = *PROCESS.get_or_init(rand::random);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{process:016x}{n:x}")
+    hex_id(process, n)
+}
+
+/// `process` as 16 hex digits, then `n` in hex: what
+/// `format!("{process:016x}{n:x}")` writes, without the formatting
+/// machinery (once per admission).
+pub(crate) fn hex_id(process: u64, n: u64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(32);
+    for k in (0..16).rev() {
+        id.push(HEX[(process >> (k * 4)) as usize & 15] as char);
+    }
+    let digits = (64 - n.leading_zeros()).div_ceil(4).max(1);
+    for k in (0..digits).rev() {
+        id.push(HEX[(n >> (k * 4)) as usize & 15] as char);
+    }
+    id
 }
 
 /// Releases what a refused admission whose store call failed may have

@@ -41,7 +41,7 @@ pub(crate) fn headers(
         push(
             &mut out,
             "x-tollgate-budget-remaining-usd",
-            &format!("{}.{:06}", micro / 1_000_000, micro % 1_000_000),
+            &usd_text(micro),
         );
     }
     if let Some(t) = tokens {
@@ -102,11 +102,46 @@ fn push(out: &mut Vec<(HeaderName, HeaderValue)>, name: &'static str, value: &st
     }
 }
 
+/// Micro-dollars as dollars with six decimals: what
+/// `format!("{}.{:06}", micro / 1_000_000, micro % 1_000_000)` writes,
+/// without the formatting machinery (once per admission).
+fn usd_text(micro: u64) -> String {
+    let mut s = String::with_capacity(24);
+    push_decimal(&mut s, micro / 1_000_000);
+    s.push('.');
+    let frac = micro % 1_000_000;
+    let mut div = 100_000;
+    while div > 0 {
+        s.push(char::from(b'0' + (frac / div % 10) as u8));
+        div /= 10;
+    }
+    s
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(s: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    s.extend(digits[i..].iter().map(|&d| char::from(d)));
+}
+
 /// OpenAI's reset format: `17ms`, `1.5s`, `6m0s`, `1h2m3s`.
 fn reset(ms: f64) -> String {
     let ms = ms.ceil().max(0.0) as u64;
     if ms < 1000 {
-        return format!("{ms}ms");
+        let mut s = String::with_capacity(6);
+        push_decimal(&mut s, ms);
+        s.push_str("ms");
+        return s;
     }
     if ms < 60_000 {
         let s = format!("{:.3}", ms as f64 / 1000.0);
@@ -132,5 +167,31 @@ mod tests {
         assert_eq!(reset(1500.0), "1.5s");
         assert_eq!(reset(360_000.0), "6m0s");
         assert_eq!(reset(3_723_000.0), "1h2m3s");
+        assert_eq!(reset(0.0), "0ms");
+        assert_eq!(reset(-3.0), "0ms");
+        assert_eq!(reset(999.0), "999ms");
+    }
+
+    #[test]
+    fn usd_is_written_as_format_writes_it() {
+        for micro in [
+            0,
+            1,
+            9,
+            10,
+            999_999,
+            1_000_000,
+            1_000_001,
+            123_456_789,
+            u64::MAX,
+        ] {
+            assert_eq!(
+                usd_text(micro),
+                format!("{}.{:06}", micro / 1_000_000, micro % 1_000_000)
+            );
+        }
+        let mut s = String::new();
+        push_decimal(&mut s, u64::MAX);
+        assert_eq!(s, u64::MAX.to_string());
     }
 }

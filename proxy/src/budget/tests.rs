@@ -378,3 +378,20 @@ async fn downgrade_and_warn_admit_over_budget() {
     );
     drop((a, b, c));
 }
+
+#[test]
+fn admission_ids_are_written_as_format_writes_them() {
+    for (process, n) in [
+        (0, 0),
+        (1, 1),
+        (u64::MAX, u64::MAX),
+        (0x0123_4567_89ab_cdef, 15),
+        (0xdead_beef, 16),
+        (42, 0x1_0000_0000),
+    ] {
+        assert_eq!(
+            super::admission::hex_id(process, n),
+            format!("{process:016x}{n:x}")
+        );
+    }
+}

@@ -10,6 +10,8 @@
 //! is part of the key. The scope (policy, API, operation, route and its
 //! targets, tenant) is hashed in front, so entries never cross scopes.
 
+use std::ops::Range;
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -85,6 +87,103 @@ pub fn key(scope: &Scope<'_>, body: &Value, deterministic_only: bool) -> Result<
     Ok(hash("tollgate-cache-v1", scope, &Relevant(obj)))
 }
 
+/// [`key`] of a body whose bytes `written` are its JSON as serde_json
+/// writes it (compact, object keys in order; the PII filter's rewrite):
+/// the same key, hashed from those bytes with the ignored fields left out
+/// instead of from the body serialized again.
+pub fn key_written(
+    scope: &Scope<'_>,
+    body: &Value,
+    written: &[u8],
+    deterministic_only: bool,
+) -> Result<Key, Uncacheable> {
+    let Some(obj) = body.as_object() else {
+        return Err(Uncacheable::NotAnObject);
+    };
+    if deterministic_only && scope.operation != Operation::Embeddings && !deterministic(body) {
+        return Err(Uncacheable::NotDeterministic);
+    }
+    let Some(entries) = entries(written) else {
+        return Ok(hash("tollgate-cache-v1", scope, &Relevant(obj)));
+    };
+    Ok(hash_with("tollgate-cache-v1", scope, |h| {
+        // What serde_json writes for `Relevant`: `{`, the kept entries
+        // joined by `,`, `}`.
+        h.update(b"{");
+        let mut first = true;
+        for (entry, name) in entries {
+            if IGNORED
+                .iter()
+                .any(|i| i.as_bytes() == &written[name.clone()])
+            {
+                continue;
+            }
+            if !first {
+                h.update(b",");
+            }
+            h.update(&written[entry]);
+            first = false;
+        }
+        h.update(b"}");
+    }))
+}
+
+/// The top-level entries of a compact JSON object as serde_json writes
+/// it: each entry's bytes (`"name":value`) and its name's (between the
+/// quotes); `None` when `b` is not such an object.
+fn entries(b: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
+    if b.len() < 2 || b[0] != b'{' || b[b.len() - 1] != b'}' {
+        return None;
+    }
+    let mut out = Vec::with_capacity(8);
+    let end = b.len() - 1;
+    let mut i = 1;
+    while i < end {
+        let start = i;
+        if b[i] != b'"' {
+            return None;
+        }
+        let name_end = string_end(b, i + 1)?;
+        if b.get(name_end + 1) != Some(&b':') {
+            return None;
+        }
+        // The value, up to the `,` (or the object's `}`) at depth zero.
+        let mut j = name_end + 2;
+        let mut depth = 0usize;
+        while j < end {
+            match b[j] {
+                b'"' => j = string_end(b, j + 1)?,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => depth = depth.checked_sub(1)?,
+                b',' if depth == 0 => break,
+                _ => {}
+            }
+            j += 1;
+        }
+        if depth != 0 || j == name_end + 2 {
+            return None;
+        }
+        out.push((start..j, start + 1..name_end));
+        // Past the `,`; one right before the closing `}` is not JSON.
+        i = j + 1;
+        if j < end && i == end {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// Where the string whose contents start at `i` ends (its closing quote).
+fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        if b[i] == b'"' {
+            return Some(i);
+        }
+        i += 2;
+    }
+}
+
 /// The body without the fields that never change the answer, serialized
 /// as [`normalized`] would be, without copying the body.
 struct Relevant<'a>(&'a serde_json::Map<String, Value>);
@@ -129,6 +228,14 @@ pub(crate) fn normalized(obj: &serde_json::Map<String, Value>) -> Value {
 
 /// SHA-256 of a domain tag, the scope, and `body` in canonical form.
 pub(crate) fn hash(tag: &str, scope: &Scope<'_>, body: &impl serde::Serialize) -> Key {
+    hash_with(tag, scope, |h| {
+        // serde_json's map is ordered by key: this serialization is canonical.
+        serde_json::to_writer(Digesting(h), body).expect("a Value serializes");
+    })
+}
+
+/// SHA-256 of a domain tag, the scope, and what `body` feeds in.
+fn hash_with(tag: &str, scope: &Scope<'_>, body: impl FnOnce(&mut Sha256)) -> Key {
     let mut h = Sha256::new();
     for part in [
         tag,
@@ -143,7 +250,6 @@ pub(crate) fn hash(tag: &str, scope: &Scope<'_>, body: &impl serde::Serialize) -
         h.update(part.as_bytes());
     }
     h.update([u8::from(scope.tenant.is_some())]);
-    // serde_json's map is ordered by key: this serialization is canonical.
-    serde_json::to_writer(Digesting(&mut h), body).expect("a Value serializes");
+    body(&mut h);
     Key(h.finalize().into())
 }

@@ -467,3 +467,82 @@ proptest::proptest! {
         proptest::prop_assert!(keys.windows(2).all(|w| w[0] == w[1]), "{keys:?}");
     }
 }
+
+/// A body's key from the bytes the PII filter wrote is its key from the
+/// body, whatever the fields and the strings in them hold.
+#[test]
+fn the_key_of_written_bytes_is_the_key_of_the_body() {
+    let bodies = [
+        json!({}),
+        json!({"stream": true}),
+        json!({"stream": false, "user": "u", "metadata": {"a": "}"}}),
+        base(),
+        json!({"model": "m", "temperature": 0, "stream": false, "seed": 7,
+               "messages": [{"role": "user", "content": "a \"quoted\", {braced} [list] \\ back\\\\slash \u{e9} \u{1f600} \n\t\u{1}"}]}),
+        json!({"a\"b": 1, "c,d": [1, {"e": [[], {}]}], "temperature": 0.0, "user": [",", "}"]}),
+        json!({"temperature": 0, "service_tier": "x", "tools": [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}], "zzz": null}),
+    ];
+    for body in bodies {
+        let written = serde_json::to_vec(&body).unwrap();
+        assert_eq!(
+            super::key::key_written(&scope("r", Some("t")), &body, &written, false),
+            key(&scope("r", Some("t")), &body, false),
+            "{body}"
+        );
+        assert_eq!(
+            super::key::key_written(&scope("r", None), &body, &written, true),
+            key(&scope("r", None), &body, true),
+            "{body}"
+        );
+    }
+    // Bytes that are not such an object fall back to the body.
+    let body = base();
+    for junk in [
+        &b""[..],
+        b"{",
+        b"[]",
+        b"{\"a\":1,}",
+        b"{\"a\"}",
+        b"{\"a\":\"x}",
+        b"{\"a\":]}",
+    ] {
+        assert_eq!(
+            super::key::key_written(&scope("r", None), &body, junk, true),
+            key(&scope("r", None), &body, true)
+        );
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_key_of_written_bytes_is_the_key_of_any_body(
+        fields in proptest::collection::vec((
+            proptest::sample::select(vec!["stream", "user", "model", "a\"b", "x,y", "{", "metadata", "messages", "temperature", "é"]),
+            json_value(),
+        ), 0..8),
+    ) {
+        let body = Value::Object(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        let written = serde_json::to_vec(&body).unwrap();
+        proptest::prop_assert_eq!(
+            super::key::key_written(&scope("r", None), &body, &written, false),
+            key(&scope("r", None), &body, false)
+        );
+    }
+}
+
+fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        "[ -~\\\\\"{}\\[\\],:é\u{1f600}\n]{0,12}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::vec(("[a-z{},\"]{0,4}", inner), 0..4)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}

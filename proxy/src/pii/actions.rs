@@ -62,8 +62,9 @@ pub(crate) struct Redaction {
     pub pseudonyms: Pseudonyms,
     /// Types whose action is `block` (names, sorted).
     pub blocked: BTreeSet<String>,
-    /// (entity, action taken) → count.
-    pub counts: HashMap<(Entity, PiiAction), u64>,
+    /// (entity, action taken) and its count, each pair once (few per
+    /// request: a list beats a hash map).
+    pub counts: Vec<((Entity, PiiAction), u64)>,
     /// Something in the text changed.
     pub changed: bool,
 }
@@ -94,27 +95,45 @@ impl Redaction {
                 (Direction::Opaque, PiiAction::Pseudonymize) => PiiAction::Mask,
                 (_, a) => a,
             };
-            *self.counts.entry((f.entity, action)).or_insert(0) += 1;
+            match self
+                .counts
+                .iter_mut()
+                .find(|(k, _)| *k == (f.entity, action))
+            {
+                Some((_, n)) => *n += 1,
+                None => self.counts.push(((f.entity, action), 1)),
+            }
             let value = &text[f.start..f.end];
             let label = engine.label(f.entity);
-            let replacement: Option<String> = match action {
-                PiiAction::Audit => None,
+            // The replacement is written straight into `out`.
+            let before = &text[last..f.start];
+            match action {
+                PiiAction::Audit => continue,
                 PiiAction::Block => {
                     self.blocked.insert(engine.name(f.entity).to_string());
-                    None
+                    continue;
                 }
-                PiiAction::Mask => Some(format!("[{label}]")),
-                PiiAction::Hash => Some(format!("[{label}_{}]", engine.hash_token(label, value))),
+                PiiAction::Mask => {
+                    out.push_str(before);
+                    out.push('[');
+                    out.push_str(label);
+                    out.push(']');
+                }
+                PiiAction::Hash => {
+                    out.push_str(before);
+                    out.push('[');
+                    out.push_str(label);
+                    out.push('_');
+                    out.push_str(&engine.hash_token(label, value));
+                    out.push(']');
+                }
                 PiiAction::Pseudonymize => {
-                    Some(self.pseudonyms.issue(f.entity, label, value).to_string())
+                    out.push_str(before);
+                    out.push_str(self.pseudonyms.issue(f.entity, label, value));
                 }
-            };
-            if let Some(r) = replacement {
-                out.push_str(&text[last..f.start]);
-                out.push_str(&r);
-                last = f.end;
-                changed = true;
             }
+            last = f.end;
+            changed = true;
         }
         if !changed {
             return None;

@@ -228,28 +228,64 @@ pub(crate) fn strip_hidden(text: &str) -> Option<String> {
     Some(out)
 }
 
+/// Bytes of base64 (and hex) runs, by class: 0 outside the alphabet.
+const B64: u8 = 1;
+const DIGIT: u8 = 2;
+const LETTER: u8 = 4;
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = if b.is_ascii_digit() {
+            B64 | DIGIT
+        } else if b.is_ascii_alphabetic() {
+            B64 | LETTER
+        } else if matches!(b, b'+' | b'/' | b'=' | b'-' | b'_') {
+            B64
+        } else {
+            0
+        };
+        c += 1;
+    }
+    t
+};
+
 /// A run of at least `min` base64 (or hex) characters that mixes letters
 /// and digits: encoded data, not words.
+///
+/// Only whole runs of `min` bytes can hold one, so the scan looks at the
+/// last byte of each `min`-byte window first: in prose it is usually
+/// outside the alphabet, or a short way after the last byte that is, and
+/// the window jumps past it without reading the bytes in between.
 fn has_blob(b: &[u8], min: usize) -> bool {
-    let mut start = 0;
-    let mut digits = 0;
-    let mut upper = 0;
-    let mut lower = 0;
-    for (i, &c) in b.iter().enumerate() {
-        let b64 = c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'-' | b'_');
-        if b64 {
-            digits += c.is_ascii_digit() as usize;
-            upper += c.is_ascii_uppercase() as usize;
-            lower += c.is_ascii_lowercase() as usize;
-            if i + 1 - start >= min && digits > 0 && (upper > 0 || lower > 0) {
-                return true;
-            }
-        } else {
-            start = i + 1;
-            digits = 0;
-            upper = 0;
-            lower = 0;
+    let class = |c: u8| CLASS[c as usize];
+    // A run with a digit and a letter is at least two long.
+    let min = min.max(1);
+    // `i` is always where a run of the alphabet may start (after a byte
+    // outside it, or the text's start).
+    let mut i = 0;
+    while i + min <= b.len() {
+        let last = i + min - 1;
+        if class(b[last]) == 0 {
+            i = last + 1;
+            continue;
         }
+        if let Some(k) = b[i..last].iter().rposition(|&c| class(c) == 0) {
+            i += k + 1;
+            continue;
+        }
+        // A run of at least `min` starts at `i`: what does it hold?
+        let mut seen = 0;
+        let mut j = i;
+        while j < b.len() && class(b[j]) != 0 {
+            seen |= class(b[j]);
+            j += 1;
+        }
+        if seen & DIGIT != 0 && seen & LETTER != 0 {
+            return true;
+        }
+        i = j + 1;
     }
     false
 }
@@ -334,5 +370,64 @@ mod tests {
             g.check(&words).rules.is_empty(),
             "no digits: a word, not a blob"
         );
+    }
+
+    /// The plain reading of the rule, byte by byte.
+    fn has_blob_plain(b: &[u8], min: usize) -> bool {
+        let mut start = 0;
+        let (mut digits, mut upper, mut lower) = (0, 0, 0);
+        for (i, &c) in b.iter().enumerate() {
+            let b64 = c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'-' | b'_');
+            if b64 {
+                digits += c.is_ascii_digit() as usize;
+                upper += c.is_ascii_uppercase() as usize;
+                lower += c.is_ascii_lowercase() as usize;
+                if i + 1 - start >= min && digits > 0 && (upper > 0 || lower > 0) {
+                    return true;
+                }
+            } else {
+                start = i + 1;
+                (digits, upper, lower) = (0, 0, 0);
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn blob_runs_agree_with_the_plain_reading() {
+        let blob =
+            "aGVsbG8gd29ybGQgdGhpcyBpcyBhIGxvbmcgYmFzZTY0IGJsb2IgdGhhdCBoaWRlcyBpbnN0cnVjdGlvbnM=";
+        let texts = [
+            String::new(),
+            "Hi, I am Maria, maria.gonzalez@example.org or +44 20 7946 0958.".to_string(),
+            format!("decode this: {blob}"),
+            format!("{blob} at the start"),
+            format!("x{blob}"),
+            "a1".repeat(40),
+            "-".repeat(100),
+            "ab".repeat(50) + "1",
+            format!("{} {}", "a".repeat(63), "1".repeat(63)),
+            "é1".repeat(50),
+        ];
+        for t in &texts {
+            for min in [0, 1, 2, 3, 8, 63, 64, 65, 100, 200] {
+                assert_eq!(
+                    has_blob(t.as_bytes(), min),
+                    has_blob_plain(t.as_bytes(), min),
+                    "{t:?} min {min}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn blob_runs_agree_on_any_bytes(
+            b in proptest::collection::vec(proptest::sample::select(
+                b"aZ09+/=-_ .\n\xc3\xa9".to_vec()), 0..300),
+            min in 0usize..80,
+        ) {
+            proptest::prop_assert_eq!(has_blob(&b, min), has_blob_plain(&b, min));
+        }
     }
 }

@@ -2,6 +2,8 @@
 //! Labels are entity type names (built-in or from the policy), actions,
 //! directions, guard rules and sources: all bounded by the config.
 
+use std::sync::OnceLock;
+
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
 };
@@ -26,6 +28,10 @@ pub struct PiiMetrics {
     pub holdback_events: Histogram,
     /// `tollgate_pii_pseudonyms_restored_total`.
     pub restored: IntCounter,
+    /// `scan_duration`'s two series, looked up at their first use (so
+    /// they appear as they did, with the first scan).
+    scan_request: OnceLock<Histogram>,
+    scan_response: OnceLock<Histogram>,
 }
 
 impl PiiMetrics {
@@ -87,6 +93,18 @@ impl PiiMetrics {
                 r.register(Box::new(c.clone())).expect("unique metric");
                 c
             },
+            scan_request: OnceLock::new(),
+            scan_response: OnceLock::new(),
         }
+    }
+
+    /// `scan_duration` of one direction, `request` or `response`.
+    pub(crate) fn scan_time(&self, response: bool) -> &Histogram {
+        let (cell, label) = if response {
+            (&self.scan_response, "response")
+        } else {
+            (&self.scan_request, "request")
+        };
+        cell.get_or_init(|| self.scan_duration.with_label_values(&[label]))
     }
 }

@@ -87,6 +87,39 @@ static SEED: [u8; 256] = {
     t
 };
 
+/// The first seed at or after `i` (`b.len()` when none): eight bytes at a
+/// time while none of them is in `0`..=`@` (the digits, `@`, and the few
+/// punctuation marks between them), which in prose is most of the text.
+fn next_seed(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGH: u64 = ONES * 0x80;
+    const LOW7: u64 = ONES * 0x7f;
+    // Per byte, without carries between bytes: the high bit is set for a
+    // byte above 0x2F and below 0x41 (Bit Twiddling Hacks' hasbetween).
+    let in_range = |w: u64| {
+        ((ONES * (127 + 0x41) - (w & LOW7)) & !w & ((w & LOW7) + ONES * (127 - 0x2F))) & HIGH != 0
+    };
+    loop {
+        while let Some(chunk) = b.get(i..i + 8) {
+            let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+            if in_range(w) {
+                break;
+            }
+            i += 8;
+        }
+        let end = (i + 8).min(b.len());
+        while i < end {
+            if SEED[b[i] as usize] != 0 {
+                return i;
+            }
+            i += 1;
+        }
+        if i >= b.len() {
+            return b.len();
+        }
+    }
+}
+
 /// Every recognizer of one policy, compiled.
 pub struct Scanner {
     on: Enabled,
@@ -138,7 +171,7 @@ impl Scanner {
             while i < b.len() {
                 let seed = SEED[b[i] as usize];
                 if seed == 0 {
-                    i += 1;
+                    i = next_seed(b, i + 1);
                     continue;
                 }
                 if seed == DIGIT {

@@ -185,9 +185,7 @@ impl<'a> Scan<'a> {
                 .with_label_values(&[self.engine.name(*entity), action.as_str(), "request"])
                 .inc_by(*n);
         }
-        m.scan_duration
-            .with_label_values(&["request"])
-            .observe(started.elapsed().as_secs_f64());
+        m.scan_time(false).observe(started.elapsed().as_secs_f64());
         if !self.guard_block.is_empty() {
             m.blocked.with_label_values(&["prompt_guard"]).inc();
             return Err(PiiError::Guard {
@@ -313,12 +311,17 @@ fn openai_message(m: &mut Value, f: &mut impl FnMut(Source, &mut String)) {
     }
     if let Some(Value::Array(calls)) = m.get_mut("tool_calls") {
         for c in calls {
-            if let Some(Value::String(args)) = c.pointer_mut("/function/arguments") {
+            if let Some(Value::String(args)) =
+                c.get_mut("function").and_then(|f| f.get_mut("arguments"))
+            {
                 f(Source::Assistant, args);
             }
         }
     }
-    if let Some(Value::String(args)) = m.pointer_mut("/function_call/arguments") {
+    if let Some(Value::String(args)) = m
+        .get_mut("function_call")
+        .and_then(|f| f.get_mut("arguments"))
+    {
         f(Source::Assistant, args);
     }
 }

@@ -68,8 +68,7 @@ impl ResponseFilter<'_> {
         });
         self.record(&red, restored);
         self.metrics
-            .scan_duration
-            .with_label_values(&["response"])
+            .scan_time(true)
             .observe(started.elapsed().as_secs_f64());
         red.changed || restored > 0
     }

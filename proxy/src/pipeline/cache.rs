@@ -141,7 +141,13 @@ pub(crate) async fn lookup(x: &Exchange<'_>) -> Result<Step, ProxyError> {
         route: &route_scope,
         tenant,
     };
-    let key = match crate::cache::key::key(&scope, body, cfg.deterministic_only) {
+    let keyed = match x.body.written() {
+        Some(written) => {
+            crate::cache::key::key_written(&scope, body, written, cfg.deterministic_only)
+        }
+        None => crate::cache::key::key(&scope, body, cfg.deterministic_only),
+    };
+    let key = match keyed {
         Ok(k) => k,
         Err(_) => {
             cache.skipped("uncacheable");
@@ -284,7 +290,8 @@ fn hit_response(
     let (body, content_type) = if stream {
         let whole: Value = serde_json::from_slice(&entry.body).unwrap_or(Value::Null);
         let include_usage = req
-            .pointer("/stream_options/include_usage")
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
         (

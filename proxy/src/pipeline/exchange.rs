@@ -70,7 +70,7 @@ impl<'a> Exchange<'a> {
     pub(crate) fn include_usage(&self) -> bool {
         self.body
             .parsed()
-            .and_then(|v| v.pointer("/stream_options/include_usage"))
+            .and_then(|v| v.get("stream_options")?.get("include_usage"))
             .and_then(Value::as_bool)
             .unwrap_or(false)
     }

@@ -40,7 +40,7 @@ impl TargetSpec<'_> {
 pub(crate) fn app_wants_stream_usage(body: &Payload) -> bool {
     body.json()
         .ok()
-        .and_then(|v| v.pointer("/stream_options/include_usage"))
+        .and_then(|v| v.get("stream_options")?.get("include_usage"))
         .and_then(Value::as_bool)
         .unwrap_or(false)
 }

@@ -43,10 +43,10 @@ use crate::api::{translate, Family};
 use crate::body::{Limits, ResponseBody, UpstreamBody};
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
-pub(crate) use chain::{Chain, Phase, Tally};
+pub(crate) use chain::{Chain, Checked, Phase, Tally};
 use phases::{
-    CacheTee, OutputCapture, PiiFilter, SettleRecord, ShadowCapture, StripUsageChunk, Translate,
-    UpstreamHead, UsageCapture,
+    CacheTee, OutputCapture, PiiFilter, Reading, SettleRecord, ShadowCapture, StripUsageChunk,
+    Translate, UpstreamHead, UsageCapture,
 };
 
 /// What a provider answered, as it came.
@@ -289,15 +289,24 @@ pub(crate) fn phases(a: Assembly) -> Vec<Box<dyn Phase>> {
     let translated = api.is_some_and(|api| api != a.app);
     // Usage reads the events alone when no later phase needs their JSON
     // (the budgets' output text needs a whole answer's only when it
-    // reported no usage).
+    // reported no usage; the cache tee a whole answer's only to know it is
+    // JSON, which the usage phase checks for it).
+    let store = a.cache.store.is_some();
     let alone = !(a.output_text && stream)
         && a.shadow.is_none()
         && !translated
         && a.pii.is_none()
-        && a.cache.store.is_none();
+        && !(store && stream);
+    let usage = if alone && store {
+        Reading::Checked
+    } else if alone {
+        Reading::Alone
+    } else {
+        Reading::Shared
+    };
     [
         UpstreamHead::phase(&a),
-        api.map(|api| UsageCapture::phase(api, alone)),
+        api.map(|api| UsageCapture::phase(api, usage)),
         api.filter(|_| a.output_text)
             .map(|api| OutputCapture::phase(api, stream)),
         api.zip(a.shadow).map(ShadowCapture::phase),

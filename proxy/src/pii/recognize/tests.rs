@@ -261,3 +261,21 @@ fn my_number_is_still_a_phone() {
     assert_eq!(found(&e, "my number is 4155550132")[0].0, "phone");
     assert_eq!(found(&e, "my number is 555 123 4567")[0].0, "phone");
 }
+
+proptest::proptest! {
+    /// The eight-bytes-at-a-time skip finds the same next seed as a byte
+    /// loop, on bytes around the range it tests (`/`, `0`-`9`, `:`-`@`, `A`)
+    /// and any others.
+    #[test]
+    fn next_seed_finds_what_a_byte_loop_finds(
+        b in proptest::collection::vec(proptest::prop_oneof![
+            proptest::sample::select(b"/09:?@A a.\xc3\xa9\x80\xff\x7f".to_vec()),
+            proptest::num::u8::ANY,
+        ], 0..64),
+        from in 0usize..64,
+    ) {
+        let from = from.min(b.len());
+        let plain = (from..b.len()).find(|&j| super::SEED[b[j] as usize] != 0).unwrap_or(b.len());
+        proptest::prop_assert_eq!(super::next_seed(&b, from), plain);
+    }
+}

@@ -15,6 +15,7 @@ use crate::api::usage::Usage;
 use crate::api::{Event, Family};
 use crate::cache::assemble::Assembler;
 use crate::cache::{now_ms, Entry};
+use crate::pipeline::respond::Checked;
 
 /// What the response is, as far as the tee goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +75,10 @@ impl Pending {
 }
 
 impl Tee {
-    /// One event (or the whole answer) as the app receives it.
-    pub(crate) fn event(&mut self, ev: &mut Event) {
+    /// One event (or the whole answer) as the app receives it; `checked`
+    /// is what the usage phase found reading a whole answer without a
+    /// tree, if it did.
+    pub(crate) fn event(&mut self, ev: &mut Event, checked: Option<Checked>) {
         if self.shape == Shape::Raw || self.over(ev.to_bytes().len()) {
             return;
         }
@@ -83,10 +86,16 @@ impl Tee {
             Kept::Stream(a) => a.push(ev),
             Kept::Whole(w) => {
                 let family = self.pending.family;
-                *w = ev
-                    .json()
-                    .map(|v| Usage::of_response(family, v))
-                    .map(|usage| (ev.to_bytes(), usage));
+                // The check holds for the bytes as received, in this API.
+                let checked =
+                    checked.filter(|c| c.family == family && ev.received_bytes().is_some());
+                *w = match checked {
+                    Some(c) => c.json.then(|| (ev.to_bytes(), c.usage)),
+                    None => ev
+                        .json()
+                        .map(|v| Usage::of_response(family, v))
+                        .map(|usage| (ev.to_bytes(), usage)),
+                };
             }
             Kept::Raw(_) | Kept::Nothing(_) => {}
         }

@@ -47,6 +47,20 @@ pub(crate) struct Tally {
     pub text: Option<OutputText>,
     /// When the first bytes from the provider went to the app.
     pub first_sent: Option<Instant>,
+    /// A whole answer the usage phase checked without parsing it into a
+    /// tree, for the cache tee (which keeps only JSON).
+    pub checked: Option<Checked>,
+}
+
+/// What the usage phase found reading a whole answer without a tree.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Checked {
+    /// The API the answer was read in.
+    pub family: Family,
+    /// It is JSON, as a parse into a tree would find.
+    pub json: bool,
+    /// Its usage, as [`Usage::of_response`] reads it.
+    pub usage: Option<Usage>,
 }
 
 /// The phases of one response, run in order.

@@ -17,7 +17,7 @@ use crate::body::End;
 use crate::pipeline::cache::{Pending, Shape, Tee};
 use crate::pipeline::settle::Settle;
 use crate::upstream::strip_hop_by_hop;
-pub(super) use observe::{OutputCapture, ShadowCapture, UsageCapture};
+pub(super) use observe::{OutputCapture, Reading, ShadowCapture, UsageCapture};
 pub(super) use rewrite::{PiiFilter, StripUsageChunk, Translate};
 
 // === UpstreamHead ===
@@ -134,9 +134,9 @@ impl Phase for CacheTee {
         }
     }
 
-    fn event(&mut self, mut ev: Event, _tally: &mut Tally, out: &mut Vec<Event>) {
+    fn event(&mut self, mut ev: Event, tally: &mut Tally, out: &mut Vec<Event>) {
         if let Some(tee) = self.tee.as_mut() {
-            tee.event(&mut ev);
+            tee.event(&mut ev, tally.checked);
         }
         out.push(ev);
     }

@@ -386,3 +386,53 @@ async fn a_whole_answer_is_parsed_for_budget_text_only_without_usage() {
         assert_eq!(out, body.as_bytes(), "passed through untouched");
     }
 }
+
+/// The cache alone on a whole answer: the usage phase checks that it is
+/// JSON and reads its usage without building a tree, and the tee stores
+/// exactly what a parse into a tree would have let it store.
+#[tokio::test]
+async fn a_whole_answer_is_stored_without_a_tree_as_with_one() {
+    let answers: [&[u8]; 6] = [
+        br#"{"id":"x","choices":[{"message":{"content":"Hi."}}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#,
+        br#"{"id":"x","choices":[]}"#,
+        br#"{"usage":{"prompt_tokens":"three"}}"#,
+        br#"[{"usage":{"prompt_tokens":3}}]"#,
+        b"{\"id\":\"\xff\"}",
+        br#"{"id":"x"} trailing"#,
+    ];
+    for answer in answers {
+        let shared = shared().await;
+        let rt = shared.runtime.load_full();
+        let a = Assembly {
+            cache: CacheOutcome {
+                header: Some("miss"),
+                store: Some(cache::Pending::for_test(
+                    rt.cache.clone(),
+                    Family::OpenAi,
+                    false,
+                )),
+            },
+            ..routing_only(&shared, cache::Shape::Whole)
+        };
+        let mut chain = Chain::new(Family::OpenAi, phases(a));
+        assert_eq!(
+            chain.names(),
+            ["upstream head", "usage", "cache tee", "settle"]
+        );
+        chain.head(&mut head("application/json"));
+        let trees_before = trees();
+        let out = chain.whole(Bytes::from_static(answer));
+        crate::body::Filter::end(&mut chain, crate::body::End::Completed);
+        assert_eq!(trees() - trees_before, 0, "no tree built");
+        assert_eq!(out, answer, "passed through untouched");
+        let tree = serde_json::from_slice::<Value>(answer).ok();
+        let stored = rt.cache.get(&Key([7; 32])).await;
+        let text = String::from_utf8_lossy(answer);
+        assert_eq!(stored.is_some(), tree.is_some(), "{text}");
+        if let (Some(entry), Some(v)) = (stored, tree) {
+            assert_eq!(entry.body, answer, "{text}");
+            let usage = crate::api::usage::Usage::of_response(Family::OpenAi, &v);
+            assert_eq!(entry.usage, usage.unwrap_or_default(), "{text}");
+        }
+    }
+}

@@ -5,34 +5,52 @@
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::api::checked::CheckedBody;
 use crate::api::usage::{StreamUsage, Usage};
 use crate::api::{Event, Family};
 use crate::body::End;
 use crate::pipeline::budget::OutputText;
-use crate::pipeline::respond::{Phase, Tally};
+use crate::pipeline::respond::{Checked, Phase, Tally};
 
 /// Most text kept from a stream for a shadow comparison.
 const MAX_CAPTURE: usize = 256 * 1024;
 
 // === UsageCapture ===
 
+/// How the usage phase reads events, by what later phases need of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// A later phase reads the events' JSON: parsed whole, shared.
+    Shared,
+    /// No later phase reads it: chunks and answers are read for their
+    /// usage fields only.
+    Alone,
+    /// As `Alone`, but the cache tee keeps a whole answer only if it is
+    /// JSON: the answer is checked as a tree parse would check it (no tree
+    /// built) and the finding left in the tally's `checked`.
+    Checked,
+}
+
 /// Usage the provider reported, in its own API; it marks OpenAI's
 /// usage-only chunk for the strip phase.
 pub(crate) struct UsageCapture {
     api: Family,
     usage: StreamUsage,
+    checked: bool,
 }
 
 impl UsageCapture {
-    /// `alone`: no later phase reads the events' JSON, so chunks are read
-    /// for their usage fields only instead of parsed whole.
-    pub(crate) fn phase(api: Family, alone: bool) -> Box<dyn Phase> {
-        let usage = if alone {
-            StreamUsage::alone()
-        } else {
+    pub(crate) fn phase(api: Family, reading: Reading) -> Box<dyn Phase> {
+        let usage = if reading == Reading::Shared {
             StreamUsage::default()
+        } else {
+            StreamUsage::alone()
         };
-        Box::new(UsageCapture { api, usage })
+        Box::new(UsageCapture {
+            api,
+            usage,
+            checked: reading == Reading::Checked,
+        })
     }
 }
 
@@ -42,7 +60,20 @@ impl Phase for UsageCapture {
     }
 
     fn event(&mut self, mut ev: Event, tally: &mut Tally, out: &mut Vec<Event>) {
-        if ev.is_body() {
+        if ev.is_body() && self.checked {
+            let body = ev.read::<CheckedBody>();
+            let usage = body
+                .as_ref()
+                .and_then(|b| b.usage.as_ref())
+                .and_then(|u| Usage::of_field(self.api, u));
+            tally.usage = usage;
+            tally.usage_complete = true;
+            tally.checked = Some(Checked {
+                family: self.api,
+                json: body.is_some(),
+                usage,
+            });
+        } else if ev.is_body() {
             tally.usage = Usage::of_body(self.api, &ev, self.usage.is_alone());
             tally.usage_complete = true;
         } else {
