@@ -201,7 +201,7 @@ def run_mock(args, size, started, mock_url, results) -> None:
     def have(names):
         return [n for n in names if n in started]
 
-    rate_all = have(["direct", "nginx", *ALL_TG, "tg-musl", "tg-1cpu"])
+    rate_all = have(["direct", "nginx", *ALL_TG, "tg-musl", "tg-1cpu", "tg-stealing"])
     rate_low = have(["direct", "nginx", "tollgate", "tg-all", "litellm"])
     for rps, names in ((size["high_rps"], rate_all), (size["low_rps"], rate_low)):
         for think in (0, 50):
