@@ -194,6 +194,12 @@ fn bind_data(addr: SocketAddr, workers: &Workers) -> std::io::Result<Vec<tokio::
     if workers.len() == 1 {
         return Ok(vec![bind(addr, false, "server.listen")?]);
     }
+    // SO_REUSEPORT would also let us share a port another process (of the
+    // same user) listens on with it, splitting its traffic with ours: a
+    // bind without it fails there as an ordinary listener would.
+    if addr.port() != 0 {
+        crate::server::probe(addr, "server.listen")?;
+    }
     let first = bind(addr, true, "server.listen")?;
     // Port 0 picks a port once; the others join it.
     let addr = first.local_addr()?;

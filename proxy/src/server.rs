@@ -123,6 +123,20 @@ pub(crate) fn bind(addr: SocketAddr, reuse_port: bool, what: &str) -> std::io::R
     socket.listen(1024).map_err(named)
 }
 
+/// Fails, as a listener's bind would, when something already listens on
+/// `addr`; binds nothing (the socket is closed before it listens).
+pub(crate) fn probe(addr: SocketAddr, what: &str) -> std::io::Result<()> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}"))
+    })
+}
+
 /// Convenience for handlers that need shared state.
 pub(crate) fn with_state<S, F, Fut>(
     state: Arc<S>,

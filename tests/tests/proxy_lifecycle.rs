@@ -233,3 +233,65 @@ async fn work_stealing_runtime_serves_every_connection_as_one_worker() {
         None
     );
 }
+
+/// The per-core workers share their port through `SO_REUSEPORT`, which
+/// must not let a second proxy started on the same port join them (and
+/// take half the traffic): it refuses to start, naming the address.
+#[tokio::test]
+async fn a_second_proxy_on_a_taken_port_refuses_to_start() {
+    let mock = mock().await;
+    let port = tollgate_tests::free_port();
+    let cfg = config(&mock.url(), "", "").replacen(
+        "listen: 127.0.0.1:0",
+        &format!("listen: 127.0.0.1:{port}"),
+        1,
+    );
+    let first = ProxyProc::start_env(&cfg, &[("TOKIO_WORKER_THREADS", "2")]);
+    assert!(first.url.ends_with(&format!(":{port}")), "{}", first.url);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(
+        &path,
+        cfg.replace("KEYDIR", first.key_dir().to_str().unwrap()),
+    )
+    .unwrap();
+    let log = dir.path().join("second.log");
+    let mut second = std::process::Command::new(proxy_bin())
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("TOKIO_WORKER_THREADS", "2")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // It exits at once; one that shares the port instead keeps running.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            panic!(
+                "a second proxy started on a taken port:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen on 127.0.0.1:{port} (server.listen)"
+        )),
+        "{stderr}"
+    );
+    // The first keeps serving.
+    let r = client()
+        .post(format!("{}/v1/chat/completions", first.url))
+        .json(&chat("gpt-4o-mini", "still here", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
