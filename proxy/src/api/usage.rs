@@ -135,6 +135,53 @@ impl Usage {
         }
     }
 
+    /// A whole answer checked to be JSON (`None`: it is not) and its
+    /// usage, as a tree and [`Usage::of_field`] read them: the usage's
+    /// counts alone, or, when the counts may misread it (a field of
+    /// another type), the answer again with a tree of `usage`.
+    pub(crate) fn of_checked(family: Family, ev: &Event) -> Option<Option<Usage>> {
+        use crate::api::checked::{CheckedBody, UsageFields};
+        match ev.read::<CheckedBody<UsageFields>>()?.usage {
+            None => Some(None),
+            Some(f) if !f.unsure => Some(Usage::of_fields(family, &f)),
+            Some(_) => {
+                let body = ev.read::<CheckedBody>()?;
+                Some(body.usage.as_ref().and_then(|u| Usage::of_field(family, u)))
+            }
+        }
+    }
+
+    /// The counts of an answer's `usage` read without a tree, as
+    /// [`Usage::of_field`] reads the tree (the caller reads the tree when
+    /// `f.unsure`).
+    fn of_fields(family: Family, f: &crate::api::checked::UsageFields) -> Option<Usage> {
+        if f.null {
+            return None;
+        }
+        match family {
+            Family::OpenAi => Some(Usage::from(OpenAiUsage {
+                prompt_tokens: f.prompt_tokens.unwrap_or(0),
+                completion_tokens: f.completion_tokens.unwrap_or(0),
+                prompt_tokens_details: Some(OpenAiPromptDetails {
+                    cached_tokens: f.cached_tokens,
+                }),
+                completion_tokens_details: Some(OpenAiCompletionDetails {
+                    reasoning_tokens: f.reasoning_tokens,
+                }),
+            })),
+            Family::Anthropic => {
+                let mut usage = Usage::default();
+                usage.merge_anthropic(&AnthropicUsage {
+                    input_tokens: f.input_tokens,
+                    output_tokens: f.output_tokens,
+                    cache_creation_input_tokens: f.cache_creation_input_tokens,
+                    cache_read_input_tokens: f.cache_read_input_tokens,
+                });
+                Some(usage)
+            }
+        }
+    }
+
     /// The answer's `usage` object in `family`'s shape (`null`: none).
     pub(crate) fn of_field(family: Family, u: &Value) -> Option<Usage> {
         if u.is_null() {
