@@ -8,7 +8,7 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tollgate_proxy::api::checked::CheckedBody;
+use tollgate_proxy::api::checked::{CheckedBody, UsageFields};
 use tollgate_proxy::api::request::{parse_head, Payload};
 use tollgate_proxy::api::sse::{split, EventSplitter};
 use tollgate_proxy::api::usage::StreamUsage;
@@ -184,6 +184,26 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("whole_answer_checked_1k", |b| {
         b.iter(|| black_box(serde_json::from_slice::<CheckedBody>(black_box(&answer)).unwrap()))
+    });
+    g.bench_function("whole_answer_checked_usage_counts_1k", |b| {
+        b.iter(|| {
+            black_box(
+                serde_json::from_slice::<CheckedBody<UsageFields>>(black_box(&answer)).unwrap(),
+            )
+        })
+    });
+    g.finish();
+
+    // A settled request's counter, found by its labels: the memo kept in
+    // front of prometheus, against prometheus's own lookup.
+    let m = tollgate_proxy::metrics::Metrics::new();
+    let labels = ["chat-default", "gpt-4o-mini", "openai", "2xx"];
+    let mut g = c.benchmark_group("metrics");
+    g.bench_function("baseline/with_label_values_4_labels", |b| {
+        b.iter(|| m.requests.with_label_values(black_box(&labels)).inc())
+    });
+    g.bench_function("memoized_series_4_labels", |b| {
+        b.iter(|| m.requests.series(black_box(&labels)).inc())
     });
     g.finish();
 }

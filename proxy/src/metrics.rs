@@ -7,6 +7,14 @@
 //! config (a model the config does not know is labelled `unknown`), status
 //! classes and error reasons are fixed sets. No request content, no ids.
 
+mod memo;
+
+pub use memo::{Memo, Memoized};
+
+use std::sync::{Arc, OnceLock};
+
+use prometheus::{Histogram, IntCounter};
+
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -31,13 +39,13 @@ const TOKEN_BUCKETS: &[f64] = &[
 /// Every metric the proxy exports.
 pub struct Metrics {
     registry: Registry,
-    pub requests: IntCounterVec,
-    pub operation_duration: HistogramVec,
-    pub upstream_duration: HistogramVec,
+    pub requests: Memoized<IntCounterVec>,
+    pub operation_duration: Memoized<HistogramVec>,
+    pub upstream_duration: Memoized<HistogramVec>,
     pub time_to_first_chunk: HistogramVec,
     pub time_per_output_chunk: HistogramVec,
-    pub token_usage: HistogramVec,
-    pub tokens: IntCounterVec,
+    pub token_usage: Memoized<HistogramVec>,
+    pub tokens: Memoized<IntCounterVec>,
     pub in_flight: IntGauge,
     /// Data-path connections accepted and open, by the worker serving them.
     pub connections: IntCounterVec,
@@ -56,10 +64,10 @@ pub struct Metrics {
     pub semantic_verification_tokens: IntCounterVec,
     pub semantic_agreement: GaugeVec,
     pub semantic_serving: IntGaugeVec,
-    pub attempts: IntCounterVec,
+    pub attempts: Memoized<IntCounterVec>,
     pub retries: IntCounterVec,
     pub fallbacks: IntCounterVec,
-    pub selections: IntCounterVec,
+    pub selections: Memoized<IntCounterVec>,
     pub rule_matches: IntCounterVec,
     pub circuit_transitions: IntCounterVec,
     pub target_ejected: IntGaugeVec,
@@ -71,6 +79,32 @@ pub struct Metrics {
     pub shadow_tokens: IntCounterVec,
     pub shadow_agreement: HistogramVec,
     pub pii: crate::pii::PiiMetrics,
+    /// The series of ended requests, by their labels
+    /// (`pipeline::settle::record`).
+    pub ended: Memo<Arc<EndedSeries>>,
+}
+
+/// The series one ended request records into, resolved together (one
+/// memo lookup per request): the request count and duration at once, the
+/// token series when first used, so each appears in `/metrics` when it
+/// did with `with_label_values`.
+pub struct EndedSeries {
+    pub requests: IntCounter,
+    pub duration: Histogram,
+    /// `gen_ai_client_token_usage`: input, output.
+    pub usage: [OnceLock<Histogram>; 2],
+    /// `tollgate_tokens_total`, by [`EndedSeries::TOKEN_KINDS`].
+    pub tokens: [OnceLock<IntCounter>; 5],
+}
+
+impl EndedSeries {
+    pub const TOKEN_KINDS: [&'static str; 5] = [
+        "input",
+        "output",
+        "cached_input",
+        "cache_creation",
+        "reasoning",
+    ];
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -125,26 +159,26 @@ impl Metrics {
         let op_labels = [&gen_ai[..], &["error_type"]].concat();
         let token_labels = [&gen_ai[..], &["gen_ai_token_type"]].concat();
         let m = Metrics {
-            requests: counter(
+            requests: Memoized::new(counter(
                 &r,
                 "tollgate_requests_total",
                 "Requests answered, by route, model, provider and HTTP status class.",
                 &["route", "model", "provider", "status_class"],
-            ),
-            operation_duration: histogram(
+            )),
+            operation_duration: Memoized::new(histogram(
                 &r,
                 "gen_ai_client_operation_duration_seconds",
                 "Time from receiving a request to sending the last byte of its response.",
                 &op_labels,
                 DURATION_BUCKETS,
-            ),
-            upstream_duration: histogram(
+            )),
+            upstream_duration: Memoized::new(histogram(
                 &r,
                 "tollgate_upstream_duration_seconds",
                 "Time from sending a request upstream to receiving its response headers.",
                 &["provider", "status_class"],
                 DURATION_BUCKETS,
-            ),
+            )),
             time_to_first_chunk: histogram(
                 &r,
                 "gen_ai_client_operation_time_to_first_chunk_seconds",
@@ -159,19 +193,19 @@ impl Metrics {
                 &gen_ai,
                 CHUNK_BUCKETS,
             ),
-            token_usage: histogram(
+            token_usage: Memoized::new(histogram(
                 &r,
                 "gen_ai_client_token_usage",
                 "Tokens per request as reported by the provider, by token type (input, output).",
                 &token_labels,
                 TOKEN_BUCKETS,
-            ),
-            tokens: counter(
+            )),
+            tokens: Memoized::new(counter(
                 &r,
                 "tollgate_tokens_total",
                 "Tokens reported by providers, by type: input, output, cached_input, cache_creation, reasoning.",
                 &["provider", "model", "type"],
-            ),
+            )),
             in_flight: gauge(&r, "tollgate_requests_in_flight", "Requests being handled, streams included."),
             connections: counter(
                 &r,
@@ -263,12 +297,12 @@ impl Metrics {
                 "1 while a route serves semantic hits, 0 while verification has suspended them.",
                 &["route"],
             ),
-            attempts: counter(
+            attempts: Memoized::new(counter(
                 &r,
                 "tollgate_upstream_attempts_total",
                 "Attempts sent to targets, by route, target (provider/model) and outcome.",
                 &["route", "target", "outcome"],
-            ),
+            )),
             retries: counter(
                 &r,
                 "tollgate_retries_total",
@@ -281,12 +315,12 @@ impl Metrics {
                 "Moves to the next target of a route, by route and reason.",
                 &["route", "reason"],
             ),
-            selections: counter(
+            selections: Memoized::new(counter(
                 &r,
                 "tollgate_target_selections_total",
                 "First-attempt target chosen by the route's strategy.",
                 &["route", "target"],
-            ),
+            )),
             rule_matches: counter(
                 &r,
                 "tollgate_route_rule_matches_total",
@@ -351,6 +385,7 @@ impl Metrics {
                 &[0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0],
             ),
             pii: crate::pii::PiiMetrics::register(&r),
+            ended: Memo::default(),
             registry: r,
         };
         m.config_last_reload_success.set(1);

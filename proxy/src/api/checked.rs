@@ -13,6 +13,10 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+mod usage;
+
+pub use usage::UsageFields;
+
 /// Every scalar is accepted as it comes: the deserializer has decoded it
 /// (a string's escapes and UTF-8, a number's range) before the visit.
 macro_rules! scalars {
@@ -47,38 +51,39 @@ macro_rules! scalars {
 
 /// A whole answer, checked to be JSON; `usage` is its top-level `usage`
 /// field (the last one, as a parse into a `Value` keeps), `None` when it
-/// has none or is not an object.
+/// has none or is not an object: a tree, or its counts alone
+/// ([`UsageFields`]).
 #[derive(Debug, Default)]
-pub struct CheckedBody {
-    pub usage: Option<Value>,
+pub struct CheckedBody<U = Value> {
+    pub usage: Option<U>,
 }
 
-impl<'de> Deserialize<'de> for CheckedBody {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<CheckedBody, D::Error> {
-        struct Top;
-        impl<'de> Visitor<'de> for Top {
-            type Value = CheckedBody;
+impl<'de, U: Deserialize<'de> + Default> Deserialize<'de> for CheckedBody<U> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<CheckedBody<U>, D::Error> {
+        struct Top<U>(std::marker::PhantomData<U>);
+        impl<'de, U: Deserialize<'de> + Default> Visitor<'de> for Top<U> {
+            type Value = CheckedBody<U>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<CheckedBody, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<CheckedBody<U>, A::Error> {
                 let mut usage = None;
                 while let Some(is_usage) = a.next_key::<IsUsage>()? {
                     if is_usage.0 {
-                        usage = Some(a.next_value::<Value>()?);
+                        usage = Some(a.next_value::<U>()?);
                     } else {
                         a.next_value::<Checked>()?;
                     }
                 }
                 Ok(CheckedBody { usage })
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, a: A) -> Result<CheckedBody, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, a: A) -> Result<CheckedBody<U>, A::Error> {
                 Checked::seq(a)?;
-                Ok(CheckedBody::default())
+                Ok(CheckedBody { usage: None })
             }
-            scalars!(CheckedBody::default());
+            scalars!(CheckedBody { usage: None });
         }
-        d.deserialize_any(Top)
+        d.deserialize_any(Top(std::marker::PhantomData))
     }
 }
 

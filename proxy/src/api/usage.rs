@@ -110,9 +110,75 @@ impl Usage {
     /// skipped, so no tree of the whole answer is built.
     pub(crate) fn of_body(family: Family, ev: &Event, alone: bool) -> Option<Usage> {
         if alone {
-            Usage::of_field(family, &ev.read::<BodyView>()?.usage?)
+            // Read straight into the family's usage type: no tree for the
+            // usage object. A field of another type or a repeated key fails
+            // that read; the answer is then read as before (a tree of
+            // `usage`, the last of repeated keys kept).
+            let typed = match family {
+                Family::OpenAi => ev
+                    .read::<TypedView<OpenAiUsage>>()
+                    .map(|b| b.usage.map(Usage::from)),
+                Family::Anthropic => ev.read::<TypedView<AnthropicUsage>>().map(|b| {
+                    b.usage.map(|a| {
+                        let mut usage = Usage::default();
+                        usage.merge_anthropic(&a);
+                        usage
+                    })
+                }),
+            };
+            match typed {
+                Some(usage) => usage,
+                None => Usage::of_field(family, &ev.read::<BodyView>()?.usage?),
+            }
         } else {
             ev.json().and_then(|v| Usage::of_response(family, v))
+        }
+    }
+
+    /// A whole answer checked to be JSON (`None`: it is not) and its
+    /// usage, as a tree and [`Usage::of_field`] read them: the usage's
+    /// counts alone, or, when the counts may misread it (a field of
+    /// another type), the answer again with a tree of `usage`.
+    pub(crate) fn of_checked(family: Family, ev: &Event) -> Option<Option<Usage>> {
+        use crate::api::checked::{CheckedBody, UsageFields};
+        match ev.read::<CheckedBody<UsageFields>>()?.usage {
+            None => Some(None),
+            Some(f) if !f.unsure => Some(Usage::of_fields(family, &f)),
+            Some(_) => {
+                let body = ev.read::<CheckedBody>()?;
+                Some(body.usage.as_ref().and_then(|u| Usage::of_field(family, u)))
+            }
+        }
+    }
+
+    /// The counts of an answer's `usage` read without a tree, as
+    /// [`Usage::of_field`] reads the tree (the caller reads the tree when
+    /// `f.unsure`).
+    fn of_fields(family: Family, f: &crate::api::checked::UsageFields) -> Option<Usage> {
+        if f.null {
+            return None;
+        }
+        match family {
+            Family::OpenAi => Some(Usage::from(OpenAiUsage {
+                prompt_tokens: f.prompt_tokens.unwrap_or(0),
+                completion_tokens: f.completion_tokens.unwrap_or(0),
+                prompt_tokens_details: Some(OpenAiPromptDetails {
+                    cached_tokens: f.cached_tokens,
+                }),
+                completion_tokens_details: Some(OpenAiCompletionDetails {
+                    reasoning_tokens: f.reasoning_tokens,
+                }),
+            })),
+            Family::Anthropic => {
+                let mut usage = Usage::default();
+                usage.merge_anthropic(&AnthropicUsage {
+                    input_tokens: f.input_tokens,
+                    output_tokens: f.output_tokens,
+                    cache_creation_input_tokens: f.cache_creation_input_tokens,
+                    cache_read_input_tokens: f.cache_read_input_tokens,
+                });
+                Some(usage)
+            }
         }
     }
 
@@ -164,6 +230,13 @@ struct ChunkView {
 struct BodyView {
     #[serde(default)]
     usage: Option<Value>,
+}
+
+/// A whole answer with its `usage` field alone read, as `U`.
+#[derive(Deserialize)]
+struct TypedView<U> {
+    #[serde(default = "Option::default")]
+    usage: Option<U>,
 }
 
 /// Collects usage from the events of a streamed response.
@@ -259,7 +332,7 @@ mod tests {
     /// the whole parse reads, in both APIs and any layout.
     #[test]
     fn a_body_read_alone_agrees_with_the_whole_parse() {
-        let bodies: [(Family, &'static [u8]); 8] = [
+        let bodies: [(Family, &'static [u8]); 14] = [
             (Family::OpenAi, br#"{"id":"c","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}"#),
             (Family::OpenAi, br#"{ "usage" : { "completion_tokens" : 5 , "prompt_tokens" : 3, "prompt_tokens_details": {"cached_tokens": 1} }, "choices": [] }"#),
             (Family::OpenAi, br#"{"choices":[],"usage":null}"#),
@@ -268,6 +341,14 @@ mod tests {
             (Family::OpenAi, br#"{"usage":{"prompt_tokens":"three"}}"#),
             (Family::Anthropic, br#"{"type":"message","content":[{"type":"text","text":"hi"}],"usage":{"input_tokens":4,"output_tokens":6,"cache_read_input_tokens":2}}"#),
             (Family::Anthropic, br#"{"usage": {"output_tokens": 6, "input_tokens": 4}, "type": "message"}"#),
+            // A repeated key: the last one counts, as in the tree.
+            (Family::OpenAi, br#"{"usage":{"prompt_tokens":1,"completion_tokens":2,"prompt_tokens":7}}"#),
+            (Family::Anthropic, br#"{"usage":{"input_tokens":1,"input_tokens":9,"output_tokens":2}}"#),
+            (Family::OpenAi, br#"{"usage":{"prompt_tokens":1,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":null}}}"#),
+            (Family::OpenAi, br#"{"usage":{"prompt_tokens":1.0,"completion_tokens":2}}"#),
+            (Family::Anthropic, br#"{"usage":{"input_tokens":-1,"output_tokens":2}}"#),
+            // serde reads a struct from a list too (fields in order), both ways.
+            (Family::OpenAi, br#"{"usage":[1],"choices":[]}"#),
         ];
         let mut found = 0;
         for (family, data) in bodies {
@@ -277,7 +358,7 @@ mod tests {
             assert_eq!(whole, alone, "{}", String::from_utf8_lossy(data));
             found += usize::from(alone.is_some());
         }
-        assert_eq!(found, 4);
+        assert_eq!(found, 8);
     }
 
     /// Whether a chunk is usage-only, read both ways (whole parse and the

@@ -143,7 +143,7 @@ impl Admission {
         };
         let usd = price.map_or(0, |p| cost(&p, usage));
         m.spend_usd
-            .with_label_values(&[label])
+            .series(&[label])
             .inc_by(usd as f64 / NANO_PER_USD as f64);
         for (kind, n) in [
             ("input", usage.input),
@@ -153,17 +153,17 @@ impl Admission {
             ("reasoning", usage.reasoning),
         ] {
             if n > 0 {
-                m.tokens.with_label_values(&[label, kind, est]).inc_by(n);
+                m.tokens.series(&[label, kind, est]).inc_by(n);
             }
         }
-        m.settlements.with_label_values(&["settled", est]).inc();
+        m.settlements.series(&["settled", est]).inc();
         if held.reserved {
             let mut reserved = None;
             for b in &held.budgets {
                 let l = &self.inner.cfg.limits[b.limit];
                 if l.usd.is_some() {
                     m.limit_spend_usd
-                        .with_label_values(&[&l.name, l.scope.kind()])
+                        .series(&[&l.name, l.scope.kind()])
                         .inc_by(usd as f64 / NANO_PER_USD as f64);
                     reserved = reserved.max(Some(b.usd));
                 }
@@ -299,7 +299,7 @@ async fn finish(inner: &Inner, held: Held, usd: u64, tokens: u64) {
             inner
                 .metrics
                 .store_duration
-                .with_label_values(&["memory", "settle"])
+                .series(&["memory", "settle"])
                 .observe(started.elapsed().as_secs_f64());
             Some(t)
         }

@@ -137,7 +137,7 @@ impl BudgetEngine {
                 inner
                     .metrics
                     .store_duration
-                    .with_label_values(&["memory", "admit"])
+                    .series(&["memory", "admit"])
                     .observe(started.elapsed().as_secs_f64());
                 Ok(r)
             }

@@ -7,6 +7,8 @@
 //! never reset while the process lives.
 
 use prometheus::proto::MetricFamily;
+
+use crate::metrics::Memoized;
 use prometheus::{
     CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
     IntGauge, Opts, Registry, TextEncoder,
@@ -18,14 +20,14 @@ const STORE_BUCKETS: &[f64] = &[
 
 pub struct BudgetMetrics {
     /// Settled USD per limit and scope kind (each limit a request counted against).
-    pub limit_spend_usd: CounterVec,
+    pub limit_spend_usd: Memoized<CounterVec>,
     /// Reserved minus actual USD per settlement: how far the worst case was
     /// from the bill (negative: the estimate was short, see the overshoot bound).
     pub settle_error_usd: prometheus::Histogram,
     registry: Registry,
     /// `tollgate_budget_admissions_total{outcome}`: admitted, downgraded,
     /// fail_open, or the refusal code.
-    pub admissions: IntCounterVec,
+    pub admissions: Memoized<IntCounterVec>,
     /// `tollgate_budget_refusals_total{limit, scope, reason}`: budget
     /// refusals by limit; reason `exceeded` or `missing_header`.
     pub refusals: IntCounterVec,
@@ -33,9 +35,9 @@ pub struct BudgetMetrics {
     /// actions that fired.
     pub actions: IntCounterVec,
     /// `tollgate_budget_spend_usd_total{model}`: settled cost by price entry.
-    pub spend_usd: CounterVec,
+    pub spend_usd: Memoized<CounterVec>,
     /// `tollgate_budget_tokens_total{model, type, estimated}`.
-    pub tokens: IntCounterVec,
+    pub tokens: Memoized<IntCounterVec>,
     /// `tollgate_budget_threshold_crossings_total{limit, threshold}`.
     pub threshold_crossings: IntCounterVec,
     /// `tollgate_budget_usage_ratio{limit}`: spent / limit of the current
@@ -46,13 +48,13 @@ pub struct BudgetMetrics {
     pub in_flight: IntGauge,
     /// `tollgate_budget_settlements_total{outcome, estimated}`: settled,
     /// released, dropped (an admission dropped without either).
-    pub settlements: IntCounterVec,
+    pub settlements: Memoized<IntCounterVec>,
     /// `tollgate_budget_unknown_price_total{action}`: refused, default.
     pub unknown_price: IntCounterVec,
     /// `tollgate_budget_store_errors_total{store, op}`.
     pub store_errors: IntCounterVec,
     /// `tollgate_budget_store_duration_seconds{store, op}`.
-    pub store_duration: HistogramVec,
+    pub store_duration: Memoized<HistogramVec>,
     /// `tollgate_budget_pending_settlements`: settlements waiting for Redis.
     pub pending: IntGauge,
     /// `tollgate_budget_lost_settlements_total`: pending settlements dropped
@@ -132,14 +134,14 @@ impl BudgetMetrics {
         r.register(Box::new(settle_error_usd.clone()))
             .expect("unique metric");
         BudgetMetrics {
-            limit_spend_usd,
+            limit_spend_usd: Memoized::new(limit_spend_usd),
             settle_error_usd,
-            admissions: counter(
+            admissions: Memoized::new(counter(
                 &r,
                 "tollgate_budget_admissions_total",
                 "Admission decisions: admitted, downgraded, fail_open, or the refusal code.",
                 &["outcome"],
-            ),
+            )),
             refusals: counter(
                 &r,
                 "tollgate_budget_refusals_total",
@@ -152,13 +154,13 @@ impl BudgetMetrics {
                 "Exhausted budgets whose action let the request through (downgrade, warn).",
                 &["limit", "action"],
             ),
-            spend_usd,
-            tokens: counter(
+            spend_usd: Memoized::new(spend_usd),
+            tokens: Memoized::new(counter(
                 &r,
                 "tollgate_budget_tokens_total",
                 "Settled tokens by price-table entry, type and whether the tokenizer estimated them.",
                 &["model", "type", "estimated"],
-            ),
+            )),
             threshold_crossings: counter(
                 &r,
                 "tollgate_budget_threshold_crossings_total",
@@ -171,12 +173,12 @@ impl BudgetMetrics {
                 "tollgate_budget_reservations_in_flight",
                 "Admissions holding a reservation in this process.",
             ),
-            settlements: counter(
+            settlements: Memoized::new(counter(
                 &r,
                 "tollgate_budget_settlements_total",
                 "Ends of admissions: settled, released, dropped (neither; released automatically).",
                 &["outcome", "estimated"],
-            ),
+            )),
             unknown_price: counter(
                 &r,
                 "tollgate_budget_unknown_price_total",
@@ -189,7 +191,7 @@ impl BudgetMetrics {
                 "Failed budget store calls by store and operation.",
                 &["store", "op"],
             ),
-            store_duration,
+            store_duration: Memoized::new(store_duration),
             pending: gauge(
                 &r,
                 "tollgate_budget_pending_settlements",

@@ -297,7 +297,7 @@ impl BudgetEngine {
             Ok(a) if !a.is_reserved() && !self.is_empty() => {
                 m.admissions.with_label_values(&["fail_open"]).inc()
             }
-            Ok(_) => m.admissions.with_label_values(&["admitted"]).inc(),
+            Ok(_) => m.admissions.series(&["admitted"]).inc(),
             Err(r) => m.admissions.with_label_values(&[r.refusal.code()]).inc(),
         }
         res

@@ -5,17 +5,18 @@ use prometheus::{
 };
 
 use super::semantic::shared::SharedMetrics;
+use crate::metrics::Memoized;
 
 /// Cache metrics, on the proxy's /metrics page.
 pub struct CacheMetrics {
     registry: Registry,
     /// result: hit, miss, bypass, uncacheable, error; store: memory, redis.
-    pub lookups: IntCounterVec,
-    pub stores: IntCounterVec,
+    pub lookups: Memoized<IntCounterVec>,
+    pub stores: Memoized<IntCounterVec>,
     pub saved_tokens: IntCounterVec,
     /// USD hits did not spend, at the budgets' price table.
     pub saved_usd: prometheus::Counter,
-    pub lookup_duration: HistogramVec,
+    pub lookup_duration: Memoized<HistogramVec>,
     pub entries: IntGauge,
     pub bytes: IntGauge,
     /// embedder: the config name.
@@ -150,11 +151,11 @@ impl CacheMetrics {
         let shared = SharedMetrics::new(&r);
         CacheMetrics {
             registry: r,
-            lookups,
-            stores,
+            lookups: Memoized::new(lookups),
+            stores: Memoized::new(stores),
             saved_tokens,
             saved_usd,
-            lookup_duration,
+            lookup_duration: Memoized::new(lookup_duration),
             entries,
             bytes,
             embedding_duration,

@@ -337,13 +337,10 @@ impl ResponseCache {
     }
 
     fn observe(&self, result: &str, store: &str, started: Instant) {
-        self.metrics
-            .lookups
-            .with_label_values(&[result, store])
-            .inc();
+        self.metrics.lookups.series(&[result, store]).inc();
         self.metrics
             .lookup_duration
-            .with_label_values(&[store])
+            .series(&[store])
             .observe(started.elapsed().as_secs_f64());
     }
 
@@ -373,10 +370,7 @@ impl ResponseCache {
             return false;
         }
         self.memory.insert(key, Stored::new(entry.clone(), ttl));
-        self.metrics
-            .stores
-            .with_label_values(&["stored", "memory"])
-            .inc();
+        self.metrics.stores.series(&["stored", "memory"]).inc();
         let publish = probe.and_then(|p| self.semantic.remember(p, key, ttl));
         if self.redis.is_some() {
             let me = self.clone();

@@ -4,6 +4,7 @@
 
 use std::sync::OnceLock;
 
+use crate::metrics::Memoized;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
 };
@@ -16,7 +17,7 @@ const SCAN_BUCKETS: &[f64] = &[
 
 pub struct PiiMetrics {
     /// `tollgate_pii_detections_total{entity_type, action, direction}`.
-    pub detections: IntCounterVec,
+    pub detections: Memoized<IntCounterVec>,
     /// `tollgate_pii_blocked_requests_total{filter}`: `pii` or `prompt_guard`.
     pub blocked: IntCounterVec,
     /// `tollgate_prompt_guard_hits_total{rule, source, action}`.
@@ -51,11 +52,11 @@ impl PiiMetrics {
             h
         };
         PiiMetrics {
-            detections: counter(
+            detections: Memoized::new(counter(
                 "tollgate_pii_detections_total",
                 "PII and secrets detected, by entity type, action taken and direction (request, response).",
                 &["entity_type", "action", "direction"],
-            ),
+            )),
             blocked: counter(
                 "tollgate_pii_blocked_requests_total",
                 "Requests refused by the PII policy (filter=pii) or the prompt guard (filter=prompt_guard).",

@@ -182,7 +182,7 @@ impl<'a> Scan<'a> {
         let m = self.metrics;
         for ((entity, action), n) in &self.red.counts {
             m.detections
-                .with_label_values(&[self.engine.name(*entity), action.as_str(), "request"])
+                .series(&[self.engine.name(*entity), action.as_str(), "request"])
                 .inc_by(*n);
         }
         m.scan_time(false).observe(started.elapsed().as_secs_f64());

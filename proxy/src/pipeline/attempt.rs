@@ -95,7 +95,7 @@ pub(crate) async fn run(x: &Exchange<'_>, settle: &mut Settle) -> Result<Answer,
     let mut next = first_target(plan, &stats, x);
     if let Some(i) = next {
         m.selections
-            .with_label_values(&[plan.label, &plan.targets[i].key])
+            .series(&[plan.label, &plan.targets[i].key])
             .inc();
     }
     while let Some(i) = next {
@@ -140,7 +140,7 @@ pub(crate) async fn run(x: &Exchange<'_>, settle: &mut Settle) -> Result<Answer,
                 Ok(mut answer) => {
                     record(x.shared, &stats[i], policy, false);
                     m.attempts
-                        .with_label_values(&[plan.label, &target.key, "success"])
+                        .series(&[plan.label, &target.key, "success"])
                         .inc();
                     if let Some(shadow) = mirror {
                         mirror_to(x, shadow, &mut answer, settle);

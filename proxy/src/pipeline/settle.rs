@@ -260,7 +260,7 @@ impl Settle {
         let provider = self.provider.as_deref().unwrap_or("");
         self.metrics
             .upstream_duration
-            .with_label_values(&[provider, status_class(status)])
+            .series(&[provider, status_class(status)])
             .observe(took.as_secs_f64());
     }
 

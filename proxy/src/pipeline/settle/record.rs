@@ -1,13 +1,14 @@
 //! The metrics of one request, recorded once when it ends.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus::Histogram;
 use tollgate_config::{Provider, ProviderType};
 
 use crate::api::usage::Usage;
-use crate::metrics::Metrics;
+use crate::metrics::{EndedSeries, Metrics};
 
 /// How a request ended, for logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,36 +52,73 @@ pub(super) struct Ended<'a> {
 
 impl Ended<'_> {
     pub(super) fn observe(&self, m: &Metrics) {
-        let gen_ai = &self.gen_ai;
-        let (model, provider) = (self.model, gen_ai[4]);
-        m.requests
-            .with_label_values(&[self.route, model, provider, self.status_class])
-            .inc();
-        m.operation_duration
-            .with_label_values(&[&gen_ai[..], &[self.error_type]].concat())
-            .observe(self.elapsed.as_secs_f64());
+        let (model, provider) = (self.model, self.gen_ai[4]);
+        let [op, gen_provider, requested, response, config_provider] = self.gen_ai;
+        let key = [
+            self.route,
+            model,
+            self.status_class,
+            self.error_type,
+            op,
+            gen_provider,
+            requested,
+            response,
+            config_provider,
+        ];
+        let gen_ai = [op, gen_provider, requested, response, config_provider];
+        let series = m.ended.get(&key, || {
+            Arc::new(EndedSeries {
+                requests: m
+                    .requests
+                    .series(&[self.route, model, provider, self.status_class]),
+                duration: m.operation_duration.series(&[
+                    op,
+                    gen_provider,
+                    requested,
+                    response,
+                    config_provider,
+                    self.error_type,
+                ]),
+                usage: Default::default(),
+                tokens: Default::default(),
+            })
+        });
+        series.requests.inc();
+        series.duration.observe(self.elapsed.as_secs_f64());
         if let Some(ttfc) = self.ttfc {
             m.time_to_first_chunk
-                .with_label_values(gen_ai)
+                .with_label_values(&gen_ai)
                 .observe(ttfc.as_secs_f64());
         }
         if let Some(u) = self.usage {
-            m.token_usage
-                .with_label_values(&[&gen_ai[..], &["input"]].concat())
-                .observe(u.input as f64);
-            m.token_usage
-                .with_label_values(&[&gen_ai[..], &["output"]].concat())
-                .observe(u.output as f64);
-            for (kind, n) in [
-                ("input", u.input),
-                ("output", u.output),
-                ("cached_input", u.cached_input),
-                ("cache_creation", u.cache_creation),
-                ("reasoning", u.reasoning),
-            ] {
+            for (i, (kind, n)) in [("input", u.input), ("output", u.output)]
+                .into_iter()
+                .enumerate()
+            {
+                series.usage[i]
+                    .get_or_init(|| {
+                        m.token_usage.series(&[
+                            op,
+                            gen_provider,
+                            requested,
+                            response,
+                            config_provider,
+                            kind,
+                        ])
+                    })
+                    .observe(n as f64);
+            }
+            let counts = [
+                u.input,
+                u.output,
+                u.cached_input,
+                u.cache_creation,
+                u.reasoning,
+            ];
+            for (i, (kind, n)) in EndedSeries::TOKEN_KINDS.into_iter().zip(counts).enumerate() {
                 if n > 0 {
-                    m.tokens
-                        .with_label_values(&[provider, model, kind])
+                    series.tokens[i]
+                        .get_or_init(|| m.tokens.series(&[provider, model, kind]))
                         .inc_by(n);
                 }
             }

@@ -5,7 +5,6 @@
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::api::checked::CheckedBody;
 use crate::api::usage::{StreamUsage, Usage};
 use crate::api::{Event, Family};
 use crate::body::End;
@@ -61,16 +60,13 @@ impl Phase for UsageCapture {
 
     fn event(&mut self, mut ev: Event, tally: &mut Tally, out: &mut Vec<Event>) {
         if ev.is_body() && self.checked {
-            let body = ev.read::<CheckedBody>();
-            let usage = body
-                .as_ref()
-                .and_then(|b| b.usage.as_ref())
-                .and_then(|u| Usage::of_field(self.api, u));
+            let read = Usage::of_checked(self.api, &ev);
+            let (json, usage) = (read.is_some(), read.flatten());
             tally.usage = usage;
             tally.usage_complete = true;
             tally.checked = Some(Checked {
                 family: self.api,
-                json: body.is_some(),
+                json,
                 usage,
             });
         } else if ev.is_body() {
