@@ -148,7 +148,7 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
                 .build()
                 .context("starting the runtime")?;
             let workers = Workers::spawn(count - 1).context("starting the workers")?;
-            let served = rt.block_on(serve(path, &workers, "perCore"));
+            let served = rt.block_on(serve(path, &workers, count, "perCore"));
             drop(rt);
             drop(workers);
             served
@@ -160,13 +160,20 @@ fn run(path: PathBuf) -> anyhow::Result<()> {
                 .thread_name("tollgate")
                 .build()
                 .context("starting the runtime")?;
-            rt.block_on(serve(path, &Workers::none(), "workStealing"))
+            rt.block_on(serve(path, &Workers::none(), count, "workStealing"))
         }
     }
 }
 
-/// Serves until SIGTERM or SIGINT, then drains.
-async fn serve(path: PathBuf, workers: &Workers, runtime: &'static str) -> anyhow::Result<()> {
+/// Serves until SIGTERM or SIGINT, then drains. `count` workers run the
+/// data path (`workers`' threads and the caller's in `perCore`, the
+/// caller's multi-thread runtime's in `workStealing`).
+async fn serve(
+    path: PathBuf,
+    workers: &Workers,
+    count: usize,
+    runtime: &'static str,
+) -> anyhow::Result<()> {
     // Before the listeners open: a SIGTERM that comes as soon as the
     // sidecar is ready must drain it, not kill it.
     let shutdown = ShutdownSignal::install()?;
@@ -183,14 +190,10 @@ async fn serve(path: PathBuf, workers: &Workers, runtime: &'static str) -> anyho
         use std::io::Write;
         let _ = std::io::stdout().flush();
     }
-    let workers = match runtime {
-        "perCore" => workers.len(),
-        _ => tokio::runtime::Handle::current().metrics().num_workers(),
-    };
     tracing::info!(
         data = %proxy.data_addr(),
         admin = %proxy.admin_addr(),
-        workers,
+        workers = count,
         runtime,
         "started"
     );

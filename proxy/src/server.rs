@@ -104,9 +104,19 @@ where
 /// With `reuse_port`, other listeners (one per per-core worker) may bind the
 /// same address and the kernel spreads new connections over them.
 pub(crate) fn bind(addr: SocketAddr, reuse_port: bool, what: &str) -> std::io::Result<TcpListener> {
-    let named = |e: std::io::Error| {
-        std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}"))
-    };
+    let socket = bound(addr, reuse_port, what)?;
+    socket.listen(1024).map_err(|e| named(e, addr, what))
+}
+
+/// Fails, as a listener's bind would, when something already listens on
+/// `addr`; binds nothing (the socket is closed before it listens).
+pub(crate) fn probe(addr: SocketAddr, what: &str) -> std::io::Result<()> {
+    bound(addr, false, what).map(drop)
+}
+
+/// A socket bound to `addr`, not yet listening.
+fn bound(addr: SocketAddr, reuse_port: bool, what: &str) -> std::io::Result<TcpSocket> {
+    let named = |e| named(e, addr, what);
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -120,21 +130,12 @@ pub(crate) fn bind(addr: SocketAddr, reuse_port: bool, what: &str) -> std::io::R
         socket.set_reuseport(true).map_err(named)?;
     }
     socket.bind(addr).map_err(named)?;
-    socket.listen(1024).map_err(named)
+    Ok(socket)
 }
 
-/// Fails, as a listener's bind would, when something already listens on
-/// `addr`; binds nothing (the socket is closed before it listens).
-pub(crate) fn probe(addr: SocketAddr, what: &str) -> std::io::Result<()> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }?;
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr).map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}"))
-    })
+/// `e`, saying which address could not be listened on and what for.
+fn named(e: std::io::Error, addr: SocketAddr, what: &str) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}"))
 }
 
 /// Convenience for handlers that need shared state.
