@@ -74,6 +74,16 @@ impl From<OpenAiUsage> for Usage {
     }
 }
 
+/// A whole Anthropic answer's usage: what [`Usage::merge_anthropic`]
+/// makes of it with nothing before it.
+impl From<AnthropicUsage> for Usage {
+    fn from(u: AnthropicUsage) -> Self {
+        let mut usage = Usage::default();
+        usage.merge_anthropic(&u);
+        usage
+    }
+}
+
 impl Usage {
     fn merge_anthropic(&mut self, u: &AnthropicUsage) {
         // message_start carries input and cache counts; message_delta carries
@@ -118,13 +128,9 @@ impl Usage {
                 Family::OpenAi => ev
                     .read::<TypedView<OpenAiUsage>>()
                     .map(|b| b.usage.map(Usage::from)),
-                Family::Anthropic => ev.read::<TypedView<AnthropicUsage>>().map(|b| {
-                    b.usage.map(|a| {
-                        let mut usage = Usage::default();
-                        usage.merge_anthropic(&a);
-                        usage
-                    })
-                }),
+                Family::Anthropic => ev
+                    .read::<TypedView<AnthropicUsage>>()
+                    .map(|b| b.usage.map(Usage::from)),
             };
             match typed {
                 Some(usage) => usage,
@@ -169,16 +175,12 @@ impl Usage {
                     reasoning_tokens: f.reasoning_tokens,
                 }),
             })),
-            Family::Anthropic => {
-                let mut usage = Usage::default();
-                usage.merge_anthropic(&AnthropicUsage {
-                    input_tokens: f.input_tokens,
-                    output_tokens: f.output_tokens,
-                    cache_creation_input_tokens: f.cache_creation_input_tokens,
-                    cache_read_input_tokens: f.cache_read_input_tokens,
-                });
-                Some(usage)
-            }
+            Family::Anthropic => Some(Usage::from(AnthropicUsage {
+                input_tokens: f.input_tokens,
+                output_tokens: f.output_tokens,
+                cache_creation_input_tokens: f.cache_creation_input_tokens,
+                cache_read_input_tokens: f.cache_read_input_tokens,
+            })),
         }
     }
 
@@ -189,11 +191,7 @@ impl Usage {
         }
         match family {
             Family::OpenAi => OpenAiUsage::deserialize(u).ok().map(Usage::from),
-            Family::Anthropic => {
-                let mut usage = Usage::default();
-                usage.merge_anthropic(&AnthropicUsage::deserialize(u).ok()?);
-                Some(usage)
-            }
+            Family::Anthropic => AnthropicUsage::deserialize(u).ok().map(Usage::from),
         }
     }
 }
